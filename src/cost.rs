@@ -1,0 +1,62 @@
+//! MACs and parameters at any width (DESIGN.md §5): conv `out·oh·ow·(in/groups)·kh·kw`,
+//! linear `in·out`; BN, activations, adds, multiplies and pooling cost no MACs. Parameters
+//! are the weight slices in use plus biases plus BN's γ and β.
+
+use serde::Serialize;
+
+use crate::ir::{LayerShape, Network, Op};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Cost {
+    pub macs: u64,
+    pub params: u64,
+}
+
+impl std::ops::AddAssign for Cost {
+    fn add_assign(&mut self, o: Cost) {
+        self.macs = self.macs.saturating_add(o.macs);
+        self.params = self.params.saturating_add(o.params);
+    }
+}
+
+/// The cost of one layer with the given channels and output size.
+pub fn layer_cost(op: &Op, shape: LayerShape, hw: [u32; 2]) -> Cost {
+    let (i, o) = (u64::from(shape.in_c), u64::from(shape.out));
+    match op {
+        Op::Conv { kernel, groups: _, bias, .. } => {
+            let per_out = i / u64::from(shape.groups.max(1)) * u64::from(kernel[0]) * u64::from(kernel[1]);
+            let weights = o.saturating_mul(per_out);
+            Cost {
+                macs: weights.saturating_mul(u64::from(hw[0]) * u64::from(hw[1])),
+                params: weights + if *bias { o } else { 0 },
+            }
+        }
+        Op::Linear { bias } => Cost { macs: i * o, params: i * o + if *bias { o } else { 0 } },
+        Op::BatchNorm => Cost { macs: 0, params: 2 * o },
+        _ => Cost::default(),
+    }
+}
+
+/// Per-layer costs (indexed like `net.layers`) and the total, when the search dimensions
+/// have `dims` channels.
+pub fn cost(net: &Network, dims: &[u32]) -> (Cost, Vec<Cost>) {
+    let shapes = net.layer_shapes(dims);
+    let per: Vec<Cost> = net.layers.iter().map(|(id, l)| layer_cost(&l.op, shapes[id.index()], l.hw)).collect();
+    let mut total = Cost::default();
+    per.iter().for_each(|c| total += *c);
+    (total, per)
+}
+
+/// `12.3M`, `1.81G`: MACs and parameter counts for people.
+pub fn human(n: u64) -> String {
+    let f = n as f64;
+    if f >= 1e9 {
+        format!("{:.3}G", f / 1e9)
+    } else if f >= 1e6 {
+        format!("{:.2}M", f / 1e6)
+    } else if f >= 1e3 {
+        format!("{:.1}K", f / 1e3)
+    } else {
+        n.to_string()
+    }
+}

@@ -1,0 +1,317 @@
+//! The intermediate representation: one [`Network`] per `network` definition, an arena of
+//! layers in forward order with typed handles, every layer's channel count as a [`Width`]
+//! over the search dimensions, and the [`SearchSpace`]. Backends (cost, runtime, emit) read
+//! only this; it mirrors the language, not any framework.
+
+mod arena;
+pub mod dump;
+mod space;
+mod validate;
+
+pub use arena::{Arena, Handle};
+pub use space::{DecodeError, LayerShape, SpaceEntry};
+pub use validate::validate;
+
+use serde::Serialize;
+
+use crate::syntax::ast::Span;
+
+pub type LayerId = Handle<Layer>;
+
+/// How a real-valued channel count `base × w` becomes an integer (DESIGN.md §4).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub enum Rounding {
+    /// `int(v)` (Joslim, S-ResNet).
+    Floor,
+    /// Round half to even, as Python's `round`.
+    Nearest,
+    /// MobileNet's `_make_divisible(v, d)`: nearest multiple of `d`, at least `d`, and
+    /// never more than 10 % below `v`.
+    MakeDivisible(u32),
+}
+
+/// Slack for `base × w` products such as `0.29 × 100 = 28.999…`, so that a written width
+/// of 0.29 gives the 29 channels a user expects.
+const EPS: f64 = 1e-6;
+
+impl Rounding {
+    pub fn apply(self, v: f64) -> u32 {
+        let r = match self {
+            Rounding::Floor => (v + EPS).floor(),
+            Rounding::Nearest => v.round_ties_even(),
+            Rounding::MakeDivisible(d) => {
+                let d = f64::from(d.max(1));
+                let mut n = d.max(((v + d / 2.0 + EPS) / d).floor() * d);
+                if n < 0.9 * v - EPS {
+                    n += d;
+                }
+                n
+            }
+        };
+        r.clamp(0.0, f64::from(u32::MAX)) as u32
+    }
+
+    /// Parses the CLI spelling: `floor`, `nearest`, `make_divisible(8)` or `make_divisible:8`.
+    pub fn parse(s: &str) -> Option<Rounding> {
+        match s {
+            "floor" => Some(Rounding::Floor),
+            "nearest" => Some(Rounding::Nearest),
+            "make_divisible" => Some(Rounding::MakeDivisible(8)),
+            _ => {
+                let rest = s.strip_prefix("make_divisible")?;
+                let d = rest.trim_start_matches([':', '(']).trim_end_matches(')');
+                d.parse().ok().filter(|&d| d > 0).map(Rounding::MakeDivisible)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Rounding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rounding::Floor => f.write_str("floor"),
+            Rounding::Nearest => f.write_str("nearest"),
+            Rounding::MakeDivisible(d) => write!(f, "make_divisible({d})"),
+        }
+    }
+}
+
+/// A layer's output channel count as a function of the search dimensions' channels.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum Width {
+    /// Search dimension `i`.
+    Dim(usize),
+    /// Never slimmed.
+    Fixed(u32),
+    /// Concatenation.
+    Sum(Vec<Width>),
+    /// One of `parts` equal channel splits.
+    Part { of: Box<Width>, parts: u32 },
+    /// `rounding(ratio × of)`, at least 1 (an SE squeeze).
+    Ratio { of: Box<Width>, ratio: f64, rounding: Rounding },
+}
+
+impl Width {
+    /// The channel count when the dimensions have `dims` channels.
+    pub fn eval(&self, dims: &[u32]) -> u32 {
+        match self {
+            Width::Dim(i) => dims[*i],
+            Width::Fixed(n) => *n,
+            Width::Sum(items) => items.iter().map(|w| w.eval(dims)).sum(),
+            Width::Part { of, parts } => of.eval(dims) / parts,
+            Width::Ratio { of, ratio, rounding } => rounding.apply(ratio * f64::from(of.eval(dims))).max(1),
+        }
+    }
+
+    /// Every search dimension this width depends on.
+    pub fn dims(&self, out: &mut Vec<usize>) {
+        match self {
+            Width::Dim(i) => out.push(*i),
+            Width::Fixed(_) => {}
+            Width::Sum(items) => items.iter().for_each(|w| w.dims(out)),
+            Width::Part { of, .. } | Width::Ratio { of, .. } => of.dims(out),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    Relu,
+    Relu6,
+    Hswish,
+    Swish,
+    Sigmoid,
+    Hsigmoid,
+}
+
+/// How a convolution's channels are grouped, evaluated at each width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Groups {
+    /// A fixed number of groups (1 for a dense conv).
+    Count(u32),
+    /// Groups of this many channels (RegNet's group width): `groups = in / k`.
+    Width(u32),
+    /// One group per input channel; output channels follow the input.
+    Depthwise,
+}
+
+impl Groups {
+    pub fn eval(self, in_c: u32) -> u32 {
+        match self {
+            Groups::Count(n) => n,
+            Groups::Width(k) => (in_c / k).max(1),
+            Groups::Depthwise => in_c,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Input,
+    Conv { kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2], dilation: [u32; 2], groups: Groups, bias: bool },
+    Linear { bias: bool },
+    BatchNorm,
+    Act(Activation),
+    MaxPool { kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2] },
+    AvgPool { kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2] },
+    GlobalAvgPool,
+    Flatten,
+    Dropout { p: f64 },
+    Add,
+    Mul,
+    Concat,
+    /// Channel split: part `part` of `parts` equal parts.
+    Split { part: u32, parts: u32 },
+    Shuffle { groups: u32 },
+    /// Spatial subsampling `x[:, :, ::s, ::s]` (option-A shortcut).
+    Subsample { stride: u32 },
+    /// Zero channels appended up to the output width (option-A shortcut).
+    ZeroPad,
+}
+
+impl Op {
+    /// The short name used in tables, JSON and layer names.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Input => "input",
+            Op::Conv { groups: Groups::Depthwise, .. } => "dwconv",
+            Op::Conv { .. } => "conv",
+            Op::Linear { .. } => "linear",
+            Op::BatchNorm => "bn",
+            Op::Act(Activation::Relu) => "relu",
+            Op::Act(Activation::Relu6) => "relu6",
+            Op::Act(Activation::Hswish) => "hswish",
+            Op::Act(Activation::Swish) => "swish",
+            Op::Act(Activation::Sigmoid) => "sigmoid",
+            Op::Act(Activation::Hsigmoid) => "hsigmoid",
+            Op::MaxPool { .. } => "maxpool",
+            Op::AvgPool { .. } => "avgpool",
+            Op::GlobalAvgPool => "global_avgpool",
+            Op::Flatten => "flatten",
+            Op::Dropout { .. } => "dropout",
+            Op::Add => "add",
+            Op::Mul => "mul",
+            Op::Concat => "concat",
+            Op::Split { .. } => "split",
+            Op::Shuffle { .. } => "shuffle",
+            Op::Subsample { .. } => "subsample",
+            Op::ZeroPad => "zeropad",
+        }
+    }
+
+    pub fn kernel(&self) -> [u32; 2] {
+        match self {
+            Op::Conv { kernel, .. } | Op::MaxPool { kernel, .. } | Op::AvgPool { kernel, .. } => *kernel,
+            _ => [1, 1],
+        }
+    }
+
+    pub fn stride(&self) -> [u32; 2] {
+        match self {
+            Op::Conv { stride, .. } | Op::MaxPool { stride, .. } | Op::AvgPool { stride, .. } => *stride,
+            Op::Subsample { stride } => [*stride, *stride],
+            _ => [1, 1],
+        }
+    }
+}
+
+/// Which part of the network a layer belongs to; search dimensions are ordered by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Section {
+    Input,
+    Stem,
+    /// Stage `i`, counted from 1 as in the papers' tables.
+    Stage(usize),
+    Head,
+}
+
+impl Section {
+    /// The number used in JSON: 0 for the input and stem, `i` for stage `i`, stages + 1 for the head.
+    pub fn index(self, stages: usize) -> usize {
+        match self {
+            Section::Input | Section::Stem => 0,
+            Section::Stage(i) => i,
+            Section::Head => stages + 1,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Layer {
+    /// Hierarchical name, e.g. `stage2.0.main.conv1`.
+    pub name: String,
+    pub op: Op,
+    pub inputs: Vec<LayerId>,
+    /// Output channels as a function of the search dimensions.
+    pub width: Width,
+    /// Output channels at full width.
+    pub channels: u32,
+    /// Output height and width.
+    pub hw: [u32; 2],
+    pub section: Section,
+    #[serde(skip)]
+    pub span: Span,
+}
+
+/// A parameter value of a network, after defaults and `--set`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ParamValue {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl std::fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamValue::Int(v) => write!(f, "{v}"),
+            ParamValue::Float(v) => write!(f, "{v}"),
+            ParamValue::Bool(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// One search dimension: a set of layers whose output channels move together.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Dim {
+    /// Channels at full width (the declared count).
+    pub base: u32,
+    pub section: Section,
+    /// Every decoded count is a multiple of this (group widths, channel splits).
+    pub divisor: u32,
+    /// Lower bounds from zero-padded shortcuts: this dimension is at least each of these.
+    pub at_least: Vec<Width>,
+    /// Layers whose output width is exactly this dimension.
+    pub layers: Vec<LayerId>,
+}
+
+/// The derived search space: what the reference code's `search_dim`, `channel_space`,
+/// `decode_wm`, `decode_ch` and `set_real_ch` compute by hand.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SearchSpace {
+    pub dims: Vec<Dim>,
+    pub stages: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Network {
+    pub name: String,
+    pub params: Vec<(String, ParamValue)>,
+    /// `[C, H, W]`.
+    pub input: [u32; 3],
+    pub rounding: Rounding,
+    pub layers: Arena<Layer>,
+    pub output: LayerId,
+    pub space: SearchSpace,
+}
+
+impl Network {
+    /// The layers in forward order, without the input.
+    pub fn compute_layers(&self) -> impl Iterator<Item = (LayerId, &Layer)> {
+        self.layers.iter().filter(|(_, l)| l.op != Op::Input)
+    }
+}

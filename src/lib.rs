@@ -1,0 +1,56 @@
+//! slimc: a compiler for slimmable neural networks.
+//!
+//! ```text
+//! .slim text ─ syntax (pest grammar → AST with spans)
+//!            ─ sema   (resolve → elaborate: shapes + channel union-find → search space)
+//!            ─ ir     (arena of layers + SearchSpace: search_dim, channel_space, decode)
+//!            └ cost   (MACs / params at any width)
+//! ```
+//!
+//! The library never prints or exits; `src/main.rs` does. Entry point: [`compile`].
+
+pub mod cost;
+pub mod diagnostic;
+pub mod ir;
+pub mod sema;
+pub mod syntax;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use sema::Options;
+
+/// Compiles `.slim` source into one IR network per `network` definition, or every error
+/// in the file, sorted by position. `path` is only used to label diagnostics.
+pub fn compile(source: &str, path: &str, options: &Options) -> Result<Vec<ir::Network>, Diagnostics> {
+    let file = syntax::parse(source).map_err(|e| Diagnostics::new(path, source, vec![e.to_diagnostic()]))?;
+    let networks = sema::analyse(&file, options)
+        .map_err(|errs| Diagnostics::new(path, source, errs.iter().map(|e| e.to_diagnostic()).collect()))?;
+    for net in &networks {
+        if let Err(msg) = ir::validate(net) {
+            let d = Diagnostic::new("E0900", format!("internal error: invalid IR for `{}`: {msg}", net.name));
+            return Err(Diagnostics::new(path, source, vec![d]));
+        }
+    }
+    Ok(networks)
+}
+
+/// Like [`compile`], for raw bytes: invalid UTF-8 is a diagnostic, not a failure.
+pub fn compile_bytes(bytes: &[u8], path: &str, options: &Options) -> Result<Vec<ir::Network>, Diagnostics> {
+    match std::str::from_utf8(bytes) {
+        Ok(source) => compile(source, path, options),
+        Err(e) => {
+            let at = e.valid_up_to();
+            let source = String::from_utf8_lossy(bytes);
+            let start = source.char_indices().map(|(i, _)| i).find(|&i| i >= at).unwrap_or(source.len());
+            let span = syntax::ast::Span::new(start, (start + 1).min(source.len()));
+            let d = syntax::SyntaxError::NotUtf8 { at: span }.to_diagnostic();
+            Err(Diagnostics::new(path, &source, vec![d]))
+        }
+    }
+}
+
+/// The names of a file's networks and their parameters, for validating `--set` before
+/// compiling. `None` when the file does not parse (compile reports why).
+pub fn network_params(source: &str) -> Option<Vec<(String, Vec<String>)>> {
+    let file = syntax::parse(source).ok()?;
+    Some(file.networks.iter().map(|n| (n.name.name.clone(), n.params.iter().map(|p| p.name.name.clone()).collect())).collect())
+}

@@ -1,0 +1,358 @@
+//! One function per op kind: checks arguments, infers the output's channel term and
+//! spatial size (`shape`), and emits the node.
+
+use super::builtins::OpKind;
+use super::channels::{Conflict, Term};
+use super::error::{Operand, SemaError};
+use super::eval::{limits::*, Elab, Flow, Node};
+use super::value::*;
+use crate::ir::{Groups, Op};
+use crate::syntax::ast::Span;
+
+/// Looks up an argument by parameter name.
+fn arg<'b, 'a>(args: &'b Bound<'a>, name: &str) -> Option<&'b (&'static str, Value<'a>, Span)> {
+    args.iter().find(|(n, _, _)| *n == name)
+}
+
+impl<'a> Elab<'a, '_> {
+    fn int_arg(&mut self, args: &Bound<'a>, name: &str, default: i64, lo: i64, hi: i64) -> Option<u32> {
+        let Some((_, v, s)) = arg(args, name) else { return Some(default as u32) };
+        match v.as_int() {
+            Some(n) if (lo..=hi).contains(&n) => Some(n as u32),
+            Some(n) => {
+                self.limit(&format!("`{name}`"), n, format!("{lo} to {hi}"), *s);
+                None
+            }
+            None => {
+                let (v, s) = (v.clone(), *s);
+                self.type_error_pub("an integer", &v, s);
+                None
+            }
+        }
+    }
+
+    fn bool_arg(&mut self, args: &Bound<'a>, name: &str, default: bool) -> Option<bool> {
+        match arg(args, name) {
+            None => Some(default),
+            Some((_, Value::Bool(b), _)) => Some(*b),
+            Some((_, v, s)) => {
+                let (v, s) = (v.clone(), *s);
+                self.type_error_pub("a boolean", &v, s);
+                None
+            }
+        }
+    }
+
+    pub fn type_error_pub(&mut self, expected: &str, v: &Value<'a>, span: Span) {
+        if !matches!(v, Value::Poison) {
+            self.errors.push(SemaError::Type { expected: expected.into(), found: v.describe(), span, help: None });
+        }
+    }
+
+    /// The `out` width argument of conv, linear and zeropad as a term, its full-width
+    /// count and where it was set.
+    fn width_arg(&mut self, args: &Bound<'a>, op: &str, span: Span) -> Option<(Term, u32, Span)> {
+        let Some((_, v, s)) = arg(args, "out") else {
+            self.errors.push(SemaError::MissingArgument { callee: op.into(), param: "out".into(), span });
+            return None;
+        };
+        let (v, s) = (v.clone(), *s);
+        match v {
+            Value::Width(WidthVal::Shared(g)) => {
+                let base = self.ch.base_of(g);
+                Some((Term::G(g), base, span))
+            }
+            Value::Width(WidthVal::Fixed(n)) => Some((Term::G(self.ch.fresh(n, true, span)), n, span)),
+            Value::Width(WidthVal::Ratio { of, of_c, ratio, rounding }) => {
+                let rounding = rounding.unwrap_or(self.rounding);
+                let base = rounding.apply(ratio * f64::from(of_c)).max(1);
+                if i64::from(base) > MAX_CHANNELS {
+                    self.limit("a channel count", i64::from(base), format!("1 to {MAX_CHANNELS} channels"), s);
+                    return None;
+                }
+                Some((Term::Ratio(Box::new(of), ratio, rounding), base, span))
+            }
+            other => {
+                let n = self.channel_count(&other, s)?;
+                Some((Term::G(self.ch.fresh(n, false, span)), n, span))
+            }
+        }
+    }
+
+    fn node(&mut self, op: Op, inputs: &[&Tensor], out: (Term, u32, Span), hw: [u32; 2], span: Span, sets: bool) -> Flow<Value<'a>> {
+        let name = self.node_name(op.kind());
+        let (term, c, origin) = out;
+        let node = Node {
+            name,
+            op,
+            inputs: inputs.iter().map(|t| t.node).collect(),
+            term: term.clone(),
+            channels: c,
+            hw,
+            section: self.section,
+            span,
+            sets_width: sets,
+        };
+        let id = self.emit(node, span)?;
+        Ok(Value::Tensor(Tensor { node: id, term, c, h: hw[0], w: hw[1], origin }))
+    }
+
+    fn pass(&mut self, op: Op, t: &Tensor, span: Span) -> Flow<Value<'a>> {
+        self.node(op, &[t], (t.term.clone(), t.c, t.origin), [t.h, t.w], span, false)
+    }
+
+    /// Output size of a sliding window, or an error when the window does not fit.
+    fn window(&mut self, t: &Tensor, k: u32, s: u32, p: u32, d: u32, span: Span) -> Option<[u32; 2]> {
+        let reach = d * (k - 1) + 1;
+        let mut out = [0; 2];
+        for (i, size) in [t.h, t.w].into_iter().enumerate() {
+            let padded = size + 2 * p;
+            if padded < reach {
+                self.errors.push(SemaError::KernelTooLarge { span, kernel: k, size, padding: p });
+                return None;
+            }
+            out[i] = (padded - reach) / s + 1;
+        }
+        Some(out)
+    }
+
+    fn divisible(&mut self, term: &Term, k: u32, what: &str, c: u32, span: Span, origin: Span) -> bool {
+        match self.ch.require_divisible(term, k) {
+            Ok(()) => true,
+            Err(conflict) => {
+                self.conflict(conflict, span, what, c, k, origin);
+                false
+            }
+        }
+    }
+
+    fn conflict(&mut self, conflict: Conflict, span: Span, what: &str, c: u32, k: u32, origin: Span) {
+        let e = match conflict {
+            Conflict::NotDivisible { channels, divisor, origin } => {
+                SemaError::NotDivisible { what: what.into(), channels, divisor, span, origin }
+            }
+            Conflict::DerivedDivisibility => SemaError::DerivedConflict {
+                span,
+                help: format!("{what} {k} needs a count the solver can choose; a ratio-derived width ({c} channels) cannot be steered, use a plain width"),
+            },
+            Conflict::Cyclic => SemaError::DerivedConflict { span, help: "a width cannot be derived from itself".into() },
+            Conflict::Base { left, right } => SemaError::NotDivisible { what: what.into(), channels: left.max(right), divisor: k, span, origin },
+            Conflict::FixedForced { fixed, fixed_origin, other_origin } => SemaError::FixedForced { span, fixed, fixed_origin, other_origin },
+            Conflict::Derived => SemaError::DerivedConflict { span, help: "tie plain widths instead".into() },
+        };
+        self.errors.push(e);
+    }
+
+    pub fn op(&mut self, kind: OpKind, name: &str, args: &Bound<'a>, t: Tensor, span: Span) -> Flow<Value<'a>> {
+        match kind {
+            OpKind::Conv => self.conv(args, t, span),
+            OpKind::DwConv => self.dwconv(args, t, span),
+            OpKind::Linear => {
+                let Some(out) = self.width_arg(args, name, span) else { return Ok(Value::Poison) };
+                let Some(bias) = self.bool_arg(args, "bias", true) else { return Ok(Value::Poison) };
+                if !self.flat(&t, "linear", span) {
+                    return Ok(Value::Poison);
+                }
+                self.node(Op::Linear { bias }, &[&t], out, [1, 1], span, true)
+            }
+            OpKind::Bn => self.pass(Op::BatchNorm, &t, span),
+            OpKind::Act(a) => self.pass(Op::Act(a), &t, span),
+            OpKind::Identity => Ok(Value::Tensor(t)),
+            OpKind::Flatten => {
+                if !self.flat(&t, "flatten", span) {
+                    return Ok(Value::Poison);
+                }
+                self.pass(Op::Flatten, &t, span)
+            }
+            OpKind::Dropout => {
+                let p = match arg(args, "p") {
+                    None => 0.0,
+                    Some((_, v, s)) => match v.as_float() {
+                        Some(p) if (0.0..1.0).contains(&p) => p,
+                        _ => {
+                            let (v, s) = (v.clone(), *s);
+                            self.type_error_pub("a probability in [0, 1)", &v, s);
+                            return Ok(Value::Poison);
+                        }
+                    },
+                };
+                self.pass(Op::Dropout { p }, &t, span)
+            }
+            OpKind::MaxPool | OpKind::AvgPool => self.pool(kind, args, t, span),
+            OpKind::Split => {
+                let Some(parts) = self.int_arg(args, "parts", 2, 2, 64) else { return Ok(Value::Poison) };
+                let Some(part) = self.int_arg(args, "part", 0, 0, i64::from(parts) - 1) else { return Ok(Value::Poison) };
+                if t.c % parts != 0 {
+                    self.errors.push(SemaError::NotDivisible { what: "split parts".into(), channels: t.c, divisor: parts, span, origin: t.origin });
+                    return Ok(Value::Poison);
+                }
+                let term = match self.ch.part(&t.term, parts) {
+                    Ok(term) => term,
+                    Err(c) => {
+                        self.conflict(c, span, "split parts", t.c, parts, t.origin);
+                        return Ok(Value::Poison);
+                    }
+                };
+                self.node(Op::Split { part, parts }, &[&t], (term, t.c / parts, t.origin), [t.h, t.w], span, false)
+            }
+            OpKind::Shuffle => {
+                let Some(groups) = self.int_arg(args, "groups", 2, 1, 1024) else { return Ok(Value::Poison) };
+                if !self.divisible(&t.term, groups, "shuffle groups", t.c, span, t.origin) {
+                    return Ok(Value::Poison);
+                }
+                self.pass(Op::Shuffle { groups }, &t, span)
+            }
+            OpKind::Subsample => {
+                let Some(stride) = self.int_arg(args, "stride", 2, 1, MAX_KERNEL) else { return Ok(Value::Poison) };
+                let hw = [t.h.div_ceil(stride), t.w.div_ceil(stride)];
+                self.node(Op::Subsample { stride }, &[&t], (t.term.clone(), t.c, t.origin), hw, span, false)
+            }
+            OpKind::ZeroPad => {
+                let Some((term, c, origin)) = self.width_arg(args, name, span) else { return Ok(Value::Poison) };
+                if c < t.c {
+                    self.errors.push(SemaError::ZeroPadNarrower { span, input: t.c, output: c, input_origin: t.origin });
+                    return Ok(Value::Poison);
+                }
+                if let Term::G(g) = &term {
+                    self.ch.at_least(*g, t.term.clone(), span);
+                }
+                self.node(Op::ZeroPad, &[&t], (term, c, origin), [t.h, t.w], span, true)
+            }
+            OpKind::Add | OpKind::Mul | OpKind::Concat => Ok(Value::Poison),
+        }
+    }
+
+    fn flat(&mut self, t: &Tensor, op: &str, span: Span) -> bool {
+        if t.h == 1 && t.w == 1 {
+            return true;
+        }
+        self.errors.push(SemaError::NeedsFlat { op: op.into(), span, h: t.h, w: t.w });
+        false
+    }
+
+    fn conv(&mut self, args: &Bound<'a>, t: Tensor, span: Span) -> Flow<Value<'a>> {
+        let Some(out) = self.width_arg(args, "conv", span) else { return Ok(Value::Poison) };
+        let (Some(k), Some(s), Some(d)) = (
+            self.int_arg(args, "k", 1, 1, MAX_KERNEL),
+            self.int_arg(args, "stride", 1, 1, MAX_KERNEL),
+            self.int_arg(args, "dilation", 1, 1, 64),
+        ) else {
+            return Ok(Value::Poison);
+        };
+        let (Some(p), Some(g), Some(gw), Some(bias)) = (
+            self.int_arg(args, "padding", i64::from((k - 1) / 2 * d), 0, MAX_KERNEL),
+            self.int_arg(args, "groups", 1, 1, MAX_CHANNELS),
+            self.int_arg(args, "group_width", 0, 0, MAX_CHANNELS),
+            self.bool_arg(args, "bias", false),
+        ) else {
+            return Ok(Value::Poison);
+        };
+        let groups = if gw > 0 {
+            if g > 1 {
+                let at = arg(args, "group_width").map_or(span, |a| a.2);
+                self.errors.push(SemaError::Misplaced {
+                    what: "both `groups` and `group_width` given".into(),
+                    span: at,
+                    help: "give the number of groups or the channels per group, not both".into(),
+                });
+                return Ok(Value::Poison);
+            }
+            Groups::Width(gw)
+        } else {
+            Groups::Count(g)
+        };
+        let k_div = match groups {
+            Groups::Width(w) => w,
+            Groups::Count(n) => n,
+            Groups::Depthwise => 1,
+        };
+        let what = if gw > 0 { "group width" } else { "groups" };
+        if !self.divisible(&t.term, k_div, what, t.c, span, t.origin) || !self.divisible(&out.0, k_div, what, out.1, span, out.2) {
+            return Ok(Value::Poison);
+        }
+        let Some(hw) = self.window(&t, k, s, p, d, span) else { return Ok(Value::Poison) };
+        let op = Op::Conv { kernel: [k, k], stride: [s, s], padding: [p, p], dilation: [d, d], groups, bias };
+        self.node(op, &[&t], out, hw, span, true)
+    }
+
+    fn dwconv(&mut self, args: &Bound<'a>, t: Tensor, span: Span) -> Flow<Value<'a>> {
+        let (Some(k), Some(s), Some(d), Some(bias)) = (
+            self.int_arg(args, "k", 3, 1, MAX_KERNEL),
+            self.int_arg(args, "stride", 1, 1, MAX_KERNEL),
+            self.int_arg(args, "dilation", 1, 1, 64),
+            self.bool_arg(args, "bias", false),
+        ) else {
+            return Ok(Value::Poison);
+        };
+        let Some(p) = self.int_arg(args, "padding", i64::from((k - 1) / 2 * d), 0, MAX_KERNEL) else { return Ok(Value::Poison) };
+        let Some(hw) = self.window(&t, k, s, p, d, span) else { return Ok(Value::Poison) };
+        let op = Op::Conv { kernel: [k, k], stride: [s, s], padding: [p, p], dilation: [d, d], groups: Groups::Depthwise, bias };
+        self.node(op, &[&t], (t.term.clone(), t.c, t.origin), hw, span, false)
+    }
+
+    fn pool(&mut self, kind: OpKind, args: &Bound<'a>, t: Tensor, span: Span) -> Flow<Value<'a>> {
+        if kind == OpKind::AvgPool && arg(args, "k").is_none() {
+            return self.node(Op::GlobalAvgPool, &[&t], (t.term.clone(), t.c, t.origin), [1, 1], span, false);
+        }
+        let Some(k) = self.int_arg(args, "k", 2, 1, MAX_KERNEL) else { return Ok(Value::Poison) };
+        let (Some(s), Some(p)) = (self.int_arg(args, "stride", i64::from(k), 1, MAX_KERNEL), self.int_arg(args, "padding", 0, 0, MAX_KERNEL)) else {
+            return Ok(Value::Poison);
+        };
+        let Some(hw) = self.window(&t, k, s, p, 1, span) else { return Ok(Value::Poison) };
+        let (kernel, stride, padding) = ([k, k], [s, s], [p, p]);
+        let op = if kind == OpKind::MaxPool { Op::MaxPool { kernel, stride, padding } } else { Op::AvgPool { kernel, stride, padding } };
+        self.pass_hw(op, &t, hw, span)
+    }
+
+    fn pass_hw(&mut self, op: Op, t: &Tensor, hw: [u32; 2], span: Span) -> Flow<Value<'a>> {
+        self.node(op, &[t], (t.term.clone(), t.c, t.origin), hw, span, false)
+    }
+
+    /// add, mul and concat: several tensors into one.
+    pub fn merge_op(&mut self, kind: OpKind, name: &str, operands: &[(Tensor, Span)], span: Span) -> Flow<Value<'a>> {
+        let first = &operands[0].0;
+        // Multiplying by a 1x1 gate (squeeze-excite) broadcasts over space.
+        let hw = operands.iter().map(|(t, _)| [t.h, t.w]).max().unwrap_or([first.h, first.w]);
+        let broadcast_ok = |t: &Tensor| [t.h, t.w] == hw || (kind == OpKind::Mul && t.h == 1 && t.w == 1);
+        if !operands.iter().all(|(t, _)| broadcast_ok(t)) {
+            let operands = operands.iter().map(|(t, s)| Operand { span: *s, value: format!("{}x{}", t.h, t.w), origin: *s }).collect();
+            self.errors.push(SemaError::SpatialMismatch { op: name.into(), span, operands });
+            return Ok(Value::Poison);
+        }
+        let tensors: Vec<&Tensor> = operands.iter().map(|(t, _)| t).collect();
+        let (term, c) = if kind == OpKind::Concat {
+            let c = tensors.iter().map(|t| t.c).sum::<u32>();
+            if i64::from(c) > MAX_CHANNELS {
+                return Ok(self.limit("a channel count", i64::from(c), format!("1 to {MAX_CHANNELS} channels"), span));
+            }
+            (Term::Sum(tensors.iter().map(|t| t.term.clone()).collect()), c)
+        } else {
+            for (t, _) in &operands[1..] {
+                if let Err(conflict) = self.ch.unify(&first.term, &t.term) {
+                    self.unify_error(conflict, name, operands, span);
+                    return Ok(Value::Poison);
+                }
+            }
+            (first.term.clone(), first.c)
+        };
+        let op = match kind {
+            OpKind::Add => Op::Add,
+            OpKind::Mul => Op::Mul,
+            _ => Op::Concat,
+        };
+        self.node(op, &tensors, (term, c, first.origin), hw, span, false)
+    }
+
+    fn unify_error(&mut self, conflict: Conflict, name: &str, operands: &[(Tensor, Span)], span: Span) {
+        match conflict {
+            Conflict::Base { .. } => {
+                let operands = operands
+                    .iter()
+                    .map(|(t, s)| Operand { span: *s, value: format!("{} channels", t.c), origin: t.origin })
+                    .collect();
+                self.errors.push(SemaError::ChannelMismatch { op: name.into(), span, operands });
+            }
+            other => self.conflict(other, span, "", 0, 0, Span::default()),
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The built-in ops and functions, with their parameter names (for arity and
+//! "did you mean" checks in `resolve.rs`, and argument binding in `eval.rs`).
+
+use crate::ir::Activation;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    Conv,
+    DwConv,
+    Linear,
+    Bn,
+    Act(Activation),
+    MaxPool,
+    AvgPool,
+    Flatten,
+    Dropout,
+    Identity,
+    Add,
+    Mul,
+    Concat,
+    Split,
+    Shuffle,
+    Subsample,
+    ZeroPad,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FnKind {
+    /// `fixed(n)`: a width that is never slimmed.
+    Fixed,
+    /// `ratio(t, r[, rounding])`: a width derived from tensor `t`.
+    Ratio,
+    /// `make_divisible(d)`: the MobileNet rounding policy.
+    MakeDivisible,
+    Min,
+    Max,
+    /// `int(x)`: truncate towards zero.
+    Int,
+    /// `round(x)`: half to even, as Python.
+    Round,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    Op(OpKind),
+    Fn(FnKind),
+}
+
+pub struct Signature {
+    pub name: &'static str,
+    pub builtin: Builtin,
+    /// Parameter names in positional order.
+    pub params: &'static [&'static str],
+    /// Takes any number of tensors and nothing else (add, mul, concat).
+    pub variadic: bool,
+}
+
+const fn op(name: &'static str, kind: OpKind, params: &'static [&'static str]) -> Signature {
+    Signature { name, builtin: Builtin::Op(kind), params, variadic: false }
+}
+
+const fn func(name: &'static str, kind: FnKind, params: &'static [&'static str]) -> Signature {
+    Signature { name, builtin: Builtin::Fn(kind), params, variadic: false }
+}
+
+const fn tensors(name: &'static str, kind: OpKind) -> Signature {
+    Signature { name, builtin: Builtin::Op(kind), params: &[], variadic: true }
+}
+
+const CONV_PARAMS: &[&str] = &["out", "k", "stride", "padding", "dilation", "groups", "group_width", "bias"];
+const POOL_PARAMS: &[&str] = &["k", "stride", "padding"];
+
+pub static SIGNATURES: &[Signature] = &[
+    op("conv", OpKind::Conv, CONV_PARAMS),
+    op("dwconv", OpKind::DwConv, &["k", "stride", "padding", "dilation", "bias"]),
+    op("linear", OpKind::Linear, &["out", "bias"]),
+    op("bn", OpKind::Bn, &[]),
+    op("relu", OpKind::Act(Activation::Relu), &[]),
+    op("relu6", OpKind::Act(Activation::Relu6), &[]),
+    op("hswish", OpKind::Act(Activation::Hswish), &[]),
+    op("swish", OpKind::Act(Activation::Swish), &[]),
+    op("sigmoid", OpKind::Act(Activation::Sigmoid), &[]),
+    op("hsigmoid", OpKind::Act(Activation::Hsigmoid), &[]),
+    op("maxpool", OpKind::MaxPool, POOL_PARAMS),
+    op("avgpool", OpKind::AvgPool, POOL_PARAMS),
+    op("flatten", OpKind::Flatten, &[]),
+    op("dropout", OpKind::Dropout, &["p"]),
+    op("identity", OpKind::Identity, &[]),
+    tensors("add", OpKind::Add),
+    tensors("mul", OpKind::Mul),
+    tensors("concat", OpKind::Concat),
+    op("split", OpKind::Split, &["part", "parts"]),
+    op("shuffle", OpKind::Shuffle, &["groups"]),
+    op("subsample", OpKind::Subsample, &["stride"]),
+    op("zeropad", OpKind::ZeroPad, &["out"]),
+    func("fixed", FnKind::Fixed, &["channels"]),
+    func("ratio", FnKind::Ratio, &["of", "ratio", "rounding"]),
+    func("make_divisible", FnKind::MakeDivisible, &["divisor"]),
+    func("min", FnKind::Min, &["a", "b"]),
+    func("max", FnKind::Max, &["a", "b"]),
+    func("int", FnKind::Int, &["x"]),
+    func("round", FnKind::Round, &["x"]),
+];
+
+/// Names usable as values without definition: the rounding policies.
+pub const CONSTANTS: &[&str] = &["floor", "nearest"];
+
+pub fn lookup(name: &str) -> Option<&'static Signature> {
+    SIGNATURES.iter().find(|s| s.name == name)
+}
+
+/// Up to three names from `pool` close to `name`, closest first.
+pub fn similar<'a>(name: &str, pool: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut scored: Vec<(f64, &str)> = pool
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(name, c), c))
+        .filter(|(s, c)| *s >= 0.8 && *c != name)
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().take(3).map(|(_, c)| c.to_string()).collect()
+}

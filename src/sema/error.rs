@@ -1,0 +1,199 @@
+//! Semantic errors as data; all wording lives in [`SemaError::to_diagnostic`].
+
+use crate::diagnostic::Diagnostic;
+use crate::syntax::ast::Span;
+
+/// One operand of a failed channel or spatial match: where it is used, its value, and
+/// where that value was set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Operand {
+    pub span: Span,
+    pub value: String,
+    pub origin: Span,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SemaError {
+    Duplicate { what: &'static str, name: String, first: Span, second: Span },
+    ShadowsBuiltin { name: String, span: Span },
+    UnknownName { name: String, span: Span, candidates: Vec<String> },
+    UnknownCallee { name: String, span: Span, candidates: Vec<String> },
+    UnknownArgument { callee: String, name: String, span: Span, candidates: Vec<String> },
+    UnknownField { name: String, span: Span },
+    ReservedName { name: String, span: Span },
+    Recursive { chain: Vec<String>, span: Span },
+    MissingOut { block: String, span: Span },
+    MissingInput { network: String, span: Span },
+    Misplaced { what: String, span: Span, help: String },
+    TooManyArguments { callee: String, max: usize, got: usize, span: Span },
+    MissingArgument { callee: String, param: String, span: Span },
+    RepeatedArgument { name: String, span: Span, first: Span },
+    Type { expected: String, found: String, span: Span, help: Option<String> },
+    Arithmetic { message: String, span: Span },
+    Limit { what: String, value: String, limit: String, span: Span },
+    ChannelMismatch { op: String, span: Span, operands: Vec<Operand> },
+    SpatialMismatch { op: String, span: Span, operands: Vec<Operand> },
+    NotDivisible { what: String, channels: u32, divisor: u32, span: Span, origin: Span },
+    FixedForced { span: Span, fixed: u32, fixed_origin: Span, other_origin: Span },
+    DerivedConflict { span: Span, help: String },
+    ZeroPadNarrower { span: Span, input: u32, output: u32, input_origin: Span },
+    KernelTooLarge { span: Span, kernel: u32, size: u32, padding: u32 },
+    EmptyStage { span: Span },
+    HeadClasses { span: Span, got: u32, classes: u32, origin: Span },
+    NeedsFlat { op: String, span: Span, h: u32, w: u32 },
+    BadRounding { span: Span },
+}
+
+fn did_you_mean(candidates: &[String]) -> Option<String> {
+    match candidates {
+        [] => None,
+        [one] => Some(format!("did you mean `{one}`?")),
+        many => Some(format!("did you mean one of {}?", many.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))),
+    }
+}
+
+impl SemaError {
+    pub fn to_diagnostic(&self) -> Diagnostic {
+        match self {
+            SemaError::Duplicate { what, name, first, second } => {
+                Diagnostic::new("E0101", format!("{what} `{name}` is defined twice"))
+                    .primary(*second, "defined again here")
+                    .secondary(*first, "first defined here")
+                    .help(format!("rename one of the two {what}s"))
+            }
+            SemaError::ShadowsBuiltin { name, span } => Diagnostic::new("E0102", format!("block `{name}` has the name of a built-in"))
+                .primary(*span, "this name is taken by a built-in op or function")
+                .help(format!("rename the block, e.g. `{name}_block`")),
+            SemaError::UnknownName { name, span, candidates } => {
+                let d = Diagnostic::new("E0103", format!("unknown name `{name}`")).primary(*span, "not defined before this point");
+                match did_you_mean(candidates) {
+                    Some(h) => d.help(h),
+                    None => d.help("define it with `name = ...` above, or add it as a parameter"),
+                }
+            }
+            SemaError::UnknownCallee { name, span, candidates } => {
+                let d = Diagnostic::new("E0104", format!("unknown op or block `{name}`")).primary(*span, "no op, block or function has this name");
+                match did_you_mean(candidates) {
+                    Some(h) => d.help(h),
+                    None => d.help("define it with `block NAME(...) { ... }` or use a built-in op (see README.md)"),
+                }
+            }
+            SemaError::UnknownArgument { callee, name, span, candidates } => {
+                let d = Diagnostic::new("E0105", format!("`{callee}` has no parameter `{name}`")).primary(*span, "unknown parameter");
+                match did_you_mean(candidates) {
+                    Some(h) => d.help(h),
+                    None => d.help(format!("check the parameters of `{callee}`")),
+                }
+            }
+            SemaError::UnknownField { name, span } => Diagnostic::new("E0106", format!("unknown tensor property `.{name}`"))
+                .primary(*span, "not a tensor property")
+                .help("a tensor has `.c` (channels at full width), `.h` (height) and `.w` (width)"),
+            SemaError::ReservedName { name, span } => Diagnostic::new("E0107", format!("`{name}` cannot be redefined"))
+                .primary(*span, format!("`{name}` is reserved"))
+                .help("`in` is always the block's input; choose another name"),
+            SemaError::Recursive { chain, span } => Diagnostic::new("E0108", format!("block `{}` is recursive", chain[0]))
+                .primary(*span, "this call leads back to the block that contains it")
+                .note(format!("cycle: {}", chain.join(" -> ")))
+                .help("a network is finite: repeat a block with `block(...) * n` instead"),
+            SemaError::MissingOut { block, span } => Diagnostic::new("E0109", format!("block `{block}` has no `out`"))
+                .primary(*span, "this block never binds `out`")
+                .help("end the block with `out = ...`, the tensor it returns"),
+            SemaError::MissingInput { network, span } => Diagnostic::new("E0110", format!("network `{network}` has no `input`"))
+                .primary(*span, "no `input C x H x W` statement")
+                .help("add `input in_channels x size x size`"),
+            SemaError::Misplaced { what, span, help } => {
+                Diagnostic::new("E0111", what.clone()).primary(*span, "not allowed here").help(help.clone())
+            }
+            SemaError::TooManyArguments { callee, max, got, span } => {
+                Diagnostic::new("E0112", format!("too many arguments to `{callee}`"))
+                    .primary(*span, format!("{got} positional arguments, but `{callee}` takes at most {max}"))
+                    .help("pass the rest by name, e.g. `stride=2`")
+            }
+            SemaError::MissingArgument { callee, param, span } => Diagnostic::new("E0113", format!("`{callee}` needs `{param}`"))
+                .primary(*span, format!("missing argument `{param}`"))
+                .help(format!("pass it, e.g. `{callee}(..., {param}=...)`")),
+            SemaError::RepeatedArgument { name, span, first } => Diagnostic::new("E0114", format!("argument `{name}` given twice"))
+                .primary(*span, "given again here")
+                .secondary(*first, "first given here")
+                .help("remove one of them"),
+            SemaError::Type { expected, found, span, help } => {
+                let d = Diagnostic::new("E0115", format!("expected {expected}, found {found}")).primary(*span, format!("this is {found}"));
+                match help {
+                    Some(h) => d.help(h.clone()),
+                    None => d,
+                }
+            }
+            SemaError::Arithmetic { message, span } => Diagnostic::new("E0116", message.clone())
+                .primary(*span, "in this expression")
+                .help("check the values of the parameters involved"),
+            SemaError::Limit { what, value, limit, span } => Diagnostic::new("E0117", format!("{what} out of range"))
+                .primary(*span, format!("{what} is {value}"))
+                .help(format!("slimc accepts {limit}")),
+            SemaError::ChannelMismatch { op, span, operands } => {
+                let counts: Vec<&str> = operands.iter().map(|o| o.value.as_str()).collect();
+                let mut d = Diagnostic::new("E0201", format!("channel mismatch in {op}: {}", counts.join(" vs ")))
+                    .primary(*span, format!("{op} needs equal channel counts"));
+                for o in operands {
+                    d = d.secondary(o.span, format!("this has {}", o.value));
+                    if o.origin != o.span && o.origin != Span::default() {
+                        d = d.secondary(o.origin, format!("{} set here", o.value));
+                    }
+                }
+                d.help("make both branches produce the same count, e.g. project the shortcut with `conv(c, k=1) -> bn`")
+            }
+            SemaError::SpatialMismatch { op, span, operands } => {
+                let sizes: Vec<&str> = operands.iter().map(|o| o.value.as_str()).collect();
+                let mut d = Diagnostic::new("E0202", format!("spatial size mismatch in {op}: {}", sizes.join(" vs ")))
+                    .primary(*span, format!("{op} needs equal feature-map sizes"));
+                for o in operands {
+                    d = d.secondary(o.span, format!("this is {}", o.value));
+                }
+                d.help("a shortcut around a strided branch needs the same stride, e.g. `subsample(2)` or `conv(c, k=1, stride=2)`")
+            }
+            SemaError::NotDivisible { what, channels, divisor, span, origin } => {
+                let mut d = Diagnostic::new("E0203", format!("{channels} channels are not divisible by {what} {divisor}"))
+                    .primary(*span, format!("needs a multiple of {divisor}"));
+                if *origin != Span::default() && origin != span {
+                    d = d.secondary(*origin, format!("{channels} channels set here"));
+                }
+                d.help(format!("use a channel count that is a multiple of {divisor}"))
+            }
+            SemaError::FixedForced { span, fixed, fixed_origin, other_origin } => {
+                Diagnostic::new("E0204", format!("fixed width {fixed} would have to change with the width multiplier"))
+                    .primary(*span, "this ties a fixed width to a slimmable one")
+                    .secondary(*fixed_origin, format!("fixed at {fixed} here"))
+                    .secondary(*other_origin, "slimmable width set here")
+                    .help("mark the other side `fixed(...)` too, or do not fix this one")
+            }
+            SemaError::DerivedConflict { span, help } => Diagnostic::new("E0205", "conflicting derived widths")
+                .primary(*span, "these widths are derived differently and cannot be tied")
+                .help(help.clone()),
+            SemaError::ZeroPadNarrower { span, input, output, input_origin } => {
+                Diagnostic::new("E0206", format!("zero-pad shortcut narrows {input} channels to {output}"))
+                    .primary(*span, format!("pads to {output} channels"))
+                    .secondary(*input_origin, format!("the input has {input} channels"))
+                    .help("zeropad can only add channels; use a 1x1 conv shortcut to reduce them")
+            }
+            SemaError::KernelTooLarge { span, kernel, size, padding } => {
+                Diagnostic::new("E0207", format!("kernel {kernel} is larger than the {size}x{size} feature map"))
+                    .primary(*span, format!("kernel {kernel} on a {size}-pixel map with padding {padding}"))
+                    .help("use a smaller kernel, more padding, or fewer strided layers before it")
+            }
+            SemaError::EmptyStage { span } => Diagnostic::new("E0208", "empty stage")
+                .primary(*span, "this stage has no layers")
+                .help("give the stage at least one block, or remove it"),
+            SemaError::HeadClasses { span, got, classes, origin } => {
+                Diagnostic::new("E0209", format!("the head produces {got} outputs, but `classes` is {classes}"))
+                    .primary(*span, format!("ends with {got} channels"))
+                    .secondary(*origin, format!("{got} set here"))
+                    .help("end the head with `linear(classes)`")
+            }
+            SemaError::NeedsFlat { op, span, h, w } => Diagnostic::new("E0210", format!("{op} needs a 1x1 feature map, found {h}x{w}"))
+                .primary(*span, format!("input is {h}x{w}"))
+                .help("add `avgpool` (global average pooling) before it"),
+            SemaError::BadRounding { span } => Diagnostic::new("E0211", "unknown rounding policy")
+                .primary(*span, "not a rounding policy")
+                .help("use `floor`, `nearest` or `make_divisible(8)`"),
+        }
+    }
+}

@@ -1,0 +1,622 @@
+//! Elaboration: evaluates a network's statements, instantiating blocks and emitting one
+//! node per op into a flat graph while channel terms are unified on the fly. Errors are
+//! collected; a [`Value::Poison`] stands in for a failed value so that one mistake is
+//! reported once.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use super::builtins::{self, Builtin, FnKind, OpKind, Signature};
+use super::channels::{Channels, Term};
+use super::error::SemaError;
+use super::resolve::Index;
+use super::value::*;
+use crate::ir::{Op, ParamValue, Rounding, Section};
+use crate::syntax::ast::*;
+
+/// Hard limits that keep hostile input from allocating without bound.
+pub mod limits {
+    pub const MAX_CHANNELS: i64 = 65_536;
+    pub const MAX_SPATIAL: i64 = 65_536;
+    pub const MAX_KERNEL: i64 = 1_024;
+    pub const MAX_REPEAT: i64 = 1_000;
+    pub const MAX_LAYERS: usize = 100_000;
+    pub const MAX_CALL_DEPTH: usize = 64;
+}
+use limits::*;
+
+/// Elaboration stopped early (too many layers, calls nested too deep); the error is recorded.
+#[derive(Debug)]
+pub struct Abort;
+
+pub type Flow<T> = Result<T, Abort>;
+
+/// One emitted op, before the search space is known.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub name: String,
+    pub op: Op,
+    pub inputs: Vec<usize>,
+    pub term: Term,
+    pub channels: u32,
+    pub hw: [u32; 2],
+    pub section: Section,
+    pub span: Span,
+    /// The op declares its output width (conv, linear, zeropad) rather than passing it on.
+    pub sets_width: bool,
+}
+
+/// How emitted nodes are named: `stage2.0.main.conv1`.
+struct Frame {
+    prefix: String,
+    counters: HashMap<String, u32>,
+    /// Block instances are numbered (`stage2.0`) in sections, named (`main.se`) in bindings.
+    number_blocks: bool,
+}
+
+pub type Env<'a> = HashMap<String, Value<'a>>;
+
+pub struct Elab<'a, 'i> {
+    pub index: &'i Index<'a>,
+    pub ch: Channels,
+    pub nodes: Vec<Node>,
+    pub errors: Vec<SemaError>,
+    pub rounding: Rounding,
+    pub section: Section,
+    frames: Vec<Frame>,
+    depth: usize,
+}
+
+impl<'a, 'i> Elab<'a, 'i> {
+    pub fn new(index: &'i Index<'a>, rounding: Rounding) -> Self {
+        Elab {
+            index,
+            ch: Channels::default(),
+            nodes: Vec::new(),
+            errors: Vec::new(),
+            rounding,
+            section: Section::Input,
+            frames: Vec::new(),
+            depth: 0,
+        }
+    }
+
+    pub fn error(&mut self, e: SemaError) -> Value<'a> {
+        self.errors.push(e);
+        Value::Poison
+    }
+
+    fn type_error(&mut self, expected: &str, found: &Value<'a>, span: Span, help: Option<&str>) -> Value<'a> {
+        if matches!(found, Value::Poison) {
+            return Value::Poison;
+        }
+        self.error(SemaError::Type { expected: expected.into(), found: found.describe(), span, help: help.map(Into::into) })
+    }
+
+    // ----- naming --------------------------------------------------------------------
+
+    pub fn push_frame(&mut self, prefix: String, number_blocks: bool) {
+        self.frames.push(Frame { prefix, counters: HashMap::new(), number_blocks });
+    }
+
+    pub fn pop_frame(&mut self) {
+        self.frames.pop();
+    }
+
+    pub fn node_name(&mut self, kind: &str) -> String {
+        let Some(f) = self.frames.last_mut() else { return kind.to_string() };
+        let n = f.counters.entry(kind.to_string()).or_insert(0);
+        *n += 1;
+        format!("{}.{}{}", f.prefix, kind, n)
+    }
+
+    fn block_name(&mut self, block: &str) -> String {
+        let Some(f) = self.frames.last_mut() else { return block.to_string() };
+        if f.number_blocks {
+            let n = f.counters.entry("#block".to_string()).or_insert(0);
+            *n += 1;
+            return format!("{}.{}", f.prefix, *n - 1);
+        }
+        let n = f.counters.entry(format!("#{block}")).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            format!("{}.{}", f.prefix, block)
+        } else {
+            format!("{}.{}{}", f.prefix, block, n)
+        }
+    }
+
+    pub fn emit(&mut self, node: Node, span: Span) -> Flow<usize> {
+        if self.nodes.len() >= MAX_LAYERS {
+            self.errors.push(SemaError::Limit {
+                what: "the number of layers".into(),
+                value: format!("more than {MAX_LAYERS}"),
+                limit: format!("at most {MAX_LAYERS} layers per network"),
+                span,
+            });
+            return Err(Abort);
+        }
+        self.nodes.push(node);
+        Ok(self.nodes.len() - 1)
+    }
+
+    // ----- expressions ---------------------------------------------------------------
+
+    pub fn eval(&mut self, e: &'a Expr, env: &Env<'a>) -> Flow<Value<'a>> {
+        Ok(match &e.kind {
+            ExprKind::Int(v) => Value::Int(*v),
+            ExprKind::Float(v) => Value::Float(*v),
+            ExprKind::Bool(v) => Value::Bool(*v),
+            ExprKind::Name(id) => match env.get(&id.name) {
+                Some(v) => v.clone(),
+                None => match id.name.as_str() {
+                    "floor" => Value::Rounding(Rounding::Floor),
+                    "nearest" => Value::Rounding(Rounding::Nearest),
+                    // A bare op or block name is a call without arguments: `-> bn -> relu`.
+                    _ => self.call(id, &[], e.span, env)?,
+                },
+            },
+            ExprKind::Unary(op, x) => {
+                let v = self.eval(x, env)?;
+                match (op, &v) {
+                    (_, Value::Poison) => Value::Poison,
+                    (UnOp::Neg, Value::Int(i)) => match i.checked_neg() {
+                        Some(n) => Value::Int(n),
+                        None => self.error(SemaError::Arithmetic { message: "integer overflow".into(), span: e.span }),
+                    },
+                    (UnOp::Neg, Value::Float(f)) => Value::Float(-f),
+                    (UnOp::Not, Value::Bool(b)) => Value::Bool(!b),
+                    (UnOp::Neg, _) => self.type_error("a number", &v, x.span, None),
+                    (UnOp::Not, _) => self.type_error("a boolean", &v, x.span, None),
+                }
+            }
+            ExprKind::Binary(op, a, b) => self.binary(*op, a, b, e.span, env)?,
+            ExprKind::Chain(items) => self.chain(items, env)?,
+            ExprKind::Field(x, f) => {
+                let v = self.eval(x, env)?;
+                match &v {
+                    Value::Tensor(t) => Value::Int(i64::from(match f.name.as_str() {
+                        "c" => t.c,
+                        "h" => t.h,
+                        _ => t.w,
+                    })),
+                    _ => self.type_error("a tensor", &v, x.span, Some("only tensors have `.c`, `.h` and `.w`")),
+                }
+            }
+            ExprKind::If { arms, otherwise } => {
+                for (cond, value) in arms {
+                    match self.eval(cond, env)? {
+                        Value::Bool(true) => return self.eval(value, env),
+                        Value::Bool(false) => {}
+                        Value::Poison => return Ok(Value::Poison),
+                        other => return Ok(self.type_error("a boolean condition", &other, cond.span, None)),
+                    }
+                }
+                self.eval(otherwise, env)?
+            }
+            ExprKind::Call { callee, args } => self.call(callee, args, e.span, env)?,
+        })
+    }
+
+    fn binary(&mut self, op: BinOp, a: &'a Expr, b: &'a Expr, span: Span, env: &Env<'a>) -> Flow<Value<'a>> {
+        if matches!(op, BinOp::And | BinOp::Or) {
+            let l = self.eval(a, env)?;
+            return Ok(match l {
+                Value::Bool(x) if (op == BinOp::And) != x => Value::Bool(x),
+                Value::Bool(_) => match self.eval(b, env)? {
+                    Value::Bool(y) => Value::Bool(y),
+                    other => self.type_error("a boolean", &other, b.span, None),
+                },
+                other => self.type_error("a boolean", &other, a.span, None),
+            });
+        }
+        let l = self.eval(a, env)?;
+        let r = self.eval(b, env)?;
+        if matches!(l, Value::Poison) || matches!(r, Value::Poison) {
+            return Ok(Value::Poison);
+        }
+        match (op, &l, &r) {
+            (BinOp::Add, Value::Tensor(x), Value::Tensor(y)) => {
+                let operands = [(x.clone(), a.span), (y.clone(), b.span)];
+                return self.merge_op(OpKind::Add, "add", &operands, span);
+            }
+            (BinOp::Mul, Value::Tensor(x), Value::Tensor(y)) => {
+                let operands = [(x.clone(), a.span), (y.clone(), b.span)];
+                return self.merge_op(OpKind::Mul, "mul", &operands, span);
+            }
+            (BinOp::Mul, Value::Layer(f), n) | (BinOp::Mul, n, Value::Layer(f)) if n.as_int().is_some() => {
+                let n = n.as_int().unwrap_or(0);
+                if !(0..=MAX_REPEAT).contains(&n) {
+                    return Ok(self.limit("a repeat count", n, format!("0 to {MAX_REPEAT} repeats"), span));
+                }
+                return Ok(Value::Layer(Rc::new(LayerFn::Repeat(f.clone(), n as u32))));
+            }
+            _ => {}
+        }
+        Ok(self.arith(op, &l, &r, span, a.span, b.span))
+    }
+
+    fn arith(&mut self, op: BinOp, l: &Value<'a>, r: &Value<'a>, span: Span, ls: Span, rs: Span) -> Value<'a> {
+        let overflow = |me: &mut Self| me.error(SemaError::Arithmetic { message: "integer overflow".into(), span });
+        if let (Value::Bool(x), Value::Bool(y)) = (l, r) {
+            return match op {
+                BinOp::Eq => Value::Bool(x == y),
+                BinOp::Ne => Value::Bool(x != y),
+                _ => self.type_error("a number", l, ls, None),
+            };
+        }
+        let (Some(x), Some(y)) = (l.as_float(), r.as_float()) else {
+            let (bad, at) = if l.as_float().is_none() { (l, ls) } else { (r, rs) };
+            let help = match (op, bad) {
+                (BinOp::Mul, Value::Layer(_)) => Some("repeat a layer with an integer: `block(...) * 3`"),
+                (BinOp::Add, Value::Layer(_)) => Some("`+` adds tensors; apply the layer first: `in -> layer`"),
+                _ => None,
+            };
+            return self.type_error("a number", bad, at, help);
+        };
+        if let (Value::Int(x), Value::Int(y)) = (l, r) {
+            let (x, y) = (*x, *y);
+            let v = match op {
+                BinOp::Add => x.checked_add(y),
+                BinOp::Sub => x.checked_sub(y),
+                BinOp::Mul => x.checked_mul(y),
+                BinOp::FloorDiv | BinOp::Rem | BinOp::Div if y == 0 => {
+                    return self.error(SemaError::Arithmetic { message: "division by zero".into(), span });
+                }
+                BinOp::FloorDiv => x.checked_div_euclid(y),
+                BinOp::Rem => x.checked_rem_euclid(y),
+                BinOp::Div => return Value::Float(x as f64 / y as f64),
+                _ => return Value::Bool(compare(op, x as f64, y as f64)),
+            };
+            return v.map(Value::Int).unwrap_or_else(|| overflow(self));
+        }
+        let v = match op {
+            BinOp::Add => x + y,
+            BinOp::Sub => x - y,
+            BinOp::Mul => x * y,
+            BinOp::Div | BinOp::FloorDiv | BinOp::Rem if y == 0.0 => {
+                return self.error(SemaError::Arithmetic { message: "division by zero".into(), span });
+            }
+            BinOp::Div => x / y,
+            BinOp::FloorDiv => (x / y).floor(),
+            BinOp::Rem => x.rem_euclid(y),
+            _ => return Value::Bool(compare(op, x, y)),
+        };
+        if v.is_finite() {
+            Value::Float(v)
+        } else {
+            overflow(self)
+        }
+    }
+
+    pub fn limit(&mut self, what: &str, value: i64, limit: String, span: Span) -> Value<'a> {
+        self.error(SemaError::Limit { what: what.into(), value: value.to_string(), limit, span })
+    }
+
+    fn chain(&mut self, items: &'a [Expr], env: &Env<'a>) -> Flow<Value<'a>> {
+        let mut acc = self.eval(&items[0], env)?;
+        for item in &items[1..] {
+            let next = self.eval(item, env)?;
+            acc = match (acc, next) {
+                (Value::Poison, _) | (_, Value::Poison) => Value::Poison,
+                (Value::Tensor(t), Value::Layer(f)) => self.apply(&f, t)?,
+                (Value::Layer(f), Value::Layer(g)) => Value::Layer(Rc::new(LayerFn::Chain(vec![f, g]))),
+                (Value::Tensor(_) | Value::Layer(_), other) => {
+                    self.type_error("a layer", &other, item.span, Some("the right of `->` is an op or block, e.g. `conv(64, k=3)`"))
+                }
+                (other, _) => self.type_error(
+                    "a tensor or a layer",
+                    &other,
+                    items[0].span,
+                    Some("a chain starts from a tensor (`in`) or a layer"),
+                ),
+            };
+        }
+        Ok(acc)
+    }
+
+    // ----- calls ---------------------------------------------------------------------
+
+    fn call(&mut self, callee: &'a Ident, args: &'a [Arg], span: Span, env: &Env<'a>) -> Flow<Value<'a>> {
+        let mut positional = Vec::new();
+        let mut named = Vec::new();
+        for a in args {
+            let v = self.eval(&a.value, env)?;
+            match &a.name {
+                Some(n) => named.push((n.name.as_str(), v, a.value.span)),
+                None => positional.push((v, a.value.span)),
+            }
+        }
+        if let Some(sig) = builtins::lookup(&callee.name) {
+            return self.call_builtin(sig, positional, named, span);
+        }
+        let Some(&def) = self.index.blocks.get(callee.name.as_str()) else { return Ok(Value::Poison) };
+        let input = take_tensor(&mut positional);
+        let params: Vec<&'a str> = def.params.iter().map(|p| p.name.name.as_str()).collect();
+        if positional.len() > params.len() {
+            let got = positional.len();
+            return Ok(self.error(SemaError::TooManyArguments { callee: callee.name.clone(), max: params.len(), got, span }));
+        }
+        let mut bound: Vec<(String, Value<'a>)> = Vec::new();
+        for (i, (v, _)) in positional.into_iter().enumerate() {
+            bound.push((params[i].to_string(), v));
+        }
+        for (n, v, _) in named {
+            bound.push((n.to_string(), v));
+        }
+        // Defaults are evaluated in the block's own parameter scope, in order.
+        let mut scope: Env<'a> = HashMap::new();
+        for p in &def.params {
+            let v = match bound.iter().find(|(n, _)| *n == p.name.name) {
+                Some((_, v)) => v.clone(),
+                None => match &p.default {
+                    Some(d) => self.eval(d, &scope)?,
+                    None => {
+                        let param = p.name.name.clone();
+                        return Ok(self.error(SemaError::MissingArgument { callee: callee.name.clone(), param, span }));
+                    }
+                },
+            };
+            scope.insert(p.name.name.clone(), v);
+        }
+        let args = def.params.iter().map(|p| (p.name.name.clone(), scope[&p.name.name].clone())).collect();
+        let f = Rc::new(LayerFn::Block { def, args, span });
+        match input {
+            Some(t) => self.apply(&f, t),
+            None => Ok(Value::Layer(f)),
+        }
+    }
+
+    fn call_builtin(
+        &mut self,
+        sig: &'static Signature,
+        mut positional: Vec<(Value<'a>, Span)>,
+        named: Vec<(&'a str, Value<'a>, Span)>,
+        span: Span,
+    ) -> Flow<Value<'a>> {
+        if positional.iter().any(|(v, _)| matches!(v, Value::Poison)) || named.iter().any(|(_, v, _)| matches!(v, Value::Poison)) {
+            return Ok(Value::Poison);
+        }
+        if sig.variadic {
+            let Builtin::Op(kind) = sig.builtin else { return Ok(Value::Poison) };
+            let mut operands = Vec::new();
+            for (v, s) in positional {
+                match v {
+                    Value::Tensor(t) => operands.push((t, s)),
+                    other => return Ok(self.type_error("a tensor", &other, s, None)),
+                }
+            }
+            if operands.len() < 2 {
+                return Ok(self.error(SemaError::MissingArgument { callee: sig.name.into(), param: "a second tensor".into(), span }));
+            }
+            return self.merge_op(kind, sig.name, &operands, span);
+        }
+        let input = match sig.builtin {
+            Builtin::Op(_) => take_tensor(&mut positional),
+            Builtin::Fn(_) => None,
+        };
+        if positional.len() > sig.params.len() {
+            let got = positional.len();
+            return Ok(self.error(SemaError::TooManyArguments { callee: sig.name.into(), max: sig.params.len(), got, span }));
+        }
+        let mut args: Bound<'a> = Vec::new();
+        for (i, (v, s)) in positional.into_iter().enumerate() {
+            args.push((sig.params[i], v, s));
+        }
+        for (n, v, s) in named {
+            let Some(p) = sig.params.iter().find(|p| **p == n) else { continue };
+            args.push((p, v, s));
+        }
+        match sig.builtin {
+            Builtin::Fn(kind) => Ok(self.function(kind, sig.name, &args, span)),
+            Builtin::Op(kind) => {
+                let f = Rc::new(LayerFn::Op { kind, name: sig.name, args, span });
+                match input {
+                    Some(t) => self.apply(&f, t),
+                    None => Ok(Value::Layer(f)),
+                }
+            }
+        }
+    }
+
+    fn function(&mut self, kind: FnKind, name: &str, args: &Bound<'a>, span: Span) -> Value<'a> {
+        let get = |p: &str| args.iter().find(|(n, _, _)| *n == p).map(|(_, v, s)| (v.clone(), *s));
+        let need = |me: &mut Self, p: &str| -> Option<(Value<'a>, Span)> {
+            let r = get(p);
+            if r.is_none() {
+                me.errors.push(SemaError::MissingArgument { callee: name.into(), param: p.into(), span });
+            }
+            r
+        };
+        match kind {
+            FnKind::Fixed => {
+                let Some((v, s)) = need(self, "channels") else { return Value::Poison };
+                match self.channel_count(&v, s) {
+                    Some(n) => Value::Width(WidthVal::Fixed(n)),
+                    None => Value::Poison,
+                }
+            }
+            FnKind::Ratio => {
+                let (Some((of, os)), Some((r, rs))) = (need(self, "of"), need(self, "ratio")) else { return Value::Poison };
+                let Value::Tensor(t) = of else { return self.type_error("a tensor", &of, os, Some("`ratio(in, 0.25)` derives a width from a tensor's")) };
+                let Some(ratio) = r.as_float().filter(|r| *r > 0.0 && *r <= 64.0) else {
+                    return self.type_error("a ratio between 0 and 64", &r, rs, None);
+                };
+                let rounding = match get("rounding") {
+                    None => None,
+                    Some((Value::Rounding(p), _)) => Some(p),
+                    Some((other, s)) => return self.type_error("a rounding policy", &other, s, Some("use `floor`, `nearest` or `make_divisible(8)`")),
+                };
+                Value::Width(WidthVal::Ratio { of: t.term, of_c: t.c, ratio, rounding })
+            }
+            FnKind::MakeDivisible => {
+                let Some((v, s)) = need(self, "divisor") else { return Value::Poison };
+                match v.as_int() {
+                    Some(d) if (1..=1024).contains(&d) => Value::Rounding(Rounding::MakeDivisible(d as u32)),
+                    _ => self.type_error("a divisor from 1 to 1024", &v, s, None),
+                }
+            }
+            FnKind::Min | FnKind::Max => {
+                let (Some((a, as_)), Some((b, bs))) = (need(self, "a"), need(self, "b")) else { return Value::Poison };
+                let pick_a = match (a.as_float(), b.as_float()) {
+                    (Some(x), Some(y)) => (x <= y) == (kind == FnKind::Min),
+                    (None, _) => return self.type_error("a number", &a, as_, None),
+                    _ => return self.type_error("a number", &b, bs, None),
+                };
+                if pick_a {
+                    a
+                } else {
+                    b
+                }
+            }
+            FnKind::Int | FnKind::Round => {
+                let Some((x, xs)) = need(self, "x") else { return Value::Poison };
+                let Some(f) = x.as_float() else { return self.type_error("a number", &x, xs, None) };
+                let r = if kind == FnKind::Int { f.trunc() } else { f.round_ties_even() };
+                if r.abs() > 9.0e15 {
+                    return self.error(SemaError::Arithmetic { message: "number too large".into(), span });
+                }
+                Value::Int(r as i64)
+            }
+        }
+    }
+
+    /// A positive channel count within the limit, or an error.
+    pub fn channel_count(&mut self, v: &Value<'a>, span: Span) -> Option<u32> {
+        match v.as_int() {
+            Some(n) if (1..=MAX_CHANNELS).contains(&n) => Some(n as u32),
+            Some(n) => {
+                self.limit("a channel count", n, format!("1 to {MAX_CHANNELS} channels"), span);
+                None
+            }
+            None => {
+                let help = matches!(v, Value::Float(_)).then_some("channel counts are whole numbers; use `int(...)` or `round(...)`");
+                self.type_error("a channel count", v, span, help);
+                None
+            }
+        }
+    }
+
+    // ----- applying layers -----------------------------------------------------------
+
+    pub fn apply(&mut self, f: &Rc<LayerFn<'a>>, t: Tensor) -> Flow<Value<'a>> {
+        match &**f {
+            LayerFn::Op { kind, name, args, span } => self.op(*kind, name, args, t, *span),
+            LayerFn::Chain(items) => {
+                let mut v = Value::Tensor(t);
+                for g in items {
+                    v = match v {
+                        Value::Tensor(t) => self.apply(g, t)?,
+                        other => return Ok(other),
+                    };
+                }
+                Ok(v)
+            }
+            LayerFn::Repeat(g, n) => {
+                let mut v = Value::Tensor(t);
+                for _ in 0..*n {
+                    v = match v {
+                        Value::Tensor(t) => self.apply(g, t)?,
+                        other => return Ok(other),
+                    };
+                }
+                Ok(v)
+            }
+            LayerFn::Block { def, args, span } => self.block(def, args, t, *span),
+        }
+    }
+
+    fn block(&mut self, def: &'a Definition, args: &[(String, Value<'a>)], t: Tensor, span: Span) -> Flow<Value<'a>> {
+        if self.depth >= MAX_CALL_DEPTH {
+            self.errors.push(SemaError::Limit {
+                what: "block nesting".into(),
+                value: format!("more than {MAX_CALL_DEPTH} levels"),
+                limit: format!("blocks nested at most {MAX_CALL_DEPTH} deep"),
+                span,
+            });
+            return Err(Abort);
+        }
+        let prefix = self.block_name(&def.name.name);
+        let mut env: Env<'a> = args.iter().cloned().collect();
+        env.insert("in".to_string(), Value::Tensor(t));
+        self.depth += 1;
+        let result = self.statements(def, &mut env, &prefix);
+        self.depth -= 1;
+        result?;
+        Ok(match env.remove("out") {
+            Some(Value::Tensor(t)) => Value::Tensor(t),
+            Some(Value::Poison) | None => Value::Poison,
+            Some(other) => {
+                let at = def.stmts.iter().rev().find_map(|s| match s {
+                    Stmt::Bind { name, value } if name.name == "out" => Some(value.span),
+                    _ => None,
+                });
+                self.type_error("a tensor for `out`", &other, at.unwrap_or(def.name.span), Some("`out` is the tensor the block returns, e.g. `out = relu(main + in)`"))
+            }
+        })
+    }
+
+    fn statements(&mut self, def: &'a Definition, env: &mut Env<'a>, prefix: &str) -> Flow<()> {
+        for stmt in &def.stmts {
+            match stmt {
+                Stmt::Width { name, value } => {
+                    let v = self.eval(value, env)?;
+                    let w = self.width_decl(v, name.span, value.span);
+                    env.insert(name.name.clone(), w);
+                }
+                Stmt::Bind { name, value } => {
+                    self.push_frame(format!("{prefix}.{}", name.name), false);
+                    let v = self.eval(value, env);
+                    self.pop_frame();
+                    env.insert(name.name.clone(), v?);
+                }
+                Stmt::Input { .. } | Stmt::Rounding { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// `width NAME = value`: a number becomes a shared free group.
+    pub fn width_decl(&mut self, v: Value<'a>, name_span: Span, span: Span) -> Value<'a> {
+        match v {
+            Value::Width(w) => Value::Width(w),
+            Value::Poison => Value::Poison,
+            other => match self.channel_count(&other, span) {
+                Some(n) => Value::Width(WidthVal::Shared(self.ch.fresh(n, false, name_span))),
+                None => Value::Poison,
+            },
+        }
+    }
+}
+
+fn compare(op: BinOp, x: f64, y: f64) -> bool {
+    match op {
+        BinOp::Eq => x == y,
+        BinOp::Ne => x != y,
+        BinOp::Lt => x < y,
+        BinOp::Le => x <= y,
+        BinOp::Gt => x > y,
+        _ => x >= y,
+    }
+}
+
+/// Removes a leading tensor argument: `relu(x)` applies `relu` to `x`.
+fn take_tensor<'a>(positional: &mut Vec<(Value<'a>, Span)>) -> Option<Tensor> {
+    match positional.first() {
+        Some((Value::Tensor(_), _)) => match positional.remove(0).0 {
+            Value::Tensor(t) => Some(t),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Converts a `--set` or default value for reporting.
+pub fn param_value(v: &Value) -> Option<ParamValue> {
+    match v {
+        Value::Int(i) => Some(ParamValue::Int(*i)),
+        Value::Float(f) => Some(ParamValue::Float(*f)),
+        Value::Bool(b) => Some(ParamValue::Bool(*b)),
+        _ => None,
+    }
+}

@@ -1,0 +1,208 @@
+//! Elaborates one `network`: parameters (defaults and `--set`), `input`, `rounding`,
+//! then `stem`, each `stage` and `head` applied in order to the running tensor.
+
+use std::collections::HashMap;
+
+use super::channels::Term;
+use super::eval::{limits::*, param_value, Elab, Env, Flow, Node};
+use super::error::SemaError;
+use super::value::*;
+use crate::ir::{Op, ParamValue, Rounding, Section};
+use crate::syntax::ast::*;
+
+/// What elaboration hands to `space.rs`.
+pub struct Elaborated {
+    pub params: Vec<(String, ParamValue)>,
+    pub input: [u32; 3],
+    pub output: usize,
+    pub stages: usize,
+}
+
+impl<'a> Elab<'a, '_> {
+    pub fn network(&mut self, def: &'a Definition, settings: &[(String, ParamValue)], rounding: Option<Rounding>) -> Flow<Option<Elaborated>> {
+        let mut env: Env<'a> = HashMap::new();
+        let mut params = Vec::new();
+        for p in &def.params {
+            let v = match settings.iter().find(|(n, _)| *n == p.name.name) {
+                Some((_, ParamValue::Int(i))) => Value::Int(*i),
+                Some((_, ParamValue::Float(f))) => Value::Float(*f),
+                Some((_, ParamValue::Bool(b))) => Value::Bool(*b),
+                None => match &p.default {
+                    Some(d) => self.eval(d, &env)?,
+                    None => {
+                        let param = p.name.name.clone();
+                        self.errors.push(SemaError::MissingArgument { callee: def.name.name.clone(), param, span: p.name.span });
+                        Value::Poison
+                    }
+                },
+            };
+            if let Some(pv) = param_value(&v) {
+                params.push((p.name.name.clone(), pv));
+            }
+            env.insert(p.name.name.clone(), v);
+        }
+        for stmt in &def.stmts {
+            if let Stmt::Rounding { policy, .. } = stmt {
+                match self.eval(policy, &env)? {
+                    Value::Rounding(r) => self.rounding = r,
+                    Value::Poison => {}
+                    _ => self.errors.push(SemaError::BadRounding { span: policy.span }),
+                }
+            }
+        }
+        if let Some(r) = rounding {
+            self.rounding = r;
+        }
+
+        let mut cur: Option<Tensor> = None;
+        let mut input = [0; 3];
+        let mut stages = 0;
+        let mut last_section: Option<(&str, Span)> = None;
+        for stmt in &def.stmts {
+            match stmt {
+                Stmt::Input { dims, span } => {
+                    let Some(t) = self.input(dims, *span, &env)? else { continue };
+                    input = [t.c, t.h, t.w];
+                    cur = Some(t);
+                }
+                Stmt::Rounding { .. } => {}
+                Stmt::Width { name, value } => {
+                    let v = self.eval(value, &env)?;
+                    let w = self.width_decl(v, name.span, value.span);
+                    env.insert(name.name.clone(), w);
+                }
+                Stmt::Bind { name, value } if matches!(name.name.as_str(), "stem" | "stage" | "head") => {
+                    let section = match name.name.as_str() {
+                        "stem" => Section::Stem,
+                        "stage" => Section::Stage(stages + 1),
+                        _ => Section::Head,
+                    };
+                    if let Some((prev, prev_span)) = last_section {
+                        let order = |s: &str| ["stem", "stage", "head"].iter().position(|x| *x == s);
+                        if order(prev) > order(&name.name) || (prev == name.name && name.name != "stage") {
+                            self.errors.push(SemaError::Misplaced {
+                                what: format!("`{}` after `{prev}`", name.name),
+                                span: name.span,
+                                help: format!("a network has one `stem`, then its `stage`s, then one `head` (the earlier `{prev}` is at byte {})", prev_span.start),
+                            });
+                        }
+                    }
+                    last_section = Some((name.name.as_str(), name.span));
+                    if section != Section::Head && section != Section::Stem {
+                        stages += 1;
+                    }
+                    let Some(t) = cur.take() else {
+                        if input == [0; 3] {
+                            self.errors.push(SemaError::Misplaced {
+                                what: format!("`{}` before `input`", name.name),
+                                span: name.span,
+                                help: "declare `input C x H x W` first".into(),
+                            });
+                        }
+                        continue;
+                    };
+                    cur = self.section(section, &name.name, value, t, &env)?;
+                }
+                Stmt::Bind { name, value } => {
+                    self.push_frame(name.name.clone(), false);
+                    let v = self.eval(value, &env);
+                    self.pop_frame();
+                    env.insert(name.name.clone(), v?);
+                }
+            }
+        }
+        let Some(out) = cur else { return Ok(None) };
+        self.check_head(def, &env, &out);
+        Ok(Some(Elaborated { params, input, output: out.node, stages }))
+    }
+
+    fn input(&mut self, dims: &'a [Expr; 3], span: Span, env: &Env<'a>) -> Flow<Option<Tensor>> {
+        let mut v = [0u32; 3];
+        for (i, e) in dims.iter().enumerate() {
+            let x = self.eval(e, env)?;
+            let (hi, what) = if i == 0 { (MAX_CHANNELS, "input channels") } else { (MAX_SPATIAL, "the input size") };
+            match x.as_int() {
+                Some(n) if (1..=hi).contains(&n) => v[i] = n as u32,
+                Some(n) => {
+                    self.limit(what, n, format!("1 to {hi}"), e.span);
+                    return Ok(None);
+                }
+                None => {
+                    self.type_error_pub("an integer", &x, e.span);
+                    return Ok(None);
+                }
+            }
+        }
+        let g = self.ch.fresh(v[0], true, span);
+        self.section = Section::Input;
+        let node = Node {
+            name: "input".into(),
+            op: Op::Input,
+            inputs: Vec::new(),
+            term: Term::G(g),
+            channels: v[0],
+            hw: [v[1], v[2]],
+            section: Section::Input,
+            span,
+            sets_width: true,
+        };
+        let id = self.emit(node, span)?;
+        Ok(Some(Tensor { node: id, term: Term::G(g), c: v[0], h: v[1], w: v[2], origin: span }))
+    }
+
+    fn section(&mut self, section: Section, name: &str, value: &'a Expr, t: Tensor, env: &Env<'a>) -> Flow<Option<Tensor>> {
+        self.section = section;
+        let prefix = match section {
+            Section::Stage(i) => format!("stage{i}"),
+            _ => name.to_string(),
+        };
+        let before = self.nodes.len();
+        self.push_frame(prefix, true);
+        let v = self.eval(value, env);
+        let result = match v {
+            Ok(Value::Layer(f)) => self.apply(&f, t),
+            Ok(other) => Ok(self.type_error_any("a layer", other, value.span)),
+            Err(e) => Err(e),
+        };
+        self.pop_frame();
+        match result? {
+            Value::Tensor(out) => {
+                if self.nodes.len() == before {
+                    self.errors.push(SemaError::EmptyStage { span: value.span });
+                }
+                Ok(Some(out))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn type_error_any(&mut self, expected: &str, v: Value<'a>, span: Span) -> Value<'a> {
+        let help = matches!(v, Value::Tensor(_)).then(|| "a section is a layer chain applied to the previous section's output, e.g. `stage = block(64) * 3`".to_string());
+        if !matches!(v, Value::Poison) {
+            self.errors.push(SemaError::Type { expected: expected.into(), found: v.describe(), span, help });
+        }
+        Value::Poison
+    }
+
+    /// The output is the classifier: never slimmed, and `classes` wide when the network
+    /// has that parameter.
+    fn check_head(&mut self, def: &Definition, env: &Env<'a>, out: &Tensor) {
+        let span = self.nodes[out.node].span;
+        if let Some(classes) = env.get("classes").and_then(Value::as_int) {
+            if i64::from(out.c) != classes {
+                self.errors.push(SemaError::HeadClasses { span, got: out.c, classes: classes.clamp(0, u32::MAX.into()) as u32, origin: out.origin });
+                return;
+            }
+        }
+        let fixed = Term::G(self.ch.fresh(out.c, true, def.name.span));
+        if let Err(c) = self.ch.unify(&out.term, &fixed) {
+            let e = match c {
+                super::channels::Conflict::FixedForced { fixed, fixed_origin, other_origin } => {
+                    SemaError::FixedForced { span, fixed, fixed_origin, other_origin }
+                }
+                _ => SemaError::DerivedConflict { span, help: "end the network with `linear(classes)`".into() },
+            };
+            self.errors.push(e);
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Name resolution, before any analysis: duplicate definitions, unknown names, ops,
+//! arguments and fields, reserved names, and recursive blocks. Later passes may assume
+//! every name they meet exists.
+
+use std::collections::{HashMap, HashSet};
+
+use super::builtins::{self, Signature, CONSTANTS, SIGNATURES};
+use super::error::SemaError;
+use crate::syntax::ast::*;
+
+/// Where each definition lives in the file.
+pub struct Index<'a> {
+    pub blocks: HashMap<&'a str, &'a Definition>,
+}
+
+const NETWORK_SECTIONS: &[&str] = &["stem", "stage", "head"];
+const FIELDS: &[&str] = &["c", "h", "w"];
+
+pub fn resolve(file: &File) -> Result<Index<'_>, Vec<SemaError>> {
+    let mut errors = Vec::new();
+    let mut blocks: HashMap<&str, &Definition> = HashMap::new();
+    let mut networks: HashMap<&str, &Definition> = HashMap::new();
+    for b in &file.blocks {
+        if builtins::lookup(&b.name.name).is_some() || CONSTANTS.contains(&b.name.name.as_str()) {
+            errors.push(SemaError::ShadowsBuiltin { name: b.name.name.clone(), span: b.name.span });
+        }
+        if let Some(first) = blocks.insert(&b.name.name, b) {
+            errors.push(duplicate("block", &b.name, &first.name));
+        }
+    }
+    for n in &file.networks {
+        if let Some(first) = networks.insert(&n.name.name, n) {
+            errors.push(duplicate("network", &n.name, &first.name));
+        }
+    }
+    let index = Index { blocks };
+    for def in &file.blocks {
+        Scope::new(&index, &mut errors, false).definition(def);
+    }
+    for def in &file.networks {
+        Scope::new(&index, &mut errors, true).definition(def);
+    }
+    find_cycles(file, &index, &mut errors);
+    if errors.is_empty() {
+        Ok(index)
+    } else {
+        Err(errors)
+    }
+}
+
+fn duplicate(what: &'static str, second: &Ident, first: &Ident) -> SemaError {
+    SemaError::Duplicate { what, name: second.name.clone(), first: first.span, second: second.span }
+}
+
+struct Scope<'i, 'a, 'e> {
+    index: &'i Index<'a>,
+    errors: &'e mut Vec<SemaError>,
+    names: HashMap<String, Span>,
+    network: bool,
+}
+
+impl<'i, 'a, 'e> Scope<'i, 'a, 'e> {
+    fn new(index: &'i Index<'a>, errors: &'e mut Vec<SemaError>, network: bool) -> Self {
+        Scope { index, errors, names: HashMap::new(), network }
+    }
+
+    fn definition(&mut self, def: &Definition) {
+        for p in &def.params {
+            if let Some(d) = &p.default {
+                self.expr(d);
+            }
+            self.declare(&p.name);
+        }
+        if !self.network {
+            self.names.insert("in".to_string(), def.name.span);
+        }
+        let mut has_input = false;
+        let mut has_out = false;
+        for stmt in &def.stmts {
+            match stmt {
+                Stmt::Input { dims, span } => {
+                    if has_input {
+                        self.errors.push(SemaError::Misplaced {
+                            what: "a second `input` statement".into(),
+                            span: *span,
+                            help: "a network has exactly one input".into(),
+                        });
+                    }
+                    has_input = true;
+                    dims.iter().for_each(|d| self.expr(d));
+                }
+                Stmt::Rounding { policy, .. } => self.expr(policy),
+                Stmt::Width { name, value } => {
+                    self.expr(value);
+                    self.declare(name);
+                }
+                Stmt::Bind { name, value } => {
+                    self.expr(value);
+                    if self.network && NETWORK_SECTIONS.contains(&name.name.as_str()) {
+                        continue;
+                    }
+                    has_out |= name.name == "out";
+                    self.declare(name);
+                }
+            }
+        }
+        if self.network && !has_input {
+            self.errors.push(SemaError::MissingInput { network: def.name.name.clone(), span: def.name.span });
+        }
+        if !self.network && !has_out {
+            self.errors.push(SemaError::MissingOut { block: def.name.name.clone(), span: def.name.span });
+        }
+    }
+
+    fn declare(&mut self, name: &Ident) {
+        if name.name == "in" {
+            self.errors.push(SemaError::ReservedName { name: name.name.clone(), span: name.span });
+            return;
+        }
+        if let Some(first) = self.names.insert(name.name.clone(), name.span) {
+            self.errors.push(SemaError::Duplicate { what: "name", name: name.name.clone(), first, second: name.span });
+        }
+    }
+
+    fn expr(&mut self, e: &Expr) {
+        match &e.kind {
+            ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => {}
+            ExprKind::Name(id) => {
+                let is_layer = matches!(builtins::lookup(&id.name), Some(Signature { builtin: builtins::Builtin::Op(_), .. }))
+                    || self.index.blocks.contains_key(id.name.as_str());
+                if !self.names.contains_key(&id.name) && !CONSTANTS.contains(&id.name.as_str()) && !is_layer {
+                    let mut pool: Vec<&str> = self.names.keys().map(String::as_str).collect();
+                    pool.extend(CONSTANTS);
+                    if self.network && NETWORK_SECTIONS.contains(&id.name.as_str()) {
+                        pool.clear();
+                    }
+                    let candidates = builtins::similar(&id.name, pool);
+                    self.errors.push(SemaError::UnknownName { name: id.name.clone(), span: id.span, candidates });
+                }
+            }
+            ExprKind::Unary(_, x) => self.expr(x),
+            ExprKind::Binary(_, a, b) => {
+                self.expr(a);
+                self.expr(b);
+            }
+            ExprKind::Chain(items) => items.iter().for_each(|x| self.expr(x)),
+            ExprKind::Field(x, f) => {
+                self.expr(x);
+                if !FIELDS.contains(&f.name.as_str()) {
+                    self.errors.push(SemaError::UnknownField { name: f.name.clone(), span: f.span });
+                }
+            }
+            ExprKind::If { arms, otherwise } => {
+                for (c, v) in arms {
+                    self.expr(c);
+                    self.expr(v);
+                }
+                self.expr(otherwise);
+            }
+            ExprKind::Call { callee, args } => {
+                self.call(callee, args);
+                args.iter().for_each(|a| self.expr(&a.value));
+            }
+        }
+    }
+
+    fn call(&mut self, callee: &Ident, args: &[Arg]) {
+        let params: Vec<&str> = if let Some(sig) = builtins::lookup(&callee.name) {
+            sig.params.to_vec()
+        } else if let Some(b) = self.index.blocks.get(callee.name.as_str()) {
+            b.params.iter().map(|p| p.name.name.as_str()).collect()
+        } else {
+            let pool = SIGNATURES.iter().map(|s: &Signature| s.name).chain(self.index.blocks.keys().copied());
+            let candidates = builtins::similar(&callee.name, pool);
+            self.errors.push(SemaError::UnknownCallee { name: callee.name.clone(), span: callee.span, candidates });
+            return;
+        };
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for a in args {
+            let Some(name) = &a.name else { continue };
+            if !params.contains(&name.name.as_str()) {
+                let candidates = builtins::similar(&name.name, params.iter().copied());
+                self.errors.push(SemaError::UnknownArgument {
+                    callee: callee.name.clone(),
+                    name: name.name.clone(),
+                    span: name.span,
+                    candidates,
+                });
+            } else if let Some(first) = seen.insert(name.name.as_str(), name.span) {
+                self.errors.push(SemaError::RepeatedArgument { name: name.name.clone(), span: name.span, first });
+            }
+        }
+    }
+}
+
+/// Reports every block that can reach itself through calls, once per cycle.
+fn find_cycles(file: &File, index: &Index, errors: &mut Vec<SemaError>) {
+    let mut calls: HashMap<&str, Vec<(&str, Span)>> = HashMap::new();
+    for b in &file.blocks {
+        let mut out = Vec::new();
+        for stmt in &b.stmts {
+            let (Stmt::Width { value, .. } | Stmt::Bind { value, .. }) = stmt else { continue };
+            collect_calls(value, index, &mut out);
+        }
+        for p in &b.params {
+            if let Some(d) = &p.default {
+                collect_calls(d, index, &mut out);
+            }
+        }
+        calls.entry(b.name.name.as_str()).or_insert(out);
+    }
+    let mut reported: HashSet<Vec<&str>> = HashSet::new();
+    let mut names: Vec<&str> = calls.keys().copied().collect();
+    names.sort();
+    for start in names {
+        // Iterative DFS for a path from `start` back to `start`.
+        let mut stack: Vec<(&str, usize, Vec<&str>, Option<Span>)> = vec![(start, 0, vec![start], None)];
+        let mut visited: HashSet<&str> = HashSet::new();
+        while let Some((node, i, path, first_span)) = stack.pop() {
+            let edges = &calls[node];
+            if i >= edges.len() {
+                continue;
+            }
+            stack.push((node, i + 1, path.clone(), first_span));
+            let (next, span) = edges[i];
+            let first_span = first_span.or(Some(span));
+            if next == start {
+                let mut cycle = path.clone();
+                cycle.push(start);
+                let mut key = path.clone();
+                key.sort();
+                if reported.insert(key) {
+                    let span = if path.len() == 1 { span } else { first_span.unwrap_or(span) };
+                    errors.push(SemaError::Recursive { chain: cycle.iter().map(|s| s.to_string()).collect(), span });
+                }
+                continue;
+            }
+            if calls.contains_key(next) && visited.insert(next) {
+                let mut p = path.clone();
+                p.push(next);
+                stack.push((next, 0, p, first_span));
+            }
+        }
+    }
+}
+
+fn collect_calls<'a>(e: &'a Expr, index: &Index, out: &mut Vec<(&'a str, Span)>) {
+    match &e.kind {
+        ExprKind::Call { callee, args } => {
+            if index.blocks.contains_key(callee.name.as_str()) {
+                out.push((callee.name.as_str(), callee.span));
+            }
+            args.iter().for_each(|a| collect_calls(&a.value, index, out));
+        }
+        ExprKind::Unary(_, x) | ExprKind::Field(x, _) => collect_calls(x, index, out),
+        ExprKind::Binary(_, a, b) => {
+            collect_calls(a, index, out);
+            collect_calls(b, index, out);
+        }
+        ExprKind::Chain(items) => items.iter().for_each(|x| collect_calls(x, index, out)),
+        ExprKind::If { arms, otherwise } => {
+            for (c, v) in arms {
+                collect_calls(c, index, out);
+                collect_calls(v, index, out);
+            }
+            collect_calls(otherwise, index, out);
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,91 @@
+//! Values of the elaborator: what a `.slim` expression evaluates to.
+
+use std::rc::Rc;
+
+use super::builtins::OpKind;
+use super::channels::{GroupId, Term};
+use crate::ir::Rounding;
+use crate::syntax::ast::{Definition, Span};
+
+/// A tensor flowing through the network being built.
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    /// The node that produced it.
+    pub node: usize,
+    pub term: Term,
+    /// Channels at full width.
+    pub c: u32,
+    pub h: u32,
+    pub w: u32,
+    /// Where its channel count was set (for diagnostics).
+    pub origin: Span,
+}
+
+/// A width argument before it becomes a term.
+#[derive(Clone, Debug)]
+pub enum WidthVal {
+    /// `width NAME = n`: every use is the same group.
+    Shared(GroupId),
+    /// `fixed(n)`.
+    Fixed(u32),
+    /// `ratio(t, r[, rounding])`.
+    Ratio { of: Term, of_c: u32, ratio: f64, rounding: Option<Rounding> },
+}
+
+/// Evaluated arguments of a call, by parameter name.
+pub type Bound<'a> = Vec<(&'static str, Value<'a>, Span)>;
+
+/// Something that maps a tensor to a tensor: an op, a block instance, a chain, a repeat.
+#[derive(Debug)]
+pub enum LayerFn<'a> {
+    Op { kind: OpKind, name: &'static str, args: Bound<'a>, span: Span },
+    Block { def: &'a Definition, args: Vec<(String, Value<'a>)>, span: Span },
+    Chain(Vec<Rc<LayerFn<'a>>>),
+    Repeat(Rc<LayerFn<'a>>, u32),
+}
+
+#[derive(Clone, Debug)]
+pub enum Value<'a> {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Tensor(Tensor),
+    Layer(Rc<LayerFn<'a>>),
+    Width(WidthVal),
+    Rounding(Rounding),
+    /// An error was already reported; suppress follow-on errors.
+    Poison,
+}
+
+impl Value<'_> {
+    /// How a type is named in "expected X, found Y".
+    pub fn describe(&self) -> String {
+        match self {
+            Value::Int(v) => format!("the integer {v}"),
+            Value::Float(v) => format!("the number {v}"),
+            Value::Bool(v) => format!("the boolean {v}"),
+            Value::Tensor(t) => format!("a tensor ({}x{}x{})", t.c, t.h, t.w),
+            Value::Layer(_) => "a layer".to_string(),
+            Value::Width(_) => "a width".to_string(),
+            Value::Rounding(_) => "a rounding policy".to_string(),
+            Value::Poison => "an invalid value".to_string(),
+        }
+    }
+
+    /// The value as an integer, when it is one (floats that are whole numbers count).
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(v) => Some(*v),
+            Value::Float(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Some(*v as i64),
+            _ => None,
+        }
+    }
+
+    pub fn as_float(&self) -> Option<f64> {
+        match self {
+            Value::Int(v) => Some(*v as f64),
+            Value::Float(v) => Some(*v),
+            _ => None,
+        }
+    }
+}
