@@ -270,6 +270,18 @@ impl<'a> Elab<'a, '_> {
         if !self.divisible(&t.term, k_div, what, t.c, span, t.origin) || !self.divisible(&out.0, k_div, what, out.1, span, out.2) {
             return Ok(Value::Poison);
         }
+        if let Groups::Width(_) = groups {
+            // groups = in / gw at every width, so out stays divisible by groups only if it
+            // follows in: the two are one width.
+            if t.c != out.1 {
+                self.errors.push(SemaError::GroupWidthChange { span, input: t.c, output: out.1, input_origin: t.origin });
+                return Ok(Value::Poison);
+            }
+            if let Err(c) = self.ch.unify(&t.term, &out.0) {
+                self.conflict(c, span, "group width", t.c, k_div, t.origin);
+                return Ok(Value::Poison);
+            }
+        }
         let Some(hw) = self.window(&t, k, s, p, d, span) else { return Ok(Value::Poison) };
         let op = Op::Conv { kernel: [k, k], stride: [s, s], padding: [p, p], dilation: [d, d], groups, bias };
         self.node(op, &[&t], out, hw, span, true)

@@ -42,6 +42,7 @@ pub enum SemaError {
     HeadClasses { span: Span, got: u32, classes: u32, origin: Span },
     NeedsFlat { op: String, span: Span, h: u32, w: u32 },
     BadRounding { span: Span },
+    GroupWidthChange { span: Span, input: u32, output: u32, input_origin: Span },
 }
 
 fn did_you_mean(candidates: &[String]) -> Option<String> {
@@ -118,10 +119,7 @@ impl SemaError {
                 .help("remove one of them"),
             SemaError::Type { expected, found, span, help } => {
                 let d = Diagnostic::new("E0115", format!("expected {expected}, found {found}")).primary(*span, format!("this is {found}"));
-                match help {
-                    Some(h) => d.help(h.clone()),
-                    None => d,
-                }
+                d.help(help.clone().unwrap_or_else(|| format!("pass {expected} here; README.md lists every op's parameters")))
             }
             SemaError::Arithmetic { message, span } => Diagnostic::new("E0116", message.clone())
                 .primary(*span, "in this expression")
@@ -191,6 +189,12 @@ impl SemaError {
             SemaError::NeedsFlat { op, span, h, w } => Diagnostic::new("E0210", format!("{op} needs a 1x1 feature map, found {h}x{w}"))
                 .primary(*span, format!("input is {h}x{w}"))
                 .help("add `avgpool` (global average pooling) before it"),
+            SemaError::GroupWidthChange { span, input, output, input_origin } => {
+                Diagnostic::new("E0212", format!("group-width conv changes {input} channels to {output}"))
+                    .primary(*span, "`group_width` needs as many output channels as input channels")
+                    .secondary(*input_origin, format!("the input has {input} channels"))
+                    .help("with a fixed group width the number of groups follows the input, so the output must follow it too; change the width with a 1x1 conv before or after")
+            }
             SemaError::BadRounding { span } => Diagnostic::new("E0211", "unknown rounding policy")
                 .primary(*span, "not a rounding policy")
                 .help("use `floor`, `nearest` or `make_divisible(8)`"),

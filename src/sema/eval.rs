@@ -180,7 +180,10 @@ impl<'a, 'i> Elab<'a, 'i> {
                         "h" => t.h,
                         _ => t.w,
                     })),
-                    _ => self.type_error("a tensor", &v, x.span, Some("only tensors have `.c`, `.h` and `.w`")),
+                    Value::Width(WidthVal::Shared(g)) if f.name == "c" => Value::Int(i64::from(self.ch.base_of(*g))),
+                    Value::Width(WidthVal::Fixed(n)) if f.name == "c" => Value::Int(i64::from(*n)),
+                    Value::Poison => Value::Poison,
+                    _ => self.type_error("a tensor", &v, x.span, Some("tensors have `.c`, `.h` and `.w`; named widths have `.c`")),
                 }
             }
             ExprKind::If { arms, otherwise } => {

@@ -77,14 +77,15 @@ impl<'a> Elab<'a, '_> {
                         "stage" => Section::Stage(stages + 1),
                         _ => Section::Head,
                     };
-                    if let Some((prev, prev_span)) = last_section {
+                    if let Some((prev, _)) = last_section {
                         let order = |s: &str| ["stem", "stage", "head"].iter().position(|x| *x == s);
                         if order(prev) > order(&name.name) || (prev == name.name && name.name != "stage") {
                             self.errors.push(SemaError::Misplaced {
                                 what: format!("`{}` after `{prev}`", name.name),
                                 span: name.span,
-                                help: format!("a network has one `stem`, then its `stage`s, then one `head` (the earlier `{prev}` is at byte {})", prev_span.start),
+                                help: format!("a network has one `stem`, then its `stage`s, then one `head`; move this before the earlier `{prev}`"),
                             });
+                            continue;
                         }
                     }
                     last_section = Some((name.name.as_str(), name.span));

@@ -151,7 +151,6 @@ pub fn describe_rule(rule: Rule) -> Option<&'static str> {
         Rule::call_args => "arguments",
         Rule::named_arg => "an argument",
         Rule::boolean => "`true` or `false`",
-        Rule::field => "`.c`, `.h` or `.w`",
         Rule::EOI => "end of file",
         _ => return None,
     })

@@ -1,0 +1,251 @@
+//! The model zoo against published numbers (DESIGN.md §7) and the search-space
+//! conventions of the reference implementations.
+
+use slimc::cost::cost;
+use slimc::ir::{Network, Op, Rounding, Section, Width};
+use slimc::{compile, Options};
+
+fn load_with(name: &str, options: &Options) -> Network {
+    let path = format!("models/{name}.slim");
+    let src = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    match compile(&src, &path, options) {
+        Ok(mut nets) => {
+            assert_eq!(nets.len(), 1, "{path} holds one network");
+            nets.remove(0)
+        }
+        Err(d) => panic!("{path} does not check:\n{}", d.render()),
+    }
+}
+
+fn load(name: &str) -> Network {
+    load_with(name, &Options::default())
+}
+
+/// (params, MACs) at full width.
+fn full(net: &Network) -> (u64, u64) {
+    let (c, _) = cost(net, &net.full_width());
+    (c.params, c.macs)
+}
+
+fn macs_at(net: &Network, w: f64) -> u64 {
+    let dims = net.decode_uniform(w, net.rounding).expect("valid width");
+    cost(net, &dims).0.macs
+}
+
+const ZOO: &[&str] = &[
+    "resnet20", "resnet32", "resnet44", "resnet56", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+    "wrn40_4", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0",
+    "mnasnet", "shufflenet_v2", "regnetx_400mf", "regnety_400mf",
+];
+
+#[test]
+fn every_zoo_model_checks_and_validates() {
+    let mut files: Vec<String> = std::fs::read_dir("models")
+        .unwrap()
+        .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut zoo: Vec<String> = ZOO.iter().map(|s| s.to_string()).collect();
+    zoo.sort();
+    assert_eq!(files, zoo, "models/ holds exactly the zoo");
+    for name in ZOO {
+        let net = load(name);
+        assert_eq!(net.name, *name);
+        slimc::ir::validate(&net).unwrap();
+        assert!(net.space.search_dim() > 0, "{name} has something to slim");
+        // Every zoo network takes classes, in_channels and size (DESIGN.md §6).
+        for p in ["classes", "in_channels", "size"] {
+            assert!(net.params.iter().any(|(k, _)| k == p), "{name} lacks parameter {p}");
+        }
+        // The classifier output is never slimmed.
+        assert!(matches!(net.layers[net.output].width, Width::Fixed(_)), "{name}: output slimmable");
+    }
+}
+
+/// torchvision at 224x224, full width: exact parameter counts and conv+linear MACs.
+#[test]
+fn imagenet_models_match_torchvision_exactly() {
+    let published: &[(&str, u64, f64)] = &[
+        ("resnet18", 11_689_512, 1.814e9),
+        ("resnet50", 25_557_032, 4.089e9),
+        ("mobilenet_v2", 3_504_872, 300.8e6),
+        ("mobilenet_v3_large", 5_483_032, 216.6e6),
+        ("mobilenet_v3_small", 2_542_856, 56.5e6),
+        ("efficientnet_b0", 5_288_548, 385.8e6),
+        ("regnetx_400mf", 5_495_976, 413.8e6),
+        ("regnety_400mf", 4_344_144, 401.8e6),
+        ("shufflenet_v2", 2_278_604, 144.9e6),
+        ("mnasnet", 4_383_312, 314.4e6),
+    ];
+    for &(name, params, macs) in published {
+        let net = load(name);
+        assert_eq!(net.input, [3, 224, 224]);
+        let (p, m) = full(&net);
+        assert_eq!(p, params, "{name} params");
+        // The published MACs carry four significant digits.
+        let unit = if macs >= 1e9 { 1e6 } else { 1e5 };
+        assert_eq!((m as f64 / unit).round(), (macs / unit).round(), "{name} MACs: {m}");
+    }
+    // torchvision's other ResNets.
+    for (name, params) in [("resnet34", 21_797_672), ("resnet101", 44_549_160), ("resnet152", 60_192_808)] {
+        assert_eq!(full(&load(name)).0, params, "{name} params");
+    }
+}
+
+#[test]
+fn mobilenet_v1_width_table() {
+    let net = load("mobilenet_v1");
+    assert_eq!(net.rounding, Rounding::MakeDivisible(8));
+    for (w, published) in [(1.0, 569), (0.75, 325), (0.5, 150), (0.25, 41)] {
+        let ours = macs_at(&net, w);
+        // US-Nets' profiler also counts the final 7x7 average pool (one MAC per input
+        // element), which DESIGN.md §5 leaves out; with it, every entry matches exactly.
+        let dims = net.decode_uniform(w, net.rounding).unwrap();
+        let shapes = net.layer_shapes(&dims);
+        let pool: u64 = net
+            .layers
+            .iter()
+            .filter(|(_, l)| l.op == Op::GlobalAvgPool)
+            .map(|(id, l)| {
+                let input = net.layers[l.inputs[0]].hw;
+                u64::from(shapes[id.index()].in_c) * u64::from(input[0]) * u64::from(input[1])
+            })
+            .sum();
+        let m = (ours + pool) as f64 / 1e6;
+        assert_eq!(m.round() as u64, published, "MobileNet v1 at {w}: {m}M MACs with the pool");
+        assert!((ours as f64 / 1e6 - published as f64).abs() < 0.51, "MobileNet v1 at {w}: {ours} MACs");
+    }
+}
+
+#[test]
+fn cifar_resnets() {
+    let net = load("resnet20");
+    let (params, macs) = full(&net);
+    assert_eq!((macs as f64 / 1e5).round(), 406.0, "ResNet-20 is about 40.6M MACs: {macs}");
+    assert_eq!((params as f64 / 1e4).round(), 27.0, "ResNet-20 has 0.27M params: {params}");
+    // The stem and stage 1's block outputs share one width (option-A shortcuts).
+    let stem = net.layers.iter().find(|(_, l)| l.name == "stem.conv1").unwrap().1;
+    let out = net.layers.iter().find(|(_, l)| l.name == "stage1.2.main.conv2").unwrap().1;
+    assert_eq!(stem.width, Width::Dim(0));
+    assert_eq!(out.width, Width::Dim(0));
+    // One shared width per stage plus one inner width per block: 3 + 9.
+    assert_eq!(net.space.search_dim(), 12);
+    assert_eq!(slimc::ir::dump::channel_space(&net.space.channel_space()), "[16, [16, 16, 16], [32, 32, 32, 32], [64, 64, 64, 64]]");
+    // Zero-padded shortcuts bound stage widths from below by their input's.
+    assert_eq!(net.space.dims[4].at_least, vec![Width::Dim(0)]);
+    for (name, blocks) in [("resnet32", 5), ("resnet44", 7), ("resnet56", 9)] {
+        let net = load(name);
+        assert_eq!(net.space.search_dim(), 3 + 3 * blocks, "{name}");
+    }
+}
+
+#[test]
+fn joslim_conventions() {
+    // A bottleneck's two inner convs are one dimension.
+    let net = load("resnet50");
+    let w = |n: &str| net.layers.iter().find(|(_, l)| l.name == n).unwrap_or_else(|| panic!("{n}")).1.width.clone();
+    assert_eq!(w("stage2.1.main.conv1"), w("stage2.1.main.conv2"));
+    assert_ne!(w("stage2.1.main.conv1"), w("stage2.1.main.conv3"));
+    // 1 stem + 4 stage widths + 16 blocks.
+    assert_eq!(net.space.search_dim(), 21);
+    // MobileNetV2's last 1x1 conv and the classifier are never slimmed.
+    let net = load("mobilenet_v2");
+    let last_conv = net.layers.iter().filter(|(_, l)| matches!(l.op, Op::Conv { .. })).last().unwrap().1;
+    assert_eq!(last_conv.width, Width::Fixed(1280));
+    assert_eq!(net.layers[net.output].width, Width::Fixed(1000));
+    // Dimensions are ordered stem, then per stage with the shared width first.
+    let sections: Vec<Section> = net.space.dims.iter().map(|d| d.section).collect();
+    let mut sorted = sections.clone();
+    sorted.sort();
+    assert_eq!(sections, sorted);
+}
+
+#[test]
+fn group_widths_divide_regnet_dimensions() {
+    let net = load("regnetx_400mf");
+    for (id, l) in net.layers.iter() {
+        if let Op::Conv { groups: slimc::ir::Groups::Width(gw), .. } = l.op {
+            let Width::Dim(d) = l.width else { panic!("{} not a dimension", l.name) };
+            assert_eq!(net.space.dims[d].divisor % gw, 0);
+            // The group conv's input and output are one width.
+            assert_eq!(net.layers[net.layers[id].inputs[0]].width, l.width);
+        }
+    }
+    for w in [0.25, 0.3, 0.5, 0.77] {
+        let dims = net.decode_uniform(w, net.rounding).unwrap();
+        for (s, (_, l)) in net.layer_shapes(&dims).iter().zip(net.layers.iter()) {
+            if matches!(l.op, Op::Conv { .. }) {
+                assert_eq!(s.in_c % s.groups, 0, "{} at {w}", l.name);
+                assert_eq!(s.out % s.groups, 0, "{} at {w}", l.name);
+            }
+        }
+    }
+}
+
+/// At any width, every concat/split/shuffle/add stays consistent.
+#[test]
+fn decoded_widths_are_consistent_everywhere() {
+    for name in ZOO {
+        let net = load(name);
+        for w in [0.25, 0.35, 0.5, 0.6, 0.75, 1.0] {
+            let dims = net.decode_uniform(w, net.rounding).unwrap();
+            let shapes = net.layer_shapes(&dims);
+            for (id, l) in net.layers.iter() {
+                let s = shapes[id.index()];
+                assert!(s.out >= 1 && s.in_c >= 1, "{name} {} at {w}", l.name);
+                let ins: Vec<u32> = l.inputs.iter().map(|i| shapes[i.index()].out).collect();
+                match &l.op {
+                    Op::Add | Op::Mul => assert!(ins.iter().all(|&c| c == s.out), "{name} {} at {w}: {ins:?}", l.name),
+                    Op::Concat => assert_eq!(ins.iter().sum::<u32>(), s.out, "{name} {}", l.name),
+                    Op::Split { parts, .. } | Op::Shuffle { groups: parts } => {
+                        assert_eq!(s.in_c % parts, 0, "{name} {} at {w}", l.name)
+                    }
+                    Op::Conv { groups: slimc::ir::Groups::Depthwise, .. } => assert_eq!(s.in_c, s.out),
+                    Op::ZeroPad => assert!(s.out >= s.in_c, "{name} {} at {w}", l.name),
+                    _ => {}
+                }
+            }
+            if w == 1.0 {
+                assert_eq!(dims, net.full_width());
+            }
+        }
+    }
+}
+
+#[test]
+fn set_retargets_a_network() {
+    let options = Options {
+        settings: vec![
+            ("classes".into(), slimc::ir::ParamValue::Int(100)),
+            ("size".into(), slimc::ir::ParamValue::Int(64)),
+        ],
+        rounding: None,
+    };
+    let net = load_with("resnet18", &options);
+    assert_eq!(net.layers[net.output].channels, 100);
+    assert_eq!(net.input, [3, 64, 64]);
+    let fm = load_with("resnet20", &Options { settings: vec![("in_channels".into(), slimc::ir::ParamValue::Int(1)), ("size".into(), slimc::ir::ParamValue::Int(28))], rounding: None });
+    assert_eq!(fm.input, [1, 28, 28]);
+}
+
+#[test]
+fn rounding_override() {
+    let options = Options { settings: vec![], rounding: Some(Rounding::Nearest) };
+    let net = load_with("resnet20", &options);
+    assert_eq!(net.rounding, Rounding::Nearest);
+    // 16 x 0.3 = 4.8: floor gives 4, nearest 5.
+    assert_eq!(net.decode_uniform(0.3, net.rounding).unwrap()[0], 5);
+    assert_eq!(load("resnet20").decode_uniform(0.3, Rounding::Floor).unwrap()[0], 4);
+}
+
+#[test]
+fn resnet20_search_space_snapshot() {
+    insta::assert_snapshot!(slimc::ir::dump::dump(&load("resnet20")));
+}
+
+#[test]
+fn shufflenet_space_snapshot() {
+    let net = load("shufflenet_v2");
+    let head: String = slimc::ir::dump::dump(&net).lines().take(30).collect::<Vec<_>>().join("\n");
+    insta::assert_snapshot!(head);
+}
