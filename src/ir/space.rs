@@ -140,3 +140,54 @@ impl Network {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Dim, Width};
+
+    fn dim(base: u32, divisor: u32) -> Dim {
+        Dim { base, section: Section::Stem, divisor, at_least: Vec::new(), layers: Vec::new() }
+    }
+
+    #[test]
+    fn make_divisible_matches_mobilenet() {
+        let r = Rounding::MakeDivisible(8);
+        // torchvision's _make_divisible(v, 8).
+        for (v, want) in [(32.0 * 0.35, 16), (18.0, 24), (4.0, 8), (30.0, 32), (1280.0 * 0.5, 640), (43.2, 40), (100.0, 104), (11.0, 16)] {
+            assert_eq!(r.apply(v), want, "make_divisible({v})");
+        }
+        assert_eq!(Rounding::Floor.apply(0.29 * 100.0), 29);
+        assert_eq!(Rounding::Floor.apply(4.8), 4);
+        assert_eq!(Rounding::Nearest.apply(2.5), 2);
+        assert_eq!(Rounding::Nearest.apply(3.5), 4);
+        assert_eq!(Rounding::parse("make_divisible(4)"), Some(Rounding::MakeDivisible(4)));
+        assert_eq!(Rounding::parse("make_divisible:16"), Some(Rounding::MakeDivisible(16)));
+        assert_eq!(Rounding::parse("ceil"), None);
+    }
+
+    #[test]
+    fn decode_applies_divisors_bounds_and_limits() {
+        let mut space = SearchSpace { dims: vec![dim(64, 1), dim(64, 16), dim(32, 1)], stages: 0 };
+        space.dims[2].at_least.push(Width::Dim(0));
+        let ch = space.decode(&[0.5, 0.3, 0.25], Rounding::Floor).unwrap();
+        // 64·0.3 = 19 → 16 (multiple of 16); dim 2 is raised to dim 0's 32.
+        assert_eq!(ch, vec![32, 16, 32]);
+        // Never below the divisor, never below 1.
+        assert_eq!(space.decode(&[0.01, 0.01, 0.01], Rounding::Floor).unwrap(), vec![1, 16, 1]);
+        assert_eq!(space.decode(&[1.0, 1.0, 1.0], Rounding::MakeDivisible(8)).unwrap(), vec![64, 64, 32]);
+        assert!(matches!(space.decode(&[1.0], Rounding::Floor), Err(DecodeError::Length { expected: 3, got: 1 })));
+        assert!(matches!(space.decode(&[1.0, 0.0, 1.0], Rounding::Floor), Err(DecodeError::OutOfRange { index: 1, .. })));
+        assert!(space.decode(&[1.0, f64::NAN, 1.0], Rounding::Floor).is_err());
+    }
+
+    #[test]
+    fn widths_evaluate() {
+        let dims = [10, 6];
+        let w = Width::Sum(vec![Width::Dim(0), Width::Part { of: Box::new(Width::Dim(1)), parts: 2 }, Width::Fixed(5)]);
+        assert_eq!(w.eval(&dims), 18);
+        let r = Width::Ratio { of: Box::new(Width::Dim(0)), ratio: 0.25, rounding: Rounding::Floor };
+        assert_eq!(r.eval(&dims), 2);
+        assert_eq!(r.eval(&[1, 1]), 1, "ratios never reach zero");
+    }
+}

@@ -1,0 +1,104 @@
+//! The command-line contract (DESIGN.md §6): exit codes, JSON keys, human output.
+
+use std::process::{Command, Output};
+
+fn slimc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slimc")).args(args).output().expect("slimc runs")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exited, not killed")
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("stdout is one JSON document: {e}\n{}", String::from_utf8_lossy(&o.stdout)))
+}
+
+#[test]
+fn check_exit_codes() {
+    let zoo: Vec<String> = std::fs::read_dir("models").unwrap().map(|e| e.unwrap().path().display().to_string()).collect();
+    let args: Vec<&str> = std::iter::once("check").chain(zoo.iter().map(String::as_str)).collect();
+    let o = slimc(&args);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), zoo.len(), "one summary line per network");
+
+    let o = slimc(&["check", "tests/ui/channel_mismatch_add.slim"]);
+    assert_eq!(code(&o), 1);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("error[E0201]: channel mismatch in add"), "{err}");
+    assert!(err.contains("help:"), "{err}");
+    assert!(!err.contains('\u{1b}'), "no colour when stderr is not a terminal");
+
+    assert_eq!(code(&slimc(&["check", "no/such/file.slim"])), 2);
+    assert_eq!(code(&slimc(&["check"])), 2);
+    assert_eq!(code(&slimc(&["frobnicate"])), 2);
+    assert_eq!(code(&slimc(&["check", "tests/ui/not_utf8.slim"])), 1);
+}
+
+#[test]
+fn check_json() {
+    let o = slimc(&["check", "--json", "models/resnet20.slim", "tests/ui/empty_stage.slim"]);
+    assert_eq!(code(&o), 1);
+    let doc = json(&o);
+    let files = doc["files"].as_array().unwrap();
+    assert_eq!(files[0]["ok"], true);
+    assert_eq!(files[0]["networks"][0]["search_dim"], 12);
+    assert_eq!(files[1]["ok"], false);
+    assert_eq!(files[1]["errors"][0]["code"], "E0208");
+}
+
+#[test]
+fn space_json_contract() {
+    let o = slimc(&["space", "models/resnet20.slim", "--width", "0.5", "--json"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let d = json(&o);
+    for key in ["network", "input", "search_dim", "channel_space", "dims", "wm", "channels", "layers", "macs", "params"] {
+        assert!(d.get(key).is_some(), "missing key {key}");
+    }
+    assert_eq!(d["network"], "resnet20");
+    assert_eq!(d["input"], serde_json::json!([3, 32, 32]));
+    assert_eq!(d["search_dim"], 12);
+    assert_eq!(d["channel_space"], serde_json::json!([16, [16, 16, 16], [32, 32, 32, 32], [64, 64, 64, 64]]));
+    assert_eq!(d["channels"][0], 8);
+    let dim = &d["dims"][0];
+    for key in ["index", "base", "stage", "divisor", "layers"] {
+        assert!(dim.get(key).is_some(), "dims[0] lacks {key}");
+    }
+    assert_eq!(dim["layers"][0], "stem.conv1");
+    let layer = &d["layers"][0];
+    for key in ["name", "op", "in", "out", "groups", "kernel", "stride", "out_hw", "macs", "params"] {
+        assert!(layer.get(key).is_some(), "layers[0] lacks {key}");
+    }
+    assert_eq!(layer["in"], 3);
+    assert_eq!(layer["out"], 8);
+    let sum: u64 = d["layers"].as_array().unwrap().iter().map(|l| l["macs"].as_u64().unwrap()).sum();
+    assert_eq!(d["macs"].as_u64().unwrap(), sum);
+
+    // cost reports the same numbers.
+    let c = json(&slimc(&["cost", "models/resnet20.slim", "--width", "0.5", "--json"]));
+    assert_eq!(c["macs"], d["macs"]);
+    assert_eq!(c["params"], d["params"]);
+}
+
+#[test]
+fn width_vectors_and_overrides() {
+    let wm = vec!["1"; 12].join(",");
+    let a = json(&slimc(&["cost", "models/resnet20.slim", "--wm", &wm, "--json"]));
+    let b = json(&slimc(&["cost", "models/resnet20.slim", "--json"]));
+    assert_eq!(a["macs"], b["macs"]);
+    assert_eq!(code(&slimc(&["cost", "models/resnet20.slim", "--wm", "0.5,1"])), 2);
+    assert_eq!(code(&slimc(&["cost", "models/resnet20.slim", "--width", "1.5"])), 2);
+    assert_eq!(code(&slimc(&["cost", "models/resnet20.slim", "--width", "0.5", "--wm", "1"])), 2);
+    assert_eq!(code(&slimc(&["cost", "models/resnet20.slim", "--rounding", "ceil"])), 2);
+    assert_eq!(code(&slimc(&["cost", "models/resnet20.slim", "--set", "clases=5"])), 2);
+    assert_eq!(code(&slimc(&["cost", "models/resnet20.slim", "--set", "classes"])), 2);
+    let o = slimc(&["space", "models/resnet20.slim", "--set", "classes=100", "--rounding", "nearest", "--width", "0.3", "--json"]);
+    assert_eq!(code(&o), 0);
+    let d = json(&o);
+    assert_eq!(d["layers"].as_array().unwrap().last().unwrap()["out"], 100);
+    assert_eq!(d["channels"][0], 5);
+    let o = slimc(&["space", "models/mobilenet_v2.slim", "--width", "0.35"]);
+    assert_eq!(code(&o), 0);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("search_dim") && text.contains("total"), "{text}");
+}

@@ -1,0 +1,180 @@
+//! Whatever the bytes, compiling answers with networks or diagnostics: never a panic,
+//! a stack overflow or a hang. Mutations of zoo files, and hand-made hostile inputs.
+
+use proptest::prelude::*;
+use slimc::{compile_bytes, Options};
+
+fn zoo_sources() -> Vec<Vec<u8>> {
+    let mut paths: Vec<_> = std::fs::read_dir("models").unwrap().map(|e| e.unwrap().path()).collect();
+    paths.sort();
+    paths.into_iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+/// Compiles and, on success, exercises decode and cost at an odd width.
+fn run(bytes: &[u8]) {
+    if let Ok(nets) = compile_bytes(bytes, "fuzz.slim", &Options::default()) {
+        for net in nets {
+            let dims = net.decode_uniform(0.37, net.rounding).unwrap();
+            let _ = slimc::cost::cost(&net, &dims);
+        }
+    } else if let Err(d) = compile_bytes(bytes, "fuzz.slim", &Options::default()) {
+        assert!(!d.items.is_empty(), "an error result carries diagnostics");
+        let _ = d.render();
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Edit {
+    Delete(usize, usize),
+    Insert(usize, Vec<u8>),
+    Replace(usize, u8),
+    Duplicate(usize, usize),
+    Truncate(usize),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    let token = prop::sample::select(vec![
+        b"(".to_vec(), b")".to_vec(), b"{".to_vec(), b"}".to_vec(), b"->".to_vec(), b" * 1000".to_vec(),
+        b"in".to_vec(), b"0".to_vec(), b"99999999999".to_vec(), b"conv(".to_vec(), b"fixed(".to_vec(),
+        b"ratio(in, 0.5)".to_vec(), b"+ in".to_vec(), b",".to_vec(), b"=".to_vec(), b"\n".to_vec(),
+        b"#".to_vec(), b"stride=2".to_vec(), b"if".to_vec(), b"else".to_vec(), b".c".to_vec(), vec![0xff],
+        b"split(1)".to_vec(), b"group_width=3".to_vec(), b"zeropad(1)".to_vec(), b"concat(in, in)".to_vec(),
+    ]);
+    prop_oneof![
+        (any::<usize>(), 1..40usize).prop_map(|(a, n)| Edit::Delete(a, n)),
+        (any::<usize>(), token).prop_map(|(a, t)| Edit::Insert(a, t)),
+        (any::<usize>(), any::<u8>()).prop_map(|(a, b)| Edit::Replace(a, b)),
+        (any::<usize>(), 1..80usize).prop_map(|(a, n)| Edit::Duplicate(a, n)),
+        any::<usize>().prop_map(Edit::Truncate),
+    ]
+}
+
+fn apply(src: &[u8], edits: &[Edit]) -> Vec<u8> {
+    let mut s = src.to_vec();
+    for e in edits {
+        let len = s.len().max(1);
+        match e {
+            Edit::Delete(a, n) => {
+                let a = a % len;
+                let b = (a + n).min(s.len());
+                if a < b {
+                    s.drain(a..b);
+                }
+            }
+            Edit::Insert(a, t) => {
+                let a = a % (s.len() + 1);
+                s.splice(a..a, t.iter().copied());
+            }
+            Edit::Replace(a, b) => {
+                if !s.is_empty() {
+                    let a = a % s.len();
+                    s[a] = *b;
+                }
+            }
+            Edit::Duplicate(a, n) => {
+                let a = a % len;
+                let b = (a + n).min(s.len());
+                if a < b {
+                    let piece = s[a..b].to_vec();
+                    s.splice(b..b, piece);
+                }
+            }
+            Edit::Truncate(a) => s.truncate(a % len),
+        }
+    }
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_zoo_files_never_panic(which in 0..19usize, edits in prop::collection::vec(edit(), 1..6)) {
+        let zoo = zoo_sources();
+        let src = &zoo[which % zoo.len()];
+        run(&apply(src, &edits));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        run(&bytes);
+    }
+}
+
+fn net(body: &str, blocks: &str) -> String {
+    format!("network t(classes = 10, in_channels = 3, size = 32) {{\n input in_channels x size x size\n{body}\n head = avgpool -> linear(classes)\n}}\n{blocks}")
+}
+
+fn fails_with(src: &str, code: &str) {
+    match compile_bytes(src.as_bytes(), "t.slim", &Options::default()) {
+        Ok(_) => panic!("compiled cleanly: {}", &src[..src.len().min(200)]),
+        Err(d) => assert!(d.items.iter().any(|i| i.code == code), "expected {code}, got:\n{}", d.render()),
+    }
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let deep = format!("network t() {{ input 3 x 8 x 8 stem = conv({}16{}) }}", "(".repeat(10_000), ")".repeat(10_000));
+    fails_with(&deep, "E0002");
+    let braces = format!("network t() {{ input 3 x 8 x 8 stem = {}", "if true { ".repeat(10_000));
+    fails_with(&braces, "E0002");
+    let unary = format!("network t() {{ input 3 x 8 x 8 stem = conv({}16) }}", "-".repeat(10_000));
+    fails_with(&unary, "E0001");
+    let long = net(&format!(" stem = conv(16){}", " -> bn".repeat(5_000)), "");
+    fails_with(&long, "E0003");
+    let sum = net(&format!(" x = 1{}\n stem = conv(16)", " + 1".repeat(100_000)), "");
+    fails_with(&sum, "E0003");
+}
+
+#[test]
+fn absurd_sizes_are_errors_with_limits() {
+    fails_with(&net(" stem = conv(1000000000, k=3)", ""), "E0117");
+    fails_with(&net(" stem = conv(16) * 1000000", ""), "E0117");
+    fails_with(&net(" stem = (conv(16) * 1000) * 1000", ""), "E0117");
+    fails_with("network t() { input 3 x 100000000 x 100000000 }", "E0117");
+    fails_with(&net(" stem = conv(16, k=1000000)", ""), "E0117");
+    fails_with(&net(" stem = conv(99999999999999999999999999)", ""), "E0004");
+    fails_with(&net(" stem = conv(9223372036854775807 + 1)", ""), "E0116");
+    // Doubling block chains blow up exponentially; the layer limit stops them.
+    let mut blocks = String::from("block b0(c) { out = in -> bn }\n");
+    for i in 1..40 {
+        blocks += &format!("block b{i}(c) {{ out = in -> b{}(c) -> b{}(c) }}\n", i - 1, i - 1);
+    }
+    fails_with(&net(" stem = conv(16) -> b39(16)", &blocks), "E0117");
+}
+
+#[test]
+fn recursion_is_reported() {
+    fails_with(&net(" stem = conv(16) -> r(16)", "block r(c) { out = in -> r(c) }"), "E0108");
+    fails_with(&net(" stem = conv(16) -> a(16)", "block a(c) { out = in -> b(c) }\nblock b(c) { out = in -> c3(c) }\nblock c3(c) { out = in -> a(c) }"), "E0108");
+}
+
+#[test]
+fn binary_and_empty_input() {
+    fails_with("\u{0}\u{1}\u{2}network", "E0001");
+    assert!(compile_bytes(&[0xff, 0xfe, 0x00], "t", &Options::default()).is_err());
+    // An empty file is valid and holds no networks.
+    assert_eq!(compile_bytes(b"", "t", &Options::default()).unwrap().len(), 0);
+}
+
+/// All errors of a file are reported, sorted by position.
+#[test]
+fn errors_are_collected_and_sorted() {
+    let src = net(
+        " stem = conv(16, k=3) -> bn\n stage = bad(32) -> bad(64)",
+        "block bad(c) { main = in -> conv(c, k=3) -> bn\n out = main + in }",
+    );
+    let d = compile_bytes(src.as_bytes(), "t", &Options::default()).unwrap_err();
+    assert_eq!(d.items.iter().filter(|i| i.code == "E0201").count(), 1, "same site reported once:\n{}", d.render());
+    let src = net(
+        " stem = conv(16, k=3) -> two()",
+        "block two() { a = in -> conv(7, group_width=2)\n b = in -> conv(16, k=2.5)\n c = in -> zeropad(3)\n out = in }",
+    );
+    let d = compile_bytes(src.as_bytes(), "t", &Options::default()).unwrap_err();
+    let codes: Vec<&str> = d.items.iter().map(|i| i.code).collect();
+    assert!(codes.len() >= 2, "{codes:?}");
+    let positions: Vec<usize> = d.items.iter().map(|i| i.position().start).collect();
+    let mut sorted = positions.clone();
+    sorted.sort();
+    assert_eq!(positions, sorted);
+}
