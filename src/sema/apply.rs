@@ -328,7 +328,8 @@ impl<'a> Elab<'a, '_> {
         let broadcast_ok = |t: &Tensor| [t.h, t.w] == hw || (kind == OpKind::Mul && t.h == 1 && t.w == 1);
         if !operands.iter().all(|(t, _)| broadcast_ok(t)) {
             let operands = operands.iter().map(|(t, s)| Operand { span: *s, value: format!("{}x{}", t.h, t.w), origin: *s }).collect();
-            self.errors.push(SemaError::SpatialMismatch { op: name.into(), span, operands });
+            let within = self.current_scope();
+            self.errors.push(SemaError::SpatialMismatch { op: name.into(), span, operands, within });
             return Ok(Value::Poison);
         }
         let tensors: Vec<&Tensor> = operands.iter().map(|(t, _)| t).collect();
@@ -362,7 +363,8 @@ impl<'a> Elab<'a, '_> {
                     .iter()
                     .map(|(t, s)| Operand { span: *s, value: format!("{} channels", t.c), origin: t.origin })
                     .collect();
-                self.errors.push(SemaError::ChannelMismatch { op: name.into(), span, operands });
+                let within = self.current_scope();
+                self.errors.push(SemaError::ChannelMismatch { op: name.into(), span, operands, within });
             }
             other => self.conflict(other, span, "", 0, 0, Span::default()),
         }

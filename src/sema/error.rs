@@ -31,8 +31,8 @@ pub enum SemaError {
     Type { expected: String, found: String, span: Span, help: Option<String> },
     Arithmetic { message: String, span: Span },
     Limit { what: String, value: String, limit: String, span: Span },
-    ChannelMismatch { op: String, span: Span, operands: Vec<Operand> },
-    SpatialMismatch { op: String, span: Span, operands: Vec<Operand> },
+    ChannelMismatch { op: String, span: Span, operands: Vec<Operand>, within: String },
+    SpatialMismatch { op: String, span: Span, operands: Vec<Operand>, within: String },
     NotDivisible { what: String, channels: u32, divisor: u32, span: Span, origin: Span },
     FixedForced { span: Span, fixed: u32, fixed_origin: Span, other_origin: Span },
     DerivedConflict { span: Span, help: String },
@@ -127,26 +127,35 @@ impl SemaError {
             SemaError::Limit { what, value, limit, span } => Diagnostic::new("E0117", format!("{what} out of range"))
                 .primary(*span, format!("{what} is {value}"))
                 .help(format!("slimc accepts {limit}")),
-            SemaError::ChannelMismatch { op, span, operands } => {
+            SemaError::ChannelMismatch { op, span, operands, within } => {
                 let counts: Vec<&str> = operands.iter().map(|o| o.value.as_str()).collect();
                 let mut d = Diagnostic::new("E0201", format!("channel mismatch in {op}: {}", counts.join(" vs ")))
                     .primary(*span, format!("{op} needs equal channel counts"));
                 for o in operands {
                     d = d.secondary(o.span, format!("this has {}", o.value));
-                    if o.origin != o.span && o.origin != Span::default() {
+                }
+                // Two operands can come from the same source line in different block
+                // instances; label each distinct origin once.
+                let mut origins: Vec<Span> = Vec::new();
+                for o in operands {
+                    let shared = operands.iter().filter(|p| p.origin == o.origin).count() > 1;
+                    if o.origin != o.span && o.origin != Span::default() && !shared && !origins.contains(&o.origin) {
+                        origins.push(o.origin);
                         d = d.secondary(o.origin, format!("{} set here", o.value));
                     }
                 }
-                d.help("make both branches produce the same count, e.g. project the shortcut with `conv(c, k=1) -> bn`")
+                d.note(format!("while building `{within}`"))
+                    .help("make both branches produce the same count, e.g. project the shortcut with `conv(c, k=1) -> bn`")
             }
-            SemaError::SpatialMismatch { op, span, operands } => {
+            SemaError::SpatialMismatch { op, span, operands, within } => {
                 let sizes: Vec<&str> = operands.iter().map(|o| o.value.as_str()).collect();
                 let mut d = Diagnostic::new("E0202", format!("spatial size mismatch in {op}: {}", sizes.join(" vs ")))
                     .primary(*span, format!("{op} needs equal feature-map sizes"));
                 for o in operands {
                     d = d.secondary(o.span, format!("this is {}", o.value));
                 }
-                d.help("a shortcut around a strided branch needs the same stride, e.g. `subsample(2)` or `conv(c, k=1, stride=2)`")
+                d.note(format!("while building `{within}`"))
+                    .help("a shortcut around a strided branch needs the same stride, e.g. `subsample(2)` or `conv(c, k=1, stride=2)`")
             }
             SemaError::NotDivisible { what, channels, divisor, span, origin } => {
                 let mut d = Diagnostic::new("E0203", format!("{channels} channels are not divisible by {what} {divisor}"))

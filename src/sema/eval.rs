@@ -103,6 +103,11 @@ impl<'a, 'i> Elab<'a, 'i> {
         self.frames.pop();
     }
 
+    /// The name prefix of the nodes being built now, e.g. `stage3.0.out`.
+    pub fn current_scope(&self) -> String {
+        self.frames.last().map_or_else(|| "the network".to_string(), |f| f.prefix.clone())
+    }
+
     pub fn node_name(&mut self, kind: &str) -> String {
         let Some(f) = self.frames.last_mut() else { return kind.to_string() };
         let n = f.counters.entry(kind.to_string()).or_insert(0);
