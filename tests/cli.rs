@@ -82,7 +82,7 @@ fn space_json_contract() {
 
 #[test]
 fn width_vectors_and_overrides() {
-    let wm = vec!["1"; 12].join(",");
+    let wm = ["1"; 12].join(",");
     let a = json(&slimc(&["cost", "models/resnet20.slim", "--wm", &wm, "--json"]));
     let b = json(&slimc(&["cost", "models/resnet20.slim", "--json"]));
     assert_eq!(a["macs"], b["macs"]);

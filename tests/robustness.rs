@@ -178,3 +178,19 @@ fn errors_are_collected_and_sorted() {
     sorted.sort();
     assert_eq!(positions, sorted);
 }
+
+/// A long chain of distinct blocks, each calling the next inside an expression, stops at
+/// the nesting limit instead of exhausting the (2 MiB test-thread) stack.
+#[test]
+fn deep_block_nesting_is_bounded() {
+    let mut blocks = String::from("block b0(c) { out = in -> bn }\n");
+    for i in 1..200 {
+        blocks += &format!("block b{i}(c) {{ x = if c > 0 {{ in -> conv(c, k=1) -> b{}(c) }} else {{ in }}\n out = relu(x) }}\n", i - 1);
+    }
+    fails_with(&net(" stem = conv(16) -> b199(16)", &blocks), "E0117");
+    let mut ok = String::from("block b0(c) { out = in -> bn }\n");
+    for i in 1..60 {
+        ok += &format!("block b{i}(c) {{ x = if c > 0 {{ in -> conv(c, k=1) -> b{}(c) }} else {{ in }}\n out = relu(x) }}\n", i - 1);
+    }
+    assert!(compile_bytes(net(" stem = conv(16) -> b59(16)", &ok).as_bytes(), "t", &Options::default()).is_ok());
+}

@@ -182,7 +182,7 @@ impl<'a> Elab<'a, '_> {
             OpKind::Split => {
                 let Some(parts) = self.int_arg(args, "parts", 2, 2, 64) else { return Ok(Value::Poison) };
                 let Some(part) = self.int_arg(args, "part", 0, 0, i64::from(parts) - 1) else { return Ok(Value::Poison) };
-                if t.c % parts != 0 {
+                if !t.c.is_multiple_of(parts) {
                     self.errors.push(SemaError::NotDivisible { what: "split parts".into(), channels: t.c, divisor: parts, span, origin: t.origin });
                     return Ok(Value::Poison);
                 }

@@ -245,7 +245,7 @@ impl Channels {
             Term::G(g) => {
                 let i = g.0 as usize;
                 let group = &mut self.groups[i];
-                if group.base % k != 0 {
+                if !group.base.is_multiple_of(k) {
                     return Err(Conflict::NotDivisible { channels: group.base, divisor: k, origin: group.origin });
                 }
                 group.divisor = lcm(group.divisor, k);
@@ -253,7 +253,7 @@ impl Channels {
             }
             Term::Sum(items) => {
                 let n = items.len() as u32;
-                if items.iter().all(|i| *i == items[0]) && n % k == 0 {
+                if items.iter().all(|i| *i == items[0]) && n.is_multiple_of(k) {
                     return Ok(());
                 }
                 for item in items {
@@ -265,7 +265,7 @@ impl Channels {
             Term::Ratio(..) => {
                 if self.is_constant(&t) {
                     let v = self.base(&t);
-                    if v % k == 0 {
+                    if v.is_multiple_of(k) {
                         return Ok(());
                     }
                     let origin = self.term_origin(&t);

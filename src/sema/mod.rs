@@ -7,6 +7,7 @@ pub mod builtins;
 pub mod channels;
 pub mod error;
 mod eval;
+mod functions;
 mod network;
 mod resolve;
 mod space;

@@ -37,8 +37,8 @@ pub fn build(name: &str, nodes: Vec<Node>, mut ch: Channels, e: Elaborated, roun
     let mut order: Vec<(GroupId, Section)> = Vec::new();
     let mut placed: HashMap<GroupId, usize> = HashMap::new();
     let mut place = |g: GroupId, s: Section, order: &mut Vec<(GroupId, Section)>| {
-        if !placed.contains_key(&g) {
-            placed.insert(g, order.len());
+        if let std::collections::hash_map::Entry::Vacant(e) = placed.entry(g) {
+            e.insert(order.len());
             order.push((g, s));
         }
     };
@@ -71,13 +71,13 @@ pub fn build(name: &str, nodes: Vec<Node>, mut ch: Channels, e: Elaborated, roun
         let Ok(Term::G(root)) = ch.normalize(&Term::G(g)) else { continue };
         if let Some(&i) = index.get(&root) {
             let b = ch.normalize(&bound).unwrap_or(bound);
-            dims[i].at_least.push(to_width(&b, &mut ch, &index, rounding));
+            dims[i].at_least.push(to_width(&b, &mut ch, &index));
         }
     }
 
     let mut layers: Arena<Layer> = Arena::default();
     for (n, t) in nodes.into_iter().zip(&terms) {
-        let width = to_width(t, &mut ch, &index, rounding);
+        let width = to_width(t, &mut ch, &index);
         let id = layers.push(Layer {
             name: n.name,
             op: n.op,
@@ -116,7 +116,7 @@ fn free_groups(t: &Term, ch: &mut Channels, out: &mut Vec<GroupId>) {
     }
 }
 
-fn to_width(t: &Term, ch: &mut Channels, index: &HashMap<GroupId, usize>, rounding: Rounding) -> Width {
+fn to_width(t: &Term, ch: &mut Channels, index: &HashMap<GroupId, usize>) -> Width {
     match t {
         Term::G(g) => {
             let r = ch.find(*g);
@@ -125,8 +125,8 @@ fn to_width(t: &Term, ch: &mut Channels, index: &HashMap<GroupId, usize>, roundi
                 _ => Width::Fixed(ch.base_of(r)),
             }
         }
-        Term::Sum(items) => Width::Sum(items.iter().map(|i| to_width(i, ch, index, rounding)).collect()),
-        Term::Part(of, parts) => Width::Part { of: Box::new(to_width(of, ch, index, rounding)), parts: *parts },
-        Term::Ratio(of, ratio, r) => Width::Ratio { of: Box::new(to_width(of, ch, index, rounding)), ratio: *ratio, rounding: *r },
+        Term::Sum(items) => Width::Sum(items.iter().map(|i| to_width(i, ch, index)).collect()),
+        Term::Part(of, parts) => Width::Part { of: Box::new(to_width(of, ch, index)), parts: *parts },
+        Term::Ratio(of, ratio, r) => Width::Ratio { of: Box::new(to_width(of, ch, index)), ratio: *ratio, rounding: *r },
     }
 }
