@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 fn main() {
-    let mut paths: Vec<_> = std::fs::read_dir("models").expect("run from the repository root").map(|e| e.unwrap().path()).collect();
+    let mut paths: Vec<_> =
+        std::fs::read_dir("models").expect("run from the repository root").map(|e| e.unwrap().path()).collect();
     paths.sort();
     let runs = std::env::var("RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(50usize);
     let mut total = Duration::ZERO;
@@ -26,7 +27,11 @@ fn main() {
         let median = times[runs / 2];
         total += median;
         let name = path.file_stem().unwrap().to_string_lossy();
-        println!("{name:<22} {layers:>7} {:>10.3}ms {:>10.3}ms", median.as_secs_f64() * 1e3, times[0].as_secs_f64() * 1e3);
+        println!(
+            "{name:<22} {layers:>7} {:>10.3}ms {:>10.3}ms",
+            median.as_secs_f64() * 1e3,
+            times[0].as_secs_f64() * 1e3
+        );
     }
     println!("{:<22} {:>7} {:>10.3}ms", "whole zoo", "", total.as_secs_f64() * 1e3);
 }

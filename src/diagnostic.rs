@@ -84,11 +84,19 @@ impl Diagnostics {
             .labels
             .iter()
             .map(|l| {
-                let label = if l.primary { cs::Label::primary((), clamp(l.span)) } else { cs::Label::secondary((), clamp(l.span)) };
+                let label = if l.primary {
+                    cs::Label::primary((), clamp(l.span))
+                } else {
+                    cs::Label::secondary((), clamp(l.span))
+                };
                 label.with_message(&l.message)
             })
             .collect();
-        cs::Diagnostic::error().with_code(d.code).with_message(&d.message).with_labels(labels).with_notes(d.notes.clone())
+        cs::Diagnostic::error()
+            .with_code(d.code)
+            .with_message(&d.message)
+            .with_labels(labels)
+            .with_notes(d.notes.clone())
     }
 
     /// Renders every diagnostic as plain text (no colour), as snapshots and `--json` use it.

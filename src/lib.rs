@@ -52,5 +52,10 @@ pub fn compile_bytes(bytes: &[u8], path: &str, options: &Options) -> Result<Vec<
 /// compiling. `None` when the file does not parse (compile reports why).
 pub fn network_params(source: &str) -> Option<Vec<(String, Vec<String>)>> {
     let file = syntax::parse(source).ok()?;
-    Some(file.networks.iter().map(|n| (n.name.name.clone(), n.params.iter().map(|p| p.name.name.clone()).collect())).collect())
+    Some(
+        file.networks
+            .iter()
+            .map(|n| (n.name.name.clone(), n.params.iter().map(|p| p.name.name.clone()).collect()))
+            .collect(),
+    )
 }

@@ -106,7 +106,8 @@ fn options(args: &CompileArgs) -> Result<Options, Failure> {
         };
         let value = if let Ok(i) = v.parse::<i64>() {
             ParamValue::Int(i)
-        } else if let Ok(f) = v.parse::<f64>().map_err(|_| ()).and_then(|f| if f.is_finite() { Ok(f) } else { Err(()) }) {
+        } else if let Ok(f) = v.parse::<f64>().map_err(|_| ()).and_then(|f| if f.is_finite() { Ok(f) } else { Err(()) })
+        {
             ParamValue::Float(f)
         } else if let Ok(b) = v.parse::<bool>() {
             ParamValue::Bool(b)
@@ -129,7 +130,10 @@ fn check_settings(bytes: &[u8], options: &Options, network: Option<&str>) -> Res
         let known = nets.iter().filter(|(n, _)| network.is_none_or(|w| w == n)).any(|(_, ps)| ps.contains(name));
         if !known && !nets.is_empty() {
             let all: Vec<&str> = nets.iter().flat_map(|(_, ps)| ps.iter().map(String::as_str)).collect();
-            return Err(Failure::Usage(format!("--set {name}: no such network parameter (parameters: {})", all.join(", "))));
+            return Err(Failure::Usage(format!(
+                "--set {name}: no such network parameter (parameters: {})",
+                all.join(", ")
+            )));
         }
     }
     Ok(())
@@ -177,7 +181,9 @@ fn check(files: &[PathBuf], args: &CompileArgs, json: bool) -> Result<(), Failur
                 failed = true;
                 if json {
                     let errors: Vec<Value> = d.items.iter().map(|i| json!({"code": i.code, "message": i.message, "start": i.position().start, "end": i.position().end})).collect();
-                    docs.push(json!({"file": shown, "ok": false, "networks": [], "errors": errors, "rendered": d.render()}));
+                    docs.push(
+                        json!({"file": shown, "ok": false, "networks": [], "errors": errors, "rendered": d.render()}),
+                    );
                 } else {
                     print_diagnostics(&d);
                 }
@@ -210,7 +216,12 @@ fn load(args: &WidthArgs) -> Result<Network, Failure> {
         })?,
         None if nets.len() == 1 => 0,
         None if nets.is_empty() => return Err(Failure::Usage(format!("{shown} defines no network"))),
-        None => return Err(Failure::Usage(format!("{shown} has several networks; pick one with --network ({})", names.join(", ")))),
+        None => {
+            return Err(Failure::Usage(format!(
+                "{shown} has several networks; pick one with --network ({})",
+                names.join(", ")
+            )))
+        }
     };
     Ok(nets.into_iter().nth(pick).expect("index checked above"))
 }
@@ -234,7 +245,14 @@ fn space(args: &WidthArgs, cost_only: bool) -> Result<(), Failure> {
         };
         serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
     } else if cost_only {
-        format!("{}: {} MACs ({}), {} params ({})\n", net.name, total.macs, human(total.macs), total.params, human(total.params))
+        format!(
+            "{}: {} MACs ({}), {} params ({})\n",
+            net.name,
+            total.macs,
+            human(total.macs),
+            total.params,
+            human(total.params)
+        )
     } else {
         space_table(&net, &wm, &dims, &shapes, &per, total)
     };
@@ -242,7 +260,14 @@ fn space(args: &WidthArgs, cost_only: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-fn space_json(net: &Network, wm: &[f64], dims: &[u32], shapes: &[ir::LayerShape], per: &[cost::Cost], total: cost::Cost) -> Value {
+fn space_json(
+    net: &Network,
+    wm: &[f64],
+    dims: &[u32],
+    shapes: &[ir::LayerShape],
+    per: &[cost::Cost],
+    total: cost::Cost,
+) -> Value {
     let stages = net.space.stages;
     let dim_docs: Vec<Value> = net
         .space
@@ -294,7 +319,14 @@ fn space_json(net: &Network, wm: &[f64], dims: &[u32], shapes: &[ir::LayerShape]
     .unwrap_or(Value::Null)
 }
 
-fn space_table(net: &Network, wm: &[f64], dims: &[u32], shapes: &[ir::LayerShape], per: &[cost::Cost], total: cost::Cost) -> String {
+fn space_table(
+    net: &Network,
+    wm: &[f64],
+    dims: &[u32],
+    shapes: &[ir::LayerShape],
+    per: &[cost::Cost],
+    total: cost::Cost,
+) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let [c, h, w] = net.input;
@@ -319,7 +351,11 @@ fn space_table(net: &Network, wm: &[f64], dims: &[u32], shapes: &[ir::LayerShape
             sets.join(", ")
         );
     }
-    let _ = writeln!(s, "\n{:<34} {:<8} {:>5} {:>5} {:>6} {:>3}/{:<2} {:>9} {:>12} {:>10}", "layer", "op", "in", "out", "groups", "k", "s", "out_hw", "MACs", "params");
+    let _ = writeln!(
+        s,
+        "\n{:<34} {:<8} {:>5} {:>5} {:>6} {:>3}/{:<2} {:>9} {:>12} {:>10}",
+        "layer", "op", "in", "out", "groups", "k", "s", "out_hw", "MACs", "params"
+    );
     for (id, l) in net.compute_layers() {
         let sh = shapes[id.index()];
         let k = l.op.kernel();
@@ -339,6 +375,13 @@ fn space_table(net: &Network, wm: &[f64], dims: &[u32], shapes: &[ir::LayerShape
             per[id.index()].params
         );
     }
-    let _ = writeln!(s, "\ntotal  {} MACs ({})  {} params ({})", total.macs, human(total.macs), total.params, human(total.params));
+    let _ = writeln!(
+        s,
+        "\ntotal  {} MACs ({})  {} params ({})",
+        total.macs,
+        human(total.macs),
+        total.params,
+        human(total.params)
+    );
     s
 }

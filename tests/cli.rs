@@ -11,12 +11,14 @@ fn code(o: &Output) -> i32 {
 }
 
 fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("stdout is one JSON document: {e}\n{}", String::from_utf8_lossy(&o.stdout)))
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("stdout is one JSON document: {e}\n{}", String::from_utf8_lossy(&o.stdout)))
 }
 
 #[test]
 fn check_exit_codes() {
-    let zoo: Vec<String> = std::fs::read_dir("models").unwrap().map(|e| e.unwrap().path().display().to_string()).collect();
+    let zoo: Vec<String> =
+        std::fs::read_dir("models").unwrap().map(|e| e.unwrap().path().display().to_string()).collect();
     let args: Vec<&str> = std::iter::once("check").chain(zoo.iter().map(String::as_str)).collect();
     let o = slimc(&args);
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
@@ -52,7 +54,8 @@ fn space_json_contract() {
     let o = slimc(&["space", "models/resnet20.slim", "--width", "0.5", "--json"]);
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     let d = json(&o);
-    for key in ["network", "input", "search_dim", "channel_space", "dims", "wm", "channels", "layers", "macs", "params"] {
+    for key in ["network", "input", "search_dim", "channel_space", "dims", "wm", "channels", "layers", "macs", "params"]
+    {
         assert!(d.get(key).is_some(), "missing key {key}");
     }
     assert_eq!(d["network"], "resnet20");
@@ -92,7 +95,17 @@ fn width_vectors_and_overrides() {
     assert_eq!(code(&slimc(&["cost", "models/resnet20.slim", "--rounding", "ceil"])), 2);
     assert_eq!(code(&slimc(&["cost", "models/resnet20.slim", "--set", "clases=5"])), 2);
     assert_eq!(code(&slimc(&["cost", "models/resnet20.slim", "--set", "classes"])), 2);
-    let o = slimc(&["space", "models/resnet20.slim", "--set", "classes=100", "--rounding", "nearest", "--width", "0.3", "--json"]);
+    let o = slimc(&[
+        "space",
+        "models/resnet20.slim",
+        "--set",
+        "classes=100",
+        "--rounding",
+        "nearest",
+        "--width",
+        "0.3",
+        "--json",
+    ]);
     assert_eq!(code(&o), 0);
     let d = json(&o);
     assert_eq!(d["layers"].as_array().unwrap().last().unwrap()["out"], 100);

@@ -34,11 +34,32 @@ enum Edit {
 
 fn edit() -> impl Strategy<Value = Edit> {
     let token = prop::sample::select(vec![
-        b"(".to_vec(), b")".to_vec(), b"{".to_vec(), b"}".to_vec(), b"->".to_vec(), b" * 1000".to_vec(),
-        b"in".to_vec(), b"0".to_vec(), b"99999999999".to_vec(), b"conv(".to_vec(), b"fixed(".to_vec(),
-        b"ratio(in, 0.5)".to_vec(), b"+ in".to_vec(), b",".to_vec(), b"=".to_vec(), b"\n".to_vec(),
-        b"#".to_vec(), b"stride=2".to_vec(), b"if".to_vec(), b"else".to_vec(), b".c".to_vec(), vec![0xff],
-        b"split(1)".to_vec(), b"group_width=3".to_vec(), b"zeropad(1)".to_vec(), b"concat(in, in)".to_vec(),
+        b"(".to_vec(),
+        b")".to_vec(),
+        b"{".to_vec(),
+        b"}".to_vec(),
+        b"->".to_vec(),
+        b" * 1000".to_vec(),
+        b"in".to_vec(),
+        b"0".to_vec(),
+        b"99999999999".to_vec(),
+        b"conv(".to_vec(),
+        b"fixed(".to_vec(),
+        b"ratio(in, 0.5)".to_vec(),
+        b"+ in".to_vec(),
+        b",".to_vec(),
+        b"=".to_vec(),
+        b"\n".to_vec(),
+        b"#".to_vec(),
+        b"stride=2".to_vec(),
+        b"if".to_vec(),
+        b"else".to_vec(),
+        b".c".to_vec(),
+        vec![0xff],
+        b"split(1)".to_vec(),
+        b"group_width=3".to_vec(),
+        b"zeropad(1)".to_vec(),
+        b"concat(in, in)".to_vec(),
     ]);
     prop_oneof![
         (any::<usize>(), 1..40usize).prop_map(|(a, n)| Edit::Delete(a, n)),
@@ -146,7 +167,13 @@ fn absurd_sizes_are_errors_with_limits() {
 #[test]
 fn recursion_is_reported() {
     fails_with(&net(" stem = conv(16) -> r(16)", "block r(c) { out = in -> r(c) }"), "E0108");
-    fails_with(&net(" stem = conv(16) -> a(16)", "block a(c) { out = in -> b(c) }\nblock b(c) { out = in -> c3(c) }\nblock c3(c) { out = in -> a(c) }"), "E0108");
+    fails_with(
+        &net(
+            " stem = conv(16) -> a(16)",
+            "block a(c) { out = in -> b(c) }\nblock b(c) { out = in -> c3(c) }\nblock c3(c) { out = in -> a(c) }",
+        ),
+        "E0108",
+    );
 }
 
 #[test]
@@ -185,12 +212,18 @@ fn errors_are_collected_and_sorted() {
 fn deep_block_nesting_is_bounded() {
     let mut blocks = String::from("block b0(c) { out = in -> bn }\n");
     for i in 1..200 {
-        blocks += &format!("block b{i}(c) {{ x = if c > 0 {{ in -> conv(c, k=1) -> b{}(c) }} else {{ in }}\n out = relu(x) }}\n", i - 1);
+        blocks += &format!(
+            "block b{i}(c) {{ x = if c > 0 {{ in -> conv(c, k=1) -> b{}(c) }} else {{ in }}\n out = relu(x) }}\n",
+            i - 1
+        );
     }
     fails_with(&net(" stem = conv(16) -> b199(16)", &blocks), "E0117");
     let mut ok = String::from("block b0(c) { out = in -> bn }\n");
     for i in 1..60 {
-        ok += &format!("block b{i}(c) {{ x = if c > 0 {{ in -> conv(c, k=1) -> b{}(c) }} else {{ in }}\n out = relu(x) }}\n", i - 1);
+        ok += &format!(
+            "block b{i}(c) {{ x = if c > 0 {{ in -> conv(c, k=1) -> b{}(c) }} else {{ in }}\n out = relu(x) }}\n",
+            i - 1
+        );
     }
     assert!(compile_bytes(net(" stem = conv(16) -> b59(16)", &ok).as_bytes(), "t", &Options::default()).is_ok());
 }

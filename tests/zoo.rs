@@ -33,9 +33,25 @@ fn macs_at(net: &Network, w: f64) -> u64 {
 }
 
 const ZOO: &[&str] = &[
-    "resnet20", "resnet32", "resnet44", "resnet56", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-    "wrn40_4", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0",
-    "mnasnet", "shufflenet_v2", "regnetx_400mf", "regnety_400mf",
+    "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "wrn40_4",
+    "mobilenet_v1",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "mobilenet_v3_small",
+    "efficientnet_b0",
+    "mnasnet",
+    "shufflenet_v2",
+    "regnetx_400mf",
+    "regnety_400mf",
 ];
 
 #[test]
@@ -130,7 +146,10 @@ fn cifar_resnets() {
     assert_eq!(out.width, Width::Dim(0));
     // One shared width per stage plus one inner width per block: 3 + 9.
     assert_eq!(net.space.search_dim(), 12);
-    assert_eq!(slimc::ir::dump::channel_space(&net.space.channel_space()), "[16, [16, 16, 16], [32, 32, 32, 32], [64, 64, 64, 64]]");
+    assert_eq!(
+        slimc::ir::dump::channel_space(&net.space.channel_space()),
+        "[16, [16, 16, 16], [32, 32, 32, 32], [64, 64, 64, 64]]"
+    );
     // Zero-padded shortcuts bound stage widths from below by their input's.
     assert_eq!(net.space.dims[4].at_least, vec![Width::Dim(0)]);
     for (name, blocks) in [("resnet32", 5), ("resnet44", 7), ("resnet56", 9)] {
@@ -224,7 +243,16 @@ fn set_retargets_a_network() {
     let net = load_with("resnet18", &options);
     assert_eq!(net.layers[net.output].channels, 100);
     assert_eq!(net.input, [3, 64, 64]);
-    let fm = load_with("resnet20", &Options { settings: vec![("in_channels".into(), slimc::ir::ParamValue::Int(1)), ("size".into(), slimc::ir::ParamValue::Int(28))], rounding: None });
+    let fm = load_with(
+        "resnet20",
+        &Options {
+            settings: vec![
+                ("in_channels".into(), slimc::ir::ParamValue::Int(1)),
+                ("size".into(), slimc::ir::ParamValue::Int(28)),
+            ],
+            rounding: None,
+        },
+    );
     assert_eq!(fm.input, [1, 28, 28]);
 }
 

@@ -151,23 +151,49 @@ impl Groups {
 #[serde(rename_all = "snake_case")]
 pub enum Op {
     Input,
-    Conv { kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2], dilation: [u32; 2], groups: Groups, bias: bool },
-    Linear { bias: bool },
+    Conv {
+        kernel: [u32; 2],
+        stride: [u32; 2],
+        padding: [u32; 2],
+        dilation: [u32; 2],
+        groups: Groups,
+        bias: bool,
+    },
+    Linear {
+        bias: bool,
+    },
     BatchNorm,
     Act(Activation),
-    MaxPool { kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2] },
-    AvgPool { kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2] },
+    MaxPool {
+        kernel: [u32; 2],
+        stride: [u32; 2],
+        padding: [u32; 2],
+    },
+    AvgPool {
+        kernel: [u32; 2],
+        stride: [u32; 2],
+        padding: [u32; 2],
+    },
     GlobalAvgPool,
     Flatten,
-    Dropout { p: f64 },
+    Dropout {
+        p: f64,
+    },
     Add,
     Mul,
     Concat,
     /// Channel split: part `part` of `parts` equal parts.
-    Split { part: u32, parts: u32 },
-    Shuffle { groups: u32 },
+    Split {
+        part: u32,
+        parts: u32,
+    },
+    Shuffle {
+        groups: u32,
+    },
     /// Spatial subsampling `x[:, :, ::s, ::s]` (option-A shortcut).
-    Subsample { stride: u32 },
+    Subsample {
+        stride: u32,
+    },
     /// Zero channels appended up to the output width (option-A shortcut).
     ZeroPad,
 }

@@ -58,7 +58,9 @@ impl SearchSpace {
             out.push(SpaceEntry::Dim(d.base));
         }
         for s in 1..=self.stages {
-            out.push(SpaceEntry::Stage(self.dims.iter().filter(|d| d.section == Section::Stage(s)).map(|d| d.base).collect()));
+            out.push(SpaceEntry::Stage(
+                self.dims.iter().filter(|d| d.section == Section::Stage(s)).map(|d| d.base).collect(),
+            ));
         }
         for d in self.dims.iter().filter(|d| d.section == Section::Head) {
             out.push(SpaceEntry::Dim(d.base));
@@ -140,7 +142,6 @@ impl Network {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,7 +155,16 @@ mod tests {
     fn make_divisible_matches_mobilenet() {
         let r = Rounding::MakeDivisible(8);
         // torchvision's _make_divisible(v, 8).
-        for (v, want) in [(32.0 * 0.35, 16), (18.0, 24), (4.0, 8), (30.0, 32), (1280.0 * 0.5, 640), (43.2, 40), (100.0, 104), (11.0, 16)] {
+        for (v, want) in [
+            (32.0 * 0.35, 16),
+            (18.0, 24),
+            (4.0, 8),
+            (30.0, 32),
+            (1280.0 * 0.5, 640),
+            (43.2, 40),
+            (100.0, 104),
+            (11.0, 16),
+        ] {
             assert_eq!(r.apply(v), want, "make_divisible({v})");
         }
         assert_eq!(Rounding::Floor.apply(0.29 * 100.0), 29);
@@ -177,7 +187,10 @@ mod tests {
         assert_eq!(space.decode(&[0.01, 0.01, 0.01], Rounding::Floor).unwrap(), vec![1, 16, 1]);
         assert_eq!(space.decode(&[1.0, 1.0, 1.0], Rounding::MakeDivisible(8)).unwrap(), vec![64, 64, 32]);
         assert!(matches!(space.decode(&[1.0], Rounding::Floor), Err(DecodeError::Length { expected: 3, got: 1 })));
-        assert!(matches!(space.decode(&[1.0, 0.0, 1.0], Rounding::Floor), Err(DecodeError::OutOfRange { index: 1, .. })));
+        assert!(matches!(
+            space.decode(&[1.0, 0.0, 1.0], Rounding::Floor),
+            Err(DecodeError::OutOfRange { index: 1, .. })
+        ));
         assert!(space.decode(&[1.0, f64::NAN, 1.0], Rounding::Floor).is_err());
     }
 

@@ -79,7 +79,15 @@ impl<'a> Elab<'a, '_> {
         }
     }
 
-    fn node(&mut self, op: Op, inputs: &[&Tensor], out: (Term, u32, Span), hw: [u32; 2], span: Span, sets: bool) -> Flow<Value<'a>> {
+    fn node(
+        &mut self,
+        op: Op,
+        inputs: &[&Tensor],
+        out: (Term, u32, Span),
+        hw: [u32; 2],
+        span: Span,
+        sets: bool,
+    ) -> Flow<Value<'a>> {
         let name = self.node_name(op.kind());
         let (term, c, origin) = out;
         let node = Node {
@@ -181,9 +189,17 @@ impl<'a> Elab<'a, '_> {
             OpKind::MaxPool | OpKind::AvgPool => self.pool(kind, args, t, span),
             OpKind::Split => {
                 let Some(parts) = self.int_arg(args, "parts", 2, 2, 64) else { return Ok(Value::Poison) };
-                let Some(part) = self.int_arg(args, "part", 0, 0, i64::from(parts) - 1) else { return Ok(Value::Poison) };
+                let Some(part) = self.int_arg(args, "part", 0, 0, i64::from(parts) - 1) else {
+                    return Ok(Value::Poison);
+                };
                 if !t.c.is_multiple_of(parts) {
-                    self.errors.push(SemaError::NotDivisible { what: "split parts".into(), channels: t.c, divisor: parts, span, origin: t.origin });
+                    self.errors.push(SemaError::NotDivisible {
+                        what: "split parts".into(),
+                        channels: t.c,
+                        divisor: parts,
+                        span,
+                        origin: t.origin,
+                    });
                     return Ok(Value::Poison);
                 }
                 let term = match self.ch.part(&t.term, parts) {
@@ -210,7 +226,12 @@ impl<'a> Elab<'a, '_> {
             OpKind::ZeroPad => {
                 let Some((term, c, origin)) = self.width_arg(args, name, span) else { return Ok(Value::Poison) };
                 if c < t.c {
-                    self.errors.push(SemaError::ZeroPadNarrower { span, input: t.c, output: c, input_origin: t.origin });
+                    self.errors.push(SemaError::ZeroPadNarrower {
+                        span,
+                        input: t.c,
+                        output: c,
+                        input_origin: t.origin,
+                    });
                     return Ok(Value::Poison);
                 }
                 if let Term::G(g) = &term {
@@ -267,14 +288,21 @@ impl<'a> Elab<'a, '_> {
             Groups::Depthwise => 1,
         };
         let what = if gw > 0 { "group width" } else { "groups" };
-        if !self.divisible(&t.term, k_div, what, t.c, span, t.origin) || !self.divisible(&out.0, k_div, what, out.1, span, out.2) {
+        if !self.divisible(&t.term, k_div, what, t.c, span, t.origin)
+            || !self.divisible(&out.0, k_div, what, out.1, span, out.2)
+        {
             return Ok(Value::Poison);
         }
         if let Groups::Width(_) = groups {
             // groups = in / gw at every width, so out stays divisible by groups only if it
             // follows in: the two are one width.
             if t.c != out.1 {
-                self.errors.push(SemaError::GroupWidthChange { span, input: t.c, output: out.1, input_origin: t.origin });
+                self.errors.push(SemaError::GroupWidthChange {
+                    span,
+                    input: t.c,
+                    output: out.1,
+                    input_origin: t.origin,
+                });
                 return Ok(Value::Poison);
             }
             if let Err(c) = self.ch.unify(&t.term, &out.0) {
@@ -296,9 +324,18 @@ impl<'a> Elab<'a, '_> {
         ) else {
             return Ok(Value::Poison);
         };
-        let Some(p) = self.int_arg(args, "padding", i64::from((k - 1) / 2 * d), 0, MAX_KERNEL) else { return Ok(Value::Poison) };
+        let Some(p) = self.int_arg(args, "padding", i64::from((k - 1) / 2 * d), 0, MAX_KERNEL) else {
+            return Ok(Value::Poison);
+        };
         let Some(hw) = self.window(&t, k, s, p, d, span) else { return Ok(Value::Poison) };
-        let op = Op::Conv { kernel: [k, k], stride: [s, s], padding: [p, p], dilation: [d, d], groups: Groups::Depthwise, bias };
+        let op = Op::Conv {
+            kernel: [k, k],
+            stride: [s, s],
+            padding: [p, p],
+            dilation: [d, d],
+            groups: Groups::Depthwise,
+            bias,
+        };
         self.node(op, &[&t], (t.term.clone(), t.c, t.origin), hw, span, false)
     }
 
@@ -307,12 +344,19 @@ impl<'a> Elab<'a, '_> {
             return self.node(Op::GlobalAvgPool, &[&t], (t.term.clone(), t.c, t.origin), [1, 1], span, false);
         }
         let Some(k) = self.int_arg(args, "k", 2, 1, MAX_KERNEL) else { return Ok(Value::Poison) };
-        let (Some(s), Some(p)) = (self.int_arg(args, "stride", i64::from(k), 1, MAX_KERNEL), self.int_arg(args, "padding", 0, 0, MAX_KERNEL)) else {
+        let (Some(s), Some(p)) = (
+            self.int_arg(args, "stride", i64::from(k), 1, MAX_KERNEL),
+            self.int_arg(args, "padding", 0, 0, MAX_KERNEL),
+        ) else {
             return Ok(Value::Poison);
         };
         let Some(hw) = self.window(&t, k, s, p, 1, span) else { return Ok(Value::Poison) };
         let (kernel, stride, padding) = ([k, k], [s, s], [p, p]);
-        let op = if kind == OpKind::MaxPool { Op::MaxPool { kernel, stride, padding } } else { Op::AvgPool { kernel, stride, padding } };
+        let op = if kind == OpKind::MaxPool {
+            Op::MaxPool { kernel, stride, padding }
+        } else {
+            Op::AvgPool { kernel, stride, padding }
+        };
         self.pass_hw(op, &t, hw, span)
     }
 
@@ -327,7 +371,10 @@ impl<'a> Elab<'a, '_> {
         let hw = operands.iter().map(|(t, _)| [t.h, t.w]).max().unwrap_or([first.h, first.w]);
         let broadcast_ok = |t: &Tensor| [t.h, t.w] == hw || (kind == OpKind::Mul && t.h == 1 && t.w == 1);
         if !operands.iter().all(|(t, _)| broadcast_ok(t)) {
-            let operands = operands.iter().map(|(t, s)| Operand { span: *s, value: format!("{}x{}", t.h, t.w), origin: *s }).collect();
+            let operands = operands
+                .iter()
+                .map(|(t, s)| Operand { span: *s, value: format!("{}x{}", t.h, t.w), origin: *s })
+                .collect();
             let within = self.current_scope();
             self.errors.push(SemaError::SpatialMismatch { op: name.into(), span, operands, within });
             return Ok(Value::Poison);

@@ -111,11 +111,8 @@ pub fn lookup(name: &str) -> Option<&'static Signature> {
 
 /// Up to three names from `pool` close to `name`, closest first.
 pub fn similar<'a>(name: &str, pool: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let mut scored: Vec<(f64, &str)> = pool
-        .into_iter()
-        .map(|c| (strsim::jaro_winkler(name, c), c))
-        .filter(|(s, c)| *s >= 0.8 && *c != name)
-        .collect();
+    let mut scored: Vec<(f64, &str)> =
+        pool.into_iter().map(|c| (strsim::jaro_winkler(name, c), c)).filter(|(s, c)| *s >= 0.8 && *c != name).collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
     scored.dedup_by(|a, b| a.1 == b.1);
     scored.into_iter().take(3).map(|(_, c)| c.to_string()).collect()

@@ -34,14 +34,25 @@ struct Group {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Conflict {
     /// Different full-width counts.
-    Base { left: u32, right: u32 },
+    Base {
+        left: u32,
+        right: u32,
+    },
     /// A fixed count would have to follow a slimmable one.
-    FixedForced { fixed: u32, fixed_origin: Span, other_origin: Span },
+    FixedForced {
+        fixed: u32,
+        fixed_origin: Span,
+        other_origin: Span,
+    },
     /// Two different derived widths would have to be equal.
     Derived,
     /// A width would depend on itself.
     Cyclic,
-    NotDivisible { channels: u32, divisor: u32, origin: Span },
+    NotDivisible {
+        channels: u32,
+        divisor: u32,
+        origin: Span,
+    },
     /// Divisibility asked of a ratio-derived width, whose value the solver cannot steer.
     DerivedDivisibility,
 }

@@ -49,7 +49,10 @@ fn did_you_mean(candidates: &[String]) -> Option<String> {
     match candidates {
         [] => None,
         [one] => Some(format!("did you mean `{one}`?")),
-        many => Some(format!("did you mean one of {}?", many.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))),
+        many => Some(format!(
+            "did you mean one of {}?",
+            many.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+        )),
     }
 }
 

@@ -86,11 +86,22 @@ impl<'a, 'i> Elab<'a, 'i> {
         Value::Poison
     }
 
-    pub(super) fn type_error(&mut self, expected: &str, found: &Value<'a>, span: Span, help: Option<&str>) -> Value<'a> {
+    pub(super) fn type_error(
+        &mut self,
+        expected: &str,
+        found: &Value<'a>,
+        span: Span,
+        help: Option<&str>,
+    ) -> Value<'a> {
         if matches!(found, Value::Poison) {
             return Value::Poison;
         }
-        self.error(SemaError::Type { expected: expected.into(), found: found.describe(), span, help: help.map(Into::into) })
+        self.error(SemaError::Type {
+            expected: expected.into(),
+            found: found.describe(),
+            span,
+            help: help.map(Into::into),
+        })
     }
 
     // ----- naming --------------------------------------------------------------------
@@ -188,7 +199,12 @@ impl<'a, 'i> Elab<'a, 'i> {
                     Value::Width(WidthVal::Shared(g)) if f.name == "c" => Value::Int(i64::from(self.ch.base_of(*g))),
                     Value::Width(WidthVal::Fixed(n)) if f.name == "c" => Value::Int(i64::from(*n)),
                     Value::Poison => Value::Poison,
-                    _ => self.type_error("a tensor", &v, x.span, Some("tensors have `.c`, `.h` and `.w`; named widths have `.c`")),
+                    _ => self.type_error(
+                        "a tensor",
+                        &v,
+                        x.span,
+                        Some("tensors have `.c`, `.h` and `.w`; named widths have `.c`"),
+                    ),
                 }
             }
             ExprKind::If { arms, otherwise } => {
@@ -309,9 +325,12 @@ impl<'a, 'i> Elab<'a, 'i> {
                 (Value::Poison, _) | (_, Value::Poison) => Value::Poison,
                 (Value::Tensor(t), Value::Layer(f)) => self.apply(&f, t)?,
                 (Value::Layer(f), Value::Layer(g)) => Value::Layer(Rc::new(LayerFn::Chain(vec![f, g]))),
-                (Value::Tensor(_) | Value::Layer(_), other) => {
-                    self.type_error("a layer", &other, item.span, Some("the right of `->` is an op or block, e.g. `conv(64, k=3)`"))
-                }
+                (Value::Tensor(_) | Value::Layer(_), other) => self.type_error(
+                    "a layer",
+                    &other,
+                    item.span,
+                    Some("the right of `->` is an op or block, e.g. `conv(64, k=3)`"),
+                ),
                 (other, _) => self.type_error(
                     "a tensor or a layer",
                     &other,
@@ -343,7 +362,12 @@ impl<'a, 'i> Elab<'a, 'i> {
         let params: Vec<&'a str> = def.params.iter().map(|p| p.name.name.as_str()).collect();
         if positional.len() > params.len() {
             let got = positional.len();
-            return Ok(self.error(SemaError::TooManyArguments { callee: callee.name.clone(), max: params.len(), got, span }));
+            return Ok(self.error(SemaError::TooManyArguments {
+                callee: callee.name.clone(),
+                max: params.len(),
+                got,
+                span,
+            }));
         }
         let mut bound: Vec<(String, Value<'a>)> = Vec::new();
         for (i, (v, _)) in positional.into_iter().enumerate() {
@@ -382,7 +406,9 @@ impl<'a, 'i> Elab<'a, 'i> {
         named: Vec<(&'a str, Value<'a>, Span)>,
         span: Span,
     ) -> Flow<Value<'a>> {
-        if positional.iter().any(|(v, _)| matches!(v, Value::Poison)) || named.iter().any(|(_, v, _)| matches!(v, Value::Poison)) {
+        if positional.iter().any(|(v, _)| matches!(v, Value::Poison))
+            || named.iter().any(|(_, v, _)| matches!(v, Value::Poison))
+        {
             return Ok(Value::Poison);
         }
         if sig.variadic {
@@ -395,7 +421,11 @@ impl<'a, 'i> Elab<'a, 'i> {
                 }
             }
             if operands.len() < 2 {
-                return Ok(self.error(SemaError::MissingArgument { callee: sig.name.into(), param: "a second tensor".into(), span }));
+                return Ok(self.error(SemaError::MissingArgument {
+                    callee: sig.name.into(),
+                    param: "a second tensor".into(),
+                    span,
+                }));
             }
             return self.merge_op(kind, sig.name, &operands, span);
         }
@@ -405,7 +435,12 @@ impl<'a, 'i> Elab<'a, 'i> {
         };
         if positional.len() > sig.params.len() {
             let got = positional.len();
-            return Ok(self.error(SemaError::TooManyArguments { callee: sig.name.into(), max: sig.params.len(), got, span }));
+            return Ok(self.error(SemaError::TooManyArguments {
+                callee: sig.name.into(),
+                max: sig.params.len(),
+                got,
+                span,
+            }));
         }
         let mut args: Bound<'a> = Vec::new();
         for (i, (v, s)) in positional.into_iter().enumerate() {
@@ -481,7 +516,12 @@ impl<'a, 'i> Elab<'a, 'i> {
                     Stmt::Bind { name, value } if name.name == "out" => Some(value.span),
                     _ => None,
                 });
-                self.type_error("a tensor for `out`", &other, at.unwrap_or(def.name.span), Some("`out` is the tensor the block returns, e.g. `out = relu(main + in)`"))
+                self.type_error(
+                    "a tensor for `out`",
+                    &other,
+                    at.unwrap_or(def.name.span),
+                    Some("`out` is the tensor the block returns, e.g. `out = relu(main + in)`"),
+                )
             }
         })
     }

@@ -27,15 +27,31 @@ impl<'a> Elab<'a, '_> {
                 }
             }
             FnKind::Ratio => {
-                let (Some((of, os)), Some((r, rs))) = (need(self, "of"), need(self, "ratio")) else { return Value::Poison };
-                let Value::Tensor(t) = of else { return self.type_error("a tensor", &of, os, Some("`ratio(in, 0.25)` derives a width from a tensor's")) };
+                let (Some((of, os)), Some((r, rs))) = (need(self, "of"), need(self, "ratio")) else {
+                    return Value::Poison;
+                };
+                let Value::Tensor(t) = of else {
+                    return self.type_error(
+                        "a tensor",
+                        &of,
+                        os,
+                        Some("`ratio(in, 0.25)` derives a width from a tensor's"),
+                    );
+                };
                 let Some(ratio) = r.as_float().filter(|r| *r > 0.0 && *r <= 64.0) else {
                     return self.type_error("a ratio between 0 and 64", &r, rs, None);
                 };
                 let rounding = match get("rounding") {
                     None => None,
                     Some((Value::Rounding(p), _)) => Some(p),
-                    Some((other, s)) => return self.type_error("a rounding policy", &other, s, Some("use `floor`, `nearest` or `make_divisible(8)`")),
+                    Some((other, s)) => {
+                        return self.type_error(
+                            "a rounding policy",
+                            &other,
+                            s,
+                            Some("use `floor`, `nearest` or `make_divisible(8)`"),
+                        )
+                    }
                 };
                 Value::Width(WidthVal::Ratio { of: t.term, of_c: t.c, ratio, rounding })
             }
@@ -80,7 +96,8 @@ impl<'a> Elab<'a, '_> {
                 None
             }
             None => {
-                let help = matches!(v, Value::Float(_)).then_some("channel counts are whole numbers; use `int(...)` or `round(...)`");
+                let help = matches!(v, Value::Float(_))
+                    .then_some("channel counts are whole numbers; use `int(...)` or `round(...)`");
                 self.type_error("a channel count", v, span, help);
                 None
             }

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use super::channels::Term;
-use super::eval::{limits::*, param_value, Elab, Env, Flow, Node};
 use super::error::SemaError;
+use super::eval::{limits::*, param_value, Elab, Env, Flow, Node};
 use super::value::*;
 use crate::ir::{Op, ParamValue, Rounding, Section};
 use crate::syntax::ast::*;
@@ -19,7 +19,12 @@ pub struct Elaborated {
 }
 
 impl<'a> Elab<'a, '_> {
-    pub fn network(&mut self, def: &'a Definition, settings: &[(String, ParamValue)], rounding: Option<Rounding>) -> Flow<Option<Elaborated>> {
+    pub fn network(
+        &mut self,
+        def: &'a Definition,
+        settings: &[(String, ParamValue)],
+        rounding: Option<Rounding>,
+    ) -> Flow<Option<Elaborated>> {
         let mut env: Env<'a> = HashMap::new();
         let mut params = Vec::new();
         for p in &def.params {
@@ -31,7 +36,11 @@ impl<'a> Elab<'a, '_> {
                     Some(d) => self.eval(d, &env)?,
                     None => {
                         let param = p.name.name.clone();
-                        self.errors.push(SemaError::MissingArgument { callee: def.name.name.clone(), param, span: p.name.span });
+                        self.errors.push(SemaError::MissingArgument {
+                            callee: def.name.name.clone(),
+                            param,
+                            span: p.name.span,
+                        });
                         Value::Poison
                     }
                 },
@@ -151,7 +160,14 @@ impl<'a> Elab<'a, '_> {
         Ok(Some(Tensor { node: id, term: Term::G(g), c: v[0], h: v[1], w: v[2], origin: span }))
     }
 
-    fn section(&mut self, section: Section, name: &str, value: &'a Expr, t: Tensor, env: &Env<'a>) -> Flow<Option<Tensor>> {
+    fn section(
+        &mut self,
+        section: Section,
+        name: &str,
+        value: &'a Expr,
+        t: Tensor,
+        env: &Env<'a>,
+    ) -> Flow<Option<Tensor>> {
         self.section = section;
         let prefix = match section {
             Section::Stage(i) => format!("stage{i}"),
@@ -178,7 +194,10 @@ impl<'a> Elab<'a, '_> {
     }
 
     fn type_error_any(&mut self, expected: &str, v: Value<'a>, span: Span) -> Value<'a> {
-        let help = matches!(v, Value::Tensor(_)).then(|| "a section is a layer chain applied to the previous section's output, e.g. `stage = block(64) * 3`".to_string());
+        let help = matches!(v, Value::Tensor(_)).then(|| {
+            "a section is a layer chain applied to the previous section's output, e.g. `stage = block(64) * 3`"
+                .to_string()
+        });
         if !matches!(v, Value::Poison) {
             self.errors.push(SemaError::Type { expected: expected.into(), found: v.describe(), span, help });
         }
@@ -191,7 +210,12 @@ impl<'a> Elab<'a, '_> {
         let span = self.nodes[out.node].span;
         if let Some(classes) = env.get("classes").and_then(Value::as_int) {
             if i64::from(out.c) != classes {
-                self.errors.push(SemaError::HeadClasses { span, got: out.c, classes: classes.clamp(0, u32::MAX.into()) as u32, origin: out.origin });
+                self.errors.push(SemaError::HeadClasses {
+                    span,
+                    got: out.c,
+                    classes: classes.clamp(0, u32::MAX.into()) as u32,
+                    origin: out.origin,
+                });
                 return;
             }
         }

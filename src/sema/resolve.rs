@@ -126,8 +126,9 @@ impl<'i, 'a, 'e> Scope<'i, 'a, 'e> {
         match &e.kind {
             ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => {}
             ExprKind::Name(id) => {
-                let is_layer = matches!(builtins::lookup(&id.name), Some(Signature { builtin: builtins::Builtin::Op(_), .. }))
-                    || self.index.blocks.contains_key(id.name.as_str());
+                let is_layer =
+                    matches!(builtins::lookup(&id.name), Some(Signature { builtin: builtins::Builtin::Op(_), .. }))
+                        || self.index.blocks.contains_key(id.name.as_str());
                 if !self.names.contains_key(&id.name) && !CONSTANTS.contains(&id.name.as_str()) && !is_layer {
                     let mut pool: Vec<&str> = self.names.keys().map(String::as_str).collect();
                     pool.extend(CONSTANTS);

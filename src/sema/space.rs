@@ -64,7 +64,13 @@ pub fn build(name: &str, nodes: Vec<Node>, mut ch: Channels, e: Elaborated, roun
 
     let mut dims: Vec<Dim> = order
         .iter()
-        .map(|&(g, section)| Dim { base: ch.base_of(g), section, divisor: ch.divisor(g), at_least: Vec::new(), layers: Vec::new() })
+        .map(|&(g, section)| Dim {
+            base: ch.base_of(g),
+            section,
+            divisor: ch.divisor(g),
+            at_least: Vec::new(),
+            layers: Vec::new(),
+        })
         .collect();
     let bounds: Vec<(GroupId, Term)> = ch.lower_bounds().iter().map(|(g, t, _)| (*g, t.clone())).collect();
     for (g, bound) in bounds {
@@ -127,6 +133,8 @@ fn to_width(t: &Term, ch: &mut Channels, index: &HashMap<GroupId, usize>) -> Wid
         }
         Term::Sum(items) => Width::Sum(items.iter().map(|i| to_width(i, ch, index)).collect()),
         Term::Part(of, parts) => Width::Part { of: Box::new(to_width(of, ch, index)), parts: *parts },
-        Term::Ratio(of, ratio, r) => Width::Ratio { of: Box::new(to_width(of, ch, index)), ratio: *ratio, rounding: *r },
+        Term::Ratio(of, ratio, r) => {
+            Width::Ratio { of: Box::new(to_width(of, ch, index)), ratio: *ratio, rounding: *r }
+        }
     }
 }

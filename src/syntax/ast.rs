@@ -129,10 +129,16 @@ pub enum ExprKind {
     Binary(BinOp, Box<Expr>, Box<Expr>),
     /// `a -> b -> c`, kept flat so long chains do not nest.
     Chain(Vec<Expr>),
-    Call { callee: Ident, args: Vec<Arg> },
+    Call {
+        callee: Ident,
+        args: Vec<Arg>,
+    },
     Field(Box<Expr>, Ident),
     /// `if c1 { e1 } else if c2 { e2 } else { e3 }`.
-    If { arms: Vec<(Expr, Expr)>, otherwise: Box<Expr> },
+    If {
+        arms: Vec<(Expr, Expr)>,
+        otherwise: Box<Expr>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -144,8 +144,21 @@ pub fn expr(pair: Pair<Rule>) -> Result<Expr> {
 fn is_infix(rule: Rule) -> bool {
     matches!(
         rule,
-        Rule::arrow | Rule::or | Rule::and | Rule::eq | Rule::ne | Rule::lt | Rule::le | Rule::gt | Rule::ge
-            | Rule::add | Rule::sub | Rule::mul | Rule::div | Rule::floordiv | Rule::rem
+        Rule::arrow
+            | Rule::or
+            | Rule::and
+            | Rule::eq
+            | Rule::ne
+            | Rule::lt
+            | Rule::le
+            | Rule::gt
+            | Rule::ge
+            | Rule::add
+            | Rule::sub
+            | Rule::mul
+            | Rule::div
+            | Rule::floordiv
+            | Rule::rem
     )
 }
 

@@ -24,11 +24,24 @@ pub const MAX_OPERATORS: usize = 256;
 #[derive(Clone, Debug, PartialEq)]
 pub enum SyntaxError {
     /// pest could not match the grammar at `at`.
-    Unexpected { at: Span, expected: Vec<String>, found: Option<String> },
-    NestingTooDeep { at: Span },
-    ExpressionTooLong { at: Span, operators: usize },
-    NumberTooLarge { at: Span },
-    NotUtf8 { at: Span },
+    Unexpected {
+        at: Span,
+        expected: Vec<String>,
+        found: Option<String>,
+    },
+    NestingTooDeep {
+        at: Span,
+    },
+    ExpressionTooLong {
+        at: Span,
+        operators: usize,
+    },
+    NumberTooLarge {
+        at: Span,
+    },
+    NotUtf8 {
+        at: Span,
+    },
 }
 
 impl SyntaxError {
