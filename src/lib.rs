@@ -59,3 +59,4 @@ pub fn network_params(source: &str) -> Option<Vec<(String, Vec<String>)>> {
             .collect(),
     )
 }
+pub mod runtime;

@@ -1,0 +1,41 @@
+//! Convolution on the active slices: weight `[..out, ..in/groups, :, :]`, with the group
+//! count of this width (fixed count, `in / group_width`, or depthwise `in`).
+
+use burn::tensor::backend::Backend;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::Tensor;
+
+use super::LayerParams;
+use crate::ir::{Groups, LayerShape, Op};
+
+pub fn forward<B: Backend>(x: Tensor<B, 4>, p: &LayerParams<B>, op: &Op, s: LayerShape) -> Tensor<B, 4> {
+    let Op::Conv { stride, padding, dilation, groups, .. } = op else { unreachable!("conv::forward on {op:?}") };
+    let weight = p.conv.as_ref().expect("conv has a weight").val();
+    let [full_out, full_per_group, kh, kw] = weight.dims();
+    let out = s.out as usize;
+    let per_group = match groups {
+        Groups::Count(_) => (s.in_c / s.groups) as usize,
+        Groups::Width(_) | Groups::Depthwise => full_per_group,
+    };
+    let weight = if out == full_out && per_group == full_per_group {
+        weight
+    } else {
+        weight.slice([0..out, 0..per_group, 0..kh, 0..kw])
+    };
+    let bias = p.bias.as_ref().map(|b| {
+        let b = b.val();
+        if b.dims()[0] == out {
+            b
+        } else {
+            b.slice(0..out)
+        }
+    });
+    let options = ConvOptions::new(
+        stride.map(|v| v as usize),
+        padding.map(|v| v as usize),
+        dilation.map(|v| v as usize),
+        s.groups as usize,
+    );
+    conv2d(x, weight, bias, options)
+}

@@ -1,0 +1,50 @@
+//! Channel plumbing: concat, split, shuffle, the option-A shortcut (subsample + zero
+//! pad), and dropout.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Tensor};
+
+pub fn concat<B: Backend>(first: Tensor<B, 4>, rest: Vec<Tensor<B, 4>>) -> Tensor<B, 4> {
+    let mut all = Vec::with_capacity(rest.len() + 1);
+    all.push(first);
+    all.extend(rest);
+    Tensor::cat(all, 1)
+}
+
+/// Part `part` of `parts` equal channel chunks.
+pub fn split<B: Backend>(x: Tensor<B, 4>, part: u32, parts: u32) -> Tensor<B, 4> {
+    let c = x.dims()[1] / parts as usize;
+    x.narrow(1, part as usize * c, c)
+}
+
+/// ShuffleNet's channel shuffle: `[N, g, C/g, H, W]` transposed to `[N, C/g, g, H, W]`.
+pub fn shuffle<B: Backend>(x: Tensor<B, 4>, groups: u32) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    let g = groups as usize;
+    x.reshape([n, g, c / g, h * w]).swap_dims(1, 2).reshape([n, c, h, w])
+}
+
+/// `x[:, :, ::s, ::s]`.
+pub fn subsample<B: Backend>(x: Tensor<B, 4>, stride: u32) -> Tensor<B, 4> {
+    let s = stride as isize;
+    x.slice(burn::tensor::s![.., .., ..;s, ..;s])
+}
+
+/// Zero channels appended up to `out`.
+pub fn zeropad<B: Backend>(x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    if out <= c {
+        return x;
+    }
+    let zeros = Tensor::zeros([n, out - c, h, w], &x.device());
+    Tensor::cat(vec![x, zeros], 1)
+}
+
+/// Inverted dropout (train mode only).
+pub fn dropout<B: Backend>(x: Tensor<B, 4>, p: f64) -> Tensor<B, 4> {
+    if p <= 0.0 {
+        return x;
+    }
+    let keep = x.random_like(Distribution::Bernoulli(1.0 - p));
+    x * keep.div_scalar(1.0 - p)
+}

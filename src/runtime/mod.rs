@@ -1,0 +1,292 @@
+//! The Burn runtime: a [`SlimNet`] holds full-width parameters for every layer of an IR
+//! network and runs forward (and, on an autodiff backend, backward) at any width. Each op
+//! kind has its own file; Burn choices live only here, never in sema or the IR.
+
+mod activation;
+mod conv;
+pub mod device;
+pub mod init;
+mod linear;
+mod merge;
+mod norm;
+mod pool;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use burn::module::{Module, Param};
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+use crate::ir::{LayerShape, Network, Op};
+pub use norm::{calibrate, BnSet, BnStats, BN_EPS};
+
+/// A width configuration: channels per search dimension (after decode), and for
+/// switchable BN, which switch's parameters to use.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WidthConfig {
+    pub dims: Vec<u32>,
+    pub switch: Option<usize>,
+}
+
+impl WidthConfig {
+    pub fn new(dims: Vec<u32>) -> WidthConfig {
+        WidthConfig { dims, switch: None }
+    }
+
+    /// The key calibrated BN statistics are stored under: `16-8-8-…[@switch]`.
+    pub fn key(&self) -> String {
+        let dims: Vec<String> = self.dims.iter().map(u32::to_string).collect();
+        match self.switch {
+            Some(s) => format!("{}@{s}", dims.join("-")),
+            None => dims.join("-"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum RuntimeError {
+    /// The input batch does not have the network's channel count.
+    InputShape { expected: [usize; 3], got: [usize; 4] },
+    /// The width configuration does not fit the network.
+    Width(String),
+    /// Evaluation at a width whose BN statistics were never calibrated.
+    NotCalibrated { key: String },
+}
+
+impl std::fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RuntimeError::InputShape { expected, got } => {
+                write!(f, "input batch is {got:?}, the network expects [N, {}, H, W]", expected[0])
+            }
+            RuntimeError::Width(m) => f.write_str(m),
+            RuntimeError::NotCalibrated { key } => {
+                write!(f, "no BN statistics for width {key}; calibrate that width first")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RuntimeError {}
+
+/// The parameters of one IR layer at full width (unused fields are `None`/empty).
+#[derive(Module, Debug)]
+pub struct LayerParams<B: Backend> {
+    /// Conv weight `[out, in / groups, kh, kw]`.
+    pub conv: Option<Param<Tensor<B, 4>>>,
+    /// Linear weight `[in, out]` (Burn's layout: `y = x W + b`).
+    pub linear: Option<Param<Tensor<B, 2>>>,
+    pub bias: Option<Param<Tensor<B, 1>>>,
+    /// BN affine parameters: one entry when shared, one per switch for switchable BN.
+    pub gamma: Vec<Param<Tensor<B, 1>>>,
+    pub beta: Vec<Param<Tensor<B, 1>>>,
+}
+
+/// A slimmable network: full-width parameters plus the IR it runs.
+#[derive(Module, Debug)]
+pub struct SlimNet<B: Backend> {
+    pub layers: Vec<LayerParams<B>>,
+    #[module(skip)]
+    pub net: Arc<Network>,
+    /// Width multipliers of the BN switches (S-Nets); empty for shared BN.
+    #[module(skip)]
+    pub switches: Vec<f64>,
+}
+
+/// How batch norm normalises during a forward pass.
+pub enum Mode<'a, B: Backend> {
+    /// Batch statistics (training, calibration); the statistics are returned.
+    Train,
+    /// Stored statistics of the configuration being run.
+    Eval(&'a BnSet<B>),
+}
+
+/// The result of a forward pass.
+pub struct Forward<B: Backend> {
+    /// `[N, classes]`.
+    pub logits: Tensor<B, 2>,
+    /// In train mode, each BN layer's batch mean and unbiased variance (indexed like layers).
+    pub batch_stats: Vec<Option<(Tensor<B, 1>, Tensor<B, 1>)>>,
+}
+
+impl<B: Backend> SlimNet<B> {
+    /// Builds the module with freshly initialised parameters (Kaiming-normal convs,
+    /// PyTorch-default linears, BN γ = 1, β = 0), reproducibly from `seed`.
+    pub fn new(net: Arc<Network>, switches: Vec<f64>, seed: u64, device: &B::Device) -> SlimNet<B> {
+        let copies = switches.len().max(1);
+        let layers =
+            net.layers.iter().map(|(id, l)| init::layer(&l.op, &net, l, id.index(), seed, copies, device)).collect();
+        SlimNet { layers, net, switches }
+    }
+
+    /// The width configuration of a uniform multiplier (and the matching switch, if any).
+    pub fn uniform(&self, w: f64) -> Result<WidthConfig, RuntimeError> {
+        let dims = self.net.decode_uniform(w, self.net.rounding).map_err(|e| RuntimeError::Width(e.to_string()))?;
+        let switch = if self.switches.is_empty() {
+            None
+        } else {
+            let s = self.switches.iter().position(|s| (s - w).abs() < 1e-9);
+            Some(
+                s.ok_or_else(|| RuntimeError::Width(format!("{w} is not one of the BN switches {:?}", self.switches)))?,
+            )
+        };
+        Ok(WidthConfig { dims, switch })
+    }
+
+    /// Runs the network at `cfg` on a `[N, C, H, W]` batch.
+    pub fn forward(&self, x: Tensor<B, 4>, cfg: &WidthConfig, mode: Mode<'_, B>) -> Result<Forward<B>, RuntimeError> {
+        let net = &*self.net;
+        let [n, c, h, w] = x.dims();
+        if c != net.input[0] as usize {
+            let expected = net.input.map(|v| v as usize);
+            return Err(RuntimeError::InputShape { expected, got: [n, c, h, w] });
+        }
+        if cfg.dims.len() != net.space.dims.len() {
+            return Err(RuntimeError::Width(format!(
+                "{} channel counts given, the network has {} search dimensions",
+                cfg.dims.len(),
+                net.space.dims.len()
+            )));
+        }
+        if let Some(bad) = cfg.dims.iter().zip(&net.space.dims).position(|(c, d)| *c == 0 || *c > d.base) {
+            return Err(RuntimeError::Width(format!(
+                "dimension {bad} must have 1..={} channels",
+                net.space.dims[bad].base
+            )));
+        }
+        let switch = cfg.switch.unwrap_or(0);
+        if switch >= self.switches.len().max(1) {
+            return Err(RuntimeError::Width(format!("BN switch {switch} does not exist")));
+        }
+        let shapes = net.layer_shapes(&cfg.dims);
+        let last_use = last_uses(net);
+        let mut values: Vec<Option<Tensor<B, 4>>> = vec![None; net.layers.len()];
+        let mut stats = vec![None; net.layers.len()];
+        let mut x = Some(x);
+        for (id, layer) in net.layers.iter() {
+            let i = id.index();
+            let inputs: Vec<Tensor<B, 4>> = layer
+                .inputs
+                .iter()
+                .map(|j| values[j.index()].clone().expect("inputs are computed before use"))
+                .collect();
+            let out = match &layer.op {
+                Op::Input => x.take().expect("one input layer"),
+                op => self.layer(op, i, inputs, shapes[i], switch, &mode, &mut stats)?,
+            };
+            values[i] = Some(out);
+            // Free every tensor whose last reader was this layer.
+            for j in &layer.inputs {
+                if last_use[j.index()] == i {
+                    values[j.index()] = None;
+                }
+            }
+        }
+        let out = values[net.output.index()].take().expect("the output is computed");
+        let [n, c, _, _] = out.dims();
+        Ok(Forward { logits: out.reshape([n, c]), batch_stats: stats })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn layer(
+        &self,
+        op: &Op,
+        i: usize,
+        mut inputs: Vec<Tensor<B, 4>>,
+        shape: LayerShape,
+        switch: usize,
+        mode: &Mode<'_, B>,
+        stats: &mut [Option<(Tensor<B, 1>, Tensor<B, 1>)>],
+    ) -> Result<Tensor<B, 4>, RuntimeError> {
+        let p = &self.layers[i];
+        let x = inputs.remove(0);
+        Ok(match op {
+            Op::Input => x,
+            Op::Conv { .. } => conv::forward(x, p, op, shape),
+            Op::Linear { .. } => linear::forward(x, p, shape),
+            Op::BatchNorm => {
+                let (gamma, beta) = (p.gamma[switch].val(), p.beta[switch].val());
+                match mode {
+                    Mode::Train => {
+                        let (y, mean, var) = norm::train(x, gamma, beta, shape.out as usize);
+                        stats[i] = Some((mean, var));
+                        y
+                    }
+                    Mode::Eval(set) => {
+                        let (mean, var) = set
+                            .layers
+                            .get(i)
+                            .and_then(Option::as_ref)
+                            .ok_or_else(|| RuntimeError::NotCalibrated { key: set.key.clone() })?;
+                        norm::eval(x, gamma, beta, mean.clone(), var.clone(), shape.out as usize)
+                    }
+                }
+            }
+            Op::Act(a) => activation::forward(x, *a),
+            Op::MaxPool { .. } | Op::AvgPool { .. } | Op::GlobalAvgPool => pool::forward(x, op),
+            Op::Flatten => x,
+            Op::Dropout { p: rate } => match mode {
+                Mode::Train => merge::dropout(x, *rate),
+                Mode::Eval(_) => x,
+            },
+            Op::Add => inputs.into_iter().fold(x, |a, b| a + b),
+            Op::Mul => inputs.into_iter().fold(x, |a, b| a * b),
+            Op::Concat => merge::concat(x, inputs),
+            Op::Split { part, parts } => merge::split(x, *part, *parts),
+            Op::Shuffle { groups } => merge::shuffle(x, *groups),
+            Op::Subsample { stride } => merge::subsample(x, *stride),
+            Op::ZeroPad => merge::zeropad(x, shape.out as usize),
+        })
+    }
+
+    /// Parameters in use at `cfg`: the active slices of every weight, bias and BN affine.
+    pub fn active_params(&self, cfg: &WidthConfig) -> u64 {
+        let shapes = self.net.layer_shapes(&cfg.dims);
+        let mut total = 0u64;
+        for (id, l) in self.net.layers.iter() {
+            let s = shapes[id.index()];
+            let p = &self.layers[id.index()];
+            let (i, o) = (u64::from(s.in_c), u64::from(s.out));
+            if let Some(w) = &p.conv {
+                let [_, per_group, kh, kw] = w.val().dims();
+                let per_group = if let Op::Conv { groups: crate::ir::Groups::Count(_), .. } = l.op {
+                    (s.in_c / s.groups) as usize
+                } else {
+                    per_group
+                };
+                total += o * (per_group * kh * kw) as u64;
+            }
+            if p.linear.is_some() {
+                total += i * o;
+            }
+            if p.bias.is_some() {
+                total += o;
+            }
+            if !p.gamma.is_empty() {
+                total += 2 * o;
+            }
+        }
+        total
+    }
+
+    /// Every BN layer's statistics slots, empty, for a configuration.
+    pub fn empty_stats(&self, key: String) -> BnSet<B> {
+        BnSet { key, layers: vec![None; self.layers.len()] }
+    }
+}
+
+/// For each layer, the index of the last layer that reads it.
+fn last_uses(net: &Network) -> Vec<usize> {
+    let mut last: Vec<usize> = (0..net.layers.len()).collect();
+    for (id, l) in net.layers.iter() {
+        for j in &l.inputs {
+            last[j.index()] = id.index();
+        }
+    }
+    last[net.output.index()] = usize::MAX;
+    last
+}
+
+/// Calibrated BN statistics for many configurations, by [`WidthConfig::key`].
+pub type BnSets<B> = HashMap<String, BnSet<B>>;

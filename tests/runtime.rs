@@ -1,0 +1,476 @@
+//! The runtime against first principles: a slimmed forward equals a separately built
+//! fixed-width network (plain `burn::nn` layers) whose weights are copied from the active
+//! slices; gradients of inactive slices are exactly zero; the active parameter count is
+//! `slimc cost`'s; BN calibration fills statistics and restores accuracy.
+
+use std::sync::Arc;
+
+use burn::module::Param;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::backend::Backend;
+use burn::tensor::{activation, Distribution, Tensor};
+
+use slimc::ir::{Activation, LayerShape, Network, Op, ParamValue};
+use slimc::runtime::device::{Cpu, CpuTrain};
+use slimc::runtime::{calibrate, BnSet, Mode, SlimNet, WidthConfig};
+use slimc::Options;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+/// Deterministic test data, independent of the backend's global RNG (tests run in parallel).
+fn data<const D: usize>(shape: [usize; D], mean: f64, std: f64, seed: u64) -> Tensor<Cpu, D> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    slimc::runtime::init::sample(shape, rand_distr::Normal::new(mean, std).unwrap(), &mut rng, &Default::default())
+}
+
+const ZOO: &[&str] = &[
+    "resnet20",
+    "resnet32",
+    "resnet44",
+    "resnet56",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "wrn40_4",
+    "mobilenet_v1",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "mobilenet_v3_small",
+    "efficientnet_b0",
+    "mnasnet",
+    "shufflenet_v2",
+    "regnetx_400mf",
+    "regnety_400mf",
+];
+
+/// A zoo model re-targeted to small inputs so that CPU tests stay fast.
+fn small(name: &str, size: i64) -> Arc<Network> {
+    let src = std::fs::read_to_string(format!("models/{name}.slim")).unwrap();
+    let options = Options {
+        settings: vec![("size".into(), ParamValue::Int(size)), ("classes".into(), ParamValue::Int(7))],
+        rounding: None,
+    };
+    let mut nets = slimc::compile(&src, name, &options).unwrap_or_else(|d| panic!("{}", d.render()));
+    Arc::new(nets.remove(0))
+}
+
+fn max_abs_diff<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {
+    (a - b).abs().max().into_scalar().to_string().parse().unwrap()
+}
+
+/// One plain layer of the fixed-width reference network.
+enum Plain<B: Backend> {
+    Conv(Conv2d<B>),
+    Linear(Linear<B>),
+    Norm(BatchNorm<B>),
+    Other,
+}
+
+/// Builds the fixed-width network for `cfg` from plain Burn layers, copying the active
+/// slices of `slim`'s parameters and the statistics of `stats`.
+fn fixed_network<B: Backend>(
+    slim: &SlimNet<B>,
+    shapes: &[LayerShape],
+    stats: &BnSet<B>,
+    device: &B::Device,
+) -> Vec<Plain<B>> {
+    let net = &slim.net;
+    net.layers
+        .iter()
+        .map(|(id, l)| {
+            let s = shapes[id.index()];
+            let p = &slim.layers[id.index()];
+            let (i, o) = (s.in_c as usize, s.out as usize);
+            match &l.op {
+                Op::Conv { kernel, stride, padding, dilation, bias, .. } => {
+                    let [kh, kw] = kernel.map(|v| v as usize);
+                    let g = s.groups as usize;
+                    let mut conv = Conv2dConfig::new([i, o], [kh, kw])
+                        .with_stride(stride.map(|v| v as usize))
+                        .with_dilation(dilation.map(|v| v as usize))
+                        .with_padding(PaddingConfig2d::Explicit(
+                            padding[0] as usize,
+                            padding[1] as usize,
+                            padding[0] as usize,
+                            padding[1] as usize,
+                        ))
+                        .with_groups(g)
+                        .with_bias(*bias)
+                        .init::<B>(device);
+                    let full = p.conv.as_ref().unwrap().val();
+                    conv.weight = Param::from_tensor(full.slice([0..o, 0..i / g, 0..kh, 0..kw]));
+                    if let Some(b) = &p.bias {
+                        conv.bias = Some(Param::from_tensor(b.val().slice(0..o)));
+                    }
+                    Plain::Conv(conv)
+                }
+                Op::Linear { bias } => {
+                    let mut lin = LinearConfig::new(i, o).with_bias(*bias).init::<B>(device);
+                    lin.weight = Param::from_tensor(p.linear.as_ref().unwrap().val().slice([0..i, 0..o]));
+                    if let Some(b) = &p.bias {
+                        lin.bias = Some(Param::from_tensor(b.val().slice(0..o)));
+                    }
+                    Plain::Linear(lin)
+                }
+                Op::BatchNorm => {
+                    let mut bn = BatchNormConfig::new(o).with_epsilon(1e-5).init::<B>(device);
+                    let sw = 0;
+                    bn.gamma = Param::from_tensor(p.gamma[sw].val().slice(0..o));
+                    bn.beta = Param::from_tensor(p.beta[sw].val().slice(0..o));
+                    let (m, v) = stats.layers[id.index()].clone().expect("calibrated");
+                    bn.running_mean = burn::module::RunningState::new(m.slice(0..o));
+                    bn.running_var = burn::module::RunningState::new(v.slice(0..o));
+                    Plain::Norm(bn)
+                }
+                _ => Plain::Other,
+            }
+        })
+        .collect()
+}
+
+/// Runs the reference network: plain layers, and the channel plumbing written again here.
+fn run_fixed<B: Backend>(net: &Network, plain: &[Plain<B>], shapes: &[LayerShape], x: Tensor<B, 4>) -> Tensor<B, 2> {
+    let mut vals: Vec<Option<Tensor<B, 4>>> = vec![None; net.layers.len()];
+    for (id, l) in net.layers.iter() {
+        let ins: Vec<Tensor<B, 4>> = l.inputs.iter().map(|j| vals[j.index()].clone().unwrap()).collect();
+        let first = ins.first().cloned();
+        let out = match (&l.op, &plain[id.index()]) {
+            (Op::Input, _) => x.clone(),
+            (_, Plain::Conv(c)) => c.forward(first.unwrap()),
+            (_, Plain::Linear(lin)) => {
+                let t = first.unwrap();
+                let [n, c, _, _] = t.dims();
+                let y = lin.forward(t.reshape([n, c]));
+                let o = y.dims()[1];
+                y.reshape([n, o, 1, 1])
+            }
+            (_, Plain::Norm(bn)) => bn.forward(first.unwrap()),
+            (Op::Act(a), _) => {
+                let t = first.unwrap();
+                match a {
+                    Activation::Relu => activation::relu(t),
+                    Activation::Relu6 => activation::relu(t.clone()) - activation::relu(t.sub_scalar(6.0)),
+                    Activation::Hswish => activation::hard_swish(t),
+                    Activation::Swish => activation::silu(t),
+                    Activation::Sigmoid => activation::sigmoid(t),
+                    Activation::Hsigmoid => activation::hard_sigmoid(t, 1.0 / 6.0, 0.5),
+                }
+            }
+            (Op::MaxPool { kernel, stride, padding }, _) => {
+                let p = padding.map(|v| v as usize);
+                MaxPool2dConfig::new(kernel.map(|v| v as usize))
+                    .with_strides(stride.map(|v| v as usize))
+                    .with_padding(PaddingConfig2d::Explicit(p[0], p[1], p[0], p[1]))
+                    .init()
+                    .forward(first.unwrap())
+            }
+            (Op::AvgPool { kernel, stride, padding }, _) => {
+                let p = padding.map(|v| v as usize);
+                AvgPool2dConfig::new(kernel.map(|v| v as usize))
+                    .with_strides(stride.map(|v| v as usize))
+                    .with_padding(PaddingConfig2d::Explicit(p[0], p[1], p[0], p[1]))
+                    .init()
+                    .forward(first.unwrap())
+            }
+            (Op::GlobalAvgPool, _) => AdaptiveAvgPool2dConfig::new([1, 1]).init().forward(first.unwrap()),
+            (Op::Flatten | Op::Dropout { .. }, _) => first.unwrap(),
+            (Op::Add, _) => ins.into_iter().reduce(|a, b| a + b).unwrap(),
+            (Op::Mul, _) => ins.into_iter().reduce(|a, b| a * b).unwrap(),
+            (Op::Concat, _) => Tensor::cat(ins, 1),
+            (Op::Split { part, parts }, _) => {
+                let t = first.unwrap();
+                let [n, c, h, w] = t.dims();
+                let k = c / *parts as usize;
+                let start = *part as usize * k;
+                t.slice([0..n, start..start + k, 0..h, 0..w])
+            }
+            (Op::Shuffle { groups }, _) => {
+                // Gather channels explicitly: output channel j reads input (j % g)·(C/g) + j / g.
+                let t = first.unwrap();
+                let c = t.dims()[1];
+                let g = *groups as usize;
+                let order: Vec<Tensor<B, 4>> =
+                    (0..c).map(|j| t.clone().narrow(1, (j % g) * (c / g) + j / g, 1)).collect();
+                Tensor::cat(order, 1)
+            }
+            (Op::Subsample { stride }, _) => {
+                let t = first.unwrap();
+                let [_, _, h, w] = t.dims();
+                let s = *stride as usize;
+                let rows: Vec<Tensor<B, 4>> = (0..h).step_by(s).map(|r| t.clone().narrow(2, r, 1)).collect();
+                let t = Tensor::cat(rows, 2);
+                let cols: Vec<Tensor<B, 4>> = (0..w).step_by(s).map(|c| t.clone().narrow(3, c, 1)).collect();
+                Tensor::cat(cols, 3)
+            }
+            (Op::ZeroPad, _) => {
+                let t = first.unwrap();
+                let [n, c, h, w] = t.dims();
+                let out = shapes[id.index()].out as usize;
+                let zeros = Tensor::zeros([n, out - c, h, w], &t.device());
+                Tensor::cat(vec![t, zeros], 1)
+            }
+            (op, _) => panic!("reference has no {op:?}"),
+        };
+        vals[id.index()] = Some(out);
+    }
+    let out = vals[net.output.index()].clone().unwrap();
+    let [n, c, _, _] = out.dims();
+    out.reshape([n, c])
+}
+
+/// Random but well-conditioned BN parameters and statistics (variances in [0.5, 2]), so
+/// that the comparison measures slicing, not the chaos of an untrained deep network
+/// normalised by near-zero variances.
+fn condition_bn<B: Backend>(slim: &mut SlimNet<B>, device: &B::Device) -> BnSet<B> {
+    let mut set = slim.empty_stats(String::new());
+    for (i, p) in slim.layers.iter_mut().enumerate() {
+        if p.gamma.is_empty() {
+            continue;
+        }
+        let c = p.gamma[0].val().dims()[0];
+        for g in p.gamma.iter_mut() {
+            *g = Param::from_tensor(Tensor::random([c], Distribution::Uniform(0.5, 1.5), device));
+        }
+        for b in p.beta.iter_mut() {
+            *b = Param::from_tensor(Tensor::random([c], Distribution::Uniform(-0.2, 0.2), device));
+        }
+        let mean = Tensor::random([c], Distribution::Normal(0.0, 0.2), device);
+        let var = Tensor::random([c], Distribution::Uniform(0.5, 2.0), device);
+        set.layers[i] = Some((mean, var));
+    }
+    set
+}
+
+fn compare_model(name: &str, size: i64, widths: &[f64]) {
+    let device = Default::default();
+    let net = small(name, size);
+    let mut slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 7, &device);
+    let mut stats = condition_bn(&mut slim, &device);
+    for &w in widths {
+        let mut cfg = slim.uniform(w).unwrap();
+        if w < 1.0 {
+            // A non-uniform vector too: every third dimension at full width.
+            let wm: Vec<f64> =
+                net.space.dims.iter().enumerate().map(|(i, _)| if i % 3 == 1 { 1.0 } else { w }).collect();
+            cfg.dims = net.space.decode(&wm, net.rounding).unwrap();
+        }
+        stats.key = cfg.key();
+        let shapes = net.layer_shapes(&cfg.dims);
+        let x = Tensor::random(
+            [2, net.input[0] as usize, size as usize, size as usize],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let ours = slim.forward(x.clone(), &cfg, Mode::Eval(&stats)).unwrap().logits;
+        let plain = fixed_network(&slim, &shapes, &stats, &device);
+        let theirs = run_fixed(&net, &plain, &shapes, x);
+        assert_eq!(ours.dims(), theirs.dims());
+        let scale: f32 = ours.clone().abs().max().into_scalar();
+        let diff = max_abs_diff(ours, theirs);
+        assert!(
+            diff < 1e-4 * scale.max(1.0),
+            "{name} at {w} ({:?}): max |slim - fixed| = {diff}, max |logit| = {scale}",
+            cfg.dims
+        );
+    }
+}
+
+#[test]
+fn slimmed_forward_equals_fixed_network_cifar() {
+    for name in ["resnet20", "resnet32", "wrn40_4"] {
+        compare_model(name, 16, &[1.0, 0.5, 0.3]);
+    }
+}
+
+#[test]
+fn slimmed_forward_equals_fixed_network_imagenet() {
+    for name in ["resnet18", "resnet50", "mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "mnasnet"] {
+        compare_model(name, 32, &[1.0, 0.5, 0.35]);
+    }
+}
+
+#[test]
+fn slimmed_forward_equals_fixed_network_exotic() {
+    for name in ["mobilenet_v3_large", "efficientnet_b0", "shufflenet_v2", "regnetx_400mf", "regnety_400mf"] {
+        compare_model(name, 32, &[1.0, 0.5, 0.3]);
+    }
+}
+
+#[test]
+fn inactive_slices_get_exactly_zero_gradient() {
+    let device = Default::default();
+    let net = small("resnet20", 8);
+    let slim = SlimNet::<CpuTrain>::new(net.clone(), Vec::new(), 3, &device);
+    let cfg = slim.uniform(0.5).unwrap();
+    let x = Tensor::random([4, 3, 8, 8], Distribution::Normal(0.0, 1.0), &device);
+    let f = slim.forward(x, &cfg, Mode::Train).unwrap();
+    let grads = f.logits.sum().backward();
+    let shapes = net.layer_shapes(&cfg.dims);
+    let mut checked = 0;
+    for (id, l) in net.layers.iter() {
+        let p = &slim.layers[id.index()];
+        let s = shapes[id.index()];
+        if let Some(w) = &p.conv {
+            let g = w.val().grad(&grads).expect("conv weight has a gradient");
+            let [o, i, _, _] = g.dims();
+            let [_, _, kh, kw] = g.dims();
+            let (so, si) = (s.out as usize, (s.in_c / s.groups) as usize);
+            let active = g.clone().slice([0..so, 0..si.min(i), 0..kh, 0..kw]).abs().sum().into_scalar();
+            assert!(active > 0.0, "{} active slice has a gradient", l.name);
+            if so < o {
+                let rows = g.clone().slice([so..o, 0..i, 0..kh, 0..kw]).abs().max().into_scalar();
+                assert_eq!(rows, 0.0, "{}: inactive output rows of [{o}, {i}]", l.name);
+            }
+            if si < i {
+                let cols = g.clone().slice([0..o, si..i, 0..kh, 0..kw]).abs().max().into_scalar();
+                assert_eq!(cols, 0.0, "{}: inactive input columns of [{o}, {i}]", l.name);
+            }
+            checked += 1;
+        }
+        if !p.gamma.is_empty() {
+            let g = p.gamma[0].val().grad(&grads).unwrap();
+            let c = g.dims()[0];
+            if (s.out as usize) < c {
+                let rest = g.slice(s.out as usize..c).abs().sum().into_scalar();
+                assert_eq!(rest, 0.0, "{} γ beyond the active channels", l.name);
+            }
+        }
+    }
+    assert!(checked > 10);
+}
+
+#[test]
+fn active_parameters_equal_cost() {
+    let device = Default::default();
+    for name in ZOO {
+        let net = small(name, 32);
+        let slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 1, &device);
+        for w in [1.0, 0.5, 0.3] {
+            let cfg = slim.uniform(w).unwrap();
+            let (cost, _) = slimc::cost::cost(&net, &cfg.dims);
+            assert_eq!(slim.active_params(&cfg), cost.params, "{name} at {w}");
+        }
+    }
+}
+
+#[test]
+fn calibration_updates_statistics_to_the_cumulative_average() {
+    let device = Default::default();
+    let net = small("resnet20", 8);
+    let slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 5, &device);
+    let cfg = slim.uniform(0.5).unwrap();
+    let batches: Vec<Tensor<Cpu, 4>> = (0..3).map(|i| data([4, 3, 8, 8], i as f64, 1.0 + i as f64, i)).collect();
+    let stats = calibrate(&slim, &cfg, batches.clone()).unwrap();
+    // The first BN follows the stem conv: its statistics are the average of the three
+    // batches' per-channel mean and unbiased variance of that conv's output.
+    let bn = net.layers.iter().find(|(_, l)| l.op == Op::BatchNorm).unwrap().0.index();
+    let (mean, var) = stats.layers[bn].clone().unwrap();
+    let c = cfg.dims[0] as usize;
+    assert_eq!(mean.dims(), [c]);
+    let mut want_mean = Tensor::<Cpu, 1>::zeros([c], &device);
+    let mut want_var = Tensor::<Cpu, 1>::zeros([c], &device);
+    for b in &batches {
+        let f = slim.forward(b.clone(), &cfg, Mode::Train).unwrap();
+        let (m, v) = f.batch_stats[bn].clone().unwrap();
+        want_mean = want_mean + m;
+        want_var = want_var + v;
+    }
+    let d = (mean.clone() - want_mean.div_scalar(3.0)).abs().max().into_scalar();
+    assert!(d < 1e-5, "mean off by {d}");
+    let d = (var.clone() - want_var.div_scalar(3.0)).abs().max().into_scalar();
+    assert!(d < 1e-4, "var off by {d}");
+    // And they moved away from the initial state (mean 0, var 1).
+    assert!(mean.abs().sum().into_scalar() > 1e-3);
+    assert!((var.sub_scalar(1.0)).abs().sum().into_scalar() > 1e-3);
+    // Different widths get different statistics.
+    let other = calibrate(&slim, &slim.uniform(1.0).unwrap(), batches).unwrap();
+    let (m1, _) = other.layers[bn].clone().unwrap();
+    assert_ne!(m1.dims(), [c]);
+}
+
+/// Batch statistics differ per width; evaluating a narrow width with statistics gathered
+/// at full width (and sliced) loses accuracy that calibrating at that width restores.
+#[test]
+fn calibration_restores_accuracy_at_a_narrow_width() {
+    let device = Default::default();
+    let net = small("resnet20", 8);
+    let mut slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 11, &device);
+    // Without its bias the classifier's decision follows the features, so labels vary.
+    let head = net.output.index();
+    slim.layers[head].bias =
+        Some(Param::from_tensor(Tensor::zeros([net.layers[net.output].channels as usize], &device)));
+    let narrow = slim.uniform(0.25).unwrap();
+    let full = slim.uniform(1.0).unwrap();
+    let train: Vec<Tensor<Cpu, 4>> = (0..8).map(|i| data([32, 3, 8, 8], 1.0, 2.0, 100 + i)).collect();
+    // Labels: what the narrow network predicts with its own (large-sample) statistics.
+    let truth = calibrate(&slim, &narrow, train.clone()).unwrap();
+    let test: Vec<Tensor<Cpu, 4>> = (0..4).map(|i| data([32, 3, 8, 8], 1.0, 2.0, 200 + i)).collect();
+    let labels: Vec<_> =
+        test.iter().map(|x| slim.forward(x.clone(), &narrow, Mode::Eval(&truth)).unwrap().logits.argmax(1)).collect();
+    let classes: std::collections::HashSet<i64> =
+        labels.iter().flat_map(|y| y.to_data().convert::<i64>().to_vec::<i64>().unwrap()).collect();
+    assert!(classes.len() >= 3, "the toy labels use {} classes", classes.len());
+    let accuracy = |stats: &BnSet<Cpu>| -> f64 {
+        let mut correct = 0i64;
+        for (x, y) in test.iter().zip(&labels) {
+            let p = slim.forward(x.clone(), &narrow, Mode::Eval(stats)).unwrap().logits.argmax(1);
+            correct += p.equal(y.clone()).int().sum().into_scalar() as i64;
+        }
+        correct as f64 / 128.0
+    };
+    // What a calibration that never updates its statistics leaves behind (the reference
+    // implementation's bug): the initial mean 0 and variance 1.
+    let mut untouched = slim.empty_stats(narrow.key());
+    for (i, (_, l)) in net.layers.iter().enumerate() {
+        if l.op == Op::BatchNorm {
+            let c = l.channels as usize;
+            untouched.layers[i] = Some((Tensor::zeros([c], &device), Tensor::ones([c], &device)));
+        }
+    }
+    // Statistics gathered at full width and sliced.
+    let mut sliced = calibrate(&slim, &full, train[..2].to_vec()).unwrap();
+    sliced.key = narrow.key();
+    let calibrated = calibrate(&slim, &narrow, train[..2].to_vec()).unwrap();
+    let (before, wide, after) = (accuracy(&untouched), accuracy(&sliced), accuracy(&calibrated));
+    eprintln!("accuracy with untouched statistics {before}, full-width statistics {wide}, calibrated {after}");
+    assert!(after >= before + 0.1, "calibration: {before} -> {after}");
+    assert!(after >= wide + 0.05, "narrow-width statistics ({after}) beat full-width ones ({wide})");
+    assert!(after >= 0.95, "calibrated accuracy {after}");
+}
+
+#[test]
+fn runtime_errors_are_reported() {
+    let device = Default::default();
+    let net = small("resnet20", 8);
+    let slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 5, &device);
+    let cfg = slim.uniform(0.5).unwrap();
+    let x = Tensor::<Cpu, 4>::zeros([1, 2, 8, 8], &device);
+    assert!(slim.forward(x, &cfg, Mode::Train).is_err(), "wrong channel count");
+    let x = Tensor::<Cpu, 4>::zeros([1, 3, 8, 8], &device);
+    let empty = slim.empty_stats(cfg.key());
+    assert!(slim.forward(x.clone(), &cfg, Mode::Eval(&empty)).is_err(), "not calibrated");
+    let bad = WidthConfig::new(vec![1; 3]);
+    assert!(slim.forward(x, &bad, Mode::Train).is_err(), "wrong width vector");
+    assert!(slim.uniform(1.5).is_err());
+}
+
+#[test]
+fn switchable_bn_uses_one_set_per_switch() {
+    let device = Default::default();
+    let net = small("resnet20", 8);
+    let slim = SlimNet::<CpuTrain>::new(net.clone(), vec![0.25, 0.5, 1.0], 5, &device);
+    let bn = net.layers.iter().find(|(_, l)| l.op == Op::BatchNorm).unwrap().0.index();
+    assert_eq!(slim.layers[bn].gamma.len(), 3);
+    let cfg = slim.uniform(0.5).unwrap();
+    assert_eq!(cfg.switch, Some(1));
+    assert!(slim.uniform(0.75).is_err(), "0.75 is not a switch");
+    let x = Tensor::random([2, 3, 8, 8], Distribution::Normal(0.0, 1.0), &device);
+    let grads = slim.forward(x, &cfg, Mode::Train).unwrap().logits.sum().backward();
+    assert!(slim.layers[bn].gamma[0].val().grad(&grads).map_or(0.0, |g| g.abs().sum().into_scalar()) == 0.0);
+    assert!(slim.layers[bn].gamma[1].val().grad(&grads).unwrap().abs().sum().into_scalar() > 0.0);
+}
