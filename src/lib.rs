@@ -60,3 +60,4 @@ pub fn network_params(source: &str) -> Option<Vec<(String, Vec<String>)>> {
     )
 }
 pub mod runtime;
+pub mod train;

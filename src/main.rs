@@ -36,6 +36,32 @@ enum Command {
     Space(WidthArgs),
     /// MACs and parameters at a width.
     Cost(WidthArgs),
+    /// Training-step (sandwich rule) and per-width inference throughput on synthetic data.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    file: PathBuf,
+    /// Which network of the file (needed when it holds several).
+    #[arg(long)]
+    network: Option<String>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Timed steps (after two warm-up steps).
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// `sandwich` (max, min, 2 random widths, inplace distillation) or one width W.
+    #[arg(long, default_value = "sandwich")]
+    widths: String,
+    #[command(flatten)]
+    compile: CompileArgs,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args, Clone)]
@@ -81,6 +107,7 @@ fn main() -> ExitCode {
         Command::Check { files, compile, json } => check(&files, &compile, json),
         Command::Space(args) => space(&args, false),
         Command::Cost(args) => space(&args, true),
+        Command::Bench(args) => bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -201,17 +228,21 @@ fn check(files: &[PathBuf], args: &CompileArgs, json: bool) -> Result<(), Failur
 }
 
 fn load(args: &WidthArgs) -> Result<Network, Failure> {
-    let options = options(&args.compile)?;
-    let bytes = read(&args.file)?;
-    check_settings(&bytes, &options, args.network.as_deref())?;
-    let shown = args.file.display().to_string();
+    load_network(&args.file, args.network.as_deref(), &args.compile)
+}
+
+fn load_network(file: &PathBuf, network: Option<&str>, compile: &CompileArgs) -> Result<Network, Failure> {
+    let options = options(compile)?;
+    let bytes = read(file)?;
+    check_settings(&bytes, &options, network)?;
+    let shown = file.display().to_string();
     let nets = slimc::compile_bytes(&bytes, &shown, &options).map_err(|d| {
         print_diagnostics(&d);
         Failure::Input
     })?;
     let names: Vec<&str> = nets.iter().map(|n| n.name.as_str()).collect();
-    let pick = match &args.network {
-        Some(name) => nets.iter().position(|n| &n.name == name).ok_or_else(|| {
+    let pick = match network {
+        Some(name) => nets.iter().position(|n| n.name == name).ok_or_else(|| {
             Failure::Usage(format!("{shown} has no network `{name}` (networks: {})", names.join(", ")))
         })?,
         None if nets.len() == 1 => 0,
@@ -384,4 +415,60 @@ fn space_table(
         human(total.params)
     );
     s
+}
+
+fn bench(args: &BenchArgs) -> Result<(), Failure> {
+    use slimc::runtime::bench::{self, BenchOptions, BenchWidths};
+    use slimc::runtime::device::DeviceSpec;
+    let device = DeviceSpec::parse(&args.device).map_err(Failure::Usage)?;
+    device.available().map_err(Failure::Usage)?;
+    if args.batch == 0 || args.steps == 0 {
+        return Err(Failure::Usage("--batch and --steps must be at least 1".into()));
+    }
+    let widths = match args.widths.as_str() {
+        "sandwich" => BenchWidths::Sandwich,
+        w => match w.parse::<f64>() {
+            Ok(v) if v > 0.0 && v <= 1.0 => BenchWidths::Fixed(v),
+            _ => return Err(Failure::Usage(format!("--widths takes `sandwich` or a width in (0, 1], got `{w}`"))),
+        },
+    };
+    let infer_widths = match widths {
+        BenchWidths::Sandwich => vec![0.25, 0.5, 0.75, 1.0],
+        BenchWidths::Fixed(w) => vec![w],
+    };
+    let net = std::sync::Arc::new(load_network(&args.file, args.network.as_deref(), &args.compile)?);
+    let opts = BenchOptions { batch: args.batch, steps: args.steps, warmup: 2, widths, infer_widths };
+    let report = match device {
+        DeviceSpec::Cpu => {
+            let dev = Default::default();
+            let model = slimc::runtime::SlimNet::<slimc::runtime::device::CpuTrain>::new(net, Vec::new(), 0, &dev);
+            bench::run(model, &dev, device.to_string(), &opts)
+        }
+        #[cfg(feature = "cuda")]
+        DeviceSpec::Cuda(n) => {
+            let dev = burn::backend::cuda::CudaDevice::new(n);
+            let model = slimc::runtime::SlimNet::<slimc::runtime::device::GpuTrain>::new(net, Vec::new(), 0, &dev);
+            bench::run(model, &dev, device.to_string(), &opts)
+        }
+        #[cfg(not(feature = "cuda"))]
+        DeviceSpec::Cuda(_) => unreachable!("checked by DeviceSpec::available"),
+    }
+    .map_err(|e| Failure::Usage(e.to_string()))?;
+    if args.json {
+        let infer: serde_json::Map<String, Value> =
+            report.infer_img_per_s.iter().map(|t| (format!("{}", t.width), json!(t.img_per_s))).collect();
+        let doc = json!({
+            "network": report.network, "device": report.device, "batch": report.batch, "steps": report.steps,
+            "widths": report.widths, "img_per_s": report.train_img_per_s, "train_img_per_s": report.train_img_per_s,
+            "step_s": report.step_s, "infer_img_per_s": infer,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        println!("{} on {}, batch {}, {} timed steps", report.network, report.device, report.batch, report.steps);
+        println!("train ({}): {:.1} img/s ({:.3} s/step)", report.widths, report.train_img_per_s, report.step_s);
+        for t in &report.infer_img_per_s {
+            println!("inference at width {:<5} {:.1} img/s", t.width, t.img_per_s);
+        }
+    }
+    Ok(())
 }

@@ -48,3 +48,15 @@ pub fn dropout<B: Backend>(x: Tensor<B, 4>, p: f64) -> Tensor<B, 4> {
     let keep = x.random_like(Distribution::Bernoulli(1.0 - p));
     x * keep.div_scalar(1.0 - p)
 }
+
+/// Elementwise product; a `[N, C, 1, 1]` gate (squeeze-excite) scales each channel map.
+/// The gate is applied as a row broadcast over `[N·C, H·W]`, which flex runs fast.
+pub fn mul<B: Backend>(a: Tensor<B, 4>, b: Tensor<B, 4>) -> Tensor<B, 4> {
+    let (ad, bd) = (a.dims(), b.dims());
+    if ad == bd {
+        return a * b;
+    }
+    let (x, gate) = if bd[2] == 1 && bd[3] == 1 { (a, b) } else { (b, a) };
+    let [n, c, h, w] = x.dims();
+    (x.reshape([n * c, h * w]) * gate.reshape([n * c, 1])).reshape([n, c, h, w])
+}

@@ -3,6 +3,7 @@
 //! kind has its own file; Burn choices live only here, never in sema or the IR.
 
 mod activation;
+pub mod bench;
 mod conv;
 pub mod device;
 pub mod init;
@@ -231,7 +232,7 @@ impl<B: Backend> SlimNet<B> {
                 Mode::Eval(_) => x,
             },
             Op::Add => inputs.into_iter().fold(x, |a, b| a + b),
-            Op::Mul => inputs.into_iter().fold(x, |a, b| a * b),
+            Op::Mul => inputs.into_iter().fold(x, merge::mul),
             Op::Concat => merge::concat(x, inputs),
             Op::Split { part, parts } => merge::split(x, *part, *parts),
             Op::Shuffle { groups } => merge::shuffle(x, *groups),

@@ -1,0 +1,121 @@
+//! `slimc bench`: training-step and inference throughput of a network on synthetic data.
+//! Training runs the US-Nets sandwich step (max, min and random widths with inplace
+//! distillation, one SGD step); inference runs each width after BN calibration.
+
+use std::time::Instant;
+
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::SgdConfig;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Distribution, Int, Tensor};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::Serialize;
+
+use super::{calibrate, Mode, RuntimeError, SlimNet, WidthConfig};
+use crate::train::{self, Sandwich};
+
+/// What `slimc bench` trains.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BenchWidths {
+    /// The sandwich rule (max, min, 2 random, distillation).
+    Sandwich,
+    /// Plain training of one uniform width.
+    Fixed(f64),
+}
+
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub batch: usize,
+    pub steps: usize,
+    pub warmup: usize,
+    pub widths: BenchWidths,
+    /// Widths whose inference is timed.
+    pub infer_widths: Vec<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct WidthThroughput {
+    pub width: f64,
+    pub img_per_s: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    pub network: String,
+    pub device: String,
+    pub batch: usize,
+    pub steps: usize,
+    pub widths: String,
+    /// Training images per second (each image through every width of the step).
+    pub train_img_per_s: f64,
+    /// Seconds per training step.
+    pub step_s: f64,
+    pub infer_img_per_s: Vec<WidthThroughput>,
+}
+
+pub fn run<B: AutodiffBackend>(
+    model: SlimNet<B>,
+    device: &B::Device,
+    device_name: String,
+    opts: &BenchOptions,
+) -> Result<BenchReport, RuntimeError> {
+    let net = model.net.clone();
+    let [c, h, w] = net.input.map(|v| v as usize);
+    let classes = net.layers[net.output].channels as usize;
+    let x = Tensor::<B, 4>::random([opts.batch, c, h, w], Distribution::Normal(0.0, 1.0), device);
+    let y = Tensor::<B, 1, Int>::random([opts.batch], Distribution::Uniform(0.0, classes as f64), device);
+    let mut optim = SgdConfig::new()
+        .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0).with_nesterov(true)))
+        .init::<B, SlimNet<B>>();
+    let sandwich = Sandwich::default();
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut model = model;
+    let mut elapsed = 0.0;
+    for i in 0..opts.warmup + opts.steps {
+        let widths = match opts.widths {
+            BenchWidths::Sandwich => sandwich.widths(&model, &mut rng)?,
+            BenchWidths::Fixed(w) => vec![model.uniform(w)?],
+        };
+        let start = Instant::now();
+        let (m, loss) = train::step(model, &mut optim, x.clone(), y.clone(), &widths, true, 0.01, 5e-5)?;
+        model = m;
+        // Reading the loss synchronises the device, so the time is the step's.
+        if !loss.is_finite() {
+            return Err(RuntimeError::Width(format!("the benchmark's loss became {loss}")));
+        }
+        if i >= opts.warmup {
+            elapsed += start.elapsed().as_secs_f64();
+        }
+    }
+    let step_s = elapsed / opts.steps.max(1) as f64;
+    let train_img_per_s = opts.batch as f64 / step_s;
+
+    let inner = train::inference(&model);
+    let xi = x.inner();
+    let mut infer = Vec::new();
+    for &w in &opts.infer_widths {
+        let cfg: WidthConfig = inner.uniform(w)?;
+        let stats = calibrate(&inner, &cfg, [xi.clone()])?;
+        let _ = inner.forward(xi.clone(), &cfg, Mode::Eval(&stats))?.logits.into_data();
+        let start = Instant::now();
+        for _ in 0..opts.steps {
+            let _ = inner.forward(xi.clone(), &cfg, Mode::Eval(&stats))?.logits.into_data();
+        }
+        let s = start.elapsed().as_secs_f64() / opts.steps.max(1) as f64;
+        infer.push(WidthThroughput { width: w, img_per_s: opts.batch as f64 / s });
+    }
+    Ok(BenchReport {
+        network: net.name.clone(),
+        device: device_name,
+        batch: opts.batch,
+        steps: opts.steps,
+        widths: match opts.widths {
+            BenchWidths::Sandwich => "sandwich (max, min, 2 random; inplace distillation)".into(),
+            BenchWidths::Fixed(w) => format!("fixed {w}"),
+        },
+        train_img_per_s,
+        step_s,
+        infer_img_per_s: infer,
+    })
+}

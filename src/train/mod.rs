@@ -1,0 +1,155 @@
+//! Slimmable training steps. The US-Nets sandwich rule: each step trains the largest and
+//! the smallest width and `random` widths in between; the largest learns from the labels,
+//! the others from its detached softmax (inplace distillation). One optimizer step per
+//! batch on the summed loss.
+
+use burn::module::{AutodiffModule, ParamId};
+use burn::optim::{GradientsParams, Optimizer};
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Int, Tensor};
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use crate::runtime::{Mode, RuntimeError, SlimNet, WidthConfig};
+
+/// How each step picks the widths it trains.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Sampling {
+    /// One multiplier for the whole network.
+    Uniform,
+    /// One multiplier per search dimension (AutoSlim, Joslim).
+    PerDim,
+}
+
+/// The sandwich rule's settings.
+#[derive(Clone, Debug)]
+pub struct Sandwich {
+    pub min_width: f64,
+    pub random: usize,
+    pub sampling: Sampling,
+    /// Inplace distillation: the smaller widths learn from the largest one's softmax.
+    pub distill: bool,
+}
+
+impl Default for Sandwich {
+    fn default() -> Self {
+        Sandwich { min_width: 0.25, random: 2, sampling: Sampling::Uniform, distill: true }
+    }
+}
+
+impl Sandwich {
+    /// The widths of one step: max, min, then the random ones.
+    pub fn widths<B: burn::tensor::backend::Backend>(
+        &self,
+        model: &SlimNet<B>,
+        rng: &mut StdRng,
+    ) -> Result<Vec<WidthConfig>, RuntimeError> {
+        let net = &model.net;
+        let decode = |wm: Vec<f64>| {
+            net.space.decode(&wm, net.rounding).map(WidthConfig::new).map_err(|e| RuntimeError::Width(e.to_string()))
+        };
+        let n = net.space.search_dim();
+        let mut out = vec![decode(vec![1.0; n])?, decode(vec![self.min_width; n])?];
+        for _ in 0..self.random {
+            let wm = match self.sampling {
+                Sampling::Uniform => vec![rng.random_range(self.min_width..=1.0); n],
+                Sampling::PerDim => (0..n).map(|_| rng.random_range(self.min_width..=1.0)).collect(),
+            };
+            out.push(decode(wm)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Cross-entropy of `logits` against integer labels, averaged over the batch.
+pub fn cross_entropy<B: burn::tensor::backend::Backend>(
+    logits: Tensor<B, 2>,
+    labels: Tensor<B, 1, Int>,
+) -> Tensor<B, 1> {
+    let logp = log_softmax(logits, 1);
+    let picked = logp.gather(1, labels.unsqueeze_dim(1));
+    picked.mean().neg()
+}
+
+/// Cross-entropy against soft targets (a probability per class), averaged over the batch.
+pub fn soft_cross_entropy<B: burn::tensor::backend::Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 2>,
+) -> Tensor<B, 1> {
+    let [n, _] = logits.dims();
+    (targets * log_softmax(logits, 1)).sum().div_scalar(n as f64).neg()
+}
+
+/// One optimizer step of `model` on a batch, training every width in `widths` (the first
+/// is the teacher when distilling). Weight decay applies to conv and linear weights only.
+/// Returns the updated model and the teacher's loss.
+#[allow(clippy::too_many_arguments)]
+pub fn step<B, O>(
+    model: SlimNet<B>,
+    optim: &mut O,
+    x: Tensor<B, 4>,
+    y: Tensor<B, 1, Int>,
+    widths: &[WidthConfig],
+    distill: bool,
+    lr: f64,
+    weight_decay: f64,
+) -> Result<(SlimNet<B>, f32), RuntimeError>
+where
+    B: AutodiffBackend,
+    O: Optimizer<SlimNet<B>, B>,
+{
+    let mut total: Option<Tensor<B, 1>> = None;
+    let mut teacher: Option<Tensor<B, 2>> = None;
+    let mut teacher_loss = 0.0f32;
+    for (i, cfg) in widths.iter().enumerate() {
+        let logits = model.forward(x.clone(), cfg, Mode::Train)?.logits;
+        let loss = match (&teacher, distill && i > 0) {
+            (Some(t), true) => soft_cross_entropy(logits.clone(), t.clone()),
+            _ => cross_entropy(logits.clone(), y.clone()),
+        };
+        if i == 0 {
+            teacher_loss = loss.clone().into_scalar().to_string().parse().unwrap_or(f32::NAN);
+            teacher = Some(softmax(logits.detach(), 1));
+        }
+        total = Some(match total {
+            None => loss,
+            Some(t) => t + loss,
+        });
+    }
+    let Some(total) = total else { return Ok((model, 0.0)) };
+    let grads = total.backward();
+    let mut grads = GradientsParams::from_grads(grads, &model);
+    if weight_decay > 0.0 {
+        add_weight_decay(&model, &mut grads, weight_decay);
+    }
+    Ok((optim.step(lr, model, grads), teacher_loss))
+}
+
+/// `grad += wd · w` for conv and linear weights (not BN parameters or biases).
+fn add_weight_decay<B: AutodiffBackend>(model: &SlimNet<B>, grads: &mut GradientsParams, wd: f64) {
+    for p in &model.layers {
+        if let Some(w) = &p.conv {
+            decay::<B, 4>(grads, w.id, w.val().inner(), wd);
+        }
+        if let Some(w) = &p.linear {
+            decay::<B, 2>(grads, w.id, w.val().inner(), wd);
+        }
+    }
+}
+
+fn decay<B: AutodiffBackend, const D: usize>(
+    grads: &mut GradientsParams,
+    id: ParamId,
+    w: Tensor<B::InnerBackend, D>,
+    wd: f64,
+) {
+    if let Some(g) = grads.remove::<B::InnerBackend, D>(id) {
+        grads.register::<B::InnerBackend, D>(id, g + w.mul_scalar(wd));
+    }
+}
+
+/// The inference copy of a training model.
+pub fn inference<B: AutodiffBackend>(model: &SlimNet<B>) -> SlimNet<B::InnerBackend> {
+    model.valid()
+}
