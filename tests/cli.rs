@@ -115,3 +115,28 @@ fn width_vectors_and_overrides() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("search_dim") && text.contains("total"), "{text}");
 }
+
+#[test]
+fn bench_reports_throughput() {
+    let o = slimc(&["bench", "models/resnet20.slim", "--set", "size=8", "--batch", "4", "--steps", "1", "--json"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let d = json(&o);
+    for key in ["img_per_s", "train_img_per_s", "infer_img_per_s", "device", "batch"] {
+        assert!(d.get(key).is_some(), "missing {key}");
+    }
+    assert!(d["train_img_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(d["infer_img_per_s"].as_object().unwrap().len(), 4);
+    assert_eq!(d["batch"], 4);
+    let o =
+        slimc(&["bench", "models/resnet20.slim", "--set", "size=8", "--batch", "2", "--steps", "1", "--widths", "0.5"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("img/s"));
+    assert_eq!(code(&slimc(&["bench", "models/resnet20.slim", "--device", "tpu"])), 2);
+    assert_eq!(code(&slimc(&["bench", "models/resnet20.slim", "--widths", "2"])), 2);
+    assert_eq!(code(&slimc(&["bench", "models/resnet20.slim", "--batch", "0"])), 2);
+    if !cfg!(feature = "cuda") {
+        let o = slimc(&["bench", "models/resnet20.slim", "--device", "cuda"]);
+        assert_eq!(code(&o), 2);
+        assert!(String::from_utf8_lossy(&o.stderr).contains("--features cuda"));
+    }
+}

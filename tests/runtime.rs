@@ -474,3 +474,67 @@ fn switchable_bn_uses_one_set_per_switch() {
     assert!(slim.layers[bn].gamma[0].val().grad(&grads).map_or(0.0, |g| g.abs().sum().into_scalar()) == 0.0);
     assert!(slim.layers[bn].gamma[1].val().grad(&grads).unwrap().abs().sum().into_scalar() > 0.0);
 }
+
+mod checkpoints {
+    use super::*;
+    use slimc::runtime::checkpoint::{self, CheckpointError, Meta};
+
+    fn setup(dir: &std::path::Path) -> (SlimNet<Cpu>, Meta, String) {
+        let src = std::fs::read_to_string("models/resnet20.slim").unwrap();
+        let options = Options { settings: vec![("size".into(), ParamValue::Int(8))], rounding: None };
+        let net = Arc::new(slimc::compile(&src, "models/resnet20.slim", &options).unwrap().remove(0));
+        let slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 9, &Default::default());
+        let cfg = slim.uniform(0.5).unwrap();
+        let stats = calibrate(&slim, &cfg, [data([4, 3, 8, 8], 0.0, 1.0, 1)]).unwrap();
+        let mut meta = Meta::new("models/resnet20.slim", &src, &net, &options, Vec::new());
+        meta.bn.push(stats.to_host());
+        checkpoint::save(&slim, &meta, dir).unwrap();
+        (slim, meta, src)
+    }
+
+    #[test]
+    fn round_trip_restores_weights_and_statistics() {
+        let dir = std::env::temp_dir().join(format!("slimc-ckpt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (slim, meta, src) = setup(&dir);
+        let (loaded, meta2) = checkpoint::load::<Cpu>(&dir, Some(&src), &Default::default()).unwrap();
+        assert_eq!(meta, meta2);
+        let cfg = loaded.uniform(0.5).unwrap();
+        let stats = BnSet::from_host(&meta2.bn[0], &Default::default());
+        let x = data([2, 3, 8, 8], 0.0, 1.0, 2);
+        let a = slim.forward(x.clone(), &cfg, Mode::Eval(&stats)).unwrap().logits;
+        let b = loaded.forward(x, &cfg, Mode::Eval(&stats)).unwrap().logits;
+        assert_eq!(max_abs_diff(a, b), 0.0);
+        // No temporary files are left behind.
+        let names: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(names.iter().all(|n| !n.contains("tmp")), "{names:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn changed_source_and_corruption_are_clear_errors() {
+        let dir = std::env::temp_dir().join(format!("slimc-ckpt-bad-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (_, _, src) = setup(&dir);
+        let edited = src.replace("basic_a(64, stride=2)", "basic_a(128, stride=2)");
+        match checkpoint::load::<Cpu>(&dir, Some(&edited), &Default::default()) {
+            Err(CheckpointError::SourceMismatch { detail }) => {
+                assert!(detail.contains("first difference at line"), "{detail}")
+            }
+            other => panic!("expected a source mismatch, got {:?}", other.map(|_| ())),
+        }
+        std::fs::write(dir.join("model.mpk"), b"garbage").unwrap();
+        assert!(matches!(
+            checkpoint::load::<Cpu>(&dir, None, &Default::default()),
+            Err(CheckpointError::Corrupt { .. })
+        ));
+        std::fs::write(dir.join("meta.json"), b"{ not json").unwrap();
+        assert!(matches!(
+            checkpoint::load::<Cpu>(&dir, None, &Default::default()),
+            Err(CheckpointError::Corrupt { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(matches!(checkpoint::load::<Cpu>(&dir, None, &Default::default()), Err(CheckpointError::Io { .. })));
+    }
+}

@@ -283,7 +283,7 @@ pub struct Layer {
 }
 
 /// A parameter value of a network, after defaults and `--set`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 #[serde(untagged)]
 pub enum ParamValue {
     Int(i64),

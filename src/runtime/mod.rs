@@ -4,6 +4,7 @@
 
 mod activation;
 pub mod bench;
+pub mod checkpoint;
 mod conv;
 pub mod device;
 pub mod init;
