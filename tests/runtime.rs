@@ -3,6 +3,8 @@
 //! slices; gradients of inactive slices are exactly zero; the active parameter count is
 //! `slimc cost`'s; BN calibration fills statistics and restores accuracy.
 
+mod common;
+
 use std::sync::Arc;
 
 use burn::module::Param;
@@ -26,27 +28,7 @@ fn data<const D: usize>(shape: [usize; D], mean: f64, std: f64, seed: u64) -> Te
     slimc::runtime::init::sample(shape, rand_distr::Normal::new(mean, std).unwrap(), &mut rng, &Default::default())
 }
 
-const ZOO: &[&str] = &[
-    "resnet20",
-    "resnet32",
-    "resnet44",
-    "resnet56",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "wrn40_4",
-    "mobilenet_v1",
-    "mobilenet_v2",
-    "mobilenet_v3_large",
-    "mobilenet_v3_small",
-    "efficientnet_b0",
-    "mnasnet",
-    "shufflenet_v2",
-    "regnetx_400mf",
-    "regnety_400mf",
-];
+use common::ZOO;
 
 /// A zoo model re-targeted to small inputs so that CPU tests stay fast.
 fn small(name: &str, size: i64) -> Arc<Network> {

@@ -1,6 +1,8 @@
 //! The model zoo against published numbers (DESIGN.md §7) and the search-space
 //! conventions of the reference implementations.
 
+mod common;
+
 use slimc::cost::cost;
 use slimc::ir::{Network, Op, Rounding, Section, Width};
 use slimc::{compile, Options};
@@ -32,27 +34,7 @@ fn macs_at(net: &Network, w: f64) -> u64 {
     cost(net, &dims).0.macs
 }
 
-const ZOO: &[&str] = &[
-    "resnet20",
-    "resnet32",
-    "resnet44",
-    "resnet56",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "resnet101",
-    "resnet152",
-    "wrn40_4",
-    "mobilenet_v1",
-    "mobilenet_v2",
-    "mobilenet_v3_large",
-    "mobilenet_v3_small",
-    "efficientnet_b0",
-    "mnasnet",
-    "shufflenet_v2",
-    "regnetx_400mf",
-    "regnety_400mf",
-];
+use common::ZOO;
 
 #[test]
 fn every_zoo_model_checks_and_validates() {
