@@ -40,7 +40,11 @@ pub fn layer_cost(op: &Op, shape: LayerShape, hw: [u32; 2]) -> Cost {
 /// Per-layer costs (indexed like `net.layers`) and the total, when the search dimensions
 /// have `dims` channels.
 pub fn cost(net: &Network, dims: &[u32]) -> (Cost, Vec<Cost>) {
-    let shapes = net.layer_shapes(dims);
+    cost_of_shapes(net, &net.layer_shapes(dims))
+}
+
+/// Like [`cost`], for layer shapes the caller already decoded.
+pub fn cost_of_shapes(net: &Network, shapes: &[LayerShape]) -> (Cost, Vec<Cost>) {
     let per: Vec<Cost> = net.layers.iter().map(|(id, l)| layer_cost(&l.op, shapes[id.index()], l.hw)).collect();
     let mut total = Cost::default();
     per.iter().for_each(|c| total += *c);

@@ -133,8 +133,7 @@ fn options(args: &CompileArgs) -> Result<Options, Failure> {
         };
         let value = if let Ok(i) = v.parse::<i64>() {
             ParamValue::Int(i)
-        } else if let Ok(f) = v.parse::<f64>().map_err(|_| ()).and_then(|f| if f.is_finite() { Ok(f) } else { Err(()) })
-        {
+        } else if let Some(f) = v.parse::<f64>().ok().filter(|f| f.is_finite()) {
             ParamValue::Float(f)
         } else if let Ok(b) = v.parse::<bool>() {
             ParamValue::Bool(b)
@@ -257,6 +256,16 @@ fn load_network(file: &PathBuf, network: Option<&str>, compile: &CompileArgs) ->
     Ok(nets.into_iter().nth(pick).expect("index checked above"))
 }
 
+/// A network decoded at one width: everything `space` and `cost` print.
+struct AtWidth {
+    net: Network,
+    wm: Vec<f64>,
+    dims: Vec<u32>,
+    shapes: Vec<ir::LayerShape>,
+    per: Vec<cost::Cost>,
+    total: cost::Cost,
+}
+
 fn space(args: &WidthArgs, cost_only: bool) -> Result<(), Failure> {
     let net = load(args)?;
     let wm = match (&args.wm, args.width) {
@@ -265,40 +274,33 @@ fn space(args: &WidthArgs, cost_only: bool) -> Result<(), Failure> {
     };
     let dims = net.space.decode(&wm, net.rounding).map_err(|e| Failure::Usage(e.to_string()))?;
     let shapes = net.layer_shapes(&dims);
-    let (total, per) = cost::cost(&net, &dims);
-    let out = std::io::stdout();
-    let mut out = out.lock();
+    let (total, per) = cost::cost_of_shapes(&net, &shapes);
+    let at = AtWidth { net, wm, dims, shapes, per, total };
     let text = if args.json {
         let doc = if cost_only {
-            json!({"network": net.name, "wm": wm, "channels": dims, "macs": total.macs, "params": total.params})
+            json!({"network": at.net.name, "wm": at.wm, "channels": at.dims, "macs": total.macs, "params": total.params})
         } else {
-            space_json(&net, &wm, &dims, &shapes, &per, total)
+            space_json(&at)
         };
         serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
     } else if cost_only {
         format!(
             "{}: {} MACs ({}), {} params ({})\n",
-            net.name,
+            at.net.name,
             total.macs,
             human(total.macs),
             total.params,
             human(total.params)
         )
     } else {
-        space_table(&net, &wm, &dims, &shapes, &per, total)
+        space_table(&at)
     };
-    let _ = out.write_all(text.as_bytes());
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
     Ok(())
 }
 
-fn space_json(
-    net: &Network,
-    wm: &[f64],
-    dims: &[u32],
-    shapes: &[ir::LayerShape],
-    per: &[cost::Cost],
-    total: cost::Cost,
-) -> Value {
+fn space_json(at: &AtWidth) -> Value {
+    let net = &at.net;
     let stages = net.space.stages;
     let dim_docs: Vec<Value> = net
         .space
@@ -313,52 +315,36 @@ fn space_json(
     let layers: Vec<Value> = net
         .compute_layers()
         .map(|(id, l)| {
-            let s = shapes[id.index()];
+            let s = at.shapes[id.index()];
+            let c = at.per[id.index()];
             json!({
                 "name": l.name, "op": l.op.kind(), "in": s.in_c, "out": s.out, "groups": s.groups,
                 "kernel": l.op.kernel(), "stride": l.op.stride(), "out_hw": l.hw,
-                "macs": per[id.index()].macs, "params": per[id.index()].params,
-                "width": ir::dump::width(&l.width),
+                "macs": c.macs, "params": c.params, "width": ir::dump::width(&l.width),
             })
         })
         .collect();
-    let params: serde_json::Map<String, Value> = net.params.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    // `params` is the contract's name for the total; the network's parameters are `settings`.
+    let settings: serde_json::Map<String, Value> = net.params.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     json!({
         "network": net.name,
-        "params": params,
+        "settings": settings,
         "input": net.input,
         "rounding": net.rounding.to_string(),
         "search_dim": net.space.search_dim(),
         "channel_space": net.space.channel_space(),
         "dims": dim_docs,
-        "wm": wm,
-        "channels": dims,
+        "wm": at.wm,
+        "channels": at.dims,
         "layers": layers,
-        "macs": total.macs,
-        "params_total": total.params,
+        "macs": at.total.macs,
+        "params": at.total.params,
     })
-    .as_object()
-    .map(|o| {
-        let mut o = o.clone();
-        // `params` is the contract's name for the total; the network's parameters move to `settings`.
-        let settings = o.remove("params").unwrap_or(Value::Null);
-        o.insert("settings".into(), settings);
-        let p = o.remove("params_total").unwrap_or(Value::Null);
-        o.insert("params".into(), p);
-        Value::Object(o)
-    })
-    .unwrap_or(Value::Null)
 }
 
-fn space_table(
-    net: &Network,
-    wm: &[f64],
-    dims: &[u32],
-    shapes: &[ir::LayerShape],
-    per: &[cost::Cost],
-    total: cost::Cost,
-) -> String {
+fn space_table(at: &AtWidth) -> String {
     use std::fmt::Write as _;
+    let AtWidth { net, wm, dims, shapes, per, total } = at;
     let mut s = String::new();
     let [c, h, w] = net.input;
     let _ = writeln!(s, "network {}  input {c}x{h}x{w}  rounding {}", net.name, net.rounding);

@@ -25,7 +25,7 @@ impl<'a> Elab<'a, '_> {
             }
             None => {
                 let (v, s) = (v.clone(), *s);
-                self.type_error_pub("an integer", &v, s);
+                self.type_error("an integer", &v, s, None);
                 None
             }
         }
@@ -37,15 +37,9 @@ impl<'a> Elab<'a, '_> {
             Some((_, Value::Bool(b), _)) => Some(*b),
             Some((_, v, s)) => {
                 let (v, s) = (v.clone(), *s);
-                self.type_error_pub("a boolean", &v, s);
+                self.type_error("a boolean", &v, s, None);
                 None
             }
-        }
-    }
-
-    pub fn type_error_pub(&mut self, expected: &str, v: &Value<'a>, span: Span) {
-        if !matches!(v, Value::Poison) {
-            self.errors.push(SemaError::Type { expected: expected.into(), found: v.describe(), span, help: None });
         }
     }
 
@@ -105,8 +99,13 @@ impl<'a> Elab<'a, '_> {
         Ok(Value::Tensor(Tensor { node: id, term, c, h: hw[0], w: hw[1], origin }))
     }
 
+    /// An op that keeps its input's channels: only the spatial size may change.
     fn pass(&mut self, op: Op, t: &Tensor, span: Span) -> Flow<Value<'a>> {
-        self.node(op, &[t], (t.term.clone(), t.c, t.origin), [t.h, t.w], span, false)
+        self.pass_hw(op, t, [t.h, t.w], span)
+    }
+
+    fn pass_hw(&mut self, op: Op, t: &Tensor, hw: [u32; 2], span: Span) -> Flow<Value<'a>> {
+        self.node(op, &[t], (t.term.clone(), t.c, t.origin), hw, span, false)
     }
 
     /// Output size of a sliding window, or an error when the window does not fit.
@@ -179,7 +178,7 @@ impl<'a> Elab<'a, '_> {
                         Some(p) if (0.0..1.0).contains(&p) => p,
                         _ => {
                             let (v, s) = (v.clone(), *s);
-                            self.type_error_pub("a probability in [0, 1)", &v, s);
+                            self.type_error("a probability in [0, 1)", &v, s, None);
                             return Ok(Value::Poison);
                         }
                     },
@@ -221,7 +220,7 @@ impl<'a> Elab<'a, '_> {
             OpKind::Subsample => {
                 let Some(stride) = self.int_arg(args, "stride", 2, 1, MAX_KERNEL) else { return Ok(Value::Poison) };
                 let hw = [t.h.div_ceil(stride), t.w.div_ceil(stride)];
-                self.node(Op::Subsample { stride }, &[&t], (t.term.clone(), t.c, t.origin), hw, span, false)
+                self.pass_hw(Op::Subsample { stride }, &t, hw, span)
             }
             OpKind::ZeroPad => {
                 let Some((term, c, origin)) = self.width_arg(args, name, span) else { return Ok(Value::Poison) };
@@ -336,12 +335,12 @@ impl<'a> Elab<'a, '_> {
             groups: Groups::Depthwise,
             bias,
         };
-        self.node(op, &[&t], (t.term.clone(), t.c, t.origin), hw, span, false)
+        self.pass_hw(op, &t, hw, span)
     }
 
     fn pool(&mut self, kind: OpKind, args: &Bound<'a>, t: Tensor, span: Span) -> Flow<Value<'a>> {
         if kind == OpKind::AvgPool && arg(args, "k").is_none() {
-            return self.node(Op::GlobalAvgPool, &[&t], (t.term.clone(), t.c, t.origin), [1, 1], span, false);
+            return self.pass_hw(Op::GlobalAvgPool, &t, [1, 1], span);
         }
         let Some(k) = self.int_arg(args, "k", 2, 1, MAX_KERNEL) else { return Ok(Value::Poison) };
         let (Some(s), Some(p)) = (
@@ -358,10 +357,6 @@ impl<'a> Elab<'a, '_> {
             Op::AvgPool { kernel, stride, padding }
         };
         self.pass_hw(op, &t, hw, span)
-    }
-
-    fn pass_hw(&mut self, op: Op, t: &Tensor, hw: [u32; 2], span: Span) -> Flow<Value<'a>> {
-        self.node(op, &[t], (t.term.clone(), t.c, t.origin), hw, span, false)
     }
 
     /// add, mul and concat: several tensors into one.

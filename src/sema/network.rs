@@ -138,7 +138,7 @@ impl<'a> Elab<'a, '_> {
                     return Ok(None);
                 }
                 None => {
-                    self.type_error_pub("an integer", &x, e.span);
+                    self.type_error("an integer", &x, e.span, None);
                     return Ok(None);
                 }
             }
@@ -178,7 +178,12 @@ impl<'a> Elab<'a, '_> {
         let v = self.eval(value, env);
         let result = match v {
             Ok(Value::Layer(f)) => self.apply(&f, t),
-            Ok(other) => Ok(self.type_error_any("a layer", other, value.span)),
+            Ok(other) => {
+                let help = matches!(other, Value::Tensor(_)).then_some(
+                    "a section is a layer chain applied to the previous section's output, e.g. `stage = block(64) * 3`",
+                );
+                Ok(self.type_error("a layer", &other, value.span, help))
+            }
             Err(e) => Err(e),
         };
         self.pop_frame();
@@ -191,17 +196,6 @@ impl<'a> Elab<'a, '_> {
             }
             _ => Ok(None),
         }
-    }
-
-    fn type_error_any(&mut self, expected: &str, v: Value<'a>, span: Span) -> Value<'a> {
-        let help = matches!(v, Value::Tensor(_)).then(|| {
-            "a section is a layer chain applied to the previous section's output, e.g. `stage = block(64) * 3`"
-                .to_string()
-        });
-        if !matches!(v, Value::Poison) {
-            self.errors.push(SemaError::Type { expected: expected.into(), found: v.describe(), span, help });
-        }
-        Value::Poison
     }
 
     /// The output is the classifier: never slimmed, and `classes` wide when the network

@@ -2,7 +2,7 @@
 //! stem first, then per stage (the stage's shared group first, then inner groups in
 //! order of appearance), then the head. Terms become IR [`Width`]s.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::channels::{Channels, GroupId, Term};
 use super::eval::Node;
@@ -14,12 +14,12 @@ pub fn build(name: &str, nodes: Vec<Node>, mut ch: Channels, e: Elaborated, roun
 
     // First appearance of each free group, in forward order.
     let mut first: Vec<(GroupId, Section)> = Vec::new();
-    let mut seen: HashMap<GroupId, ()> = HashMap::new();
+    let mut seen: HashSet<GroupId> = HashSet::new();
     for (n, t) in nodes.iter().zip(&terms) {
         let mut gs = Vec::new();
         free_groups(t, &mut ch, &mut gs);
         for g in gs {
-            if seen.insert(g, ()).is_none() {
+            if seen.insert(g) {
                 first.push((g, n.section));
             }
         }
