@@ -12,7 +12,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::backend::Backend;
-use burn::tensor::{activation, Distribution, Tensor};
+use burn::tensor::{activation, Distribution, ElementConversion, Tensor};
 
 use slimc::ir::{Activation, LayerShape, Network, Op, ParamValue};
 use slimc::runtime::device::{Cpu, CpuTrain};
@@ -42,7 +42,7 @@ fn small(name: &str, size: i64) -> Arc<Network> {
 }
 
 fn max_abs_diff<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {
-    (a - b).abs().max().into_scalar().to_string().parse().unwrap()
+    (a - b).abs().max().into_scalar().elem::<f32>()
 }
 
 /// One plain layer of the fixed-width reference network.

@@ -9,15 +9,21 @@ use burn::tensor::Tensor;
 use super::LayerParams;
 use crate::ir::{Groups, LayerShape, Op};
 
+/// Input channels per group at this width: a fixed group count slims them with the
+/// input; a group width (and depthwise, width 1) keeps the full-width count.
+pub fn active_per_group(groups: Groups, s: LayerShape, full_per_group: usize) -> usize {
+    match groups {
+        Groups::Count(_) => (s.in_c / s.groups) as usize,
+        Groups::Width(_) | Groups::Depthwise => full_per_group,
+    }
+}
+
 pub fn forward<B: Backend>(x: Tensor<B, 4>, p: &LayerParams<B>, op: &Op, s: LayerShape) -> Tensor<B, 4> {
     let Op::Conv { stride, padding, dilation, groups, .. } = op else { unreachable!("conv::forward on {op:?}") };
     let weight = p.conv.as_ref().expect("conv has a weight").val();
     let [full_out, full_per_group, kh, kw] = weight.dims();
     let out = s.out as usize;
-    let per_group = match groups {
-        Groups::Count(_) => (s.in_c / s.groups) as usize,
-        Groups::Width(_) | Groups::Depthwise => full_per_group,
-    };
+    let per_group = active_per_group(*groups, s, full_per_group);
     let weight = if out == full_out && per_group == full_per_group {
         weight
     } else {

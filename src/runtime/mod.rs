@@ -250,14 +250,9 @@ impl<B: Backend> SlimNet<B> {
             let s = shapes[id.index()];
             let p = &self.layers[id.index()];
             let (i, o) = (u64::from(s.in_c), u64::from(s.out));
-            if let Some(w) = &p.conv {
-                let [_, per_group, kh, kw] = w.val().dims();
-                let per_group = if let Op::Conv { groups: crate::ir::Groups::Count(_), .. } = l.op {
-                    (s.in_c / s.groups) as usize
-                } else {
-                    per_group
-                };
-                total += o * (per_group * kh * kw) as u64;
+            if let (Some(w), Op::Conv { groups, .. }) = (&p.conv, &l.op) {
+                let [_, full_per_group, kh, kw] = w.val().dims();
+                total += o * (conv::active_per_group(*groups, s, full_per_group) * kh * kw) as u64;
             }
             if p.linear.is_some() {
                 total += i * o;

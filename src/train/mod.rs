@@ -7,7 +7,7 @@ use burn::module::{AutodiffModule, ParamId};
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{ElementConversion, Int, Tensor};
 use rand::rngs::StdRng;
 use rand::Rng;
 
@@ -100,30 +100,33 @@ where
     O: Optimizer<SlimNet<B>, B>,
 {
     let mut total: Option<Tensor<B, 1>> = None;
-    let mut teacher: Option<Tensor<B, 2>> = None;
-    let mut teacher_loss = 0.0f32;
-    for (i, cfg) in widths.iter().enumerate() {
+    let mut teacher: Option<(Tensor<B, 2>, Tensor<B, 1>)> = None;
+    for cfg in widths {
         let logits = model.forward(x.clone(), cfg, Mode::Train)?.logits;
-        let loss = match (&teacher, distill && i > 0) {
-            (Some(t), true) => soft_cross_entropy(logits.clone(), t.clone()),
-            _ => cross_entropy(logits.clone(), y.clone()),
+        let loss = match &teacher {
+            Some((soft, _)) if distill => soft_cross_entropy(logits, soft.clone()),
+            Some(_) => cross_entropy(logits, y.clone()),
+            None => {
+                let loss = cross_entropy(logits.clone(), y.clone());
+                teacher = Some((softmax(logits.detach(), 1), loss.clone().detach()));
+                loss
+            }
         };
-        if i == 0 {
-            teacher_loss = loss.clone().into_scalar().to_string().parse().unwrap_or(f32::NAN);
-            teacher = Some(softmax(logits.detach(), 1));
-        }
         total = Some(match total {
             None => loss,
             Some(t) => t + loss,
         });
     }
-    let Some(total) = total else { return Ok((model, 0.0)) };
+    let (Some(total), Some((_, teacher_loss))) = (total, teacher) else { return Ok((model, 0.0)) };
     let grads = total.backward();
     let mut grads = GradientsParams::from_grads(grads, &model);
     if weight_decay > 0.0 {
         add_weight_decay(&model, &mut grads, weight_decay);
     }
-    Ok((optim.step(lr, model, grads), teacher_loss))
+    let model = optim.step(lr, model, grads);
+    // Read only now: reading a value synchronises the device, which mid-step would stall
+    // the remaining forwards on a GPU.
+    Ok((model, teacher_loss.into_scalar().elem::<f32>()))
 }
 
 /// `grad += wd · w` for conv and linear weights (not BN parameters or biases).
