@@ -326,6 +326,62 @@ fn inactive_slices_get_exactly_zero_gradient() {
     assert!(checked > 10);
 }
 
+/// slimc's conv node (im2col + gemm kernels on flex) gives the gradients Burn's own
+/// `conv2d` gives, for x, weight and bias, over strides, groups, depthwise and 1×1 convs.
+#[test]
+fn conv_gradients_equal_burns() {
+    use burn::tensor::ops::ConvOptions;
+    use burn::tensor::TensorPrimitive;
+    use slimc::runtime::SlimBackend;
+
+    let cases = [
+        ([4, 6, 9, 9], [8, 6, 3, 3], [1, 1], [1, 1], 1),
+        ([4, 6, 9, 9], [8, 6, 3, 3], [2, 2], [1, 1], 1),
+        ([4, 6, 9, 9], [8, 3, 3, 3], [1, 1], [1, 1], 2),
+        ([4, 6, 9, 9], [6, 1, 5, 5], [2, 2], [2, 2], 6),
+        ([4, 6, 9, 9], [5, 6, 1, 1], [1, 1], [0, 0], 1),
+        ([4, 6, 9, 9], [5, 6, 1, 1], [2, 2], [0, 0], 1),
+    ];
+    for (i, (xs, ws, stride, padding, groups)) in cases.into_iter().enumerate() {
+        let options = ConvOptions::new(stride, padding, [1, 1], groups);
+        let grads = |ours: bool| {
+            let x = Tensor::<CpuTrain, 4>::from_inner(data(xs, 0.0, 1.0, 1)).require_grad();
+            let w = Tensor::<CpuTrain, 4>::from_inner(data(ws, 0.0, 1.0, 2)).require_grad();
+            let b = Tensor::<CpuTrain, 1>::from_inner(data([ws[0]], 0.0, 1.0, 3)).require_grad();
+            let y = if ours {
+                Tensor::<CpuTrain, 4>::from_primitive(TensorPrimitive::Float(CpuTrain::slim_conv2d(
+                    x.clone().into_primitive().tensor(),
+                    w.clone().into_primitive().tensor(),
+                    Some(b.clone().into_primitive().tensor()),
+                    options.clone(),
+                )))
+            } else {
+                burn::tensor::module::conv2d(x.clone(), w.clone(), Some(b.clone()), options.clone())
+            };
+            let probe = Tensor::<CpuTrain, 4>::from_inner(data(y.dims(), 0.0, 1.0, 4));
+            let g = (y.clone() * probe).sum().backward();
+            let flat = |t: Tensor<Cpu, 4>| {
+                let [a, b, c, d] = t.dims();
+                t.reshape([a * b, c * d])
+            };
+            (
+                flat(y.inner()),
+                flat(x.grad(&g).unwrap()),
+                flat(w.grad(&g).unwrap()),
+                b.grad(&g).unwrap().unsqueeze::<2>(),
+            )
+        };
+        let (ours, burns) = (grads(true), grads(false));
+        for (what, a, b) in
+            [("y", ours.0, burns.0), ("dx", ours.1, burns.1), ("dw", ours.2, burns.2), ("db", ours.3, burns.3)]
+        {
+            let scale = b.clone().abs().max().into_scalar().elem::<f32>().max(1.0);
+            let diff = max_abs_diff(a, b);
+            assert!(diff <= 1e-4 * scale, "case {i}: {what} differs by {diff} (scale {scale})");
+        }
+    }
+}
+
 #[test]
 fn active_parameters_equal_cost() {
     let device = Default::default();

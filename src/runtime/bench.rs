@@ -6,13 +6,12 @@ use std::time::Instant;
 
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::SgdConfig;
-use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Distribution, Int, Tensor};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use super::{calibrate, Mode, RuntimeError, SlimNet, WidthConfig};
+use super::{calibrate, Mode, RuntimeError, SlimAutodiff, SlimNet, WidthConfig};
 use crate::train::{self, Sandwich};
 
 /// What `slimc bench` trains.
@@ -54,7 +53,7 @@ pub struct BenchReport {
     pub infer_img_per_s: Vec<WidthThroughput>,
 }
 
-pub fn run<B: AutodiffBackend>(
+pub fn run<B: SlimAutodiff>(
     model: SlimNet<B>,
     device: &B::Device,
     device_name: String,

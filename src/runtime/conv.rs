@@ -1,12 +1,10 @@
 //! Convolution on the active slices: weight `[..out, ..in/groups, :, :]`, with the group
 //! count of this width (fixed count, `in / group_width`, or depthwise `in`).
 
-use burn::tensor::backend::Backend;
-use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorPrimitive};
 
-use super::LayerParams;
+use super::{LayerParams, SlimBackend};
 use crate::ir::{Groups, LayerShape, Op};
 
 /// Input channels per group at this width: a fixed group count slims them with the
@@ -18,7 +16,7 @@ pub fn active_per_group(groups: Groups, s: LayerShape, full_per_group: usize) ->
     }
 }
 
-pub fn forward<B: Backend>(x: Tensor<B, 4>, p: &LayerParams<B>, op: &Op, s: LayerShape) -> Tensor<B, 4> {
+pub fn forward<B: SlimBackend>(x: Tensor<B, 4>, p: &LayerParams<B>, op: &Op, s: LayerShape) -> Tensor<B, 4> {
     let Op::Conv { stride, padding, dilation, groups, .. } = op else { unreachable!("conv::forward on {op:?}") };
     let weight = p.conv.as_ref().expect("conv has a weight").val();
     let [full_out, full_per_group, kh, kw] = weight.dims();
@@ -43,5 +41,11 @@ pub fn forward<B: Backend>(x: Tensor<B, 4>, p: &LayerParams<B>, op: &Op, s: Laye
         dilation.map(|v| v as usize),
         s.groups as usize,
     );
-    conv2d(x, weight, bias, options)
+    let y = B::slim_conv2d(
+        x.into_primitive().tensor(),
+        weight.into_primitive().tensor(),
+        bias.map(|b| b.into_primitive().tensor()),
+        options,
+    );
+    Tensor::from_primitive(TensorPrimitive::Float(y))
 }

@@ -3,11 +3,13 @@
 //! kind has its own file; Burn choices live only here, never in sema or the IR.
 
 mod activation;
+pub mod backend;
 pub mod bench;
 pub mod checkpoint;
 mod conv;
 pub mod device;
 pub mod init;
+mod kernels;
 mod linear;
 mod merge;
 mod norm;
@@ -21,6 +23,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use crate::ir::{LayerShape, Network, Op};
+pub use backend::{SlimAutodiff, SlimBackend};
 pub use norm::{calibrate, BnSet, BnStats, BN_EPS};
 
 /// A width configuration: channels per search dimension (after decode), and for
@@ -136,6 +139,38 @@ impl<B: Backend> SlimNet<B> {
         Ok(WidthConfig { dims, switch })
     }
 
+    /// Parameters in use at `cfg`: the active slices of every weight, bias and BN affine.
+    pub fn active_params(&self, cfg: &WidthConfig) -> u64 {
+        let shapes = self.net.layer_shapes(&cfg.dims);
+        let mut total = 0u64;
+        for (id, l) in self.net.layers.iter() {
+            let s = shapes[id.index()];
+            let p = &self.layers[id.index()];
+            let (i, o) = (u64::from(s.in_c), u64::from(s.out));
+            if let (Some(w), Op::Conv { groups, .. }) = (&p.conv, &l.op) {
+                let [_, full_per_group, kh, kw] = w.val().dims();
+                total += o * (conv::active_per_group(*groups, s, full_per_group) * kh * kw) as u64;
+            }
+            if p.linear.is_some() {
+                total += i * o;
+            }
+            if p.bias.is_some() {
+                total += o;
+            }
+            if !p.gamma.is_empty() {
+                total += 2 * o;
+            }
+        }
+        total
+    }
+
+    /// Every BN layer's statistics slots, empty, for a configuration.
+    pub fn empty_stats(&self, key: String) -> BnSet<B> {
+        BnSet { key, layers: vec![None; self.layers.len()] }
+    }
+}
+
+impl<B: SlimBackend> SlimNet<B> {
     /// Runs the network at `cfg` on a `[N, C, H, W]` batch.
     pub fn forward(&self, x: Tensor<B, 4>, cfg: &WidthConfig, mode: Mode<'_, B>) -> Result<Forward<B>, RuntimeError> {
         let net = &*self.net;
@@ -240,36 +275,6 @@ impl<B: Backend> SlimNet<B> {
             Op::Subsample { stride } => merge::subsample(x, *stride),
             Op::ZeroPad => merge::zeropad(x, shape.out as usize),
         })
-    }
-
-    /// Parameters in use at `cfg`: the active slices of every weight, bias and BN affine.
-    pub fn active_params(&self, cfg: &WidthConfig) -> u64 {
-        let shapes = self.net.layer_shapes(&cfg.dims);
-        let mut total = 0u64;
-        for (id, l) in self.net.layers.iter() {
-            let s = shapes[id.index()];
-            let p = &self.layers[id.index()];
-            let (i, o) = (u64::from(s.in_c), u64::from(s.out));
-            if let (Some(w), Op::Conv { groups, .. }) = (&p.conv, &l.op) {
-                let [_, full_per_group, kh, kw] = w.val().dims();
-                total += o * (conv::active_per_group(*groups, s, full_per_group) * kh * kw) as u64;
-            }
-            if p.linear.is_some() {
-                total += i * o;
-            }
-            if p.bias.is_some() {
-                total += o;
-            }
-            if !p.gamma.is_empty() {
-                total += 2 * o;
-            }
-        }
-        total
-    }
-
-    /// Every BN layer's statistics slots, empty, for a configuration.
-    pub fn empty_stats(&self, key: String) -> BnSet<B> {
-        BnSet { key, layers: vec![None; self.layers.len()] }
     }
 }
 

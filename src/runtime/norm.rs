@@ -7,7 +7,7 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use super::{Mode, RuntimeError, SlimNet, WidthConfig};
+use super::{Mode, RuntimeError, SlimBackend, SlimNet, WidthConfig};
 
 /// PyTorch's BN epsilon.
 pub const BN_EPS: f64 = 1e-5;
@@ -90,7 +90,7 @@ fn scale_shift<B: Backend>(
 
 /// BN calibration at one configuration: statistics reset, then the cumulative average of
 /// the batch mean and unbiased variance over every batch given (train-mode forwards).
-pub fn calibrate<B: Backend, I>(model: &SlimNet<B>, cfg: &WidthConfig, batches: I) -> Result<BnSet<B>, RuntimeError>
+pub fn calibrate<B: SlimBackend, I>(model: &SlimNet<B>, cfg: &WidthConfig, batches: I) -> Result<BnSet<B>, RuntimeError>
 where
     I: IntoIterator<Item = Tensor<B, 4>>,
 {

@@ -11,7 +11,7 @@ use burn::tensor::{ElementConversion, Int, Tensor};
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use crate::runtime::{Mode, RuntimeError, SlimNet, WidthConfig};
+use crate::runtime::{Mode, RuntimeError, SlimAutodiff, SlimNet, WidthConfig};
 
 /// How each step picks the widths it trains.
 #[derive(Clone, Debug, PartialEq)]
@@ -96,7 +96,7 @@ pub fn step<B, O>(
     weight_decay: f64,
 ) -> Result<(SlimNet<B>, f32), RuntimeError>
 where
-    B: AutodiffBackend,
+    B: SlimAutodiff,
     O: Optimizer<SlimNet<B>, B>,
 {
     let mut total: Option<Tensor<B, 1>> = None;

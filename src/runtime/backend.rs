@@ -1,0 +1,224 @@
+//! The backends slimc runs on: any Burn backend, with the convolution routed through
+//! [`SlimBackend`] so that flex can use the im2col + gemm kernels of `kernels.rs` for the
+//! forward and both gradients, and `Autodiff<B>` records one node whose backward asks the
+//! inner backend for all gradients at once. CUDA keeps Burn's own conv kernels.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::NodeId;
+use burn::backend::flex::{FlexTensor, Layout};
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::ops::{ConvOptions, FloatTensor, FloatTensorOps, ModuleOps};
+use burn::tensor::{Bytes, DType, Shape, TensorMetadata};
+
+use super::kernels::{self, Geometry};
+
+/// Which gradients a backward pass needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Wanted {
+    pub x: bool,
+    pub weight: bool,
+    pub bias: bool,
+}
+
+/// The gradients of a convolution, each present when wanted.
+pub struct ConvGrads<B: Backend> {
+    pub x: Option<FloatTensor<B>>,
+    pub weight: Option<FloatTensor<B>>,
+    pub bias: Option<FloatTensor<B>>,
+}
+
+/// A Burn backend with slimc's convolution entry points. The defaults are Burn's own ops.
+pub trait SlimBackend: Backend {
+    fn slim_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, bias, options)
+    }
+
+    fn slim_conv2d_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+        wanted: Wanted,
+    ) -> ConvGrads<Self> {
+        default_backward::<Self>(x, weight, bias, grad, options, wanted)
+    }
+}
+
+/// A training backend: autodiff over a [`SlimBackend`], itself one.
+pub trait SlimAutodiff: AutodiffBackend<InnerBackend: SlimBackend> + SlimBackend {}
+
+impl<B: AutodiffBackend<InnerBackend: SlimBackend> + SlimBackend> SlimAutodiff for B {}
+
+#[cfg(feature = "cuda")]
+impl SlimBackend for burn::backend::Cuda {}
+
+/// The geometry of a conv on flex tensors, or None where the kernels do not apply
+/// (a dtype other than f32).
+fn geometry(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Option<Geometry> {
+    if x.dtype() != DType::F32 || weight.dtype() != DType::F32 {
+        return None;
+    }
+    let [batch, in_c, h, w] = x.shape().dims();
+    let [out_c, _, kh, kw] = weight.shape().dims();
+    let out = |i: usize, len: usize, k: usize| {
+        (len + 2 * options.padding[i]).checked_sub(options.dilation[i] * (k - 1) + 1).map(|v| v / options.stride[i] + 1)
+    };
+    Some(Geometry {
+        batch,
+        in_c,
+        in_hw: [h, w],
+        out_c,
+        kernel: [kh, kw],
+        out_hw: [out(0, h, kh)?, out(1, w, kw)?],
+        stride: options.stride,
+        padding: options.padding,
+        dilation: options.dilation,
+        groups: options.groups,
+    })
+}
+
+fn flex(values: Vec<f32>, shape: Shape) -> FlexTensor {
+    FlexTensor::new(Bytes::from_elems(values), Layout::contiguous(shape), DType::F32)
+}
+
+fn f32s(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+impl SlimBackend for Flex {
+    fn slim_conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>, options: ConvOptions<2>) -> FlexTensor {
+        let Some(g) = geometry(&x, &weight, &options) else { return Flex::conv2d(x, weight, bias, options) };
+        let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
+        let y = flex(
+            kernels::forward(&g, f32s(&x), f32s(&weight)),
+            Shape::new([g.batch, g.out_c, g.out_hw[0], g.out_hw[1]]),
+        );
+        match bias {
+            Some(b) => Flex::float_add(y, Flex::float_reshape(b, Shape::new([1, g.out_c, 1, 1]))),
+            None => y,
+        }
+    }
+
+    fn slim_conv2d_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: Option<FlexTensor>,
+        grad: FlexTensor,
+        options: ConvOptions<2>,
+        wanted: Wanted,
+    ) -> ConvGrads<Flex> {
+        let Some(g) = geometry(&x, &weight, &options) else {
+            return default_backward::<Flex>(x, weight, bias, grad, options, wanted);
+        };
+        let (xh, wh, dy) = (x.to_contiguous(), weight.to_contiguous(), grad.to_contiguous());
+        let bias = bias.filter(|_| wanted.bias).map(|b| flex(kernels::bias_grad(&g, f32s(&dy)), b.shape()));
+        let weight_grad = wanted.weight.then(|| flex(kernels::weight_grad(&g, f32s(&xh), f32s(&dy)), weight.shape()));
+        let x_grad = wanted.x.then(|| flex(kernels::input_grad(&g, f32s(&wh), f32s(&dy)), x.shape()));
+        ConvGrads { x: x_grad, weight: weight_grad, bias }
+    }
+}
+
+/// Burn's generic gradients (the trait's default, callable from an override).
+fn default_backward<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: Option<FloatTensor<B>>,
+    grad: FloatTensor<B>,
+    options: ConvOptions<2>,
+    wanted: Wanted,
+) -> ConvGrads<B> {
+    let bias = bias.filter(|_| wanted.bias).map(|b| B::conv2d_bias_backward(x.clone(), b, grad.clone()));
+    let weight_grad =
+        wanted.weight.then(|| B::conv2d_weight_backward(x.clone(), weight.clone(), grad.clone(), options.clone()));
+    let x = wanted.x.then(|| B::conv2d_x_backward(x, weight, grad, options));
+    ConvGrads { x, weight: weight_grad, bias }
+}
+
+/// The autodiff node of a convolution without bias (parents: x, weight).
+#[derive(Debug)]
+struct Conv;
+/// The autodiff node of a convolution with bias (parents: x, weight, bias).
+#[derive(Debug)]
+struct ConvBias;
+
+type ConvState = (NodeId, NodeId, Option<NodeId>, ConvOptions<2>);
+
+/// Runs the inner backend's backward and hands each gradient to its parent.
+fn backward<B: SlimBackend, const N: usize>(ops: Ops<ConvState, N>, grads: &mut Gradients, cp: &mut Checkpointer) {
+    let grad = grads.consume::<B>(&ops.node);
+    let (x_id, w_id, b_id, options) = ops.state;
+    let x = cp.retrieve_node_output::<FloatTensor<B>>(x_id);
+    let weight = cp.retrieve_node_output::<FloatTensor<B>>(w_id);
+    let bias = b_id.map(|id| cp.retrieve_node_output::<FloatTensor<B>>(id));
+    let parent = |i: usize| ops.parents.get(i).and_then(|p| p.as_ref());
+    let wanted = Wanted { x: parent(0).is_some(), weight: parent(1).is_some(), bias: parent(2).is_some() };
+    let out = B::slim_conv2d_backward(x, weight, bias, grad, options, wanted);
+    for (i, g) in [out.x, out.weight, out.bias].into_iter().enumerate() {
+        if let (Some(node), Some(g)) = (parent(i), g) {
+            grads.register::<B>(node.id, g);
+        }
+    }
+}
+
+impl<B: SlimBackend> Backward<B, 2> for Conv {
+    type State = ConvState;
+    fn backward(self, ops: Ops<ConvState, 2>, grads: &mut Gradients, cp: &mut Checkpointer) {
+        backward::<B, 2>(ops, grads, cp);
+    }
+}
+
+impl<B: SlimBackend> Backward<B, 3> for ConvBias {
+    type State = ConvState;
+    fn backward(self, ops: Ops<ConvState, 3>, grads: &mut Gradients, cp: &mut Checkpointer) {
+        backward::<B, 3>(ops, grads, cp);
+    }
+}
+
+impl<B: SlimBackend, C: CheckpointStrategy> SlimBackend for Autodiff<B, C> {
+    fn slim_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        match bias {
+            None => match Conv.prepare::<C>([x.node.clone(), weight.node.clone()]).compute_bound().stateful() {
+                OpsKind::Tracked(mut prep) => {
+                    let state = (prep.checkpoint(&x), prep.checkpoint(&weight), None, options.clone());
+                    prep.finish(state, B::slim_conv2d(x.primitive, weight.primitive, None, options))
+                }
+                OpsKind::UnTracked(prep) => prep.finish(B::slim_conv2d(x.primitive, weight.primitive, None, options)),
+            },
+            Some(bias) => {
+                match ConvBias
+                    .prepare::<C>([x.node.clone(), weight.node.clone(), bias.node.clone()])
+                    .compute_bound()
+                    .stateful()
+                {
+                    OpsKind::Tracked(mut prep) => {
+                        let state = (
+                            prep.checkpoint(&x),
+                            prep.checkpoint(&weight),
+                            Some(prep.checkpoint(&bias)),
+                            options.clone(),
+                        );
+                        prep.finish(state, B::slim_conv2d(x.primitive, weight.primitive, Some(bias.primitive), options))
+                    }
+                    OpsKind::UnTracked(prep) => {
+                        prep.finish(B::slim_conv2d(x.primitive, weight.primitive, Some(bias.primitive), options))
+                    }
+                }
+            }
+        }
+    }
+}

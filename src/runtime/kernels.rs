@@ -1,0 +1,413 @@
+//! Convolution on f32 host buffers by im2col + gemm, the batch split over rayon threads.
+//! Burn's generic conv gradients (a conv with the batch as channels for the weight, a
+//! transposed conv for the input) run several times slower than this on flex, and the
+//! weight gradient is most of a training step, so the flex backend routes here
+//! (`backend.rs`). Layouts are NCHW, weights `[out, in / groups, kh, kw]`, all contiguous.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// The shape of one convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub batch: usize,
+    pub in_c: usize,
+    pub in_hw: [usize; 2],
+    pub out_c: usize,
+    pub kernel: [usize; 2],
+    pub out_hw: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+    pub groups: usize,
+}
+
+impl Geometry {
+    fn in_per_group(&self) -> usize {
+        self.in_c / self.groups
+    }
+    fn out_per_group(&self) -> usize {
+        self.out_c / self.groups
+    }
+    fn in_plane(&self) -> usize {
+        self.in_hw[0] * self.in_hw[1]
+    }
+    fn out_plane(&self) -> usize {
+        self.out_hw[0] * self.out_hw[1]
+    }
+    /// Rows of the column matrix: one per (input channel of a group, kernel tap).
+    fn col_rows(&self) -> usize {
+        self.in_per_group() * self.kernel[0] * self.kernel[1]
+    }
+    /// A 1×1, stride-1, unpadded conv reads its input as the column matrix itself.
+    fn pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+    pub fn weight_len(&self) -> usize {
+        self.out_c * self.col_rows()
+    }
+}
+
+/// A strided view of a matrix inside a slice.
+#[derive(Clone, Copy)]
+struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Mat<'a> {
+    fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Mat<'a> {
+        Mat { data, rows, cols, row_stride: cols, col_stride: 1 }
+    }
+    fn t(self) -> Mat<'a> {
+        Mat { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+    }
+    /// Whether every element lies inside `data`.
+    fn in_bounds(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
+    }
+}
+
+/// `dst = a · b` (or `dst += a · b` when `accumulate`), `dst` row-major with `a.rows` rows.
+fn matmul(dst: &mut [f32], a: Mat<'_>, b: Mat<'_>, accumulate: bool) {
+    assert_eq!(a.cols, b.rows, "matmul: inner dimensions differ");
+    assert!(a.in_bounds() && b.in_bounds(), "matmul: operand outside its buffer");
+    assert!(dst.len() >= a.rows * b.cols, "matmul: destination too small");
+    if a.rows == 0 || b.cols == 0 {
+        return;
+    }
+    if a.cols == 0 {
+        if !accumulate {
+            dst[..a.rows * b.cols].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: the three asserts above keep every index gemm touches inside the slices
+    // (`dst` is `a.rows × b.cols` row-major), and `dst` is borrowed mutably, so it
+    // cannot alias `a` or `b`.
+    unsafe {
+        gemm::gemm(
+            a.rows,
+            b.cols,
+            a.cols,
+            dst.as_mut_ptr(),
+            1,
+            b.cols as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    }
+}
+
+/// Output positions `o` along one axis whose input `o·stride + offset − padding` lies in
+/// `0..len`.
+fn valid(offset: usize, stride: usize, padding: usize, len: usize, out_len: usize) -> std::ops::Range<usize> {
+    let lo = padding.saturating_sub(offset).div_ceil(stride);
+    let hi = (len + padding).saturating_sub(offset).div_ceil(stride);
+    lo.min(out_len)..hi.min(out_len).max(lo.min(out_len))
+}
+
+/// Walks every (column row, output row) pair of the column matrix: `f(row, oy, iy, xs)`
+/// where `iy` is the input row (None in the padding) and `xs` the valid output columns.
+fn for_each_tap(g: &Geometry, mut f: impl FnMut(usize, usize, Option<usize>, std::ops::Range<usize>, usize)) {
+    let [kh, kw] = g.kernel;
+    let [h, w] = g.in_hw;
+    let [oh, ow] = g.out_hw;
+    for c in 0..g.in_per_group() {
+        for ki in 0..kh {
+            let ys = valid(ki * g.dilation[0], g.stride[0], g.padding[0], h, oh);
+            for kj in 0..kw {
+                let row = (c * kh + ki) * kw + kj;
+                let xs = valid(kj * g.dilation[1], g.stride[1], g.padding[1], w, ow);
+                let x_off = kj * g.dilation[1];
+                for oy in 0..oh {
+                    let iy = ys.contains(&oy).then(|| c * h + oy * g.stride[0] + ki * g.dilation[0] - g.padding[0]);
+                    f(row, oy, iy, xs.clone(), x_off);
+                }
+            }
+        }
+    }
+}
+
+/// Fills the column matrix `[col_rows, out_plane]` of one group of one sample.
+fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
+    let (w, ow, p, s, pad) = (g.in_hw[1], g.out_hw[1], g.out_plane(), g.stride[1], g.padding[1]);
+    for_each_tap(g, |row, oy, iy, xs, x_off| {
+        let out = &mut cols[row * p + oy * ow..row * p + (oy + 1) * ow];
+        let Some(iy) = iy else {
+            out.fill(0.0);
+            return;
+        };
+        let src = &x[iy * w..(iy + 1) * w];
+        out[..xs.start].fill(0.0);
+        out[xs.end..].fill(0.0);
+        if xs.is_empty() {
+        } else if s == 1 {
+            let start = xs.start + x_off - pad;
+            out[xs.clone()].copy_from_slice(&src[start..start + xs.len()]);
+        } else {
+            for ox in xs {
+                out[ox] = src[ox * s + x_off - pad];
+            }
+        }
+    });
+}
+
+/// Adds the column matrix of one group of one sample back onto its input gradient.
+fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
+    let (w, ow, p, s, pad) = (g.in_hw[1], g.out_hw[1], g.out_plane(), g.stride[1], g.padding[1]);
+    for_each_tap(g, |row, oy, iy, xs, x_off| {
+        let Some(iy) = iy else { return };
+        let src = &cols[row * p + oy * ow..row * p + (oy + 1) * ow];
+        let dst = &mut dx[iy * w..(iy + 1) * w];
+        for ox in xs {
+            dst[ox * s + x_off - pad] += src[ox];
+        }
+    });
+}
+
+/// Contiguous index ranges that split `0..n` into at most `parts` nearly equal pieces.
+fn split(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = parts.clamp(1, n.max(1));
+    (0..parts).map(|i| n * i / parts..n * (i + 1) / parts).collect()
+}
+
+fn check(g: &Geometry, x: &[f32], w: &[f32], y: &[f32]) {
+    assert_eq!(x.len(), g.batch * g.in_c * g.in_plane(), "conv: input length");
+    assert_eq!(w.len(), g.weight_len(), "conv: weight length");
+    assert_eq!(y.len(), g.batch * g.out_c * g.out_plane(), "conv: output length");
+    assert!(g.groups > 0 && g.in_c % g.groups == 0 && g.out_c % g.groups == 0, "conv: groups");
+}
+
+/// The forward pass: `y[n, g] = W_g · cols(x[n, g])`.
+pub fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+    let mut y = vec![0.0; g.batch * g.out_c * g.out_plane()];
+    check(g, x, w, &y);
+    let (cg, og, rows, p, plane) = (g.in_per_group(), g.out_per_group(), g.col_rows(), g.out_plane(), g.in_plane());
+    y.par_chunks_mut(g.out_c * p.max(1)).zip(x.par_chunks(g.in_c * plane.max(1))).for_each_init(
+        || vec![0.0; if g.pointwise() { 0 } else { rows * p }],
+        |cols, (yn, xn)| {
+            for grp in 0..g.groups {
+                let xg = &xn[grp * cg * plane..(grp + 1) * cg * plane];
+                let wg = Mat::row_major(&w[grp * og * rows..(grp + 1) * og * rows], og, rows);
+                let yg = &mut yn[grp * og * p..(grp + 1) * og * p];
+                if g.pointwise() {
+                    matmul(yg, wg, Mat::row_major(xg, rows, p), false);
+                } else {
+                    im2col(g, xg, cols);
+                    matmul(yg, wg, Mat::row_major(cols, rows, p), false);
+                }
+            }
+        },
+    );
+    y
+}
+
+/// The gradient of the weight: `dW_g = Σ_n dy[n, g] · cols(x[n, g])ᵀ`. Each thread sums a
+/// contiguous share of the batch; the shares are added in a fixed order.
+pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (cg, og, rows, p, plane) = (g.in_per_group(), g.out_per_group(), g.col_rows(), g.out_plane(), g.in_plane());
+    let partials: Vec<Vec<f32>> = split(g.batch, rayon::current_num_threads())
+        .into_par_iter()
+        .map(|samples| {
+            let mut dw = vec![0.0; g.weight_len()];
+            check(g, x, &dw, dy);
+            let mut cols = vec![0.0; if g.pointwise() { 0 } else { rows * p }];
+            for n in samples {
+                for grp in 0..g.groups {
+                    let xg = &x[(n * g.in_c + grp * cg) * plane..][..cg * plane];
+                    let dyg = Mat::row_major(&dy[(n * g.out_c + grp * og) * p..][..og * p], og, p);
+                    let dwg = &mut dw[grp * og * rows..(grp + 1) * og * rows];
+                    if g.pointwise() {
+                        matmul(dwg, dyg, Mat::row_major(xg, rows, p).t(), true);
+                    } else {
+                        im2col(g, xg, &mut cols);
+                        matmul(dwg, dyg, Mat::row_major(&cols, rows, p).t(), true);
+                    }
+                }
+            }
+            dw
+        })
+        .collect();
+    let mut parts = partials.into_iter();
+    let mut dw = parts.next().unwrap_or_else(|| vec![0.0; g.weight_len()]);
+    for part in parts {
+        dw.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+    }
+    dw
+}
+
+/// The gradient of the input: `dx[n, g] = col2im(W_gᵀ · dy[n, g])`.
+pub fn input_grad(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
+    let mut dx = vec![0.0; g.batch * g.in_c * g.in_plane()];
+    check(g, &dx, w, dy);
+    let (cg, og, rows, p, plane) = (g.in_per_group(), g.out_per_group(), g.col_rows(), g.out_plane(), g.in_plane());
+    dx.par_chunks_mut(g.in_c * plane.max(1)).zip(dy.par_chunks(g.out_c * p.max(1))).for_each_init(
+        || vec![0.0; if g.pointwise() { 0 } else { rows * p }],
+        |cols, (dxn, dyn_)| {
+            for grp in 0..g.groups {
+                let wg = Mat::row_major(&w[grp * og * rows..(grp + 1) * og * rows], og, rows).t();
+                let dyg = Mat::row_major(&dyn_[grp * og * p..(grp + 1) * og * p], og, p);
+                let dxg = &mut dxn[grp * cg * plane..(grp + 1) * cg * plane];
+                if g.pointwise() {
+                    matmul(dxg, wg, dyg, false);
+                } else {
+                    matmul(cols, wg, dyg, false);
+                    col2im(g, cols, dxg);
+                }
+            }
+        },
+    );
+    dx
+}
+
+/// The gradient of the bias: `dy` summed over the batch and the plane.
+pub fn bias_grad(g: &Geometry, dy: &[f32]) -> Vec<f32> {
+    let p = g.out_plane();
+    let mut db = vec![0.0f32; g.out_c];
+    for (i, plane) in dy.chunks(p.max(1)).enumerate() {
+        db[i % g.out_c] += plane.iter().sum::<f32>();
+    }
+    db
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The convolution by its definition, one multiply-add at a time.
+    fn naive(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let (cg, og) = (g.in_per_group(), g.out_per_group());
+        let [h, wd] = g.in_hw;
+        let [oh, ow] = g.out_hw;
+        let mut y = vec![0.0; g.batch * g.out_c * oh * ow];
+        for n in 0..g.batch {
+            for o in 0..g.out_c {
+                let grp = o / og;
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = 0.0;
+                        for c in 0..cg {
+                            for ki in 0..g.kernel[0] {
+                                for kj in 0..g.kernel[1] {
+                                    let iy = (oy * g.stride[0] + ki * g.dilation[0]) as isize - g.padding[0] as isize;
+                                    let ix = (ox * g.stride[1] + kj * g.dilation[1]) as isize - g.padding[1] as isize;
+                                    if iy < 0 || ix < 0 || iy >= h as isize || ix >= wd as isize {
+                                        continue;
+                                    }
+                                    let xi = ((n * g.in_c + grp * cg + c) * h + iy as usize) * wd + ix as usize;
+                                    let wi = ((o * cg + c) * g.kernel[0] + ki) * g.kernel[1] + kj;
+                                    acc += x[xi] * w[wi];
+                                }
+                            }
+                        }
+                        y[((n * g.out_c + o) * oh + oy) * ow + ox] = acc;
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) % 17) as f32 / 8.0 - 1.0)
+            .collect()
+    }
+
+    fn geometries() -> Vec<Geometry> {
+        let base = Geometry {
+            batch: 3,
+            in_c: 4,
+            in_hw: [7, 6],
+            out_c: 6,
+            kernel: [3, 3],
+            out_hw: [7, 6],
+            stride: [1, 1],
+            padding: [1, 1],
+            dilation: [1, 1],
+            groups: 1,
+        };
+        vec![
+            base,
+            Geometry { stride: [2, 2], out_hw: [4, 3], ..base },
+            Geometry { kernel: [1, 1], padding: [0, 0], ..base },
+            Geometry { kernel: [1, 1], padding: [0, 0], stride: [2, 2], out_hw: [4, 3], ..base },
+            Geometry { groups: 2, ..base },
+            Geometry { in_c: 6, groups: 6, ..base },
+            Geometry { kernel: [5, 3], padding: [2, 0], out_hw: [7, 4], ..base },
+            Geometry { dilation: [2, 2], padding: [2, 2], ..base },
+            Geometry { in_hw: [2, 2], kernel: [3, 3], padding: [2, 2], out_hw: [4, 4], ..base },
+            Geometry { in_hw: [1, 1], kernel: [5, 5], padding: [2, 2], out_hw: [1, 1], ..base },
+            Geometry { in_hw: [1, 2], kernel: [3, 3], padding: [1, 1], stride: [2, 2], out_hw: [1, 1], ..base },
+            Geometry { in_hw: [7, 7], kernel: [7, 7], padding: [3, 3], stride: [2, 2], out_hw: [4, 4], ..base },
+        ]
+    }
+
+    /// Forward against the definition; gradients against the adjoint identity
+    /// `⟨conv(x, w), dy⟩ = ⟨x, dx⟩ = ⟨w, dw⟩`, checked per element by unit vectors.
+    #[test]
+    fn forward_and_gradients_match_the_definition() {
+        for g in geometries() {
+            let x = values(g.batch * g.in_c * g.in_plane(), 1);
+            let w = values(g.weight_len(), 2);
+            let dy = values(g.batch * g.out_c * g.out_plane(), 3);
+            let y = forward(&g, &x, &w);
+            let expect = naive(&g, &x, &w);
+            for (a, b) in y.iter().zip(&expect) {
+                assert!((a - b).abs() < 1e-4, "{g:?}: forward {a} vs {b}");
+            }
+            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f32>();
+            let dw = weight_grad(&g, &x, &dy);
+            for i in 0..w.len() {
+                let mut e = vec![0.0; w.len()];
+                e[i] = 1.0;
+                let want = dot(&naive(&g, &x, &e), &dy);
+                assert!((dw[i] - want).abs() < 1e-3, "{g:?}: dw[{i}] {} vs {want}", dw[i]);
+            }
+            let dx = input_grad(&g, &w, &dy);
+            for i in (0..x.len()).step_by(7) {
+                let mut e = vec![0.0; x.len()];
+                e[i] = 1.0;
+                let want = dot(&naive(&g, &e, &w), &dy);
+                assert!((dx[i] - want).abs() < 1e-3, "{g:?}: dx[{i}] {} vs {want}", dx[i]);
+            }
+            let db = bias_grad(&g, &dy);
+            for (o, v) in db.iter().enumerate() {
+                let want: f32 = (0..g.batch)
+                    .map(|n| dy[(n * g.out_c + o) * g.out_plane()..][..g.out_plane()].iter().sum::<f32>())
+                    .sum();
+                assert!((v - want).abs() < 1e-3);
+            }
+        }
+    }
+
+    #[test]
+    fn valid_ranges_cover_exactly_the_inside() {
+        for (off, s, pad, len, out) in
+            [(0, 1, 1, 5, 5), (2, 1, 1, 5, 5), (0, 2, 1, 7, 4), (4, 2, 2, 3, 3), (5, 1, 0, 3, 2)]
+        {
+            let r = valid(off, s, pad, len, out);
+            for o in 0..out {
+                let i = (o * s + off) as isize - pad as isize;
+                assert_eq!(r.contains(&o), i >= 0 && i < len as isize, "{off} {s} {pad} {len} {out} at {o}");
+            }
+        }
+    }
+}
