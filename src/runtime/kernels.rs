@@ -157,14 +157,13 @@ fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
         let src = &x[iy * w..(iy + 1) * w];
         out[..xs.start].fill(0.0);
         out[xs.end..].fill(0.0);
-        if xs.is_empty() {
-        } else if s == 1 {
-            let start = xs.start + x_off - pad;
-            out[xs.clone()].copy_from_slice(&src[start..start + xs.len()]);
-        } else {
-            for ox in xs {
-                out[ox] = src[ox * s + x_off - pad];
+        match (xs.is_empty(), s) {
+            (true, _) => {}
+            (false, 1) => {
+                let start = xs.start + x_off - pad;
+                out[xs.clone()].copy_from_slice(&src[start..start + xs.len()]);
             }
+            _ => xs.for_each(|ox| out[ox] = src[ox * s + x_off - pad]),
         }
     });
 }
@@ -176,8 +175,13 @@ fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
         let Some(iy) = iy else { return };
         let src = &cols[row * p + oy * ow..row * p + (oy + 1) * ow];
         let dst = &mut dx[iy * w..(iy + 1) * w];
-        for ox in xs {
-            dst[ox * s + x_off - pad] += src[ox];
+        match (xs.is_empty(), s) {
+            (true, _) => {}
+            (false, 1) => {
+                let start = xs.start + x_off - pad;
+                dst[start..start + xs.len()].iter_mut().zip(&src[xs]).for_each(|(d, v)| *d += v);
+            }
+            _ => xs.for_each(|ox| dst[ox * s + x_off - pad] += src[ox]),
         }
     });
 }
@@ -192,7 +196,7 @@ fn check(g: &Geometry, x: &[f32], w: &[f32], y: &[f32]) {
     assert_eq!(x.len(), g.batch * g.in_c * g.in_plane(), "conv: input length");
     assert_eq!(w.len(), g.weight_len(), "conv: weight length");
     assert_eq!(y.len(), g.batch * g.out_c * g.out_plane(), "conv: output length");
-    assert!(g.groups > 0 && g.in_c % g.groups == 0 && g.out_c % g.groups == 0, "conv: groups");
+    assert!(g.groups > 0 && g.in_c.is_multiple_of(g.groups) && g.out_c.is_multiple_of(g.groups), "conv: groups");
 }
 
 /// The forward pass: `y[n, g] = W_g · cols(x[n, g])`.

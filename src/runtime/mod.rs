@@ -9,7 +9,7 @@ pub mod checkpoint;
 mod conv;
 pub mod device;
 pub mod init;
-mod kernels;
+pub mod kernels;
 mod linear;
 mod merge;
 mod norm;
