@@ -10,6 +10,7 @@
 //! The library never prints or exits; `src/main.rs` does. Entry point: [`compile`].
 
 pub mod cost;
+pub mod data;
 pub mod diagnostic;
 pub mod ir;
 pub mod sema;

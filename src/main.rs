@@ -1,6 +1,8 @@
 //! The `slimc` command line: the only place that prints or exits.
 //! Exit codes: 0 success, 1 the input has errors, 2 usage or IO error.
 
+mod cli;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +40,10 @@ enum Command {
     Cost(WidthArgs),
     /// Training-step (sandwich rule) and per-width inference throughput on synthetic data.
     Bench(BenchArgs),
+    /// Train a slimmable network on a data set (US-Nets, S-Nets or one fixed width).
+    Train(Box<cli::train::TrainArgs>),
+    /// Accuracy, MACs and parameters of a trained network at many widths.
+    Eval(cli::eval::EvalArgs),
 }
 
 #[derive(Args)]
@@ -108,6 +114,8 @@ fn main() -> ExitCode {
         Command::Space(args) => space(&args, false),
         Command::Cost(args) => space(&args, true),
         Command::Bench(args) => bench(&args),
+        Command::Train(args) => cli::train::run(&args),
+        Command::Eval(args) => cli::eval::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -233,9 +241,14 @@ fn load(args: &WidthArgs) -> Result<Network, Failure> {
 fn load_network(file: &PathBuf, network: Option<&str>, compile: &CompileArgs) -> Result<Network, Failure> {
     let options = options(compile)?;
     let bytes = read(file)?;
-    check_settings(&bytes, &options, network)?;
+    compile_one(file, &bytes, network, &options)
+}
+
+/// Compiles `bytes` (read from `file`) and picks the network to use.
+fn compile_one(file: &PathBuf, bytes: &[u8], network: Option<&str>, options: &Options) -> Result<Network, Failure> {
+    check_settings(bytes, options, network)?;
     let shown = file.display().to_string();
-    let nets = slimc::compile_bytes(&bytes, &shown, &options).map_err(|d| {
+    let nets = slimc::compile_bytes(bytes, &shown, options).map_err(|d| {
         print_diagnostics(&d);
         Failure::Input
     })?;

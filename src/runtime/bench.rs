@@ -77,7 +77,8 @@ pub fn run<B: SlimAutodiff>(
             BenchWidths::Fixed(w) => vec![model.uniform(w)?],
         };
         let start = Instant::now();
-        let (m, loss) = train::step(model, &mut optim, x.clone(), y.clone(), &widths, true, 0.01, 5e-5)?;
+        let step = train::StepOptions { distill: true, lr: 0.01, weight_decay: 5e-5, label_smoothing: 0.0 };
+        let (m, loss) = train::step(model, &mut optim, x.clone(), y.clone(), &widths, &step)?;
         model = m;
         // Reading the loss synchronises the device, so the time is the step's.
         if !loss.is_finite() {

@@ -1,7 +1,11 @@
 //! Slimmable training steps. The US-Nets sandwich rule: each step trains the largest and
 //! the smallest width and `random` widths in between; the largest learns from the labels,
 //! the others from its detached softmax (inplace distillation). One optimizer step per
-//! batch on the summed loss.
+//! batch on the summed loss. `run` is the epoch loop of `slimc train`, `eval` measures
+//! accuracy per width.
+
+pub mod eval;
+pub mod run;
 
 use burn::module::{AutodiffModule, ParamId};
 use burn::optim::{GradientsParams, Optimizer};
@@ -14,7 +18,7 @@ use rand::Rng;
 use crate::runtime::{Mode, RuntimeError, SlimAutodiff, SlimNet, WidthConfig};
 
 /// How each step picks the widths it trains.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Sampling {
     /// One multiplier for the whole network.
     Uniform,
@@ -62,14 +66,31 @@ impl Sandwich {
     }
 }
 
-/// Cross-entropy of `logits` against integer labels, averaged over the batch.
+/// Cross-entropy of `logits` against integer labels, averaged over the batch, with
+/// label smoothing `eps` (the target puts `eps` uniformly over the classes).
 pub fn cross_entropy<B: burn::tensor::backend::Backend>(
     logits: Tensor<B, 2>,
     labels: Tensor<B, 1, Int>,
+    eps: f64,
 ) -> Tensor<B, 1> {
     let logp = log_softmax(logits, 1);
-    let picked = logp.gather(1, labels.unsqueeze_dim(1));
-    picked.mean().neg()
+    let picked = logp.clone().gather(1, labels.unsqueeze_dim(1)).mean().neg();
+    if eps == 0.0 {
+        return picked;
+    }
+    let uniform = logp.mean().neg();
+    picked.mul_scalar(1.0 - eps) + uniform.mul_scalar(eps)
+}
+
+/// The settings of one optimizer step.
+#[derive(Clone, Debug)]
+pub struct StepOptions {
+    /// Inplace distillation: widths after the first learn from its softmax.
+    pub distill: bool,
+    pub lr: f64,
+    /// L2 on conv and linear weights (not BN parameters or biases).
+    pub weight_decay: f64,
+    pub label_smoothing: f64,
 }
 
 /// Cross-entropy against soft targets (a probability per class), averaged over the batch.
@@ -83,17 +104,14 @@ pub fn soft_cross_entropy<B: burn::tensor::backend::Backend>(
 
 /// One optimizer step of `model` on a batch, training every width in `widths` (the first
 /// is the teacher when distilling). Weight decay applies to conv and linear weights only.
-/// Returns the updated model and the teacher's loss.
-#[allow(clippy::too_many_arguments)]
+/// Returns the updated model and the first width's loss.
 pub fn step<B, O>(
     model: SlimNet<B>,
     optim: &mut O,
     x: Tensor<B, 4>,
     y: Tensor<B, 1, Int>,
     widths: &[WidthConfig],
-    distill: bool,
-    lr: f64,
-    weight_decay: f64,
+    opts: &StepOptions,
 ) -> Result<(SlimNet<B>, f32), RuntimeError>
 where
     B: SlimAutodiff,
@@ -104,10 +122,10 @@ where
     for cfg in widths {
         let logits = model.forward(x.clone(), cfg, Mode::Train)?.logits;
         let loss = match &teacher {
-            Some((soft, _)) if distill => soft_cross_entropy(logits, soft.clone()),
-            Some(_) => cross_entropy(logits, y.clone()),
+            Some((soft, _)) if opts.distill => soft_cross_entropy(logits, soft.clone()),
+            Some(_) => cross_entropy(logits, y.clone(), opts.label_smoothing),
             None => {
-                let loss = cross_entropy(logits.clone(), y.clone());
+                let loss = cross_entropy(logits.clone(), y.clone(), opts.label_smoothing);
                 teacher = Some((softmax(logits.detach(), 1), loss.clone().detach()));
                 loss
             }
@@ -120,10 +138,10 @@ where
     let (Some(total), Some((_, teacher_loss))) = (total, teacher) else { return Ok((model, 0.0)) };
     let grads = total.backward();
     let mut grads = GradientsParams::from_grads(grads, &model);
-    if weight_decay > 0.0 {
-        add_weight_decay(&model, &mut grads, weight_decay);
+    if opts.weight_decay > 0.0 {
+        add_weight_decay(&model, &mut grads, opts.weight_decay);
     }
-    let model = optim.step(lr, model, grads);
+    let model = optim.step(opts.lr, model, grads);
     // Read only now: reading a value synchronises the device, which mid-step would stall
     // the remaining forwards on a GPU.
     Ok((model, teacher_loss.into_scalar().elem::<f32>()))

@@ -1,0 +1,147 @@
+//! Batches built on a background thread (samples in parallel on rayon), at most two ahead
+//! of the consumer. Augmentation is a pure function of (seed, the sample's position in the
+//! epoch order), so a resumed run sees exactly the batches the interrupted one would have.
+
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::thread::JoinHandle;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rayon::prelude::*;
+
+use super::{Augment, DataError, Normalize, Split};
+
+/// A normalised batch: `x` is `[n, C, H, W]` row-major, `y` the labels.
+pub struct Batch {
+    pub x: Vec<f32>,
+    pub y: Vec<u32>,
+    pub n: usize,
+}
+
+/// An iterator over batches being built on another thread.
+pub struct Batches {
+    rx: Option<Receiver<Result<Batch, DataError>>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Iterator for Batches {
+    type Item = Result<Batch, DataError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.rx.as_ref()?.recv().ok()
+    }
+}
+
+impl Drop for Batches {
+    fn drop(&mut self) {
+        // Closing the channel stops the worker at its next send.
+        self.rx = None;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The training order of `epoch`: the split's images shuffled by (seed, epoch).
+pub fn epoch_order(split: &Split, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order = split.indices.clone();
+    order.shuffle(&mut StdRng::seed_from_u64(mix(seed ^ 0xe90c, epoch as u64)));
+    order
+}
+
+/// Batches of `order` (image indices of `split.images`), skipping the first `skip`
+/// batches; the last short batch is kept unless `drop_last`.
+pub fn batches(
+    split: &Split,
+    order: Vec<usize>,
+    batch: usize,
+    skip: usize,
+    drop_last: bool,
+    augment: Augment,
+    norm: &Normalize,
+    seed: u64,
+) -> Batches {
+    let (tx, rx) = sync_channel(2);
+    let images = split.images.clone();
+    let norm = norm.clone();
+    let batch = batch.max(1);
+    let worker = std::thread::spawn(move || {
+        let shape = images.shape();
+        let len = shape.iter().product::<usize>();
+        for (b, chunk) in order.chunks(batch).enumerate().skip(skip) {
+            if drop_last && chunk.len() < batch {
+                break;
+            }
+            let mut x = vec![0f32; chunk.len() * len];
+            let built: Result<(), DataError> =
+                x.par_chunks_mut(len).zip(chunk.par_iter().enumerate()).try_for_each_init(
+                    || vec![0u8; len],
+                    |raw, (out, (k, &i))| {
+                        images.read(i, raw)?;
+                        let pos = (b * batch + k) as u64;
+                        place(raw, out, shape, augment, &norm, mix(seed, pos));
+                        Ok(())
+                    },
+                );
+            let y = chunk.iter().map(|&i| images.label(i)).collect();
+            let item = built.map(|()| Batch { x, y, n: chunk.len() });
+            let failed = item.is_err();
+            if tx.send(item).is_err() || failed {
+                break;
+            }
+        }
+    });
+    Batches { rx: Some(rx), worker: Some(worker) }
+}
+
+/// Writes one image, augmented and normalised, into `out`.
+fn place(raw: &[u8], out: &mut [f32], [c, h, w]: [usize; 3], aug: Augment, norm: &Normalize, key: u64) {
+    let span = 2 * aug.pad + 1;
+    let dy = (key % span as u64) as usize;
+    let dx = ((key >> 16) % span as u64) as usize;
+    let flip = aug.flip && (key >> 40) & 1 == 1;
+    for ch in 0..c {
+        let (mean, std) = (norm.mean[ch], norm.std[ch]);
+        let src = &raw[ch * h * w..(ch + 1) * h * w];
+        let dst = &mut out[ch * h * w..(ch + 1) * h * w];
+        for y in 0..h {
+            let sy = (y + dy).checked_sub(aug.pad).filter(|&v| v < h);
+            for x in 0..w {
+                // The crop's column shown at x (mirrored when flipping), in source pixels.
+                let cx = if flip { w - 1 - x } else { x };
+                let sx = (cx + dx).checked_sub(aug.pad).filter(|&v| v < w);
+                let v = match (sy, sx) {
+                    (Some(sy), Some(sx)) => f32::from(src[sy * w + sx]) / 255.0,
+                    _ => 0.0,
+                };
+                dst[y * w + x] = (v - mean) / std;
+            }
+        }
+    }
+}
+
+/// SplitMix64 of a pair: a well-spread key per (seed, position).
+fn mix(seed: u64, pos: u64) -> u64 {
+    let mut z = seed.wrapping_add(pos.wrapping_mul(0x9e37_79b9_7f4a_7c15)).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_augmentation_is_plain_normalisation_and_flip_mirrors() {
+        let raw: Vec<u8> = (0..6).map(|v| v * 51).collect(); // 1×2×3
+        let norm = Normalize { mean: vec![0.5], std: vec![0.25] };
+        let mut out = vec![0.0; 6];
+        place(&raw, &mut out, [1, 2, 3], Augment::NONE, &norm, 12345);
+        let want: Vec<f32> = raw.iter().map(|&v| (f32::from(v) / 255.0 - 0.5) / 0.25).collect();
+        assert_eq!(out, want);
+        // A flip with no padding mirrors each row (bit 40 of the key set).
+        place(&raw, &mut out, [1, 2, 3], Augment { pad: 0, flip: true }, &norm, 1 << 40);
+        assert_eq!(out, vec![want[2], want[1], want[0], want[5], want[4], want[3]]);
+    }
+}

@@ -1,0 +1,297 @@
+//! Data sets for `slimc train` / `eval`: Fashion-MNIST and MNIST (IDX files, gzip'd or
+//! not), CIFAR-10/100 (binary batches) and ImageFolder trees. Images are u8 `[C, H, W]`;
+//! batches are normalised f32 with seeded augmentation (random crop with zero padding,
+//! horizontal flip), built on a background thread while the previous batch trains.
+//! Nothing is downloaded: a missing data set is an error that says how to get it.
+
+mod cifar;
+mod folder;
+mod idx;
+mod loader;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+pub use loader::{batches, epoch_order, Batch, Batches};
+
+/// Where Debian's `dataset-fashion-mnist` package puts the files.
+pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// A `--data` value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum DataSpec {
+    FashionMnist(PathBuf),
+    Mnist(PathBuf),
+    Cifar10(PathBuf),
+    Cifar100(PathBuf),
+    ImageFolder(PathBuf),
+}
+
+impl DataSpec {
+    /// `fashion-mnist[:DIR]`, `mnist:DIR`, `cifar10:DIR`, `cifar100:DIR`, `imagefolder:DIR`.
+    pub fn parse(s: &str) -> Result<DataSpec, String> {
+        let (kind, dir) = match s.split_once(':') {
+            Some((k, d)) if !d.is_empty() => (k, Some(PathBuf::from(d))),
+            Some((k, _)) => return Err(format!("`{k}:` needs a directory after the colon")),
+            None => (s, None),
+        };
+        let need = |d: Option<PathBuf>| d.ok_or_else(|| format!("`{kind}` needs a directory: `{kind}:DIR`"));
+        Ok(match kind {
+            "fashion-mnist" => DataSpec::FashionMnist(dir.unwrap_or_else(|| PathBuf::from(FASHION_MNIST_DIR))),
+            "mnist" => DataSpec::Mnist(need(dir)?),
+            "cifar10" => DataSpec::Cifar10(need(dir)?),
+            "cifar100" => DataSpec::Cifar100(need(dir)?),
+            "imagefolder" => DataSpec::ImageFolder(need(dir)?),
+            _ => {
+                return Err(format!(
+                    "unknown data set `{kind}`; use fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR or imagefolder:DIR"
+                ))
+            }
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        match self {
+            DataSpec::FashionMnist(d)
+            | DataSpec::Mnist(d)
+            | DataSpec::Cifar10(d)
+            | DataSpec::Cifar100(d)
+            | DataSpec::ImageFolder(d) => d,
+        }
+    }
+
+    /// The augmentation that suits the data: none for digits, crop + flip otherwise.
+    pub fn augment(&self, size: usize) -> Augment {
+        match self {
+            DataSpec::Mnist(_) => Augment { pad: 0, flip: false },
+            DataSpec::FashionMnist(_) => Augment { pad: 2, flip: true },
+            DataSpec::Cifar10(_) | DataSpec::Cifar100(_) => Augment { pad: 4, flip: true },
+            DataSpec::ImageFolder(_) => Augment { pad: size / 8, flip: true },
+        }
+    }
+}
+
+impl std::fmt::Display for DataSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            DataSpec::FashionMnist(_) => "fashion-mnist",
+            DataSpec::Mnist(_) => "mnist",
+            DataSpec::Cifar10(_) => "cifar10",
+            DataSpec::Cifar100(_) => "cifar100",
+            DataSpec::ImageFolder(_) => "imagefolder",
+        };
+        write!(f, "{kind}:{}", self.dir().display())
+    }
+}
+
+#[derive(Debug)]
+pub enum DataError {
+    /// A file or directory the data set needs is not there.
+    Missing { path: PathBuf, hint: String },
+    /// A file is there but truncated or not in the expected format.
+    Corrupt { path: PathBuf, reason: String },
+    Io { path: PathBuf, error: std::io::Error },
+}
+
+impl std::fmt::Display for DataError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataError::Missing { path, hint } => write!(f, "{} not found; {hint}", path.display()),
+            DataError::Corrupt { path, reason } => write!(f, "{}: {reason}", path.display()),
+            DataError::Io { path, error } => write!(f, "{}: {error}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for DataError {}
+
+/// A source of labelled images, all of one shape.
+pub trait Images: Send + Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// `[C, H, W]`.
+    fn shape(&self) -> [usize; 3];
+    fn label(&self, i: usize) -> u32;
+    /// Writes image `i` (u8, `C·H·W` values) into `out`.
+    fn read(&self, i: usize, out: &mut [u8]) -> Result<(), DataError>;
+}
+
+/// Images held in memory.
+pub struct InMemory {
+    pub shape: [usize; 3],
+    pub pixels: Vec<u8>,
+    pub labels: Vec<u32>,
+}
+
+impl Images for InMemory {
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+    fn shape(&self) -> [usize; 3] {
+        self.shape
+    }
+    fn label(&self, i: usize) -> u32 {
+        self.labels[i]
+    }
+    fn read(&self, i: usize, out: &mut [u8]) -> Result<(), DataError> {
+        let n = self.shape.iter().product::<usize>();
+        out.copy_from_slice(&self.pixels[i * n..(i + 1) * n]);
+        Ok(())
+    }
+}
+
+/// A loaded data set: its training and test images.
+pub struct Dataset {
+    pub spec: DataSpec,
+    pub classes: usize,
+    pub train: Arc<dyn Images>,
+    pub test: Arc<dyn Images>,
+}
+
+impl Dataset {
+    pub fn shape(&self) -> [usize; 3] {
+        self.train.shape()
+    }
+}
+
+/// Loads a data set. `size` is the side ImageFolder images are resized to.
+pub fn load(spec: &DataSpec, size: usize) -> Result<Dataset, DataError> {
+    let dir = spec.dir();
+    if !dir.is_dir() {
+        let hint = match spec {
+            DataSpec::FashionMnist(d) if d == Path::new(FASHION_MNIST_DIR) => {
+                "install it with `sudo apt-get install dataset-fashion-mnist` (or pass --data fashion-mnist:DIR)".into()
+            }
+            DataSpec::FashionMnist(_) | DataSpec::Mnist(_) => idx::LAYOUT.into(),
+            DataSpec::Cifar10(_) => cifar::LAYOUT_10.into(),
+            DataSpec::Cifar100(_) => cifar::LAYOUT_100.into(),
+            DataSpec::ImageFolder(_) => folder::LAYOUT.into(),
+        };
+        return Err(DataError::Missing { path: dir.to_path_buf(), hint });
+    }
+    let (train, test, classes): (Arc<dyn Images>, Arc<dyn Images>, usize) = match spec {
+        DataSpec::FashionMnist(d) | DataSpec::Mnist(d) => {
+            (Arc::new(idx::load(d, "train")?), Arc::new(idx::load(d, "t10k")?), 10)
+        }
+        DataSpec::Cifar10(d) => {
+            let (train, test) = cifar::load(d, false)?;
+            (Arc::new(train), Arc::new(test), 10)
+        }
+        DataSpec::Cifar100(d) => {
+            let (train, test) = cifar::load(d, true)?;
+            (Arc::new(train), Arc::new(test), 100)
+        }
+        DataSpec::ImageFolder(d) => {
+            let (train, test) = folder::load(d, size)?;
+            let classes = train.classes.len();
+            (Arc::new(train), Arc::new(test), classes)
+        }
+    };
+    if train.is_empty() || test.is_empty() {
+        return Err(DataError::Corrupt { path: dir.to_path_buf(), reason: "no images".into() });
+    }
+    Ok(Dataset { spec: spec.clone(), classes, train, test })
+}
+
+/// A subset of a source's images, by index.
+#[derive(Clone)]
+pub struct Split {
+    pub images: Arc<dyn Images>,
+    pub indices: Vec<usize>,
+}
+
+impl Split {
+    pub fn all(images: Arc<dyn Images>) -> Split {
+        let indices = (0..images.len()).collect();
+        Split { images, indices }
+    }
+
+    pub fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.indices.is_empty()
+    }
+
+    /// Divides the split into (train, validation): `val` images drawn by a seeded shuffle.
+    pub fn hold_out(&self, val: usize, seed: u64) -> (Split, Split) {
+        let mut order = self.indices.clone();
+        order.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5eed_0f_da7a));
+        let mut rest = order.split_off(val.min(order.len()));
+        rest.sort_unstable();
+        order.sort_unstable();
+        (Split { images: self.images.clone(), indices: rest }, Split { images: self.images.clone(), indices: order })
+    }
+}
+
+/// The validation size of `--val-fraction`: a fraction of the training set when below 1,
+/// else a number of images.
+pub fn validation_size(val: f64, train: usize) -> Result<usize, String> {
+    let n = if (0.0..1.0).contains(&val) {
+        (val * train as f64).round() as usize
+    } else if val >= 1.0 && val.is_finite() && val.fract() == 0.0 {
+        val as usize
+    } else {
+        return Err(format!("--val-fraction takes a fraction in [0, 1) or a whole number of images, got {val}"));
+    };
+    if n >= train {
+        return Err(format!("--val-fraction {val} leaves no training images (the training set has {train})"));
+    }
+    Ok(n)
+}
+
+/// Random crop (zero padding of `pad` pixels, then a crop of the original size) and
+/// horizontal flip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Augment {
+    pub pad: usize,
+    pub flip: bool,
+}
+
+impl Augment {
+    pub const NONE: Augment = Augment { pad: 0, flip: false };
+}
+
+/// Per-channel mean and standard deviation of pixel values in [0, 1].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Normalize {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Normalize {
+    /// Measured on up to 10 000 images of `split` (evenly spaced, so deterministic).
+    pub fn measure(split: &Split) -> Result<Normalize, DataError> {
+        let [c, h, w] = split.images.shape();
+        let plane = h * w;
+        let take = split.len().min(10_000);
+        let step = (split.len() / take.max(1)).max(1);
+        let mut sum = vec![0f64; c];
+        let mut sq = vec![0f64; c];
+        let mut buf = vec![0u8; c * plane];
+        let mut n = 0usize;
+        for &i in split.indices.iter().step_by(step).take(take) {
+            split.images.read(i, &mut buf)?;
+            for ch in 0..c {
+                for &v in &buf[ch * plane..(ch + 1) * plane] {
+                    let v = f64::from(v) / 255.0;
+                    sum[ch] += v;
+                    sq[ch] += v * v;
+                }
+            }
+            n += plane;
+        }
+        let n = n.max(1) as f64;
+        let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+        let std = sq.iter().zip(&mean).map(|(q, m)| ((q / n - f64::from(*m).powi(2)).max(1e-12).sqrt()) as f32).collect();
+        Ok(Normalize { mean, std })
+    }
+}

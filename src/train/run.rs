@@ -1,0 +1,425 @@
+//! `slimc train`: epochs of slimmable training on a data set, a checkpoint after every
+//! epoch (and where `--max-steps` stops), validation accuracy at the smallest and largest
+//! width, `metrics.jsonl`, and exact resumption. Everything random is a function of the
+//! seed and the step or image position, so a resumed run repeats the original exactly.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::AutodiffModule;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{Optimizer, SgdConfig};
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use super::{eval, step, Sampling, Sandwich, StepOptions};
+use crate::data::{self, Augment, Batch, DataError, DataSpec, Dataset, Normalize, Split};
+use crate::runtime::checkpoint::{self, CheckpointError, Meta};
+use crate::runtime::{RuntimeError, SlimAutodiff, SlimNet, WidthConfig};
+
+/// Which widths each step trains.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Scheme {
+    /// US-Nets: max, min and random widths, inplace distillation.
+    Us,
+    /// S-Nets: every listed width each step, one BN per width.
+    S(Vec<f64>),
+    /// One width, plain training (the baseline).
+    Fixed(f64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Schedule {
+    Cosine,
+    Linear,
+}
+
+/// Everything that determines a run (stored in the checkpoint for `--resume`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainOptions {
+    pub scheme: Scheme,
+    pub sampling: Sampling,
+    pub min_width: f64,
+    pub random: usize,
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    pub schedule: Schedule,
+    /// Linear warm-up, in epochs (may be fractional).
+    pub warmup: f64,
+    pub label_smoothing: f64,
+    pub seed: u64,
+    /// Stop after this many steps in total (a checkpoint is written there).
+    pub max_steps: Option<usize>,
+    /// Images held out of the training set for validation.
+    pub val: usize,
+    /// Batches of BN calibration before each validation.
+    pub calibrate: usize,
+    pub data: DataSpec,
+}
+
+impl TrainOptions {
+    /// The BN switches the model needs: the S-Nets widths, else none (shared BN).
+    pub fn switches(&self) -> Vec<f64> {
+        match &self.scheme {
+            Scheme::S(ws) => ws.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The smallest and largest widths the scheme trains.
+    pub fn extremes(&self) -> (f64, f64) {
+        match &self.scheme {
+            Scheme::Us => (self.min_width, 1.0),
+            Scheme::S(ws) => (ws.iter().copied().fold(f64::INFINITY, f64::min), ws.iter().copied().fold(0.0, f64::max)),
+            Scheme::Fixed(w) => (*w, *w),
+        }
+    }
+}
+
+/// Metrics of one epoch (or of the partial epoch where `--max-steps` stopped).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub step: usize,
+    /// Whether the epoch ran to its end.
+    pub complete: bool,
+    pub train_loss: f64,
+    pub lr: f64,
+    pub min_width: f64,
+    pub max_width: f64,
+    pub val_acc_min: Option<f64>,
+    pub val_acc_max: Option<f64>,
+    pub img_per_s: f64,
+    pub seconds: f64,
+}
+
+/// Where a run stands; stored in `meta.json` under `state`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub options: TrainOptions,
+    pub normalize: Normalize,
+    /// The epoch in progress (0-based) and the batches of it already trained.
+    pub epoch: usize,
+    pub batch: usize,
+    /// Steps trained in total.
+    pub step: usize,
+    pub history: Vec<EpochMetrics>,
+}
+
+/// What the training loop reports as it goes (the CLI draws a progress bar).
+pub trait Progress {
+    fn epoch_start(&mut self, _epoch: usize, _epochs: usize, _steps: usize, _done: usize) {}
+    fn step(&mut self, _loss: f64, _lr: f64, _img_per_s: f64) {}
+    fn validating(&mut self) {}
+    fn epoch_end(&mut self, _metrics: &EpochMetrics) {}
+}
+
+/// Reports nothing.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+#[derive(Debug)]
+pub enum TrainError {
+    Data(DataError),
+    Checkpoint(CheckpointError),
+    Runtime(RuntimeError),
+    /// The loss became NaN or infinite; the last checkpoint is kept.
+    Diverged { step: usize, epoch: usize, loss: f64 },
+    Usage(String),
+}
+
+impl std::fmt::Display for TrainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrainError::Data(e) => e.fmt(f),
+            TrainError::Checkpoint(e) => e.fmt(f),
+            TrainError::Runtime(e) => e.fmt(f),
+            TrainError::Diverged { step, epoch, loss } => write!(
+                f,
+                "the loss became {loss} at step {step} (epoch {}); training stopped, the last good checkpoint is kept \
+                 — try a lower --lr or a longer --warmup",
+                epoch + 1
+            ),
+            TrainError::Usage(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for TrainError {}
+
+impl From<DataError> for TrainError {
+    fn from(e: DataError) -> Self {
+        TrainError::Data(e)
+    }
+}
+impl From<CheckpointError> for TrainError {
+    fn from(e: CheckpointError) -> Self {
+        TrainError::Checkpoint(e)
+    }
+}
+impl From<RuntimeError> for TrainError {
+    fn from(e: RuntimeError) -> Self {
+        TrainError::Runtime(e)
+    }
+}
+
+/// The checkpoint directory of a run directory.
+pub fn checkpoint_dir(run: &Path) -> PathBuf {
+    run.join("checkpoint")
+}
+
+const OPTIMIZER: &str = "optimizer";
+
+/// The train / validation split of a data set for these options.
+pub fn splits(data: &Dataset, opts: &TrainOptions) -> (Split, Split) {
+    Split::all(data.train.clone()).hold_out(opts.val, opts.seed)
+}
+
+/// Learning rate at `step` of `total`: linear warm-up, then cosine or linear decay to 0.
+pub fn learning_rate(opts: &TrainOptions, step: usize, steps_per_epoch: usize) -> f64 {
+    let total = (opts.epochs * steps_per_epoch).max(1) as f64;
+    let warm = (opts.warmup * steps_per_epoch as f64).min(total);
+    let s = step as f64;
+    if s < warm {
+        return opts.lr * (s + 1.0) / warm;
+    }
+    let t = ((s - warm) / (total - warm).max(1.0)).clamp(0.0, 1.0);
+    match opts.schedule {
+        Schedule::Cosine => opts.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()),
+        Schedule::Linear => opts.lr * (1.0 - t),
+    }
+}
+
+/// A batch as tensors on `device`.
+pub fn tensors<B: Backend>(b: &Batch, shape: [usize; 3], device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+    let [c, h, w] = shape;
+    let x = Tensor::from_data(TensorData::new(b.x.clone(), [b.n, c, h, w]), device);
+    let y = Tensor::from_data(TensorData::new(b.y.iter().map(|&v| i64::from(v)).collect::<Vec<_>>(), [b.n]), device);
+    (x, y)
+}
+
+/// The widths of step `step` under the scheme.
+fn step_widths<B: Backend>(model: &SlimNet<B>, opts: &TrainOptions, step: usize) -> Result<Vec<WidthConfig>, RuntimeError> {
+    match &opts.scheme {
+        Scheme::Us => {
+            let sandwich =
+                Sandwich { min_width: opts.min_width, random: opts.random, sampling: opts.sampling.clone(), distill: true };
+            sandwich.widths(model, &mut StdRng::seed_from_u64(opts.seed.wrapping_mul(31).wrapping_add(step as u64)))
+        }
+        Scheme::S(ws) => {
+            let mut ws = ws.clone();
+            ws.sort_by(|a, b| b.total_cmp(a));
+            ws.iter().map(|&w| model.uniform(w)).collect()
+        }
+        Scheme::Fixed(w) => Ok(vec![model.uniform(*w)?]),
+    }
+}
+
+type Sgd<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::Sgd<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>, SlimNet<B>, B>;
+
+fn optimizer<B: SlimAutodiff>(opts: &TrainOptions) -> Sgd<B> {
+    SgdConfig::new()
+        .with_momentum(Some(
+            MomentumConfig::new().with_momentum(opts.momentum).with_dampening(0.0).with_nesterov(opts.momentum > 0.0),
+        ))
+        .init::<B, SlimNet<B>>()
+}
+
+/// A run to start or continue.
+pub struct Run<B: SlimAutodiff> {
+    pub model: SlimNet<B>,
+    pub meta: Meta,
+    pub state: RunState,
+    optim: Sgd<B>,
+}
+
+impl<B: SlimAutodiff> Run<B> {
+    /// A fresh run of `model` (its network compiled from `meta.source`).
+    pub fn start(model: SlimNet<B>, mut meta: Meta, opts: TrainOptions, normalize: Normalize) -> Run<B> {
+        meta.switches = opts.switches();
+        let optim = optimizer::<B>(&opts);
+        let state = RunState { options: opts, normalize, epoch: 0, batch: 0, step: 0, history: Vec::new() };
+        Run { model, meta, state, optim }
+    }
+
+    /// Reopens the run in `run_dir` where its last checkpoint left it.
+    pub fn resume(run_dir: &Path, device: &B::Device) -> Result<Run<B>, TrainError> {
+        let dir = find_checkpoint(run_dir)?;
+        let (model, meta) = checkpoint::load::<B>(&dir, None, device)?;
+        let state: RunState = serde_json::from_value(meta.state.clone()).map_err(|e| CheckpointError::Corrupt {
+            path: dir.join(checkpoint::META),
+            reason: format!("no training state ({e})"),
+        })?;
+        let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+        let path = dir.join(OPTIMIZER);
+        let record = recorder.load(path.clone(), device).map_err(|e| CheckpointError::Corrupt {
+            path: path.with_extension("mpk"),
+            reason: e.to_string(),
+        })?;
+        let optim = optimizer::<B>(&state.options).load_record(record);
+        Ok(Run { model, meta, state, optim })
+    }
+
+    /// Trains until the last epoch or `max_steps`, checkpointing into `run_dir`.
+    pub fn train(
+        mut self,
+        data: &Dataset,
+        run_dir: &Path,
+        device: &B::Device,
+        progress: &mut dyn Progress,
+    ) -> Result<Run<B>, TrainError> {
+        let opts = self.state.options.clone();
+        let (train, val) = splits(data, &opts);
+        let per_epoch = train.len() / opts.batch;
+        if per_epoch == 0 {
+            return Err(TrainError::Usage(format!(
+                "--batch {} is larger than the {} training images",
+                opts.batch,
+                train.len()
+            )));
+        }
+        let shape = data.shape();
+        let augment = opts.data.augment(shape[1]);
+        let step_opts = |lr: f64| StepOptions {
+            distill: matches!(opts.scheme, Scheme::Us),
+            lr,
+            weight_decay: opts.weight_decay,
+            label_smoothing: opts.label_smoothing,
+        };
+        while self.state.epoch < opts.epochs {
+            if opts.max_steps.is_some_and(|m| self.state.step >= m) {
+                break;
+            }
+            let epoch = self.state.epoch;
+            progress.epoch_start(epoch, opts.epochs, per_epoch, self.state.batch);
+            let order = data::epoch_order(&train, opts.seed, epoch);
+            let seed = opts.seed ^ (epoch as u64).wrapping_mul(0x2545_f491_4f6c_dd1d);
+            let batches = data::batches(&train, order, opts.batch, self.state.batch, true, augment, &self.state.normalize, seed);
+            let started = std::time::Instant::now();
+            let (mut loss_sum, mut steps, mut seen, mut lr) = (0.0, 0usize, 0usize, 0.0);
+            for batch in batches {
+                let batch = batch?;
+                lr = learning_rate(&opts, self.state.step, per_epoch);
+                let widths = step_widths(&self.model, &opts, self.state.step)?;
+                B::seed(device, opts.seed.wrapping_add(self.state.step as u64));
+                let (x, y) = tensors::<B>(&batch, shape, device);
+                let (model, loss) = step(self.model, &mut self.optim, x, y, &widths, &step_opts(lr))?;
+                self.model = model;
+                let loss = f64::from(loss);
+                if !loss.is_finite() {
+                    return Err(TrainError::Diverged { step: self.state.step, epoch, loss });
+                }
+                self.state.step += 1;
+                self.state.batch += 1;
+                loss_sum += loss;
+                steps += 1;
+                seen += batch.n;
+                progress.step(loss, lr, seen as f64 / started.elapsed().as_secs_f64());
+                if opts.max_steps.is_some_and(|m| self.state.step >= m) {
+                    break;
+                }
+            }
+            let complete = self.state.batch >= per_epoch;
+            progress.validating();
+            let seconds = started.elapsed().as_secs_f64();
+            let (min_w, max_w) = opts.extremes();
+            let inner = self.model.valid();
+            let mut acc = Vec::new();
+            for w in [min_w, max_w] {
+                let cfg = inner.uniform(w)?;
+                let (stats, result) = if val.is_empty() {
+                    (None, None)
+                } else {
+                    let calib = eval::calibration(&inner, &cfg, &train, &self.state.normalize, opts.batch, opts.calibrate, device)?;
+                    let r = eval::accuracy(&inner, &cfg, &calib, &val, &self.state.normalize, opts.batch, device)?;
+                    (Some(calib), Some(r.top1))
+                };
+                if let Some(s) = stats {
+                    let host = s.to_host();
+                    self.meta.bn.retain(|b| b.key != host.key);
+                    self.meta.bn.push(host);
+                }
+                acc.push(result);
+            }
+            let metrics = EpochMetrics {
+                epoch: epoch + 1,
+                step: self.state.step,
+                complete,
+                train_loss: loss_sum / steps.max(1) as f64,
+                lr,
+                min_width: min_w,
+                max_width: max_w,
+                val_acc_min: acc[0],
+                val_acc_max: acc[1],
+                img_per_s: seen as f64 / seconds.max(1e-9),
+                seconds,
+            };
+            if complete {
+                self.state.epoch += 1;
+                self.state.batch = 0;
+            }
+            self.state.history.push(metrics.clone());
+            self.save(run_dir)?;
+            progress.epoch_end(&metrics);
+        }
+        Ok(self)
+    }
+
+    /// Writes the checkpoint (a fresh directory renamed over the old one) and
+    /// `metrics.jsonl` (rewritten from the state, so the two always agree).
+    pub fn save(&mut self, run_dir: &Path) -> Result<(), TrainError> {
+        self.meta.state = serde_json::to_value(&self.state).map_err(|e| TrainError::Usage(e.to_string()))?;
+        let dir = checkpoint_dir(run_dir);
+        let fresh = run_dir.join("checkpoint.tmp-write");
+        let old = run_dir.join("checkpoint.old");
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |error| TrainError::Checkpoint(CheckpointError::Io { path, error })
+        };
+        if fresh.exists() {
+            std::fs::remove_dir_all(&fresh).map_err(io(&fresh))?;
+        }
+        checkpoint::save(&self.model, &self.meta, &fresh)?;
+        let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+        recorder
+            .record(self.optim.to_record(), fresh.join(OPTIMIZER))
+            .map_err(|e| CheckpointError::Corrupt { path: fresh.join(OPTIMIZER), reason: e.to_string() })?;
+        if dir.exists() {
+            if old.exists() {
+                std::fs::remove_dir_all(&old).map_err(io(&old))?;
+            }
+            std::fs::rename(&dir, &old).map_err(io(&dir))?;
+        }
+        std::fs::rename(&fresh, &dir).map_err(io(&dir))?;
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(io(&old))?;
+        }
+        let mut lines = String::new();
+        for m in &self.state.history {
+            lines.push_str(&serde_json::to_string(m).map_err(|e| TrainError::Usage(e.to_string()))?);
+            lines.push('\n');
+        }
+        checkpoint::write_atomic(&run_dir.join("metrics.jsonl"), lines.as_bytes())?;
+        Ok(())
+    }
+}
+
+/// The checkpoint directory `path` names: a run directory's `checkpoint/` (or, after an
+/// interrupted save, `checkpoint.old/`), or a checkpoint directory itself.
+pub fn find_checkpoint(path: &Path) -> Result<PathBuf, TrainError> {
+    for dir in [checkpoint_dir(path), path.join("checkpoint.old"), path.to_path_buf()] {
+        if dir.join(checkpoint::META).is_file() {
+            return Ok(dir);
+        }
+    }
+    Err(TrainError::Usage(format!("{} is neither a run directory nor a checkpoint (no meta.json)", path.display())))
+}
+
+/// Augmentation for evaluation and calibration: none.
+pub const EVAL_AUGMENT: Augment = Augment::NONE;
