@@ -245,7 +245,12 @@ fn load_network(file: &PathBuf, network: Option<&str>, compile: &CompileArgs) ->
 }
 
 /// Compiles `bytes` (read from `file`) and picks the network to use.
-fn compile_one(file: &PathBuf, bytes: &[u8], network: Option<&str>, options: &Options) -> Result<Network, Failure> {
+fn compile_one(
+    file: &std::path::Path,
+    bytes: &[u8],
+    network: Option<&str>,
+    options: &Options,
+) -> Result<Network, Failure> {
     check_settings(bytes, options, network)?;
     let shown = file.display().to_string();
     let nets = slimc::compile_bytes(bytes, &shown, options).map_err(|d| {

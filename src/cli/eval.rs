@@ -89,7 +89,8 @@ pub fn parse_widths(s: &str) -> Result<Vec<f64>, String> {
 }
 
 fn parse_configs(path: &Path, dims: usize) -> Result<Vec<Vec<f64>>, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
@@ -220,7 +221,13 @@ fn eval<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(());
     }
-    println!("{} on {} ({} test images, BN calibrated on {} batches)", net.name, opts.data, main.test.len(), a.calibrate);
+    println!(
+        "{} on {} ({} test images, BN calibrated on {} batches)",
+        net.name,
+        opts.data,
+        main.test.len(),
+        a.calibrate
+    );
     println!("{:<28} {:>8} {:>8} {:>8} {:>10} {:>10}", "series", "width", "top-1", "top-5", "MACs", "params");
     for r in &rows {
         let width = r.width.map_or_else(|| "config".to_string(), |w| format!("{w}"));

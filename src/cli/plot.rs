@@ -23,7 +23,11 @@ pub fn pareto(path: &Path, network: &str, rows: &[Row]) -> Result<(), String> {
     result.map_err(|e| format!("cannot draw {}: {e}", path.display()))
 }
 
-fn draw<DB: DrawingBackend>(area: DrawingArea<DB, plotters::coord::Shift>, network: &str, rows: &[Row]) -> Result<(), String>
+fn draw<DB: DrawingBackend>(
+    area: DrawingArea<DB, plotters::coord::Shift>,
+    network: &str,
+    rows: &[Row],
+) -> Result<(), String>
 where
     DB::ErrorType: 'static,
 {

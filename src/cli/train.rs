@@ -205,9 +205,18 @@ fn train<B: SlimAutodiff>(a: &TrainArgs, dev: B::Device) -> Result<(), Failure> 
     let run = run.train(&data, &run_dir, &dev, &mut progress).map_err(fail)?;
     progress.finish();
     let s = &run.state;
-    eprintln!("checkpoint: {}  metrics: {}", run::checkpoint_dir(&run_dir).display(), run_dir.join("metrics.jsonl").display());
+    eprintln!(
+        "checkpoint: {}  metrics: {}",
+        run::checkpoint_dir(&run_dir).display(),
+        run_dir.join("metrics.jsonl").display()
+    );
     if s.epoch < s.options.epochs {
-        eprintln!("stopped at step {} (epoch {}); continue with `slimc train --resume {}`", s.step, s.epoch + 1, run_dir.display());
+        eprintln!(
+            "stopped at step {} (epoch {}); continue with `slimc train --resume {}`",
+            s.step,
+            s.epoch + 1,
+            run_dir.display()
+        );
     }
     Ok(())
 }
@@ -224,7 +233,10 @@ fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, Pat
         .ok()
         .and_then(slimc::network_params)
         .map(|nets| {
-            nets.into_iter().filter(|(n, _)| a.network.as_deref().is_none_or(|w| w == n)).flat_map(|(_, ps)| ps).collect()
+            nets.into_iter()
+                .filter(|(n, _)| a.network.as_deref().is_none_or(|w| w == n))
+                .flat_map(|(_, ps)| ps)
+                .collect()
         })
         .unwrap_or_default();
     let given = |o: &slimc::Options, k: &str| o.settings.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
@@ -272,7 +284,13 @@ fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, Pat
             run_dir.display()
         )));
     }
-    let meta = Meta::new(&file.display().to_string(), std::str::from_utf8(&bytes).unwrap_or_default(), &net, &options, opts.switches());
+    let meta = Meta::new(
+        &file.display().to_string(),
+        std::str::from_utf8(&bytes).unwrap_or_default(),
+        &net,
+        &options,
+        opts.switches(),
+    );
     let model = SlimNet::<B>::new(Arc::new(net), opts.switches(), opts.seed, dev);
     Ok((Run::start(model, meta, opts, normalize), run_dir, data))
 }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use super::{DataError, InMemory};
 
-pub const LAYOUT_10: &str = "expected the CIFAR-10 binary version: data_batch_1.bin … data_batch_5.bin and test_batch.bin \
+pub const LAYOUT_10: &str =
+    "expected the CIFAR-10 binary version: data_batch_1.bin … data_batch_5.bin and test_batch.bin \
      (from cifar-10-binary.tar.gz)";
 pub const LAYOUT_100: &str =
     "expected the CIFAR-100 binary version: train.bin and test.bin (from cifar-100-binary.tar.gz)";

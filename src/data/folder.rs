@@ -9,7 +9,8 @@ use image::imageops::FilterType;
 
 use super::{DataError, Images};
 
-pub const LAYOUT: &str = "expected DIR/train/<class>/<image>.{jpg,jpeg,png} and DIR/val/<class>/... (one folder per class)";
+pub const LAYOUT: &str =
+    "expected DIR/train/<class>/<image>.{jpg,jpeg,png} and DIR/val/<class>/... (one folder per class)";
 
 pub struct Folder {
     pub classes: Vec<String>,
@@ -60,7 +61,10 @@ fn scan(dir: &Path, classes: &[String], size: usize) -> Result<Folder, DataError
         files.extend(paths.into_iter().map(|p| (p, label as u32)));
     }
     if files.is_empty() {
-        return Err(DataError::Corrupt { path: dir.into(), reason: "no .jpg/.jpeg/.png images in the class folders".into() });
+        return Err(DataError::Corrupt {
+            path: dir.into(),
+            reason: "no .jpg/.jpeg/.png images in the class folders".into(),
+        });
     }
     Ok(Folder { classes: classes.to_vec(), files, size })
 }

@@ -49,22 +49,32 @@ pub fn epoch_order(split: &Split, seed: u64, epoch: usize) -> Vec<usize> {
     order
 }
 
-/// Batches of `order` (image indices of `split.images`), skipping the first `skip`
-/// batches; the last short batch is kept unless `drop_last`.
-pub fn batches(
-    split: &Split,
-    order: Vec<usize>,
-    batch: usize,
-    skip: usize,
-    drop_last: bool,
-    augment: Augment,
-    norm: &Normalize,
-    seed: u64,
-) -> Batches {
+/// How to cut an order into batches.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    pub batch: usize,
+    /// Batches already consumed (a resumed epoch starts after them).
+    pub skip: usize,
+    /// Drop the last short batch (training) or keep it (evaluation).
+    pub drop_last: bool,
+    pub augment: Augment,
+    pub seed: u64,
+}
+
+impl Plan {
+    /// Every image once, in order, without augmentation.
+    pub fn eval(batch: usize) -> Plan {
+        Plan { batch, skip: 0, drop_last: false, augment: Augment::NONE, seed: 0 }
+    }
+}
+
+/// Batches of `order` (image indices of `split.images`) cut by `plan`.
+pub fn batches(split: &Split, order: Vec<usize>, norm: &Normalize, plan: Plan) -> Batches {
     let (tx, rx) = sync_channel(2);
     let images = split.images.clone();
     let norm = norm.clone();
-    let batch = batch.max(1);
+    let Plan { skip, drop_last, augment, seed, .. } = plan;
+    let batch = plan.batch.max(1);
     let worker = std::thread::spawn(move || {
         let shape = images.shape();
         let len = shape.iter().product::<usize>();

@@ -17,7 +17,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-pub use loader::{batches, epoch_order, Batch, Batches};
+pub use loader::{batches, epoch_order, Batch, Batches, Plan};
 
 /// Where Debian's `dataset-fashion-mnist` package puts the files.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -92,10 +92,19 @@ impl std::fmt::Display for DataSpec {
 #[derive(Debug)]
 pub enum DataError {
     /// A file or directory the data set needs is not there.
-    Missing { path: PathBuf, hint: String },
+    Missing {
+        path: PathBuf,
+        hint: String,
+    },
     /// A file is there but truncated or not in the expected format.
-    Corrupt { path: PathBuf, reason: String },
-    Io { path: PathBuf, error: std::io::Error },
+    Corrupt {
+        path: PathBuf,
+        reason: String,
+    },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 impl std::fmt::Display for DataError {
@@ -224,7 +233,7 @@ impl Split {
     /// Divides the split into (train, validation): `val` images drawn by a seeded shuffle.
     pub fn hold_out(&self, val: usize, seed: u64) -> (Split, Split) {
         let mut order = self.indices.clone();
-        order.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5eed_0f_da7a));
+        order.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x005e_ed0f_da7a));
         let mut rest = order.split_off(val.min(order.len()));
         rest.sort_unstable();
         order.sort_unstable();
@@ -291,7 +300,8 @@ impl Normalize {
         }
         let n = n.max(1) as f64;
         let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
-        let std = sq.iter().zip(&mean).map(|(q, m)| ((q / n - f64::from(*m).powi(2)).max(1e-12).sqrt()) as f32).collect();
+        let std =
+            sq.iter().zip(&mean).map(|(q, m)| ((q / n - f64::from(*m).powi(2)).max(1e-12).sqrt()) as f32).collect();
         Ok(Normalize { mean, std })
     }
 }

@@ -1,8 +1,8 @@
 //! Accuracy of a trained network at a width: BN calibration on training batches (no
 //! augmentation, cumulative average), then top-1 / top-5 on a held-out split.
 
-use super::run::{tensors, TrainError, EVAL_AUGMENT};
-use crate::data::{self, Normalize, Split};
+use super::run::{tensors, TrainError};
+use crate::data::{self, Normalize, Plan, Split};
 use crate::runtime::{calibrate, BnSet, Mode, SlimBackend, SlimNet, WidthConfig};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -25,15 +25,15 @@ pub fn calibration<B: SlimBackend>(
 ) -> Result<BnSet<B>, TrainError> {
     let shape = split.images.shape();
     let mut failed = None;
-    let stream = data::batches(split, split.indices.clone(), batch, 0, false, EVAL_AUGMENT, norm, 0)
-        .take(batches.max(1))
-        .map_while(|b| match b {
+    let stream = data::batches(split, split.indices.clone(), norm, Plan::eval(batch)).take(batches.max(1)).map_while(
+        |b| match b {
             Ok(b) => Some(tensors::<B>(&b, shape, device).0),
             Err(e) => {
                 failed = Some(e);
                 None
             }
-        });
+        },
+    );
     let stats = calibrate(model, cfg, stream)?;
     match failed {
         Some(e) => Err(e.into()),
@@ -53,7 +53,7 @@ pub fn accuracy<B: SlimBackend>(
 ) -> Result<Accuracy, TrainError> {
     let shape = split.images.shape();
     let (mut top1, mut top5, mut n, mut classes) = (0usize, 0usize, 0usize, 0usize);
-    for b in data::batches(split, split.indices.clone(), batch, 0, false, EVAL_AUGMENT, norm, 0) {
+    for b in data::batches(split, split.indices.clone(), norm, Plan::eval(batch)) {
         let b = b?;
         let (x, _) = tensors::<B>(&b, shape, device);
         let logits = model.forward(x, cfg, Mode::Eval(stats))?.logits;

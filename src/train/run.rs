@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::{eval, step, Sampling, Sandwich, StepOptions};
-use crate::data::{self, Augment, Batch, DataError, DataSpec, Dataset, Normalize, Split};
+use crate::data::{self, Batch, DataError, DataSpec, Dataset, Normalize, Plan, Split};
 use crate::runtime::checkpoint::{self, CheckpointError, Meta};
 use crate::runtime::{RuntimeError, SlimAutodiff, SlimNet, WidthConfig};
 
@@ -130,7 +130,11 @@ pub enum TrainError {
     Checkpoint(CheckpointError),
     Runtime(RuntimeError),
     /// The loss became NaN or infinite; the last checkpoint is kept.
-    Diverged { step: usize, epoch: usize, loss: f64 },
+    Diverged {
+        step: usize,
+        epoch: usize,
+        loss: f64,
+    },
     Usage(String),
 }
 
@@ -205,11 +209,19 @@ pub fn tensors<B: Backend>(b: &Batch, shape: [usize; 3], device: &B::Device) -> 
 }
 
 /// The widths of step `step` under the scheme.
-fn step_widths<B: Backend>(model: &SlimNet<B>, opts: &TrainOptions, step: usize) -> Result<Vec<WidthConfig>, RuntimeError> {
+fn step_widths<B: Backend>(
+    model: &SlimNet<B>,
+    opts: &TrainOptions,
+    step: usize,
+) -> Result<Vec<WidthConfig>, RuntimeError> {
     match &opts.scheme {
         Scheme::Us => {
-            let sandwich =
-                Sandwich { min_width: opts.min_width, random: opts.random, sampling: opts.sampling.clone(), distill: true };
+            let sandwich = Sandwich {
+                min_width: opts.min_width,
+                random: opts.random,
+                sampling: opts.sampling.clone(),
+                distill: true,
+            };
             sandwich.widths(model, &mut StdRng::seed_from_u64(opts.seed.wrapping_mul(31).wrapping_add(step as u64)))
         }
         Scheme::S(ws) => {
@@ -221,7 +233,11 @@ fn step_widths<B: Backend>(model: &SlimNet<B>, opts: &TrainOptions, step: usize)
     }
 }
 
-type Sgd<B> = burn::optim::adaptor::OptimizerAdaptor<burn::optim::Sgd<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>, SlimNet<B>, B>;
+type Sgd<B> = burn::optim::adaptor::OptimizerAdaptor<
+    burn::optim::Sgd<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>,
+    SlimNet<B>,
+    B,
+>;
 
 fn optimizer<B: SlimAutodiff>(opts: &TrainOptions) -> Sgd<B> {
     SgdConfig::new()
@@ -258,10 +274,9 @@ impl<B: SlimAutodiff> Run<B> {
         })?;
         let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
         let path = dir.join(OPTIMIZER);
-        let record = recorder.load(path.clone(), device).map_err(|e| CheckpointError::Corrupt {
-            path: path.with_extension("mpk"),
-            reason: e.to_string(),
-        })?;
+        let record = recorder
+            .load(path.clone(), device)
+            .map_err(|e| CheckpointError::Corrupt { path: path.with_extension("mpk"), reason: e.to_string() })?;
         let optim = optimizer::<B>(&state.options).load_record(record);
         Ok(Run { model, meta, state, optim })
     }
@@ -300,7 +315,8 @@ impl<B: SlimAutodiff> Run<B> {
             progress.epoch_start(epoch, opts.epochs, per_epoch, self.state.batch);
             let order = data::epoch_order(&train, opts.seed, epoch);
             let seed = opts.seed ^ (epoch as u64).wrapping_mul(0x2545_f491_4f6c_dd1d);
-            let batches = data::batches(&train, order, opts.batch, self.state.batch, true, augment, &self.state.normalize, seed);
+            let plan = Plan { batch: opts.batch, skip: self.state.batch, drop_last: true, augment, seed };
+            let batches = data::batches(&train, order, &self.state.normalize, plan);
             let started = std::time::Instant::now();
             let (mut loss_sum, mut steps, mut seen, mut lr) = (0.0, 0usize, 0usize, 0.0);
             for batch in batches {
@@ -336,7 +352,15 @@ impl<B: SlimAutodiff> Run<B> {
                 let (stats, result) = if val.is_empty() {
                     (None, None)
                 } else {
-                    let calib = eval::calibration(&inner, &cfg, &train, &self.state.normalize, opts.batch, opts.calibrate, device)?;
+                    let calib = eval::calibration(
+                        &inner,
+                        &cfg,
+                        &train,
+                        &self.state.normalize,
+                        opts.batch,
+                        opts.calibrate,
+                        device,
+                    )?;
                     let r = eval::accuracy(&inner, &cfg, &calib, &val, &self.state.normalize, opts.batch, device)?;
                     (Some(calib), Some(r.top1))
                 };
@@ -420,6 +444,3 @@ pub fn find_checkpoint(path: &Path) -> Result<PathBuf, TrainError> {
     }
     Err(TrainError::Usage(format!("{} is neither a run directory nor a checkpoint (no meta.json)", path.display())))
 }
-
-/// Augmentation for evaluation and calibration: none.
-pub const EVAL_AUGMENT: Augment = Augment::NONE;

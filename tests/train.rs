@@ -1,0 +1,302 @@
+//! `slimc train` / `eval` end to end on a tiny synthetic data set written in the MNIST
+//! IDX format (so the real reader runs), and, where the Debian package is installed, a
+//! short real Fashion-MNIST run with a stated accuracy bar.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use burn::tensor::backend::Backend;
+use flate2::write::GzEncoder;
+use slimc::runtime::checkpoint;
+use slimc::runtime::device::Cpu;
+use slimc::runtime::SlimNet;
+
+fn slimc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_slimc")).args(args).output().expect("slimc runs")
+}
+
+fn ok(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A fresh scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("slimc-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn gz(path: &Path, bytes: &[u8]) {
+    let mut e = GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap();
+}
+
+/// Writes an IDX data set of `n` training and `n / 4` test images, 12×12, 10 classes:
+/// class k is a bright 3×3 square at the k-th of ten positions, on noise.
+fn synthetic(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (prefix, count, seed) in [("train", n, 1u64), ("t10k", n / 4, 2)] {
+        let mut images = vec![0, 0, 8, 3];
+        for d in [count as u32, 12, 12] {
+            images.extend(d.to_be_bytes());
+        }
+        let mut labels = vec![0, 0, 8, 1];
+        labels.extend((count as u32).to_be_bytes());
+        let mut state = seed;
+        let mut noise = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 60) as u8 * 3
+        };
+        for i in 0..count {
+            let class = (i * 7 + seed as usize) % 10;
+            let (cy, cx) = (1 + (class / 5) * 6, 1 + (class % 5) * 2);
+            for y in 0..12 {
+                for x in 0..12 {
+                    let on = (cy..cy + 3).contains(&y) && (cx..cx + 3).contains(&x);
+                    images.push(if on { 200 + noise() } else { noise() });
+                }
+            }
+            labels.push(class as u8);
+        }
+        gz(&dir.join(format!("{prefix}-images-idx3-ubyte.gz")), &images);
+        gz(&dir.join(format!("{prefix}-labels-idx1-ubyte.gz")), &labels);
+    }
+}
+
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Every parameter of a checkpoint, flattened in order.
+fn weights(run: &Path) -> Vec<f32> {
+    let (model, _) = checkpoint::load::<Cpu>(&run.join("checkpoint"), None, &Default::default()).unwrap();
+    flatten(&model)
+}
+
+fn flatten<B: Backend>(m: &SlimNet<B>) -> Vec<f32> {
+    let mut out = Vec::new();
+    for p in &m.layers {
+        let mut push = |d: burn::tensor::TensorData| out.extend(d.iter::<f32>());
+        if let Some(w) = &p.conv {
+            push(w.val().into_data());
+        }
+        if let Some(w) = &p.linear {
+            push(w.val().into_data());
+        }
+        for t in p.bias.iter().chain(&p.gamma).chain(&p.beta) {
+            push(t.val().into_data());
+        }
+    }
+    out
+}
+
+const TINY: &[&str] = &["--batch", "32", "--val-fraction", "64", "--calibrate", "2", "--quiet", "--lr", "0.05"];
+
+#[test]
+fn us_training_learns_and_eval_reports_every_width() {
+    let dir = scratch("learn");
+    synthetic(&dir.join("data"), 512);
+    let data = format!("mnist:{}", dir.join("data").display());
+    let run = dir.join("run");
+    let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--epochs", "3"];
+    let out = run.display().to_string();
+    args.extend(["--out", &out]);
+    args.extend(TINY);
+    ok(&slimc(&args));
+    let m = metrics(&run);
+    assert_eq!(m.len(), 3, "one metrics line per epoch");
+    let last = &m[2];
+    assert_eq!(last["complete"], true);
+    assert!(last["val_acc_max"].as_f64().unwrap() > 0.9, "{last}");
+    assert!(last["val_acc_min"].as_f64().unwrap() > 0.8, "{last}");
+
+    let plot = dir.join("curve.svg").display().to_string();
+    let o = slimc(&["eval", &out, "--widths", "0.25:1.0:0.25", "--calibrate", "2", "--json", "--plot", &plot]);
+    let doc: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+    let rows = doc["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    let macs: Vec<u64> = rows.iter().map(|r| r["macs"].as_u64().unwrap()).collect();
+    assert!(macs.windows(2).all(|w| w[0] < w[1]), "MACs grow with width: {macs:?}");
+    assert!(rows.iter().all(|r| r["top1"].as_f64().unwrap() > 0.8), "{rows:?}");
+    assert!(rows.iter().all(|r| r["top5"].as_f64().unwrap() >= r["top1"].as_f64().unwrap()));
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("MACs"), "an SVG with axis labels");
+
+    // A fixed-width baseline overlays; the table form names it.
+    let base = dir.join("fixed").display().to_string();
+    let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--epochs", "1", "--scheme", "fixed"];
+    args.extend(["--width", "0.5", "--out", &base]);
+    args.extend(TINY);
+    ok(&slimc(&args));
+    let png = dir.join("curve.png").display().to_string();
+    let table = ok(&slimc(&["eval", &out, "--baseline", &base, "--calibrate", "1", "--plot", &png]));
+    assert!(table.contains("slimmable") && table.contains(&base), "{table}");
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn resume_continues_exactly_where_the_run_stopped() {
+    let dir = scratch("resume");
+    synthetic(&dir.join("data"), 256);
+    let data = format!("mnist:{}", dir.join("data").display());
+    let straight = dir.join("straight").display().to_string();
+    let split = dir.join("split").display().to_string();
+    let train = |out: &str, steps: &str| {
+        let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--epochs", "2", "--out", out];
+        args.extend(["--max-steps", steps]);
+        args.extend(TINY);
+        ok(&slimc(&args));
+    };
+    train(&straight, "9");
+    train(&split, "4");
+    // Interrupted mid-epoch (the epoch has 6 steps), then resumed past the epoch end.
+    ok(&slimc(&["train", "--resume", &split, "--max-steps", "9", "--quiet"]));
+    let (a, b) = (weights(Path::new(&straight)), weights(Path::new(&split)));
+    assert_eq!(a.len(), b.len());
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(diff < 1e-5, "resumed weights differ from the uninterrupted run's by {diff}");
+    let (ma, mb) = (metrics(Path::new(&straight)), metrics(Path::new(&split)));
+    let last = |m: &[serde_json::Value]| m.last().unwrap()["step"].as_u64().unwrap();
+    assert_eq!(last(&ma), 9);
+    assert_eq!(last(&mb), 9);
+    // Training on into a finished run's directory without --resume is refused.
+    let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--out", &straight];
+    args.extend(TINY);
+    let o = slimc(&args);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--resume"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_diverging_run_stops_and_keeps_its_last_checkpoint() {
+    let dir = scratch("nan");
+    synthetic(&dir.join("data"), 256);
+    let data = format!("mnist:{}", dir.join("data").display());
+    let out = dir.join("run").display().to_string();
+    let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--epochs", "1", "--out", &out];
+    args.extend(TINY);
+    ok(&slimc(&args));
+    let before = weights(Path::new(&out));
+    // Raise the learning rate in the stored options until the loss overflows.
+    let meta_path = Path::new(&out).join("checkpoint").join(checkpoint::META);
+    let mut meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    meta["state"]["options"]["lr"] = serde_json::json!(1e30);
+    meta["state"]["options"]["warmup"] = serde_json::json!(0.0);
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let o = slimc(&["train", "--resume", &out, "--epochs", "3", "--quiet"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("the loss became") && err.contains("last good checkpoint"), "{err}");
+    assert_eq!(weights(Path::new(&out)), before, "the checkpoint is untouched");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn missing_and_corrupt_data_are_clear_errors_and_write_nothing() {
+    let dir = scratch("baddata");
+    let out = dir.join("run");
+    let out_s = out.display().to_string();
+    let run = |data: &str| slimc(&["train", "models/resnet20.slim", "--data", data, "--out", &out_s, "--quiet"]);
+
+    let o = run("fashion-mnist:/no/such/dir");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("train-images-idx3-ubyte"));
+
+    let o = run("cifar10:/no/such/dir");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("data_batch_1.bin"));
+
+    let o = run("imagenet:/x");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown data set"));
+
+    // A truncated gzip file.
+    let data = dir.join("data");
+    synthetic(&data, 64);
+    let f = data.join("train-images-idx3-ubyte.gz");
+    let bytes = std::fs::read(&f).unwrap();
+    std::fs::write(&f, &bytes[..bytes.len() / 2]).unwrap();
+    let o = run(&format!("mnist:{}", data.display()));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("gzip"), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Pixels that do not match the header.
+    let mut idx = vec![0, 0, 8, 3];
+    for d in [64u32, 12, 12] {
+        idx.extend(d.to_be_bytes());
+    }
+    idx.extend(vec![0u8; 100]);
+    gz(&f, &idx);
+    let o = run(&format!("mnist:{}", data.display()));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bytes of pixels"));
+    assert!(!out.exists(), "a failed start writes nothing");
+
+    // Bad flags.
+    synthetic(&data, 64);
+    let d = format!("mnist:{}", data.display());
+    for bad in [
+        vec!["--scheme", "fixed"],
+        vec!["--scheme", "zz"],
+        vec!["--min-width", "0"],
+        vec!["--val-fraction", "64"],
+        vec!["--batch", "0"],
+    ] {
+        let mut args = vec!["train", "models/resnet20.slim", "--data", &d, "--out", &out_s, "--quiet"];
+        args.extend(bad.iter().copied());
+        let o = slimc(&args);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert!(!out.exists());
+    assert_eq!(slimc(&["eval", "/no/such/run"]).status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A short ResNet-20 run on the real Fashion-MNIST (Debian's `dataset-fashion-mnist`).
+/// CI installs the package and sets SLIMC_REQUIRE_DATA=1, which makes its absence a
+/// failure; elsewhere the test is skipped when the package is not installed.
+#[test]
+fn real_fashion_mnist_short_run_beats_the_stated_accuracy() {
+    let required = std::env::var("SLIMC_REQUIRE_DATA").is_ok_and(|v| v == "1");
+    if !Path::new(slimc::data::FASHION_MNIST_DIR).is_dir() {
+        assert!(!required, "SLIMC_REQUIRE_DATA=1 but {} is missing", slimc::data::FASHION_MNIST_DIR);
+        eprintln!("skipped: {} not installed", slimc::data::FASHION_MNIST_DIR);
+        return;
+    }
+    let dir = scratch("fashion");
+    let out = dir.join("run").display().to_string();
+    ok(&slimc(&[
+        "train",
+        "models/resnet20.slim",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "150",
+        "--lr",
+        "0.05",
+        "--val-fraction",
+        "2000",
+        "--out",
+        &out,
+        "--quiet",
+    ]));
+    let m = metrics(Path::new(&out));
+    let last = m.last().unwrap();
+    let (min, max) = (last["val_acc_min"].as_f64().unwrap(), last["val_acc_max"].as_f64().unwrap());
+    eprintln!("Fashion-MNIST after 150 steps: {min:.3} at 0.25, {max:.3} at 1.0");
+    assert!(max > FASHION_MAX && min > FASHION_MIN, "{min:.3} at 0.25 / {max:.3} at 1.0");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The accuracy bars of the real run (validation top-1 after 150 US steps of batch 128).
+const FASHION_MAX: f64 = 0.45;
+const FASHION_MIN: f64 = 0.45;
