@@ -44,6 +44,8 @@ enum Command {
     Train(Box<cli::train::TrainArgs>),
     /// Accuracy, MACs and parameters of a trained network at many widths.
     Eval(cli::eval::EvalArgs),
+    /// AutoSlim greedy search for the best configuration at target MACs.
+    Search(cli::search::SearchArgs),
 }
 
 #[derive(Args)]
@@ -116,6 +118,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench(&args),
         Command::Train(args) => cli::train::run(&args),
         Command::Eval(args) => cli::eval::run(&args),
+        Command::Search(args) => cli::search::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

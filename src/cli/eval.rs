@@ -13,7 +13,9 @@ use slimc::runtime::checkpoint;
 use slimc::runtime::device::DeviceSpec;
 use slimc::runtime::{SlimBackend, SlimNet, WidthConfig};
 use slimc::train::eval::{accuracy, calibration};
+use slimc::ir::Network;
 use slimc::train::run::{self, RunState, Scheme};
+use slimc::train::search::SearchState;
 
 use super::{device, fail, plot};
 use crate::Failure;
@@ -55,7 +57,7 @@ pub struct EvalArgs {
 /// One evaluated configuration.
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
-    /// The series: `slimmable` or a baseline's path.
+    /// The series: `slimmable`, `search`, `uniform (same MACs)` or `fixed: PATH`.
     pub series: String,
     pub width: Option<f64>,
     pub wm: Vec<f64>,
@@ -88,9 +90,37 @@ pub fn parse_widths(s: &str) -> Result<Vec<f64>, String> {
     Ok(ws)
 }
 
-fn parse_configs(path: &Path, dims: usize) -> Result<Vec<Vec<f64>>, Failure> {
+/// What to evaluate.
+enum Target {
+    /// One multiplier for the network (and its BN switch, if any).
+    Uniform(f64),
+    /// One multiplier per search dimension.
+    Multipliers(Vec<f64>),
+    /// Exact channels per dimension (a `slimc search` result), labelled with its series.
+    Channels(Vec<u32>),
+    /// The largest uniform width with at most these MACs.
+    SameMacs(u64),
+}
+
+/// `--configs FILE`: the JSON `slimc search` writes (each target's channels, then the
+/// uniform width of the same MACs), or text lines of per-dimension multipliers.
+fn parse_configs(path: &Path, net: &Network) -> Result<Vec<Target>, Failure> {
     let text =
         std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
+    let dims = net.space.search_dim();
+    if text.trim_start().starts_with('{') {
+        let state: SearchState = serde_json::from_str(&text)
+            .map_err(|e| Failure::Usage(format!("{} is not a `slimc search` result: {e}", path.display())))?;
+        if state.network != net.name || state.found.iter().any(|f| !net.space.admits(&f.point.channels)) {
+            return Err(Failure::Usage(format!("{} was searched on another network", path.display())));
+        }
+        let mut found = state.found;
+        found.sort_by_key(|f| f.point.macs);
+        return Ok(found
+            .into_iter()
+            .flat_map(|f| [Target::Channels(f.point.channels), Target::SameMacs(f.point.macs)])
+            .collect());
+    }
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
@@ -99,7 +129,7 @@ fn parse_configs(path: &Path, dims: usize) -> Result<Vec<Vec<f64>>, Failure> {
         }
         let wm: Result<Vec<f64>, _> = line.split(',').map(|t| t.trim().parse::<f64>()).collect();
         match wm {
-            Ok(wm) if wm.len() == dims && wm.iter().all(|&w| w > 0.0 && w <= 1.0) => out.push(wm),
+            Ok(wm) if wm.len() == dims && wm.iter().all(|&w| w > 0.0 && w <= 1.0) => out.push(Target::Multipliers(wm)),
             _ => {
                 return Err(Failure::Usage(format!(
                     "{}:{}: expected {dims} comma-separated multipliers in (0, 1]",
@@ -113,6 +143,13 @@ fn parse_configs(path: &Path, dims: usize) -> Result<Vec<Vec<f64>>, Failure> {
         return Err(Failure::Usage(format!("{} holds no configuration", path.display())));
     }
     Ok(out)
+}
+
+/// The largest uniform width (on a 0.001 grid) whose MACs do not exceed `macs`.
+fn uniform_at_macs(net: &Network, macs: u64) -> Option<f64> {
+    (1..=1000).rev().map(|i| f64::from(i) / 1000.0).find(|&w| {
+        net.decode_uniform(w, net.rounding).is_ok_and(|dims| cost::cost(net, &dims).0.macs <= macs)
+    })
 }
 
 pub fn run(a: &EvalArgs) -> Result<(), Failure> {
@@ -172,11 +209,11 @@ fn eval<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {
     let main = open::<B>(&a.path, a.data.as_deref(), &dev)?;
     let opts = &main.state.options;
     let net = main.model.net.clone();
-    let targets: Vec<(Option<f64>, Vec<f64>)> = if let Some(file) = &a.configs {
+    let targets: Vec<Target> = if let Some(file) = &a.configs {
         if matches!(opts.scheme, Scheme::S(_)) {
             return Err(Failure::Usage("--configs needs shared BN; this run has one BN per width switch".into()));
         }
-        parse_configs(file, net.space.search_dim())?.into_iter().map(|wm| (None, wm)).collect()
+        parse_configs(file, &net)?
     } else {
         let widths = match (&a.widths, &opts.scheme) {
             (Some(s), _) => parse_widths(s).map_err(Failure::Usage)?,
@@ -188,16 +225,24 @@ fn eval<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {
             (None, Scheme::S(ws)) => ws.clone(),
             (None, Scheme::Fixed(w)) => vec![*w],
         };
-        widths.into_iter().map(|w| (Some(w), net.space.uniform(w))).collect()
+        widths.into_iter().map(Target::Uniform).collect()
     };
     let mut rows = Vec::new();
-    for (width, wm) in targets {
-        let cfg = match width {
-            Some(w) => main.model.uniform(w).map_err(fail)?,
-            None => WidthConfig::new(net.space.decode(&wm, net.rounding).map_err(fail)?),
+    for target in targets {
+        let (series, width, cfg) = match target {
+            Target::Uniform(w) => ("slimmable", Some(w), main.model.uniform(w).map_err(fail)?),
+            Target::Multipliers(wm) => {
+                ("slimmable", None, WidthConfig::new(net.space.decode(&wm, net.rounding).map_err(fail)?))
+            }
+            Target::Channels(ch) => ("search", None, WidthConfig::new(ch)),
+            Target::SameMacs(macs) => {
+                let Some(w) = uniform_at_macs(&net, macs) else { continue };
+                ("uniform (same MACs)", Some(w), main.model.uniform(w).map_err(fail)?)
+            }
         };
+        let wm = cfg.dims.iter().zip(&net.space.dims).map(|(&c, d)| f64::from(c) / f64::from(d.base)).collect();
         let (top1, top5, macs, params) = measure(&main, &cfg, a, &dev)?;
-        rows.push(Row { series: "slimmable".into(), width, wm, channels: cfg.dims.clone(), top1, top5, macs, params });
+        rows.push(Row { series: series.into(), width, wm, channels: cfg.dims.clone(), top1, top5, macs, params });
     }
     for path in &a.baseline {
         let b = open::<B>(path, a.data.as_deref(), &dev)?;
@@ -206,12 +251,12 @@ fn eval<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {
         };
         let cfg = b.model.uniform(w).map_err(fail)?;
         let (top1, top5, macs, params) = measure(&b, &cfg, a, &dev)?;
-        let series = path.display().to_string();
+        let series = format!("fixed: {}", path.display());
         let wm = b.model.net.space.uniform(w);
         rows.push(Row { series, width: Some(w), wm, channels: cfg.dims.clone(), top1, top5, macs, params });
     }
     if let Some(file) = &a.plot {
-        plot::pareto(file, &net.name, &rows).map_err(Failure::Usage)?;
+        plot::pareto(file, &format!("{}: test accuracy vs MACs", net.name), &rows).map_err(Failure::Usage)?;
     }
     if a.json {
         let doc = json!({

@@ -3,6 +3,7 @@
 
 pub mod eval;
 pub mod plot;
+pub mod search;
 pub mod train;
 
 use slimc::runtime::device::DeviceSpec;

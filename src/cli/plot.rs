@@ -1,5 +1,5 @@
-//! `slimc eval --plot`: top-1 accuracy against MACs, the slimmable network as one line,
-//! each fixed-width baseline as its own marker. SVG or PNG by the file's extension; text
+//! `slimc eval --plot` and `slimc search --plot`: accuracy against MACs, one line per
+//! series, except fixed-width baselines (series named `fixed: …`), drawn as markers. SVG or PNG by the file's extension; text
 //! uses the bundled DejaVu Sans (assets/), so no system fonts are needed.
 
 use std::path::Path;
@@ -11,13 +11,13 @@ use super::eval::Row;
 
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
-pub fn pareto(path: &Path, network: &str, rows: &[Row]) -> Result<(), String> {
+pub fn pareto(path: &Path, title: &str, rows: &[Row]) -> Result<(), String> {
     plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).map_err(|_| "bundled font is invalid")?;
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let size = (800, 560);
     let result = match ext.as_deref() {
-        Some("svg") => draw(SVGBackend::new(path, size).into_drawing_area(), network, rows),
-        Some("png") => draw(BitMapBackend::new(path, size).into_drawing_area(), network, rows),
+        Some("svg") => draw(SVGBackend::new(path, size).into_drawing_area(), title, rows),
+        Some("png") => draw(BitMapBackend::new(path, size).into_drawing_area(), title, rows),
         _ => return Err(format!("--plot {}: use a .svg or .png file name", path.display())),
     };
     result.map_err(|e| format!("cannot draw {}: {e}", path.display()))
@@ -25,7 +25,7 @@ pub fn pareto(path: &Path, network: &str, rows: &[Row]) -> Result<(), String> {
 
 fn draw<DB: DrawingBackend>(
     area: DrawingArea<DB, plotters::coord::Shift>,
-    network: &str,
+    title: &str,
     rows: &[Row],
 ) -> Result<(), String>
 where
@@ -38,7 +38,7 @@ where
     let (x_lo, x_hi) = bounds(&macs);
     let (y_lo, y_hi) = bounds(&accs);
     let mut chart = ChartBuilder::on(&area)
-        .caption(format!("{network}: accuracy vs MACs"), ("sans-serif", 22))
+        .caption(title, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(56)
@@ -56,8 +56,8 @@ where
             rows.iter().filter(|r| r.series == *name).map(|r| (r.macs as f64 / 1e6, 100.0 * r.top1)).collect();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         let color = Palette99::pick(i).to_rgba();
-        let label = if *name == "slimmable" { "slimmable".to_string() } else { format!("fixed: {name}") };
-        if *name == "slimmable" {
+        let label = name.to_string();
+        if !name.starts_with("fixed: ") {
             chart
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
                 .map_err(err)?

@@ -100,6 +100,18 @@ impl SearchSpace {
         Ok(ch)
     }
 
+    /// Whether `ch` (channels per dimension) is a configuration `decode` could produce:
+    /// each count in `1..=base`, a multiple of its divisor, and at least its lower bounds.
+    pub fn admits(&self, ch: &[u32]) -> bool {
+        ch.len() == self.dims.len()
+            && self.dims.iter().zip(ch).all(|(d, &c)| {
+                c >= 1
+                    && c <= d.base
+                    && (c.is_multiple_of(d.divisor.max(1)) || c == d.base)
+                    && d.at_least.iter().all(|b| c >= b.eval(ch))
+            })
+    }
+
     /// The same multiplier for every dimension.
     pub fn uniform(&self, w: f64) -> Vec<f64> {
         vec![w; self.dims.len()]
@@ -192,6 +204,11 @@ mod tests {
             Err(DecodeError::OutOfRange { index: 1, .. })
         ));
         assert!(space.decode(&[1.0, f64::NAN, 1.0], Rounding::Floor).is_err());
+        // `admits` accepts what decode produces and rejects the rest.
+        assert!(space.admits(&[32, 16, 32]) && space.admits(&[1, 16, 1]) && space.admits(&[64, 64, 64 / 2]));
+        assert!(!space.admits(&[32, 20, 32]), "not a multiple of 16");
+        assert!(!space.admits(&[16, 16, 8]), "below dim 0");
+        assert!(!space.admits(&[65, 16, 65]) && !space.admits(&[0, 16, 1]) && !space.admits(&[32, 16]));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod eval;
 pub mod run;
+pub mod search;
 
 use burn::module::{AutodiffModule, ParamId};
 use burn::optim::{GradientsParams, Optimizer};

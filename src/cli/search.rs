@@ -1,0 +1,257 @@
+//! `slimc search RUN --targets 75%,50%,25% | --macs 20M,10M [options]`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use slimc::cost::{self, human};
+use slimc::data::{self, Split};
+use slimc::runtime::checkpoint;
+use slimc::runtime::device::DeviceSpec;
+use slimc::runtime::SlimBackend;
+use slimc::train::run::{self, RunState, Scheme};
+use slimc::train::search::{self, default_step, Point, Rank, SearchData, SearchOptions, SearchProgress, SearchState};
+
+use super::eval::Row;
+use super::{device, fail, plot};
+use crate::Failure;
+
+#[derive(Args)]
+pub struct SearchArgs {
+    /// A run directory (from `slimc train`) or a checkpoint directory.
+    path: PathBuf,
+    /// Targets as fractions of the full-width MACs: 75%,50%,25% (or 0.75,0.5,0.25).
+    #[arg(long, conflicts_with = "macs", required_unless_present = "macs")]
+    targets: Option<String>,
+    /// Targets as MACs: 20M,10M (K, M and G suffixes).
+    #[arg(long)]
+    macs: Option<String>,
+    /// Channels removed per step in every dimension (default: the dimension's divisor,
+    /// or base/16 rounded to it).
+    #[arg(long)]
+    step: Option<u32>,
+    /// error (keep the candidate with the smallest validation error) or per-mac (the
+    /// smallest error increase per MAC saved).
+    #[arg(long, default_value = "error")]
+    rank: String,
+    /// Validation batches per candidate.
+    #[arg(long, default_value_t = 10)]
+    val_batches: usize,
+    /// BN calibration batches per candidate.
+    #[arg(long, default_value_t = 5)]
+    calibrate: usize,
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// The result (and resumable state); default RUN/search.json. Re-running the same
+    /// command continues a search that was stopped.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Draw the greedy path (validation accuracy against MACs) into an .svg or .png file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Print the result as one JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// `20M` → 20 000 000.
+fn parse_macs(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, scale) = match s.char_indices().last()? {
+        (i, 'K' | 'k') => (&s[..i], 1e3),
+        (i, 'M' | 'm') => (&s[..i], 1e6),
+        (i, 'G' | 'g') => (&s[..i], 1e9),
+        _ => (s, 1.0),
+    };
+    let v = num.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0)? * scale;
+    Some(v.round() as u64)
+}
+
+/// The target MACs of `--targets` (fractions of `full`) or `--macs`.
+fn targets(a: &SearchArgs, full: u64) -> Result<Vec<u64>, Failure> {
+    let list = |s: &str, f: &dyn Fn(&str) -> Option<u64>, what: &str| -> Result<Vec<u64>, Failure> {
+        s.split(',').map(|t| f(t).ok_or_else(|| Failure::Usage(format!("{what}: cannot read `{t}`")))).collect()
+    };
+    let ts = match (&a.targets, &a.macs) {
+        (Some(t), _) => list(
+            t,
+            &|t: &str| {
+                let t = t.trim();
+                let frac = match t.strip_suffix('%') {
+                    Some(p) => p.trim().parse::<f64>().ok()? / 100.0,
+                    None => t.parse::<f64>().ok()?,
+                };
+                (frac > 0.0 && frac <= 1.0).then(|| (frac * full as f64).round() as u64)
+            },
+            "--targets takes percentages of the full MACs, e.g. 75%,50%",
+        )?,
+        (None, Some(m)) => list(m, &parse_macs, "--macs takes MAC counts, e.g. 20M,10M")?,
+        (None, None) => return Err(Failure::Usage("give --targets or --macs".into())),
+    };
+    Ok(ts)
+}
+
+pub fn run(a: &SearchArgs) -> Result<(), Failure> {
+    match device(&a.device)? {
+        DeviceSpec::Cpu => go::<slimc::runtime::device::Cpu>(a, Default::default()),
+        #[cfg(feature = "cuda")]
+        DeviceSpec::Cuda(n) => go::<slimc::runtime::device::Gpu>(a, burn::backend::cuda::CudaDevice::new(n)),
+        #[cfg(not(feature = "cuda"))]
+        DeviceSpec::Cuda(_) => unreachable!("checked by DeviceSpec::available"),
+    }
+}
+
+fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
+    if a.batch == 0 || a.val_batches == 0 {
+        return Err(Failure::Usage("--batch and --val-batches must be at least 1".into()));
+    }
+    let rank = match a.rank.as_str() {
+        "error" => Rank::Error,
+        "per-mac" => Rank::PerMac,
+        r => return Err(Failure::Usage(format!("unknown --rank `{r}`; use error or per-mac"))),
+    };
+    let dir = run::find_checkpoint(&a.path).map_err(fail)?;
+    let (model, meta) = checkpoint::load::<B>(&dir, None, &dev).map_err(fail)?;
+    let state: RunState = serde_json::from_value(meta.state.clone()).map_err(|_| {
+        Failure::Usage(format!("{} holds no training state (was it written by `slimc train`?)", dir.display()))
+    })?;
+    let min_width = match state.options.scheme {
+        Scheme::Us => state.options.min_width,
+        _ => return Err(Failure::Usage("search needs a network trained with --scheme us (shared BN, every width)".into())),
+    };
+    let net = model.net.clone();
+    let full = cost::cost(&net, &net.full_width()).0.macs;
+    let goals = targets(a, full)?;
+    let minimum = net.decode_uniform(min_width, net.rounding).map_err(fail)?;
+    let steps: Vec<u32> = net
+        .space
+        .dims
+        .iter()
+        .map(|d| a.step.map_or_else(|| default_step(d.base, d.divisor), |s| s.max(1).div_ceil(d.divisor.max(1)) * d.divisor.max(1)))
+        .collect();
+    let options =
+        SearchOptions { targets: goals, steps, minimum, rank, batch: a.batch, calibrate: a.calibrate, val_batches: a.val_batches };
+    let out = a.out.clone().unwrap_or_else(|| a.path.join("search.json"));
+    let fresh = SearchState {
+        network: net.name.clone(),
+        checkpoint: dir.display().to_string(),
+        options: options.clone(),
+        path: Vec::new(),
+        found: Vec::new(),
+        complete: false,
+    };
+    let start = match std::fs::read(&out) {
+        Ok(bytes) => {
+            let old: SearchState = serde_json::from_slice(&bytes)
+                .map_err(|e| Failure::Usage(format!("{} exists and is not a search state ({e}); choose another --out", out.display())))?;
+            if old.network != fresh.network || old.options != fresh.options {
+                return Err(Failure::Usage(format!(
+                    "{} holds a search with other options; delete it or choose another --out",
+                    out.display()
+                )));
+            }
+            if !old.complete {
+                eprintln!("continuing the search in {} ({} steps done)", out.display(), old.path.len().saturating_sub(1));
+            }
+            old
+        }
+        Err(_) => fresh,
+    };
+    let data = data::load(&state.options.data, net.input[1] as usize).map_err(fail)?;
+    let (calib, val) = run::splits(&data, &state.options);
+    if val.is_empty() {
+        return Err(Failure::Usage("the run has no validation split (--val-fraction 0); search needs one".into()));
+    }
+    let val = Split { images: val.images.clone(), indices: val.indices.iter().copied().take(a.val_batches * a.batch).collect() };
+    let sd = SearchData { calib: &calib, val: &val, normalize: &state.normalize };
+    let mut progress = Bar::new(a.quiet);
+    let result = search::search(&model, start, &sd, &out, &dev, &mut progress).map_err(fail)?;
+    progress.finish();
+    if let Some(file) = &a.plot {
+        let rows: Vec<Row> = result
+            .path
+            .iter()
+            .map(|p| Row {
+                series: "greedy path".into(),
+                width: None,
+                wm: Vec::new(),
+                channels: p.channels.clone(),
+                top1: p.val_acc,
+                top5: None,
+                macs: p.macs,
+                params: p.params,
+            })
+            .collect();
+        plot::pareto(file, &format!("{}: AutoSlim search (validation)", net.name), &rows).map_err(Failure::Usage)?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&json!(result)).unwrap_or_default());
+        return Ok(());
+    }
+    println!("{}: greedy search, {} steps, validation on {} images ({})", net.name, result.path.len() - 1, val.len(), out.display());
+    println!("{:>10} {:>10} {:>10} {:>8}  channels", "target", "MACs", "params", "val acc");
+    let mut found = result.found.clone();
+    found.sort_by_key(|f| std::cmp::Reverse(f.target_macs));
+    for f in &found {
+        let ch: Vec<String> = f.point.channels.iter().map(u32::to_string).collect();
+        println!(
+            "{:>10} {:>10} {:>10} {:>7.2}%  {}",
+            human(f.target_macs),
+            human(f.point.macs),
+            human(f.point.params),
+            100.0 * f.point.val_acc,
+            ch.join(",")
+        );
+    }
+    for t in &options.targets {
+        if !found.iter().any(|f| f.target_macs == *t) {
+            println!("{:>10} not reached: every dimension is at its minimum (the run's --min-width)", human(*t));
+        }
+    }
+    println!("test accuracy next to uniform widths: slimc eval {} --configs {}", a.path.display(), out.display());
+    Ok(())
+}
+
+struct Bar {
+    bar: Option<ProgressBar>,
+}
+
+impl Bar {
+    fn new(quiet: bool) -> Bar {
+        let bar = (!quiet).then(|| {
+            let b = ProgressBar::new_spinner();
+            b.set_style(ProgressStyle::with_template("search {spinner} {msg} [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            b
+        });
+        Bar { bar }
+    }
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl SearchProgress for Bar {
+    fn candidate(&mut self, done: usize, of: usize) {
+        if let Some(b) = &self.bar {
+            b.tick();
+            let msg = b.message();
+            let base = msg.split(" | ").next().unwrap_or("").to_string();
+            b.set_message(format!("{base} | candidate {}/{of}", done + 1));
+        }
+    }
+    fn iteration(&mut self, p: &Point, lowest: u64) {
+        if let Some(b) = &self.bar {
+            b.set_message(format!("MACs {} (lowest target {}), val error {:.2}%", human(p.macs), human(lowest), 100.0 * (1.0 - p.val_acc)));
+        }
+    }
+}

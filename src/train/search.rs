@@ -1,0 +1,189 @@
+//! `slimc search`: AutoSlim's greedy slimming of a trained slimmable network. From full
+//! width, each iteration tries shrinking every search dimension by one step, evaluates each
+//! candidate on the held-out validation split after BN calibration, and keeps the best
+//! (smallest error, or smallest error increase per MAC saved). A configuration is recorded
+//! each time the MACs fall to a target. The state is saved after every iteration, so a
+//! killed search continues where it stopped.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::eval::{accuracy, calibration};
+use super::run::TrainError;
+use crate::cost;
+use crate::data::{Normalize, Split};
+use crate::ir::Network;
+use crate::runtime::checkpoint::write_atomic;
+use crate::runtime::{SlimBackend, SlimNet, WidthConfig};
+
+/// How candidates are ranked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rank {
+    /// The smallest validation error.
+    Error,
+    /// The smallest error increase per MAC saved.
+    PerMac,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchOptions {
+    /// Target MACs, in any order.
+    pub targets: Vec<u64>,
+    /// Channels removed per step, per dimension.
+    pub steps: Vec<u32>,
+    /// The smallest count of each dimension.
+    pub minimum: Vec<u32>,
+    pub rank: Rank,
+    pub batch: usize,
+    pub calibrate: usize,
+    pub val_batches: usize,
+}
+
+/// One configuration on the greedy path.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    pub channels: Vec<u32>,
+    pub macs: u64,
+    pub params: u64,
+    pub val_acc: f64,
+}
+
+/// A target's configuration: the first point of the path at or below it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Found {
+    pub target_macs: u64,
+    /// Channels per dimension divided by its full-width count.
+    pub wm: Vec<f64>,
+    #[serde(flatten)]
+    pub point: Point,
+}
+
+/// The whole search, as written to the output file after every iteration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchState {
+    pub network: String,
+    pub checkpoint: String,
+    pub options: SearchOptions,
+    pub path: Vec<Point>,
+    pub found: Vec<Found>,
+    pub complete: bool,
+}
+
+/// What the search reports as it goes.
+pub trait SearchProgress {
+    fn candidate(&mut self, _done: usize, _of: usize) {}
+    fn iteration(&mut self, _point: &Point, _lowest_target: u64) {}
+}
+
+/// Default step of a dimension: its divisor, or base/16 rounded to the divisor.
+pub fn default_step(base: u32, divisor: u32) -> u32 {
+    let d = divisor.max(1);
+    ((base / 16).max(1).div_ceil(d) * d).max(d)
+}
+
+/// The data a search evaluates on.
+pub struct SearchData<'a> {
+    pub calib: &'a Split,
+    pub val: &'a Split,
+    pub normalize: &'a Normalize,
+}
+
+fn measure<B: SlimBackend>(
+    model: &SlimNet<B>,
+    channels: &[u32],
+    data: &SearchData<'_>,
+    opts: &SearchOptions,
+    device: &B::Device,
+) -> Result<Point, TrainError> {
+    let cfg = WidthConfig::new(channels.to_vec());
+    let stats = calibration(model, &cfg, data.calib, data.normalize, opts.batch, opts.calibrate, device)?;
+    let acc = accuracy(model, &cfg, &stats, data.val, data.normalize, opts.batch, device)?;
+    let (c, _) = cost::cost(&model.net, channels);
+    Ok(Point { channels: channels.to_vec(), macs: c.macs, params: c.params, val_acc: acc.top1 })
+}
+
+fn found(net: &Network, target: u64, point: &Point) -> Found {
+    let wm = point.channels.iter().zip(&net.space.dims).map(|(&c, d)| f64::from(c) / f64::from(d.base)).collect();
+    Found { target_macs: target, wm, point: point.clone() }
+}
+
+/// Runs (or continues) the search from `state`, saving it to `out` after each iteration.
+pub fn search<B: SlimBackend>(
+    model: &SlimNet<B>,
+    mut state: SearchState,
+    data: &SearchData<'_>,
+    out: &Path,
+    device: &B::Device,
+    progress: &mut dyn SearchProgress,
+) -> Result<SearchState, TrainError> {
+    let net = &*model.net;
+    let opts = state.options.clone();
+    let save = |s: &SearchState| -> Result<(), TrainError> {
+        let json = serde_json::to_vec_pretty(s).map_err(|e| TrainError::Usage(e.to_string()))?;
+        write_atomic(out, &json).map_err(TrainError::Checkpoint)
+    };
+    if state.path.is_empty() {
+        let full = measure(model, &net.full_width(), data, &opts, device)?;
+        state.path.push(full);
+    }
+    let lowest = opts.targets.iter().copied().min().unwrap_or(0);
+    loop {
+        let current = state.path.last().expect("the path starts at full width").clone();
+        for &t in &opts.targets {
+            if current.macs <= t && !state.found.iter().any(|f| f.target_macs == t) {
+                state.found.push(found(net, t, &current));
+            }
+        }
+        if current.macs <= lowest {
+            state.complete = true;
+        }
+        let candidates: Vec<Vec<u32>> = (0..current.channels.len())
+            .filter_map(|d| {
+                let mut ch = current.channels.clone();
+                let smaller = ch[d].checked_sub(opts.steps[d]).filter(|&c| c >= opts.minimum[d])?;
+                ch[d] = smaller;
+                net.space.admits(&ch).then_some(ch)
+            })
+            .collect();
+        if candidates.is_empty() {
+            // Every dimension is at its minimum: the remaining targets cannot be reached.
+            state.complete = true;
+        }
+        if state.complete {
+            save(&state)?;
+            return Ok(state);
+        }
+        let mut best: Option<(f64, Point)> = None;
+        for (i, ch) in candidates.iter().enumerate() {
+            progress.candidate(i, candidates.len());
+            let p = measure(model, ch, data, &opts, device)?;
+            let error_rise = current.val_acc - p.val_acc;
+            let score = match opts.rank {
+                Rank::Error => -p.val_acc,
+                Rank::PerMac => error_rise / (current.macs.saturating_sub(p.macs).max(1) as f64),
+            };
+            if best.as_ref().is_none_or(|(s, _)| score < *s) {
+                best = Some((score, p));
+            }
+        }
+        let (_, next) = best.expect("at least one candidate");
+        progress.iteration(&next, lowest);
+        state.path.push(next);
+        save(&state)?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_step;
+
+    #[test]
+    fn default_steps_follow_divisors() {
+        assert_eq!(default_step(64, 1), 4);
+        assert_eq!(default_step(16, 1), 1);
+        assert_eq!(default_step(64, 8), 8);
+        assert_eq!(default_step(400, 16), 32);
+        assert_eq!(default_step(8, 1), 1);
+    }
+}
