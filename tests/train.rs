@@ -130,6 +130,38 @@ fn us_training_learns_and_eval_reports_every_width() {
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("MACs"), "an SVG with axis labels");
 
+    // AutoSlim search: each target's configuration is at or below it, the path only
+    // descends, and a search stopped midway continues to the same result.
+    let found = dir.join("search.json").display().to_string();
+    let search = |extra: &[&str]| {
+        let mut args = vec!["search", &out, "--targets", "70%,40%", "--val-batches", "1", "--calibrate", "1"];
+        args.extend(["--batch", "32", "--step", "4", "--quiet", "--out", &found]);
+        args.extend(extra);
+        slimc(&args)
+    };
+    let doc: serde_json::Value = serde_json::from_str(&ok(&search(&["--json"]))).unwrap();
+    let full = doc["path"][0]["macs"].as_u64().unwrap();
+    let targets = doc["found"].as_array().unwrap();
+    assert_eq!(targets.len(), 2, "{doc}");
+    for t in targets {
+        assert!(t["macs"].as_u64().unwrap() <= t["target_macs"].as_u64().unwrap());
+        assert!(t["target_macs"].as_u64().unwrap() < full);
+    }
+    let path: Vec<u64> = doc["path"].as_array().unwrap().iter().map(|p| p["macs"].as_u64().unwrap()).collect();
+    assert!(path.windows(2).all(|w| w[1] < w[0]), "{path:?}");
+    let mut stopped = doc.clone();
+    stopped["path"] = serde_json::json!(doc["path"].as_array().unwrap()[..2]);
+    stopped["found"] = serde_json::json!([]);
+    stopped["complete"] = serde_json::json!(false);
+    std::fs::write(&found, serde_json::to_vec(&stopped).unwrap()).unwrap();
+    let resumed: serde_json::Value = serde_json::from_str(&ok(&search(&["--json"]))).unwrap();
+    assert_eq!(resumed["found"], doc["found"], "a resumed search finds the same configurations");
+    let o = search(&["--rank", "per-mac"]);
+    assert_eq!(o.status.code(), Some(2), "other options over an existing search are refused");
+    let table = ok(&slimc(&["eval", &out, "--configs", &found, "--calibrate", "1"]));
+    assert_eq!(table.matches("search ").count(), 2, "{table}");
+    assert!(table.contains("uniform (same MACs)"), "{table}");
+
     // A fixed-width baseline overlays; the table form names it.
     let base = dir.join("fixed").display().to_string();
     let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--epochs", "1", "--scheme", "fixed"];

@@ -9,11 +9,11 @@ use serde_json::json;
 
 use slimc::cost::{self, human};
 use slimc::data::{self, DataSpec, Split};
+use slimc::ir::Network;
 use slimc::runtime::checkpoint;
 use slimc::runtime::device::DeviceSpec;
 use slimc::runtime::{SlimBackend, SlimNet, WidthConfig};
 use slimc::train::eval::{accuracy, calibration};
-use slimc::ir::Network;
 use slimc::train::run::{self, RunState, Scheme};
 use slimc::train::search::SearchState;
 
@@ -147,9 +147,10 @@ fn parse_configs(path: &Path, net: &Network) -> Result<Vec<Target>, Failure> {
 
 /// The largest uniform width (on a 0.001 grid) whose MACs do not exceed `macs`.
 fn uniform_at_macs(net: &Network, macs: u64) -> Option<f64> {
-    (1..=1000).rev().map(|i| f64::from(i) / 1000.0).find(|&w| {
-        net.decode_uniform(w, net.rounding).is_ok_and(|dims| cost::cost(net, &dims).0.macs <= macs)
-    })
+    (1..=1000)
+        .rev()
+        .map(|i| f64::from(i) / 1000.0)
+        .find(|&w| net.decode_uniform(w, net.rounding).is_ok_and(|dims| cost::cost(net, &dims).0.macs <= macs))
 }
 
 pub fn run(a: &EvalArgs) -> Result<(), Failure> {

@@ -125,7 +125,11 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
     })?;
     let min_width = match state.options.scheme {
         Scheme::Us => state.options.min_width,
-        _ => return Err(Failure::Usage("search needs a network trained with --scheme us (shared BN, every width)".into())),
+        _ => {
+            return Err(Failure::Usage(
+                "search needs a network trained with --scheme us (shared BN, every width)".into(),
+            ))
+        }
     };
     let net = model.net.clone();
     let full = cost::cost(&net, &net.full_width()).0.macs;
@@ -135,10 +139,22 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
         .space
         .dims
         .iter()
-        .map(|d| a.step.map_or_else(|| default_step(d.base, d.divisor), |s| s.max(1).div_ceil(d.divisor.max(1)) * d.divisor.max(1)))
+        .map(|d| {
+            a.step.map_or_else(
+                || default_step(d.base, d.divisor),
+                |s| s.max(1).div_ceil(d.divisor.max(1)) * d.divisor.max(1),
+            )
+        })
         .collect();
-    let options =
-        SearchOptions { targets: goals, steps, minimum, rank, batch: a.batch, calibrate: a.calibrate, val_batches: a.val_batches };
+    let options = SearchOptions {
+        targets: goals,
+        steps,
+        minimum,
+        rank,
+        batch: a.batch,
+        calibrate: a.calibrate,
+        val_batches: a.val_batches,
+    };
     let out = a.out.clone().unwrap_or_else(|| a.path.join("search.json"));
     let fresh = SearchState {
         network: net.name.clone(),
@@ -150,8 +166,12 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
     };
     let start = match std::fs::read(&out) {
         Ok(bytes) => {
-            let old: SearchState = serde_json::from_slice(&bytes)
-                .map_err(|e| Failure::Usage(format!("{} exists and is not a search state ({e}); choose another --out", out.display())))?;
+            let old: SearchState = serde_json::from_slice(&bytes).map_err(|e| {
+                Failure::Usage(format!(
+                    "{} exists and is not a search state ({e}); choose another --out",
+                    out.display()
+                ))
+            })?;
             if old.network != fresh.network || old.options != fresh.options {
                 return Err(Failure::Usage(format!(
                     "{} holds a search with other options; delete it or choose another --out",
@@ -159,7 +179,11 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
                 )));
             }
             if !old.complete {
-                eprintln!("continuing the search in {} ({} steps done)", out.display(), old.path.len().saturating_sub(1));
+                eprintln!(
+                    "continuing the search in {} ({} steps done)",
+                    out.display(),
+                    old.path.len().saturating_sub(1)
+                );
             }
             old
         }
@@ -170,7 +194,10 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
     if val.is_empty() {
         return Err(Failure::Usage("the run has no validation split (--val-fraction 0); search needs one".into()));
     }
-    let val = Split { images: val.images.clone(), indices: val.indices.iter().copied().take(a.val_batches * a.batch).collect() };
+    let val = Split {
+        images: val.images.clone(),
+        indices: val.indices.iter().copied().take(a.val_batches * a.batch).collect(),
+    };
     let sd = SearchData { calib: &calib, val: &val, normalize: &state.normalize };
     let mut progress = Bar::new(a.quiet);
     let result = search::search(&model, start, &sd, &out, &dev, &mut progress).map_err(fail)?;
@@ -196,7 +223,13 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
         println!("{}", serde_json::to_string_pretty(&json!(result)).unwrap_or_default());
         return Ok(());
     }
-    println!("{}: greedy search, {} steps, validation on {} images ({})", net.name, result.path.len() - 1, val.len(), out.display());
+    println!(
+        "{}: greedy search, {} steps, validation on {} images ({})",
+        net.name,
+        result.path.len() - 1,
+        val.len(),
+        out.display()
+    );
     println!("{:>10} {:>10} {:>10} {:>8}  channels", "target", "MACs", "params", "val acc");
     let mut found = result.found.clone();
     found.sort_by_key(|f| std::cmp::Reverse(f.target_macs));
@@ -228,7 +261,10 @@ impl Bar {
     fn new(quiet: bool) -> Bar {
         let bar = (!quiet).then(|| {
             let b = ProgressBar::new_spinner();
-            b.set_style(ProgressStyle::with_template("search {spinner} {msg} [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            b.set_style(
+                ProgressStyle::with_template("search {spinner} {msg} [{elapsed}]")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             b
         });
         Bar { bar }
@@ -251,7 +287,12 @@ impl SearchProgress for Bar {
     }
     fn iteration(&mut self, p: &Point, lowest: u64) {
         if let Some(b) = &self.bar {
-            b.set_message(format!("MACs {} (lowest target {}), val error {:.2}%", human(p.macs), human(lowest), 100.0 * (1.0 - p.val_acc)));
+            b.set_message(format!(
+                "MACs {} (lowest target {}), val error {:.2}%",
+                human(p.macs),
+                human(lowest),
+                100.0 * (1.0 - p.val_acc)
+            ));
         }
     }
 }
