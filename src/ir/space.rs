@@ -101,14 +101,15 @@ impl SearchSpace {
     }
 
     /// Whether `ch` (channels per dimension) is a configuration `decode` could produce:
-    /// each count in `1..=base`, a multiple of its divisor, and at least its lower bounds.
+    /// each count in `1..=base`, a multiple of its divisor (or the base), and at least its
+    /// lower bounds (capped at the base, as decode caps them).
     pub fn admits(&self, ch: &[u32]) -> bool {
         ch.len() == self.dims.len()
             && self.dims.iter().zip(ch).all(|(d, &c)| {
                 c >= 1
                     && c <= d.base
                     && (c.is_multiple_of(d.divisor.max(1)) || c == d.base)
-                    && d.at_least.iter().all(|b| c >= b.eval(ch))
+                    && d.at_least.iter().all(|b| c >= b.eval(ch).min(d.base))
             })
     }
 
