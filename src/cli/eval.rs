@@ -58,6 +58,7 @@ pub struct EvalArgs {
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
     /// The series: `slimmable`, `search`, `uniform (same MACs)` or `fixed: PATH`.
+    /// `wm` is the channels of each search dimension over its full-width count.
     pub series: String,
     pub width: Option<f64>,
     pub wm: Vec<f64>,
@@ -241,7 +242,7 @@ fn eval<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {
                 ("uniform (same MACs)", Some(w), main.model.uniform(w).map_err(fail)?)
             }
         };
-        let wm = cfg.dims.iter().zip(&net.space.dims).map(|(&c, d)| f64::from(c) / f64::from(d.base)).collect();
+        let wm = net.space.multipliers(&cfg.dims);
         let (top1, top5, macs, params) = measure(&main, &cfg, a, &dev)?;
         rows.push(Row { series: series.into(), width, wm, channels: cfg.dims.clone(), top1, top5, macs, params });
     }
@@ -253,7 +254,7 @@ fn eval<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {
         let cfg = b.model.uniform(w).map_err(fail)?;
         let (top1, top5, macs, params) = measure(&b, &cfg, a, &dev)?;
         let series = format!("fixed: {}", path.display());
-        let wm = b.model.net.space.uniform(w);
+        let wm = b.model.net.space.multipliers(&cfg.dims);
         rows.push(Row { series, width: Some(w), wm, channels: cfg.dims.clone(), top1, top5, macs, params });
     }
     if let Some(file) = &a.plot {

@@ -113,6 +113,11 @@ impl SearchSpace {
             })
     }
 
+    /// Channels per dimension as fractions of the full-width counts.
+    pub fn multipliers(&self, ch: &[u32]) -> Vec<f64> {
+        ch.iter().zip(&self.dims).map(|(&c, d)| f64::from(c) / f64::from(d.base)).collect()
+    }
+
     /// The same multiplier for every dimension.
     pub fn uniform(&self, w: f64) -> Vec<f64> {
         vec![w; self.dims.len()]

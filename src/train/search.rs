@@ -104,8 +104,7 @@ fn measure<B: SlimBackend>(
 }
 
 fn found(net: &Network, target: u64, point: &Point) -> Found {
-    let wm = point.channels.iter().zip(&net.space.dims).map(|(&c, d)| f64::from(c) / f64::from(d.base)).collect();
-    Found { target_macs: target, wm, point: point.clone() }
+    Found { target_macs: target, wm: net.space.multipliers(&point.channels), point: point.clone() }
 }
 
 /// Runs (or continues) the search from `state`, saving it to `out` after each iteration.
