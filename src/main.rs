@@ -1,6 +1,7 @@
 //! The `slimc` command line: the only place that prints or exits.
 //! Exit codes: 0 success, 1 the input has errors, 2 usage or IO error.
 
+#[macro_use]
 mod cli;
 
 use std::io::Write;
@@ -424,11 +425,20 @@ fn space_table(at: &AtWidth) -> String {
     s
 }
 
+/// `slimc bench` on one backend: a freshly initialised model of `net`.
+fn bench_on<B: slimc::runtime::SlimAutodiff>(
+    net: std::sync::Arc<Network>,
+    device_name: String,
+    opts: &slimc::runtime::bench::BenchOptions,
+    dev: B::Device,
+) -> Result<slimc::runtime::bench::BenchReport, slimc::runtime::RuntimeError> {
+    let model = slimc::runtime::SlimNet::<B>::new(net, Vec::new(), 0, &dev);
+    slimc::runtime::bench::run(model, &dev, device_name, opts)
+}
+
 fn bench(args: &BenchArgs) -> Result<(), Failure> {
-    use slimc::runtime::bench::{self, BenchOptions, BenchWidths};
-    use slimc::runtime::device::DeviceSpec;
-    let device = DeviceSpec::parse(&args.device).map_err(Failure::Usage)?;
-    device.available().map_err(Failure::Usage)?;
+    use slimc::runtime::bench::{BenchOptions, BenchWidths};
+    let device = cli::device(&args.device)?;
     if args.batch == 0 || args.steps == 0 {
         return Err(Failure::Usage("--batch and --steps must be at least 1".into()));
     }
@@ -445,22 +455,8 @@ fn bench(args: &BenchArgs) -> Result<(), Failure> {
     };
     let net = std::sync::Arc::new(load_network(&args.file, args.network.as_deref(), &args.compile)?);
     let opts = BenchOptions { batch: args.batch, steps: args.steps, warmup: 2, widths, infer_widths };
-    let report = match device {
-        DeviceSpec::Cpu => {
-            let dev = Default::default();
-            let model = slimc::runtime::SlimNet::<slimc::runtime::device::CpuTrain>::new(net, Vec::new(), 0, &dev);
-            bench::run(model, &dev, device.to_string(), &opts)
-        }
-        #[cfg(feature = "cuda")]
-        DeviceSpec::Cuda(n) => {
-            let dev = burn::backend::cuda::CudaDevice::new(n);
-            let model = slimc::runtime::SlimNet::<slimc::runtime::device::GpuTrain>::new(net, Vec::new(), 0, &dev);
-            bench::run(model, &dev, device.to_string(), &opts)
-        }
-        #[cfg(not(feature = "cuda"))]
-        DeviceSpec::Cuda(_) => unreachable!("checked by DeviceSpec::available"),
-    }
-    .map_err(|e| Failure::Usage(e.to_string()))?;
+    let report = on_device!(device, CpuTrain, GpuTrain, bench_on(net, device.to_string(), &opts))
+        .map_err(|e| Failure::Usage(e.to_string()))?;
     if args.json {
         let infer: serde_json::Map<String, Value> =
             report.infer_img_per_s.iter().map(|t| (format!("{}", t.width), json!(t.img_per_s))).collect();

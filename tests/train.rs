@@ -67,6 +67,14 @@ fn synthetic(dir: &Path, n: usize) {
     }
 }
 
+/// A scratch directory holding a synthetic set of `n` training images, and its `--data`.
+fn synthetic_run(name: &str, n: usize) -> (PathBuf, String) {
+    let dir = scratch(name);
+    synthetic(&dir.join("data"), n);
+    let data = format!("mnist:{}", dir.join("data").display());
+    (dir, data)
+}
+
 fn metrics(run: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
@@ -102,9 +110,7 @@ const TINY: &[&str] = &["--batch", "32", "--val-fraction", "64", "--calibrate", 
 
 #[test]
 fn us_training_learns_and_eval_reports_every_width() {
-    let dir = scratch("learn");
-    synthetic(&dir.join("data"), 512);
-    let data = format!("mnist:{}", dir.join("data").display());
+    let (dir, data) = synthetic_run("learn", 512);
     let run = dir.join("run");
     let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--epochs", "3"];
     let out = run.display().to_string();
@@ -177,9 +183,7 @@ fn us_training_learns_and_eval_reports_every_width() {
 
 #[test]
 fn resume_continues_exactly_where_the_run_stopped() {
-    let dir = scratch("resume");
-    synthetic(&dir.join("data"), 256);
-    let data = format!("mnist:{}", dir.join("data").display());
+    let (dir, data) = synthetic_run("resume", 256);
     let straight = dir.join("straight").display().to_string();
     let split = dir.join("split").display().to_string();
     let train = |out: &str, steps: &str| {
@@ -211,9 +215,7 @@ fn resume_continues_exactly_where_the_run_stopped() {
 
 #[test]
 fn a_diverging_run_stops_and_keeps_its_last_checkpoint() {
-    let dir = scratch("nan");
-    synthetic(&dir.join("data"), 256);
-    let data = format!("mnist:{}", dir.join("data").display());
+    let (dir, data) = synthetic_run("nan", 256);
     let out = dir.join("run").display().to_string();
     let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--epochs", "1", "--out", &out];
     args.extend(TINY);

@@ -10,8 +10,6 @@ use serde_json::json;
 use slimc::cost::{self, human};
 use slimc::data::{self, DataSpec, Split};
 use slimc::ir::Network;
-use slimc::runtime::checkpoint;
-use slimc::runtime::device::DeviceSpec;
 use slimc::runtime::{SlimBackend, SlimNet, WidthConfig};
 use slimc::train::eval::{accuracy, calibration};
 use slimc::train::run::{self, RunState, Scheme};
@@ -155,29 +153,24 @@ fn uniform_at_macs(net: &Network, macs: u64) -> Option<f64> {
 }
 
 pub fn run(a: &EvalArgs) -> Result<(), Failure> {
-    match device(&a.device)? {
-        DeviceSpec::Cpu => eval::<slimc::runtime::device::Cpu>(a, Default::default()),
-        #[cfg(feature = "cuda")]
-        DeviceSpec::Cuda(n) => eval::<slimc::runtime::device::Gpu>(a, burn::backend::cuda::CudaDevice::new(n)),
-        #[cfg(not(feature = "cuda"))]
-        DeviceSpec::Cuda(_) => unreachable!("checked by DeviceSpec::available"),
-    }
+    on_device!(device(&a.device)?, Cpu, Gpu, eval(a))
 }
 
 /// A loaded run: model, its training state and the data it evaluates on.
-struct Loaded<B: SlimBackend> {
-    model: SlimNet<B>,
-    state: RunState,
-    calib: Split,
-    test: Split,
+pub struct Loaded<B: SlimBackend> {
+    pub model: SlimNet<B>,
+    pub state: RunState,
+    /// The checkpoint directory.
+    pub dir: PathBuf,
+    /// The training split (BN calibration), the held-out validation split, the test set.
+    pub calib: Split,
+    pub val: Split,
+    pub test: Split,
 }
 
-fn open<B: SlimBackend>(path: &Path, data_override: Option<&str>, dev: &B::Device) -> Result<Loaded<B>, Failure> {
-    let dir = run::find_checkpoint(path).map_err(fail)?;
-    let (model, meta) = checkpoint::load::<B>(&dir, None, dev).map_err(fail)?;
-    let state: RunState = serde_json::from_value(meta.state.clone()).map_err(|_| {
-        Failure::Usage(format!("{} holds no training state (was it written by `slimc train`?)", dir.display()))
-    })?;
+/// Opens a run (or checkpoint) and the data set it trained on (or `data_override`).
+pub fn open<B: SlimBackend>(path: &Path, data_override: Option<&str>, dev: &B::Device) -> Result<Loaded<B>, Failure> {
+    let (model, _, state, dir) = run::open::<B>(path, dev).map_err(fail)?;
     let spec = match data_override {
         Some(s) => DataSpec::parse(s).map_err(Failure::Usage)?,
         None => state.options.data.clone(),
@@ -187,8 +180,8 @@ fn open<B: SlimBackend>(path: &Path, data_override: Option<&str>, dev: &B::Devic
     if data.shape() != want {
         return Err(Failure::Usage(format!("{spec} images are {:?}, the network takes {want:?}", data.shape())));
     }
-    let (calib, _) = run::splits(&data, &state.options);
-    Ok(Loaded { model, state, calib, test: Split::all(data.test.clone()) })
+    let (calib, val) = run::splits(&data, &state.options);
+    Ok(Loaded { model, state, dir, calib, val, test: Split::all(data.test.clone()) })
 }
 
 fn measure<B: SlimBackend>(

@@ -1,5 +1,21 @@
-//! The `train` and `eval` commands (argument parsing, progress, tables, plots); the work
-//! itself is in the library's `train` module.
+//! The `train`, `eval` and `search` commands (argument parsing, progress, tables, plots);
+//! the work itself is in the library's `train` module.
+
+/// Calls `f::<B>(args…, device)` with the backend `--device` chose: `slimc::runtime::device`'s
+/// `$cpu` type, or `$gpu` (built with the `cuda` feature).
+macro_rules! on_device {
+    ($spec:expr, $cpu:ident, $gpu:ident, $f:ident($($arg:expr),*)) => {
+        match $spec {
+            slimc::runtime::device::DeviceSpec::Cpu => $f::<slimc::runtime::device::$cpu>($($arg,)* Default::default()),
+            #[cfg(feature = "cuda")]
+            slimc::runtime::device::DeviceSpec::Cuda(n) => {
+                $f::<slimc::runtime::device::$gpu>($($arg,)* burn::backend::cuda::CudaDevice::new(n))
+            }
+            #[cfg(not(feature = "cuda"))]
+            slimc::runtime::device::DeviceSpec::Cuda(_) => unreachable!("checked by DeviceSpec::available"),
+        }
+    };
+}
 
 pub mod eval;
 pub mod plot;

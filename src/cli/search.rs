@@ -7,14 +7,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use slimc::cost::{self, human};
-use slimc::data::{self, Split};
-use slimc::runtime::checkpoint;
-use slimc::runtime::device::DeviceSpec;
+use slimc::data::Split;
 use slimc::runtime::SlimBackend;
-use slimc::train::run::{self, RunState, Scheme};
+use slimc::train::run::Scheme;
 use slimc::train::search::{self, default_step, Point, Rank, SearchData, SearchOptions, SearchProgress, SearchState};
 
-use super::eval::Row;
+use super::eval::{open, Loaded, Row};
 use super::{device, fail, plot};
 use crate::Failure;
 
@@ -100,13 +98,7 @@ fn targets(a: &SearchArgs, full: u64) -> Result<Vec<u64>, Failure> {
 }
 
 pub fn run(a: &SearchArgs) -> Result<(), Failure> {
-    match device(&a.device)? {
-        DeviceSpec::Cpu => go::<slimc::runtime::device::Cpu>(a, Default::default()),
-        #[cfg(feature = "cuda")]
-        DeviceSpec::Cuda(n) => go::<slimc::runtime::device::Gpu>(a, burn::backend::cuda::CudaDevice::new(n)),
-        #[cfg(not(feature = "cuda"))]
-        DeviceSpec::Cuda(_) => unreachable!("checked by DeviceSpec::available"),
-    }
+    on_device!(device(&a.device)?, Cpu, Gpu, go(a))
 }
 
 fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
@@ -118,11 +110,7 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
         "per-mac" => Rank::PerMac,
         r => return Err(Failure::Usage(format!("unknown --rank `{r}`; use error or per-mac"))),
     };
-    let dir = run::find_checkpoint(&a.path).map_err(fail)?;
-    let (model, meta) = checkpoint::load::<B>(&dir, None, &dev).map_err(fail)?;
-    let state: RunState = serde_json::from_value(meta.state.clone()).map_err(|_| {
-        Failure::Usage(format!("{} holds no training state (was it written by `slimc train`?)", dir.display()))
-    })?;
+    let Loaded { model, state, dir, calib, val, .. } = open::<B>(&a.path, None, &dev)?;
     let min_width = match state.options.scheme {
         Scheme::Us => state.options.min_width,
         _ => {
@@ -189,8 +177,6 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
         }
         Err(_) => fresh,
     };
-    let data = data::load(&state.options.data, net.input[1] as usize).map_err(fail)?;
-    let (calib, val) = run::splits(&data, &state.options);
     if val.is_empty() {
         return Err(Failure::Usage("the run has no validation split (--val-fraction 0); search needs one".into()));
     }

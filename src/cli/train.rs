@@ -6,10 +6,9 @@ use std::sync::Arc;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use slimc::data::{self, DataSpec, Normalize, Split};
+use slimc::data::{self, DataSpec, Normalize};
 use slimc::ir::ParamValue;
 use slimc::runtime::checkpoint::Meta;
-use slimc::runtime::device::DeviceSpec;
 use slimc::runtime::{SlimAutodiff, SlimNet};
 use slimc::train::run::{self, EpochMetrics, Progress, Run, Schedule, Scheme, TrainOptions};
 use slimc::train::Sampling;
@@ -163,14 +162,7 @@ fn parse_options(a: &TrainArgs, spec: DataSpec) -> Result<TrainOptions, Failure>
 }
 
 pub fn run(a: &TrainArgs) -> Result<(), Failure> {
-    let dev = device(&a.device)?;
-    match dev {
-        DeviceSpec::Cpu => train::<slimc::runtime::device::CpuTrain>(a, Default::default()),
-        #[cfg(feature = "cuda")]
-        DeviceSpec::Cuda(n) => train::<slimc::runtime::device::GpuTrain>(a, burn::backend::cuda::CudaDevice::new(n)),
-        #[cfg(not(feature = "cuda"))]
-        DeviceSpec::Cuda(_) => unreachable!("checked by DeviceSpec::available"),
-    }
+    on_device!(device(&a.device)?, CpuTrain, GpuTrain, train(a))
 }
 
 fn train<B: SlimAutodiff>(a: &TrainArgs, dev: B::Device) -> Result<(), Failure> {
@@ -268,9 +260,8 @@ fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, Pat
             net.name, spec, data.classes, data.classes
         )));
     }
-    let all = Split::all(data.train.clone());
-    opts.val = data::validation_size(a.val_fraction, all.len()).map_err(Failure::Usage)?;
-    let (train_split, _) = all.hold_out(opts.val, opts.seed);
+    opts.val = data::validation_size(a.val_fraction, data.train.len()).map_err(Failure::Usage)?;
+    let (train_split, _) = run::splits(&data, &opts);
     let normalize = Normalize::measure(&train_split).map_err(fail)?;
     let scheme = match &opts.scheme {
         Scheme::Us => "us".to_string(),

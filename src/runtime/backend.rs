@@ -184,6 +184,38 @@ impl<B: SlimBackend> Backward<B, 3> for ConvBias {
     }
 }
 
+/// Records a conv node (`op`: [`Conv`] or [`ConvBias`], whose parent count `N` matches
+/// whether `bias` is given) and runs the inner backend's forward.
+fn record<B, C, O, const N: usize>(
+    op: O,
+    x: FloatTensor<Autodiff<B, C>>,
+    weight: FloatTensor<Autodiff<B, C>>,
+    bias: Option<FloatTensor<Autodiff<B, C>>>,
+    options: ConvOptions<2>,
+) -> FloatTensor<Autodiff<B, C>>
+where
+    B: SlimBackend,
+    C: CheckpointStrategy,
+    O: Backward<B, N, State = ConvState>,
+{
+    let parents: Vec<_> = [Some(&x), Some(&weight), bias.as_ref()].into_iter().flatten().collect();
+    let nodes = std::array::from_fn(|i| parents[i].node.clone());
+    match op.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(mut prep) => {
+            let state = (
+                prep.checkpoint(&x),
+                prep.checkpoint(&weight),
+                bias.as_ref().map(|b| prep.checkpoint(b)),
+                options.clone(),
+            );
+            prep.finish(state, B::slim_conv2d(x.primitive, weight.primitive, bias.map(|b| b.primitive), options))
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(B::slim_conv2d(x.primitive, weight.primitive, bias.map(|b| b.primitive), options))
+        }
+    }
+}
+
 impl<B: SlimBackend, C: CheckpointStrategy> SlimBackend for Autodiff<B, C> {
     fn slim_conv2d(
         x: FloatTensor<Self>,
@@ -192,33 +224,8 @@ impl<B: SlimBackend, C: CheckpointStrategy> SlimBackend for Autodiff<B, C> {
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
         match bias {
-            None => match Conv.prepare::<C>([x.node.clone(), weight.node.clone()]).compute_bound().stateful() {
-                OpsKind::Tracked(mut prep) => {
-                    let state = (prep.checkpoint(&x), prep.checkpoint(&weight), None, options.clone());
-                    prep.finish(state, B::slim_conv2d(x.primitive, weight.primitive, None, options))
-                }
-                OpsKind::UnTracked(prep) => prep.finish(B::slim_conv2d(x.primitive, weight.primitive, None, options)),
-            },
-            Some(bias) => {
-                match ConvBias
-                    .prepare::<C>([x.node.clone(), weight.node.clone(), bias.node.clone()])
-                    .compute_bound()
-                    .stateful()
-                {
-                    OpsKind::Tracked(mut prep) => {
-                        let state = (
-                            prep.checkpoint(&x),
-                            prep.checkpoint(&weight),
-                            Some(prep.checkpoint(&bias)),
-                            options.clone(),
-                        );
-                        prep.finish(state, B::slim_conv2d(x.primitive, weight.primitive, Some(bias.primitive), options))
-                    }
-                    OpsKind::UnTracked(prep) => {
-                        prep.finish(B::slim_conv2d(x.primitive, weight.primitive, Some(bias.primitive), options))
-                    }
-                }
-            }
+            None => record::<B, C, Conv, 2>(Conv, x, weight, None, options),
+            Some(b) => record::<B, C, ConvBias, 3>(ConvBias, x, weight, Some(b), options),
         }
     }
 }

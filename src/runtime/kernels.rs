@@ -186,6 +186,11 @@ fn col2im(g: &Geometry, cols: &[f32], dx: &mut [f32]) {
     });
 }
 
+/// Scratch space for one column matrix (none for a pointwise conv, which reads its input).
+fn cols_buffer(g: &Geometry) -> Vec<f32> {
+    vec![0.0; if g.pointwise() { 0 } else { g.col_rows() * g.out_plane() }]
+}
+
 /// Contiguous index ranges that split `0..n` into at most `parts` nearly equal pieces.
 fn split(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
     let parts = parts.clamp(1, n.max(1));
@@ -205,7 +210,7 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     check(g, x, w, &y);
     let (cg, og, rows, p, plane) = (g.in_per_group(), g.out_per_group(), g.col_rows(), g.out_plane(), g.in_plane());
     y.par_chunks_mut(g.out_c * p.max(1)).zip(x.par_chunks(g.in_c * plane.max(1))).for_each_init(
-        || vec![0.0; if g.pointwise() { 0 } else { rows * p }],
+        || cols_buffer(g),
         |cols, (yn, xn)| {
             for grp in 0..g.groups {
                 let xg = &xn[grp * cg * plane..(grp + 1) * cg * plane];
@@ -232,7 +237,7 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
         .map(|samples| {
             let mut dw = vec![0.0; g.weight_len()];
             check(g, x, &dw, dy);
-            let mut cols = vec![0.0; if g.pointwise() { 0 } else { rows * p }];
+            let mut cols = cols_buffer(g);
             for n in samples {
                 for grp in 0..g.groups {
                     let xg = &x[(n * g.in_c + grp * cg) * plane..][..cg * plane];
@@ -263,7 +268,7 @@ pub fn input_grad(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
     check(g, &dx, w, dy);
     let (cg, og, rows, p, plane) = (g.in_per_group(), g.out_per_group(), g.col_rows(), g.out_plane(), g.in_plane());
     dx.par_chunks_mut(g.in_c * plane.max(1)).zip(dy.par_chunks(g.out_c * p.max(1))).for_each_init(
-        || vec![0.0; if g.pointwise() { 0 } else { rows * p }],
+        || cols_buffer(g),
         |cols, (dxn, dyn_)| {
             for grp in 0..g.groups {
                 let wg = Mat::row_major(&w[grp * og * rows..(grp + 1) * og * rows], og, rows).t();

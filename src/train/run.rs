@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::{eval, step, Sampling, Sandwich, StepOptions};
 use crate::data::{self, Batch, DataError, DataSpec, Dataset, Normalize, Plan, Split};
 use crate::runtime::checkpoint::{self, CheckpointError, Meta};
-use crate::runtime::{RuntimeError, SlimAutodiff, SlimNet, WidthConfig};
+use crate::runtime::{RuntimeError, SlimAutodiff, SlimBackend, SlimNet, WidthConfig};
 
 /// Which widths each step trains.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -266,12 +266,7 @@ impl<B: SlimAutodiff> Run<B> {
 
     /// Reopens the run in `run_dir` where its last checkpoint left it.
     pub fn resume(run_dir: &Path, device: &B::Device) -> Result<Run<B>, TrainError> {
-        let dir = find_checkpoint(run_dir)?;
-        let (model, meta) = checkpoint::load::<B>(&dir, None, device)?;
-        let state: RunState = serde_json::from_value(meta.state.clone()).map_err(|e| CheckpointError::Corrupt {
-            path: dir.join(checkpoint::META),
-            reason: format!("no training state ({e})"),
-        })?;
+        let (model, meta, state, dir) = open::<B>(run_dir, device)?;
         let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
         let path = dir.join(OPTIMIZER);
         let record = recorder
@@ -432,6 +427,21 @@ impl<B: SlimAutodiff> Run<B> {
         checkpoint::write_atomic(&run_dir.join("metrics.jsonl"), lines.as_bytes())?;
         Ok(())
     }
+}
+
+/// Loads the checkpoint of a run (see [`find_checkpoint`]) with its training state, and
+/// says which directory it came from.
+pub fn open<B: SlimBackend>(
+    path: &Path,
+    device: &B::Device,
+) -> Result<(SlimNet<B>, Meta, RunState, PathBuf), TrainError> {
+    let dir = find_checkpoint(path)?;
+    let (model, meta) = checkpoint::load::<B>(&dir, None, device)?;
+    let state: RunState = serde_json::from_value(meta.state.clone()).map_err(|e| CheckpointError::Corrupt {
+        path: dir.join(checkpoint::META),
+        reason: format!("no training state, was it written by `slimc train`? ({e})"),
+    })?;
+    Ok((model, meta, state, dir))
 }
 
 /// The checkpoint directory `path` names: a run directory's `checkpoint/` (or, after an
