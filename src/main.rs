@@ -47,6 +47,8 @@ enum Command {
     Eval(cli::eval::EvalArgs),
     /// AutoSlim greedy search for the best configuration at target MACs.
     Search(cli::search::SearchArgs),
+    /// A fixed-width subnet as a standalone model: Burn record, safetensors or ONNX.
+    Export(cli::export::ExportArgs),
 }
 
 #[derive(Args)]
@@ -120,6 +122,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cli::train::run(&args),
         Command::Eval(args) => cli::eval::run(&args),
         Command::Search(args) => cli::search::run(&args),
+        Command::Export(args) => cli::export::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -28,18 +28,7 @@ fn data<const D: usize>(shape: [usize; D], mean: f64, std: f64, seed: u64) -> Te
     slimc::runtime::init::sample(shape, rand_distr::Normal::new(mean, std).unwrap(), &mut rng, &Default::default())
 }
 
-use common::ZOO;
-
-/// A zoo model re-targeted to small inputs so that CPU tests stay fast.
-fn small(name: &str, size: i64) -> Arc<Network> {
-    let src = std::fs::read_to_string(format!("models/{name}.slim")).unwrap();
-    let options = Options {
-        settings: vec![("size".into(), ParamValue::Int(size)), ("classes".into(), ParamValue::Int(7))],
-        rounding: None,
-    };
-    let mut nets = slimc::compile(&src, name, &options).unwrap_or_else(|d| panic!("{}", d.render()));
-    Arc::new(nets.remove(0))
-}
+use common::{condition_bn, small, ZOO};
 
 fn max_abs_diff<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {
     (a - b).abs().max().into_scalar().elem::<f32>()
@@ -203,29 +192,6 @@ fn run_fixed<B: Backend>(net: &Network, plain: &[Plain<B>], shapes: &[LayerShape
     let out = vals[net.output.index()].clone().unwrap();
     let [n, c, _, _] = out.dims();
     out.reshape([n, c])
-}
-
-/// Random but well-conditioned BN parameters and statistics (variances in [0.5, 2]), so
-/// that the comparison measures slicing, not the chaos of an untrained deep network
-/// normalised by near-zero variances.
-fn condition_bn<B: Backend>(slim: &mut SlimNet<B>, device: &B::Device) -> BnSet<B> {
-    let mut set = slim.empty_stats(String::new());
-    for (i, p) in slim.layers.iter_mut().enumerate() {
-        if p.gamma.is_empty() {
-            continue;
-        }
-        let c = p.gamma[0].val().dims()[0];
-        for g in p.gamma.iter_mut() {
-            *g = Param::from_tensor(Tensor::random([c], Distribution::Uniform(0.5, 1.5), device));
-        }
-        for b in p.beta.iter_mut() {
-            *b = Param::from_tensor(Tensor::random([c], Distribution::Uniform(-0.2, 0.2), device));
-        }
-        let mean = Tensor::random([c], Distribution::Normal(0.0, 0.2), device);
-        let var = Tensor::random([c], Distribution::Uniform(0.5, 2.0), device);
-        set.layers[i] = Some((mean, var));
-    }
-    set
 }
 
 fn compare_model(name: &str, size: i64, widths: &[f64]) {

@@ -168,6 +168,8 @@ fn us_training_learns_and_eval_reports_every_width() {
     assert_eq!(table.matches("search ").count(), 2, "{table}");
     assert!(table.contains("uniform (same MACs)"), "{table}");
 
+    exports_of_the_searched_configuration(&dir, &out, &found);
+
     // A fixed-width baseline overlays; the table form names it.
     let base = dir.join("fixed").display().to_string();
     let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--epochs", "1", "--scheme", "fixed"];
@@ -334,3 +336,76 @@ fn real_fashion_mnist_short_run_beats_the_stated_accuracy() {
 /// The accuracy bars of the real run (validation top-1 after 150 US steps of batch 128).
 const FASHION_MAX: f64 = 0.45;
 const FASHION_MIN: f64 = 0.45;
+
+/// `slimc export` of a search result: the Burn export reloads and classifies like the run,
+/// the ONNX export computes the Burn export's logits in onnxruntime, and bad requests
+/// write nothing.
+fn exports_of_the_searched_configuration(dir: &Path, run: &str, found: &str) {
+    let export = |config: &str, format: &str, out: &Path, extra: &[&str]| {
+        let out = out.display().to_string();
+        let mut args = vec!["export", run, "--config", config, "--format", format, "-o", &out];
+        args.extend(["--calibrate", "2", "--batch", "32"]);
+        args.extend(extra);
+        slimc(&args)
+    };
+    let target = format!("{found}#70%");
+    let mpk = dir.join("subnet.mpk");
+    let doc: serde_json::Value = serde_json::from_str(&ok(&export(&target, "burn", &mpk, &["--json"]))).unwrap();
+    let searched: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(found).unwrap()).unwrap();
+    let first = &searched["found"].as_array().unwrap().iter().max_by_key(|f| f["macs"].as_u64()).unwrap();
+    assert_eq!(doc["channels"], first["channels"], "#70% is the search's 70% configuration");
+    assert_eq!(doc["macs"], first["macs"]);
+    assert!(doc["bytes"].as_u64().unwrap() > 1000, "{doc}");
+    let (fixed, meta) = slimc::export::burn::open::<Cpu>(&mpk, &Default::default()).unwrap();
+    assert_eq!(meta.info.input_mean.len(), 1, "the input normalisation is recorded");
+
+    let onnx = dir.join("subnet.onnx");
+    let table = ok(&export(&target, "onnx", &onnx, &[]));
+    assert!(table.contains("MACs") && table.contains("KiB"), "size and MACs are reported: {table}");
+    let o = export(&format!("{found}#70%"), "onnx", &dir.join("folded.onnx"), &["--fold-bn"]);
+    assert!(ok(&o).contains("folded into convs"));
+    let ort_ok = Command::new("python3")
+        .args(["-c", "import onnx, onnxruntime, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ort_ok {
+        let x = burn::tensor::Tensor::<Cpu, 4>::random(
+            [3, 1, 12, 12],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &Default::default(),
+        );
+        let logits = fixed.forward(x.clone());
+        let raw = |p: &Path, v: Vec<f32>| std::fs::write(p, v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<_>>());
+        raw(&dir.join("x.f32"), x.to_data().to_vec().unwrap()).unwrap();
+        raw(&dir.join("y.f32"), logits.to_data().to_vec().unwrap()).unwrap();
+        for model in ["subnet.onnx", "folded.onnx"] {
+            let o = Command::new("python3")
+                .arg("scripts/onnx_check.py")
+                .args([dir.join(model), dir.join("x.f32"), dir.join("y.f32")])
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{model}: {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+
+    for (config, format, why) in [
+        ("0.5", "tflite", "--format"),
+        ("1.5", "onnx", "--config"),
+        ("0.5,0.5", "onnx", "search dimensions"),
+        (&format!("{found}#33%") as &str, "onnx", "no target 33%"),
+        (&format!("{found}#lots") as &str, "onnx", "cannot read target"),
+        ("missing.json#50%", "onnx", "cannot read missing.json"),
+    ] {
+        let bad = dir.join("bad.onnx");
+        let o = export(config, format, &bad, &[]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{config} {format}: {err}");
+        assert!(err.contains(why), "{config} {format}: {err}");
+        assert!(!bad.exists(), "nothing is written");
+    }
+}

@@ -10,6 +10,7 @@ use serde_json::json;
 use slimc::cost::{self, human};
 use slimc::data::{self, DataSpec, Split};
 use slimc::ir::Network;
+use slimc::runtime::checkpoint::Meta;
 use slimc::runtime::{SlimBackend, SlimNet, WidthConfig};
 use slimc::train::eval::{accuracy, calibration};
 use slimc::train::run::{self, RunState, Scheme};
@@ -160,6 +161,8 @@ pub fn run(a: &EvalArgs) -> Result<(), Failure> {
 pub struct Loaded<B: SlimBackend> {
     pub model: SlimNet<B>,
     pub state: RunState,
+    /// The checkpoint's metadata (source, settings).
+    pub meta: Meta,
     /// The checkpoint directory.
     pub dir: PathBuf,
     /// The training split (BN calibration), the held-out validation split, the test set.
@@ -170,7 +173,7 @@ pub struct Loaded<B: SlimBackend> {
 
 /// Opens a run (or checkpoint) and the data set it trained on (or `data_override`).
 pub fn open<B: SlimBackend>(path: &Path, data_override: Option<&str>, dev: &B::Device) -> Result<Loaded<B>, Failure> {
-    let (model, _, state, dir) = run::open::<B>(path, dev).map_err(fail)?;
+    let (model, meta, state, dir) = run::open::<B>(path, dev).map_err(fail)?;
     let spec = match data_override {
         Some(s) => DataSpec::parse(s).map_err(Failure::Usage)?,
         None => state.options.data.clone(),
@@ -181,7 +184,7 @@ pub fn open<B: SlimBackend>(path: &Path, data_override: Option<&str>, dev: &B::D
         return Err(Failure::Usage(format!("{spec} images are {:?}, the network takes {want:?}", data.shape())));
     }
     let (calib, val) = run::splits(&data, &state.options);
-    Ok(Loaded { model, state, dir, calib, val, test: Split::all(data.test.clone()) })
+    Ok(Loaded { model, state, meta, dir, calib, val, test: Split::all(data.test.clone()) })
 }
 
 fn measure<B: SlimBackend>(

@@ -18,6 +18,7 @@ macro_rules! on_device {
 }
 
 pub mod eval;
+pub mod export;
 pub mod plot;
 pub mod search;
 pub mod train;

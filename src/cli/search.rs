@@ -61,7 +61,7 @@ pub struct SearchArgs {
 }
 
 /// `20M` → 20 000 000.
-fn parse_macs(s: &str) -> Option<u64> {
+pub fn parse_macs(s: &str) -> Option<u64> {
     let s = s.trim();
     let (num, scale) = match s.char_indices().last()? {
         (i, 'K' | 'k') => (&s[..i], 1e3),
@@ -73,24 +73,25 @@ fn parse_macs(s: &str) -> Option<u64> {
     Some(v.round() as u64)
 }
 
+/// `75%` or `0.75` of `full` MACs.
+pub fn parse_fraction(t: &str, full: u64) -> Option<u64> {
+    let t = t.trim();
+    let frac = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().ok()? / 100.0,
+        None => t.parse::<f64>().ok()?,
+    };
+    (frac > 0.0 && frac <= 1.0).then(|| (frac * full as f64).round() as u64)
+}
+
 /// The target MACs of `--targets` (fractions of `full`) or `--macs`.
 fn targets(a: &SearchArgs, full: u64) -> Result<Vec<u64>, Failure> {
     let list = |s: &str, f: &dyn Fn(&str) -> Option<u64>, what: &str| -> Result<Vec<u64>, Failure> {
         s.split(',').map(|t| f(t).ok_or_else(|| Failure::Usage(format!("{what}: cannot read `{t}`")))).collect()
     };
     let ts = match (&a.targets, &a.macs) {
-        (Some(t), _) => list(
-            t,
-            &|t: &str| {
-                let t = t.trim();
-                let frac = match t.strip_suffix('%') {
-                    Some(p) => p.trim().parse::<f64>().ok()? / 100.0,
-                    None => t.parse::<f64>().ok()?,
-                };
-                (frac > 0.0 && frac <= 1.0).then(|| (frac * full as f64).round() as u64)
-            },
-            "--targets takes percentages of the full MACs, e.g. 75%,50%",
-        )?,
+        (Some(t), _) => {
+            list(t, &|t: &str| parse_fraction(t, full), "--targets takes percentages of the full MACs, e.g. 75%,50%")?
+        }
         (None, Some(m)) => list(m, &parse_macs, "--macs takes MAC counts, e.g. 20M,10M")?,
         (None, None) => return Err(Failure::Usage("give --targets or --macs".into())),
     };

@@ -2,7 +2,7 @@
 //! network and runs forward (and, on an autodiff backend, backward) at any width. Each op
 //! kind has its own file; Burn choices live only here, never in sema or the IR.
 
-mod activation;
+pub(crate) mod activation;
 pub mod backend;
 pub mod bench;
 pub mod checkpoint;
@@ -11,9 +11,9 @@ pub mod device;
 pub mod init;
 pub mod kernels;
 mod linear;
-mod merge;
+pub(crate) mod merge;
 mod norm;
-mod pool;
+pub(crate) mod pool;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,4 +1,15 @@
-//! Shared by the integration tests.
+//! Shared by the integration tests (each uses some of it).
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use burn::module::Param;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Tensor};
+
+use slimc::ir::{Network, ParamValue};
+use slimc::runtime::{BnSet, SlimNet};
+use slimc::Options;
 
 /// Every model of the zoo, as named in `models/`.
 pub const ZOO: &[&str] = &[
@@ -22,3 +33,37 @@ pub const ZOO: &[&str] = &[
     "regnetx_400mf",
     "regnety_400mf",
 ];
+
+/// A zoo model re-targeted to small inputs so that CPU tests stay fast.
+pub fn small(name: &str, size: i64) -> Arc<Network> {
+    let src = std::fs::read_to_string(format!("models/{name}.slim")).unwrap();
+    let options = Options {
+        settings: vec![("size".into(), ParamValue::Int(size)), ("classes".into(), ParamValue::Int(7))],
+        rounding: None,
+    };
+    let mut nets = slimc::compile(&src, name, &options).unwrap_or_else(|d| panic!("{}", d.render()));
+    Arc::new(nets.remove(0))
+}
+
+/// Random but well-conditioned BN parameters and statistics (variances in [0.5, 2]), so
+/// that the comparison measures slicing, not the chaos of an untrained deep network
+/// normalised by near-zero variances.
+pub fn condition_bn<B: Backend>(slim: &mut SlimNet<B>, device: &B::Device) -> BnSet<B> {
+    let mut set = slim.empty_stats(String::new());
+    for (i, p) in slim.layers.iter_mut().enumerate() {
+        if p.gamma.is_empty() {
+            continue;
+        }
+        let c = p.gamma[0].val().dims()[0];
+        for g in p.gamma.iter_mut() {
+            *g = Param::from_tensor(Tensor::random([c], Distribution::Uniform(0.5, 1.5), device));
+        }
+        for b in p.beta.iter_mut() {
+            *b = Param::from_tensor(Tensor::random([c], Distribution::Uniform(-0.2, 0.2), device));
+        }
+        let mean = Tensor::random([c], Distribution::Normal(0.0, 0.2), device);
+        let var = Tensor::random([c], Distribution::Uniform(0.5, 2.0), device);
+        set.layers[i] = Some((mean, var));
+    }
+    set
+}

@@ -1,0 +1,196 @@
+//! `slimc export RUN --config (W | W1,W2,… | FILE#TARGET) --format burn|safetensors|onnx
+//! -o OUT [--fold-bn]`.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde_json::json;
+
+use slimc::cost::human;
+use slimc::export::{self, Format, Subnet};
+use slimc::ir::Network;
+use slimc::runtime::checkpoint::write_atomic;
+use slimc::runtime::{SlimBackend, SlimNet, WidthConfig};
+use slimc::train::eval::calibration;
+use slimc::train::search::SearchState;
+
+use super::eval::{open, parse_widths};
+use super::search::{parse_fraction, parse_macs};
+use super::{device, fail};
+use crate::Failure;
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// A run directory (from `slimc train`) or a checkpoint directory.
+    path: PathBuf,
+    /// The width: one multiplier (0.5), one per search dimension (0.5,1,0.75,…), or a
+    /// `slimc search` result and target: search.json#50% (or #20M; the file alone when it
+    /// holds one configuration).
+    #[arg(long)]
+    config: String,
+    /// burn (OUT.mpk + OUT.json), safetensors or onnx (opset 17).
+    #[arg(long)]
+    format: String,
+    /// The file to write.
+    #[arg(short, long)]
+    out: PathBuf,
+    /// Fold each BN into the conv before it (scale the weights, add a bias).
+    #[arg(long)]
+    fold_bn: bool,
+    /// BN calibration batches (training images, cumulative average) at the chosen width.
+    #[arg(long, default_value_t = 10)]
+    calibrate: usize,
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Calibrate on another copy of the data set (default: the one the run trained on).
+    #[arg(long)]
+    data: Option<String>,
+    /// cpu, cuda or cuda:N (for calibration).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Print the report as one JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: &ExportArgs) -> Result<(), Failure> {
+    on_device!(device(&a.device)?, Cpu, Gpu, go(a))
+}
+
+fn go<B: SlimBackend>(a: &ExportArgs, dev: B::Device) -> Result<(), Failure> {
+    let format = Format::parse(&a.format)
+        .ok_or_else(|| Failure::Usage(format!("--format takes burn, safetensors or onnx, not `{}`", a.format)))?;
+    if a.batch == 0 || a.calibrate == 0 {
+        return Err(Failure::Usage("--batch and --calibrate must be at least 1".into()));
+    }
+    if let Some(parent) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if !parent.is_dir() {
+            return Err(Failure::Usage(format!("{} does not exist", parent.display())));
+        }
+    }
+    let l = open::<B>(&a.path, a.data.as_deref(), &dev)?;
+    let cfg = config(&a.config, &l.model)?;
+    let stats = calibration(&l.model, &cfg, &l.calib, &l.state.normalize, a.batch, a.calibrate, &dev).map_err(fail)?;
+    let mut subnet = Subnet::extract(&l.model, &cfg, &stats).map_err(fail)?;
+    subnet.info.input_mean = l.state.normalize.mean.clone();
+    subnet.info.input_std = l.state.normalize.std.clone();
+    let folded = if a.fold_bn { subnet.fold_bn() } else { 0 };
+    let written = match format {
+        Format::Onnx => write(&a.out, &export::onnx::to_bytes(&subnet))?,
+        Format::Safetensors => write(&a.out, &export::safetensors::to_bytes(&subnet).map_err(fail)?)?,
+        Format::Burn => {
+            let mpk = export::burn::save(&subnet, &l.meta, &a.out).map_err(fail)?;
+            vec![mpk.clone(), export::burn::meta_path(&mpk)]
+        }
+    };
+    let bytes: u64 = written.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+    let info = &subnet.info;
+    if a.json {
+        let doc = json!({
+            "files": written, "format": a.format, "bytes": bytes, "network": info.network,
+            "channels": info.channels, "wm": info.wm, "macs": info.macs, "params": info.params,
+            "bn_folded": folded, "calibrate": a.calibrate,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return Ok(());
+    }
+    let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+    println!("wrote {} ({}, {})", files.join(" + "), a.format, size(bytes));
+    println!("{} at channels {:?}", info.network, info.channels);
+    println!("{} MACs, {} params", human(info.macs), human(info.params));
+    println!(
+        "BN: calibrated on {} batches{}",
+        a.calibrate,
+        if a.fold_bn { format!(", {folded} folded into convs") } else { String::new() }
+    );
+    println!(
+        "input: [N, {}, {}, {}], normalised per channel (mean {:?}, std {:?})",
+        l.model.net.input[0], l.model.net.input[1], l.model.net.input[2], info.input_mean, info.input_std
+    );
+    Ok(())
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<Vec<PathBuf>, Failure> {
+    write_atomic(path, bytes).map_err(fail)?;
+    Ok(vec![path.to_path_buf()])
+}
+
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1 << 20)),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+/// `--config`: a uniform multiplier, one multiplier per dimension, or `FILE#TARGET`.
+fn config<B: SlimBackend>(s: &str, model: &SlimNet<B>) -> Result<WidthConfig, Failure> {
+    let net = &model.net;
+    let (file, target) = match s.split_once('#') {
+        Some((f, t)) => (Some(f), Some(t)),
+        None if Path::new(s).is_file() => (Some(s), None),
+        None => (None, None),
+    };
+    if let Some(file) = file {
+        return searched(Path::new(file), target, net).map(WidthConfig::new);
+    }
+    let ws = parse_widths(s).map_err(|_| {
+        Failure::Usage(format!(
+            "--config takes a width (0.5), one width per search dimension ({} values), or FILE#TARGET, not `{s}`",
+            net.space.search_dim()
+        ))
+    })?;
+    match ws[..] {
+        [w] => model.uniform(w).map_err(fail),
+        _ if !model.switches.is_empty() => {
+            Err(Failure::Usage("this run has one BN per width switch: --config must be one of its widths".into()))
+        }
+        _ if ws.len() != net.space.search_dim() => Err(Failure::Usage(format!(
+            "--config has {} widths, {} has {} search dimensions",
+            ws.len(),
+            net.name,
+            net.space.search_dim()
+        ))),
+        _ => Ok(WidthConfig::new(net.space.decode(&ws, net.rounding).map_err(fail)?)),
+    }
+}
+
+/// The channels a `slimc search` result found for `target` (`50%`, `0.5` or `20M`).
+fn searched(path: &Path, target: Option<&str>, net: &Network) -> Result<Vec<u32>, Failure> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
+    let state: SearchState = serde_json::from_str(&text)
+        .map_err(|e| Failure::Usage(format!("{} is not a `slimc search` result: {e}", path.display())))?;
+    if state.network != net.name || state.found.iter().any(|f| !net.space.admits(&f.point.channels)) {
+        return Err(Failure::Usage(format!("{} was searched on another network", path.display())));
+    }
+    let full = slimc::cost::cost(net, &net.full_width()).0.macs;
+    let listing = || {
+        let ts: Vec<String> = state
+            .found
+            .iter()
+            .map(|f| format!("#{:.0}% ({} MACs)", 100.0 * f.target_macs as f64 / full as f64, human(f.target_macs)))
+            .collect();
+        if ts.is_empty() {
+            format!("{} has found no configuration yet", path.display())
+        } else {
+            format!("{} has {}", path.display(), ts.join(", "))
+        }
+    };
+    let found = match target {
+        None if state.found.len() == 1 => &state.found[0],
+        None => return Err(Failure::Usage(format!("name a target: {}", listing()))),
+        Some(t) => {
+            let macs = if t.ends_with('%') || t.trim().parse::<f64>().is_ok_and(|v| v <= 1.0) {
+                parse_fraction(t, full)
+            } else {
+                parse_macs(t)
+            };
+            let macs = macs.ok_or_else(|| Failure::Usage(format!("cannot read target `{t}`: {}", listing())))?;
+            // Targets given as percentages were rounded to MACs: allow that rounding.
+            let near = |f: &&slimc::train::search::Found| f.target_macs.abs_diff(macs) <= full / 1000;
+            state.found.iter().find(near).ok_or_else(|| Failure::Usage(format!("no target {t}: {}", listing())))?
+        }
+    };
+    Ok(found.point.channels.clone())
+}

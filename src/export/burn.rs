@@ -1,0 +1,240 @@
+//! The Burn format: a [`FixedNet`] — the subnet as plain `burn::nn` layers (`Conv2d`,
+//! `BatchNorm` with its running statistics, `Linear`) — saved as a named MessagePack
+//! record (`OUT.mpk`), next to `OUT.json`, which holds the `.slim` source, settings and
+//! channels the layers were built from. [`open`] rebuilds the network from the JSON and
+//! loads the record: no slimmable network or checkpoint is needed to run it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use burn::module::{Module, Param, RunningState};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use super::{ExportError, HostTensor, Subnet, SubnetInfo};
+use crate::ir::{LayerShape, Network, Op, ParamValue, Rounding};
+use crate::runtime::checkpoint::{self, write_atomic};
+use crate::runtime::{activation, merge, pool, BN_EPS};
+
+/// One IR layer's parameters; empty for parameter-free layers and folded BNs.
+#[derive(Module, Debug)]
+pub struct FixedLayer<B: Backend> {
+    pub conv: Option<Conv2d<B>>,
+    pub linear: Option<Linear<B>>,
+    pub bn: Option<BatchNorm<B>>,
+}
+
+/// A fixed-width network of plain Burn layers, run over the IR at fixed channels.
+#[derive(Module, Debug)]
+pub struct FixedNet<B: Backend> {
+    pub layers: Vec<FixedLayer<B>>,
+    #[module(skip)]
+    pub net: Arc<Network>,
+    #[module(skip)]
+    pub shapes: Vec<LayerShape>,
+}
+
+/// `OUT.json`: what [`open`] rebuilds the network from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BurnMeta {
+    pub slimc_version: String,
+    pub source_path: String,
+    pub source: String,
+    pub settings: Vec<(String, ParamValue)>,
+    pub rounding: String,
+    /// Layers (by index) whose BN was folded into the conv before them.
+    pub folded: Vec<usize>,
+    #[serde(flatten)]
+    pub info: SubnetInfo,
+}
+
+impl<B: Backend> FixedNet<B> {
+    /// Layers with fresh parameters of the right shapes (`folded`: BNs folded away).
+    fn skeleton(net: Arc<Network>, shapes: Vec<LayerShape>, folded: &[bool], device: &B::Device) -> FixedNet<B> {
+        let mut layers = Vec::with_capacity(shapes.len());
+        for (id, l) in net.layers.iter() {
+            let s = shapes[id.index()];
+            let (i, o) = (s.in_c as usize, s.out as usize);
+            let mut layer = FixedLayer { conv: None, linear: None, bn: None };
+            match &l.op {
+                Op::Conv { kernel, stride, padding, dilation, bias, .. } => {
+                    // A folded BN gives its conv a bias.
+                    let folds = net.layers.iter().any(|(b, bl)| folded[b.index()] && bl.inputs.first() == Some(&id));
+                    let [ph, pw] = padding.map(|v| v as usize);
+                    let conv = Conv2dConfig::new([i, o], kernel.map(|v| v as usize))
+                        .with_stride(stride.map(|v| v as usize))
+                        .with_dilation(dilation.map(|v| v as usize))
+                        .with_padding(PaddingConfig2d::Explicit(ph, pw, ph, pw))
+                        .with_groups(s.groups as usize)
+                        .with_bias(*bias || folds);
+                    layer.conv = Some(conv.init(device));
+                }
+                Op::Linear { bias } => layer.linear = Some(LinearConfig::new(i, o).with_bias(*bias).init(device)),
+                Op::BatchNorm if !folded[id.index()] => {
+                    layer.bn = Some(BatchNormConfig::new(o).with_epsilon(BN_EPS).init(device));
+                }
+                _ => {}
+            }
+            layers.push(layer);
+        }
+        FixedNet { layers, net, shapes }
+    }
+
+    /// The subnet's parameters in Burn layers on `device`.
+    pub fn from_subnet(subnet: &Subnet, device: &B::Device) -> FixedNet<B> {
+        let folded: Vec<bool> = subnet.layers.iter().map(|p| p.folded).collect();
+        let mut fixed = Self::skeleton(subnet.net.clone(), subnet.shapes.clone(), &folded, device);
+        for (layer, p) in fixed.layers.iter_mut().zip(&subnet.layers) {
+            let bias = p.bias.as_ref().map(|b| Param::from_tensor(tensor::<B, 1>(b, device)));
+            if let Some(conv) = &mut layer.conv {
+                conv.weight = Param::from_tensor(tensor(p.weight.as_ref().expect("conv weight"), device));
+                conv.bias = bias;
+            } else if let Some(lin) = &mut layer.linear {
+                lin.weight = Param::from_tensor(tensor(p.weight.as_ref().expect("linear weight"), device));
+                lin.bias = bias;
+            } else if let (Some(bn), Some(v)) = (&mut layer.bn, &p.bn) {
+                let t = |d: &Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(d.clone(), [d.len()]), device);
+                bn.gamma = Param::from_tensor(t(&v.gamma));
+                bn.beta = Param::from_tensor(t(&v.beta));
+                bn.running_mean = RunningState::new(t(&v.mean));
+                bn.running_var = RunningState::new(t(&v.var));
+            }
+        }
+        fixed
+    }
+
+    /// Logits `[N, classes]` of a normalised `[N, C, H, W]` batch (inference).
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+        let net = &*self.net;
+        let mut values: Vec<Option<Tensor<B, 4>>> = vec![None; net.layers.len()];
+        let mut input = Some(x);
+        for (id, l) in net.layers.iter() {
+            let i = id.index();
+            let mut ins = l.inputs.iter().map(|j| values[j.index()].clone().expect("inputs come first"));
+            let p = &self.layers[i];
+            let out = match &l.op {
+                Op::Input => input.take().expect("one input"),
+                Op::Conv { .. } => p.conv.as_ref().expect("conv").forward(ins.next().expect("conv input")),
+                Op::Linear { .. } => {
+                    let x = ins.next().expect("linear input");
+                    let [n, c, _, _] = x.dims();
+                    let y = p.linear.as_ref().expect("linear").forward(x.reshape([n, c]));
+                    let o = y.dims()[1];
+                    y.reshape([n, o, 1, 1])
+                }
+                Op::BatchNorm => {
+                    let x = ins.next().expect("bn input");
+                    match &p.bn {
+                        Some(bn) => bn.forward(x),
+                        None => x,
+                    }
+                }
+                Op::Act(a) => activation::forward(ins.next().expect("input"), *a),
+                Op::MaxPool { .. } | Op::AvgPool { .. } | Op::GlobalAvgPool => {
+                    pool::forward(ins.next().expect("input"), &l.op)
+                }
+                Op::Flatten | Op::Dropout { .. } => ins.next().expect("input"),
+                Op::Add => ins.reduce(|a, b| a + b).expect("operands"),
+                Op::Mul => ins.reduce(merge::mul).expect("operands"),
+                Op::Concat => Tensor::cat(ins.collect(), 1),
+                Op::Split { part, parts } => merge::split(ins.next().expect("input"), *part, *parts),
+                Op::Shuffle { groups } => merge::shuffle(ins.next().expect("input"), *groups),
+                Op::Subsample { stride } => merge::subsample(ins.next().expect("input"), *stride),
+                Op::ZeroPad => merge::zeropad(ins.next().expect("input"), self.shapes[i].out as usize),
+            };
+            values[i] = Some(out);
+        }
+        let out = values[net.output.index()].take().expect("the output is computed");
+        let [n, c, _, _] = out.dims();
+        out.reshape([n, c])
+    }
+}
+
+fn tensor<B: Backend, const D: usize>(t: &HostTensor, device: &B::Device) -> Tensor<B, D> {
+    Tensor::from_data(TensorData::new(t.data.clone(), t.shape.clone()), device)
+}
+
+/// `OUT.json` next to `OUT.mpk`.
+pub fn meta_path(mpk: &Path) -> PathBuf {
+    mpk.with_extension("json")
+}
+
+/// Writes `subnet` as `OUT.mpk` (`path` with its extension replaced) and `OUT.json`.
+pub fn save(subnet: &Subnet, source: &checkpoint::Meta, path: &Path) -> Result<PathBuf, ExportError> {
+    let mpk = path.with_extension("mpk");
+    let device = Default::default();
+    let fixed = FixedNet::<crate::runtime::device::Cpu>::from_subnet(subnet, &device);
+    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+    // The recorder names its file `NAME.mpk`: write `STEM-tmp-write.mpk`, then rename.
+    let stem = mpk.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = mpk.with_file_name(format!("{stem}-tmp-write"));
+    fixed.save_file(&tmp, &recorder).map_err(|e| ExportError::Format(format!("{}: {e}", mpk.display())))?;
+    std::fs::rename(tmp.with_extension("mpk"), &mpk).map_err(|error| ExportError::Io { path: mpk.clone(), error })?;
+    let meta = BurnMeta {
+        slimc_version: env!("CARGO_PKG_VERSION").into(),
+        source_path: source.source_path.clone(),
+        source: source.source.clone(),
+        settings: source.settings.clone(),
+        rounding: source.rounding.clone(),
+        folded: subnet.layers.iter().enumerate().filter(|(_, p)| p.folded).map(|(i, _)| i).collect(),
+        info: subnet.info.clone(),
+    };
+    let json = serde_json::to_vec_pretty(&meta).map_err(|e| ExportError::Format(e.to_string()))?;
+    write_atomic(&meta_path(&mpk), &json).map_err(|e| ExportError::Format(e.to_string()))?;
+    Ok(mpk)
+}
+
+/// Loads an exported Burn model (`OUT.mpk` with its `OUT.json`).
+pub fn open<B: Backend>(path: &Path, device: &B::Device) -> Result<(FixedNet<B>, BurnMeta), ExportError> {
+    let mpk = path.with_extension("mpk");
+    let json_path = meta_path(&mpk);
+    let bytes = std::fs::read(&json_path).map_err(|error| ExportError::Io { path: json_path.clone(), error })?;
+    let corrupt = |why: String| ExportError::Format(format!("{} is not a slimc export: {why}", json_path.display()));
+    let meta: BurnMeta = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let options = crate::Options { settings: meta.settings.clone(), rounding: Rounding::parse(&meta.rounding) };
+    let nets = crate::compile(&meta.source, &meta.source_path, &options).map_err(|d| corrupt(d.render()))?;
+    let net =
+        nets.into_iter().find(|n| n.name == meta.info.network).ok_or_else(|| corrupt("no such network".into()))?;
+    if !net.space.admits(&meta.info.channels) || meta.folded.iter().any(|&i| i >= net.layers.len()) {
+        return Err(corrupt("its channels do not fit the network".into()));
+    }
+    let shapes = net.layer_shapes(&meta.info.channels);
+    let mut folded = vec![false; net.layers.len()];
+    meta.folded.iter().for_each(|&i| folded[i] = true);
+    let skeleton = FixedNet::<B>::skeleton(Arc::new(net), shapes, &folded, device);
+    let expected: Vec<Vec<usize>> = skeleton.param_shapes();
+    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+    let fixed = skeleton
+        .load_file(&mpk, &recorder, device)
+        .map_err(|e| ExportError::Format(format!("{}: {e}", mpk.display())))?;
+    if fixed.param_shapes() != expected {
+        return Err(ExportError::Format(format!("{}: the weights do not fit the network", mpk.display())));
+    }
+    Ok((fixed, meta))
+}
+
+impl<B: Backend> FixedNet<B> {
+    /// Every parameter's shape, in order (to check a loaded record against the network).
+    fn param_shapes(&self) -> Vec<Vec<usize>> {
+        let mut out = Vec::new();
+        for l in &self.layers {
+            if let Some(c) = &l.conv {
+                out.push(c.weight.val().dims().to_vec());
+                out.extend(c.bias.as_ref().map(|b| b.val().dims().to_vec()));
+            }
+            if let Some(lin) = &l.linear {
+                out.push(lin.weight.val().dims().to_vec());
+                out.extend(lin.bias.as_ref().map(|b| b.val().dims().to_vec()));
+            }
+            if let Some(bn) = &l.bn {
+                out.push(bn.gamma.val().dims().to_vec());
+                out.push(bn.running_var.value().dims().to_vec());
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,277 @@
+//! Fixed-width subnets: the active slices of a slimmable network at one width
+//! configuration, with that configuration's calibrated BN statistics, as a standalone
+//! model. [`Subnet::extract`] copies the slices to host memory; [`Subnet::fold_bn`]
+//! optionally folds each BN into the conv before it; the writers turn a subnet into a
+//! Burn record ([`burn`]), a safetensors file ([`safetensors`]) or an ONNX model
+//! ([`onnx`]).
+
+pub mod burn;
+pub mod onnx;
+mod proto;
+pub mod safetensors;
+
+use std::sync::Arc;
+
+use ::burn::tensor::backend::Backend;
+use ::burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+use crate::ir::{LayerShape, Network, Op};
+use crate::runtime::{BnSet, RuntimeError, SlimNet, WidthConfig, BN_EPS};
+
+/// The file formats of `slimc export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Burn,
+    Safetensors,
+    Onnx,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Option<Format> {
+        match s {
+            "burn" => Some(Format::Burn),
+            "safetensors" => Some(Format::Safetensors),
+            "onnx" => Some(Format::Onnx),
+            _ => None,
+        }
+    }
+}
+
+/// A dense row-major f32 tensor in host memory.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+impl HostTensor {
+    fn of<B: Backend, const D: usize>(t: Tensor<B, D>) -> HostTensor {
+        let shape = t.dims().to_vec();
+        let data = t.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
+        HostTensor { shape, data }
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        self.data.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+}
+
+/// A BN layer at inference: `γ (x − mean) / sqrt(var + ε) + β`, ε = [`BN_EPS`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct BnParams {
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+    pub mean: Vec<f32>,
+    pub var: Vec<f32>,
+}
+
+/// The parameters of one layer of a subnet; what a layer does not have is `None`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FixedParams {
+    /// Conv `[out, in / groups, kh, kw]`, or linear `[in, out]` (Burn's layout).
+    pub weight: Option<HostTensor>,
+    pub bias: Option<HostTensor>,
+    pub bn: Option<BnParams>,
+    /// A BN folded into the conv before it: this layer passes its input on unchanged.
+    pub folded: bool,
+}
+
+/// What a subnet records about where it came from (written into every format's metadata).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubnetInfo {
+    pub network: String,
+    /// Channels of each search dimension.
+    pub channels: Vec<u32>,
+    /// Those channels over each dimension's full-width count.
+    pub wm: Vec<f64>,
+    pub macs: u64,
+    pub params: u64,
+    /// The per-channel input normalisation the network was trained with (subtract `mean`,
+    /// divide by `std`, on pixels scaled to [0, 1]); the exported model expects normalised input.
+    pub input_mean: Vec<f32>,
+    pub input_std: Vec<f32>,
+    pub bn_folded: bool,
+}
+
+/// A standalone fixed-width network: the IR (run at `info.channels`) and host parameters.
+#[derive(Clone, Debug)]
+pub struct Subnet {
+    pub net: Arc<Network>,
+    pub shapes: Vec<LayerShape>,
+    pub layers: Vec<FixedParams>,
+    pub info: SubnetInfo,
+}
+
+#[derive(Debug)]
+pub enum ExportError {
+    Runtime(RuntimeError),
+    Io { path: std::path::PathBuf, error: std::io::Error },
+    Format(String),
+}
+
+impl std::fmt::Display for ExportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExportError::Runtime(e) => e.fmt(f),
+            ExportError::Io { path, error } => write!(f, "{}: {error}", path.display()),
+            ExportError::Format(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for ExportError {}
+
+impl From<RuntimeError> for ExportError {
+    fn from(e: RuntimeError) -> Self {
+        ExportError::Runtime(e)
+    }
+}
+
+impl Subnet {
+    /// The active slices of `model` at `cfg`, with the BN statistics `stats` (calibrated
+    /// at `cfg`).
+    pub fn extract<B: Backend>(model: &SlimNet<B>, cfg: &WidthConfig, stats: &BnSet<B>) -> Result<Subnet, ExportError> {
+        let net = model.net.clone();
+        if cfg.dims.len() != net.space.dims.len() || !net.space.admits(&cfg.dims) {
+            return Err(
+                RuntimeError::Width(format!("{:?} is not a width configuration of {}", cfg.dims, net.name)).into()
+            );
+        }
+        let shapes = net.layer_shapes(&cfg.dims);
+        let switch = cfg.switch.unwrap_or(0);
+        let mut layers = Vec::with_capacity(shapes.len());
+        for (id, l) in net.layers.iter() {
+            let (s, p) = (shapes[id.index()], &model.layers[id.index()]);
+            let (i, o) = (s.in_c as usize, s.out as usize);
+            let mut fixed = FixedParams::default();
+            if let Some(w) = &p.conv {
+                let [_, _, kh, kw] = w.val().dims();
+                let per_group = i / s.groups as usize;
+                fixed.weight = Some(HostTensor::of(w.val().slice([0..o, 0..per_group, 0..kh, 0..kw])));
+            }
+            if let Some(w) = &p.linear {
+                fixed.weight = Some(HostTensor::of(w.val().slice([0..i, 0..o])));
+            }
+            if let Some(b) = &p.bias {
+                fixed.bias = Some(HostTensor::of(b.val().slice(0..o)));
+            }
+            if l.op == Op::BatchNorm {
+                let (mean, var) = stats.layers[id.index()]
+                    .clone()
+                    .ok_or_else(|| RuntimeError::NotCalibrated { key: stats.key.clone() })?;
+                let host = |t: Tensor<B, 1>| HostTensor::of(t.slice(0..o)).data;
+                fixed.bn = Some(BnParams {
+                    gamma: host(p.gamma[switch].val()),
+                    beta: host(p.beta[switch].val()),
+                    mean: host(mean),
+                    var: host(var),
+                });
+            }
+            layers.push(fixed);
+        }
+        let (cost, _) = crate::cost::cost_of_shapes(&net, &shapes);
+        let info = SubnetInfo {
+            network: net.name.clone(),
+            channels: cfg.dims.clone(),
+            wm: net.space.multipliers(&cfg.dims),
+            macs: cost.macs,
+            params: cost.params,
+            ..SubnetInfo::default()
+        };
+        Ok(Subnet { net, shapes, layers, info })
+    }
+
+    /// Folds every BN whose input is a conv read by nothing else into that conv:
+    /// `W' = W · s`, `b' = (b − mean) · s + β` with `s = γ / sqrt(var + ε)` per output
+    /// channel. Returns how many were folded.
+    pub fn fold_bn(&mut self) -> usize {
+        let mut readers = vec![0usize; self.layers.len()];
+        for (_, l) in self.net.layers.iter() {
+            for j in &l.inputs {
+                readers[j.index()] += 1;
+            }
+        }
+        let mut folded = 0;
+        for (id, l) in self.net.layers.iter() {
+            let Some(&conv) = l.inputs.first() else { continue };
+            let ci = conv.index();
+            let is_conv = matches!(self.net.layers[conv].op, Op::Conv { .. });
+            if l.op != Op::BatchNorm || !is_conv || readers[ci] != 1 || conv == self.net.output {
+                continue;
+            }
+            let Some(bn) = self.layers[id.index()].bn.take() else { continue };
+            let target = &mut self.layers[ci];
+            let weight = target.weight.as_mut().expect("a conv has a weight");
+            let out = weight.shape[0];
+            let per_out = weight.data.len() / out;
+            let old_bias = target.bias.take();
+            let bias = (0..out)
+                .map(|c| {
+                    let scale = f64::from(bn.gamma[c]) / (f64::from(bn.var[c]) + BN_EPS).sqrt();
+                    for v in &mut weight.data[c * per_out..(c + 1) * per_out] {
+                        *v = (f64::from(*v) * scale) as f32;
+                    }
+                    let b = old_bias.as_ref().map_or(0.0, |b| f64::from(b.data[c]));
+                    ((b - f64::from(bn.mean[c])) * scale + f64::from(bn.beta[c])) as f32
+                })
+                .collect();
+            target.bias = Some(HostTensor { shape: vec![out], data: bias });
+            self.layers[id.index()].folded = true;
+            folded += 1;
+        }
+        self.info.bn_folded = folded > 0;
+        // Folding adds conv biases and removes BN's γ and β.
+        self.info.params = self.parameter_count();
+        folded
+    }
+
+    /// Parameters stored: weights, biases and BN's γ and β (statistics are not parameters).
+    pub fn parameter_count(&self) -> u64 {
+        self.layers
+            .iter()
+            .map(|p| {
+                let w = p.weight.as_ref().map_or(0, |t| t.data.len());
+                let b = p.bias.as_ref().map_or(0, |t| t.data.len());
+                let bn = p.bn.as_ref().map_or(0, |bn| 2 * bn.gamma.len());
+                (w + b + bn) as u64
+            })
+            .sum()
+    }
+
+    /// Tensors under PyTorch-style names (`stage1.0.main.conv1.weight`, BN `.weight`,
+    /// `.bias`, `.running_mean`, `.running_var`), linear weights transposed to `[out, in]`.
+    pub fn named_tensors(&self) -> Vec<(String, HostTensor)> {
+        let mut out = Vec::new();
+        for (id, l) in self.net.layers.iter() {
+            let p = &self.layers[id.index()];
+            if let Some(w) = &p.weight {
+                let w = if matches!(l.op, Op::Linear { .. }) { transpose(w) } else { w.clone() };
+                out.push((format!("{}.weight", l.name), w));
+            }
+            if let Some(b) = &p.bias {
+                out.push((format!("{}.bias", l.name), b.clone()));
+            }
+            if let Some(bn) = &p.bn {
+                let t = |v: &Vec<f32>| HostTensor { shape: vec![v.len()], data: v.clone() };
+                out.push((format!("{}.weight", l.name), t(&bn.gamma)));
+                out.push((format!("{}.bias", l.name), t(&bn.beta)));
+                out.push((format!("{}.running_mean", l.name), t(&bn.mean)));
+                out.push((format!("{}.running_var", l.name), t(&bn.var)));
+            }
+        }
+        out
+    }
+}
+
+/// `[in, out]` → `[out, in]`.
+pub fn transpose(w: &HostTensor) -> HostTensor {
+    let (r, c) = (w.shape[0], w.shape[1]);
+    let mut data = vec![0f32; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            data[j * r + i] = w.data[i * c + j];
+        }
+    }
+    HostTensor { shape: vec![c, r], data }
+}

@@ -1,0 +1,295 @@
+//! ONNX (opset 17) for a [`Subnet`]: one node (or a few) per IR layer, the subnet's
+//! parameters as initializers, tensors named after the layers. Input `input`
+//! `[N, C, H, W]` (N free), output `logits` `[N, classes]`.
+
+use prost::Message;
+
+use super::proto::*;
+use super::{HostTensor, Subnet};
+use crate::ir::{Activation, Op};
+use crate::runtime::BN_EPS;
+
+/// The operator set written (BatchNormalization-15, HardSwish-14, Clip/Pad/Slice with
+/// tensor inputs).
+pub const OPSET: i64 = 17;
+/// ONNX IR version 8 (ONNX 1.10+, what opset 17 models declare).
+pub const IR_VERSION: i64 = 8;
+
+/// The ONNX model of `subnet`, encoded.
+pub fn to_bytes(subnet: &Subnet) -> Vec<u8> {
+    model(subnet).encode_to_vec()
+}
+
+fn model(subnet: &Subnet) -> ModelProto {
+    let mut g = Graph::default();
+    let net = &subnet.net;
+    let [c, h, w] = net.input.map(i64::from);
+    // The name of each layer's output tensor; pass-through layers reuse their input's.
+    let mut names: Vec<String> = vec![String::new(); net.layers.len()];
+    for (id, l) in net.layers.iter() {
+        let i = id.index();
+        let ins: Vec<String> = l.inputs.iter().map(|j| names[j.index()].clone()).collect();
+        let s = subnet.shapes[i];
+        let p = &subnet.layers[i];
+        let out = l.name.clone();
+        let x = ins.first().cloned().unwrap_or_default();
+        names[i] = match &l.op {
+            Op::Input => "input".to_string(),
+            Op::Conv { kernel, stride, padding, dilation, .. } => {
+                let mut inputs = vec![x, g.init(&format!("{out}.weight"), p.weight.as_ref().expect("conv weight"))];
+                if let Some(b) = &p.bias {
+                    inputs.push(g.init(&format!("{out}.bias"), b));
+                }
+                let [ph, pw] = padding.map(i64::from);
+                let attrs = vec![
+                    ints("kernel_shape", kernel.map(i64::from).to_vec()),
+                    ints("strides", stride.map(i64::from).to_vec()),
+                    ints("pads", vec![ph, pw, ph, pw]),
+                    ints("dilations", dilation.map(i64::from).to_vec()),
+                    int("group", i64::from(s.groups)),
+                ];
+                g.node("Conv", inputs, &out, attrs)
+            }
+            Op::Linear { .. } => {
+                let flat = g.node("Flatten", vec![x], &format!("{out}.flat"), vec![int("axis", 1)]);
+                let mut inputs =
+                    vec![flat, g.init(&format!("{out}.weight"), p.weight.as_ref().expect("linear weight"))];
+                if let Some(b) = &p.bias {
+                    inputs.push(g.init(&format!("{out}.bias"), b));
+                }
+                let y = g.node("Gemm", inputs, &format!("{out}.gemm"), vec![]);
+                let shape = g.int64s(&format!("{out}.shape"), &[0, i64::from(s.out), 1, 1]);
+                g.node("Reshape", vec![y, shape], &out, vec![])
+            }
+            Op::BatchNorm if p.folded => x,
+            Op::BatchNorm => {
+                let bn = p.bn.as_ref().expect("BN parameters");
+                let v = |d: &Vec<f32>| HostTensor { shape: vec![d.len()], data: d.clone() };
+                let inputs = vec![
+                    x,
+                    g.init(&format!("{out}.weight"), &v(&bn.gamma)),
+                    g.init(&format!("{out}.bias"), &v(&bn.beta)),
+                    g.init(&format!("{out}.running_mean"), &v(&bn.mean)),
+                    g.init(&format!("{out}.running_var"), &v(&bn.var)),
+                ];
+                g.node("BatchNormalization", inputs, &out, vec![float("epsilon", BN_EPS as f32)])
+            }
+            Op::Act(a) => activation(&mut g, *a, x, &out),
+            Op::MaxPool { kernel, stride, padding } | Op::AvgPool { kernel, stride, padding } => {
+                let [ph, pw] = padding.map(i64::from);
+                let mut attrs = vec![
+                    ints("kernel_shape", kernel.map(i64::from).to_vec()),
+                    ints("strides", stride.map(i64::from).to_vec()),
+                    ints("pads", vec![ph, pw, ph, pw]),
+                ];
+                let op = if matches!(l.op, Op::MaxPool { .. }) {
+                    "MaxPool"
+                } else {
+                    // PyTorch's default, as the runtime: padding counts in the average.
+                    attrs.push(int("count_include_pad", 1));
+                    "AveragePool"
+                };
+                g.node(op, vec![x], &out, attrs)
+            }
+            Op::GlobalAvgPool => g.node("GlobalAveragePool", vec![x], &out, vec![]),
+            Op::Flatten | Op::Dropout { .. } => x,
+            Op::Add | Op::Mul => {
+                let op = if l.op == Op::Add { "Add" } else { "Mul" };
+                let mut acc = x;
+                for (k, b) in ins.iter().enumerate().skip(1) {
+                    let name = if k + 1 == ins.len() { out.clone() } else { format!("{out}.{k}") };
+                    acc = g.node(op, vec![acc, b.clone()], &name, vec![]);
+                }
+                acc
+            }
+            Op::Concat => g.node("Concat", ins, &out, vec![int("axis", 1)]),
+            Op::Split { part, parts } => {
+                let c = i64::from(s.in_c / parts);
+                let start = i64::from(*part) * c;
+                let starts = g.int64s(&format!("{out}.starts"), &[start]);
+                let ends = g.int64s(&format!("{out}.ends"), &[start + c]);
+                let axes = g.int64s(&format!("{out}.axes"), &[1]);
+                g.node("Slice", vec![x, starts, ends, axes], &out, vec![])
+            }
+            Op::Shuffle { groups } => {
+                let (gr, c) = (i64::from(*groups), i64::from(s.in_c));
+                let [lh, lw] = l.hw.map(i64::from);
+                let split = g.int64s(&format!("{out}.split"), &[0, gr, c / gr, lh * lw]);
+                let y = g.node("Reshape", vec![x, split], &format!("{out}.grouped"), vec![]);
+                let y = g.node("Transpose", vec![y], &format!("{out}.swapped"), vec![ints("perm", vec![0, 2, 1, 3])]);
+                let back = g.int64s(&format!("{out}.shape"), &[0, c, lh, lw]);
+                g.node("Reshape", vec![y, back], &out, vec![])
+            }
+            Op::Subsample { stride } => {
+                let st = i64::from(*stride);
+                let starts = g.int64s(&format!("{out}.starts"), &[0, 0]);
+                let ends = g.int64s(&format!("{out}.ends"), &[i64::MAX, i64::MAX]);
+                let axes = g.int64s(&format!("{out}.axes"), &[2, 3]);
+                let steps = g.int64s(&format!("{out}.steps"), &[st, st]);
+                g.node("Slice", vec![x, starts, ends, axes, steps], &out, vec![])
+            }
+            Op::ZeroPad if s.out <= s.in_c => x,
+            Op::ZeroPad => {
+                let extra = i64::from(s.out - s.in_c);
+                let pads = g.int64s(&format!("{out}.pads"), &[0, 0, 0, 0, 0, extra, 0, 0]);
+                g.node("Pad", vec![x, pads], &out, vec![])
+            }
+        };
+    }
+    let last = names[net.output.index()].clone();
+    let logits = g.node("Flatten", vec![last], "logits", vec![int("axis", 1)]);
+    let classes = i64::from(subnet.shapes[net.output.index()].out);
+    let graph = GraphProto {
+        node: g.nodes,
+        name: net.name.clone(),
+        initializer: g.inits,
+        input: vec![value_info("input", vec![Dim::Param("N"), Dim::Value(c), Dim::Value(h), Dim::Value(w)])],
+        output: vec![value_info(&logits, vec![Dim::Param("N"), Dim::Value(classes)])],
+    };
+    let info = serde_json::to_value(&subnet.info).unwrap_or_default();
+    let metadata_props = info
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| StringStringEntryProto { key: format!("slimc.{k}"), value: v.to_string() })
+        .collect();
+    ModelProto {
+        ir_version: IR_VERSION,
+        producer_name: "slimc".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string: format!("{} at channels {:?}, exported by slimc", net.name, subnet.info.channels),
+        graph: Some(graph),
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
+        metadata_props,
+    }
+}
+
+fn activation(g: &mut Graph, a: Activation, x: String, out: &str) -> String {
+    match a {
+        Activation::Relu => g.node("Relu", vec![x], out, vec![]),
+        Activation::Relu6 => {
+            let lo = g.scalar(&format!("{out}.min"), 0.0);
+            let hi = g.scalar(&format!("{out}.max"), 6.0);
+            g.node("Clip", vec![x, lo, hi], out, vec![])
+        }
+        Activation::Hswish => g.node("HardSwish", vec![x], out, vec![]),
+        Activation::Swish => {
+            let gate = g.node("Sigmoid", vec![x.clone()], &format!("{out}.gate"), vec![]);
+            g.node("Mul", vec![x, gate], out, vec![])
+        }
+        Activation::Sigmoid => g.node("Sigmoid", vec![x], out, vec![]),
+        // relu6(x + 3) / 6 = clip(x / 6 + 0.5, 0, 1)
+        Activation::Hsigmoid => {
+            g.node("HardSigmoid", vec![x], out, vec![float("alpha", 1.0 / 6.0), float("beta", 0.5)])
+        }
+    }
+}
+
+/// Nodes and initializers being collected.
+#[derive(Default)]
+struct Graph {
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+}
+
+impl Graph {
+    /// Adds a node with one output and returns the output's name.
+    fn node(&mut self, op: &str, input: Vec<String>, out: &str, attribute: Vec<AttributeProto>) -> String {
+        self.nodes.push(NodeProto {
+            input,
+            output: vec![out.to_string()],
+            name: out.to_string(),
+            op_type: op.to_string(),
+            attribute,
+        });
+        out.to_string()
+    }
+
+    fn init(&mut self, name: &str, t: &HostTensor) -> String {
+        self.inits.push(TensorProto {
+            dims: t.shape.iter().map(|&d| d as i64).collect(),
+            data_type: data_type::FLOAT,
+            name: name.to_string(),
+            raw_data: t.bytes(),
+        });
+        name.to_string()
+    }
+
+    fn scalar(&mut self, name: &str, v: f32) -> String {
+        self.inits.push(TensorProto {
+            dims: vec![],
+            data_type: data_type::FLOAT,
+            name: name.to_string(),
+            raw_data: v.to_le_bytes().to_vec(),
+        });
+        name.to_string()
+    }
+
+    fn int64s(&mut self, name: &str, v: &[i64]) -> String {
+        self.inits.push(TensorProto {
+            dims: vec![v.len() as i64],
+            data_type: data_type::INT64,
+            name: name.to_string(),
+            raw_data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        });
+        name.to_string()
+    }
+}
+
+fn int(name: &str, i: i64) -> AttributeProto {
+    AttributeProto { name: name.into(), i, r#type: attribute_type::INT, ..Default::default() }
+}
+
+fn ints(name: &str, ints: Vec<i64>) -> AttributeProto {
+    AttributeProto { name: name.into(), ints, r#type: attribute_type::INTS, ..Default::default() }
+}
+
+fn float(name: &str, f: f32) -> AttributeProto {
+    AttributeProto { name: name.into(), f, r#type: attribute_type::FLOAT, ..Default::default() }
+}
+
+enum Dim {
+    Param(&'static str),
+    Value(i64),
+}
+
+fn value_info(name: &str, dims: Vec<Dim>) -> ValueInfoProto {
+    let dim = dims
+        .into_iter()
+        .map(|d| Dimension {
+            value: Some(match d {
+                Dim::Param(p) => DimValue::DimParam(p.to_string()),
+                Dim::Value(v) => DimValue::DimValue(v),
+            }),
+        })
+        .collect();
+    let tensor_type = TypeTensor { elem_type: data_type::FLOAT, shape: Some(TensorShapeProto { dim }) };
+    ValueInfoProto { name: name.to_string(), r#type: Some(TypeProto { tensor_type: Some(tensor_type) }) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_through_protobuf() {
+        let m = ModelProto {
+            ir_version: IR_VERSION,
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
+            graph: Some(GraphProto {
+                node: vec![NodeProto {
+                    op_type: "Conv".into(),
+                    attribute: vec![ints("pads", vec![1, 1, 1, 1]), int("group", 4), float("epsilon", 1e-5)],
+                    ..Default::default()
+                }],
+                input: vec![value_info("input", vec![Dim::Param("N"), Dim::Value(3)])],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let bytes = m.encode_to_vec();
+        assert_eq!(ModelProto::decode(bytes.as_slice()).unwrap(), m);
+        // onnx.proto: ModelProto.ir_version is field 1, a varint: key byte (1 << 3) | 0.
+        assert_eq!(&bytes[..2], &[0x08, IR_VERSION as u8]);
+    }
+}

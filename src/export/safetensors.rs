@@ -1,0 +1,63 @@
+//! safetensors for a [`Subnet`]: every tensor under its PyTorch-style name
+//! ([`Subnet::named_tensors`]: linear weights `[out, in]`, BN `weight`/`bias`/
+//! `running_mean`/`running_var`), and the subnet's [`SubnetInfo`](super::SubnetInfo) plus
+//! the fixed-width layer table in the header's metadata (`slimc.*` keys, JSON values).
+
+use std::collections::HashMap;
+
+use safetensors::tensor::{Dtype, TensorView};
+
+use super::{ExportError, HostTensor, Subnet};
+
+pub fn to_bytes(subnet: &Subnet) -> Result<Vec<u8>, ExportError> {
+    let tensors = subnet.named_tensors();
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> =
+        tensors.iter().map(|(n, t)| (n.clone(), t.bytes(), t.shape.clone())).collect();
+    let views = bytes
+        .iter()
+        .map(|(n, b, shape)| {
+            TensorView::new(Dtype::F32, shape.clone(), b).map(|v| (n.clone(), v)).map_err(|e| format_error(&e))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    safetensors::serialize(views, Some(metadata(subnet))).map_err(|e| format_error(&e))
+}
+
+fn format_error(e: &dyn std::fmt::Display) -> ExportError {
+    ExportError::Format(format!("safetensors: {e}"))
+}
+
+fn metadata(subnet: &Subnet) -> HashMap<String, String> {
+    let mut m = HashMap::new();
+    if let Some(obj) = serde_json::to_value(&subnet.info).ok().and_then(|v| v.as_object().cloned()) {
+        for (k, v) in obj {
+            m.insert(format!("slimc.{k}"), v.to_string());
+        }
+    }
+    let layers: Vec<serde_json::Value> = subnet
+        .net
+        .layers
+        .iter()
+        .map(|(id, l)| {
+            let s = subnet.shapes[id.index()];
+            serde_json::json!({"name": l.name, "op": l.op.kind(), "in": s.in_c, "out": s.out, "groups": s.groups})
+        })
+        .collect();
+    m.insert("slimc.layers".into(), serde_json::Value::from(layers).to_string());
+    m.insert("format".into(), "pt".into());
+    m
+}
+
+/// Reads the tensors of a safetensors file back (for checks and tests).
+pub fn read(bytes: &[u8]) -> Result<Vec<(String, HostTensor)>, ExportError> {
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format_error(&e))?;
+    let mut out = Vec::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(ExportError::Format(format!("safetensors: {name} is {:?}, not F32", view.dtype())));
+        }
+        let data = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        out.push((name, HostTensor { shape: view.shape().to_vec(), data }));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}

@@ -1,0 +1,195 @@
+//! Fixed-width export against the slimmable runtime: the subnet as plain Burn layers,
+//! BN folded or not, computes what the slimmed network computes; the Burn record and
+//! safetensors files read back to the same tensors; every zoo model's ONNX export runs in
+//! onnxruntime (Python, from PyPI) with logits equal to slimc's to 1e-4.
+//!
+//! The ONNX check needs `python3 -m pip install onnx onnxruntime numpy`; it is skipped
+//! with a note when they are missing, unless `SLIMC_REQUIRE_ONNXRUNTIME=1` (CI sets it).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use burn::tensor::{Distribution, Tensor};
+
+use slimc::export::burn::FixedNet;
+use slimc::export::{onnx, safetensors, Subnet};
+use slimc::runtime::checkpoint::Meta;
+use slimc::runtime::device::Cpu;
+use slimc::runtime::{Mode, SlimNet, WidthConfig};
+
+use common::{condition_bn, small, ZOO};
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("slimc-export-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The input size each zoo model is tested at (ImageNet models at 32, CIFAR ones at 16).
+fn size(name: &str) -> i64 {
+    match name {
+        "resnet20" | "resnet32" | "resnet44" | "resnet56" | "wrn40_4" => 16,
+        _ => 32,
+    }
+}
+
+/// A model with random weights and well-conditioned BN statistics, a non-uniform width
+/// configuration (every third dimension at full width, the rest at `w`), the slimmed
+/// logits for a batch, the batch and the extracted subnet.
+struct Case {
+    input: Tensor<Cpu, 4>,
+    logits: Tensor<Cpu, 2>,
+    subnet: Subnet,
+}
+
+fn case(name: &str, w: f64) -> Case {
+    let device = Default::default();
+    let s = size(name);
+    let net = small(name, s);
+    let mut slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 11, &device);
+    let mut stats = condition_bn(&mut slim, &device);
+    let wm: Vec<f64> = (0..net.space.search_dim()).map(|i| if i % 3 == 1 { 1.0 } else { w }).collect();
+    let cfg = WidthConfig::new(net.space.decode(&wm, net.rounding).unwrap());
+    stats.key = cfg.key();
+    let input =
+        Tensor::random([2, net.input[0] as usize, s as usize, s as usize], Distribution::Normal(0.0, 1.0), &device);
+    let logits = slim.forward(input.clone(), &cfg, Mode::Eval(&stats)).unwrap().logits;
+    let subnet = Subnet::extract(&slim, &cfg, &stats).unwrap();
+    Case { input, logits, subnet }
+}
+
+/// max |a − b| over max(1, max |a|).
+fn relative_diff(a: &Tensor<Cpu, 2>, b: &Tensor<Cpu, 2>) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    let scale: f32 = a.clone().abs().max().into_scalar();
+    let diff: f32 = (a.clone() - b.clone()).abs().max().into_scalar();
+    diff / scale.max(1.0)
+}
+
+fn assert_close(name: &str, what: &str, ours: &Tensor<Cpu, 2>, theirs: &Tensor<Cpu, 2>) {
+    let d = relative_diff(ours, theirs);
+    assert!(d < 1e-4, "{name}: {what} differs from the slimmed forward by {d} (relative)");
+}
+
+#[test]
+fn burn_subnet_equals_the_slimmed_forward_with_and_without_folding() {
+    let device = Default::default();
+    for name in ZOO {
+        let mut c = case(name, 0.5);
+        let fixed = FixedNet::<Cpu>::from_subnet(&c.subnet, &device);
+        assert_close(name, "the fixed-width Burn network", &c.logits, &fixed.forward(c.input.clone()));
+        let params = c.subnet.parameter_count();
+        assert_eq!(params, c.subnet.info.params, "{name}: stored parameters are the cost model's");
+        let folded = c.subnet.fold_bn();
+        assert!(folded > 0, "{name}: some BN follows a conv");
+        let fixed = FixedNet::<Cpu>::from_subnet(&c.subnet, &device);
+        assert_close(name, "the BN-folded network", &c.logits, &fixed.forward(c.input.clone()));
+        assert!(c.subnet.parameter_count() < params, "{name}: folding removes BN's γ and β");
+    }
+}
+
+#[test]
+fn burn_record_and_safetensors_read_back_the_same_model() {
+    let dir = scratch("files");
+    let src = std::fs::read_to_string("models/mobilenet_v2.slim").unwrap();
+    let meta = Meta {
+        slimc_version: String::new(),
+        source_path: "models/mobilenet_v2.slim".into(),
+        source: src,
+        network: "mobilenet_v2".into(),
+        settings: vec![
+            ("size".into(), slimc::ir::ParamValue::Int(32)),
+            ("classes".into(), slimc::ir::ParamValue::Int(7)),
+        ],
+        rounding: "make_divisible(8)".into(),
+        switches: vec![],
+        bn: vec![],
+        state: serde_json::Value::Null,
+    };
+    for fold in [false, true] {
+        let mut c = case("mobilenet_v2", 0.6);
+        if fold {
+            c.subnet.fold_bn();
+        }
+        let mpk = slimc::export::burn::save(&c.subnet, &meta, &dir.join("model.mpk")).unwrap();
+        let (loaded, info) = slimc::export::burn::open::<Cpu>(&mpk, &Default::default()).unwrap();
+        assert_eq!(info.info.channels, c.subnet.info.channels);
+        assert_close("mobilenet_v2", "the reloaded Burn record", &c.logits, &loaded.forward(c.input.clone()));
+
+        let bytes = safetensors::to_bytes(&c.subnet).unwrap();
+        let mut expected = c.subnet.named_tensors();
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(safetensors::read(&bytes).unwrap(), expected);
+        let header =
+            String::from_utf8_lossy(&bytes[8..8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize])
+                .into_owned();
+        assert!(header.contains("slimc.channels") && header.contains("slimc.layers"), "{header}");
+    }
+    // A record from another configuration, or a missing one, is an error, not a panic.
+    std::fs::write(dir.join("model.mpk"), b"not a record").unwrap();
+    let err = slimc::export::burn::open::<Cpu>(&dir.join("model.mpk"), &Default::default()).unwrap_err();
+    assert!(err.to_string().contains("model.mpk"), "{err}");
+    let err = slimc::export::burn::open::<Cpu>(&dir.join("none.mpk"), &Default::default()).unwrap_err();
+    assert!(err.to_string().contains("none.json"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Whether `python3` can import onnx, onnxruntime and numpy; fails the test when CI
+/// requires them.
+pub fn onnxruntime_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import onnx, onnxruntime, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("SLIMC_REQUIRE_ONNXRUNTIME").as_deref() != Ok("1"),
+            "SLIMC_REQUIRE_ONNXRUNTIME=1 but python3 cannot import onnx, onnxruntime and numpy"
+        );
+        eprintln!("note: skipping the onnxruntime comparison (pip install onnx onnxruntime numpy)");
+    }
+    ok
+}
+
+fn raw(path: &Path, t: &[f32]) {
+    std::fs::write(path, t.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+}
+
+/// Writes the model, the input and slimc's logits, and runs `scripts/onnx_check.py`.
+fn onnxruntime_agrees(dir: &Path, name: &str, c: &Case) {
+    let model = dir.join(format!("{name}.onnx"));
+    std::fs::write(&model, onnx::to_bytes(&c.subnet)).unwrap();
+    let (input, expected) = (dir.join(format!("{name}.in")), dir.join(format!("{name}.out")));
+    raw(&input, &c.input.to_data().to_vec::<f32>().unwrap());
+    raw(&expected, &c.logits.to_data().to_vec::<f32>().unwrap());
+    let o = Command::new("python3")
+        .args(["scripts/onnx_check.py".as_ref(), model.as_os_str(), input.as_os_str(), expected.as_os_str()])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{name}: onnxruntime disagrees or rejects the model:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn onnx_export_of_every_zoo_model_runs_in_onnxruntime() {
+    if !onnxruntime_available() {
+        return;
+    }
+    let dir = scratch("onnx");
+    for (k, name) in ZOO.iter().enumerate() {
+        let mut c = case(name, 0.5);
+        // Half the models with BN folded into the convs, half with BatchNormalization nodes.
+        if k % 2 == 1 {
+            c.subnet.fold_bn();
+        }
+        onnxruntime_agrees(&dir, name, &c);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
