@@ -12,6 +12,7 @@
 pub mod cost;
 pub mod data;
 pub mod diagnostic;
+pub mod emit;
 pub mod export;
 pub mod ir;
 pub mod sema;

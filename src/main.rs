@@ -49,6 +49,21 @@ enum Command {
     Search(cli::search::SearchArgs),
     /// A fixed-width subnet as a standalone model: Burn record, safetensors or ONNX.
     Export(cli::export::ExportArgs),
+    /// Rust source of a Burn module for a network (a struct per block kind, any width).
+    Emit(EmitArgs),
+}
+
+#[derive(Args)]
+struct EmitArgs {
+    file: PathBuf,
+    /// Which network of the file (needed when it holds several).
+    #[arg(long)]
+    network: Option<String>,
+    /// Write the source here instead of standard output.
+    #[arg(short, long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    compile: CompileArgs,
 }
 
 #[derive(Args)]
@@ -123,6 +138,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cli::eval::run(&args),
         Command::Search(args) => cli::search::run(&args),
         Command::Export(args) => cli::export::run(&args),
+        Command::Emit(args) => emit(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -475,6 +491,20 @@ fn bench(args: &BenchArgs) -> Result<(), Failure> {
         for t in &report.infer_img_per_s {
             println!("inference at width {:<5} {:.1} img/s", t.width, t.img_per_s);
         }
+    }
+    Ok(())
+}
+
+fn emit(args: &EmitArgs) -> Result<(), Failure> {
+    let net = load_network(&args.file, args.network.as_deref(), &args.compile)?;
+    let code = slimc::emit::emit(&net, &args.file.display().to_string()).map_err(|e| Failure::Usage(e.to_string()))?;
+    match &args.out {
+        Some(path) => {
+            slimc::runtime::checkpoint::write_atomic(path, code.as_bytes())
+                .map_err(|e| Failure::Usage(e.to_string()))?;
+            eprintln!("wrote {} ({} lines)", path.display(), code.lines().count());
+        }
+        None => print!("{code}"),
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ use crate::syntax::ast::Span;
 pub type LayerId = Handle<Layer>;
 
 /// How a real-valued channel count `base × w` becomes an integer (DESIGN.md §4).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum Rounding {
     /// `int(v)` (Joslim, S-ResNet).
     Floor,
@@ -114,7 +114,7 @@ impl Width {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
     Relu,
@@ -278,8 +278,26 @@ pub struct Layer {
     /// Output height and width.
     pub hw: [u32; 2],
     pub section: Section,
+    /// The innermost block instance the layer belongs to (an index into
+    /// [`Network::blocks`]); `None` for layers written in the network itself.
+    pub block: Option<usize>,
     #[serde(skip)]
     pub span: Span,
+}
+
+/// One call of a block: the emit backend turns each kind into a struct.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Block {
+    /// The block definition's name, e.g. `basic_a`.
+    pub kind: String,
+    /// The name prefix of its layers, e.g. `stage2.0` or `stage2.0.main.squeeze_excite`.
+    pub name: String,
+    /// The enclosing instance, for blocks called inside blocks.
+    pub parent: Option<usize>,
+    /// The layer whose output is the block's `in`.
+    pub input: LayerId,
+    /// The layer whose output is the block's `out` (its input, for a block that returns `in`).
+    pub output: LayerId,
 }
 
 /// A parameter value of a network, after defaults and `--set`.
@@ -333,6 +351,8 @@ pub struct Network {
     pub layers: Arena<Layer>,
     pub output: LayerId,
     pub space: SearchSpace,
+    /// Block instances in call order; a parent comes before its children.
+    pub blocks: Vec<Block>,
 }
 
 impl Network {

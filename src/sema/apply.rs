@@ -94,6 +94,7 @@ impl<'a> Elab<'a, '_> {
             section: self.section,
             span,
             sets_width: sets,
+            block: None,
         };
         let id = self.emit(node, span)?;
         Ok(Value::Tensor(Tensor { node: id, term, c, h: hw[0], w: hw[1], origin }))

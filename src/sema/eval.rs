@@ -44,6 +44,20 @@ pub struct Node {
     pub span: Span,
     /// The op declares its output width (conv, linear, zeropad) rather than passing it on.
     pub sets_width: bool,
+    /// The innermost block instance that emitted it (set by [`Elab::emit`]).
+    pub block: Option<usize>,
+}
+
+/// One call of a block: its definition's name, its name prefix (`stage2.0`,
+/// `stage2.0.main.squeeze_excite`), the enclosing instance, and the nodes of its `in` and
+/// `out` (node indices are layer indices).
+#[derive(Clone, Debug)]
+pub struct BlockInstance {
+    pub kind: String,
+    pub name: String,
+    pub parent: Option<usize>,
+    pub input: usize,
+    pub output: usize,
 }
 
 /// How emitted nodes are named: `stage2.0.main.conv1`.
@@ -63,6 +77,10 @@ pub struct Elab<'a, 'i> {
     pub errors: Vec<SemaError>,
     pub rounding: Rounding,
     pub section: Section,
+    /// Every block instance, in call order; `out` is filled in when the block returns.
+    pub blocks: Vec<BlockInstance>,
+    /// The instances being elaborated, innermost last.
+    open_blocks: Vec<usize>,
     frames: Vec<Frame>,
     depth: usize,
 }
@@ -76,6 +94,8 @@ impl<'a, 'i> Elab<'a, 'i> {
             errors: Vec::new(),
             rounding,
             section: Section::Input,
+            blocks: Vec::new(),
+            open_blocks: Vec::new(),
             frames: Vec::new(),
             depth: 0,
         }
@@ -142,7 +162,8 @@ impl<'a, 'i> Elab<'a, 'i> {
         }
     }
 
-    pub fn emit(&mut self, node: Node, span: Span) -> Flow<usize> {
+    pub fn emit(&mut self, mut node: Node, span: Span) -> Flow<usize> {
+        node.block = self.open_blocks.last().copied();
         if self.nodes.len() >= MAX_LAYERS {
             self.errors.push(SemaError::Limit {
                 what: "the number of layers".into(),
@@ -502,14 +523,27 @@ impl<'a, 'i> Elab<'a, 'i> {
             return Err(Abort);
         }
         let prefix = self.block_name(&def.name.name);
+        let instance = self.blocks.len();
+        self.blocks.push(BlockInstance {
+            kind: def.name.name.clone(),
+            name: prefix.clone(),
+            parent: self.open_blocks.last().copied(),
+            input: t.node,
+            output: t.node,
+        });
         let mut env: Env<'a> = args.iter().cloned().collect();
         env.insert("in".to_string(), Value::Tensor(t));
         self.depth += 1;
+        self.open_blocks.push(instance);
         let result = self.statements(def, &mut env, &prefix);
+        self.open_blocks.pop();
         self.depth -= 1;
         result?;
         Ok(match env.remove("out") {
-            Some(Value::Tensor(t)) => Value::Tensor(t),
+            Some(Value::Tensor(t)) => {
+                self.blocks[instance].output = t.node;
+                Value::Tensor(t)
+            }
             Some(Value::Poison) | None => Value::Poison,
             Some(other) => {
                 let at = def.stmts.iter().rev().find_map(|s| match s {

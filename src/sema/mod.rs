@@ -40,7 +40,7 @@ pub fn analyse(file: &File, options: &Options) -> Result<Vec<ir::Network>, Vec<S
         if let Ok(Some(e)) = result {
             if errors.is_empty() {
                 let rounding = elab.rounding;
-                networks.push(space::build(&def.name.name, elab.nodes, elab.ch, e, rounding));
+                networks.push(space::build(&def.name.name, elab.nodes, elab.blocks, elab.ch, e, rounding));
             }
         }
     }

@@ -155,6 +155,7 @@ impl<'a> Elab<'a, '_> {
             section: Section::Input,
             span,
             sets_width: true,
+            block: None,
         };
         let id = self.emit(node, span)?;
         Ok(Some(Tensor { node: id, term: Term::G(g), c: v[0], h: v[1], w: v[2], origin: span }))

@@ -5,11 +5,18 @@
 use std::collections::{HashMap, HashSet};
 
 use super::channels::{Channels, GroupId, Term};
-use super::eval::Node;
+use super::eval::{BlockInstance, Node};
 use super::network::Elaborated;
-use crate::ir::{Arena, Dim, Layer, LayerId, Network, Rounding, SearchSpace, Section, Width};
+use crate::ir::{Arena, Block, Dim, Layer, LayerId, Network, Rounding, SearchSpace, Section, Width};
 
-pub fn build(name: &str, nodes: Vec<Node>, mut ch: Channels, e: Elaborated, rounding: Rounding) -> Network {
+pub fn build(
+    name: &str,
+    nodes: Vec<Node>,
+    blocks: Vec<BlockInstance>,
+    mut ch: Channels,
+    e: Elaborated,
+    rounding: Rounding,
+) -> Network {
     let terms: Vec<Term> = nodes.iter().map(|n| ch.normalize(&n.term).unwrap_or_else(|_| n.term.clone())).collect();
 
     // First appearance of each free group, in forward order.
@@ -92,6 +99,7 @@ pub fn build(name: &str, nodes: Vec<Node>, mut ch: Channels, e: Elaborated, roun
             channels: n.channels,
             hw: n.hw,
             section: n.section,
+            block: n.block,
             span: n.span,
         });
         if let (true, Width::Dim(d)) = (n.sets_width, &width) {
@@ -106,6 +114,16 @@ pub fn build(name: &str, nodes: Vec<Node>, mut ch: Channels, e: Elaborated, roun
         layers,
         output: LayerId::new(e.output),
         space: SearchSpace { dims, stages: e.stages },
+        blocks: blocks
+            .into_iter()
+            .map(|b| Block {
+                kind: b.kind,
+                name: b.name,
+                parent: b.parent,
+                input: LayerId::new(b.input),
+                output: LayerId::new(b.output),
+            })
+            .collect(),
     }
 }
 

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Regenerates tests/emitted/*.rs, the `slimc emit` output of every zoo model that
+# tests/emit.rs compiles and runs against the runtime. Run it after changing the emitter
+# or a model; tests/emit.rs fails while any file is stale.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --quiet
+mkdir -p tests/emitted
+for f in models/*.slim; do
+    ./target/debug/slimc emit "$f" -o "tests/emitted/$(basename "$f" .slim).rs"
+done

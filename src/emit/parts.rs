@@ -1,0 +1,297 @@
+//! The fixed parts of emitted code: slimmable conv / linear / batch-norm modules and the
+//! free functions the forward passes call. Each is written once per file, only when used,
+//! and computes what the runtime's op of the same name computes (`src/runtime/`).
+
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote};
+
+use crate::ir::{Activation, Rounding};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ParamKind {
+    Conv,
+    Linear,
+    BatchNorm,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Helper {
+    Param(ParamKind),
+    Act(Activation),
+    Mul,
+    Split,
+    Shuffle,
+    ZeroPad,
+    Subsample,
+    Round(Rounding),
+}
+
+impl Helper {
+    pub fn name(self) -> Ident {
+        match self {
+            Helper::Param(ParamKind::Conv) => format_ident!("SlimConv2d"),
+            Helper::Param(ParamKind::Linear) => format_ident!("SlimLinear"),
+            Helper::Param(ParamKind::BatchNorm) => format_ident!("SlimBatchNorm"),
+            Helper::Act(a) => format_ident!("{}", format!("{a:?}").to_lowercase()),
+            Helper::Mul => format_ident!("mul"),
+            Helper::Split => format_ident!("split"),
+            Helper::Shuffle => format_ident!("shuffle"),
+            Helper::ZeroPad => format_ident!("zeropad"),
+            Helper::Subsample => format_ident!("subsample"),
+            Helper::Round(Rounding::Floor) => format_ident!("floor_width"),
+            Helper::Round(Rounding::Nearest) => format_ident!("nearest_width"),
+            Helper::Round(Rounding::MakeDivisible(_)) => format_ident!("make_divisible"),
+        }
+    }
+
+    pub fn tokens(self) -> TokenStream {
+        match self {
+            Helper::Param(ParamKind::Conv) => conv(),
+            Helper::Param(ParamKind::Linear) => linear(),
+            Helper::Param(ParamKind::BatchNorm) => batch_norm(),
+            Helper::Act(a) => activation(a),
+            Helper::Mul => quote! {
+                /// Elementwise product; a `[N, C, 1, 1]` gate (squeeze-excite) scales whole channel maps.
+                fn mul<B: Backend>(a: Tensor<B, 4>, b: Tensor<B, 4>) -> Tensor<B, 4> {
+                    let (ad, bd) = (a.dims(), b.dims());
+                    if ad == bd {
+                        a * b
+                    } else if bd[2] * bd[3] == 1 {
+                        a * b.expand(ad)
+                    } else {
+                        a.expand(bd) * b
+                    }
+                }
+            },
+            Helper::Split => quote! {
+                /// Part `part` of `parts` equal channel chunks.
+                fn split<B: Backend>(x: Tensor<B, 4>, part: usize, parts: usize) -> Tensor<B, 4> {
+                    let c = x.dims()[1] / parts;
+                    x.narrow(1, part * c, c)
+                }
+            },
+            Helper::Shuffle => quote! {
+                /// ShuffleNet's channel shuffle: `[N, g, C/g, H·W]` transposed to `[N, C/g, g, H·W]`.
+                fn shuffle<B: Backend>(x: Tensor<B, 4>, groups: usize) -> Tensor<B, 4> {
+                    let [n, c, h, w] = x.dims();
+                    x.reshape([n, groups, c / groups, h * w]).swap_dims(1, 2).reshape([n, c, h, w])
+                }
+            },
+            Helper::ZeroPad => quote! {
+                /// Zero channels appended up to `out` (an option-A shortcut).
+                fn zeropad<B: Backend>(x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
+                    let [n, c, h, w] = x.dims();
+                    if out <= c {
+                        return x;
+                    }
+                    let zeros = Tensor::zeros([n, out - c, h, w], &x.device());
+                    Tensor::cat(vec![x, zeros], 1)
+                }
+            },
+            Helper::Subsample => quote! {
+                /// `x[:, :, ::s, ::s]` (an option-A shortcut).
+                fn subsample<B: Backend>(x: Tensor<B, 4>, s: isize) -> Tensor<B, 4> {
+                    x.slice(burn::tensor::s![.., .., ..;s, ..;s])
+                }
+            },
+            Helper::Round(r) => rounding(r),
+        }
+    }
+}
+
+fn conv() -> TokenStream {
+    quote! {
+        /// A convolution that runs on the active slice `weight[..out, ..in/groups]`.
+        #[derive(Module, Debug)]
+        pub struct SlimConv2d<B: Backend> {
+            /// `[out, in / groups, kh, kw]` at full width.
+            pub weight: Param<Tensor<B, 4>>,
+            pub bias: Option<Param<Tensor<B, 1>>>,
+            pub stride: [usize; 2],
+            pub padding: [usize; 2],
+            pub dilation: [usize; 2],
+            /// A fixed number of groups (1: dense); ignored when `group_width` is set.
+            pub groups: usize,
+            /// Groups of this many channels (1: depthwise); 0 for a fixed group count.
+            pub group_width: usize,
+        }
+
+        impl<B: Backend> SlimConv2d<B> {
+            /// A dense conv with stride 1 and no bias; Kaiming-normal weights (fan-out, as
+            /// torchvision).
+            pub fn new(shape: [usize; 4], padding: [usize; 2], device: &B::Device) -> Self {
+                let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
+                let weight = Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, std), device);
+                SlimConv2d {
+                    weight: Param::from_tensor(weight),
+                    bias: None,
+                    stride: [1, 1],
+                    padding,
+                    dilation: [1, 1],
+                    groups: 1,
+                    group_width: 0,
+                }
+            }
+
+            pub fn with_stride(self, stride: [usize; 2]) -> Self {
+                SlimConv2d { stride, ..self }
+            }
+
+            pub fn with_dilation(self, dilation: [usize; 2]) -> Self {
+                SlimConv2d { dilation, ..self }
+            }
+
+            pub fn with_groups(self, groups: usize) -> Self {
+                SlimConv2d { groups, ..self }
+            }
+
+            /// Groups of `k` channels: `in / k` groups at every width (1: depthwise).
+            pub fn with_group_width(self, group_width: usize) -> Self {
+                SlimConv2d { group_width, ..self }
+            }
+
+            /// A zero bias.
+            pub fn with_bias(self, device: &B::Device) -> Self {
+                let out = self.weight.dims()[0];
+                SlimConv2d { bias: Some(Param::from_tensor(Tensor::zeros([out], device))), ..self }
+            }
+
+            pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
+                let in_c = x.dims()[1];
+                let [_, full_per_group, kh, kw] = self.weight.dims();
+                let (groups, per_group) = if self.group_width > 0 {
+                    ((in_c / self.group_width).max(1), full_per_group)
+                } else {
+                    (self.groups, in_c / self.groups)
+                };
+                let weight = self.weight.val().slice([0..out, 0..per_group, 0..kh, 0..kw]);
+                let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
+                let options = burn::tensor::ops::ConvOptions::new(self.stride, self.padding, self.dilation, groups);
+                burn::tensor::module::conv2d(x, weight, bias, options)
+            }
+        }
+    }
+}
+
+fn linear() -> TokenStream {
+    quote! {
+        /// A linear layer on the active slice `weight[..in, ..out]`, on `[N, C, 1, 1]` maps.
+        #[derive(Module, Debug)]
+        pub struct SlimLinear<B: Backend> {
+            /// `[in, out]` at full width (Burn's layout: `y = x W + b`).
+            pub weight: Param<Tensor<B, 2>>,
+            pub bias: Option<Param<Tensor<B, 1>>>,
+        }
+
+        impl<B: Backend> SlimLinear<B> {
+            /// PyTorch's default: uniform in ±1/sqrt(in) for weight and bias.
+            pub fn new(in_c: usize, out: usize, bias: bool, device: &B::Device) -> Self {
+                let bound = 1.0 / (in_c as f64).sqrt();
+                let uniform = burn::tensor::Distribution::Uniform(-bound, bound);
+                SlimLinear {
+                    weight: Param::from_tensor(Tensor::random([in_c, out], uniform, device)),
+                    bias: bias.then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
+                }
+            }
+
+            pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
+                let [n, c, _, _] = x.dims();
+                let weight = self.weight.val().slice([0..c, 0..out]);
+                let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
+                burn::tensor::module::linear(x.reshape([n, c]), weight, bias).reshape([n, out, 1, 1])
+            }
+        }
+    }
+}
+
+fn batch_norm() -> TokenStream {
+    quote! {
+        /// Batch norm on the active channels, with stored statistics (inference).
+        #[derive(Module, Debug)]
+        pub struct SlimBatchNorm<B: Backend> {
+            pub gamma: Param<Tensor<B, 1>>,
+            pub beta: Param<Tensor<B, 1>>,
+            /// Running mean and (unbiased) variance; the first `c` entries are used at `c`
+            /// channels, so store the statistics calibrated at the width being run.
+            pub mean: burn::module::RunningState<Tensor<B, 1>>,
+            pub var: burn::module::RunningState<Tensor<B, 1>>,
+        }
+
+        impl<B: Backend> SlimBatchNorm<B> {
+            /// PyTorch's epsilon.
+            pub const EPS: f64 = 1e-5;
+
+            pub fn new(c: usize, device: &B::Device) -> Self {
+                SlimBatchNorm {
+                    gamma: Param::from_tensor(Tensor::ones([c], device)),
+                    beta: Param::from_tensor(Tensor::zeros([c], device)),
+                    mean: burn::module::RunningState::new(Tensor::zeros([c], device)),
+                    var: burn::module::RunningState::new(Tensor::ones([c], device)),
+                }
+            }
+
+            pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+                let c = x.dims()[1];
+                let scale = self.gamma.val().slice([0..c]) / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
+                let shift = self.beta.val().slice([0..c]) - self.mean.value().slice([0..c]) * scale.clone();
+                x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
+            }
+        }
+    }
+}
+
+fn activation(a: Activation) -> TokenStream {
+    let name = Helper::Act(a).name();
+    let body = match a {
+        Activation::Relu => quote!(burn::tensor::activation::relu(x)),
+        Activation::Relu6 => quote!(x.clamp(0.0, 6.0)),
+        Activation::Hswish => quote!(x.clone() * x.add_scalar(3.0).clamp(0.0, 6.0).div_scalar(6.0)),
+        Activation::Swish => quote!(x.clone() * burn::tensor::activation::sigmoid(x)),
+        Activation::Sigmoid => quote!(burn::tensor::activation::sigmoid(x)),
+        Activation::Hsigmoid => quote!(x.add_scalar(3.0).clamp(0.0, 6.0).div_scalar(6.0)),
+    };
+    let doc = match a {
+        Activation::Relu => " max(x, 0)",
+        Activation::Relu6 => " min(max(x, 0), 6)",
+        Activation::Hswish => " x · relu6(x + 3) / 6",
+        Activation::Swish => " x · sigmoid(x)",
+        Activation::Sigmoid => " 1 / (1 + e^−x)",
+        Activation::Hsigmoid => " relu6(x + 3) / 6",
+    };
+    quote! {
+        #[doc = #doc]
+        fn #name<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+            #body
+        }
+    }
+}
+
+/// The rounding of a ratio width (an SE squeeze), as slimc's `Rounding::apply`.
+fn rounding(r: Rounding) -> TokenStream {
+    match r {
+        Rounding::Floor => quote! {
+            /// `int(v)`, with slack for products such as 0.29 × 100.
+            fn floor_width(v: f64) -> usize {
+                (v + 1e-6).floor().max(0.0) as usize
+            }
+        },
+        Rounding::Nearest => quote! {
+            /// Round half to even, as Python's `round`.
+            fn nearest_width(v: f64) -> usize {
+                v.round_ties_even().max(0.0) as usize
+            }
+        },
+        Rounding::MakeDivisible(_) => quote! {
+            /// MobileNet's `_make_divisible`: the nearest multiple of `d`, at least `d`, never
+            /// more than 10 % below `v`.
+            fn make_divisible(v: f64, d: usize) -> usize {
+                let d = d.max(1) as f64;
+                let mut n = d.max(((v + d / 2.0 + 1e-6) / d).floor() * d);
+                if n < 0.9 * v - 1e-6 {
+                    n += d;
+                }
+                n as usize
+            }
+        },
+    }
+}

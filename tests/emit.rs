@@ -1,0 +1,199 @@
+//! `slimc emit` for every zoo model: `tests/emitted/*.rs` is exactly what the emitter
+//! writes today (so this crate compiles the emitted code), and each emitted module, given
+//! the runtime's weights and BN statistics through its `layers_mut()`, computes the
+//! runtime's logits at full, uniform and non-uniform widths.
+
+mod common;
+
+// The emitted code of every zoo model (scripts/emit-zoo.sh writes these files).
+// Each is a private module of this test binary, so the builders it does not call are dead here.
+#[allow(dead_code)]
+#[path = "emitted/efficientnet_b0.rs"]
+mod efficientnet_b0;
+#[allow(dead_code)]
+#[path = "emitted/mnasnet.rs"]
+mod mnasnet;
+#[allow(dead_code)]
+#[path = "emitted/mobilenet_v1.rs"]
+mod mobilenet_v1;
+#[allow(dead_code)]
+#[path = "emitted/mobilenet_v2.rs"]
+mod mobilenet_v2;
+#[allow(dead_code)]
+#[path = "emitted/mobilenet_v3_large.rs"]
+mod mobilenet_v3_large;
+#[allow(dead_code)]
+#[path = "emitted/mobilenet_v3_small.rs"]
+mod mobilenet_v3_small;
+#[allow(dead_code)]
+#[path = "emitted/regnetx_400mf.rs"]
+mod regnetx_400mf;
+#[allow(dead_code)]
+#[path = "emitted/regnety_400mf.rs"]
+mod regnety_400mf;
+#[allow(dead_code)]
+#[path = "emitted/resnet101.rs"]
+mod resnet101;
+#[allow(dead_code)]
+#[path = "emitted/resnet152.rs"]
+mod resnet152;
+#[allow(dead_code)]
+#[path = "emitted/resnet18.rs"]
+mod resnet18;
+#[allow(dead_code)]
+#[path = "emitted/resnet20.rs"]
+mod resnet20;
+#[allow(dead_code)]
+#[path = "emitted/resnet32.rs"]
+mod resnet32;
+#[allow(dead_code)]
+#[path = "emitted/resnet34.rs"]
+mod resnet34;
+#[allow(dead_code)]
+#[path = "emitted/resnet44.rs"]
+mod resnet44;
+#[allow(dead_code)]
+#[path = "emitted/resnet50.rs"]
+mod resnet50;
+#[allow(dead_code)]
+#[path = "emitted/resnet56.rs"]
+mod resnet56;
+#[allow(dead_code)]
+#[path = "emitted/shufflenet_v2.rs"]
+mod shufflenet_v2;
+#[allow(dead_code)]
+#[path = "emitted/wrn40_4.rs"]
+mod wrn40_4;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use burn::module::{Param, RunningState};
+use burn::tensor::{Distribution, Tensor};
+
+use slimc::ir::Network;
+use slimc::runtime::device::Cpu;
+use slimc::runtime::{BnSet, Mode, SlimNet, WidthConfig};
+
+use common::{condition_bn, ZOO};
+
+fn compile(name: &str) -> Network {
+    let src = std::fs::read_to_string(format!("models/{name}.slim")).unwrap();
+    let mut nets = slimc::compile(&src, name, &Default::default()).unwrap_or_else(|d| panic!("{}", d.render()));
+    nets.remove(0)
+}
+
+#[test]
+fn emitted_files_are_current() {
+    let mut stale = Vec::new();
+    for name in ZOO {
+        let code = slimc::emit::emit(&compile(name), &format!("models/{name}.slim")).unwrap();
+        let path = format!("tests/emitted/{name}.rs");
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(code.as_str()) {
+            stale.push(path);
+        }
+    }
+    assert!(stale.is_empty(), "stale emitted code (run scripts/emit-zoo.sh): {stale:?}");
+}
+
+/// A zoo model with random weights and well-conditioned BN statistics, and the widths to
+/// compare at: full, uniform 0.5, and every third dimension at full width with the rest at 0.4.
+fn setup(name: &str) -> (SlimNet<Cpu>, BnSet<Cpu>, Vec<WidthConfig>) {
+    let net = Arc::new(compile(name));
+    let mut slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 5, &Default::default());
+    let stats = condition_bn(&mut slim, &Default::default());
+    let mut cfgs = vec![slim.uniform(1.0).unwrap(), slim.uniform(0.5).unwrap()];
+    let wm: Vec<f64> = (0..net.space.search_dim()).map(|i| if i % 3 == 1 { 1.0 } else { 0.4 }).collect();
+    cfgs.push(WidthConfig::new(net.space.decode(&wm, net.rounding).unwrap()));
+    (slim, stats, cfgs)
+}
+
+/// Copies the runtime's parameters and statistics into an emitted module, by layer name,
+/// then checks its logits against the runtime's at each configuration.
+macro_rules! compare {
+    ($module:ident, $ty:ident) => {{
+        use $module::LayerMut;
+
+        let name = stringify!($module);
+        let device = Default::default();
+        let (slim, mut stats, cfgs) = setup(name);
+        let index: HashMap<&str, usize> = slim.net.layers.iter().map(|(id, l)| (l.name.as_str(), id.index())).collect();
+        let mut emitted = $module::$ty::<Cpu>::init(&device);
+        let mut copied = 0;
+        for (layer, target) in emitted.layers_mut() {
+            let i = index[layer];
+            let p = &slim.layers[i];
+            match target {
+                LayerMut::Conv(c) => {
+                    c.weight = Param::from_tensor(p.conv.as_ref().unwrap().val());
+                    c.bias = p.bias.as_ref().map(|b| Param::from_tensor(b.val()));
+                }
+                LayerMut::Linear(l) => {
+                    l.weight = Param::from_tensor(p.linear.as_ref().unwrap().val());
+                    l.bias = p.bias.as_ref().map(|b| Param::from_tensor(b.val()));
+                }
+                LayerMut::BatchNorm(bn) => {
+                    bn.gamma = Param::from_tensor(p.gamma[0].val());
+                    bn.beta = Param::from_tensor(p.beta[0].val());
+                    let (mean, var) = stats.layers[i].clone().unwrap();
+                    bn.mean = RunningState::new(mean);
+                    bn.var = RunningState::new(var);
+                }
+            }
+            copied += 1;
+        }
+        let with_params = slim.layers.iter().filter(|p| p.conv.is_some() || p.linear.is_some() || !p.gamma.is_empty());
+        assert_eq!(copied, with_params.count(), "{name}: layers_mut lists every parameter layer");
+        let full: Vec<usize> = slim.net.full_width().iter().map(|&d| d as usize).collect();
+        assert_eq!($module::BASE_WIDTHS.to_vec(), full, "{name}");
+        assert_eq!($module::INPUT, slim.net.input.map(|v| v as usize), "{name}");
+        assert_eq!($module::CLASSES, slim.net.layers[slim.net.output].channels as usize, "{name}");
+        let c = slim.net.input[0] as usize;
+        for cfg in cfgs {
+            stats.key = cfg.key();
+            let x = Tensor::<Cpu, 4>::random([2, c, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+            let ours = slim.forward(x.clone(), &cfg, Mode::Eval(&stats)).unwrap().logits;
+            let widths: Vec<usize> = cfg.dims.iter().map(|&d| d as usize).collect();
+            let theirs = emitted.forward(x, &widths);
+            assert_eq!(ours.dims(), theirs.dims());
+            let scale: f32 = ours.clone().abs().max().into_scalar();
+            let diff: f32 = (ours - theirs).abs().max().into_scalar();
+            assert!(diff <= 1e-4 * scale.max(1.0), "{name} at {:?}: emitted differs by {diff}", cfg.dims);
+        }
+    }};
+}
+
+#[test]
+fn emitted_cifar_models_compute_the_runtime_logits() {
+    compare!(resnet20, Resnet20);
+    compare!(resnet32, Resnet32);
+    compare!(resnet44, Resnet44);
+    compare!(resnet56, Resnet56);
+    compare!(wrn40_4, Wrn404);
+}
+
+#[test]
+fn emitted_resnets_compute_the_runtime_logits() {
+    compare!(resnet18, Resnet18);
+    compare!(resnet34, Resnet34);
+    compare!(resnet50, Resnet50);
+    compare!(resnet101, Resnet101);
+    compare!(resnet152, Resnet152);
+}
+
+#[test]
+fn emitted_mobile_models_compute_the_runtime_logits() {
+    compare!(mobilenet_v1, MobilenetV1);
+    compare!(mobilenet_v2, MobilenetV2);
+    compare!(mobilenet_v3_large, MobilenetV3Large);
+    compare!(mobilenet_v3_small, MobilenetV3Small);
+    compare!(efficientnet_b0, EfficientnetB0);
+    compare!(mnasnet, Mnasnet);
+}
+
+#[test]
+fn emitted_grouped_and_shuffled_models_compute_the_runtime_logits() {
+    compare!(shufflenet_v2, ShufflenetV2);
+    compare!(regnetx_400mf, Regnetx400mf);
+    compare!(regnety_400mf, Regnety400mf);
+}
