@@ -8,60 +8,79 @@ mod common;
 // The emitted code of every zoo model (scripts/emit-zoo.sh writes these files).
 // Each is a private module of this test binary, so the builders it does not call are dead here.
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/efficientnet_b0.rs"]
 mod efficientnet_b0;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/mnasnet.rs"]
 mod mnasnet;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/mobilenet_v1.rs"]
 mod mobilenet_v1;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/mobilenet_v2.rs"]
 mod mobilenet_v2;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/mobilenet_v3_large.rs"]
 mod mobilenet_v3_large;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/mobilenet_v3_small.rs"]
 mod mobilenet_v3_small;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/regnetx_400mf.rs"]
 mod regnetx_400mf;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/regnety_400mf.rs"]
 mod regnety_400mf;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/resnet101.rs"]
 mod resnet101;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/resnet152.rs"]
 mod resnet152;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/resnet18.rs"]
 mod resnet18;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/resnet20.rs"]
 mod resnet20;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/resnet32.rs"]
 mod resnet32;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/resnet34.rs"]
 mod resnet34;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/resnet44.rs"]
 mod resnet44;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/resnet50.rs"]
 mod resnet50;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/resnet56.rs"]
 mod resnet56;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/shufflenet_v2.rs"]
 mod shufflenet_v2;
 #[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/wrn40_4.rs"]
 mod wrn40_4;
 

@@ -8,8 +8,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 /// Channels of each search dimension at full width.
-pub const BASE_WIDTHS: [usize; 23] =
-    [32, 16, 24, 96, 144, 40, 144, 240, 80, 240, 480, 480, 112, 480, 672, 672, 192, 672, 1152, 1152, 1152, 320, 1152];
+pub const BASE_WIDTHS: [usize; 23] = [
+    32, 16, 24, 96, 144, 40, 144, 240, 80, 240, 480, 480, 112, 480, 672, 672, 192, 672,
+    1152, 1152, 1152, 320, 1152,
+];
 
 /// The input the network was declared for: channels, height, width.
 pub const INPUT: [usize; 3] = [3, 224, 224];
@@ -45,14 +47,18 @@ impl<B: Backend> EfficientnetB0<B> {
     /// Full-width parameters: Kaiming-normal convs, PyTorch-default linears, BN γ = 1, β = 0.
     pub fn init(device: &B::Device) -> Self {
         EfficientnetB0 {
-            stem_conv1: SlimConv2d::new([32, 3, 3, 3], [1, 1], device).with_stride([2, 2]),
+            stem_conv1: SlimConv2d::new([32, 3, 3, 3], [1, 1], device)
+                .with_stride([2, 2]),
             stem_bn1: SlimBatchNorm::new(32, device),
             stage1_0: Mbconv {
-                dw_dwconv1: SlimConv2d::new([32, 1, 3, 3], [1, 1], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([32, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(32, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([8, 32, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([32, 8, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([8, 32, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([32, 8, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([16, 32, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(16, device),
@@ -60,11 +66,15 @@ impl<B: Backend> EfficientnetB0<B> {
             stage2_0: Mbconv2 {
                 expand_conv1: SlimConv2d::new([96, 16, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(96, device),
-                dw_dwconv1: SlimConv2d::new([96, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([96, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(96, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([4, 96, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([96, 4, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([4, 96, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([96, 4, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([24, 96, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(24, device),
@@ -72,11 +82,14 @@ impl<B: Backend> EfficientnetB0<B> {
             stage2_1: Mbconv3 {
                 expand_conv1: SlimConv2d::new([144, 24, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(144, device),
-                dw_dwconv1: SlimConv2d::new([144, 1, 3, 3], [1, 1], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([144, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(144, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([6, 144, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([144, 6, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([6, 144, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([144, 6, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([24, 144, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(24, device),
@@ -84,11 +97,15 @@ impl<B: Backend> EfficientnetB0<B> {
             stage3_0: Mbconv2 {
                 expand_conv1: SlimConv2d::new([144, 24, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(144, device),
-                dw_dwconv1: SlimConv2d::new([144, 1, 5, 5], [2, 2], device).with_stride([2, 2]).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([144, 1, 5, 5], [2, 2], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(144, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([6, 144, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([144, 6, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([6, 144, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([144, 6, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([40, 144, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(40, device),
@@ -96,11 +113,14 @@ impl<B: Backend> EfficientnetB0<B> {
             stage3_1: Mbconv3 {
                 expand_conv1: SlimConv2d::new([240, 40, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(240, device),
-                dw_dwconv1: SlimConv2d::new([240, 1, 5, 5], [2, 2], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([240, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(240, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([10, 240, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([240, 10, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([10, 240, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([240, 10, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([40, 240, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(40, device),
@@ -108,11 +128,15 @@ impl<B: Backend> EfficientnetB0<B> {
             stage4_0: Mbconv2 {
                 expand_conv1: SlimConv2d::new([240, 40, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(240, device),
-                dw_dwconv1: SlimConv2d::new([240, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([240, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(240, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([10, 240, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([240, 10, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([10, 240, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([240, 10, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([80, 240, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(80, device),
@@ -120,11 +144,14 @@ impl<B: Backend> EfficientnetB0<B> {
             stage4_1: Mbconv3 {
                 expand_conv1: SlimConv2d::new([480, 80, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(480, device),
-                dw_dwconv1: SlimConv2d::new([480, 1, 3, 3], [1, 1], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([480, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(480, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([20, 480, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([480, 20, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([20, 480, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([480, 20, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([80, 480, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(80, device),
@@ -132,11 +159,14 @@ impl<B: Backend> EfficientnetB0<B> {
             stage4_2: Mbconv3 {
                 expand_conv1: SlimConv2d::new([480, 80, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(480, device),
-                dw_dwconv1: SlimConv2d::new([480, 1, 3, 3], [1, 1], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([480, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(480, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([20, 480, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([480, 20, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([20, 480, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([480, 20, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([80, 480, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(80, device),
@@ -144,11 +174,14 @@ impl<B: Backend> EfficientnetB0<B> {
             stage5_0: Mbconv2 {
                 expand_conv1: SlimConv2d::new([480, 80, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(480, device),
-                dw_dwconv1: SlimConv2d::new([480, 1, 5, 5], [2, 2], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([480, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(480, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([20, 480, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([480, 20, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([20, 480, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([480, 20, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([112, 480, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(112, device),
@@ -156,11 +189,14 @@ impl<B: Backend> EfficientnetB0<B> {
             stage5_1: Mbconv3 {
                 expand_conv1: SlimConv2d::new([672, 112, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(672, device),
-                dw_dwconv1: SlimConv2d::new([672, 1, 5, 5], [2, 2], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([672, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(672, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([28, 672, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([672, 28, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([28, 672, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([672, 28, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([112, 672, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(112, device),
@@ -168,11 +204,14 @@ impl<B: Backend> EfficientnetB0<B> {
             stage5_2: Mbconv3 {
                 expand_conv1: SlimConv2d::new([672, 112, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(672, device),
-                dw_dwconv1: SlimConv2d::new([672, 1, 5, 5], [2, 2], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([672, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(672, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([28, 672, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([672, 28, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([28, 672, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([672, 28, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([112, 672, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(112, device),
@@ -180,11 +219,15 @@ impl<B: Backend> EfficientnetB0<B> {
             stage6_0: Mbconv2 {
                 expand_conv1: SlimConv2d::new([672, 112, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(672, device),
-                dw_dwconv1: SlimConv2d::new([672, 1, 5, 5], [2, 2], device).with_stride([2, 2]).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([672, 1, 5, 5], [2, 2], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(672, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([28, 672, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([672, 28, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([28, 672, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([672, 28, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([192, 672, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(192, device),
@@ -192,11 +235,14 @@ impl<B: Backend> EfficientnetB0<B> {
             stage6_1: Mbconv3 {
                 expand_conv1: SlimConv2d::new([1152, 192, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(1152, device),
-                dw_dwconv1: SlimConv2d::new([1152, 1, 5, 5], [2, 2], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([1152, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(1152, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([48, 1152, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([1152, 48, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([48, 1152, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([1152, 48, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([192, 1152, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(192, device),
@@ -204,11 +250,14 @@ impl<B: Backend> EfficientnetB0<B> {
             stage6_2: Mbconv3 {
                 expand_conv1: SlimConv2d::new([1152, 192, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(1152, device),
-                dw_dwconv1: SlimConv2d::new([1152, 1, 5, 5], [2, 2], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([1152, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(1152, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([48, 1152, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([1152, 48, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([48, 1152, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([1152, 48, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([192, 1152, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(192, device),
@@ -216,11 +265,14 @@ impl<B: Backend> EfficientnetB0<B> {
             stage6_3: Mbconv3 {
                 expand_conv1: SlimConv2d::new([1152, 192, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(1152, device),
-                dw_dwconv1: SlimConv2d::new([1152, 1, 5, 5], [2, 2], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([1152, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(1152, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([48, 1152, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([1152, 48, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([48, 1152, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([1152, 48, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([192, 1152, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(192, device),
@@ -228,11 +280,14 @@ impl<B: Backend> EfficientnetB0<B> {
             stage7_0: Mbconv2 {
                 expand_conv1: SlimConv2d::new([1152, 192, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(1152, device),
-                dw_dwconv1: SlimConv2d::new([1152, 1, 3, 3], [1, 1], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([1152, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(1152, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([48, 1152, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([1152, 48, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([48, 1152, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([1152, 48, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([320, 1152, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(320, device),
@@ -247,233 +302,169 @@ impl<B: Backend> EfficientnetB0<B> {
     /// lists them), e.g. to load trained weights.
     pub fn layers_mut(&mut self) -> Vec<(&'static str, LayerMut<'_, B>)> {
         vec![
-            ("stem.conv1", LayerMut::Conv(&mut self.stem_conv1)),
-            ("stem.bn1", LayerMut::BatchNorm(&mut self.stem_bn1)),
-            ("stage1.0.dw.dwconv1", LayerMut::Conv(&mut self.stage1_0.dw_dwconv1)),
-            ("stage1.0.dw.bn1", LayerMut::BatchNorm(&mut self.stage1_0.dw_bn1)),
-            (
-                "stage1.0.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage1_0.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage1.0.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage1_0.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage1.0.main.conv1", LayerMut::Conv(&mut self.stage1_0.main_conv1)),
-            ("stage1.0.main.bn1", LayerMut::BatchNorm(&mut self.stage1_0.main_bn1)),
-            ("stage2.0.expand.conv1", LayerMut::Conv(&mut self.stage2_0.expand_conv1)),
-            ("stage2.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage2_0.expand_bn1)),
-            ("stage2.0.dw.dwconv1", LayerMut::Conv(&mut self.stage2_0.dw_dwconv1)),
-            ("stage2.0.dw.bn1", LayerMut::BatchNorm(&mut self.stage2_0.dw_bn1)),
-            (
-                "stage2.0.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage2_0.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage2.0.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage2_0.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage2.0.main.conv1", LayerMut::Conv(&mut self.stage2_0.main_conv1)),
-            ("stage2.0.main.bn1", LayerMut::BatchNorm(&mut self.stage2_0.main_bn1)),
-            ("stage2.1.expand.conv1", LayerMut::Conv(&mut self.stage2_1.expand_conv1)),
-            ("stage2.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage2_1.expand_bn1)),
-            ("stage2.1.dw.dwconv1", LayerMut::Conv(&mut self.stage2_1.dw_dwconv1)),
-            ("stage2.1.dw.bn1", LayerMut::BatchNorm(&mut self.stage2_1.dw_bn1)),
-            (
-                "stage2.1.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage2_1.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage2.1.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage2_1.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage2.1.main.conv1", LayerMut::Conv(&mut self.stage2_1.main_conv1)),
-            ("stage2.1.main.bn1", LayerMut::BatchNorm(&mut self.stage2_1.main_bn1)),
-            ("stage3.0.expand.conv1", LayerMut::Conv(&mut self.stage3_0.expand_conv1)),
-            ("stage3.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage3_0.expand_bn1)),
-            ("stage3.0.dw.dwconv1", LayerMut::Conv(&mut self.stage3_0.dw_dwconv1)),
-            ("stage3.0.dw.bn1", LayerMut::BatchNorm(&mut self.stage3_0.dw_bn1)),
-            (
-                "stage3.0.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage3_0.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage3.0.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage3_0.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage3.0.main.conv1", LayerMut::Conv(&mut self.stage3_0.main_conv1)),
-            ("stage3.0.main.bn1", LayerMut::BatchNorm(&mut self.stage3_0.main_bn1)),
-            ("stage3.1.expand.conv1", LayerMut::Conv(&mut self.stage3_1.expand_conv1)),
-            ("stage3.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage3_1.expand_bn1)),
-            ("stage3.1.dw.dwconv1", LayerMut::Conv(&mut self.stage3_1.dw_dwconv1)),
-            ("stage3.1.dw.bn1", LayerMut::BatchNorm(&mut self.stage3_1.dw_bn1)),
-            (
-                "stage3.1.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage3_1.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage3.1.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage3_1.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage3.1.main.conv1", LayerMut::Conv(&mut self.stage3_1.main_conv1)),
-            ("stage3.1.main.bn1", LayerMut::BatchNorm(&mut self.stage3_1.main_bn1)),
-            ("stage4.0.expand.conv1", LayerMut::Conv(&mut self.stage4_0.expand_conv1)),
-            ("stage4.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage4_0.expand_bn1)),
-            ("stage4.0.dw.dwconv1", LayerMut::Conv(&mut self.stage4_0.dw_dwconv1)),
-            ("stage4.0.dw.bn1", LayerMut::BatchNorm(&mut self.stage4_0.dw_bn1)),
-            (
-                "stage4.0.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage4_0.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage4.0.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage4_0.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage4.0.main.conv1", LayerMut::Conv(&mut self.stage4_0.main_conv1)),
-            ("stage4.0.main.bn1", LayerMut::BatchNorm(&mut self.stage4_0.main_bn1)),
-            ("stage4.1.expand.conv1", LayerMut::Conv(&mut self.stage4_1.expand_conv1)),
-            ("stage4.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage4_1.expand_bn1)),
-            ("stage4.1.dw.dwconv1", LayerMut::Conv(&mut self.stage4_1.dw_dwconv1)),
-            ("stage4.1.dw.bn1", LayerMut::BatchNorm(&mut self.stage4_1.dw_bn1)),
-            (
-                "stage4.1.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage4_1.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage4.1.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage4_1.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage4.1.main.conv1", LayerMut::Conv(&mut self.stage4_1.main_conv1)),
-            ("stage4.1.main.bn1", LayerMut::BatchNorm(&mut self.stage4_1.main_bn1)),
-            ("stage4.2.expand.conv1", LayerMut::Conv(&mut self.stage4_2.expand_conv1)),
-            ("stage4.2.expand.bn1", LayerMut::BatchNorm(&mut self.stage4_2.expand_bn1)),
-            ("stage4.2.dw.dwconv1", LayerMut::Conv(&mut self.stage4_2.dw_dwconv1)),
-            ("stage4.2.dw.bn1", LayerMut::BatchNorm(&mut self.stage4_2.dw_bn1)),
-            (
-                "stage4.2.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage4_2.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage4.2.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage4_2.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage4.2.main.conv1", LayerMut::Conv(&mut self.stage4_2.main_conv1)),
-            ("stage4.2.main.bn1", LayerMut::BatchNorm(&mut self.stage4_2.main_bn1)),
-            ("stage5.0.expand.conv1", LayerMut::Conv(&mut self.stage5_0.expand_conv1)),
-            ("stage5.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage5_0.expand_bn1)),
-            ("stage5.0.dw.dwconv1", LayerMut::Conv(&mut self.stage5_0.dw_dwconv1)),
-            ("stage5.0.dw.bn1", LayerMut::BatchNorm(&mut self.stage5_0.dw_bn1)),
-            (
-                "stage5.0.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage5_0.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage5.0.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage5_0.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage5.0.main.conv1", LayerMut::Conv(&mut self.stage5_0.main_conv1)),
-            ("stage5.0.main.bn1", LayerMut::BatchNorm(&mut self.stage5_0.main_bn1)),
-            ("stage5.1.expand.conv1", LayerMut::Conv(&mut self.stage5_1.expand_conv1)),
-            ("stage5.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage5_1.expand_bn1)),
-            ("stage5.1.dw.dwconv1", LayerMut::Conv(&mut self.stage5_1.dw_dwconv1)),
-            ("stage5.1.dw.bn1", LayerMut::BatchNorm(&mut self.stage5_1.dw_bn1)),
-            (
-                "stage5.1.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage5_1.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage5.1.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage5_1.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage5.1.main.conv1", LayerMut::Conv(&mut self.stage5_1.main_conv1)),
-            ("stage5.1.main.bn1", LayerMut::BatchNorm(&mut self.stage5_1.main_bn1)),
-            ("stage5.2.expand.conv1", LayerMut::Conv(&mut self.stage5_2.expand_conv1)),
-            ("stage5.2.expand.bn1", LayerMut::BatchNorm(&mut self.stage5_2.expand_bn1)),
-            ("stage5.2.dw.dwconv1", LayerMut::Conv(&mut self.stage5_2.dw_dwconv1)),
-            ("stage5.2.dw.bn1", LayerMut::BatchNorm(&mut self.stage5_2.dw_bn1)),
-            (
-                "stage5.2.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage5_2.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage5.2.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage5_2.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage5.2.main.conv1", LayerMut::Conv(&mut self.stage5_2.main_conv1)),
-            ("stage5.2.main.bn1", LayerMut::BatchNorm(&mut self.stage5_2.main_bn1)),
-            ("stage6.0.expand.conv1", LayerMut::Conv(&mut self.stage6_0.expand_conv1)),
-            ("stage6.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage6_0.expand_bn1)),
-            ("stage6.0.dw.dwconv1", LayerMut::Conv(&mut self.stage6_0.dw_dwconv1)),
-            ("stage6.0.dw.bn1", LayerMut::BatchNorm(&mut self.stage6_0.dw_bn1)),
-            (
-                "stage6.0.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage6_0.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage6.0.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage6_0.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage6.0.main.conv1", LayerMut::Conv(&mut self.stage6_0.main_conv1)),
-            ("stage6.0.main.bn1", LayerMut::BatchNorm(&mut self.stage6_0.main_bn1)),
-            ("stage6.1.expand.conv1", LayerMut::Conv(&mut self.stage6_1.expand_conv1)),
-            ("stage6.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage6_1.expand_bn1)),
-            ("stage6.1.dw.dwconv1", LayerMut::Conv(&mut self.stage6_1.dw_dwconv1)),
-            ("stage6.1.dw.bn1", LayerMut::BatchNorm(&mut self.stage6_1.dw_bn1)),
-            (
-                "stage6.1.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage6_1.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage6.1.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage6_1.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage6.1.main.conv1", LayerMut::Conv(&mut self.stage6_1.main_conv1)),
-            ("stage6.1.main.bn1", LayerMut::BatchNorm(&mut self.stage6_1.main_bn1)),
-            ("stage6.2.expand.conv1", LayerMut::Conv(&mut self.stage6_2.expand_conv1)),
-            ("stage6.2.expand.bn1", LayerMut::BatchNorm(&mut self.stage6_2.expand_bn1)),
-            ("stage6.2.dw.dwconv1", LayerMut::Conv(&mut self.stage6_2.dw_dwconv1)),
-            ("stage6.2.dw.bn1", LayerMut::BatchNorm(&mut self.stage6_2.dw_bn1)),
-            (
-                "stage6.2.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage6_2.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage6.2.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage6_2.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage6.2.main.conv1", LayerMut::Conv(&mut self.stage6_2.main_conv1)),
-            ("stage6.2.main.bn1", LayerMut::BatchNorm(&mut self.stage6_2.main_bn1)),
-            ("stage6.3.expand.conv1", LayerMut::Conv(&mut self.stage6_3.expand_conv1)),
-            ("stage6.3.expand.bn1", LayerMut::BatchNorm(&mut self.stage6_3.expand_bn1)),
-            ("stage6.3.dw.dwconv1", LayerMut::Conv(&mut self.stage6_3.dw_dwconv1)),
-            ("stage6.3.dw.bn1", LayerMut::BatchNorm(&mut self.stage6_3.dw_bn1)),
-            (
-                "stage6.3.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage6_3.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage6.3.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage6_3.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage6.3.main.conv1", LayerMut::Conv(&mut self.stage6_3.main_conv1)),
-            ("stage6.3.main.bn1", LayerMut::BatchNorm(&mut self.stage6_3.main_bn1)),
-            ("stage7.0.expand.conv1", LayerMut::Conv(&mut self.stage7_0.expand_conv1)),
-            ("stage7.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage7_0.expand_bn1)),
-            ("stage7.0.dw.dwconv1", LayerMut::Conv(&mut self.stage7_0.dw_dwconv1)),
-            ("stage7.0.dw.bn1", LayerMut::BatchNorm(&mut self.stage7_0.dw_bn1)),
-            (
-                "stage7.0.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage7_0.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage7.0.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage7_0.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage7.0.main.conv1", LayerMut::Conv(&mut self.stage7_0.main_conv1)),
-            ("stage7.0.main.bn1", LayerMut::BatchNorm(&mut self.stage7_0.main_bn1)),
-            ("head.conv1", LayerMut::Conv(&mut self.head_conv1)),
-            ("head.bn1", LayerMut::BatchNorm(&mut self.head_bn1)),
-            ("head.linear1", LayerMut::Linear(&mut self.head_linear1)),
+            ("stem.conv1", LayerMut::Conv(& mut self.stem_conv1)), ("stem.bn1",
+            LayerMut::BatchNorm(& mut self.stem_bn1)), ("stage1.0.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage1_0.dw_dwconv1)), ("stage1.0.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.dw_bn1)),
+            ("stage1.0.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage1_0.main_squeeze_excite.scale_conv1)),
+            ("stage1.0.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage1_0.main_squeeze_excite.scale_conv2)), ("stage1.0.main.conv1",
+            LayerMut::Conv(& mut self.stage1_0.main_conv1)), ("stage1.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn1)), ("stage2.0.expand.conv1",
+            LayerMut::Conv(& mut self.stage2_0.expand_conv1)), ("stage2.0.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.expand_bn1)), ("stage2.0.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage2_0.dw_dwconv1)), ("stage2.0.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.dw_bn1)),
+            ("stage2.0.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage2_0.main_squeeze_excite.scale_conv1)),
+            ("stage2.0.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage2_0.main_squeeze_excite.scale_conv2)), ("stage2.0.main.conv1",
+            LayerMut::Conv(& mut self.stage2_0.main_conv1)), ("stage2.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.main_bn1)), ("stage2.1.expand.conv1",
+            LayerMut::Conv(& mut self.stage2_1.expand_conv1)), ("stage2.1.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_1.expand_bn1)), ("stage2.1.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage2_1.dw_dwconv1)), ("stage2.1.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_1.dw_bn1)),
+            ("stage2.1.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage2_1.main_squeeze_excite.scale_conv1)),
+            ("stage2.1.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage2_1.main_squeeze_excite.scale_conv2)), ("stage2.1.main.conv1",
+            LayerMut::Conv(& mut self.stage2_1.main_conv1)), ("stage2.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_1.main_bn1)), ("stage3.0.expand.conv1",
+            LayerMut::Conv(& mut self.stage3_0.expand_conv1)), ("stage3.0.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.expand_bn1)), ("stage3.0.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage3_0.dw_dwconv1)), ("stage3.0.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.dw_bn1)),
+            ("stage3.0.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage3_0.main_squeeze_excite.scale_conv1)),
+            ("stage3.0.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage3_0.main_squeeze_excite.scale_conv2)), ("stage3.0.main.conv1",
+            LayerMut::Conv(& mut self.stage3_0.main_conv1)), ("stage3.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.main_bn1)), ("stage3.1.expand.conv1",
+            LayerMut::Conv(& mut self.stage3_1.expand_conv1)), ("stage3.1.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_1.expand_bn1)), ("stage3.1.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage3_1.dw_dwconv1)), ("stage3.1.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_1.dw_bn1)),
+            ("stage3.1.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage3_1.main_squeeze_excite.scale_conv1)),
+            ("stage3.1.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage3_1.main_squeeze_excite.scale_conv2)), ("stage3.1.main.conv1",
+            LayerMut::Conv(& mut self.stage3_1.main_conv1)), ("stage3.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_1.main_bn1)), ("stage4.0.expand.conv1",
+            LayerMut::Conv(& mut self.stage4_0.expand_conv1)), ("stage4.0.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_0.expand_bn1)), ("stage4.0.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage4_0.dw_dwconv1)), ("stage4.0.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_0.dw_bn1)),
+            ("stage4.0.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage4_0.main_squeeze_excite.scale_conv1)),
+            ("stage4.0.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage4_0.main_squeeze_excite.scale_conv2)), ("stage4.0.main.conv1",
+            LayerMut::Conv(& mut self.stage4_0.main_conv1)), ("stage4.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_0.main_bn1)), ("stage4.1.expand.conv1",
+            LayerMut::Conv(& mut self.stage4_1.expand_conv1)), ("stage4.1.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_1.expand_bn1)), ("stage4.1.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage4_1.dw_dwconv1)), ("stage4.1.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_1.dw_bn1)),
+            ("stage4.1.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage4_1.main_squeeze_excite.scale_conv1)),
+            ("stage4.1.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage4_1.main_squeeze_excite.scale_conv2)), ("stage4.1.main.conv1",
+            LayerMut::Conv(& mut self.stage4_1.main_conv1)), ("stage4.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_1.main_bn1)), ("stage4.2.expand.conv1",
+            LayerMut::Conv(& mut self.stage4_2.expand_conv1)), ("stage4.2.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_2.expand_bn1)), ("stage4.2.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage4_2.dw_dwconv1)), ("stage4.2.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_2.dw_bn1)),
+            ("stage4.2.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage4_2.main_squeeze_excite.scale_conv1)),
+            ("stage4.2.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage4_2.main_squeeze_excite.scale_conv2)), ("stage4.2.main.conv1",
+            LayerMut::Conv(& mut self.stage4_2.main_conv1)), ("stage4.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_2.main_bn1)), ("stage5.0.expand.conv1",
+            LayerMut::Conv(& mut self.stage5_0.expand_conv1)), ("stage5.0.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_0.expand_bn1)), ("stage5.0.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage5_0.dw_dwconv1)), ("stage5.0.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_0.dw_bn1)),
+            ("stage5.0.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage5_0.main_squeeze_excite.scale_conv1)),
+            ("stage5.0.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage5_0.main_squeeze_excite.scale_conv2)), ("stage5.0.main.conv1",
+            LayerMut::Conv(& mut self.stage5_0.main_conv1)), ("stage5.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_0.main_bn1)), ("stage5.1.expand.conv1",
+            LayerMut::Conv(& mut self.stage5_1.expand_conv1)), ("stage5.1.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_1.expand_bn1)), ("stage5.1.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage5_1.dw_dwconv1)), ("stage5.1.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_1.dw_bn1)),
+            ("stage5.1.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage5_1.main_squeeze_excite.scale_conv1)),
+            ("stage5.1.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage5_1.main_squeeze_excite.scale_conv2)), ("stage5.1.main.conv1",
+            LayerMut::Conv(& mut self.stage5_1.main_conv1)), ("stage5.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_1.main_bn1)), ("stage5.2.expand.conv1",
+            LayerMut::Conv(& mut self.stage5_2.expand_conv1)), ("stage5.2.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_2.expand_bn1)), ("stage5.2.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage5_2.dw_dwconv1)), ("stage5.2.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_2.dw_bn1)),
+            ("stage5.2.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage5_2.main_squeeze_excite.scale_conv1)),
+            ("stage5.2.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage5_2.main_squeeze_excite.scale_conv2)), ("stage5.2.main.conv1",
+            LayerMut::Conv(& mut self.stage5_2.main_conv1)), ("stage5.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_2.main_bn1)), ("stage6.0.expand.conv1",
+            LayerMut::Conv(& mut self.stage6_0.expand_conv1)), ("stage6.0.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_0.expand_bn1)), ("stage6.0.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage6_0.dw_dwconv1)), ("stage6.0.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_0.dw_bn1)),
+            ("stage6.0.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage6_0.main_squeeze_excite.scale_conv1)),
+            ("stage6.0.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage6_0.main_squeeze_excite.scale_conv2)), ("stage6.0.main.conv1",
+            LayerMut::Conv(& mut self.stage6_0.main_conv1)), ("stage6.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_0.main_bn1)), ("stage6.1.expand.conv1",
+            LayerMut::Conv(& mut self.stage6_1.expand_conv1)), ("stage6.1.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_1.expand_bn1)), ("stage6.1.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage6_1.dw_dwconv1)), ("stage6.1.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_1.dw_bn1)),
+            ("stage6.1.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage6_1.main_squeeze_excite.scale_conv1)),
+            ("stage6.1.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage6_1.main_squeeze_excite.scale_conv2)), ("stage6.1.main.conv1",
+            LayerMut::Conv(& mut self.stage6_1.main_conv1)), ("stage6.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_1.main_bn1)), ("stage6.2.expand.conv1",
+            LayerMut::Conv(& mut self.stage6_2.expand_conv1)), ("stage6.2.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_2.expand_bn1)), ("stage6.2.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage6_2.dw_dwconv1)), ("stage6.2.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_2.dw_bn1)),
+            ("stage6.2.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage6_2.main_squeeze_excite.scale_conv1)),
+            ("stage6.2.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage6_2.main_squeeze_excite.scale_conv2)), ("stage6.2.main.conv1",
+            LayerMut::Conv(& mut self.stage6_2.main_conv1)), ("stage6.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_2.main_bn1)), ("stage6.3.expand.conv1",
+            LayerMut::Conv(& mut self.stage6_3.expand_conv1)), ("stage6.3.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_3.expand_bn1)), ("stage6.3.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage6_3.dw_dwconv1)), ("stage6.3.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_3.dw_bn1)),
+            ("stage6.3.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage6_3.main_squeeze_excite.scale_conv1)),
+            ("stage6.3.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage6_3.main_squeeze_excite.scale_conv2)), ("stage6.3.main.conv1",
+            LayerMut::Conv(& mut self.stage6_3.main_conv1)), ("stage6.3.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_3.main_bn1)), ("stage7.0.expand.conv1",
+            LayerMut::Conv(& mut self.stage7_0.expand_conv1)), ("stage7.0.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage7_0.expand_bn1)), ("stage7.0.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage7_0.dw_dwconv1)), ("stage7.0.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage7_0.dw_bn1)),
+            ("stage7.0.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage7_0.main_squeeze_excite.scale_conv1)),
+            ("stage7.0.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage7_0.main_squeeze_excite.scale_conv2)), ("stage7.0.main.conv1",
+            LayerMut::Conv(& mut self.stage7_0.main_conv1)), ("stage7.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage7_0.main_bn1)), ("head.conv1",
+            LayerMut::Conv(& mut self.head_conv1)), ("head.bn1", LayerMut::BatchNorm(&
+            mut self.head_bn1)), ("head.linear1", LayerMut::Linear(& mut self
+            .head_linear1))
         ]
     }
 
@@ -485,38 +476,144 @@ impl<B: Backend> EfficientnetB0<B> {
             let stem_conv1 = self.stem_conv1.forward(x, d[0]);
             let stem_bn1 = self.stem_bn1.forward(stem_conv1);
             let stem_swish1 = swish(stem_bn1);
-            let stage1_0 =
-                self.stage1_0.forward(stem_swish1, &[d[0], floor_width(0.25 * d[0] as f64).max(1), d[0], d[1]]);
-            let stage2_0 =
-                self.stage2_0.forward(stage1_0, &[d[3], d[3], floor_width(0.25 * d[1] as f64).max(1), d[3], d[2]]);
-            let stage2_1 =
-                self.stage2_1.forward(stage2_0, &[d[4], d[4], floor_width(0.25 * d[2] as f64).max(1), d[4], d[2]]);
-            let stage3_0 =
-                self.stage3_0.forward(stage2_1, &[d[6], d[6], floor_width(0.25 * d[2] as f64).max(1), d[6], d[5]]);
-            let stage3_1 =
-                self.stage3_1.forward(stage3_0, &[d[7], d[7], floor_width(0.25 * d[5] as f64).max(1), d[7], d[5]]);
-            let stage4_0 =
-                self.stage4_0.forward(stage3_1, &[d[9], d[9], floor_width(0.25 * d[5] as f64).max(1), d[9], d[8]]);
-            let stage4_1 =
-                self.stage4_1.forward(stage4_0, &[d[10], d[10], floor_width(0.25 * d[8] as f64).max(1), d[10], d[8]]);
-            let stage4_2 =
-                self.stage4_2.forward(stage4_1, &[d[11], d[11], floor_width(0.25 * d[8] as f64).max(1), d[11], d[8]]);
-            let stage5_0 =
-                self.stage5_0.forward(stage4_2, &[d[13], d[13], floor_width(0.25 * d[8] as f64).max(1), d[13], d[12]]);
-            let stage5_1 =
-                self.stage5_1.forward(stage5_0, &[d[14], d[14], floor_width(0.25 * d[12] as f64).max(1), d[14], d[12]]);
-            let stage5_2 =
-                self.stage5_2.forward(stage5_1, &[d[15], d[15], floor_width(0.25 * d[12] as f64).max(1), d[15], d[12]]);
-            let stage6_0 =
-                self.stage6_0.forward(stage5_2, &[d[17], d[17], floor_width(0.25 * d[12] as f64).max(1), d[17], d[16]]);
-            let stage6_1 =
-                self.stage6_1.forward(stage6_0, &[d[18], d[18], floor_width(0.25 * d[16] as f64).max(1), d[18], d[16]]);
-            let stage6_2 =
-                self.stage6_2.forward(stage6_1, &[d[19], d[19], floor_width(0.25 * d[16] as f64).max(1), d[19], d[16]]);
-            let stage6_3 =
-                self.stage6_3.forward(stage6_2, &[d[20], d[20], floor_width(0.25 * d[16] as f64).max(1), d[20], d[16]]);
-            let stage7_0 =
-                self.stage7_0.forward(stage6_3, &[d[22], d[22], floor_width(0.25 * d[16] as f64).max(1), d[22], d[21]]);
+            let stage1_0 = self
+                .stage1_0
+                .forward(
+                    stem_swish1,
+                    &[d[0], floor_width(0.25 * d[0] as f64).max(1), d[0], d[1]],
+                );
+            let stage2_0 = self
+                .stage2_0
+                .forward(
+                    stage1_0,
+                    &[d[3], d[3], floor_width(0.25 * d[1] as f64).max(1), d[3], d[2]],
+                );
+            let stage2_1 = self
+                .stage2_1
+                .forward(
+                    stage2_0,
+                    &[d[4], d[4], floor_width(0.25 * d[2] as f64).max(1), d[4], d[2]],
+                );
+            let stage3_0 = self
+                .stage3_0
+                .forward(
+                    stage2_1,
+                    &[d[6], d[6], floor_width(0.25 * d[2] as f64).max(1), d[6], d[5]],
+                );
+            let stage3_1 = self
+                .stage3_1
+                .forward(
+                    stage3_0,
+                    &[d[7], d[7], floor_width(0.25 * d[5] as f64).max(1), d[7], d[5]],
+                );
+            let stage4_0 = self
+                .stage4_0
+                .forward(
+                    stage3_1,
+                    &[d[9], d[9], floor_width(0.25 * d[5] as f64).max(1), d[9], d[8]],
+                );
+            let stage4_1 = self
+                .stage4_1
+                .forward(
+                    stage4_0,
+                    &[d[10], d[10], floor_width(0.25 * d[8] as f64).max(1), d[10], d[8]],
+                );
+            let stage4_2 = self
+                .stage4_2
+                .forward(
+                    stage4_1,
+                    &[d[11], d[11], floor_width(0.25 * d[8] as f64).max(1), d[11], d[8]],
+                );
+            let stage5_0 = self
+                .stage5_0
+                .forward(
+                    stage4_2,
+                    &[d[13], d[13], floor_width(0.25 * d[8] as f64).max(1), d[13], d[12]],
+                );
+            let stage5_1 = self
+                .stage5_1
+                .forward(
+                    stage5_0,
+                    &[
+                        d[14],
+                        d[14],
+                        floor_width(0.25 * d[12] as f64).max(1),
+                        d[14],
+                        d[12],
+                    ],
+                );
+            let stage5_2 = self
+                .stage5_2
+                .forward(
+                    stage5_1,
+                    &[
+                        d[15],
+                        d[15],
+                        floor_width(0.25 * d[12] as f64).max(1),
+                        d[15],
+                        d[12],
+                    ],
+                );
+            let stage6_0 = self
+                .stage6_0
+                .forward(
+                    stage5_2,
+                    &[
+                        d[17],
+                        d[17],
+                        floor_width(0.25 * d[12] as f64).max(1),
+                        d[17],
+                        d[16],
+                    ],
+                );
+            let stage6_1 = self
+                .stage6_1
+                .forward(
+                    stage6_0,
+                    &[
+                        d[18],
+                        d[18],
+                        floor_width(0.25 * d[16] as f64).max(1),
+                        d[18],
+                        d[16],
+                    ],
+                );
+            let stage6_2 = self
+                .stage6_2
+                .forward(
+                    stage6_1,
+                    &[
+                        d[19],
+                        d[19],
+                        floor_width(0.25 * d[16] as f64).max(1),
+                        d[19],
+                        d[16],
+                    ],
+                );
+            let stage6_3 = self
+                .stage6_3
+                .forward(
+                    stage6_2,
+                    &[
+                        d[20],
+                        d[20],
+                        floor_width(0.25 * d[16] as f64).max(1),
+                        d[20],
+                        d[16],
+                    ],
+                );
+            let stage7_0 = self
+                .stage7_0
+                .forward(
+                    stage6_3,
+                    &[
+                        d[22],
+                        d[22],
+                        floor_width(0.25 * d[16] as f64).max(1),
+                        d[22],
+                        d[21],
+                    ],
+                );
             let head_conv1 = self.head_conv1.forward(stage7_0, 1280);
             let head_bn1 = self.head_bn1.forward(head_conv1);
             let head_swish1 = swish(head_bn1);
@@ -651,7 +748,11 @@ impl<B: Backend> SlimConv2d<B> {
     /// torchvision).
     pub fn new(shape: [usize; 4], padding: [usize; 2], device: &B::Device) -> Self {
         let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
-        let weight = Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, std), device);
+        let weight = Tensor::random(
+            shape,
+            burn::tensor::Distribution::Normal(0.0, std),
+            device,
+        );
         SlimConv2d {
             weight: Param::from_tensor(weight),
             bias: None,
@@ -683,7 +784,10 @@ impl<B: Backend> SlimConv2d<B> {
     /// A zero bias.
     pub fn with_bias(self, device: &B::Device) -> Self {
         let out = self.weight.dims()[0];
-        SlimConv2d { bias: Some(Param::from_tensor(Tensor::zeros([out], device))), ..self }
+        SlimConv2d {
+            bias: Some(Param::from_tensor(Tensor::zeros([out], device))),
+            ..self
+        }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
@@ -696,7 +800,12 @@ impl<B: Backend> SlimConv2d<B> {
         };
         let weight = self.weight.val().slice([0..out, 0..per_group, 0..kh, 0..kw]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        let options = burn::tensor::ops::ConvOptions::new(self.stride, self.padding, self.dilation, groups);
+        let options = burn::tensor::ops::ConvOptions::new(
+            self.stride,
+            self.padding,
+            self.dilation,
+            groups,
+        );
         burn::tensor::module::conv2d(x, weight, bias, options)
     }
 }
@@ -716,7 +825,8 @@ impl<B: Backend> SlimLinear<B> {
         let uniform = burn::tensor::Distribution::Uniform(-bound, bound);
         SlimLinear {
             weight: Param::from_tensor(Tensor::random([in_c, out], uniform, device)),
-            bias: bias.then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
+            bias: bias
+                .then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
         }
     }
 
@@ -724,7 +834,8 @@ impl<B: Backend> SlimLinear<B> {
         let [n, c, _, _] = x.dims();
         let weight = self.weight.val().slice([0..c, 0..out]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        burn::tensor::module::linear(x.reshape([n, c]), weight, bias).reshape([n, out, 1, 1])
+        burn::tensor::module::linear(x.reshape([n, c]), weight, bias)
+            .reshape([n, out, 1, 1])
     }
 }
 
@@ -753,8 +864,10 @@ impl<B: Backend> SlimBatchNorm<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = x.dims()[1];
-        let scale = self.gamma.val().slice([0..c]) / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
-        let shift = self.beta.val().slice([0..c]) - self.mean.value().slice([0..c]) * scale.clone();
+        let scale = self.gamma.val().slice([0..c])
+            / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
+        let shift = self.beta.val().slice([0..c])
+            - self.mean.value().slice([0..c]) * scale.clone();
         x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
     }
 }

@@ -8,8 +8,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 /// Channels of each search dimension at full width.
-pub const BASE_WIDTHS: [usize; 24] =
-    [32, 16, 24, 48, 72, 72, 40, 72, 120, 120, 80, 240, 480, 480, 96, 480, 576, 192, 576, 1152, 1152, 1152, 320, 1152];
+pub const BASE_WIDTHS: [usize; 24] = [
+    32, 16, 24, 48, 72, 72, 40, 72, 120, 120, 80, 240, 480, 480, 96, 480, 576, 192, 576,
+    1152, 1152, 1152, 320, 1152,
+];
 
 /// The input the network was declared for: channels, height, width.
 pub const INPUT: [usize; 3] = [3, 224, 224];
@@ -49,16 +51,20 @@ impl<B: Backend> Mnasnet<B> {
     /// Full-width parameters: Kaiming-normal convs, PyTorch-default linears, BN γ = 1, β = 0.
     pub fn init(device: &B::Device) -> Self {
         Mnasnet {
-            stem_conv1: SlimConv2d::new([32, 3, 3, 3], [1, 1], device).with_stride([2, 2]),
+            stem_conv1: SlimConv2d::new([32, 3, 3, 3], [1, 1], device)
+                .with_stride([2, 2]),
             stem_bn1: SlimBatchNorm::new(32, device),
-            stem_dwconv1: SlimConv2d::new([32, 1, 3, 3], [1, 1], device).with_group_width(1),
+            stem_dwconv1: SlimConv2d::new([32, 1, 3, 3], [1, 1], device)
+                .with_group_width(1),
             stem_bn2: SlimBatchNorm::new(32, device),
             stem_conv2: SlimConv2d::new([16, 32, 1, 1], [0, 0], device),
             stem_bn3: SlimBatchNorm::new(16, device),
             stage1_0: Ir {
                 main_conv1: SlimConv2d::new([48, 16, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(48, device),
-                main_dwconv1: SlimConv2d::new([48, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([48, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 main_bn2: SlimBatchNorm::new(48, device),
                 main_conv2: SlimConv2d::new([24, 48, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(24, device),
@@ -66,7 +72,8 @@ impl<B: Backend> Mnasnet<B> {
             stage1_1: Ir2 {
                 main_conv1: SlimConv2d::new([72, 24, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(72, device),
-                main_dwconv1: SlimConv2d::new([72, 1, 3, 3], [1, 1], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([72, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 main_bn2: SlimBatchNorm::new(72, device),
                 main_conv2: SlimConv2d::new([24, 72, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(24, device),
@@ -74,7 +81,8 @@ impl<B: Backend> Mnasnet<B> {
             stage1_2: Ir2 {
                 main_conv1: SlimConv2d::new([72, 24, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(72, device),
-                main_dwconv1: SlimConv2d::new([72, 1, 3, 3], [1, 1], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([72, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 main_bn2: SlimBatchNorm::new(72, device),
                 main_conv2: SlimConv2d::new([24, 72, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(24, device),
@@ -82,7 +90,9 @@ impl<B: Backend> Mnasnet<B> {
             stage2_0: Ir {
                 main_conv1: SlimConv2d::new([72, 24, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(72, device),
-                main_dwconv1: SlimConv2d::new([72, 1, 5, 5], [2, 2], device).with_stride([2, 2]).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([72, 1, 5, 5], [2, 2], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 main_bn2: SlimBatchNorm::new(72, device),
                 main_conv2: SlimConv2d::new([40, 72, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(40, device),
@@ -90,7 +100,8 @@ impl<B: Backend> Mnasnet<B> {
             stage2_1: Ir2 {
                 main_conv1: SlimConv2d::new([120, 40, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(120, device),
-                main_dwconv1: SlimConv2d::new([120, 1, 5, 5], [2, 2], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([120, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 main_bn2: SlimBatchNorm::new(120, device),
                 main_conv2: SlimConv2d::new([40, 120, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(40, device),
@@ -98,7 +109,8 @@ impl<B: Backend> Mnasnet<B> {
             stage2_2: Ir2 {
                 main_conv1: SlimConv2d::new([120, 40, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(120, device),
-                main_dwconv1: SlimConv2d::new([120, 1, 5, 5], [2, 2], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([120, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 main_bn2: SlimBatchNorm::new(120, device),
                 main_conv2: SlimConv2d::new([40, 120, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(40, device),
@@ -106,7 +118,9 @@ impl<B: Backend> Mnasnet<B> {
             stage3_0: Ir {
                 main_conv1: SlimConv2d::new([240, 40, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(240, device),
-                main_dwconv1: SlimConv2d::new([240, 1, 5, 5], [2, 2], device).with_stride([2, 2]).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([240, 1, 5, 5], [2, 2], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 main_bn2: SlimBatchNorm::new(240, device),
                 main_conv2: SlimConv2d::new([80, 240, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(80, device),
@@ -114,7 +128,8 @@ impl<B: Backend> Mnasnet<B> {
             stage3_1: Ir2 {
                 main_conv1: SlimConv2d::new([480, 80, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(480, device),
-                main_dwconv1: SlimConv2d::new([480, 1, 5, 5], [2, 2], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([480, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 main_bn2: SlimBatchNorm::new(480, device),
                 main_conv2: SlimConv2d::new([80, 480, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(80, device),
@@ -122,7 +137,8 @@ impl<B: Backend> Mnasnet<B> {
             stage3_2: Ir2 {
                 main_conv1: SlimConv2d::new([480, 80, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(480, device),
-                main_dwconv1: SlimConv2d::new([480, 1, 5, 5], [2, 2], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([480, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 main_bn2: SlimBatchNorm::new(480, device),
                 main_conv2: SlimConv2d::new([80, 480, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(80, device),
@@ -130,7 +146,8 @@ impl<B: Backend> Mnasnet<B> {
             stage4_0: Ir {
                 main_conv1: SlimConv2d::new([480, 80, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(480, device),
-                main_dwconv1: SlimConv2d::new([480, 1, 3, 3], [1, 1], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([480, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 main_bn2: SlimBatchNorm::new(480, device),
                 main_conv2: SlimConv2d::new([96, 480, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(96, device),
@@ -138,7 +155,8 @@ impl<B: Backend> Mnasnet<B> {
             stage4_1: Ir2 {
                 main_conv1: SlimConv2d::new([576, 96, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(576, device),
-                main_dwconv1: SlimConv2d::new([576, 1, 3, 3], [1, 1], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([576, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 main_bn2: SlimBatchNorm::new(576, device),
                 main_conv2: SlimConv2d::new([96, 576, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(96, device),
@@ -146,7 +164,9 @@ impl<B: Backend> Mnasnet<B> {
             stage5_0: Ir {
                 main_conv1: SlimConv2d::new([576, 96, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(576, device),
-                main_dwconv1: SlimConv2d::new([576, 1, 5, 5], [2, 2], device).with_stride([2, 2]).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([576, 1, 5, 5], [2, 2], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 main_bn2: SlimBatchNorm::new(576, device),
                 main_conv2: SlimConv2d::new([192, 576, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(192, device),
@@ -154,7 +174,8 @@ impl<B: Backend> Mnasnet<B> {
             stage5_1: Ir2 {
                 main_conv1: SlimConv2d::new([1152, 192, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(1152, device),
-                main_dwconv1: SlimConv2d::new([1152, 1, 5, 5], [2, 2], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([1152, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 main_bn2: SlimBatchNorm::new(1152, device),
                 main_conv2: SlimConv2d::new([192, 1152, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(192, device),
@@ -162,7 +183,8 @@ impl<B: Backend> Mnasnet<B> {
             stage5_2: Ir2 {
                 main_conv1: SlimConv2d::new([1152, 192, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(1152, device),
-                main_dwconv1: SlimConv2d::new([1152, 1, 5, 5], [2, 2], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([1152, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 main_bn2: SlimBatchNorm::new(1152, device),
                 main_conv2: SlimConv2d::new([192, 1152, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(192, device),
@@ -170,7 +192,8 @@ impl<B: Backend> Mnasnet<B> {
             stage5_3: Ir2 {
                 main_conv1: SlimConv2d::new([1152, 192, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(1152, device),
-                main_dwconv1: SlimConv2d::new([1152, 1, 5, 5], [2, 2], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([1152, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 main_bn2: SlimBatchNorm::new(1152, device),
                 main_conv2: SlimConv2d::new([192, 1152, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(192, device),
@@ -178,7 +201,8 @@ impl<B: Backend> Mnasnet<B> {
             stage6_0: Ir {
                 main_conv1: SlimConv2d::new([1152, 192, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(1152, device),
-                main_dwconv1: SlimConv2d::new([1152, 1, 3, 3], [1, 1], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([1152, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 main_bn2: SlimBatchNorm::new(1152, device),
                 main_conv2: SlimConv2d::new([320, 1152, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(320, device),
@@ -193,111 +217,110 @@ impl<B: Backend> Mnasnet<B> {
     /// lists them), e.g. to load trained weights.
     pub fn layers_mut(&mut self) -> Vec<(&'static str, LayerMut<'_, B>)> {
         vec![
-            ("stem.conv1", LayerMut::Conv(&mut self.stem_conv1)),
-            ("stem.bn1", LayerMut::BatchNorm(&mut self.stem_bn1)),
-            ("stem.dwconv1", LayerMut::Conv(&mut self.stem_dwconv1)),
-            ("stem.bn2", LayerMut::BatchNorm(&mut self.stem_bn2)),
-            ("stem.conv2", LayerMut::Conv(&mut self.stem_conv2)),
-            ("stem.bn3", LayerMut::BatchNorm(&mut self.stem_bn3)),
-            ("stage1.0.main.conv1", LayerMut::Conv(&mut self.stage1_0.main_conv1)),
-            ("stage1.0.main.bn1", LayerMut::BatchNorm(&mut self.stage1_0.main_bn1)),
-            ("stage1.0.main.dwconv1", LayerMut::Conv(&mut self.stage1_0.main_dwconv1)),
-            ("stage1.0.main.bn2", LayerMut::BatchNorm(&mut self.stage1_0.main_bn2)),
-            ("stage1.0.main.conv2", LayerMut::Conv(&mut self.stage1_0.main_conv2)),
-            ("stage1.0.main.bn3", LayerMut::BatchNorm(&mut self.stage1_0.main_bn3)),
-            ("stage1.1.main.conv1", LayerMut::Conv(&mut self.stage1_1.main_conv1)),
-            ("stage1.1.main.bn1", LayerMut::BatchNorm(&mut self.stage1_1.main_bn1)),
-            ("stage1.1.main.dwconv1", LayerMut::Conv(&mut self.stage1_1.main_dwconv1)),
-            ("stage1.1.main.bn2", LayerMut::BatchNorm(&mut self.stage1_1.main_bn2)),
-            ("stage1.1.main.conv2", LayerMut::Conv(&mut self.stage1_1.main_conv2)),
-            ("stage1.1.main.bn3", LayerMut::BatchNorm(&mut self.stage1_1.main_bn3)),
-            ("stage1.2.main.conv1", LayerMut::Conv(&mut self.stage1_2.main_conv1)),
-            ("stage1.2.main.bn1", LayerMut::BatchNorm(&mut self.stage1_2.main_bn1)),
-            ("stage1.2.main.dwconv1", LayerMut::Conv(&mut self.stage1_2.main_dwconv1)),
-            ("stage1.2.main.bn2", LayerMut::BatchNorm(&mut self.stage1_2.main_bn2)),
-            ("stage1.2.main.conv2", LayerMut::Conv(&mut self.stage1_2.main_conv2)),
-            ("stage1.2.main.bn3", LayerMut::BatchNorm(&mut self.stage1_2.main_bn3)),
-            ("stage2.0.main.conv1", LayerMut::Conv(&mut self.stage2_0.main_conv1)),
-            ("stage2.0.main.bn1", LayerMut::BatchNorm(&mut self.stage2_0.main_bn1)),
-            ("stage2.0.main.dwconv1", LayerMut::Conv(&mut self.stage2_0.main_dwconv1)),
-            ("stage2.0.main.bn2", LayerMut::BatchNorm(&mut self.stage2_0.main_bn2)),
-            ("stage2.0.main.conv2", LayerMut::Conv(&mut self.stage2_0.main_conv2)),
-            ("stage2.0.main.bn3", LayerMut::BatchNorm(&mut self.stage2_0.main_bn3)),
-            ("stage2.1.main.conv1", LayerMut::Conv(&mut self.stage2_1.main_conv1)),
-            ("stage2.1.main.bn1", LayerMut::BatchNorm(&mut self.stage2_1.main_bn1)),
-            ("stage2.1.main.dwconv1", LayerMut::Conv(&mut self.stage2_1.main_dwconv1)),
-            ("stage2.1.main.bn2", LayerMut::BatchNorm(&mut self.stage2_1.main_bn2)),
-            ("stage2.1.main.conv2", LayerMut::Conv(&mut self.stage2_1.main_conv2)),
-            ("stage2.1.main.bn3", LayerMut::BatchNorm(&mut self.stage2_1.main_bn3)),
-            ("stage2.2.main.conv1", LayerMut::Conv(&mut self.stage2_2.main_conv1)),
-            ("stage2.2.main.bn1", LayerMut::BatchNorm(&mut self.stage2_2.main_bn1)),
-            ("stage2.2.main.dwconv1", LayerMut::Conv(&mut self.stage2_2.main_dwconv1)),
-            ("stage2.2.main.bn2", LayerMut::BatchNorm(&mut self.stage2_2.main_bn2)),
-            ("stage2.2.main.conv2", LayerMut::Conv(&mut self.stage2_2.main_conv2)),
-            ("stage2.2.main.bn3", LayerMut::BatchNorm(&mut self.stage2_2.main_bn3)),
-            ("stage3.0.main.conv1", LayerMut::Conv(&mut self.stage3_0.main_conv1)),
-            ("stage3.0.main.bn1", LayerMut::BatchNorm(&mut self.stage3_0.main_bn1)),
-            ("stage3.0.main.dwconv1", LayerMut::Conv(&mut self.stage3_0.main_dwconv1)),
-            ("stage3.0.main.bn2", LayerMut::BatchNorm(&mut self.stage3_0.main_bn2)),
-            ("stage3.0.main.conv2", LayerMut::Conv(&mut self.stage3_0.main_conv2)),
-            ("stage3.0.main.bn3", LayerMut::BatchNorm(&mut self.stage3_0.main_bn3)),
-            ("stage3.1.main.conv1", LayerMut::Conv(&mut self.stage3_1.main_conv1)),
-            ("stage3.1.main.bn1", LayerMut::BatchNorm(&mut self.stage3_1.main_bn1)),
-            ("stage3.1.main.dwconv1", LayerMut::Conv(&mut self.stage3_1.main_dwconv1)),
-            ("stage3.1.main.bn2", LayerMut::BatchNorm(&mut self.stage3_1.main_bn2)),
-            ("stage3.1.main.conv2", LayerMut::Conv(&mut self.stage3_1.main_conv2)),
-            ("stage3.1.main.bn3", LayerMut::BatchNorm(&mut self.stage3_1.main_bn3)),
-            ("stage3.2.main.conv1", LayerMut::Conv(&mut self.stage3_2.main_conv1)),
-            ("stage3.2.main.bn1", LayerMut::BatchNorm(&mut self.stage3_2.main_bn1)),
-            ("stage3.2.main.dwconv1", LayerMut::Conv(&mut self.stage3_2.main_dwconv1)),
-            ("stage3.2.main.bn2", LayerMut::BatchNorm(&mut self.stage3_2.main_bn2)),
-            ("stage3.2.main.conv2", LayerMut::Conv(&mut self.stage3_2.main_conv2)),
-            ("stage3.2.main.bn3", LayerMut::BatchNorm(&mut self.stage3_2.main_bn3)),
-            ("stage4.0.main.conv1", LayerMut::Conv(&mut self.stage4_0.main_conv1)),
-            ("stage4.0.main.bn1", LayerMut::BatchNorm(&mut self.stage4_0.main_bn1)),
-            ("stage4.0.main.dwconv1", LayerMut::Conv(&mut self.stage4_0.main_dwconv1)),
-            ("stage4.0.main.bn2", LayerMut::BatchNorm(&mut self.stage4_0.main_bn2)),
-            ("stage4.0.main.conv2", LayerMut::Conv(&mut self.stage4_0.main_conv2)),
-            ("stage4.0.main.bn3", LayerMut::BatchNorm(&mut self.stage4_0.main_bn3)),
-            ("stage4.1.main.conv1", LayerMut::Conv(&mut self.stage4_1.main_conv1)),
-            ("stage4.1.main.bn1", LayerMut::BatchNorm(&mut self.stage4_1.main_bn1)),
-            ("stage4.1.main.dwconv1", LayerMut::Conv(&mut self.stage4_1.main_dwconv1)),
-            ("stage4.1.main.bn2", LayerMut::BatchNorm(&mut self.stage4_1.main_bn2)),
-            ("stage4.1.main.conv2", LayerMut::Conv(&mut self.stage4_1.main_conv2)),
-            ("stage4.1.main.bn3", LayerMut::BatchNorm(&mut self.stage4_1.main_bn3)),
-            ("stage5.0.main.conv1", LayerMut::Conv(&mut self.stage5_0.main_conv1)),
-            ("stage5.0.main.bn1", LayerMut::BatchNorm(&mut self.stage5_0.main_bn1)),
-            ("stage5.0.main.dwconv1", LayerMut::Conv(&mut self.stage5_0.main_dwconv1)),
-            ("stage5.0.main.bn2", LayerMut::BatchNorm(&mut self.stage5_0.main_bn2)),
-            ("stage5.0.main.conv2", LayerMut::Conv(&mut self.stage5_0.main_conv2)),
-            ("stage5.0.main.bn3", LayerMut::BatchNorm(&mut self.stage5_0.main_bn3)),
-            ("stage5.1.main.conv1", LayerMut::Conv(&mut self.stage5_1.main_conv1)),
-            ("stage5.1.main.bn1", LayerMut::BatchNorm(&mut self.stage5_1.main_bn1)),
-            ("stage5.1.main.dwconv1", LayerMut::Conv(&mut self.stage5_1.main_dwconv1)),
-            ("stage5.1.main.bn2", LayerMut::BatchNorm(&mut self.stage5_1.main_bn2)),
-            ("stage5.1.main.conv2", LayerMut::Conv(&mut self.stage5_1.main_conv2)),
-            ("stage5.1.main.bn3", LayerMut::BatchNorm(&mut self.stage5_1.main_bn3)),
-            ("stage5.2.main.conv1", LayerMut::Conv(&mut self.stage5_2.main_conv1)),
-            ("stage5.2.main.bn1", LayerMut::BatchNorm(&mut self.stage5_2.main_bn1)),
-            ("stage5.2.main.dwconv1", LayerMut::Conv(&mut self.stage5_2.main_dwconv1)),
-            ("stage5.2.main.bn2", LayerMut::BatchNorm(&mut self.stage5_2.main_bn2)),
-            ("stage5.2.main.conv2", LayerMut::Conv(&mut self.stage5_2.main_conv2)),
-            ("stage5.2.main.bn3", LayerMut::BatchNorm(&mut self.stage5_2.main_bn3)),
-            ("stage5.3.main.conv1", LayerMut::Conv(&mut self.stage5_3.main_conv1)),
-            ("stage5.3.main.bn1", LayerMut::BatchNorm(&mut self.stage5_3.main_bn1)),
-            ("stage5.3.main.dwconv1", LayerMut::Conv(&mut self.stage5_3.main_dwconv1)),
-            ("stage5.3.main.bn2", LayerMut::BatchNorm(&mut self.stage5_3.main_bn2)),
-            ("stage5.3.main.conv2", LayerMut::Conv(&mut self.stage5_3.main_conv2)),
-            ("stage5.3.main.bn3", LayerMut::BatchNorm(&mut self.stage5_3.main_bn3)),
-            ("stage6.0.main.conv1", LayerMut::Conv(&mut self.stage6_0.main_conv1)),
-            ("stage6.0.main.bn1", LayerMut::BatchNorm(&mut self.stage6_0.main_bn1)),
-            ("stage6.0.main.dwconv1", LayerMut::Conv(&mut self.stage6_0.main_dwconv1)),
-            ("stage6.0.main.bn2", LayerMut::BatchNorm(&mut self.stage6_0.main_bn2)),
-            ("stage6.0.main.conv2", LayerMut::Conv(&mut self.stage6_0.main_conv2)),
-            ("stage6.0.main.bn3", LayerMut::BatchNorm(&mut self.stage6_0.main_bn3)),
-            ("head.conv1", LayerMut::Conv(&mut self.head_conv1)),
-            ("head.bn1", LayerMut::BatchNorm(&mut self.head_bn1)),
-            ("head.linear1", LayerMut::Linear(&mut self.head_linear1)),
+            ("stem.conv1", LayerMut::Conv(& mut self.stem_conv1)), ("stem.bn1",
+            LayerMut::BatchNorm(& mut self.stem_bn1)), ("stem.dwconv1", LayerMut::Conv(&
+            mut self.stem_dwconv1)), ("stem.bn2", LayerMut::BatchNorm(& mut self
+            .stem_bn2)), ("stem.conv2", LayerMut::Conv(& mut self.stem_conv2)),
+            ("stem.bn3", LayerMut::BatchNorm(& mut self.stem_bn3)),
+            ("stage1.0.main.conv1", LayerMut::Conv(& mut self.stage1_0.main_conv1)),
+            ("stage1.0.main.bn1", LayerMut::BatchNorm(& mut self.stage1_0.main_bn1)),
+            ("stage1.0.main.dwconv1", LayerMut::Conv(& mut self.stage1_0.main_dwconv1)),
+            ("stage1.0.main.bn2", LayerMut::BatchNorm(& mut self.stage1_0.main_bn2)),
+            ("stage1.0.main.conv2", LayerMut::Conv(& mut self.stage1_0.main_conv2)),
+            ("stage1.0.main.bn3", LayerMut::BatchNorm(& mut self.stage1_0.main_bn3)),
+            ("stage1.1.main.conv1", LayerMut::Conv(& mut self.stage1_1.main_conv1)),
+            ("stage1.1.main.bn1", LayerMut::BatchNorm(& mut self.stage1_1.main_bn1)),
+            ("stage1.1.main.dwconv1", LayerMut::Conv(& mut self.stage1_1.main_dwconv1)),
+            ("stage1.1.main.bn2", LayerMut::BatchNorm(& mut self.stage1_1.main_bn2)),
+            ("stage1.1.main.conv2", LayerMut::Conv(& mut self.stage1_1.main_conv2)),
+            ("stage1.1.main.bn3", LayerMut::BatchNorm(& mut self.stage1_1.main_bn3)),
+            ("stage1.2.main.conv1", LayerMut::Conv(& mut self.stage1_2.main_conv1)),
+            ("stage1.2.main.bn1", LayerMut::BatchNorm(& mut self.stage1_2.main_bn1)),
+            ("stage1.2.main.dwconv1", LayerMut::Conv(& mut self.stage1_2.main_dwconv1)),
+            ("stage1.2.main.bn2", LayerMut::BatchNorm(& mut self.stage1_2.main_bn2)),
+            ("stage1.2.main.conv2", LayerMut::Conv(& mut self.stage1_2.main_conv2)),
+            ("stage1.2.main.bn3", LayerMut::BatchNorm(& mut self.stage1_2.main_bn3)),
+            ("stage2.0.main.conv1", LayerMut::Conv(& mut self.stage2_0.main_conv1)),
+            ("stage2.0.main.bn1", LayerMut::BatchNorm(& mut self.stage2_0.main_bn1)),
+            ("stage2.0.main.dwconv1", LayerMut::Conv(& mut self.stage2_0.main_dwconv1)),
+            ("stage2.0.main.bn2", LayerMut::BatchNorm(& mut self.stage2_0.main_bn2)),
+            ("stage2.0.main.conv2", LayerMut::Conv(& mut self.stage2_0.main_conv2)),
+            ("stage2.0.main.bn3", LayerMut::BatchNorm(& mut self.stage2_0.main_bn3)),
+            ("stage2.1.main.conv1", LayerMut::Conv(& mut self.stage2_1.main_conv1)),
+            ("stage2.1.main.bn1", LayerMut::BatchNorm(& mut self.stage2_1.main_bn1)),
+            ("stage2.1.main.dwconv1", LayerMut::Conv(& mut self.stage2_1.main_dwconv1)),
+            ("stage2.1.main.bn2", LayerMut::BatchNorm(& mut self.stage2_1.main_bn2)),
+            ("stage2.1.main.conv2", LayerMut::Conv(& mut self.stage2_1.main_conv2)),
+            ("stage2.1.main.bn3", LayerMut::BatchNorm(& mut self.stage2_1.main_bn3)),
+            ("stage2.2.main.conv1", LayerMut::Conv(& mut self.stage2_2.main_conv1)),
+            ("stage2.2.main.bn1", LayerMut::BatchNorm(& mut self.stage2_2.main_bn1)),
+            ("stage2.2.main.dwconv1", LayerMut::Conv(& mut self.stage2_2.main_dwconv1)),
+            ("stage2.2.main.bn2", LayerMut::BatchNorm(& mut self.stage2_2.main_bn2)),
+            ("stage2.2.main.conv2", LayerMut::Conv(& mut self.stage2_2.main_conv2)),
+            ("stage2.2.main.bn3", LayerMut::BatchNorm(& mut self.stage2_2.main_bn3)),
+            ("stage3.0.main.conv1", LayerMut::Conv(& mut self.stage3_0.main_conv1)),
+            ("stage3.0.main.bn1", LayerMut::BatchNorm(& mut self.stage3_0.main_bn1)),
+            ("stage3.0.main.dwconv1", LayerMut::Conv(& mut self.stage3_0.main_dwconv1)),
+            ("stage3.0.main.bn2", LayerMut::BatchNorm(& mut self.stage3_0.main_bn2)),
+            ("stage3.0.main.conv2", LayerMut::Conv(& mut self.stage3_0.main_conv2)),
+            ("stage3.0.main.bn3", LayerMut::BatchNorm(& mut self.stage3_0.main_bn3)),
+            ("stage3.1.main.conv1", LayerMut::Conv(& mut self.stage3_1.main_conv1)),
+            ("stage3.1.main.bn1", LayerMut::BatchNorm(& mut self.stage3_1.main_bn1)),
+            ("stage3.1.main.dwconv1", LayerMut::Conv(& mut self.stage3_1.main_dwconv1)),
+            ("stage3.1.main.bn2", LayerMut::BatchNorm(& mut self.stage3_1.main_bn2)),
+            ("stage3.1.main.conv2", LayerMut::Conv(& mut self.stage3_1.main_conv2)),
+            ("stage3.1.main.bn3", LayerMut::BatchNorm(& mut self.stage3_1.main_bn3)),
+            ("stage3.2.main.conv1", LayerMut::Conv(& mut self.stage3_2.main_conv1)),
+            ("stage3.2.main.bn1", LayerMut::BatchNorm(& mut self.stage3_2.main_bn1)),
+            ("stage3.2.main.dwconv1", LayerMut::Conv(& mut self.stage3_2.main_dwconv1)),
+            ("stage3.2.main.bn2", LayerMut::BatchNorm(& mut self.stage3_2.main_bn2)),
+            ("stage3.2.main.conv2", LayerMut::Conv(& mut self.stage3_2.main_conv2)),
+            ("stage3.2.main.bn3", LayerMut::BatchNorm(& mut self.stage3_2.main_bn3)),
+            ("stage4.0.main.conv1", LayerMut::Conv(& mut self.stage4_0.main_conv1)),
+            ("stage4.0.main.bn1", LayerMut::BatchNorm(& mut self.stage4_0.main_bn1)),
+            ("stage4.0.main.dwconv1", LayerMut::Conv(& mut self.stage4_0.main_dwconv1)),
+            ("stage4.0.main.bn2", LayerMut::BatchNorm(& mut self.stage4_0.main_bn2)),
+            ("stage4.0.main.conv2", LayerMut::Conv(& mut self.stage4_0.main_conv2)),
+            ("stage4.0.main.bn3", LayerMut::BatchNorm(& mut self.stage4_0.main_bn3)),
+            ("stage4.1.main.conv1", LayerMut::Conv(& mut self.stage4_1.main_conv1)),
+            ("stage4.1.main.bn1", LayerMut::BatchNorm(& mut self.stage4_1.main_bn1)),
+            ("stage4.1.main.dwconv1", LayerMut::Conv(& mut self.stage4_1.main_dwconv1)),
+            ("stage4.1.main.bn2", LayerMut::BatchNorm(& mut self.stage4_1.main_bn2)),
+            ("stage4.1.main.conv2", LayerMut::Conv(& mut self.stage4_1.main_conv2)),
+            ("stage4.1.main.bn3", LayerMut::BatchNorm(& mut self.stage4_1.main_bn3)),
+            ("stage5.0.main.conv1", LayerMut::Conv(& mut self.stage5_0.main_conv1)),
+            ("stage5.0.main.bn1", LayerMut::BatchNorm(& mut self.stage5_0.main_bn1)),
+            ("stage5.0.main.dwconv1", LayerMut::Conv(& mut self.stage5_0.main_dwconv1)),
+            ("stage5.0.main.bn2", LayerMut::BatchNorm(& mut self.stage5_0.main_bn2)),
+            ("stage5.0.main.conv2", LayerMut::Conv(& mut self.stage5_0.main_conv2)),
+            ("stage5.0.main.bn3", LayerMut::BatchNorm(& mut self.stage5_0.main_bn3)),
+            ("stage5.1.main.conv1", LayerMut::Conv(& mut self.stage5_1.main_conv1)),
+            ("stage5.1.main.bn1", LayerMut::BatchNorm(& mut self.stage5_1.main_bn1)),
+            ("stage5.1.main.dwconv1", LayerMut::Conv(& mut self.stage5_1.main_dwconv1)),
+            ("stage5.1.main.bn2", LayerMut::BatchNorm(& mut self.stage5_1.main_bn2)),
+            ("stage5.1.main.conv2", LayerMut::Conv(& mut self.stage5_1.main_conv2)),
+            ("stage5.1.main.bn3", LayerMut::BatchNorm(& mut self.stage5_1.main_bn3)),
+            ("stage5.2.main.conv1", LayerMut::Conv(& mut self.stage5_2.main_conv1)),
+            ("stage5.2.main.bn1", LayerMut::BatchNorm(& mut self.stage5_2.main_bn1)),
+            ("stage5.2.main.dwconv1", LayerMut::Conv(& mut self.stage5_2.main_dwconv1)),
+            ("stage5.2.main.bn2", LayerMut::BatchNorm(& mut self.stage5_2.main_bn2)),
+            ("stage5.2.main.conv2", LayerMut::Conv(& mut self.stage5_2.main_conv2)),
+            ("stage5.2.main.bn3", LayerMut::BatchNorm(& mut self.stage5_2.main_bn3)),
+            ("stage5.3.main.conv1", LayerMut::Conv(& mut self.stage5_3.main_conv1)),
+            ("stage5.3.main.bn1", LayerMut::BatchNorm(& mut self.stage5_3.main_bn1)),
+            ("stage5.3.main.dwconv1", LayerMut::Conv(& mut self.stage5_3.main_dwconv1)),
+            ("stage5.3.main.bn2", LayerMut::BatchNorm(& mut self.stage5_3.main_bn2)),
+            ("stage5.3.main.conv2", LayerMut::Conv(& mut self.stage5_3.main_conv2)),
+            ("stage5.3.main.bn3", LayerMut::BatchNorm(& mut self.stage5_3.main_bn3)),
+            ("stage6.0.main.conv1", LayerMut::Conv(& mut self.stage6_0.main_conv1)),
+            ("stage6.0.main.bn1", LayerMut::BatchNorm(& mut self.stage6_0.main_bn1)),
+            ("stage6.0.main.dwconv1", LayerMut::Conv(& mut self.stage6_0.main_dwconv1)),
+            ("stage6.0.main.bn2", LayerMut::BatchNorm(& mut self.stage6_0.main_bn2)),
+            ("stage6.0.main.conv2", LayerMut::Conv(& mut self.stage6_0.main_conv2)),
+            ("stage6.0.main.bn3", LayerMut::BatchNorm(& mut self.stage6_0.main_bn3)),
+            ("head.conv1", LayerMut::Conv(& mut self.head_conv1)), ("head.bn1",
+            LayerMut::BatchNorm(& mut self.head_bn1)), ("head.linear1",
+            LayerMut::Linear(& mut self.head_linear1))
         ]
     }
 
@@ -419,7 +442,11 @@ impl<B: Backend> SlimConv2d<B> {
     /// torchvision).
     pub fn new(shape: [usize; 4], padding: [usize; 2], device: &B::Device) -> Self {
         let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
-        let weight = Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, std), device);
+        let weight = Tensor::random(
+            shape,
+            burn::tensor::Distribution::Normal(0.0, std),
+            device,
+        );
         SlimConv2d {
             weight: Param::from_tensor(weight),
             bias: None,
@@ -451,7 +478,10 @@ impl<B: Backend> SlimConv2d<B> {
     /// A zero bias.
     pub fn with_bias(self, device: &B::Device) -> Self {
         let out = self.weight.dims()[0];
-        SlimConv2d { bias: Some(Param::from_tensor(Tensor::zeros([out], device))), ..self }
+        SlimConv2d {
+            bias: Some(Param::from_tensor(Tensor::zeros([out], device))),
+            ..self
+        }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
@@ -464,7 +494,12 @@ impl<B: Backend> SlimConv2d<B> {
         };
         let weight = self.weight.val().slice([0..out, 0..per_group, 0..kh, 0..kw]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        let options = burn::tensor::ops::ConvOptions::new(self.stride, self.padding, self.dilation, groups);
+        let options = burn::tensor::ops::ConvOptions::new(
+            self.stride,
+            self.padding,
+            self.dilation,
+            groups,
+        );
         burn::tensor::module::conv2d(x, weight, bias, options)
     }
 }
@@ -484,7 +519,8 @@ impl<B: Backend> SlimLinear<B> {
         let uniform = burn::tensor::Distribution::Uniform(-bound, bound);
         SlimLinear {
             weight: Param::from_tensor(Tensor::random([in_c, out], uniform, device)),
-            bias: bias.then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
+            bias: bias
+                .then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
         }
     }
 
@@ -492,7 +528,8 @@ impl<B: Backend> SlimLinear<B> {
         let [n, c, _, _] = x.dims();
         let weight = self.weight.val().slice([0..c, 0..out]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        burn::tensor::module::linear(x.reshape([n, c]), weight, bias).reshape([n, out, 1, 1])
+        burn::tensor::module::linear(x.reshape([n, c]), weight, bias)
+            .reshape([n, out, 1, 1])
     }
 }
 
@@ -521,8 +558,10 @@ impl<B: Backend> SlimBatchNorm<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = x.dims()[1];
-        let scale = self.gamma.val().slice([0..c]) / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
-        let shift = self.beta.val().slice([0..c]) - self.mean.value().slice([0..c]) * scale.clone();
+        let scale = self.gamma.val().slice([0..c])
+            / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
+        let shift = self.beta.val().slice([0..c])
+            - self.mean.value().slice([0..c]) * scale.clone();
         x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
     }
 }

@@ -8,7 +8,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 /// Channels of each search dimension at full width.
-pub const BASE_WIDTHS: [usize; 14] = [32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024];
+pub const BASE_WIDTHS: [usize; 14] = [
+    32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024,
+];
 
 /// The input the network was declared for: channels, height, width.
 pub const INPUT: [usize; 3] = [3, 224, 224];
@@ -39,82 +41,100 @@ impl<B: Backend> MobilenetV1<B> {
     /// Full-width parameters: Kaiming-normal convs, PyTorch-default linears, BN γ = 1, β = 0.
     pub fn init(device: &B::Device) -> Self {
         MobilenetV1 {
-            stem_conv1: SlimConv2d::new([32, 3, 3, 3], [1, 1], device).with_stride([2, 2]),
+            stem_conv1: SlimConv2d::new([32, 3, 3, 3], [1, 1], device)
+                .with_stride([2, 2]),
             stem_bn1: SlimBatchNorm::new(32, device),
             stage1_0: Dwsep {
-                out_dwconv1: SlimConv2d::new([32, 1, 3, 3], [1, 1], device).with_group_width(1),
+                out_dwconv1: SlimConv2d::new([32, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 out_bn1: SlimBatchNorm::new(32, device),
                 out_conv1: SlimConv2d::new([64, 32, 1, 1], [0, 0], device),
                 out_bn2: SlimBatchNorm::new(64, device),
             },
             stage2_0: Dwsep {
-                out_dwconv1: SlimConv2d::new([64, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                out_dwconv1: SlimConv2d::new([64, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 out_bn1: SlimBatchNorm::new(64, device),
                 out_conv1: SlimConv2d::new([128, 64, 1, 1], [0, 0], device),
                 out_bn2: SlimBatchNorm::new(128, device),
             },
             stage2_1: Dwsep {
-                out_dwconv1: SlimConv2d::new([128, 1, 3, 3], [1, 1], device).with_group_width(1),
+                out_dwconv1: SlimConv2d::new([128, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 out_bn1: SlimBatchNorm::new(128, device),
                 out_conv1: SlimConv2d::new([128, 128, 1, 1], [0, 0], device),
                 out_bn2: SlimBatchNorm::new(128, device),
             },
             stage3_0: Dwsep {
-                out_dwconv1: SlimConv2d::new([128, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                out_dwconv1: SlimConv2d::new([128, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 out_bn1: SlimBatchNorm::new(128, device),
                 out_conv1: SlimConv2d::new([256, 128, 1, 1], [0, 0], device),
                 out_bn2: SlimBatchNorm::new(256, device),
             },
             stage3_1: Dwsep {
-                out_dwconv1: SlimConv2d::new([256, 1, 3, 3], [1, 1], device).with_group_width(1),
+                out_dwconv1: SlimConv2d::new([256, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 out_bn1: SlimBatchNorm::new(256, device),
                 out_conv1: SlimConv2d::new([256, 256, 1, 1], [0, 0], device),
                 out_bn2: SlimBatchNorm::new(256, device),
             },
             stage4_0: Dwsep {
-                out_dwconv1: SlimConv2d::new([256, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                out_dwconv1: SlimConv2d::new([256, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 out_bn1: SlimBatchNorm::new(256, device),
                 out_conv1: SlimConv2d::new([512, 256, 1, 1], [0, 0], device),
                 out_bn2: SlimBatchNorm::new(512, device),
             },
             stage4_1: Dwsep {
-                out_dwconv1: SlimConv2d::new([512, 1, 3, 3], [1, 1], device).with_group_width(1),
+                out_dwconv1: SlimConv2d::new([512, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 out_bn1: SlimBatchNorm::new(512, device),
                 out_conv1: SlimConv2d::new([512, 512, 1, 1], [0, 0], device),
                 out_bn2: SlimBatchNorm::new(512, device),
             },
             stage4_2: Dwsep {
-                out_dwconv1: SlimConv2d::new([512, 1, 3, 3], [1, 1], device).with_group_width(1),
+                out_dwconv1: SlimConv2d::new([512, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 out_bn1: SlimBatchNorm::new(512, device),
                 out_conv1: SlimConv2d::new([512, 512, 1, 1], [0, 0], device),
                 out_bn2: SlimBatchNorm::new(512, device),
             },
             stage4_3: Dwsep {
-                out_dwconv1: SlimConv2d::new([512, 1, 3, 3], [1, 1], device).with_group_width(1),
+                out_dwconv1: SlimConv2d::new([512, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 out_bn1: SlimBatchNorm::new(512, device),
                 out_conv1: SlimConv2d::new([512, 512, 1, 1], [0, 0], device),
                 out_bn2: SlimBatchNorm::new(512, device),
             },
             stage4_4: Dwsep {
-                out_dwconv1: SlimConv2d::new([512, 1, 3, 3], [1, 1], device).with_group_width(1),
+                out_dwconv1: SlimConv2d::new([512, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 out_bn1: SlimBatchNorm::new(512, device),
                 out_conv1: SlimConv2d::new([512, 512, 1, 1], [0, 0], device),
                 out_bn2: SlimBatchNorm::new(512, device),
             },
             stage4_5: Dwsep {
-                out_dwconv1: SlimConv2d::new([512, 1, 3, 3], [1, 1], device).with_group_width(1),
+                out_dwconv1: SlimConv2d::new([512, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 out_bn1: SlimBatchNorm::new(512, device),
                 out_conv1: SlimConv2d::new([512, 512, 1, 1], [0, 0], device),
                 out_bn2: SlimBatchNorm::new(512, device),
             },
             stage5_0: Dwsep {
-                out_dwconv1: SlimConv2d::new([512, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                out_dwconv1: SlimConv2d::new([512, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 out_bn1: SlimBatchNorm::new(512, device),
                 out_conv1: SlimConv2d::new([1024, 512, 1, 1], [0, 0], device),
                 out_bn2: SlimBatchNorm::new(1024, device),
             },
             stage5_1: Dwsep {
-                out_dwconv1: SlimConv2d::new([1024, 1, 3, 3], [1, 1], device).with_group_width(1),
+                out_dwconv1: SlimConv2d::new([1024, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 out_bn1: SlimBatchNorm::new(1024, device),
                 out_conv1: SlimConv2d::new([1024, 1024, 1, 1], [0, 0], device),
                 out_bn2: SlimBatchNorm::new(1024, device),
@@ -127,61 +147,61 @@ impl<B: Backend> MobilenetV1<B> {
     /// lists them), e.g. to load trained weights.
     pub fn layers_mut(&mut self) -> Vec<(&'static str, LayerMut<'_, B>)> {
         vec![
-            ("stem.conv1", LayerMut::Conv(&mut self.stem_conv1)),
-            ("stem.bn1", LayerMut::BatchNorm(&mut self.stem_bn1)),
-            ("stage1.0.out.dwconv1", LayerMut::Conv(&mut self.stage1_0.out_dwconv1)),
-            ("stage1.0.out.bn1", LayerMut::BatchNorm(&mut self.stage1_0.out_bn1)),
-            ("stage1.0.out.conv1", LayerMut::Conv(&mut self.stage1_0.out_conv1)),
-            ("stage1.0.out.bn2", LayerMut::BatchNorm(&mut self.stage1_0.out_bn2)),
-            ("stage2.0.out.dwconv1", LayerMut::Conv(&mut self.stage2_0.out_dwconv1)),
-            ("stage2.0.out.bn1", LayerMut::BatchNorm(&mut self.stage2_0.out_bn1)),
-            ("stage2.0.out.conv1", LayerMut::Conv(&mut self.stage2_0.out_conv1)),
-            ("stage2.0.out.bn2", LayerMut::BatchNorm(&mut self.stage2_0.out_bn2)),
-            ("stage2.1.out.dwconv1", LayerMut::Conv(&mut self.stage2_1.out_dwconv1)),
-            ("stage2.1.out.bn1", LayerMut::BatchNorm(&mut self.stage2_1.out_bn1)),
-            ("stage2.1.out.conv1", LayerMut::Conv(&mut self.stage2_1.out_conv1)),
-            ("stage2.1.out.bn2", LayerMut::BatchNorm(&mut self.stage2_1.out_bn2)),
-            ("stage3.0.out.dwconv1", LayerMut::Conv(&mut self.stage3_0.out_dwconv1)),
-            ("stage3.0.out.bn1", LayerMut::BatchNorm(&mut self.stage3_0.out_bn1)),
-            ("stage3.0.out.conv1", LayerMut::Conv(&mut self.stage3_0.out_conv1)),
-            ("stage3.0.out.bn2", LayerMut::BatchNorm(&mut self.stage3_0.out_bn2)),
-            ("stage3.1.out.dwconv1", LayerMut::Conv(&mut self.stage3_1.out_dwconv1)),
-            ("stage3.1.out.bn1", LayerMut::BatchNorm(&mut self.stage3_1.out_bn1)),
-            ("stage3.1.out.conv1", LayerMut::Conv(&mut self.stage3_1.out_conv1)),
-            ("stage3.1.out.bn2", LayerMut::BatchNorm(&mut self.stage3_1.out_bn2)),
-            ("stage4.0.out.dwconv1", LayerMut::Conv(&mut self.stage4_0.out_dwconv1)),
-            ("stage4.0.out.bn1", LayerMut::BatchNorm(&mut self.stage4_0.out_bn1)),
-            ("stage4.0.out.conv1", LayerMut::Conv(&mut self.stage4_0.out_conv1)),
-            ("stage4.0.out.bn2", LayerMut::BatchNorm(&mut self.stage4_0.out_bn2)),
-            ("stage4.1.out.dwconv1", LayerMut::Conv(&mut self.stage4_1.out_dwconv1)),
-            ("stage4.1.out.bn1", LayerMut::BatchNorm(&mut self.stage4_1.out_bn1)),
-            ("stage4.1.out.conv1", LayerMut::Conv(&mut self.stage4_1.out_conv1)),
-            ("stage4.1.out.bn2", LayerMut::BatchNorm(&mut self.stage4_1.out_bn2)),
-            ("stage4.2.out.dwconv1", LayerMut::Conv(&mut self.stage4_2.out_dwconv1)),
-            ("stage4.2.out.bn1", LayerMut::BatchNorm(&mut self.stage4_2.out_bn1)),
-            ("stage4.2.out.conv1", LayerMut::Conv(&mut self.stage4_2.out_conv1)),
-            ("stage4.2.out.bn2", LayerMut::BatchNorm(&mut self.stage4_2.out_bn2)),
-            ("stage4.3.out.dwconv1", LayerMut::Conv(&mut self.stage4_3.out_dwconv1)),
-            ("stage4.3.out.bn1", LayerMut::BatchNorm(&mut self.stage4_3.out_bn1)),
-            ("stage4.3.out.conv1", LayerMut::Conv(&mut self.stage4_3.out_conv1)),
-            ("stage4.3.out.bn2", LayerMut::BatchNorm(&mut self.stage4_3.out_bn2)),
-            ("stage4.4.out.dwconv1", LayerMut::Conv(&mut self.stage4_4.out_dwconv1)),
-            ("stage4.4.out.bn1", LayerMut::BatchNorm(&mut self.stage4_4.out_bn1)),
-            ("stage4.4.out.conv1", LayerMut::Conv(&mut self.stage4_4.out_conv1)),
-            ("stage4.4.out.bn2", LayerMut::BatchNorm(&mut self.stage4_4.out_bn2)),
-            ("stage4.5.out.dwconv1", LayerMut::Conv(&mut self.stage4_5.out_dwconv1)),
-            ("stage4.5.out.bn1", LayerMut::BatchNorm(&mut self.stage4_5.out_bn1)),
-            ("stage4.5.out.conv1", LayerMut::Conv(&mut self.stage4_5.out_conv1)),
-            ("stage4.5.out.bn2", LayerMut::BatchNorm(&mut self.stage4_5.out_bn2)),
-            ("stage5.0.out.dwconv1", LayerMut::Conv(&mut self.stage5_0.out_dwconv1)),
-            ("stage5.0.out.bn1", LayerMut::BatchNorm(&mut self.stage5_0.out_bn1)),
-            ("stage5.0.out.conv1", LayerMut::Conv(&mut self.stage5_0.out_conv1)),
-            ("stage5.0.out.bn2", LayerMut::BatchNorm(&mut self.stage5_0.out_bn2)),
-            ("stage5.1.out.dwconv1", LayerMut::Conv(&mut self.stage5_1.out_dwconv1)),
-            ("stage5.1.out.bn1", LayerMut::BatchNorm(&mut self.stage5_1.out_bn1)),
-            ("stage5.1.out.conv1", LayerMut::Conv(&mut self.stage5_1.out_conv1)),
-            ("stage5.1.out.bn2", LayerMut::BatchNorm(&mut self.stage5_1.out_bn2)),
-            ("head.linear1", LayerMut::Linear(&mut self.head_linear1)),
+            ("stem.conv1", LayerMut::Conv(& mut self.stem_conv1)), ("stem.bn1",
+            LayerMut::BatchNorm(& mut self.stem_bn1)), ("stage1.0.out.dwconv1",
+            LayerMut::Conv(& mut self.stage1_0.out_dwconv1)), ("stage1.0.out.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.out_bn1)), ("stage1.0.out.conv1",
+            LayerMut::Conv(& mut self.stage1_0.out_conv1)), ("stage1.0.out.bn2",
+            LayerMut::BatchNorm(& mut self.stage1_0.out_bn2)), ("stage2.0.out.dwconv1",
+            LayerMut::Conv(& mut self.stage2_0.out_dwconv1)), ("stage2.0.out.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.out_bn1)), ("stage2.0.out.conv1",
+            LayerMut::Conv(& mut self.stage2_0.out_conv1)), ("stage2.0.out.bn2",
+            LayerMut::BatchNorm(& mut self.stage2_0.out_bn2)), ("stage2.1.out.dwconv1",
+            LayerMut::Conv(& mut self.stage2_1.out_dwconv1)), ("stage2.1.out.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_1.out_bn1)), ("stage2.1.out.conv1",
+            LayerMut::Conv(& mut self.stage2_1.out_conv1)), ("stage2.1.out.bn2",
+            LayerMut::BatchNorm(& mut self.stage2_1.out_bn2)), ("stage3.0.out.dwconv1",
+            LayerMut::Conv(& mut self.stage3_0.out_dwconv1)), ("stage3.0.out.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.out_bn1)), ("stage3.0.out.conv1",
+            LayerMut::Conv(& mut self.stage3_0.out_conv1)), ("stage3.0.out.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_0.out_bn2)), ("stage3.1.out.dwconv1",
+            LayerMut::Conv(& mut self.stage3_1.out_dwconv1)), ("stage3.1.out.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_1.out_bn1)), ("stage3.1.out.conv1",
+            LayerMut::Conv(& mut self.stage3_1.out_conv1)), ("stage3.1.out.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_1.out_bn2)), ("stage4.0.out.dwconv1",
+            LayerMut::Conv(& mut self.stage4_0.out_dwconv1)), ("stage4.0.out.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_0.out_bn1)), ("stage4.0.out.conv1",
+            LayerMut::Conv(& mut self.stage4_0.out_conv1)), ("stage4.0.out.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_0.out_bn2)), ("stage4.1.out.dwconv1",
+            LayerMut::Conv(& mut self.stage4_1.out_dwconv1)), ("stage4.1.out.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_1.out_bn1)), ("stage4.1.out.conv1",
+            LayerMut::Conv(& mut self.stage4_1.out_conv1)), ("stage4.1.out.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_1.out_bn2)), ("stage4.2.out.dwconv1",
+            LayerMut::Conv(& mut self.stage4_2.out_dwconv1)), ("stage4.2.out.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_2.out_bn1)), ("stage4.2.out.conv1",
+            LayerMut::Conv(& mut self.stage4_2.out_conv1)), ("stage4.2.out.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_2.out_bn2)), ("stage4.3.out.dwconv1",
+            LayerMut::Conv(& mut self.stage4_3.out_dwconv1)), ("stage4.3.out.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_3.out_bn1)), ("stage4.3.out.conv1",
+            LayerMut::Conv(& mut self.stage4_3.out_conv1)), ("stage4.3.out.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_3.out_bn2)), ("stage4.4.out.dwconv1",
+            LayerMut::Conv(& mut self.stage4_4.out_dwconv1)), ("stage4.4.out.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_4.out_bn1)), ("stage4.4.out.conv1",
+            LayerMut::Conv(& mut self.stage4_4.out_conv1)), ("stage4.4.out.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_4.out_bn2)), ("stage4.5.out.dwconv1",
+            LayerMut::Conv(& mut self.stage4_5.out_dwconv1)), ("stage4.5.out.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_5.out_bn1)), ("stage4.5.out.conv1",
+            LayerMut::Conv(& mut self.stage4_5.out_conv1)), ("stage4.5.out.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_5.out_bn2)), ("stage5.0.out.dwconv1",
+            LayerMut::Conv(& mut self.stage5_0.out_dwconv1)), ("stage5.0.out.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_0.out_bn1)), ("stage5.0.out.conv1",
+            LayerMut::Conv(& mut self.stage5_0.out_conv1)), ("stage5.0.out.bn2",
+            LayerMut::BatchNorm(& mut self.stage5_0.out_bn2)), ("stage5.1.out.dwconv1",
+            LayerMut::Conv(& mut self.stage5_1.out_dwconv1)), ("stage5.1.out.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_1.out_bn1)), ("stage5.1.out.conv1",
+            LayerMut::Conv(& mut self.stage5_1.out_conv1)), ("stage5.1.out.bn2",
+            LayerMut::BatchNorm(& mut self.stage5_1.out_bn2)), ("head.linear1",
+            LayerMut::Linear(& mut self.head_linear1))
         ]
     }
 
@@ -262,7 +282,11 @@ impl<B: Backend> SlimConv2d<B> {
     /// torchvision).
     pub fn new(shape: [usize; 4], padding: [usize; 2], device: &B::Device) -> Self {
         let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
-        let weight = Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, std), device);
+        let weight = Tensor::random(
+            shape,
+            burn::tensor::Distribution::Normal(0.0, std),
+            device,
+        );
         SlimConv2d {
             weight: Param::from_tensor(weight),
             bias: None,
@@ -294,7 +318,10 @@ impl<B: Backend> SlimConv2d<B> {
     /// A zero bias.
     pub fn with_bias(self, device: &B::Device) -> Self {
         let out = self.weight.dims()[0];
-        SlimConv2d { bias: Some(Param::from_tensor(Tensor::zeros([out], device))), ..self }
+        SlimConv2d {
+            bias: Some(Param::from_tensor(Tensor::zeros([out], device))),
+            ..self
+        }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
@@ -307,7 +334,12 @@ impl<B: Backend> SlimConv2d<B> {
         };
         let weight = self.weight.val().slice([0..out, 0..per_group, 0..kh, 0..kw]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        let options = burn::tensor::ops::ConvOptions::new(self.stride, self.padding, self.dilation, groups);
+        let options = burn::tensor::ops::ConvOptions::new(
+            self.stride,
+            self.padding,
+            self.dilation,
+            groups,
+        );
         burn::tensor::module::conv2d(x, weight, bias, options)
     }
 }
@@ -327,7 +359,8 @@ impl<B: Backend> SlimLinear<B> {
         let uniform = burn::tensor::Distribution::Uniform(-bound, bound);
         SlimLinear {
             weight: Param::from_tensor(Tensor::random([in_c, out], uniform, device)),
-            bias: bias.then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
+            bias: bias
+                .then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
         }
     }
 
@@ -335,7 +368,8 @@ impl<B: Backend> SlimLinear<B> {
         let [n, c, _, _] = x.dims();
         let weight = self.weight.val().slice([0..c, 0..out]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        burn::tensor::module::linear(x.reshape([n, c]), weight, bias).reshape([n, out, 1, 1])
+        burn::tensor::module::linear(x.reshape([n, c]), weight, bias)
+            .reshape([n, out, 1, 1])
     }
 }
 
@@ -364,8 +398,10 @@ impl<B: Backend> SlimBatchNorm<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = x.dims()[1];
-        let scale = self.gamma.val().slice([0..c]) / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
-        let shift = self.beta.val().slice([0..c]) - self.mean.value().slice([0..c]) * scale.clone();
+        let scale = self.gamma.val().slice([0..c])
+            / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
+        let shift = self.beta.val().slice([0..c])
+            - self.mean.value().slice([0..c]) * scale.clone();
         x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
     }
 }

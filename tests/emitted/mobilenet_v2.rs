@@ -8,8 +8,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 /// Channels of each search dimension at full width.
-pub const BASE_WIDTHS: [usize; 24] =
-    [32, 16, 24, 96, 144, 32, 144, 192, 192, 64, 192, 384, 384, 384, 96, 384, 576, 576, 160, 576, 960, 960, 320, 960];
+pub const BASE_WIDTHS: [usize; 24] = [
+    32, 16, 24, 96, 144, 32, 144, 192, 192, 64, 192, 384, 384, 384, 96, 384, 576, 576,
+    160, 576, 960, 960, 320, 960,
+];
 
 /// The input the network was declared for: channels, height, width.
 pub const INPUT: [usize; 3] = [3, 224, 224];
@@ -46,10 +48,12 @@ impl<B: Backend> MobilenetV2<B> {
     /// Full-width parameters: Kaiming-normal convs, PyTorch-default linears, BN γ = 1, β = 0.
     pub fn init(device: &B::Device) -> Self {
         MobilenetV2 {
-            stem_conv1: SlimConv2d::new([32, 3, 3, 3], [1, 1], device).with_stride([2, 2]),
+            stem_conv1: SlimConv2d::new([32, 3, 3, 3], [1, 1], device)
+                .with_stride([2, 2]),
             stem_bn1: SlimBatchNorm::new(32, device),
             stage1_0: Ir {
-                main_dwconv1: SlimConv2d::new([32, 1, 3, 3], [1, 1], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([32, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 main_bn1: SlimBatchNorm::new(32, device),
                 main_conv1: SlimConv2d::new([16, 32, 1, 1], [0, 0], device),
                 main_bn2: SlimBatchNorm::new(16, device),
@@ -57,7 +61,9 @@ impl<B: Backend> MobilenetV2<B> {
             stage2_0: Ir2 {
                 expand_conv1: SlimConv2d::new([96, 16, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(96, device),
-                main_dwconv1: SlimConv2d::new([96, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([96, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 main_bn1: SlimBatchNorm::new(96, device),
                 main_conv1: SlimConv2d::new([24, 96, 1, 1], [0, 0], device),
                 main_bn2: SlimBatchNorm::new(24, device),
@@ -65,7 +71,8 @@ impl<B: Backend> MobilenetV2<B> {
             stage2_1: Ir3 {
                 expand_conv1: SlimConv2d::new([144, 24, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(144, device),
-                main_dwconv1: SlimConv2d::new([144, 1, 3, 3], [1, 1], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([144, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 main_bn1: SlimBatchNorm::new(144, device),
                 main_conv1: SlimConv2d::new([24, 144, 1, 1], [0, 0], device),
                 main_bn2: SlimBatchNorm::new(24, device),
@@ -73,7 +80,9 @@ impl<B: Backend> MobilenetV2<B> {
             stage3_0: Ir2 {
                 expand_conv1: SlimConv2d::new([144, 24, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(144, device),
-                main_dwconv1: SlimConv2d::new([144, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([144, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 main_bn1: SlimBatchNorm::new(144, device),
                 main_conv1: SlimConv2d::new([32, 144, 1, 1], [0, 0], device),
                 main_bn2: SlimBatchNorm::new(32, device),
@@ -81,7 +90,8 @@ impl<B: Backend> MobilenetV2<B> {
             stage3_1: Ir3 {
                 expand_conv1: SlimConv2d::new([192, 32, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(192, device),
-                main_dwconv1: SlimConv2d::new([192, 1, 3, 3], [1, 1], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([192, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 main_bn1: SlimBatchNorm::new(192, device),
                 main_conv1: SlimConv2d::new([32, 192, 1, 1], [0, 0], device),
                 main_bn2: SlimBatchNorm::new(32, device),
@@ -89,7 +99,8 @@ impl<B: Backend> MobilenetV2<B> {
             stage3_2: Ir3 {
                 expand_conv1: SlimConv2d::new([192, 32, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(192, device),
-                main_dwconv1: SlimConv2d::new([192, 1, 3, 3], [1, 1], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([192, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 main_bn1: SlimBatchNorm::new(192, device),
                 main_conv1: SlimConv2d::new([32, 192, 1, 1], [0, 0], device),
                 main_bn2: SlimBatchNorm::new(32, device),
@@ -97,7 +108,9 @@ impl<B: Backend> MobilenetV2<B> {
             stage4_0: Ir2 {
                 expand_conv1: SlimConv2d::new([192, 32, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(192, device),
-                main_dwconv1: SlimConv2d::new([192, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([192, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 main_bn1: SlimBatchNorm::new(192, device),
                 main_conv1: SlimConv2d::new([64, 192, 1, 1], [0, 0], device),
                 main_bn2: SlimBatchNorm::new(64, device),
@@ -105,7 +118,8 @@ impl<B: Backend> MobilenetV2<B> {
             stage4_1: Ir3 {
                 expand_conv1: SlimConv2d::new([384, 64, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(384, device),
-                main_dwconv1: SlimConv2d::new([384, 1, 3, 3], [1, 1], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([384, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 main_bn1: SlimBatchNorm::new(384, device),
                 main_conv1: SlimConv2d::new([64, 384, 1, 1], [0, 0], device),
                 main_bn2: SlimBatchNorm::new(64, device),
@@ -113,7 +127,8 @@ impl<B: Backend> MobilenetV2<B> {
             stage4_2: Ir3 {
                 expand_conv1: SlimConv2d::new([384, 64, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(384, device),
-                main_dwconv1: SlimConv2d::new([384, 1, 3, 3], [1, 1], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([384, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 main_bn1: SlimBatchNorm::new(384, device),
                 main_conv1: SlimConv2d::new([64, 384, 1, 1], [0, 0], device),
                 main_bn2: SlimBatchNorm::new(64, device),
@@ -121,7 +136,8 @@ impl<B: Backend> MobilenetV2<B> {
             stage4_3: Ir3 {
                 expand_conv1: SlimConv2d::new([384, 64, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(384, device),
-                main_dwconv1: SlimConv2d::new([384, 1, 3, 3], [1, 1], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([384, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 main_bn1: SlimBatchNorm::new(384, device),
                 main_conv1: SlimConv2d::new([64, 384, 1, 1], [0, 0], device),
                 main_bn2: SlimBatchNorm::new(64, device),
@@ -129,7 +145,8 @@ impl<B: Backend> MobilenetV2<B> {
             stage5_0: Ir2 {
                 expand_conv1: SlimConv2d::new([384, 64, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(384, device),
-                main_dwconv1: SlimConv2d::new([384, 1, 3, 3], [1, 1], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([384, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 main_bn1: SlimBatchNorm::new(384, device),
                 main_conv1: SlimConv2d::new([96, 384, 1, 1], [0, 0], device),
                 main_bn2: SlimBatchNorm::new(96, device),
@@ -137,7 +154,8 @@ impl<B: Backend> MobilenetV2<B> {
             stage5_1: Ir3 {
                 expand_conv1: SlimConv2d::new([576, 96, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(576, device),
-                main_dwconv1: SlimConv2d::new([576, 1, 3, 3], [1, 1], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([576, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 main_bn1: SlimBatchNorm::new(576, device),
                 main_conv1: SlimConv2d::new([96, 576, 1, 1], [0, 0], device),
                 main_bn2: SlimBatchNorm::new(96, device),
@@ -145,7 +163,8 @@ impl<B: Backend> MobilenetV2<B> {
             stage5_2: Ir3 {
                 expand_conv1: SlimConv2d::new([576, 96, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(576, device),
-                main_dwconv1: SlimConv2d::new([576, 1, 3, 3], [1, 1], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([576, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 main_bn1: SlimBatchNorm::new(576, device),
                 main_conv1: SlimConv2d::new([96, 576, 1, 1], [0, 0], device),
                 main_bn2: SlimBatchNorm::new(96, device),
@@ -153,7 +172,9 @@ impl<B: Backend> MobilenetV2<B> {
             stage6_0: Ir2 {
                 expand_conv1: SlimConv2d::new([576, 96, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(576, device),
-                main_dwconv1: SlimConv2d::new([576, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([576, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 main_bn1: SlimBatchNorm::new(576, device),
                 main_conv1: SlimConv2d::new([160, 576, 1, 1], [0, 0], device),
                 main_bn2: SlimBatchNorm::new(160, device),
@@ -161,7 +182,8 @@ impl<B: Backend> MobilenetV2<B> {
             stage6_1: Ir3 {
                 expand_conv1: SlimConv2d::new([960, 160, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(960, device),
-                main_dwconv1: SlimConv2d::new([960, 1, 3, 3], [1, 1], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([960, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 main_bn1: SlimBatchNorm::new(960, device),
                 main_conv1: SlimConv2d::new([160, 960, 1, 1], [0, 0], device),
                 main_bn2: SlimBatchNorm::new(160, device),
@@ -169,7 +191,8 @@ impl<B: Backend> MobilenetV2<B> {
             stage6_2: Ir3 {
                 expand_conv1: SlimConv2d::new([960, 160, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(960, device),
-                main_dwconv1: SlimConv2d::new([960, 1, 3, 3], [1, 1], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([960, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 main_bn1: SlimBatchNorm::new(960, device),
                 main_conv1: SlimConv2d::new([160, 960, 1, 1], [0, 0], device),
                 main_bn2: SlimBatchNorm::new(160, device),
@@ -177,7 +200,8 @@ impl<B: Backend> MobilenetV2<B> {
             stage7_0: Ir2 {
                 expand_conv1: SlimConv2d::new([960, 160, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(960, device),
-                main_dwconv1: SlimConv2d::new([960, 1, 3, 3], [1, 1], device).with_group_width(1),
+                main_dwconv1: SlimConv2d::new([960, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 main_bn1: SlimBatchNorm::new(960, device),
                 main_conv1: SlimConv2d::new([320, 960, 1, 1], [0, 0], device),
                 main_bn2: SlimBatchNorm::new(320, device),
@@ -192,111 +216,111 @@ impl<B: Backend> MobilenetV2<B> {
     /// lists them), e.g. to load trained weights.
     pub fn layers_mut(&mut self) -> Vec<(&'static str, LayerMut<'_, B>)> {
         vec![
-            ("stem.conv1", LayerMut::Conv(&mut self.stem_conv1)),
-            ("stem.bn1", LayerMut::BatchNorm(&mut self.stem_bn1)),
-            ("stage1.0.main.dwconv1", LayerMut::Conv(&mut self.stage1_0.main_dwconv1)),
-            ("stage1.0.main.bn1", LayerMut::BatchNorm(&mut self.stage1_0.main_bn1)),
-            ("stage1.0.main.conv1", LayerMut::Conv(&mut self.stage1_0.main_conv1)),
-            ("stage1.0.main.bn2", LayerMut::BatchNorm(&mut self.stage1_0.main_bn2)),
-            ("stage2.0.expand.conv1", LayerMut::Conv(&mut self.stage2_0.expand_conv1)),
-            ("stage2.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage2_0.expand_bn1)),
-            ("stage2.0.main.dwconv1", LayerMut::Conv(&mut self.stage2_0.main_dwconv1)),
-            ("stage2.0.main.bn1", LayerMut::BatchNorm(&mut self.stage2_0.main_bn1)),
-            ("stage2.0.main.conv1", LayerMut::Conv(&mut self.stage2_0.main_conv1)),
-            ("stage2.0.main.bn2", LayerMut::BatchNorm(&mut self.stage2_0.main_bn2)),
-            ("stage2.1.expand.conv1", LayerMut::Conv(&mut self.stage2_1.expand_conv1)),
-            ("stage2.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage2_1.expand_bn1)),
-            ("stage2.1.main.dwconv1", LayerMut::Conv(&mut self.stage2_1.main_dwconv1)),
-            ("stage2.1.main.bn1", LayerMut::BatchNorm(&mut self.stage2_1.main_bn1)),
-            ("stage2.1.main.conv1", LayerMut::Conv(&mut self.stage2_1.main_conv1)),
-            ("stage2.1.main.bn2", LayerMut::BatchNorm(&mut self.stage2_1.main_bn2)),
-            ("stage3.0.expand.conv1", LayerMut::Conv(&mut self.stage3_0.expand_conv1)),
-            ("stage3.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage3_0.expand_bn1)),
-            ("stage3.0.main.dwconv1", LayerMut::Conv(&mut self.stage3_0.main_dwconv1)),
-            ("stage3.0.main.bn1", LayerMut::BatchNorm(&mut self.stage3_0.main_bn1)),
-            ("stage3.0.main.conv1", LayerMut::Conv(&mut self.stage3_0.main_conv1)),
-            ("stage3.0.main.bn2", LayerMut::BatchNorm(&mut self.stage3_0.main_bn2)),
-            ("stage3.1.expand.conv1", LayerMut::Conv(&mut self.stage3_1.expand_conv1)),
-            ("stage3.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage3_1.expand_bn1)),
-            ("stage3.1.main.dwconv1", LayerMut::Conv(&mut self.stage3_1.main_dwconv1)),
-            ("stage3.1.main.bn1", LayerMut::BatchNorm(&mut self.stage3_1.main_bn1)),
-            ("stage3.1.main.conv1", LayerMut::Conv(&mut self.stage3_1.main_conv1)),
-            ("stage3.1.main.bn2", LayerMut::BatchNorm(&mut self.stage3_1.main_bn2)),
-            ("stage3.2.expand.conv1", LayerMut::Conv(&mut self.stage3_2.expand_conv1)),
-            ("stage3.2.expand.bn1", LayerMut::BatchNorm(&mut self.stage3_2.expand_bn1)),
-            ("stage3.2.main.dwconv1", LayerMut::Conv(&mut self.stage3_2.main_dwconv1)),
-            ("stage3.2.main.bn1", LayerMut::BatchNorm(&mut self.stage3_2.main_bn1)),
-            ("stage3.2.main.conv1", LayerMut::Conv(&mut self.stage3_2.main_conv1)),
-            ("stage3.2.main.bn2", LayerMut::BatchNorm(&mut self.stage3_2.main_bn2)),
-            ("stage4.0.expand.conv1", LayerMut::Conv(&mut self.stage4_0.expand_conv1)),
-            ("stage4.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage4_0.expand_bn1)),
-            ("stage4.0.main.dwconv1", LayerMut::Conv(&mut self.stage4_0.main_dwconv1)),
-            ("stage4.0.main.bn1", LayerMut::BatchNorm(&mut self.stage4_0.main_bn1)),
-            ("stage4.0.main.conv1", LayerMut::Conv(&mut self.stage4_0.main_conv1)),
-            ("stage4.0.main.bn2", LayerMut::BatchNorm(&mut self.stage4_0.main_bn2)),
-            ("stage4.1.expand.conv1", LayerMut::Conv(&mut self.stage4_1.expand_conv1)),
-            ("stage4.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage4_1.expand_bn1)),
-            ("stage4.1.main.dwconv1", LayerMut::Conv(&mut self.stage4_1.main_dwconv1)),
-            ("stage4.1.main.bn1", LayerMut::BatchNorm(&mut self.stage4_1.main_bn1)),
-            ("stage4.1.main.conv1", LayerMut::Conv(&mut self.stage4_1.main_conv1)),
-            ("stage4.1.main.bn2", LayerMut::BatchNorm(&mut self.stage4_1.main_bn2)),
-            ("stage4.2.expand.conv1", LayerMut::Conv(&mut self.stage4_2.expand_conv1)),
-            ("stage4.2.expand.bn1", LayerMut::BatchNorm(&mut self.stage4_2.expand_bn1)),
-            ("stage4.2.main.dwconv1", LayerMut::Conv(&mut self.stage4_2.main_dwconv1)),
-            ("stage4.2.main.bn1", LayerMut::BatchNorm(&mut self.stage4_2.main_bn1)),
-            ("stage4.2.main.conv1", LayerMut::Conv(&mut self.stage4_2.main_conv1)),
-            ("stage4.2.main.bn2", LayerMut::BatchNorm(&mut self.stage4_2.main_bn2)),
-            ("stage4.3.expand.conv1", LayerMut::Conv(&mut self.stage4_3.expand_conv1)),
-            ("stage4.3.expand.bn1", LayerMut::BatchNorm(&mut self.stage4_3.expand_bn1)),
-            ("stage4.3.main.dwconv1", LayerMut::Conv(&mut self.stage4_3.main_dwconv1)),
-            ("stage4.3.main.bn1", LayerMut::BatchNorm(&mut self.stage4_3.main_bn1)),
-            ("stage4.3.main.conv1", LayerMut::Conv(&mut self.stage4_3.main_conv1)),
-            ("stage4.3.main.bn2", LayerMut::BatchNorm(&mut self.stage4_3.main_bn2)),
-            ("stage5.0.expand.conv1", LayerMut::Conv(&mut self.stage5_0.expand_conv1)),
-            ("stage5.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage5_0.expand_bn1)),
-            ("stage5.0.main.dwconv1", LayerMut::Conv(&mut self.stage5_0.main_dwconv1)),
-            ("stage5.0.main.bn1", LayerMut::BatchNorm(&mut self.stage5_0.main_bn1)),
-            ("stage5.0.main.conv1", LayerMut::Conv(&mut self.stage5_0.main_conv1)),
-            ("stage5.0.main.bn2", LayerMut::BatchNorm(&mut self.stage5_0.main_bn2)),
-            ("stage5.1.expand.conv1", LayerMut::Conv(&mut self.stage5_1.expand_conv1)),
-            ("stage5.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage5_1.expand_bn1)),
-            ("stage5.1.main.dwconv1", LayerMut::Conv(&mut self.stage5_1.main_dwconv1)),
-            ("stage5.1.main.bn1", LayerMut::BatchNorm(&mut self.stage5_1.main_bn1)),
-            ("stage5.1.main.conv1", LayerMut::Conv(&mut self.stage5_1.main_conv1)),
-            ("stage5.1.main.bn2", LayerMut::BatchNorm(&mut self.stage5_1.main_bn2)),
-            ("stage5.2.expand.conv1", LayerMut::Conv(&mut self.stage5_2.expand_conv1)),
-            ("stage5.2.expand.bn1", LayerMut::BatchNorm(&mut self.stage5_2.expand_bn1)),
-            ("stage5.2.main.dwconv1", LayerMut::Conv(&mut self.stage5_2.main_dwconv1)),
-            ("stage5.2.main.bn1", LayerMut::BatchNorm(&mut self.stage5_2.main_bn1)),
-            ("stage5.2.main.conv1", LayerMut::Conv(&mut self.stage5_2.main_conv1)),
-            ("stage5.2.main.bn2", LayerMut::BatchNorm(&mut self.stage5_2.main_bn2)),
-            ("stage6.0.expand.conv1", LayerMut::Conv(&mut self.stage6_0.expand_conv1)),
-            ("stage6.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage6_0.expand_bn1)),
-            ("stage6.0.main.dwconv1", LayerMut::Conv(&mut self.stage6_0.main_dwconv1)),
-            ("stage6.0.main.bn1", LayerMut::BatchNorm(&mut self.stage6_0.main_bn1)),
-            ("stage6.0.main.conv1", LayerMut::Conv(&mut self.stage6_0.main_conv1)),
-            ("stage6.0.main.bn2", LayerMut::BatchNorm(&mut self.stage6_0.main_bn2)),
-            ("stage6.1.expand.conv1", LayerMut::Conv(&mut self.stage6_1.expand_conv1)),
-            ("stage6.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage6_1.expand_bn1)),
-            ("stage6.1.main.dwconv1", LayerMut::Conv(&mut self.stage6_1.main_dwconv1)),
-            ("stage6.1.main.bn1", LayerMut::BatchNorm(&mut self.stage6_1.main_bn1)),
-            ("stage6.1.main.conv1", LayerMut::Conv(&mut self.stage6_1.main_conv1)),
-            ("stage6.1.main.bn2", LayerMut::BatchNorm(&mut self.stage6_1.main_bn2)),
-            ("stage6.2.expand.conv1", LayerMut::Conv(&mut self.stage6_2.expand_conv1)),
-            ("stage6.2.expand.bn1", LayerMut::BatchNorm(&mut self.stage6_2.expand_bn1)),
-            ("stage6.2.main.dwconv1", LayerMut::Conv(&mut self.stage6_2.main_dwconv1)),
-            ("stage6.2.main.bn1", LayerMut::BatchNorm(&mut self.stage6_2.main_bn1)),
-            ("stage6.2.main.conv1", LayerMut::Conv(&mut self.stage6_2.main_conv1)),
-            ("stage6.2.main.bn2", LayerMut::BatchNorm(&mut self.stage6_2.main_bn2)),
-            ("stage7.0.expand.conv1", LayerMut::Conv(&mut self.stage7_0.expand_conv1)),
-            ("stage7.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage7_0.expand_bn1)),
-            ("stage7.0.main.dwconv1", LayerMut::Conv(&mut self.stage7_0.main_dwconv1)),
-            ("stage7.0.main.bn1", LayerMut::BatchNorm(&mut self.stage7_0.main_bn1)),
-            ("stage7.0.main.conv1", LayerMut::Conv(&mut self.stage7_0.main_conv1)),
-            ("stage7.0.main.bn2", LayerMut::BatchNorm(&mut self.stage7_0.main_bn2)),
-            ("head.conv1", LayerMut::Conv(&mut self.head_conv1)),
-            ("head.bn1", LayerMut::BatchNorm(&mut self.head_bn1)),
-            ("head.linear1", LayerMut::Linear(&mut self.head_linear1)),
+            ("stem.conv1", LayerMut::Conv(& mut self.stem_conv1)), ("stem.bn1",
+            LayerMut::BatchNorm(& mut self.stem_bn1)), ("stage1.0.main.dwconv1",
+            LayerMut::Conv(& mut self.stage1_0.main_dwconv1)), ("stage1.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn1)), ("stage1.0.main.conv1",
+            LayerMut::Conv(& mut self.stage1_0.main_conv1)), ("stage1.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn2)), ("stage2.0.expand.conv1",
+            LayerMut::Conv(& mut self.stage2_0.expand_conv1)), ("stage2.0.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.expand_bn1)),
+            ("stage2.0.main.dwconv1", LayerMut::Conv(& mut self.stage2_0.main_dwconv1)),
+            ("stage2.0.main.bn1", LayerMut::BatchNorm(& mut self.stage2_0.main_bn1)),
+            ("stage2.0.main.conv1", LayerMut::Conv(& mut self.stage2_0.main_conv1)),
+            ("stage2.0.main.bn2", LayerMut::BatchNorm(& mut self.stage2_0.main_bn2)),
+            ("stage2.1.expand.conv1", LayerMut::Conv(& mut self.stage2_1.expand_conv1)),
+            ("stage2.1.expand.bn1", LayerMut::BatchNorm(& mut self.stage2_1.expand_bn1)),
+            ("stage2.1.main.dwconv1", LayerMut::Conv(& mut self.stage2_1.main_dwconv1)),
+            ("stage2.1.main.bn1", LayerMut::BatchNorm(& mut self.stage2_1.main_bn1)),
+            ("stage2.1.main.conv1", LayerMut::Conv(& mut self.stage2_1.main_conv1)),
+            ("stage2.1.main.bn2", LayerMut::BatchNorm(& mut self.stage2_1.main_bn2)),
+            ("stage3.0.expand.conv1", LayerMut::Conv(& mut self.stage3_0.expand_conv1)),
+            ("stage3.0.expand.bn1", LayerMut::BatchNorm(& mut self.stage3_0.expand_bn1)),
+            ("stage3.0.main.dwconv1", LayerMut::Conv(& mut self.stage3_0.main_dwconv1)),
+            ("stage3.0.main.bn1", LayerMut::BatchNorm(& mut self.stage3_0.main_bn1)),
+            ("stage3.0.main.conv1", LayerMut::Conv(& mut self.stage3_0.main_conv1)),
+            ("stage3.0.main.bn2", LayerMut::BatchNorm(& mut self.stage3_0.main_bn2)),
+            ("stage3.1.expand.conv1", LayerMut::Conv(& mut self.stage3_1.expand_conv1)),
+            ("stage3.1.expand.bn1", LayerMut::BatchNorm(& mut self.stage3_1.expand_bn1)),
+            ("stage3.1.main.dwconv1", LayerMut::Conv(& mut self.stage3_1.main_dwconv1)),
+            ("stage3.1.main.bn1", LayerMut::BatchNorm(& mut self.stage3_1.main_bn1)),
+            ("stage3.1.main.conv1", LayerMut::Conv(& mut self.stage3_1.main_conv1)),
+            ("stage3.1.main.bn2", LayerMut::BatchNorm(& mut self.stage3_1.main_bn2)),
+            ("stage3.2.expand.conv1", LayerMut::Conv(& mut self.stage3_2.expand_conv1)),
+            ("stage3.2.expand.bn1", LayerMut::BatchNorm(& mut self.stage3_2.expand_bn1)),
+            ("stage3.2.main.dwconv1", LayerMut::Conv(& mut self.stage3_2.main_dwconv1)),
+            ("stage3.2.main.bn1", LayerMut::BatchNorm(& mut self.stage3_2.main_bn1)),
+            ("stage3.2.main.conv1", LayerMut::Conv(& mut self.stage3_2.main_conv1)),
+            ("stage3.2.main.bn2", LayerMut::BatchNorm(& mut self.stage3_2.main_bn2)),
+            ("stage4.0.expand.conv1", LayerMut::Conv(& mut self.stage4_0.expand_conv1)),
+            ("stage4.0.expand.bn1", LayerMut::BatchNorm(& mut self.stage4_0.expand_bn1)),
+            ("stage4.0.main.dwconv1", LayerMut::Conv(& mut self.stage4_0.main_dwconv1)),
+            ("stage4.0.main.bn1", LayerMut::BatchNorm(& mut self.stage4_0.main_bn1)),
+            ("stage4.0.main.conv1", LayerMut::Conv(& mut self.stage4_0.main_conv1)),
+            ("stage4.0.main.bn2", LayerMut::BatchNorm(& mut self.stage4_0.main_bn2)),
+            ("stage4.1.expand.conv1", LayerMut::Conv(& mut self.stage4_1.expand_conv1)),
+            ("stage4.1.expand.bn1", LayerMut::BatchNorm(& mut self.stage4_1.expand_bn1)),
+            ("stage4.1.main.dwconv1", LayerMut::Conv(& mut self.stage4_1.main_dwconv1)),
+            ("stage4.1.main.bn1", LayerMut::BatchNorm(& mut self.stage4_1.main_bn1)),
+            ("stage4.1.main.conv1", LayerMut::Conv(& mut self.stage4_1.main_conv1)),
+            ("stage4.1.main.bn2", LayerMut::BatchNorm(& mut self.stage4_1.main_bn2)),
+            ("stage4.2.expand.conv1", LayerMut::Conv(& mut self.stage4_2.expand_conv1)),
+            ("stage4.2.expand.bn1", LayerMut::BatchNorm(& mut self.stage4_2.expand_bn1)),
+            ("stage4.2.main.dwconv1", LayerMut::Conv(& mut self.stage4_2.main_dwconv1)),
+            ("stage4.2.main.bn1", LayerMut::BatchNorm(& mut self.stage4_2.main_bn1)),
+            ("stage4.2.main.conv1", LayerMut::Conv(& mut self.stage4_2.main_conv1)),
+            ("stage4.2.main.bn2", LayerMut::BatchNorm(& mut self.stage4_2.main_bn2)),
+            ("stage4.3.expand.conv1", LayerMut::Conv(& mut self.stage4_3.expand_conv1)),
+            ("stage4.3.expand.bn1", LayerMut::BatchNorm(& mut self.stage4_3.expand_bn1)),
+            ("stage4.3.main.dwconv1", LayerMut::Conv(& mut self.stage4_3.main_dwconv1)),
+            ("stage4.3.main.bn1", LayerMut::BatchNorm(& mut self.stage4_3.main_bn1)),
+            ("stage4.3.main.conv1", LayerMut::Conv(& mut self.stage4_3.main_conv1)),
+            ("stage4.3.main.bn2", LayerMut::BatchNorm(& mut self.stage4_3.main_bn2)),
+            ("stage5.0.expand.conv1", LayerMut::Conv(& mut self.stage5_0.expand_conv1)),
+            ("stage5.0.expand.bn1", LayerMut::BatchNorm(& mut self.stage5_0.expand_bn1)),
+            ("stage5.0.main.dwconv1", LayerMut::Conv(& mut self.stage5_0.main_dwconv1)),
+            ("stage5.0.main.bn1", LayerMut::BatchNorm(& mut self.stage5_0.main_bn1)),
+            ("stage5.0.main.conv1", LayerMut::Conv(& mut self.stage5_0.main_conv1)),
+            ("stage5.0.main.bn2", LayerMut::BatchNorm(& mut self.stage5_0.main_bn2)),
+            ("stage5.1.expand.conv1", LayerMut::Conv(& mut self.stage5_1.expand_conv1)),
+            ("stage5.1.expand.bn1", LayerMut::BatchNorm(& mut self.stage5_1.expand_bn1)),
+            ("stage5.1.main.dwconv1", LayerMut::Conv(& mut self.stage5_1.main_dwconv1)),
+            ("stage5.1.main.bn1", LayerMut::BatchNorm(& mut self.stage5_1.main_bn1)),
+            ("stage5.1.main.conv1", LayerMut::Conv(& mut self.stage5_1.main_conv1)),
+            ("stage5.1.main.bn2", LayerMut::BatchNorm(& mut self.stage5_1.main_bn2)),
+            ("stage5.2.expand.conv1", LayerMut::Conv(& mut self.stage5_2.expand_conv1)),
+            ("stage5.2.expand.bn1", LayerMut::BatchNorm(& mut self.stage5_2.expand_bn1)),
+            ("stage5.2.main.dwconv1", LayerMut::Conv(& mut self.stage5_2.main_dwconv1)),
+            ("stage5.2.main.bn1", LayerMut::BatchNorm(& mut self.stage5_2.main_bn1)),
+            ("stage5.2.main.conv1", LayerMut::Conv(& mut self.stage5_2.main_conv1)),
+            ("stage5.2.main.bn2", LayerMut::BatchNorm(& mut self.stage5_2.main_bn2)),
+            ("stage6.0.expand.conv1", LayerMut::Conv(& mut self.stage6_0.expand_conv1)),
+            ("stage6.0.expand.bn1", LayerMut::BatchNorm(& mut self.stage6_0.expand_bn1)),
+            ("stage6.0.main.dwconv1", LayerMut::Conv(& mut self.stage6_0.main_dwconv1)),
+            ("stage6.0.main.bn1", LayerMut::BatchNorm(& mut self.stage6_0.main_bn1)),
+            ("stage6.0.main.conv1", LayerMut::Conv(& mut self.stage6_0.main_conv1)),
+            ("stage6.0.main.bn2", LayerMut::BatchNorm(& mut self.stage6_0.main_bn2)),
+            ("stage6.1.expand.conv1", LayerMut::Conv(& mut self.stage6_1.expand_conv1)),
+            ("stage6.1.expand.bn1", LayerMut::BatchNorm(& mut self.stage6_1.expand_bn1)),
+            ("stage6.1.main.dwconv1", LayerMut::Conv(& mut self.stage6_1.main_dwconv1)),
+            ("stage6.1.main.bn1", LayerMut::BatchNorm(& mut self.stage6_1.main_bn1)),
+            ("stage6.1.main.conv1", LayerMut::Conv(& mut self.stage6_1.main_conv1)),
+            ("stage6.1.main.bn2", LayerMut::BatchNorm(& mut self.stage6_1.main_bn2)),
+            ("stage6.2.expand.conv1", LayerMut::Conv(& mut self.stage6_2.expand_conv1)),
+            ("stage6.2.expand.bn1", LayerMut::BatchNorm(& mut self.stage6_2.expand_bn1)),
+            ("stage6.2.main.dwconv1", LayerMut::Conv(& mut self.stage6_2.main_dwconv1)),
+            ("stage6.2.main.bn1", LayerMut::BatchNorm(& mut self.stage6_2.main_bn1)),
+            ("stage6.2.main.conv1", LayerMut::Conv(& mut self.stage6_2.main_conv1)),
+            ("stage6.2.main.bn2", LayerMut::BatchNorm(& mut self.stage6_2.main_bn2)),
+            ("stage7.0.expand.conv1", LayerMut::Conv(& mut self.stage7_0.expand_conv1)),
+            ("stage7.0.expand.bn1", LayerMut::BatchNorm(& mut self.stage7_0.expand_bn1)),
+            ("stage7.0.main.dwconv1", LayerMut::Conv(& mut self.stage7_0.main_dwconv1)),
+            ("stage7.0.main.bn1", LayerMut::BatchNorm(& mut self.stage7_0.main_bn1)),
+            ("stage7.0.main.conv1", LayerMut::Conv(& mut self.stage7_0.main_conv1)),
+            ("stage7.0.main.bn2", LayerMut::BatchNorm(& mut self.stage7_0.main_bn2)),
+            ("head.conv1", LayerMut::Conv(& mut self.head_conv1)), ("head.bn1",
+            LayerMut::BatchNorm(& mut self.head_bn1)), ("head.linear1",
+            LayerMut::Linear(& mut self.head_linear1))
         ]
     }
 
@@ -434,7 +458,11 @@ impl<B: Backend> SlimConv2d<B> {
     /// torchvision).
     pub fn new(shape: [usize; 4], padding: [usize; 2], device: &B::Device) -> Self {
         let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
-        let weight = Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, std), device);
+        let weight = Tensor::random(
+            shape,
+            burn::tensor::Distribution::Normal(0.0, std),
+            device,
+        );
         SlimConv2d {
             weight: Param::from_tensor(weight),
             bias: None,
@@ -466,7 +494,10 @@ impl<B: Backend> SlimConv2d<B> {
     /// A zero bias.
     pub fn with_bias(self, device: &B::Device) -> Self {
         let out = self.weight.dims()[0];
-        SlimConv2d { bias: Some(Param::from_tensor(Tensor::zeros([out], device))), ..self }
+        SlimConv2d {
+            bias: Some(Param::from_tensor(Tensor::zeros([out], device))),
+            ..self
+        }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
@@ -479,7 +510,12 @@ impl<B: Backend> SlimConv2d<B> {
         };
         let weight = self.weight.val().slice([0..out, 0..per_group, 0..kh, 0..kw]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        let options = burn::tensor::ops::ConvOptions::new(self.stride, self.padding, self.dilation, groups);
+        let options = burn::tensor::ops::ConvOptions::new(
+            self.stride,
+            self.padding,
+            self.dilation,
+            groups,
+        );
         burn::tensor::module::conv2d(x, weight, bias, options)
     }
 }
@@ -499,7 +535,8 @@ impl<B: Backend> SlimLinear<B> {
         let uniform = burn::tensor::Distribution::Uniform(-bound, bound);
         SlimLinear {
             weight: Param::from_tensor(Tensor::random([in_c, out], uniform, device)),
-            bias: bias.then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
+            bias: bias
+                .then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
         }
     }
 
@@ -507,7 +544,8 @@ impl<B: Backend> SlimLinear<B> {
         let [n, c, _, _] = x.dims();
         let weight = self.weight.val().slice([0..c, 0..out]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        burn::tensor::module::linear(x.reshape([n, c]), weight, bias).reshape([n, out, 1, 1])
+        burn::tensor::module::linear(x.reshape([n, c]), weight, bias)
+            .reshape([n, out, 1, 1])
     }
 }
 
@@ -536,8 +574,10 @@ impl<B: Backend> SlimBatchNorm<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = x.dims()[1];
-        let scale = self.gamma.val().slice([0..c]) / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
-        let shift = self.beta.val().slice([0..c]) - self.mean.value().slice([0..c]) * scale.clone();
+        let scale = self.gamma.val().slice([0..c])
+            / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
+        let shift = self.beta.val().slice([0..c])
+            - self.mean.value().slice([0..c]) * scale.clone();
         x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
     }
 }

@@ -8,8 +8,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 /// Channels of each search dimension at full width.
-pub const BASE_WIDTHS: [usize; 20] =
-    [16, 24, 64, 72, 40, 72, 120, 120, 80, 240, 200, 184, 184, 112, 480, 672, 160, 672, 960, 960];
+pub const BASE_WIDTHS: [usize; 20] = [
+    16, 24, 64, 72, 40, 72, 120, 120, 80, 240, 200, 184, 184, 112, 480, 672, 160, 672,
+    960, 960,
+];
 
 /// The input the network was declared for: channels, height, width.
 pub const INPUT: [usize; 3] = [3, 224, 224];
@@ -45,10 +47,12 @@ impl<B: Backend> MobilenetV3Large<B> {
     /// Full-width parameters: Kaiming-normal convs, PyTorch-default linears, BN γ = 1, β = 0.
     pub fn init(device: &B::Device) -> Self {
         MobilenetV3Large {
-            stem_conv1: SlimConv2d::new([16, 3, 3, 3], [1, 1], device).with_stride([2, 2]),
+            stem_conv1: SlimConv2d::new([16, 3, 3, 3], [1, 1], device)
+                .with_stride([2, 2]),
             stem_bn1: SlimBatchNorm::new(16, device),
             stage1_0: Ir3 {
-                dw_dwconv1: SlimConv2d::new([16, 1, 3, 3], [1, 1], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([16, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(16, device),
                 main_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(16, device),
@@ -56,7 +60,9 @@ impl<B: Backend> MobilenetV3Large<B> {
             stage2_0: Ir32 {
                 expand_conv1: SlimConv2d::new([64, 16, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(64, device),
-                dw_dwconv1: SlimConv2d::new([64, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([64, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(64, device),
                 main_conv1: SlimConv2d::new([24, 64, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(24, device),
@@ -64,7 +70,8 @@ impl<B: Backend> MobilenetV3Large<B> {
             stage2_1: Ir33 {
                 expand_conv1: SlimConv2d::new([72, 24, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(72, device),
-                dw_dwconv1: SlimConv2d::new([72, 1, 3, 3], [1, 1], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([72, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(72, device),
                 main_conv1: SlimConv2d::new([24, 72, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(24, device),
@@ -72,11 +79,15 @@ impl<B: Backend> MobilenetV3Large<B> {
             stage3_0: Ir34 {
                 expand_conv1: SlimConv2d::new([72, 24, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(72, device),
-                dw_dwconv1: SlimConv2d::new([72, 1, 5, 5], [2, 2], device).with_stride([2, 2]).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([72, 1, 5, 5], [2, 2], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(72, device),
                 excite_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([24, 72, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([72, 24, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([24, 72, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([72, 24, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([40, 72, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(40, device),
@@ -84,11 +95,14 @@ impl<B: Backend> MobilenetV3Large<B> {
             stage3_1: Ir35 {
                 expand_conv1: SlimConv2d::new([120, 40, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(120, device),
-                dw_dwconv1: SlimConv2d::new([120, 1, 5, 5], [2, 2], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([120, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(120, device),
                 excite_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([32, 120, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([120, 32, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([32, 120, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([120, 32, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([40, 120, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(40, device),
@@ -96,11 +110,14 @@ impl<B: Backend> MobilenetV3Large<B> {
             stage3_2: Ir35 {
                 expand_conv1: SlimConv2d::new([120, 40, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(120, device),
-                dw_dwconv1: SlimConv2d::new([120, 1, 5, 5], [2, 2], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([120, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(120, device),
                 excite_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([32, 120, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([120, 32, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([32, 120, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([120, 32, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([40, 120, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(40, device),
@@ -108,7 +125,9 @@ impl<B: Backend> MobilenetV3Large<B> {
             stage4_0: Ir36 {
                 expand_conv1: SlimConv2d::new([240, 40, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(240, device),
-                dw_dwconv1: SlimConv2d::new([240, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([240, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(240, device),
                 main_conv1: SlimConv2d::new([80, 240, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(80, device),
@@ -116,7 +135,8 @@ impl<B: Backend> MobilenetV3Large<B> {
             stage4_1: Ir37 {
                 expand_conv1: SlimConv2d::new([200, 80, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(200, device),
-                dw_dwconv1: SlimConv2d::new([200, 1, 3, 3], [1, 1], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([200, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(200, device),
                 main_conv1: SlimConv2d::new([80, 200, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(80, device),
@@ -124,7 +144,8 @@ impl<B: Backend> MobilenetV3Large<B> {
             stage4_2: Ir37 {
                 expand_conv1: SlimConv2d::new([184, 80, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(184, device),
-                dw_dwconv1: SlimConv2d::new([184, 1, 3, 3], [1, 1], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([184, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(184, device),
                 main_conv1: SlimConv2d::new([80, 184, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(80, device),
@@ -132,7 +153,8 @@ impl<B: Backend> MobilenetV3Large<B> {
             stage4_3: Ir37 {
                 expand_conv1: SlimConv2d::new([184, 80, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(184, device),
-                dw_dwconv1: SlimConv2d::new([184, 1, 3, 3], [1, 1], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([184, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(184, device),
                 main_conv1: SlimConv2d::new([80, 184, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(80, device),
@@ -140,11 +162,14 @@ impl<B: Backend> MobilenetV3Large<B> {
             stage5_0: Ir38 {
                 expand_conv1: SlimConv2d::new([480, 80, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(480, device),
-                dw_dwconv1: SlimConv2d::new([480, 1, 3, 3], [1, 1], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([480, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(480, device),
                 excite_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([120, 480, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([480, 120, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([120, 480, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([480, 120, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([112, 480, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(112, device),
@@ -152,11 +177,14 @@ impl<B: Backend> MobilenetV3Large<B> {
             stage5_1: Ir39 {
                 expand_conv1: SlimConv2d::new([672, 112, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(672, device),
-                dw_dwconv1: SlimConv2d::new([672, 1, 3, 3], [1, 1], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([672, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(672, device),
                 excite_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([168, 672, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([672, 168, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([168, 672, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([672, 168, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([112, 672, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(112, device),
@@ -164,11 +192,15 @@ impl<B: Backend> MobilenetV3Large<B> {
             stage6_0: Ir38 {
                 expand_conv1: SlimConv2d::new([672, 112, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(672, device),
-                dw_dwconv1: SlimConv2d::new([672, 1, 5, 5], [2, 2], device).with_stride([2, 2]).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([672, 1, 5, 5], [2, 2], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(672, device),
                 excite_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([168, 672, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([672, 168, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([168, 672, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([672, 168, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([160, 672, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(160, device),
@@ -176,11 +208,14 @@ impl<B: Backend> MobilenetV3Large<B> {
             stage6_1: Ir39 {
                 expand_conv1: SlimConv2d::new([960, 160, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(960, device),
-                dw_dwconv1: SlimConv2d::new([960, 1, 5, 5], [2, 2], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([960, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(960, device),
                 excite_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([240, 960, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([960, 240, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([240, 960, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([960, 240, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([160, 960, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(160, device),
@@ -188,11 +223,14 @@ impl<B: Backend> MobilenetV3Large<B> {
             stage6_2: Ir39 {
                 expand_conv1: SlimConv2d::new([960, 160, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(960, device),
-                dw_dwconv1: SlimConv2d::new([960, 1, 5, 5], [2, 2], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([960, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(960, device),
                 excite_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([240, 960, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([960, 240, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([240, 960, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([960, 240, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([160, 960, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(160, device),
@@ -208,164 +246,131 @@ impl<B: Backend> MobilenetV3Large<B> {
     /// lists them), e.g. to load trained weights.
     pub fn layers_mut(&mut self) -> Vec<(&'static str, LayerMut<'_, B>)> {
         vec![
-            ("stem.conv1", LayerMut::Conv(&mut self.stem_conv1)),
-            ("stem.bn1", LayerMut::BatchNorm(&mut self.stem_bn1)),
-            ("stage1.0.dw.dwconv1", LayerMut::Conv(&mut self.stage1_0.dw_dwconv1)),
-            ("stage1.0.dw.bn1", LayerMut::BatchNorm(&mut self.stage1_0.dw_bn1)),
-            ("stage1.0.main.conv1", LayerMut::Conv(&mut self.stage1_0.main_conv1)),
-            ("stage1.0.main.bn1", LayerMut::BatchNorm(&mut self.stage1_0.main_bn1)),
-            ("stage2.0.expand.conv1", LayerMut::Conv(&mut self.stage2_0.expand_conv1)),
-            ("stage2.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage2_0.expand_bn1)),
-            ("stage2.0.dw.dwconv1", LayerMut::Conv(&mut self.stage2_0.dw_dwconv1)),
-            ("stage2.0.dw.bn1", LayerMut::BatchNorm(&mut self.stage2_0.dw_bn1)),
-            ("stage2.0.main.conv1", LayerMut::Conv(&mut self.stage2_0.main_conv1)),
-            ("stage2.0.main.bn1", LayerMut::BatchNorm(&mut self.stage2_0.main_bn1)),
-            ("stage2.1.expand.conv1", LayerMut::Conv(&mut self.stage2_1.expand_conv1)),
-            ("stage2.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage2_1.expand_bn1)),
-            ("stage2.1.dw.dwconv1", LayerMut::Conv(&mut self.stage2_1.dw_dwconv1)),
-            ("stage2.1.dw.bn1", LayerMut::BatchNorm(&mut self.stage2_1.dw_bn1)),
-            ("stage2.1.main.conv1", LayerMut::Conv(&mut self.stage2_1.main_conv1)),
-            ("stage2.1.main.bn1", LayerMut::BatchNorm(&mut self.stage2_1.main_bn1)),
-            ("stage3.0.expand.conv1", LayerMut::Conv(&mut self.stage3_0.expand_conv1)),
-            ("stage3.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage3_0.expand_bn1)),
-            ("stage3.0.dw.dwconv1", LayerMut::Conv(&mut self.stage3_0.dw_dwconv1)),
-            ("stage3.0.dw.bn1", LayerMut::BatchNorm(&mut self.stage3_0.dw_bn1)),
-            (
-                "stage3.0.excite.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage3_0.excite_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage3.0.excite.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage3_0.excite_squeeze_excite.scale_conv2),
-            ),
-            ("stage3.0.main.conv1", LayerMut::Conv(&mut self.stage3_0.main_conv1)),
-            ("stage3.0.main.bn1", LayerMut::BatchNorm(&mut self.stage3_0.main_bn1)),
-            ("stage3.1.expand.conv1", LayerMut::Conv(&mut self.stage3_1.expand_conv1)),
-            ("stage3.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage3_1.expand_bn1)),
-            ("stage3.1.dw.dwconv1", LayerMut::Conv(&mut self.stage3_1.dw_dwconv1)),
-            ("stage3.1.dw.bn1", LayerMut::BatchNorm(&mut self.stage3_1.dw_bn1)),
-            (
-                "stage3.1.excite.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage3_1.excite_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage3.1.excite.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage3_1.excite_squeeze_excite.scale_conv2),
-            ),
-            ("stage3.1.main.conv1", LayerMut::Conv(&mut self.stage3_1.main_conv1)),
-            ("stage3.1.main.bn1", LayerMut::BatchNorm(&mut self.stage3_1.main_bn1)),
-            ("stage3.2.expand.conv1", LayerMut::Conv(&mut self.stage3_2.expand_conv1)),
-            ("stage3.2.expand.bn1", LayerMut::BatchNorm(&mut self.stage3_2.expand_bn1)),
-            ("stage3.2.dw.dwconv1", LayerMut::Conv(&mut self.stage3_2.dw_dwconv1)),
-            ("stage3.2.dw.bn1", LayerMut::BatchNorm(&mut self.stage3_2.dw_bn1)),
-            (
-                "stage3.2.excite.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage3_2.excite_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage3.2.excite.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage3_2.excite_squeeze_excite.scale_conv2),
-            ),
-            ("stage3.2.main.conv1", LayerMut::Conv(&mut self.stage3_2.main_conv1)),
-            ("stage3.2.main.bn1", LayerMut::BatchNorm(&mut self.stage3_2.main_bn1)),
-            ("stage4.0.expand.conv1", LayerMut::Conv(&mut self.stage4_0.expand_conv1)),
-            ("stage4.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage4_0.expand_bn1)),
-            ("stage4.0.dw.dwconv1", LayerMut::Conv(&mut self.stage4_0.dw_dwconv1)),
-            ("stage4.0.dw.bn1", LayerMut::BatchNorm(&mut self.stage4_0.dw_bn1)),
-            ("stage4.0.main.conv1", LayerMut::Conv(&mut self.stage4_0.main_conv1)),
-            ("stage4.0.main.bn1", LayerMut::BatchNorm(&mut self.stage4_0.main_bn1)),
-            ("stage4.1.expand.conv1", LayerMut::Conv(&mut self.stage4_1.expand_conv1)),
-            ("stage4.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage4_1.expand_bn1)),
-            ("stage4.1.dw.dwconv1", LayerMut::Conv(&mut self.stage4_1.dw_dwconv1)),
-            ("stage4.1.dw.bn1", LayerMut::BatchNorm(&mut self.stage4_1.dw_bn1)),
-            ("stage4.1.main.conv1", LayerMut::Conv(&mut self.stage4_1.main_conv1)),
-            ("stage4.1.main.bn1", LayerMut::BatchNorm(&mut self.stage4_1.main_bn1)),
-            ("stage4.2.expand.conv1", LayerMut::Conv(&mut self.stage4_2.expand_conv1)),
-            ("stage4.2.expand.bn1", LayerMut::BatchNorm(&mut self.stage4_2.expand_bn1)),
-            ("stage4.2.dw.dwconv1", LayerMut::Conv(&mut self.stage4_2.dw_dwconv1)),
-            ("stage4.2.dw.bn1", LayerMut::BatchNorm(&mut self.stage4_2.dw_bn1)),
-            ("stage4.2.main.conv1", LayerMut::Conv(&mut self.stage4_2.main_conv1)),
-            ("stage4.2.main.bn1", LayerMut::BatchNorm(&mut self.stage4_2.main_bn1)),
-            ("stage4.3.expand.conv1", LayerMut::Conv(&mut self.stage4_3.expand_conv1)),
-            ("stage4.3.expand.bn1", LayerMut::BatchNorm(&mut self.stage4_3.expand_bn1)),
-            ("stage4.3.dw.dwconv1", LayerMut::Conv(&mut self.stage4_3.dw_dwconv1)),
-            ("stage4.3.dw.bn1", LayerMut::BatchNorm(&mut self.stage4_3.dw_bn1)),
-            ("stage4.3.main.conv1", LayerMut::Conv(&mut self.stage4_3.main_conv1)),
-            ("stage4.3.main.bn1", LayerMut::BatchNorm(&mut self.stage4_3.main_bn1)),
-            ("stage5.0.expand.conv1", LayerMut::Conv(&mut self.stage5_0.expand_conv1)),
-            ("stage5.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage5_0.expand_bn1)),
-            ("stage5.0.dw.dwconv1", LayerMut::Conv(&mut self.stage5_0.dw_dwconv1)),
-            ("stage5.0.dw.bn1", LayerMut::BatchNorm(&mut self.stage5_0.dw_bn1)),
-            (
-                "stage5.0.excite.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage5_0.excite_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage5.0.excite.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage5_0.excite_squeeze_excite.scale_conv2),
-            ),
-            ("stage5.0.main.conv1", LayerMut::Conv(&mut self.stage5_0.main_conv1)),
-            ("stage5.0.main.bn1", LayerMut::BatchNorm(&mut self.stage5_0.main_bn1)),
-            ("stage5.1.expand.conv1", LayerMut::Conv(&mut self.stage5_1.expand_conv1)),
-            ("stage5.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage5_1.expand_bn1)),
-            ("stage5.1.dw.dwconv1", LayerMut::Conv(&mut self.stage5_1.dw_dwconv1)),
-            ("stage5.1.dw.bn1", LayerMut::BatchNorm(&mut self.stage5_1.dw_bn1)),
-            (
-                "stage5.1.excite.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage5_1.excite_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage5.1.excite.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage5_1.excite_squeeze_excite.scale_conv2),
-            ),
-            ("stage5.1.main.conv1", LayerMut::Conv(&mut self.stage5_1.main_conv1)),
-            ("stage5.1.main.bn1", LayerMut::BatchNorm(&mut self.stage5_1.main_bn1)),
-            ("stage6.0.expand.conv1", LayerMut::Conv(&mut self.stage6_0.expand_conv1)),
-            ("stage6.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage6_0.expand_bn1)),
-            ("stage6.0.dw.dwconv1", LayerMut::Conv(&mut self.stage6_0.dw_dwconv1)),
-            ("stage6.0.dw.bn1", LayerMut::BatchNorm(&mut self.stage6_0.dw_bn1)),
-            (
-                "stage6.0.excite.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage6_0.excite_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage6.0.excite.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage6_0.excite_squeeze_excite.scale_conv2),
-            ),
-            ("stage6.0.main.conv1", LayerMut::Conv(&mut self.stage6_0.main_conv1)),
-            ("stage6.0.main.bn1", LayerMut::BatchNorm(&mut self.stage6_0.main_bn1)),
-            ("stage6.1.expand.conv1", LayerMut::Conv(&mut self.stage6_1.expand_conv1)),
-            ("stage6.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage6_1.expand_bn1)),
-            ("stage6.1.dw.dwconv1", LayerMut::Conv(&mut self.stage6_1.dw_dwconv1)),
-            ("stage6.1.dw.bn1", LayerMut::BatchNorm(&mut self.stage6_1.dw_bn1)),
-            (
-                "stage6.1.excite.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage6_1.excite_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage6.1.excite.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage6_1.excite_squeeze_excite.scale_conv2),
-            ),
-            ("stage6.1.main.conv1", LayerMut::Conv(&mut self.stage6_1.main_conv1)),
-            ("stage6.1.main.bn1", LayerMut::BatchNorm(&mut self.stage6_1.main_bn1)),
-            ("stage6.2.expand.conv1", LayerMut::Conv(&mut self.stage6_2.expand_conv1)),
-            ("stage6.2.expand.bn1", LayerMut::BatchNorm(&mut self.stage6_2.expand_bn1)),
-            ("stage6.2.dw.dwconv1", LayerMut::Conv(&mut self.stage6_2.dw_dwconv1)),
-            ("stage6.2.dw.bn1", LayerMut::BatchNorm(&mut self.stage6_2.dw_bn1)),
-            (
-                "stage6.2.excite.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage6_2.excite_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage6.2.excite.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage6_2.excite_squeeze_excite.scale_conv2),
-            ),
-            ("stage6.2.main.conv1", LayerMut::Conv(&mut self.stage6_2.main_conv1)),
-            ("stage6.2.main.bn1", LayerMut::BatchNorm(&mut self.stage6_2.main_bn1)),
-            ("head.conv1", LayerMut::Conv(&mut self.head_conv1)),
-            ("head.bn1", LayerMut::BatchNorm(&mut self.head_bn1)),
-            ("head.linear1", LayerMut::Linear(&mut self.head_linear1)),
-            ("head.linear2", LayerMut::Linear(&mut self.head_linear2)),
+            ("stem.conv1", LayerMut::Conv(& mut self.stem_conv1)), ("stem.bn1",
+            LayerMut::BatchNorm(& mut self.stem_bn1)), ("stage1.0.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage1_0.dw_dwconv1)), ("stage1.0.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.dw_bn1)), ("stage1.0.main.conv1",
+            LayerMut::Conv(& mut self.stage1_0.main_conv1)), ("stage1.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn1)), ("stage2.0.expand.conv1",
+            LayerMut::Conv(& mut self.stage2_0.expand_conv1)), ("stage2.0.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.expand_bn1)), ("stage2.0.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage2_0.dw_dwconv1)), ("stage2.0.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.dw_bn1)), ("stage2.0.main.conv1",
+            LayerMut::Conv(& mut self.stage2_0.main_conv1)), ("stage2.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.main_bn1)), ("stage2.1.expand.conv1",
+            LayerMut::Conv(& mut self.stage2_1.expand_conv1)), ("stage2.1.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_1.expand_bn1)), ("stage2.1.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage2_1.dw_dwconv1)), ("stage2.1.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_1.dw_bn1)), ("stage2.1.main.conv1",
+            LayerMut::Conv(& mut self.stage2_1.main_conv1)), ("stage2.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_1.main_bn1)), ("stage3.0.expand.conv1",
+            LayerMut::Conv(& mut self.stage3_0.expand_conv1)), ("stage3.0.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.expand_bn1)), ("stage3.0.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage3_0.dw_dwconv1)), ("stage3.0.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.dw_bn1)),
+            ("stage3.0.excite.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage3_0.excite_squeeze_excite.scale_conv1)),
+            ("stage3.0.excite.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage3_0.excite_squeeze_excite.scale_conv2)), ("stage3.0.main.conv1",
+            LayerMut::Conv(& mut self.stage3_0.main_conv1)), ("stage3.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.main_bn1)), ("stage3.1.expand.conv1",
+            LayerMut::Conv(& mut self.stage3_1.expand_conv1)), ("stage3.1.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_1.expand_bn1)), ("stage3.1.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage3_1.dw_dwconv1)), ("stage3.1.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_1.dw_bn1)),
+            ("stage3.1.excite.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage3_1.excite_squeeze_excite.scale_conv1)),
+            ("stage3.1.excite.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage3_1.excite_squeeze_excite.scale_conv2)), ("stage3.1.main.conv1",
+            LayerMut::Conv(& mut self.stage3_1.main_conv1)), ("stage3.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_1.main_bn1)), ("stage3.2.expand.conv1",
+            LayerMut::Conv(& mut self.stage3_2.expand_conv1)), ("stage3.2.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_2.expand_bn1)), ("stage3.2.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage3_2.dw_dwconv1)), ("stage3.2.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_2.dw_bn1)),
+            ("stage3.2.excite.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage3_2.excite_squeeze_excite.scale_conv1)),
+            ("stage3.2.excite.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage3_2.excite_squeeze_excite.scale_conv2)), ("stage3.2.main.conv1",
+            LayerMut::Conv(& mut self.stage3_2.main_conv1)), ("stage3.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_2.main_bn1)), ("stage4.0.expand.conv1",
+            LayerMut::Conv(& mut self.stage4_0.expand_conv1)), ("stage4.0.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_0.expand_bn1)), ("stage4.0.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage4_0.dw_dwconv1)), ("stage4.0.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_0.dw_bn1)), ("stage4.0.main.conv1",
+            LayerMut::Conv(& mut self.stage4_0.main_conv1)), ("stage4.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_0.main_bn1)), ("stage4.1.expand.conv1",
+            LayerMut::Conv(& mut self.stage4_1.expand_conv1)), ("stage4.1.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_1.expand_bn1)), ("stage4.1.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage4_1.dw_dwconv1)), ("stage4.1.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_1.dw_bn1)), ("stage4.1.main.conv1",
+            LayerMut::Conv(& mut self.stage4_1.main_conv1)), ("stage4.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_1.main_bn1)), ("stage4.2.expand.conv1",
+            LayerMut::Conv(& mut self.stage4_2.expand_conv1)), ("stage4.2.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_2.expand_bn1)), ("stage4.2.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage4_2.dw_dwconv1)), ("stage4.2.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_2.dw_bn1)), ("stage4.2.main.conv1",
+            LayerMut::Conv(& mut self.stage4_2.main_conv1)), ("stage4.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_2.main_bn1)), ("stage4.3.expand.conv1",
+            LayerMut::Conv(& mut self.stage4_3.expand_conv1)), ("stage4.3.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_3.expand_bn1)), ("stage4.3.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage4_3.dw_dwconv1)), ("stage4.3.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_3.dw_bn1)), ("stage4.3.main.conv1",
+            LayerMut::Conv(& mut self.stage4_3.main_conv1)), ("stage4.3.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_3.main_bn1)), ("stage5.0.expand.conv1",
+            LayerMut::Conv(& mut self.stage5_0.expand_conv1)), ("stage5.0.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_0.expand_bn1)), ("stage5.0.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage5_0.dw_dwconv1)), ("stage5.0.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_0.dw_bn1)),
+            ("stage5.0.excite.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage5_0.excite_squeeze_excite.scale_conv1)),
+            ("stage5.0.excite.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage5_0.excite_squeeze_excite.scale_conv2)), ("stage5.0.main.conv1",
+            LayerMut::Conv(& mut self.stage5_0.main_conv1)), ("stage5.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_0.main_bn1)), ("stage5.1.expand.conv1",
+            LayerMut::Conv(& mut self.stage5_1.expand_conv1)), ("stage5.1.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_1.expand_bn1)), ("stage5.1.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage5_1.dw_dwconv1)), ("stage5.1.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_1.dw_bn1)),
+            ("stage5.1.excite.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage5_1.excite_squeeze_excite.scale_conv1)),
+            ("stage5.1.excite.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage5_1.excite_squeeze_excite.scale_conv2)), ("stage5.1.main.conv1",
+            LayerMut::Conv(& mut self.stage5_1.main_conv1)), ("stage5.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_1.main_bn1)), ("stage6.0.expand.conv1",
+            LayerMut::Conv(& mut self.stage6_0.expand_conv1)), ("stage6.0.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_0.expand_bn1)), ("stage6.0.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage6_0.dw_dwconv1)), ("stage6.0.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_0.dw_bn1)),
+            ("stage6.0.excite.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage6_0.excite_squeeze_excite.scale_conv1)),
+            ("stage6.0.excite.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage6_0.excite_squeeze_excite.scale_conv2)), ("stage6.0.main.conv1",
+            LayerMut::Conv(& mut self.stage6_0.main_conv1)), ("stage6.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_0.main_bn1)), ("stage6.1.expand.conv1",
+            LayerMut::Conv(& mut self.stage6_1.expand_conv1)), ("stage6.1.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_1.expand_bn1)), ("stage6.1.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage6_1.dw_dwconv1)), ("stage6.1.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_1.dw_bn1)),
+            ("stage6.1.excite.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage6_1.excite_squeeze_excite.scale_conv1)),
+            ("stage6.1.excite.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage6_1.excite_squeeze_excite.scale_conv2)), ("stage6.1.main.conv1",
+            LayerMut::Conv(& mut self.stage6_1.main_conv1)), ("stage6.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_1.main_bn1)), ("stage6.2.expand.conv1",
+            LayerMut::Conv(& mut self.stage6_2.expand_conv1)), ("stage6.2.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_2.expand_bn1)), ("stage6.2.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage6_2.dw_dwconv1)), ("stage6.2.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_2.dw_bn1)),
+            ("stage6.2.excite.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage6_2.excite_squeeze_excite.scale_conv1)),
+            ("stage6.2.excite.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage6_2.excite_squeeze_excite.scale_conv2)), ("stage6.2.main.conv1",
+            LayerMut::Conv(& mut self.stage6_2.main_conv1)), ("stage6.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage6_2.main_bn1)), ("head.conv1",
+            LayerMut::Conv(& mut self.head_conv1)), ("head.bn1", LayerMut::BatchNorm(&
+            mut self.head_bn1)), ("head.linear1", LayerMut::Linear(& mut self
+            .head_linear1)), ("head.linear2", LayerMut::Linear(& mut self.head_linear2))
         ]
     }
 
@@ -382,32 +387,104 @@ impl<B: Backend> MobilenetV3Large<B> {
             let stage2_1 = self.stage2_1.forward(stage2_0, &[d[3], d[3], d[1]]);
             let stage3_0 = self
                 .stage3_0
-                .forward(stage2_1, &[d[5], d[5], make_divisible(0.25 * d[5] as f64, 8).max(1), d[5], d[4]]);
+                .forward(
+                    stage2_1,
+                    &[
+                        d[5],
+                        d[5],
+                        make_divisible(0.25 * d[5] as f64, 8).max(1),
+                        d[5],
+                        d[4],
+                    ],
+                );
             let stage3_1 = self
                 .stage3_1
-                .forward(stage3_0, &[d[6], d[6], make_divisible(0.25 * d[6] as f64, 8).max(1), d[6], d[4]]);
+                .forward(
+                    stage3_0,
+                    &[
+                        d[6],
+                        d[6],
+                        make_divisible(0.25 * d[6] as f64, 8).max(1),
+                        d[6],
+                        d[4],
+                    ],
+                );
             let stage3_2 = self
                 .stage3_2
-                .forward(stage3_1, &[d[7], d[7], make_divisible(0.25 * d[7] as f64, 8).max(1), d[7], d[4]]);
+                .forward(
+                    stage3_1,
+                    &[
+                        d[7],
+                        d[7],
+                        make_divisible(0.25 * d[7] as f64, 8).max(1),
+                        d[7],
+                        d[4],
+                    ],
+                );
             let stage4_0 = self.stage4_0.forward(stage3_2, &[d[9], d[9], d[8]]);
             let stage4_1 = self.stage4_1.forward(stage4_0, &[d[10], d[10], d[8]]);
             let stage4_2 = self.stage4_2.forward(stage4_1, &[d[11], d[11], d[8]]);
             let stage4_3 = self.stage4_3.forward(stage4_2, &[d[12], d[12], d[8]]);
             let stage5_0 = self
                 .stage5_0
-                .forward(stage4_3, &[d[14], d[14], make_divisible(0.25 * d[14] as f64, 8).max(1), d[14], d[13]]);
+                .forward(
+                    stage4_3,
+                    &[
+                        d[14],
+                        d[14],
+                        make_divisible(0.25 * d[14] as f64, 8).max(1),
+                        d[14],
+                        d[13],
+                    ],
+                );
             let stage5_1 = self
                 .stage5_1
-                .forward(stage5_0, &[d[15], d[15], make_divisible(0.25 * d[15] as f64, 8).max(1), d[15], d[13]]);
+                .forward(
+                    stage5_0,
+                    &[
+                        d[15],
+                        d[15],
+                        make_divisible(0.25 * d[15] as f64, 8).max(1),
+                        d[15],
+                        d[13],
+                    ],
+                );
             let stage6_0 = self
                 .stage6_0
-                .forward(stage5_1, &[d[17], d[17], make_divisible(0.25 * d[17] as f64, 8).max(1), d[17], d[16]]);
+                .forward(
+                    stage5_1,
+                    &[
+                        d[17],
+                        d[17],
+                        make_divisible(0.25 * d[17] as f64, 8).max(1),
+                        d[17],
+                        d[16],
+                    ],
+                );
             let stage6_1 = self
                 .stage6_1
-                .forward(stage6_0, &[d[18], d[18], make_divisible(0.25 * d[18] as f64, 8).max(1), d[18], d[16]]);
+                .forward(
+                    stage6_0,
+                    &[
+                        d[18],
+                        d[18],
+                        make_divisible(0.25 * d[18] as f64, 8).max(1),
+                        d[18],
+                        d[16],
+                    ],
+                );
             let stage6_2 = self
                 .stage6_2
-                .forward(stage6_1, &[d[19], d[19], make_divisible(0.25 * d[19] as f64, 8).max(1), d[19], d[16]]);
+                .forward(
+                    stage6_1,
+                    &[
+                        d[19],
+                        d[19],
+                        make_divisible(0.25 * d[19] as f64, 8).max(1),
+                        d[19],
+                        d[16],
+                    ],
+                );
             let head_conv1 = self.head_conv1.forward(stage6_2, 960);
             let head_bn1 = self.head_bn1.forward(head_conv1);
             let head_hswish1 = hswish(head_bn1);
@@ -540,7 +617,9 @@ impl<B: Backend> Ir34<B> {
         let dw_dwconv1 = self.dw_dwconv1.forward(expand_relu1, w[1]);
         let dw_bn1 = self.dw_bn1.forward(dw_dwconv1);
         let dw_relu1 = relu(dw_bn1);
-        let excite_squeeze_excite = self.excite_squeeze_excite.forward(dw_relu1, &w[2..4]);
+        let excite_squeeze_excite = self
+            .excite_squeeze_excite
+            .forward(dw_relu1, &w[2..4]);
         let main_conv1 = self.main_conv1.forward(excite_squeeze_excite, w[4]);
         self.main_bn1.forward(main_conv1)
     }
@@ -567,7 +646,9 @@ impl<B: Backend> Ir35<B> {
         let dw_dwconv1 = self.dw_dwconv1.forward(expand_relu1, w[1]);
         let dw_bn1 = self.dw_bn1.forward(dw_dwconv1);
         let dw_relu1 = relu(dw_bn1);
-        let excite_squeeze_excite = self.excite_squeeze_excite.forward(dw_relu1, &w[2..4]);
+        let excite_squeeze_excite = self
+            .excite_squeeze_excite
+            .forward(dw_relu1, &w[2..4]);
         let main_conv1 = self.main_conv1.forward(excite_squeeze_excite, w[4]);
         let main_bn1 = self.main_bn1.forward(main_conv1);
         main_bn1 + x
@@ -646,7 +727,9 @@ impl<B: Backend> Ir38<B> {
         let dw_dwconv1 = self.dw_dwconv1.forward(expand_hswish1, w[1]);
         let dw_bn1 = self.dw_bn1.forward(dw_dwconv1);
         let dw_hswish1 = hswish(dw_bn1);
-        let excite_squeeze_excite = self.excite_squeeze_excite.forward(dw_hswish1, &w[2..4]);
+        let excite_squeeze_excite = self
+            .excite_squeeze_excite
+            .forward(dw_hswish1, &w[2..4]);
         let main_conv1 = self.main_conv1.forward(excite_squeeze_excite, w[4]);
         self.main_bn1.forward(main_conv1)
     }
@@ -673,7 +756,9 @@ impl<B: Backend> Ir39<B> {
         let dw_dwconv1 = self.dw_dwconv1.forward(expand_hswish1, w[1]);
         let dw_bn1 = self.dw_bn1.forward(dw_dwconv1);
         let dw_hswish1 = hswish(dw_bn1);
-        let excite_squeeze_excite = self.excite_squeeze_excite.forward(dw_hswish1, &w[2..4]);
+        let excite_squeeze_excite = self
+            .excite_squeeze_excite
+            .forward(dw_hswish1, &w[2..4]);
         let main_conv1 = self.main_conv1.forward(excite_squeeze_excite, w[4]);
         let main_bn1 = self.main_bn1.forward(main_conv1);
         main_bn1 + x
@@ -700,7 +785,11 @@ impl<B: Backend> SlimConv2d<B> {
     /// torchvision).
     pub fn new(shape: [usize; 4], padding: [usize; 2], device: &B::Device) -> Self {
         let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
-        let weight = Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, std), device);
+        let weight = Tensor::random(
+            shape,
+            burn::tensor::Distribution::Normal(0.0, std),
+            device,
+        );
         SlimConv2d {
             weight: Param::from_tensor(weight),
             bias: None,
@@ -732,7 +821,10 @@ impl<B: Backend> SlimConv2d<B> {
     /// A zero bias.
     pub fn with_bias(self, device: &B::Device) -> Self {
         let out = self.weight.dims()[0];
-        SlimConv2d { bias: Some(Param::from_tensor(Tensor::zeros([out], device))), ..self }
+        SlimConv2d {
+            bias: Some(Param::from_tensor(Tensor::zeros([out], device))),
+            ..self
+        }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
@@ -745,7 +837,12 @@ impl<B: Backend> SlimConv2d<B> {
         };
         let weight = self.weight.val().slice([0..out, 0..per_group, 0..kh, 0..kw]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        let options = burn::tensor::ops::ConvOptions::new(self.stride, self.padding, self.dilation, groups);
+        let options = burn::tensor::ops::ConvOptions::new(
+            self.stride,
+            self.padding,
+            self.dilation,
+            groups,
+        );
         burn::tensor::module::conv2d(x, weight, bias, options)
     }
 }
@@ -765,7 +862,8 @@ impl<B: Backend> SlimLinear<B> {
         let uniform = burn::tensor::Distribution::Uniform(-bound, bound);
         SlimLinear {
             weight: Param::from_tensor(Tensor::random([in_c, out], uniform, device)),
-            bias: bias.then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
+            bias: bias
+                .then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
         }
     }
 
@@ -773,7 +871,8 @@ impl<B: Backend> SlimLinear<B> {
         let [n, c, _, _] = x.dims();
         let weight = self.weight.val().slice([0..c, 0..out]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        burn::tensor::module::linear(x.reshape([n, c]), weight, bias).reshape([n, out, 1, 1])
+        burn::tensor::module::linear(x.reshape([n, c]), weight, bias)
+            .reshape([n, out, 1, 1])
     }
 }
 
@@ -802,8 +901,10 @@ impl<B: Backend> SlimBatchNorm<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = x.dims()[1];
-        let scale = self.gamma.val().slice([0..c]) / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
-        let shift = self.beta.val().slice([0..c]) - self.mean.value().slice([0..c]) * scale.clone();
+        let scale = self.gamma.val().slice([0..c])
+            / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
+        let shift = self.beta.val().slice([0..c])
+            - self.mean.value().slice([0..c]) * scale.clone();
         x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
     }
 }

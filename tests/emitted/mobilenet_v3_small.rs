@@ -8,7 +8,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 /// Channels of each search dimension at full width.
-pub const BASE_WIDTHS: [usize; 16] = [16, 16, 24, 72, 88, 40, 96, 240, 240, 48, 120, 144, 96, 288, 576, 576];
+pub const BASE_WIDTHS: [usize; 16] = [
+    16, 16, 24, 72, 88, 40, 96, 240, 240, 48, 120, 144, 96, 288, 576, 576,
+];
 
 /// The input the network was declared for: channels, height, width.
 pub const INPUT: [usize; 3] = [3, 224, 224];
@@ -40,14 +42,19 @@ impl<B: Backend> MobilenetV3Small<B> {
     /// Full-width parameters: Kaiming-normal convs, PyTorch-default linears, BN γ = 1, β = 0.
     pub fn init(device: &B::Device) -> Self {
         MobilenetV3Small {
-            stem_conv1: SlimConv2d::new([16, 3, 3, 3], [1, 1], device).with_stride([2, 2]),
+            stem_conv1: SlimConv2d::new([16, 3, 3, 3], [1, 1], device)
+                .with_stride([2, 2]),
             stem_bn1: SlimBatchNorm::new(16, device),
             stage1_0: Ir3 {
-                dw_dwconv1: SlimConv2d::new([16, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([16, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(16, device),
                 excite_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([8, 16, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([16, 8, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([8, 16, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([16, 8, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(16, device),
@@ -55,7 +62,9 @@ impl<B: Backend> MobilenetV3Small<B> {
             stage2_0: Ir32 {
                 expand_conv1: SlimConv2d::new([72, 16, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(72, device),
-                dw_dwconv1: SlimConv2d::new([72, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([72, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(72, device),
                 main_conv1: SlimConv2d::new([24, 72, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(24, device),
@@ -63,7 +72,8 @@ impl<B: Backend> MobilenetV3Small<B> {
             stage2_1: Ir33 {
                 expand_conv1: SlimConv2d::new([88, 24, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(88, device),
-                dw_dwconv1: SlimConv2d::new([88, 1, 3, 3], [1, 1], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([88, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(88, device),
                 main_conv1: SlimConv2d::new([24, 88, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(24, device),
@@ -71,11 +81,15 @@ impl<B: Backend> MobilenetV3Small<B> {
             stage3_0: Ir34 {
                 expand_conv1: SlimConv2d::new([96, 24, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(96, device),
-                dw_dwconv1: SlimConv2d::new([96, 1, 5, 5], [2, 2], device).with_stride([2, 2]).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([96, 1, 5, 5], [2, 2], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(96, device),
                 excite_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([24, 96, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([96, 24, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([24, 96, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([96, 24, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([40, 96, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(40, device),
@@ -83,11 +97,14 @@ impl<B: Backend> MobilenetV3Small<B> {
             stage3_1: Ir35 {
                 expand_conv1: SlimConv2d::new([240, 40, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(240, device),
-                dw_dwconv1: SlimConv2d::new([240, 1, 5, 5], [2, 2], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([240, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(240, device),
                 excite_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([64, 240, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([240, 64, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([64, 240, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([240, 64, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([40, 240, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(40, device),
@@ -95,11 +112,14 @@ impl<B: Backend> MobilenetV3Small<B> {
             stage3_2: Ir35 {
                 expand_conv1: SlimConv2d::new([240, 40, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(240, device),
-                dw_dwconv1: SlimConv2d::new([240, 1, 5, 5], [2, 2], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([240, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(240, device),
                 excite_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([64, 240, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([240, 64, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([64, 240, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([240, 64, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([40, 240, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(40, device),
@@ -107,11 +127,14 @@ impl<B: Backend> MobilenetV3Small<B> {
             stage4_0: Ir34 {
                 expand_conv1: SlimConv2d::new([120, 40, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(120, device),
-                dw_dwconv1: SlimConv2d::new([120, 1, 5, 5], [2, 2], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([120, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(120, device),
                 excite_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([32, 120, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([120, 32, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([32, 120, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([120, 32, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([48, 120, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(48, device),
@@ -119,11 +142,14 @@ impl<B: Backend> MobilenetV3Small<B> {
             stage4_1: Ir35 {
                 expand_conv1: SlimConv2d::new([144, 48, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(144, device),
-                dw_dwconv1: SlimConv2d::new([144, 1, 5, 5], [2, 2], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([144, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(144, device),
                 excite_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([40, 144, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([144, 40, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([40, 144, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([144, 40, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([48, 144, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(48, device),
@@ -131,11 +157,15 @@ impl<B: Backend> MobilenetV3Small<B> {
             stage5_0: Ir34 {
                 expand_conv1: SlimConv2d::new([288, 48, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(288, device),
-                dw_dwconv1: SlimConv2d::new([288, 1, 5, 5], [2, 2], device).with_stride([2, 2]).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([288, 1, 5, 5], [2, 2], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(288, device),
                 excite_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([72, 288, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([288, 72, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([72, 288, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([288, 72, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([96, 288, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(96, device),
@@ -143,11 +173,14 @@ impl<B: Backend> MobilenetV3Small<B> {
             stage5_1: Ir35 {
                 expand_conv1: SlimConv2d::new([576, 96, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(576, device),
-                dw_dwconv1: SlimConv2d::new([576, 1, 5, 5], [2, 2], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([576, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(576, device),
                 excite_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([144, 576, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([576, 144, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([144, 576, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([576, 144, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([96, 576, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(96, device),
@@ -155,11 +188,14 @@ impl<B: Backend> MobilenetV3Small<B> {
             stage5_2: Ir35 {
                 expand_conv1: SlimConv2d::new([576, 96, 1, 1], [0, 0], device),
                 expand_bn1: SlimBatchNorm::new(576, device),
-                dw_dwconv1: SlimConv2d::new([576, 1, 5, 5], [2, 2], device).with_group_width(1),
+                dw_dwconv1: SlimConv2d::new([576, 1, 5, 5], [2, 2], device)
+                    .with_group_width(1),
                 dw_bn1: SlimBatchNorm::new(576, device),
                 excite_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([144, 576, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([576, 144, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([144, 576, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([576, 144, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv1: SlimConv2d::new([96, 576, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(96, device),
@@ -175,148 +211,111 @@ impl<B: Backend> MobilenetV3Small<B> {
     /// lists them), e.g. to load trained weights.
     pub fn layers_mut(&mut self) -> Vec<(&'static str, LayerMut<'_, B>)> {
         vec![
-            ("stem.conv1", LayerMut::Conv(&mut self.stem_conv1)),
-            ("stem.bn1", LayerMut::BatchNorm(&mut self.stem_bn1)),
-            ("stage1.0.dw.dwconv1", LayerMut::Conv(&mut self.stage1_0.dw_dwconv1)),
-            ("stage1.0.dw.bn1", LayerMut::BatchNorm(&mut self.stage1_0.dw_bn1)),
-            (
-                "stage1.0.excite.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage1_0.excite_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage1.0.excite.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage1_0.excite_squeeze_excite.scale_conv2),
-            ),
-            ("stage1.0.main.conv1", LayerMut::Conv(&mut self.stage1_0.main_conv1)),
-            ("stage1.0.main.bn1", LayerMut::BatchNorm(&mut self.stage1_0.main_bn1)),
-            ("stage2.0.expand.conv1", LayerMut::Conv(&mut self.stage2_0.expand_conv1)),
-            ("stage2.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage2_0.expand_bn1)),
-            ("stage2.0.dw.dwconv1", LayerMut::Conv(&mut self.stage2_0.dw_dwconv1)),
-            ("stage2.0.dw.bn1", LayerMut::BatchNorm(&mut self.stage2_0.dw_bn1)),
-            ("stage2.0.main.conv1", LayerMut::Conv(&mut self.stage2_0.main_conv1)),
-            ("stage2.0.main.bn1", LayerMut::BatchNorm(&mut self.stage2_0.main_bn1)),
-            ("stage2.1.expand.conv1", LayerMut::Conv(&mut self.stage2_1.expand_conv1)),
-            ("stage2.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage2_1.expand_bn1)),
-            ("stage2.1.dw.dwconv1", LayerMut::Conv(&mut self.stage2_1.dw_dwconv1)),
-            ("stage2.1.dw.bn1", LayerMut::BatchNorm(&mut self.stage2_1.dw_bn1)),
-            ("stage2.1.main.conv1", LayerMut::Conv(&mut self.stage2_1.main_conv1)),
-            ("stage2.1.main.bn1", LayerMut::BatchNorm(&mut self.stage2_1.main_bn1)),
-            ("stage3.0.expand.conv1", LayerMut::Conv(&mut self.stage3_0.expand_conv1)),
-            ("stage3.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage3_0.expand_bn1)),
-            ("stage3.0.dw.dwconv1", LayerMut::Conv(&mut self.stage3_0.dw_dwconv1)),
-            ("stage3.0.dw.bn1", LayerMut::BatchNorm(&mut self.stage3_0.dw_bn1)),
-            (
-                "stage3.0.excite.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage3_0.excite_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage3.0.excite.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage3_0.excite_squeeze_excite.scale_conv2),
-            ),
-            ("stage3.0.main.conv1", LayerMut::Conv(&mut self.stage3_0.main_conv1)),
-            ("stage3.0.main.bn1", LayerMut::BatchNorm(&mut self.stage3_0.main_bn1)),
-            ("stage3.1.expand.conv1", LayerMut::Conv(&mut self.stage3_1.expand_conv1)),
-            ("stage3.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage3_1.expand_bn1)),
-            ("stage3.1.dw.dwconv1", LayerMut::Conv(&mut self.stage3_1.dw_dwconv1)),
-            ("stage3.1.dw.bn1", LayerMut::BatchNorm(&mut self.stage3_1.dw_bn1)),
-            (
-                "stage3.1.excite.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage3_1.excite_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage3.1.excite.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage3_1.excite_squeeze_excite.scale_conv2),
-            ),
-            ("stage3.1.main.conv1", LayerMut::Conv(&mut self.stage3_1.main_conv1)),
-            ("stage3.1.main.bn1", LayerMut::BatchNorm(&mut self.stage3_1.main_bn1)),
-            ("stage3.2.expand.conv1", LayerMut::Conv(&mut self.stage3_2.expand_conv1)),
-            ("stage3.2.expand.bn1", LayerMut::BatchNorm(&mut self.stage3_2.expand_bn1)),
-            ("stage3.2.dw.dwconv1", LayerMut::Conv(&mut self.stage3_2.dw_dwconv1)),
-            ("stage3.2.dw.bn1", LayerMut::BatchNorm(&mut self.stage3_2.dw_bn1)),
-            (
-                "stage3.2.excite.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage3_2.excite_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage3.2.excite.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage3_2.excite_squeeze_excite.scale_conv2),
-            ),
-            ("stage3.2.main.conv1", LayerMut::Conv(&mut self.stage3_2.main_conv1)),
-            ("stage3.2.main.bn1", LayerMut::BatchNorm(&mut self.stage3_2.main_bn1)),
-            ("stage4.0.expand.conv1", LayerMut::Conv(&mut self.stage4_0.expand_conv1)),
-            ("stage4.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage4_0.expand_bn1)),
-            ("stage4.0.dw.dwconv1", LayerMut::Conv(&mut self.stage4_0.dw_dwconv1)),
-            ("stage4.0.dw.bn1", LayerMut::BatchNorm(&mut self.stage4_0.dw_bn1)),
-            (
-                "stage4.0.excite.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage4_0.excite_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage4.0.excite.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage4_0.excite_squeeze_excite.scale_conv2),
-            ),
-            ("stage4.0.main.conv1", LayerMut::Conv(&mut self.stage4_0.main_conv1)),
-            ("stage4.0.main.bn1", LayerMut::BatchNorm(&mut self.stage4_0.main_bn1)),
-            ("stage4.1.expand.conv1", LayerMut::Conv(&mut self.stage4_1.expand_conv1)),
-            ("stage4.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage4_1.expand_bn1)),
-            ("stage4.1.dw.dwconv1", LayerMut::Conv(&mut self.stage4_1.dw_dwconv1)),
-            ("stage4.1.dw.bn1", LayerMut::BatchNorm(&mut self.stage4_1.dw_bn1)),
-            (
-                "stage4.1.excite.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage4_1.excite_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage4.1.excite.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage4_1.excite_squeeze_excite.scale_conv2),
-            ),
-            ("stage4.1.main.conv1", LayerMut::Conv(&mut self.stage4_1.main_conv1)),
-            ("stage4.1.main.bn1", LayerMut::BatchNorm(&mut self.stage4_1.main_bn1)),
-            ("stage5.0.expand.conv1", LayerMut::Conv(&mut self.stage5_0.expand_conv1)),
-            ("stage5.0.expand.bn1", LayerMut::BatchNorm(&mut self.stage5_0.expand_bn1)),
-            ("stage5.0.dw.dwconv1", LayerMut::Conv(&mut self.stage5_0.dw_dwconv1)),
-            ("stage5.0.dw.bn1", LayerMut::BatchNorm(&mut self.stage5_0.dw_bn1)),
-            (
-                "stage5.0.excite.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage5_0.excite_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage5.0.excite.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage5_0.excite_squeeze_excite.scale_conv2),
-            ),
-            ("stage5.0.main.conv1", LayerMut::Conv(&mut self.stage5_0.main_conv1)),
-            ("stage5.0.main.bn1", LayerMut::BatchNorm(&mut self.stage5_0.main_bn1)),
-            ("stage5.1.expand.conv1", LayerMut::Conv(&mut self.stage5_1.expand_conv1)),
-            ("stage5.1.expand.bn1", LayerMut::BatchNorm(&mut self.stage5_1.expand_bn1)),
-            ("stage5.1.dw.dwconv1", LayerMut::Conv(&mut self.stage5_1.dw_dwconv1)),
-            ("stage5.1.dw.bn1", LayerMut::BatchNorm(&mut self.stage5_1.dw_bn1)),
-            (
-                "stage5.1.excite.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage5_1.excite_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage5.1.excite.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage5_1.excite_squeeze_excite.scale_conv2),
-            ),
-            ("stage5.1.main.conv1", LayerMut::Conv(&mut self.stage5_1.main_conv1)),
-            ("stage5.1.main.bn1", LayerMut::BatchNorm(&mut self.stage5_1.main_bn1)),
-            ("stage5.2.expand.conv1", LayerMut::Conv(&mut self.stage5_2.expand_conv1)),
-            ("stage5.2.expand.bn1", LayerMut::BatchNorm(&mut self.stage5_2.expand_bn1)),
-            ("stage5.2.dw.dwconv1", LayerMut::Conv(&mut self.stage5_2.dw_dwconv1)),
-            ("stage5.2.dw.bn1", LayerMut::BatchNorm(&mut self.stage5_2.dw_bn1)),
-            (
-                "stage5.2.excite.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage5_2.excite_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage5.2.excite.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage5_2.excite_squeeze_excite.scale_conv2),
-            ),
-            ("stage5.2.main.conv1", LayerMut::Conv(&mut self.stage5_2.main_conv1)),
-            ("stage5.2.main.bn1", LayerMut::BatchNorm(&mut self.stage5_2.main_bn1)),
-            ("head.conv1", LayerMut::Conv(&mut self.head_conv1)),
-            ("head.bn1", LayerMut::BatchNorm(&mut self.head_bn1)),
-            ("head.linear1", LayerMut::Linear(&mut self.head_linear1)),
-            ("head.linear2", LayerMut::Linear(&mut self.head_linear2)),
+            ("stem.conv1", LayerMut::Conv(& mut self.stem_conv1)), ("stem.bn1",
+            LayerMut::BatchNorm(& mut self.stem_bn1)), ("stage1.0.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage1_0.dw_dwconv1)), ("stage1.0.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.dw_bn1)),
+            ("stage1.0.excite.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage1_0.excite_squeeze_excite.scale_conv1)),
+            ("stage1.0.excite.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage1_0.excite_squeeze_excite.scale_conv2)), ("stage1.0.main.conv1",
+            LayerMut::Conv(& mut self.stage1_0.main_conv1)), ("stage1.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn1)), ("stage2.0.expand.conv1",
+            LayerMut::Conv(& mut self.stage2_0.expand_conv1)), ("stage2.0.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.expand_bn1)), ("stage2.0.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage2_0.dw_dwconv1)), ("stage2.0.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.dw_bn1)), ("stage2.0.main.conv1",
+            LayerMut::Conv(& mut self.stage2_0.main_conv1)), ("stage2.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.main_bn1)), ("stage2.1.expand.conv1",
+            LayerMut::Conv(& mut self.stage2_1.expand_conv1)), ("stage2.1.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_1.expand_bn1)), ("stage2.1.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage2_1.dw_dwconv1)), ("stage2.1.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_1.dw_bn1)), ("stage2.1.main.conv1",
+            LayerMut::Conv(& mut self.stage2_1.main_conv1)), ("stage2.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_1.main_bn1)), ("stage3.0.expand.conv1",
+            LayerMut::Conv(& mut self.stage3_0.expand_conv1)), ("stage3.0.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.expand_bn1)), ("stage3.0.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage3_0.dw_dwconv1)), ("stage3.0.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.dw_bn1)),
+            ("stage3.0.excite.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage3_0.excite_squeeze_excite.scale_conv1)),
+            ("stage3.0.excite.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage3_0.excite_squeeze_excite.scale_conv2)), ("stage3.0.main.conv1",
+            LayerMut::Conv(& mut self.stage3_0.main_conv1)), ("stage3.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.main_bn1)), ("stage3.1.expand.conv1",
+            LayerMut::Conv(& mut self.stage3_1.expand_conv1)), ("stage3.1.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_1.expand_bn1)), ("stage3.1.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage3_1.dw_dwconv1)), ("stage3.1.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_1.dw_bn1)),
+            ("stage3.1.excite.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage3_1.excite_squeeze_excite.scale_conv1)),
+            ("stage3.1.excite.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage3_1.excite_squeeze_excite.scale_conv2)), ("stage3.1.main.conv1",
+            LayerMut::Conv(& mut self.stage3_1.main_conv1)), ("stage3.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_1.main_bn1)), ("stage3.2.expand.conv1",
+            LayerMut::Conv(& mut self.stage3_2.expand_conv1)), ("stage3.2.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_2.expand_bn1)), ("stage3.2.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage3_2.dw_dwconv1)), ("stage3.2.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_2.dw_bn1)),
+            ("stage3.2.excite.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage3_2.excite_squeeze_excite.scale_conv1)),
+            ("stage3.2.excite.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage3_2.excite_squeeze_excite.scale_conv2)), ("stage3.2.main.conv1",
+            LayerMut::Conv(& mut self.stage3_2.main_conv1)), ("stage3.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_2.main_bn1)), ("stage4.0.expand.conv1",
+            LayerMut::Conv(& mut self.stage4_0.expand_conv1)), ("stage4.0.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_0.expand_bn1)), ("stage4.0.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage4_0.dw_dwconv1)), ("stage4.0.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_0.dw_bn1)),
+            ("stage4.0.excite.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage4_0.excite_squeeze_excite.scale_conv1)),
+            ("stage4.0.excite.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage4_0.excite_squeeze_excite.scale_conv2)), ("stage4.0.main.conv1",
+            LayerMut::Conv(& mut self.stage4_0.main_conv1)), ("stage4.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_0.main_bn1)), ("stage4.1.expand.conv1",
+            LayerMut::Conv(& mut self.stage4_1.expand_conv1)), ("stage4.1.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_1.expand_bn1)), ("stage4.1.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage4_1.dw_dwconv1)), ("stage4.1.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_1.dw_bn1)),
+            ("stage4.1.excite.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage4_1.excite_squeeze_excite.scale_conv1)),
+            ("stage4.1.excite.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage4_1.excite_squeeze_excite.scale_conv2)), ("stage4.1.main.conv1",
+            LayerMut::Conv(& mut self.stage4_1.main_conv1)), ("stage4.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_1.main_bn1)), ("stage5.0.expand.conv1",
+            LayerMut::Conv(& mut self.stage5_0.expand_conv1)), ("stage5.0.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_0.expand_bn1)), ("stage5.0.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage5_0.dw_dwconv1)), ("stage5.0.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_0.dw_bn1)),
+            ("stage5.0.excite.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage5_0.excite_squeeze_excite.scale_conv1)),
+            ("stage5.0.excite.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage5_0.excite_squeeze_excite.scale_conv2)), ("stage5.0.main.conv1",
+            LayerMut::Conv(& mut self.stage5_0.main_conv1)), ("stage5.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_0.main_bn1)), ("stage5.1.expand.conv1",
+            LayerMut::Conv(& mut self.stage5_1.expand_conv1)), ("stage5.1.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_1.expand_bn1)), ("stage5.1.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage5_1.dw_dwconv1)), ("stage5.1.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_1.dw_bn1)),
+            ("stage5.1.excite.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage5_1.excite_squeeze_excite.scale_conv1)),
+            ("stage5.1.excite.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage5_1.excite_squeeze_excite.scale_conv2)), ("stage5.1.main.conv1",
+            LayerMut::Conv(& mut self.stage5_1.main_conv1)), ("stage5.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_1.main_bn1)), ("stage5.2.expand.conv1",
+            LayerMut::Conv(& mut self.stage5_2.expand_conv1)), ("stage5.2.expand.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_2.expand_bn1)), ("stage5.2.dw.dwconv1",
+            LayerMut::Conv(& mut self.stage5_2.dw_dwconv1)), ("stage5.2.dw.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_2.dw_bn1)),
+            ("stage5.2.excite.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage5_2.excite_squeeze_excite.scale_conv1)),
+            ("stage5.2.excite.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage5_2.excite_squeeze_excite.scale_conv2)), ("stage5.2.main.conv1",
+            LayerMut::Conv(& mut self.stage5_2.main_conv1)), ("stage5.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage5_2.main_bn1)), ("head.conv1",
+            LayerMut::Conv(& mut self.head_conv1)), ("head.bn1", LayerMut::BatchNorm(&
+            mut self.head_bn1)), ("head.linear1", LayerMut::Linear(& mut self
+            .head_linear1)), ("head.linear2", LayerMut::Linear(& mut self.head_linear2))
         ]
     }
 
@@ -328,34 +327,110 @@ impl<B: Backend> MobilenetV3Small<B> {
             let stem_conv1 = self.stem_conv1.forward(x, d[0]);
             let stem_bn1 = self.stem_bn1.forward(stem_conv1);
             let stem_hswish1 = hswish(stem_bn1);
-            let stage1_0 =
-                self.stage1_0.forward(stem_hswish1, &[d[0], make_divisible(0.25 * d[0] as f64, 8).max(1), d[0], d[1]]);
+            let stage1_0 = self
+                .stage1_0
+                .forward(
+                    stem_hswish1,
+                    &[d[0], make_divisible(0.25 * d[0] as f64, 8).max(1), d[0], d[1]],
+                );
             let stage2_0 = self.stage2_0.forward(stage1_0, &[d[3], d[3], d[2]]);
             let stage2_1 = self.stage2_1.forward(stage2_0, &[d[4], d[4], d[2]]);
             let stage3_0 = self
                 .stage3_0
-                .forward(stage2_1, &[d[6], d[6], make_divisible(0.25 * d[6] as f64, 8).max(1), d[6], d[5]]);
+                .forward(
+                    stage2_1,
+                    &[
+                        d[6],
+                        d[6],
+                        make_divisible(0.25 * d[6] as f64, 8).max(1),
+                        d[6],
+                        d[5],
+                    ],
+                );
             let stage3_1 = self
                 .stage3_1
-                .forward(stage3_0, &[d[7], d[7], make_divisible(0.25 * d[7] as f64, 8).max(1), d[7], d[5]]);
+                .forward(
+                    stage3_0,
+                    &[
+                        d[7],
+                        d[7],
+                        make_divisible(0.25 * d[7] as f64, 8).max(1),
+                        d[7],
+                        d[5],
+                    ],
+                );
             let stage3_2 = self
                 .stage3_2
-                .forward(stage3_1, &[d[8], d[8], make_divisible(0.25 * d[8] as f64, 8).max(1), d[8], d[5]]);
+                .forward(
+                    stage3_1,
+                    &[
+                        d[8],
+                        d[8],
+                        make_divisible(0.25 * d[8] as f64, 8).max(1),
+                        d[8],
+                        d[5],
+                    ],
+                );
             let stage4_0 = self
                 .stage4_0
-                .forward(stage3_2, &[d[10], d[10], make_divisible(0.25 * d[10] as f64, 8).max(1), d[10], d[9]]);
+                .forward(
+                    stage3_2,
+                    &[
+                        d[10],
+                        d[10],
+                        make_divisible(0.25 * d[10] as f64, 8).max(1),
+                        d[10],
+                        d[9],
+                    ],
+                );
             let stage4_1 = self
                 .stage4_1
-                .forward(stage4_0, &[d[11], d[11], make_divisible(0.25 * d[11] as f64, 8).max(1), d[11], d[9]]);
+                .forward(
+                    stage4_0,
+                    &[
+                        d[11],
+                        d[11],
+                        make_divisible(0.25 * d[11] as f64, 8).max(1),
+                        d[11],
+                        d[9],
+                    ],
+                );
             let stage5_0 = self
                 .stage5_0
-                .forward(stage4_1, &[d[13], d[13], make_divisible(0.25 * d[13] as f64, 8).max(1), d[13], d[12]]);
+                .forward(
+                    stage4_1,
+                    &[
+                        d[13],
+                        d[13],
+                        make_divisible(0.25 * d[13] as f64, 8).max(1),
+                        d[13],
+                        d[12],
+                    ],
+                );
             let stage5_1 = self
                 .stage5_1
-                .forward(stage5_0, &[d[14], d[14], make_divisible(0.25 * d[14] as f64, 8).max(1), d[14], d[12]]);
+                .forward(
+                    stage5_0,
+                    &[
+                        d[14],
+                        d[14],
+                        make_divisible(0.25 * d[14] as f64, 8).max(1),
+                        d[14],
+                        d[12],
+                    ],
+                );
             let stage5_2 = self
                 .stage5_2
-                .forward(stage5_1, &[d[15], d[15], make_divisible(0.25 * d[15] as f64, 8).max(1), d[15], d[12]]);
+                .forward(
+                    stage5_1,
+                    &[
+                        d[15],
+                        d[15],
+                        make_divisible(0.25 * d[15] as f64, 8).max(1),
+                        d[15],
+                        d[12],
+                    ],
+                );
             let head_conv1 = self.head_conv1.forward(stage5_2, 576);
             let head_bn1 = self.head_bn1.forward(head_conv1);
             let head_hswish1 = hswish(head_bn1);
@@ -411,7 +486,9 @@ impl<B: Backend> Ir3<B> {
         let dw_dwconv1 = self.dw_dwconv1.forward(x, w[0]);
         let dw_bn1 = self.dw_bn1.forward(dw_dwconv1);
         let dw_relu1 = relu(dw_bn1);
-        let excite_squeeze_excite = self.excite_squeeze_excite.forward(dw_relu1, &w[1..3]);
+        let excite_squeeze_excite = self
+            .excite_squeeze_excite
+            .forward(dw_relu1, &w[1..3]);
         let main_conv1 = self.main_conv1.forward(excite_squeeze_excite, w[3]);
         self.main_bn1.forward(main_conv1)
     }
@@ -489,7 +566,9 @@ impl<B: Backend> Ir34<B> {
         let dw_dwconv1 = self.dw_dwconv1.forward(expand_hswish1, w[1]);
         let dw_bn1 = self.dw_bn1.forward(dw_dwconv1);
         let dw_hswish1 = hswish(dw_bn1);
-        let excite_squeeze_excite = self.excite_squeeze_excite.forward(dw_hswish1, &w[2..4]);
+        let excite_squeeze_excite = self
+            .excite_squeeze_excite
+            .forward(dw_hswish1, &w[2..4]);
         let main_conv1 = self.main_conv1.forward(excite_squeeze_excite, w[4]);
         self.main_bn1.forward(main_conv1)
     }
@@ -516,7 +595,9 @@ impl<B: Backend> Ir35<B> {
         let dw_dwconv1 = self.dw_dwconv1.forward(expand_hswish1, w[1]);
         let dw_bn1 = self.dw_bn1.forward(dw_dwconv1);
         let dw_hswish1 = hswish(dw_bn1);
-        let excite_squeeze_excite = self.excite_squeeze_excite.forward(dw_hswish1, &w[2..4]);
+        let excite_squeeze_excite = self
+            .excite_squeeze_excite
+            .forward(dw_hswish1, &w[2..4]);
         let main_conv1 = self.main_conv1.forward(excite_squeeze_excite, w[4]);
         let main_bn1 = self.main_bn1.forward(main_conv1);
         main_bn1 + x
@@ -543,7 +624,11 @@ impl<B: Backend> SlimConv2d<B> {
     /// torchvision).
     pub fn new(shape: [usize; 4], padding: [usize; 2], device: &B::Device) -> Self {
         let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
-        let weight = Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, std), device);
+        let weight = Tensor::random(
+            shape,
+            burn::tensor::Distribution::Normal(0.0, std),
+            device,
+        );
         SlimConv2d {
             weight: Param::from_tensor(weight),
             bias: None,
@@ -575,7 +660,10 @@ impl<B: Backend> SlimConv2d<B> {
     /// A zero bias.
     pub fn with_bias(self, device: &B::Device) -> Self {
         let out = self.weight.dims()[0];
-        SlimConv2d { bias: Some(Param::from_tensor(Tensor::zeros([out], device))), ..self }
+        SlimConv2d {
+            bias: Some(Param::from_tensor(Tensor::zeros([out], device))),
+            ..self
+        }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
@@ -588,7 +676,12 @@ impl<B: Backend> SlimConv2d<B> {
         };
         let weight = self.weight.val().slice([0..out, 0..per_group, 0..kh, 0..kw]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        let options = burn::tensor::ops::ConvOptions::new(self.stride, self.padding, self.dilation, groups);
+        let options = burn::tensor::ops::ConvOptions::new(
+            self.stride,
+            self.padding,
+            self.dilation,
+            groups,
+        );
         burn::tensor::module::conv2d(x, weight, bias, options)
     }
 }
@@ -608,7 +701,8 @@ impl<B: Backend> SlimLinear<B> {
         let uniform = burn::tensor::Distribution::Uniform(-bound, bound);
         SlimLinear {
             weight: Param::from_tensor(Tensor::random([in_c, out], uniform, device)),
-            bias: bias.then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
+            bias: bias
+                .then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
         }
     }
 
@@ -616,7 +710,8 @@ impl<B: Backend> SlimLinear<B> {
         let [n, c, _, _] = x.dims();
         let weight = self.weight.val().slice([0..c, 0..out]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        burn::tensor::module::linear(x.reshape([n, c]), weight, bias).reshape([n, out, 1, 1])
+        burn::tensor::module::linear(x.reshape([n, c]), weight, bias)
+            .reshape([n, out, 1, 1])
     }
 }
 
@@ -645,8 +740,10 @@ impl<B: Backend> SlimBatchNorm<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = x.dims()[1];
-        let scale = self.gamma.val().slice([0..c]) / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
-        let shift = self.beta.val().slice([0..c]) - self.mean.value().slice([0..c]) * scale.clone();
+        let scale = self.gamma.val().slice([0..c])
+            / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
+        let shift = self.beta.val().slice([0..c])
+            - self.mean.value().slice([0..c]) * scale.clone();
         x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
     }
 }

@@ -9,8 +9,8 @@ use burn::tensor::Tensor;
 
 /// Channels of each search dimension at full width.
 pub const BASE_WIDTHS: [usize; 27] = [
-    32, 32, 32, 64, 64, 64, 160, 160, 160, 160, 160, 160, 160, 160, 400, 400, 400, 400, 400, 400, 400, 400, 400, 400,
-    400, 400, 400,
+    32, 32, 32, 64, 64, 64, 160, 160, 160, 160, 160, 160, 160, 160, 400, 400, 400, 400,
+    400, 400, 400, 400, 400, 400, 400, 400, 400,
 ];
 
 /// The input the network was declared for: channels, height, width.
@@ -51,32 +51,40 @@ impl<B: Backend> Regnetx400mf<B> {
     /// Full-width parameters: Kaiming-normal convs, PyTorch-default linears, BN γ = 1, β = 0.
     pub fn init(device: &B::Device) -> Self {
         Regnetx400mf {
-            stem_conv1: SlimConv2d::new([32, 3, 3, 3], [1, 1], device).with_stride([2, 2]),
+            stem_conv1: SlimConv2d::new([32, 3, 3, 3], [1, 1], device)
+                .with_stride([2, 2]),
             stem_bn1: SlimBatchNorm::new(32, device),
             stage1_0: Xblock {
                 main_conv1: SlimConv2d::new([32, 32, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(32, device),
-                main_conv2: SlimConv2d::new([32, 16, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(16),
+                main_conv2: SlimConv2d::new([32, 16, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(32, device),
                 main_conv3: SlimConv2d::new([32, 32, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(32, device),
-                skip_conv1: SlimConv2d::new([32, 32, 1, 1], [0, 0], device).with_stride([2, 2]),
+                skip_conv1: SlimConv2d::new([32, 32, 1, 1], [0, 0], device)
+                    .with_stride([2, 2]),
                 skip_bn1: SlimBatchNorm::new(32, device),
             },
             stage2_0: Xblock {
                 main_conv1: SlimConv2d::new([64, 32, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(64, device),
-                main_conv2: SlimConv2d::new([64, 16, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(16),
+                main_conv2: SlimConv2d::new([64, 16, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(64, device),
                 main_conv3: SlimConv2d::new([64, 64, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(64, device),
-                skip_conv1: SlimConv2d::new([64, 32, 1, 1], [0, 0], device).with_stride([2, 2]),
+                skip_conv1: SlimConv2d::new([64, 32, 1, 1], [0, 0], device)
+                    .with_stride([2, 2]),
                 skip_bn1: SlimBatchNorm::new(64, device),
             },
             stage2_1: Xblock2 {
                 main_conv1: SlimConv2d::new([64, 64, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(64, device),
-                main_conv2: SlimConv2d::new([64, 16, 3, 3], [1, 1], device).with_group_width(16),
+                main_conv2: SlimConv2d::new([64, 16, 3, 3], [1, 1], device)
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(64, device),
                 main_conv3: SlimConv2d::new([64, 64, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(64, device),
@@ -84,17 +92,21 @@ impl<B: Backend> Regnetx400mf<B> {
             stage3_0: Xblock {
                 main_conv1: SlimConv2d::new([160, 64, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(160, device),
-                main_conv2: SlimConv2d::new([160, 16, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(16),
+                main_conv2: SlimConv2d::new([160, 16, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(160, device),
                 main_conv3: SlimConv2d::new([160, 160, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(160, device),
-                skip_conv1: SlimConv2d::new([160, 64, 1, 1], [0, 0], device).with_stride([2, 2]),
+                skip_conv1: SlimConv2d::new([160, 64, 1, 1], [0, 0], device)
+                    .with_stride([2, 2]),
                 skip_bn1: SlimBatchNorm::new(160, device),
             },
             stage3_1: Xblock2 {
                 main_conv1: SlimConv2d::new([160, 160, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(160, device),
-                main_conv2: SlimConv2d::new([160, 16, 3, 3], [1, 1], device).with_group_width(16),
+                main_conv2: SlimConv2d::new([160, 16, 3, 3], [1, 1], device)
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(160, device),
                 main_conv3: SlimConv2d::new([160, 160, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(160, device),
@@ -102,7 +114,8 @@ impl<B: Backend> Regnetx400mf<B> {
             stage3_2: Xblock2 {
                 main_conv1: SlimConv2d::new([160, 160, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(160, device),
-                main_conv2: SlimConv2d::new([160, 16, 3, 3], [1, 1], device).with_group_width(16),
+                main_conv2: SlimConv2d::new([160, 16, 3, 3], [1, 1], device)
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(160, device),
                 main_conv3: SlimConv2d::new([160, 160, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(160, device),
@@ -110,7 +123,8 @@ impl<B: Backend> Regnetx400mf<B> {
             stage3_3: Xblock2 {
                 main_conv1: SlimConv2d::new([160, 160, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(160, device),
-                main_conv2: SlimConv2d::new([160, 16, 3, 3], [1, 1], device).with_group_width(16),
+                main_conv2: SlimConv2d::new([160, 16, 3, 3], [1, 1], device)
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(160, device),
                 main_conv3: SlimConv2d::new([160, 160, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(160, device),
@@ -118,7 +132,8 @@ impl<B: Backend> Regnetx400mf<B> {
             stage3_4: Xblock2 {
                 main_conv1: SlimConv2d::new([160, 160, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(160, device),
-                main_conv2: SlimConv2d::new([160, 16, 3, 3], [1, 1], device).with_group_width(16),
+                main_conv2: SlimConv2d::new([160, 16, 3, 3], [1, 1], device)
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(160, device),
                 main_conv3: SlimConv2d::new([160, 160, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(160, device),
@@ -126,7 +141,8 @@ impl<B: Backend> Regnetx400mf<B> {
             stage3_5: Xblock2 {
                 main_conv1: SlimConv2d::new([160, 160, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(160, device),
-                main_conv2: SlimConv2d::new([160, 16, 3, 3], [1, 1], device).with_group_width(16),
+                main_conv2: SlimConv2d::new([160, 16, 3, 3], [1, 1], device)
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(160, device),
                 main_conv3: SlimConv2d::new([160, 160, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(160, device),
@@ -134,7 +150,8 @@ impl<B: Backend> Regnetx400mf<B> {
             stage3_6: Xblock2 {
                 main_conv1: SlimConv2d::new([160, 160, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(160, device),
-                main_conv2: SlimConv2d::new([160, 16, 3, 3], [1, 1], device).with_group_width(16),
+                main_conv2: SlimConv2d::new([160, 16, 3, 3], [1, 1], device)
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(160, device),
                 main_conv3: SlimConv2d::new([160, 160, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(160, device),
@@ -142,17 +159,21 @@ impl<B: Backend> Regnetx400mf<B> {
             stage4_0: Xblock {
                 main_conv1: SlimConv2d::new([400, 160, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(400, device),
-                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(16),
+                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(400, device),
                 main_conv3: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(400, device),
-                skip_conv1: SlimConv2d::new([400, 160, 1, 1], [0, 0], device).with_stride([2, 2]),
+                skip_conv1: SlimConv2d::new([400, 160, 1, 1], [0, 0], device)
+                    .with_stride([2, 2]),
                 skip_bn1: SlimBatchNorm::new(400, device),
             },
             stage4_1: Xblock2 {
                 main_conv1: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(400, device),
-                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device).with_group_width(16),
+                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device)
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(400, device),
                 main_conv3: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(400, device),
@@ -160,7 +181,8 @@ impl<B: Backend> Regnetx400mf<B> {
             stage4_2: Xblock2 {
                 main_conv1: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(400, device),
-                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device).with_group_width(16),
+                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device)
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(400, device),
                 main_conv3: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(400, device),
@@ -168,7 +190,8 @@ impl<B: Backend> Regnetx400mf<B> {
             stage4_3: Xblock2 {
                 main_conv1: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(400, device),
-                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device).with_group_width(16),
+                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device)
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(400, device),
                 main_conv3: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(400, device),
@@ -176,7 +199,8 @@ impl<B: Backend> Regnetx400mf<B> {
             stage4_4: Xblock2 {
                 main_conv1: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(400, device),
-                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device).with_group_width(16),
+                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device)
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(400, device),
                 main_conv3: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(400, device),
@@ -184,7 +208,8 @@ impl<B: Backend> Regnetx400mf<B> {
             stage4_5: Xblock2 {
                 main_conv1: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(400, device),
-                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device).with_group_width(16),
+                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device)
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(400, device),
                 main_conv3: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(400, device),
@@ -192,7 +217,8 @@ impl<B: Backend> Regnetx400mf<B> {
             stage4_6: Xblock2 {
                 main_conv1: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(400, device),
-                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device).with_group_width(16),
+                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device)
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(400, device),
                 main_conv3: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(400, device),
@@ -200,7 +226,8 @@ impl<B: Backend> Regnetx400mf<B> {
             stage4_7: Xblock2 {
                 main_conv1: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(400, device),
-                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device).with_group_width(16),
+                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device)
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(400, device),
                 main_conv3: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(400, device),
@@ -208,7 +235,8 @@ impl<B: Backend> Regnetx400mf<B> {
             stage4_8: Xblock2 {
                 main_conv1: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(400, device),
-                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device).with_group_width(16),
+                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device)
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(400, device),
                 main_conv3: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(400, device),
@@ -216,7 +244,8 @@ impl<B: Backend> Regnetx400mf<B> {
             stage4_9: Xblock2 {
                 main_conv1: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(400, device),
-                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device).with_group_width(16),
+                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device)
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(400, device),
                 main_conv3: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(400, device),
@@ -224,7 +253,8 @@ impl<B: Backend> Regnetx400mf<B> {
             stage4_10: Xblock2 {
                 main_conv1: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(400, device),
-                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device).with_group_width(16),
+                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device)
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(400, device),
                 main_conv3: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(400, device),
@@ -232,7 +262,8 @@ impl<B: Backend> Regnetx400mf<B> {
             stage4_11: Xblock2 {
                 main_conv1: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(400, device),
-                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device).with_group_width(16),
+                main_conv2: SlimConv2d::new([400, 16, 3, 3], [1, 1], device)
+                    .with_group_width(16),
                 main_bn2: SlimBatchNorm::new(400, device),
                 main_conv3: SlimConv2d::new([400, 400, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(400, device),
@@ -245,149 +276,149 @@ impl<B: Backend> Regnetx400mf<B> {
     /// lists them), e.g. to load trained weights.
     pub fn layers_mut(&mut self) -> Vec<(&'static str, LayerMut<'_, B>)> {
         vec![
-            ("stem.conv1", LayerMut::Conv(&mut self.stem_conv1)),
-            ("stem.bn1", LayerMut::BatchNorm(&mut self.stem_bn1)),
-            ("stage1.0.main.conv1", LayerMut::Conv(&mut self.stage1_0.main_conv1)),
-            ("stage1.0.main.bn1", LayerMut::BatchNorm(&mut self.stage1_0.main_bn1)),
-            ("stage1.0.main.conv2", LayerMut::Conv(&mut self.stage1_0.main_conv2)),
-            ("stage1.0.main.bn2", LayerMut::BatchNorm(&mut self.stage1_0.main_bn2)),
-            ("stage1.0.main.conv3", LayerMut::Conv(&mut self.stage1_0.main_conv3)),
-            ("stage1.0.main.bn3", LayerMut::BatchNorm(&mut self.stage1_0.main_bn3)),
-            ("stage1.0.skip.conv1", LayerMut::Conv(&mut self.stage1_0.skip_conv1)),
-            ("stage1.0.skip.bn1", LayerMut::BatchNorm(&mut self.stage1_0.skip_bn1)),
-            ("stage2.0.main.conv1", LayerMut::Conv(&mut self.stage2_0.main_conv1)),
-            ("stage2.0.main.bn1", LayerMut::BatchNorm(&mut self.stage2_0.main_bn1)),
-            ("stage2.0.main.conv2", LayerMut::Conv(&mut self.stage2_0.main_conv2)),
-            ("stage2.0.main.bn2", LayerMut::BatchNorm(&mut self.stage2_0.main_bn2)),
-            ("stage2.0.main.conv3", LayerMut::Conv(&mut self.stage2_0.main_conv3)),
-            ("stage2.0.main.bn3", LayerMut::BatchNorm(&mut self.stage2_0.main_bn3)),
-            ("stage2.0.skip.conv1", LayerMut::Conv(&mut self.stage2_0.skip_conv1)),
-            ("stage2.0.skip.bn1", LayerMut::BatchNorm(&mut self.stage2_0.skip_bn1)),
-            ("stage2.1.main.conv1", LayerMut::Conv(&mut self.stage2_1.main_conv1)),
-            ("stage2.1.main.bn1", LayerMut::BatchNorm(&mut self.stage2_1.main_bn1)),
-            ("stage2.1.main.conv2", LayerMut::Conv(&mut self.stage2_1.main_conv2)),
-            ("stage2.1.main.bn2", LayerMut::BatchNorm(&mut self.stage2_1.main_bn2)),
-            ("stage2.1.main.conv3", LayerMut::Conv(&mut self.stage2_1.main_conv3)),
-            ("stage2.1.main.bn3", LayerMut::BatchNorm(&mut self.stage2_1.main_bn3)),
-            ("stage3.0.main.conv1", LayerMut::Conv(&mut self.stage3_0.main_conv1)),
-            ("stage3.0.main.bn1", LayerMut::BatchNorm(&mut self.stage3_0.main_bn1)),
-            ("stage3.0.main.conv2", LayerMut::Conv(&mut self.stage3_0.main_conv2)),
-            ("stage3.0.main.bn2", LayerMut::BatchNorm(&mut self.stage3_0.main_bn2)),
-            ("stage3.0.main.conv3", LayerMut::Conv(&mut self.stage3_0.main_conv3)),
-            ("stage3.0.main.bn3", LayerMut::BatchNorm(&mut self.stage3_0.main_bn3)),
-            ("stage3.0.skip.conv1", LayerMut::Conv(&mut self.stage3_0.skip_conv1)),
-            ("stage3.0.skip.bn1", LayerMut::BatchNorm(&mut self.stage3_0.skip_bn1)),
-            ("stage3.1.main.conv1", LayerMut::Conv(&mut self.stage3_1.main_conv1)),
-            ("stage3.1.main.bn1", LayerMut::BatchNorm(&mut self.stage3_1.main_bn1)),
-            ("stage3.1.main.conv2", LayerMut::Conv(&mut self.stage3_1.main_conv2)),
-            ("stage3.1.main.bn2", LayerMut::BatchNorm(&mut self.stage3_1.main_bn2)),
-            ("stage3.1.main.conv3", LayerMut::Conv(&mut self.stage3_1.main_conv3)),
-            ("stage3.1.main.bn3", LayerMut::BatchNorm(&mut self.stage3_1.main_bn3)),
-            ("stage3.2.main.conv1", LayerMut::Conv(&mut self.stage3_2.main_conv1)),
-            ("stage3.2.main.bn1", LayerMut::BatchNorm(&mut self.stage3_2.main_bn1)),
-            ("stage3.2.main.conv2", LayerMut::Conv(&mut self.stage3_2.main_conv2)),
-            ("stage3.2.main.bn2", LayerMut::BatchNorm(&mut self.stage3_2.main_bn2)),
-            ("stage3.2.main.conv3", LayerMut::Conv(&mut self.stage3_2.main_conv3)),
-            ("stage3.2.main.bn3", LayerMut::BatchNorm(&mut self.stage3_2.main_bn3)),
-            ("stage3.3.main.conv1", LayerMut::Conv(&mut self.stage3_3.main_conv1)),
-            ("stage3.3.main.bn1", LayerMut::BatchNorm(&mut self.stage3_3.main_bn1)),
-            ("stage3.3.main.conv2", LayerMut::Conv(&mut self.stage3_3.main_conv2)),
-            ("stage3.3.main.bn2", LayerMut::BatchNorm(&mut self.stage3_3.main_bn2)),
-            ("stage3.3.main.conv3", LayerMut::Conv(&mut self.stage3_3.main_conv3)),
-            ("stage3.3.main.bn3", LayerMut::BatchNorm(&mut self.stage3_3.main_bn3)),
-            ("stage3.4.main.conv1", LayerMut::Conv(&mut self.stage3_4.main_conv1)),
-            ("stage3.4.main.bn1", LayerMut::BatchNorm(&mut self.stage3_4.main_bn1)),
-            ("stage3.4.main.conv2", LayerMut::Conv(&mut self.stage3_4.main_conv2)),
-            ("stage3.4.main.bn2", LayerMut::BatchNorm(&mut self.stage3_4.main_bn2)),
-            ("stage3.4.main.conv3", LayerMut::Conv(&mut self.stage3_4.main_conv3)),
-            ("stage3.4.main.bn3", LayerMut::BatchNorm(&mut self.stage3_4.main_bn3)),
-            ("stage3.5.main.conv1", LayerMut::Conv(&mut self.stage3_5.main_conv1)),
-            ("stage3.5.main.bn1", LayerMut::BatchNorm(&mut self.stage3_5.main_bn1)),
-            ("stage3.5.main.conv2", LayerMut::Conv(&mut self.stage3_5.main_conv2)),
-            ("stage3.5.main.bn2", LayerMut::BatchNorm(&mut self.stage3_5.main_bn2)),
-            ("stage3.5.main.conv3", LayerMut::Conv(&mut self.stage3_5.main_conv3)),
-            ("stage3.5.main.bn3", LayerMut::BatchNorm(&mut self.stage3_5.main_bn3)),
-            ("stage3.6.main.conv1", LayerMut::Conv(&mut self.stage3_6.main_conv1)),
-            ("stage3.6.main.bn1", LayerMut::BatchNorm(&mut self.stage3_6.main_bn1)),
-            ("stage3.6.main.conv2", LayerMut::Conv(&mut self.stage3_6.main_conv2)),
-            ("stage3.6.main.bn2", LayerMut::BatchNorm(&mut self.stage3_6.main_bn2)),
-            ("stage3.6.main.conv3", LayerMut::Conv(&mut self.stage3_6.main_conv3)),
-            ("stage3.6.main.bn3", LayerMut::BatchNorm(&mut self.stage3_6.main_bn3)),
-            ("stage4.0.main.conv1", LayerMut::Conv(&mut self.stage4_0.main_conv1)),
-            ("stage4.0.main.bn1", LayerMut::BatchNorm(&mut self.stage4_0.main_bn1)),
-            ("stage4.0.main.conv2", LayerMut::Conv(&mut self.stage4_0.main_conv2)),
-            ("stage4.0.main.bn2", LayerMut::BatchNorm(&mut self.stage4_0.main_bn2)),
-            ("stage4.0.main.conv3", LayerMut::Conv(&mut self.stage4_0.main_conv3)),
-            ("stage4.0.main.bn3", LayerMut::BatchNorm(&mut self.stage4_0.main_bn3)),
-            ("stage4.0.skip.conv1", LayerMut::Conv(&mut self.stage4_0.skip_conv1)),
-            ("stage4.0.skip.bn1", LayerMut::BatchNorm(&mut self.stage4_0.skip_bn1)),
-            ("stage4.1.main.conv1", LayerMut::Conv(&mut self.stage4_1.main_conv1)),
-            ("stage4.1.main.bn1", LayerMut::BatchNorm(&mut self.stage4_1.main_bn1)),
-            ("stage4.1.main.conv2", LayerMut::Conv(&mut self.stage4_1.main_conv2)),
-            ("stage4.1.main.bn2", LayerMut::BatchNorm(&mut self.stage4_1.main_bn2)),
-            ("stage4.1.main.conv3", LayerMut::Conv(&mut self.stage4_1.main_conv3)),
-            ("stage4.1.main.bn3", LayerMut::BatchNorm(&mut self.stage4_1.main_bn3)),
-            ("stage4.2.main.conv1", LayerMut::Conv(&mut self.stage4_2.main_conv1)),
-            ("stage4.2.main.bn1", LayerMut::BatchNorm(&mut self.stage4_2.main_bn1)),
-            ("stage4.2.main.conv2", LayerMut::Conv(&mut self.stage4_2.main_conv2)),
-            ("stage4.2.main.bn2", LayerMut::BatchNorm(&mut self.stage4_2.main_bn2)),
-            ("stage4.2.main.conv3", LayerMut::Conv(&mut self.stage4_2.main_conv3)),
-            ("stage4.2.main.bn3", LayerMut::BatchNorm(&mut self.stage4_2.main_bn3)),
-            ("stage4.3.main.conv1", LayerMut::Conv(&mut self.stage4_3.main_conv1)),
-            ("stage4.3.main.bn1", LayerMut::BatchNorm(&mut self.stage4_3.main_bn1)),
-            ("stage4.3.main.conv2", LayerMut::Conv(&mut self.stage4_3.main_conv2)),
-            ("stage4.3.main.bn2", LayerMut::BatchNorm(&mut self.stage4_3.main_bn2)),
-            ("stage4.3.main.conv3", LayerMut::Conv(&mut self.stage4_3.main_conv3)),
-            ("stage4.3.main.bn3", LayerMut::BatchNorm(&mut self.stage4_3.main_bn3)),
-            ("stage4.4.main.conv1", LayerMut::Conv(&mut self.stage4_4.main_conv1)),
-            ("stage4.4.main.bn1", LayerMut::BatchNorm(&mut self.stage4_4.main_bn1)),
-            ("stage4.4.main.conv2", LayerMut::Conv(&mut self.stage4_4.main_conv2)),
-            ("stage4.4.main.bn2", LayerMut::BatchNorm(&mut self.stage4_4.main_bn2)),
-            ("stage4.4.main.conv3", LayerMut::Conv(&mut self.stage4_4.main_conv3)),
-            ("stage4.4.main.bn3", LayerMut::BatchNorm(&mut self.stage4_4.main_bn3)),
-            ("stage4.5.main.conv1", LayerMut::Conv(&mut self.stage4_5.main_conv1)),
-            ("stage4.5.main.bn1", LayerMut::BatchNorm(&mut self.stage4_5.main_bn1)),
-            ("stage4.5.main.conv2", LayerMut::Conv(&mut self.stage4_5.main_conv2)),
-            ("stage4.5.main.bn2", LayerMut::BatchNorm(&mut self.stage4_5.main_bn2)),
-            ("stage4.5.main.conv3", LayerMut::Conv(&mut self.stage4_5.main_conv3)),
-            ("stage4.5.main.bn3", LayerMut::BatchNorm(&mut self.stage4_5.main_bn3)),
-            ("stage4.6.main.conv1", LayerMut::Conv(&mut self.stage4_6.main_conv1)),
-            ("stage4.6.main.bn1", LayerMut::BatchNorm(&mut self.stage4_6.main_bn1)),
-            ("stage4.6.main.conv2", LayerMut::Conv(&mut self.stage4_6.main_conv2)),
-            ("stage4.6.main.bn2", LayerMut::BatchNorm(&mut self.stage4_6.main_bn2)),
-            ("stage4.6.main.conv3", LayerMut::Conv(&mut self.stage4_6.main_conv3)),
-            ("stage4.6.main.bn3", LayerMut::BatchNorm(&mut self.stage4_6.main_bn3)),
-            ("stage4.7.main.conv1", LayerMut::Conv(&mut self.stage4_7.main_conv1)),
-            ("stage4.7.main.bn1", LayerMut::BatchNorm(&mut self.stage4_7.main_bn1)),
-            ("stage4.7.main.conv2", LayerMut::Conv(&mut self.stage4_7.main_conv2)),
-            ("stage4.7.main.bn2", LayerMut::BatchNorm(&mut self.stage4_7.main_bn2)),
-            ("stage4.7.main.conv3", LayerMut::Conv(&mut self.stage4_7.main_conv3)),
-            ("stage4.7.main.bn3", LayerMut::BatchNorm(&mut self.stage4_7.main_bn3)),
-            ("stage4.8.main.conv1", LayerMut::Conv(&mut self.stage4_8.main_conv1)),
-            ("stage4.8.main.bn1", LayerMut::BatchNorm(&mut self.stage4_8.main_bn1)),
-            ("stage4.8.main.conv2", LayerMut::Conv(&mut self.stage4_8.main_conv2)),
-            ("stage4.8.main.bn2", LayerMut::BatchNorm(&mut self.stage4_8.main_bn2)),
-            ("stage4.8.main.conv3", LayerMut::Conv(&mut self.stage4_8.main_conv3)),
-            ("stage4.8.main.bn3", LayerMut::BatchNorm(&mut self.stage4_8.main_bn3)),
-            ("stage4.9.main.conv1", LayerMut::Conv(&mut self.stage4_9.main_conv1)),
-            ("stage4.9.main.bn1", LayerMut::BatchNorm(&mut self.stage4_9.main_bn1)),
-            ("stage4.9.main.conv2", LayerMut::Conv(&mut self.stage4_9.main_conv2)),
-            ("stage4.9.main.bn2", LayerMut::BatchNorm(&mut self.stage4_9.main_bn2)),
-            ("stage4.9.main.conv3", LayerMut::Conv(&mut self.stage4_9.main_conv3)),
-            ("stage4.9.main.bn3", LayerMut::BatchNorm(&mut self.stage4_9.main_bn3)),
-            ("stage4.10.main.conv1", LayerMut::Conv(&mut self.stage4_10.main_conv1)),
-            ("stage4.10.main.bn1", LayerMut::BatchNorm(&mut self.stage4_10.main_bn1)),
-            ("stage4.10.main.conv2", LayerMut::Conv(&mut self.stage4_10.main_conv2)),
-            ("stage4.10.main.bn2", LayerMut::BatchNorm(&mut self.stage4_10.main_bn2)),
-            ("stage4.10.main.conv3", LayerMut::Conv(&mut self.stage4_10.main_conv3)),
-            ("stage4.10.main.bn3", LayerMut::BatchNorm(&mut self.stage4_10.main_bn3)),
-            ("stage4.11.main.conv1", LayerMut::Conv(&mut self.stage4_11.main_conv1)),
-            ("stage4.11.main.bn1", LayerMut::BatchNorm(&mut self.stage4_11.main_bn1)),
-            ("stage4.11.main.conv2", LayerMut::Conv(&mut self.stage4_11.main_conv2)),
-            ("stage4.11.main.bn2", LayerMut::BatchNorm(&mut self.stage4_11.main_bn2)),
-            ("stage4.11.main.conv3", LayerMut::Conv(&mut self.stage4_11.main_conv3)),
-            ("stage4.11.main.bn3", LayerMut::BatchNorm(&mut self.stage4_11.main_bn3)),
-            ("head.linear1", LayerMut::Linear(&mut self.head_linear1)),
+            ("stem.conv1", LayerMut::Conv(& mut self.stem_conv1)), ("stem.bn1",
+            LayerMut::BatchNorm(& mut self.stem_bn1)), ("stage1.0.main.conv1",
+            LayerMut::Conv(& mut self.stage1_0.main_conv1)), ("stage1.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn1)), ("stage1.0.main.conv2",
+            LayerMut::Conv(& mut self.stage1_0.main_conv2)), ("stage1.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn2)), ("stage1.0.main.conv3",
+            LayerMut::Conv(& mut self.stage1_0.main_conv3)), ("stage1.0.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn3)), ("stage1.0.skip.conv1",
+            LayerMut::Conv(& mut self.stage1_0.skip_conv1)), ("stage1.0.skip.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.skip_bn1)), ("stage2.0.main.conv1",
+            LayerMut::Conv(& mut self.stage2_0.main_conv1)), ("stage2.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.main_bn1)), ("stage2.0.main.conv2",
+            LayerMut::Conv(& mut self.stage2_0.main_conv2)), ("stage2.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage2_0.main_bn2)), ("stage2.0.main.conv3",
+            LayerMut::Conv(& mut self.stage2_0.main_conv3)), ("stage2.0.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage2_0.main_bn3)), ("stage2.0.skip.conv1",
+            LayerMut::Conv(& mut self.stage2_0.skip_conv1)), ("stage2.0.skip.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.skip_bn1)), ("stage2.1.main.conv1",
+            LayerMut::Conv(& mut self.stage2_1.main_conv1)), ("stage2.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_1.main_bn1)), ("stage2.1.main.conv2",
+            LayerMut::Conv(& mut self.stage2_1.main_conv2)), ("stage2.1.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage2_1.main_bn2)), ("stage2.1.main.conv3",
+            LayerMut::Conv(& mut self.stage2_1.main_conv3)), ("stage2.1.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage2_1.main_bn3)), ("stage3.0.main.conv1",
+            LayerMut::Conv(& mut self.stage3_0.main_conv1)), ("stage3.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.main_bn1)), ("stage3.0.main.conv2",
+            LayerMut::Conv(& mut self.stage3_0.main_conv2)), ("stage3.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_0.main_bn2)), ("stage3.0.main.conv3",
+            LayerMut::Conv(& mut self.stage3_0.main_conv3)), ("stage3.0.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_0.main_bn3)), ("stage3.0.skip.conv1",
+            LayerMut::Conv(& mut self.stage3_0.skip_conv1)), ("stage3.0.skip.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.skip_bn1)), ("stage3.1.main.conv1",
+            LayerMut::Conv(& mut self.stage3_1.main_conv1)), ("stage3.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_1.main_bn1)), ("stage3.1.main.conv2",
+            LayerMut::Conv(& mut self.stage3_1.main_conv2)), ("stage3.1.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_1.main_bn2)), ("stage3.1.main.conv3",
+            LayerMut::Conv(& mut self.stage3_1.main_conv3)), ("stage3.1.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_1.main_bn3)), ("stage3.2.main.conv1",
+            LayerMut::Conv(& mut self.stage3_2.main_conv1)), ("stage3.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_2.main_bn1)), ("stage3.2.main.conv2",
+            LayerMut::Conv(& mut self.stage3_2.main_conv2)), ("stage3.2.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_2.main_bn2)), ("stage3.2.main.conv3",
+            LayerMut::Conv(& mut self.stage3_2.main_conv3)), ("stage3.2.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_2.main_bn3)), ("stage3.3.main.conv1",
+            LayerMut::Conv(& mut self.stage3_3.main_conv1)), ("stage3.3.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_3.main_bn1)), ("stage3.3.main.conv2",
+            LayerMut::Conv(& mut self.stage3_3.main_conv2)), ("stage3.3.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_3.main_bn2)), ("stage3.3.main.conv3",
+            LayerMut::Conv(& mut self.stage3_3.main_conv3)), ("stage3.3.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_3.main_bn3)), ("stage3.4.main.conv1",
+            LayerMut::Conv(& mut self.stage3_4.main_conv1)), ("stage3.4.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_4.main_bn1)), ("stage3.4.main.conv2",
+            LayerMut::Conv(& mut self.stage3_4.main_conv2)), ("stage3.4.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_4.main_bn2)), ("stage3.4.main.conv3",
+            LayerMut::Conv(& mut self.stage3_4.main_conv3)), ("stage3.4.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_4.main_bn3)), ("stage3.5.main.conv1",
+            LayerMut::Conv(& mut self.stage3_5.main_conv1)), ("stage3.5.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_5.main_bn1)), ("stage3.5.main.conv2",
+            LayerMut::Conv(& mut self.stage3_5.main_conv2)), ("stage3.5.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_5.main_bn2)), ("stage3.5.main.conv3",
+            LayerMut::Conv(& mut self.stage3_5.main_conv3)), ("stage3.5.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_5.main_bn3)), ("stage3.6.main.conv1",
+            LayerMut::Conv(& mut self.stage3_6.main_conv1)), ("stage3.6.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_6.main_bn1)), ("stage3.6.main.conv2",
+            LayerMut::Conv(& mut self.stage3_6.main_conv2)), ("stage3.6.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_6.main_bn2)), ("stage3.6.main.conv3",
+            LayerMut::Conv(& mut self.stage3_6.main_conv3)), ("stage3.6.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_6.main_bn3)), ("stage4.0.main.conv1",
+            LayerMut::Conv(& mut self.stage4_0.main_conv1)), ("stage4.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_0.main_bn1)), ("stage4.0.main.conv2",
+            LayerMut::Conv(& mut self.stage4_0.main_conv2)), ("stage4.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_0.main_bn2)), ("stage4.0.main.conv3",
+            LayerMut::Conv(& mut self.stage4_0.main_conv3)), ("stage4.0.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_0.main_bn3)), ("stage4.0.skip.conv1",
+            LayerMut::Conv(& mut self.stage4_0.skip_conv1)), ("stage4.0.skip.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_0.skip_bn1)), ("stage4.1.main.conv1",
+            LayerMut::Conv(& mut self.stage4_1.main_conv1)), ("stage4.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_1.main_bn1)), ("stage4.1.main.conv2",
+            LayerMut::Conv(& mut self.stage4_1.main_conv2)), ("stage4.1.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_1.main_bn2)), ("stage4.1.main.conv3",
+            LayerMut::Conv(& mut self.stage4_1.main_conv3)), ("stage4.1.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_1.main_bn3)), ("stage4.2.main.conv1",
+            LayerMut::Conv(& mut self.stage4_2.main_conv1)), ("stage4.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_2.main_bn1)), ("stage4.2.main.conv2",
+            LayerMut::Conv(& mut self.stage4_2.main_conv2)), ("stage4.2.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_2.main_bn2)), ("stage4.2.main.conv3",
+            LayerMut::Conv(& mut self.stage4_2.main_conv3)), ("stage4.2.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_2.main_bn3)), ("stage4.3.main.conv1",
+            LayerMut::Conv(& mut self.stage4_3.main_conv1)), ("stage4.3.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_3.main_bn1)), ("stage4.3.main.conv2",
+            LayerMut::Conv(& mut self.stage4_3.main_conv2)), ("stage4.3.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_3.main_bn2)), ("stage4.3.main.conv3",
+            LayerMut::Conv(& mut self.stage4_3.main_conv3)), ("stage4.3.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_3.main_bn3)), ("stage4.4.main.conv1",
+            LayerMut::Conv(& mut self.stage4_4.main_conv1)), ("stage4.4.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_4.main_bn1)), ("stage4.4.main.conv2",
+            LayerMut::Conv(& mut self.stage4_4.main_conv2)), ("stage4.4.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_4.main_bn2)), ("stage4.4.main.conv3",
+            LayerMut::Conv(& mut self.stage4_4.main_conv3)), ("stage4.4.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_4.main_bn3)), ("stage4.5.main.conv1",
+            LayerMut::Conv(& mut self.stage4_5.main_conv1)), ("stage4.5.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_5.main_bn1)), ("stage4.5.main.conv2",
+            LayerMut::Conv(& mut self.stage4_5.main_conv2)), ("stage4.5.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_5.main_bn2)), ("stage4.5.main.conv3",
+            LayerMut::Conv(& mut self.stage4_5.main_conv3)), ("stage4.5.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_5.main_bn3)), ("stage4.6.main.conv1",
+            LayerMut::Conv(& mut self.stage4_6.main_conv1)), ("stage4.6.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_6.main_bn1)), ("stage4.6.main.conv2",
+            LayerMut::Conv(& mut self.stage4_6.main_conv2)), ("stage4.6.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_6.main_bn2)), ("stage4.6.main.conv3",
+            LayerMut::Conv(& mut self.stage4_6.main_conv3)), ("stage4.6.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_6.main_bn3)), ("stage4.7.main.conv1",
+            LayerMut::Conv(& mut self.stage4_7.main_conv1)), ("stage4.7.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_7.main_bn1)), ("stage4.7.main.conv2",
+            LayerMut::Conv(& mut self.stage4_7.main_conv2)), ("stage4.7.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_7.main_bn2)), ("stage4.7.main.conv3",
+            LayerMut::Conv(& mut self.stage4_7.main_conv3)), ("stage4.7.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_7.main_bn3)), ("stage4.8.main.conv1",
+            LayerMut::Conv(& mut self.stage4_8.main_conv1)), ("stage4.8.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_8.main_bn1)), ("stage4.8.main.conv2",
+            LayerMut::Conv(& mut self.stage4_8.main_conv2)), ("stage4.8.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_8.main_bn2)), ("stage4.8.main.conv3",
+            LayerMut::Conv(& mut self.stage4_8.main_conv3)), ("stage4.8.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_8.main_bn3)), ("stage4.9.main.conv1",
+            LayerMut::Conv(& mut self.stage4_9.main_conv1)), ("stage4.9.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_9.main_bn1)), ("stage4.9.main.conv2",
+            LayerMut::Conv(& mut self.stage4_9.main_conv2)), ("stage4.9.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_9.main_bn2)), ("stage4.9.main.conv3",
+            LayerMut::Conv(& mut self.stage4_9.main_conv3)), ("stage4.9.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_9.main_bn3)), ("stage4.10.main.conv1",
+            LayerMut::Conv(& mut self.stage4_10.main_conv1)), ("stage4.10.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_10.main_bn1)), ("stage4.10.main.conv2",
+            LayerMut::Conv(& mut self.stage4_10.main_conv2)), ("stage4.10.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_10.main_bn2)), ("stage4.10.main.conv3",
+            LayerMut::Conv(& mut self.stage4_10.main_conv3)), ("stage4.10.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_10.main_bn3)), ("stage4.11.main.conv1",
+            LayerMut::Conv(& mut self.stage4_11.main_conv1)), ("stage4.11.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_11.main_bn1)), ("stage4.11.main.conv2",
+            LayerMut::Conv(& mut self.stage4_11.main_conv2)), ("stage4.11.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_11.main_bn2)), ("stage4.11.main.conv3",
+            LayerMut::Conv(& mut self.stage4_11.main_conv3)), ("stage4.11.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_11.main_bn3)), ("head.linear1",
+            LayerMut::Linear(& mut self.head_linear1))
         ]
     }
 
@@ -409,7 +440,9 @@ impl<B: Backend> Regnetx400mf<B> {
             let stage3_4 = self.stage3_4.forward(stage3_3, &[d[11], d[11], d[6]]);
             let stage3_5 = self.stage3_5.forward(stage3_4, &[d[12], d[12], d[6]]);
             let stage3_6 = self.stage3_6.forward(stage3_5, &[d[13], d[13], d[6]]);
-            let stage4_0 = self.stage4_0.forward(stage3_6, &[d[15], d[15], d[14], d[14]]);
+            let stage4_0 = self
+                .stage4_0
+                .forward(stage3_6, &[d[15], d[15], d[14], d[14]]);
             let stage4_1 = self.stage4_1.forward(stage4_0, &[d[16], d[16], d[14]]);
             let stage4_2 = self.stage4_2.forward(stage4_1, &[d[17], d[17], d[14]]);
             let stage4_3 = self.stage4_3.forward(stage4_2, &[d[18], d[18], d[14]]);
@@ -514,7 +547,11 @@ impl<B: Backend> SlimConv2d<B> {
     /// torchvision).
     pub fn new(shape: [usize; 4], padding: [usize; 2], device: &B::Device) -> Self {
         let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
-        let weight = Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, std), device);
+        let weight = Tensor::random(
+            shape,
+            burn::tensor::Distribution::Normal(0.0, std),
+            device,
+        );
         SlimConv2d {
             weight: Param::from_tensor(weight),
             bias: None,
@@ -546,7 +583,10 @@ impl<B: Backend> SlimConv2d<B> {
     /// A zero bias.
     pub fn with_bias(self, device: &B::Device) -> Self {
         let out = self.weight.dims()[0];
-        SlimConv2d { bias: Some(Param::from_tensor(Tensor::zeros([out], device))), ..self }
+        SlimConv2d {
+            bias: Some(Param::from_tensor(Tensor::zeros([out], device))),
+            ..self
+        }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
@@ -559,7 +599,12 @@ impl<B: Backend> SlimConv2d<B> {
         };
         let weight = self.weight.val().slice([0..out, 0..per_group, 0..kh, 0..kw]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        let options = burn::tensor::ops::ConvOptions::new(self.stride, self.padding, self.dilation, groups);
+        let options = burn::tensor::ops::ConvOptions::new(
+            self.stride,
+            self.padding,
+            self.dilation,
+            groups,
+        );
         burn::tensor::module::conv2d(x, weight, bias, options)
     }
 }
@@ -579,7 +624,8 @@ impl<B: Backend> SlimLinear<B> {
         let uniform = burn::tensor::Distribution::Uniform(-bound, bound);
         SlimLinear {
             weight: Param::from_tensor(Tensor::random([in_c, out], uniform, device)),
-            bias: bias.then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
+            bias: bias
+                .then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
         }
     }
 
@@ -587,7 +633,8 @@ impl<B: Backend> SlimLinear<B> {
         let [n, c, _, _] = x.dims();
         let weight = self.weight.val().slice([0..c, 0..out]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        burn::tensor::module::linear(x.reshape([n, c]), weight, bias).reshape([n, out, 1, 1])
+        burn::tensor::module::linear(x.reshape([n, c]), weight, bias)
+            .reshape([n, out, 1, 1])
     }
 }
 
@@ -616,8 +663,10 @@ impl<B: Backend> SlimBatchNorm<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = x.dims()[1];
-        let scale = self.gamma.val().slice([0..c]) / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
-        let shift = self.beta.val().slice([0..c]) - self.mean.value().slice([0..c]) * scale.clone();
+        let scale = self.gamma.val().slice([0..c])
+            / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
+        let shift = self.beta.val().slice([0..c])
+            - self.mean.value().slice([0..c]) * scale.clone();
         x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
     }
 }

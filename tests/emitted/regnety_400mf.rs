@@ -8,8 +8,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 /// Channels of each search dimension at full width.
-pub const BASE_WIDTHS: [usize; 21] =
-    [32, 48, 48, 104, 104, 104, 104, 208, 208, 208, 208, 208, 208, 208, 440, 440, 440, 440, 440, 440, 440];
+pub const BASE_WIDTHS: [usize; 21] = [
+    32, 48, 48, 104, 104, 104, 104, 208, 208, 208, 208, 208, 208, 208, 440, 440, 440,
+    440, 440, 440, 440,
+];
 
 /// The input the network was declared for: channels, height, width.
 pub const INPUT: [usize; 3] = [3, 224, 224];
@@ -43,44 +45,58 @@ impl<B: Backend> Regnety400mf<B> {
     /// Full-width parameters: Kaiming-normal convs, PyTorch-default linears, BN γ = 1, β = 0.
     pub fn init(device: &B::Device) -> Self {
         Regnety400mf {
-            stem_conv1: SlimConv2d::new([32, 3, 3, 3], [1, 1], device).with_stride([2, 2]),
+            stem_conv1: SlimConv2d::new([32, 3, 3, 3], [1, 1], device)
+                .with_stride([2, 2]),
             stem_bn1: SlimBatchNorm::new(32, device),
             stage1_0: Yblock {
                 main_conv1: SlimConv2d::new([48, 32, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(48, device),
-                main_conv2: SlimConv2d::new([48, 8, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(8),
+                main_conv2: SlimConv2d::new([48, 8, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(8),
                 main_bn2: SlimBatchNorm::new(48, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([8, 48, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([48, 8, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([8, 48, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([48, 8, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv3: SlimConv2d::new([48, 48, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(48, device),
-                skip_conv1: SlimConv2d::new([48, 32, 1, 1], [0, 0], device).with_stride([2, 2]),
+                skip_conv1: SlimConv2d::new([48, 32, 1, 1], [0, 0], device)
+                    .with_stride([2, 2]),
                 skip_bn1: SlimBatchNorm::new(48, device),
             },
             stage2_0: Yblock {
                 main_conv1: SlimConv2d::new([104, 48, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(104, device),
-                main_conv2: SlimConv2d::new([104, 8, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(8),
+                main_conv2: SlimConv2d::new([104, 8, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(8),
                 main_bn2: SlimBatchNorm::new(104, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([12, 104, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([104, 12, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([12, 104, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([104, 12, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv3: SlimConv2d::new([104, 104, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(104, device),
-                skip_conv1: SlimConv2d::new([104, 48, 1, 1], [0, 0], device).with_stride([2, 2]),
+                skip_conv1: SlimConv2d::new([104, 48, 1, 1], [0, 0], device)
+                    .with_stride([2, 2]),
                 skip_bn1: SlimBatchNorm::new(104, device),
             },
             stage2_1: Yblock2 {
                 main_conv1: SlimConv2d::new([104, 104, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(104, device),
-                main_conv2: SlimConv2d::new([104, 8, 3, 3], [1, 1], device).with_group_width(8),
+                main_conv2: SlimConv2d::new([104, 8, 3, 3], [1, 1], device)
+                    .with_group_width(8),
                 main_bn2: SlimBatchNorm::new(104, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([26, 104, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([104, 26, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([26, 104, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([104, 26, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv3: SlimConv2d::new([104, 104, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(104, device),
@@ -88,11 +104,14 @@ impl<B: Backend> Regnety400mf<B> {
             stage2_2: Yblock2 {
                 main_conv1: SlimConv2d::new([104, 104, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(104, device),
-                main_conv2: SlimConv2d::new([104, 8, 3, 3], [1, 1], device).with_group_width(8),
+                main_conv2: SlimConv2d::new([104, 8, 3, 3], [1, 1], device)
+                    .with_group_width(8),
                 main_bn2: SlimBatchNorm::new(104, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([26, 104, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([104, 26, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([26, 104, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([104, 26, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv3: SlimConv2d::new([104, 104, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(104, device),
@@ -100,25 +119,33 @@ impl<B: Backend> Regnety400mf<B> {
             stage3_0: Yblock {
                 main_conv1: SlimConv2d::new([208, 104, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(208, device),
-                main_conv2: SlimConv2d::new([208, 8, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(8),
+                main_conv2: SlimConv2d::new([208, 8, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(8),
                 main_bn2: SlimBatchNorm::new(208, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([26, 208, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([208, 26, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([26, 208, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([208, 26, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv3: SlimConv2d::new([208, 208, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(208, device),
-                skip_conv1: SlimConv2d::new([208, 104, 1, 1], [0, 0], device).with_stride([2, 2]),
+                skip_conv1: SlimConv2d::new([208, 104, 1, 1], [0, 0], device)
+                    .with_stride([2, 2]),
                 skip_bn1: SlimBatchNorm::new(208, device),
             },
             stage3_1: Yblock2 {
                 main_conv1: SlimConv2d::new([208, 208, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(208, device),
-                main_conv2: SlimConv2d::new([208, 8, 3, 3], [1, 1], device).with_group_width(8),
+                main_conv2: SlimConv2d::new([208, 8, 3, 3], [1, 1], device)
+                    .with_group_width(8),
                 main_bn2: SlimBatchNorm::new(208, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([52, 208, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([208, 52, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([52, 208, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([208, 52, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv3: SlimConv2d::new([208, 208, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(208, device),
@@ -126,11 +153,14 @@ impl<B: Backend> Regnety400mf<B> {
             stage3_2: Yblock2 {
                 main_conv1: SlimConv2d::new([208, 208, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(208, device),
-                main_conv2: SlimConv2d::new([208, 8, 3, 3], [1, 1], device).with_group_width(8),
+                main_conv2: SlimConv2d::new([208, 8, 3, 3], [1, 1], device)
+                    .with_group_width(8),
                 main_bn2: SlimBatchNorm::new(208, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([52, 208, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([208, 52, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([52, 208, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([208, 52, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv3: SlimConv2d::new([208, 208, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(208, device),
@@ -138,11 +168,14 @@ impl<B: Backend> Regnety400mf<B> {
             stage3_3: Yblock2 {
                 main_conv1: SlimConv2d::new([208, 208, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(208, device),
-                main_conv2: SlimConv2d::new([208, 8, 3, 3], [1, 1], device).with_group_width(8),
+                main_conv2: SlimConv2d::new([208, 8, 3, 3], [1, 1], device)
+                    .with_group_width(8),
                 main_bn2: SlimBatchNorm::new(208, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([52, 208, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([208, 52, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([52, 208, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([208, 52, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv3: SlimConv2d::new([208, 208, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(208, device),
@@ -150,11 +183,14 @@ impl<B: Backend> Regnety400mf<B> {
             stage3_4: Yblock2 {
                 main_conv1: SlimConv2d::new([208, 208, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(208, device),
-                main_conv2: SlimConv2d::new([208, 8, 3, 3], [1, 1], device).with_group_width(8),
+                main_conv2: SlimConv2d::new([208, 8, 3, 3], [1, 1], device)
+                    .with_group_width(8),
                 main_bn2: SlimBatchNorm::new(208, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([52, 208, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([208, 52, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([52, 208, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([208, 52, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv3: SlimConv2d::new([208, 208, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(208, device),
@@ -162,11 +198,14 @@ impl<B: Backend> Regnety400mf<B> {
             stage3_5: Yblock2 {
                 main_conv1: SlimConv2d::new([208, 208, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(208, device),
-                main_conv2: SlimConv2d::new([208, 8, 3, 3], [1, 1], device).with_group_width(8),
+                main_conv2: SlimConv2d::new([208, 8, 3, 3], [1, 1], device)
+                    .with_group_width(8),
                 main_bn2: SlimBatchNorm::new(208, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([52, 208, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([208, 52, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([52, 208, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([208, 52, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv3: SlimConv2d::new([208, 208, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(208, device),
@@ -174,25 +213,33 @@ impl<B: Backend> Regnety400mf<B> {
             stage4_0: Yblock {
                 main_conv1: SlimConv2d::new([440, 208, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(440, device),
-                main_conv2: SlimConv2d::new([440, 8, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(8),
+                main_conv2: SlimConv2d::new([440, 8, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(8),
                 main_bn2: SlimBatchNorm::new(440, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([52, 440, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([440, 52, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([52, 440, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([440, 52, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv3: SlimConv2d::new([440, 440, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(440, device),
-                skip_conv1: SlimConv2d::new([440, 208, 1, 1], [0, 0], device).with_stride([2, 2]),
+                skip_conv1: SlimConv2d::new([440, 208, 1, 1], [0, 0], device)
+                    .with_stride([2, 2]),
                 skip_bn1: SlimBatchNorm::new(440, device),
             },
             stage4_1: Yblock2 {
                 main_conv1: SlimConv2d::new([440, 440, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(440, device),
-                main_conv2: SlimConv2d::new([440, 8, 3, 3], [1, 1], device).with_group_width(8),
+                main_conv2: SlimConv2d::new([440, 8, 3, 3], [1, 1], device)
+                    .with_group_width(8),
                 main_bn2: SlimBatchNorm::new(440, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([110, 440, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([440, 110, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([110, 440, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([440, 110, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv3: SlimConv2d::new([440, 440, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(440, device),
@@ -200,11 +247,14 @@ impl<B: Backend> Regnety400mf<B> {
             stage4_2: Yblock2 {
                 main_conv1: SlimConv2d::new([440, 440, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(440, device),
-                main_conv2: SlimConv2d::new([440, 8, 3, 3], [1, 1], device).with_group_width(8),
+                main_conv2: SlimConv2d::new([440, 8, 3, 3], [1, 1], device)
+                    .with_group_width(8),
                 main_bn2: SlimBatchNorm::new(440, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([110, 440, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([440, 110, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([110, 440, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([440, 110, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv3: SlimConv2d::new([440, 440, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(440, device),
@@ -212,11 +262,14 @@ impl<B: Backend> Regnety400mf<B> {
             stage4_3: Yblock2 {
                 main_conv1: SlimConv2d::new([440, 440, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(440, device),
-                main_conv2: SlimConv2d::new([440, 8, 3, 3], [1, 1], device).with_group_width(8),
+                main_conv2: SlimConv2d::new([440, 8, 3, 3], [1, 1], device)
+                    .with_group_width(8),
                 main_bn2: SlimBatchNorm::new(440, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([110, 440, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([440, 110, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([110, 440, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([440, 110, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv3: SlimConv2d::new([440, 440, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(440, device),
@@ -224,11 +277,14 @@ impl<B: Backend> Regnety400mf<B> {
             stage4_4: Yblock2 {
                 main_conv1: SlimConv2d::new([440, 440, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(440, device),
-                main_conv2: SlimConv2d::new([440, 8, 3, 3], [1, 1], device).with_group_width(8),
+                main_conv2: SlimConv2d::new([440, 8, 3, 3], [1, 1], device)
+                    .with_group_width(8),
                 main_bn2: SlimBatchNorm::new(440, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([110, 440, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([440, 110, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([110, 440, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([440, 110, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv3: SlimConv2d::new([440, 440, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(440, device),
@@ -236,11 +292,14 @@ impl<B: Backend> Regnety400mf<B> {
             stage4_5: Yblock2 {
                 main_conv1: SlimConv2d::new([440, 440, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(440, device),
-                main_conv2: SlimConv2d::new([440, 8, 3, 3], [1, 1], device).with_group_width(8),
+                main_conv2: SlimConv2d::new([440, 8, 3, 3], [1, 1], device)
+                    .with_group_width(8),
                 main_bn2: SlimBatchNorm::new(440, device),
                 main_squeeze_excite: SqueezeExcite {
-                    scale_conv1: SlimConv2d::new([110, 440, 1, 1], [0, 0], device).with_bias(device),
-                    scale_conv2: SlimConv2d::new([440, 110, 1, 1], [0, 0], device).with_bias(device),
+                    scale_conv1: SlimConv2d::new([110, 440, 1, 1], [0, 0], device)
+                        .with_bias(device),
+                    scale_conv2: SlimConv2d::new([440, 110, 1, 1], [0, 0], device)
+                        .with_bias(device),
                 },
                 main_conv3: SlimConv2d::new([440, 440, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(440, device),
@@ -253,241 +312,177 @@ impl<B: Backend> Regnety400mf<B> {
     /// lists them), e.g. to load trained weights.
     pub fn layers_mut(&mut self) -> Vec<(&'static str, LayerMut<'_, B>)> {
         vec![
-            ("stem.conv1", LayerMut::Conv(&mut self.stem_conv1)),
-            ("stem.bn1", LayerMut::BatchNorm(&mut self.stem_bn1)),
-            ("stage1.0.main.conv1", LayerMut::Conv(&mut self.stage1_0.main_conv1)),
-            ("stage1.0.main.bn1", LayerMut::BatchNorm(&mut self.stage1_0.main_bn1)),
-            ("stage1.0.main.conv2", LayerMut::Conv(&mut self.stage1_0.main_conv2)),
-            ("stage1.0.main.bn2", LayerMut::BatchNorm(&mut self.stage1_0.main_bn2)),
-            (
-                "stage1.0.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage1_0.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage1.0.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage1_0.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage1.0.main.conv3", LayerMut::Conv(&mut self.stage1_0.main_conv3)),
-            ("stage1.0.main.bn3", LayerMut::BatchNorm(&mut self.stage1_0.main_bn3)),
-            ("stage1.0.skip.conv1", LayerMut::Conv(&mut self.stage1_0.skip_conv1)),
-            ("stage1.0.skip.bn1", LayerMut::BatchNorm(&mut self.stage1_0.skip_bn1)),
-            ("stage2.0.main.conv1", LayerMut::Conv(&mut self.stage2_0.main_conv1)),
-            ("stage2.0.main.bn1", LayerMut::BatchNorm(&mut self.stage2_0.main_bn1)),
-            ("stage2.0.main.conv2", LayerMut::Conv(&mut self.stage2_0.main_conv2)),
-            ("stage2.0.main.bn2", LayerMut::BatchNorm(&mut self.stage2_0.main_bn2)),
-            (
-                "stage2.0.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage2_0.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage2.0.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage2_0.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage2.0.main.conv3", LayerMut::Conv(&mut self.stage2_0.main_conv3)),
-            ("stage2.0.main.bn3", LayerMut::BatchNorm(&mut self.stage2_0.main_bn3)),
-            ("stage2.0.skip.conv1", LayerMut::Conv(&mut self.stage2_0.skip_conv1)),
-            ("stage2.0.skip.bn1", LayerMut::BatchNorm(&mut self.stage2_0.skip_bn1)),
-            ("stage2.1.main.conv1", LayerMut::Conv(&mut self.stage2_1.main_conv1)),
-            ("stage2.1.main.bn1", LayerMut::BatchNorm(&mut self.stage2_1.main_bn1)),
-            ("stage2.1.main.conv2", LayerMut::Conv(&mut self.stage2_1.main_conv2)),
-            ("stage2.1.main.bn2", LayerMut::BatchNorm(&mut self.stage2_1.main_bn2)),
-            (
-                "stage2.1.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage2_1.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage2.1.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage2_1.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage2.1.main.conv3", LayerMut::Conv(&mut self.stage2_1.main_conv3)),
-            ("stage2.1.main.bn3", LayerMut::BatchNorm(&mut self.stage2_1.main_bn3)),
-            ("stage2.2.main.conv1", LayerMut::Conv(&mut self.stage2_2.main_conv1)),
-            ("stage2.2.main.bn1", LayerMut::BatchNorm(&mut self.stage2_2.main_bn1)),
-            ("stage2.2.main.conv2", LayerMut::Conv(&mut self.stage2_2.main_conv2)),
-            ("stage2.2.main.bn2", LayerMut::BatchNorm(&mut self.stage2_2.main_bn2)),
-            (
-                "stage2.2.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage2_2.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage2.2.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage2_2.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage2.2.main.conv3", LayerMut::Conv(&mut self.stage2_2.main_conv3)),
-            ("stage2.2.main.bn3", LayerMut::BatchNorm(&mut self.stage2_2.main_bn3)),
-            ("stage3.0.main.conv1", LayerMut::Conv(&mut self.stage3_0.main_conv1)),
-            ("stage3.0.main.bn1", LayerMut::BatchNorm(&mut self.stage3_0.main_bn1)),
-            ("stage3.0.main.conv2", LayerMut::Conv(&mut self.stage3_0.main_conv2)),
-            ("stage3.0.main.bn2", LayerMut::BatchNorm(&mut self.stage3_0.main_bn2)),
-            (
-                "stage3.0.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage3_0.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage3.0.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage3_0.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage3.0.main.conv3", LayerMut::Conv(&mut self.stage3_0.main_conv3)),
-            ("stage3.0.main.bn3", LayerMut::BatchNorm(&mut self.stage3_0.main_bn3)),
-            ("stage3.0.skip.conv1", LayerMut::Conv(&mut self.stage3_0.skip_conv1)),
-            ("stage3.0.skip.bn1", LayerMut::BatchNorm(&mut self.stage3_0.skip_bn1)),
-            ("stage3.1.main.conv1", LayerMut::Conv(&mut self.stage3_1.main_conv1)),
-            ("stage3.1.main.bn1", LayerMut::BatchNorm(&mut self.stage3_1.main_bn1)),
-            ("stage3.1.main.conv2", LayerMut::Conv(&mut self.stage3_1.main_conv2)),
-            ("stage3.1.main.bn2", LayerMut::BatchNorm(&mut self.stage3_1.main_bn2)),
-            (
-                "stage3.1.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage3_1.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage3.1.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage3_1.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage3.1.main.conv3", LayerMut::Conv(&mut self.stage3_1.main_conv3)),
-            ("stage3.1.main.bn3", LayerMut::BatchNorm(&mut self.stage3_1.main_bn3)),
-            ("stage3.2.main.conv1", LayerMut::Conv(&mut self.stage3_2.main_conv1)),
-            ("stage3.2.main.bn1", LayerMut::BatchNorm(&mut self.stage3_2.main_bn1)),
-            ("stage3.2.main.conv2", LayerMut::Conv(&mut self.stage3_2.main_conv2)),
-            ("stage3.2.main.bn2", LayerMut::BatchNorm(&mut self.stage3_2.main_bn2)),
-            (
-                "stage3.2.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage3_2.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage3.2.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage3_2.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage3.2.main.conv3", LayerMut::Conv(&mut self.stage3_2.main_conv3)),
-            ("stage3.2.main.bn3", LayerMut::BatchNorm(&mut self.stage3_2.main_bn3)),
-            ("stage3.3.main.conv1", LayerMut::Conv(&mut self.stage3_3.main_conv1)),
-            ("stage3.3.main.bn1", LayerMut::BatchNorm(&mut self.stage3_3.main_bn1)),
-            ("stage3.3.main.conv2", LayerMut::Conv(&mut self.stage3_3.main_conv2)),
-            ("stage3.3.main.bn2", LayerMut::BatchNorm(&mut self.stage3_3.main_bn2)),
-            (
-                "stage3.3.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage3_3.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage3.3.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage3_3.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage3.3.main.conv3", LayerMut::Conv(&mut self.stage3_3.main_conv3)),
-            ("stage3.3.main.bn3", LayerMut::BatchNorm(&mut self.stage3_3.main_bn3)),
-            ("stage3.4.main.conv1", LayerMut::Conv(&mut self.stage3_4.main_conv1)),
-            ("stage3.4.main.bn1", LayerMut::BatchNorm(&mut self.stage3_4.main_bn1)),
-            ("stage3.4.main.conv2", LayerMut::Conv(&mut self.stage3_4.main_conv2)),
-            ("stage3.4.main.bn2", LayerMut::BatchNorm(&mut self.stage3_4.main_bn2)),
-            (
-                "stage3.4.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage3_4.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage3.4.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage3_4.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage3.4.main.conv3", LayerMut::Conv(&mut self.stage3_4.main_conv3)),
-            ("stage3.4.main.bn3", LayerMut::BatchNorm(&mut self.stage3_4.main_bn3)),
-            ("stage3.5.main.conv1", LayerMut::Conv(&mut self.stage3_5.main_conv1)),
-            ("stage3.5.main.bn1", LayerMut::BatchNorm(&mut self.stage3_5.main_bn1)),
-            ("stage3.5.main.conv2", LayerMut::Conv(&mut self.stage3_5.main_conv2)),
-            ("stage3.5.main.bn2", LayerMut::BatchNorm(&mut self.stage3_5.main_bn2)),
-            (
-                "stage3.5.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage3_5.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage3.5.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage3_5.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage3.5.main.conv3", LayerMut::Conv(&mut self.stage3_5.main_conv3)),
-            ("stage3.5.main.bn3", LayerMut::BatchNorm(&mut self.stage3_5.main_bn3)),
-            ("stage4.0.main.conv1", LayerMut::Conv(&mut self.stage4_0.main_conv1)),
-            ("stage4.0.main.bn1", LayerMut::BatchNorm(&mut self.stage4_0.main_bn1)),
-            ("stage4.0.main.conv2", LayerMut::Conv(&mut self.stage4_0.main_conv2)),
-            ("stage4.0.main.bn2", LayerMut::BatchNorm(&mut self.stage4_0.main_bn2)),
-            (
-                "stage4.0.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage4_0.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage4.0.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage4_0.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage4.0.main.conv3", LayerMut::Conv(&mut self.stage4_0.main_conv3)),
-            ("stage4.0.main.bn3", LayerMut::BatchNorm(&mut self.stage4_0.main_bn3)),
-            ("stage4.0.skip.conv1", LayerMut::Conv(&mut self.stage4_0.skip_conv1)),
-            ("stage4.0.skip.bn1", LayerMut::BatchNorm(&mut self.stage4_0.skip_bn1)),
-            ("stage4.1.main.conv1", LayerMut::Conv(&mut self.stage4_1.main_conv1)),
-            ("stage4.1.main.bn1", LayerMut::BatchNorm(&mut self.stage4_1.main_bn1)),
-            ("stage4.1.main.conv2", LayerMut::Conv(&mut self.stage4_1.main_conv2)),
-            ("stage4.1.main.bn2", LayerMut::BatchNorm(&mut self.stage4_1.main_bn2)),
-            (
-                "stage4.1.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage4_1.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage4.1.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage4_1.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage4.1.main.conv3", LayerMut::Conv(&mut self.stage4_1.main_conv3)),
-            ("stage4.1.main.bn3", LayerMut::BatchNorm(&mut self.stage4_1.main_bn3)),
-            ("stage4.2.main.conv1", LayerMut::Conv(&mut self.stage4_2.main_conv1)),
-            ("stage4.2.main.bn1", LayerMut::BatchNorm(&mut self.stage4_2.main_bn1)),
-            ("stage4.2.main.conv2", LayerMut::Conv(&mut self.stage4_2.main_conv2)),
-            ("stage4.2.main.bn2", LayerMut::BatchNorm(&mut self.stage4_2.main_bn2)),
-            (
-                "stage4.2.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage4_2.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage4.2.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage4_2.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage4.2.main.conv3", LayerMut::Conv(&mut self.stage4_2.main_conv3)),
-            ("stage4.2.main.bn3", LayerMut::BatchNorm(&mut self.stage4_2.main_bn3)),
-            ("stage4.3.main.conv1", LayerMut::Conv(&mut self.stage4_3.main_conv1)),
-            ("stage4.3.main.bn1", LayerMut::BatchNorm(&mut self.stage4_3.main_bn1)),
-            ("stage4.3.main.conv2", LayerMut::Conv(&mut self.stage4_3.main_conv2)),
-            ("stage4.3.main.bn2", LayerMut::BatchNorm(&mut self.stage4_3.main_bn2)),
-            (
-                "stage4.3.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage4_3.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage4.3.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage4_3.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage4.3.main.conv3", LayerMut::Conv(&mut self.stage4_3.main_conv3)),
-            ("stage4.3.main.bn3", LayerMut::BatchNorm(&mut self.stage4_3.main_bn3)),
-            ("stage4.4.main.conv1", LayerMut::Conv(&mut self.stage4_4.main_conv1)),
-            ("stage4.4.main.bn1", LayerMut::BatchNorm(&mut self.stage4_4.main_bn1)),
-            ("stage4.4.main.conv2", LayerMut::Conv(&mut self.stage4_4.main_conv2)),
-            ("stage4.4.main.bn2", LayerMut::BatchNorm(&mut self.stage4_4.main_bn2)),
-            (
-                "stage4.4.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage4_4.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage4.4.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage4_4.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage4.4.main.conv3", LayerMut::Conv(&mut self.stage4_4.main_conv3)),
-            ("stage4.4.main.bn3", LayerMut::BatchNorm(&mut self.stage4_4.main_bn3)),
-            ("stage4.5.main.conv1", LayerMut::Conv(&mut self.stage4_5.main_conv1)),
-            ("stage4.5.main.bn1", LayerMut::BatchNorm(&mut self.stage4_5.main_bn1)),
-            ("stage4.5.main.conv2", LayerMut::Conv(&mut self.stage4_5.main_conv2)),
-            ("stage4.5.main.bn2", LayerMut::BatchNorm(&mut self.stage4_5.main_bn2)),
-            (
-                "stage4.5.main.squeeze_excite.scale.conv1",
-                LayerMut::Conv(&mut self.stage4_5.main_squeeze_excite.scale_conv1),
-            ),
-            (
-                "stage4.5.main.squeeze_excite.scale.conv2",
-                LayerMut::Conv(&mut self.stage4_5.main_squeeze_excite.scale_conv2),
-            ),
-            ("stage4.5.main.conv3", LayerMut::Conv(&mut self.stage4_5.main_conv3)),
-            ("stage4.5.main.bn3", LayerMut::BatchNorm(&mut self.stage4_5.main_bn3)),
-            ("head.linear1", LayerMut::Linear(&mut self.head_linear1)),
+            ("stem.conv1", LayerMut::Conv(& mut self.stem_conv1)), ("stem.bn1",
+            LayerMut::BatchNorm(& mut self.stem_bn1)), ("stage1.0.main.conv1",
+            LayerMut::Conv(& mut self.stage1_0.main_conv1)), ("stage1.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn1)), ("stage1.0.main.conv2",
+            LayerMut::Conv(& mut self.stage1_0.main_conv2)), ("stage1.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn2)),
+            ("stage1.0.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage1_0.main_squeeze_excite.scale_conv1)),
+            ("stage1.0.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage1_0.main_squeeze_excite.scale_conv2)), ("stage1.0.main.conv3",
+            LayerMut::Conv(& mut self.stage1_0.main_conv3)), ("stage1.0.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn3)), ("stage1.0.skip.conv1",
+            LayerMut::Conv(& mut self.stage1_0.skip_conv1)), ("stage1.0.skip.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.skip_bn1)), ("stage2.0.main.conv1",
+            LayerMut::Conv(& mut self.stage2_0.main_conv1)), ("stage2.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.main_bn1)), ("stage2.0.main.conv2",
+            LayerMut::Conv(& mut self.stage2_0.main_conv2)), ("stage2.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage2_0.main_bn2)),
+            ("stage2.0.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage2_0.main_squeeze_excite.scale_conv1)),
+            ("stage2.0.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage2_0.main_squeeze_excite.scale_conv2)), ("stage2.0.main.conv3",
+            LayerMut::Conv(& mut self.stage2_0.main_conv3)), ("stage2.0.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage2_0.main_bn3)), ("stage2.0.skip.conv1",
+            LayerMut::Conv(& mut self.stage2_0.skip_conv1)), ("stage2.0.skip.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.skip_bn1)), ("stage2.1.main.conv1",
+            LayerMut::Conv(& mut self.stage2_1.main_conv1)), ("stage2.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_1.main_bn1)), ("stage2.1.main.conv2",
+            LayerMut::Conv(& mut self.stage2_1.main_conv2)), ("stage2.1.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage2_1.main_bn2)),
+            ("stage2.1.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage2_1.main_squeeze_excite.scale_conv1)),
+            ("stage2.1.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage2_1.main_squeeze_excite.scale_conv2)), ("stage2.1.main.conv3",
+            LayerMut::Conv(& mut self.stage2_1.main_conv3)), ("stage2.1.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage2_1.main_bn3)), ("stage2.2.main.conv1",
+            LayerMut::Conv(& mut self.stage2_2.main_conv1)), ("stage2.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_2.main_bn1)), ("stage2.2.main.conv2",
+            LayerMut::Conv(& mut self.stage2_2.main_conv2)), ("stage2.2.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage2_2.main_bn2)),
+            ("stage2.2.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage2_2.main_squeeze_excite.scale_conv1)),
+            ("stage2.2.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage2_2.main_squeeze_excite.scale_conv2)), ("stage2.2.main.conv3",
+            LayerMut::Conv(& mut self.stage2_2.main_conv3)), ("stage2.2.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage2_2.main_bn3)), ("stage3.0.main.conv1",
+            LayerMut::Conv(& mut self.stage3_0.main_conv1)), ("stage3.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.main_bn1)), ("stage3.0.main.conv2",
+            LayerMut::Conv(& mut self.stage3_0.main_conv2)), ("stage3.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_0.main_bn2)),
+            ("stage3.0.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage3_0.main_squeeze_excite.scale_conv1)),
+            ("stage3.0.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage3_0.main_squeeze_excite.scale_conv2)), ("stage3.0.main.conv3",
+            LayerMut::Conv(& mut self.stage3_0.main_conv3)), ("stage3.0.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_0.main_bn3)), ("stage3.0.skip.conv1",
+            LayerMut::Conv(& mut self.stage3_0.skip_conv1)), ("stage3.0.skip.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.skip_bn1)), ("stage3.1.main.conv1",
+            LayerMut::Conv(& mut self.stage3_1.main_conv1)), ("stage3.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_1.main_bn1)), ("stage3.1.main.conv2",
+            LayerMut::Conv(& mut self.stage3_1.main_conv2)), ("stage3.1.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_1.main_bn2)),
+            ("stage3.1.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage3_1.main_squeeze_excite.scale_conv1)),
+            ("stage3.1.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage3_1.main_squeeze_excite.scale_conv2)), ("stage3.1.main.conv3",
+            LayerMut::Conv(& mut self.stage3_1.main_conv3)), ("stage3.1.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_1.main_bn3)), ("stage3.2.main.conv1",
+            LayerMut::Conv(& mut self.stage3_2.main_conv1)), ("stage3.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_2.main_bn1)), ("stage3.2.main.conv2",
+            LayerMut::Conv(& mut self.stage3_2.main_conv2)), ("stage3.2.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_2.main_bn2)),
+            ("stage3.2.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage3_2.main_squeeze_excite.scale_conv1)),
+            ("stage3.2.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage3_2.main_squeeze_excite.scale_conv2)), ("stage3.2.main.conv3",
+            LayerMut::Conv(& mut self.stage3_2.main_conv3)), ("stage3.2.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_2.main_bn3)), ("stage3.3.main.conv1",
+            LayerMut::Conv(& mut self.stage3_3.main_conv1)), ("stage3.3.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_3.main_bn1)), ("stage3.3.main.conv2",
+            LayerMut::Conv(& mut self.stage3_3.main_conv2)), ("stage3.3.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_3.main_bn2)),
+            ("stage3.3.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage3_3.main_squeeze_excite.scale_conv1)),
+            ("stage3.3.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage3_3.main_squeeze_excite.scale_conv2)), ("stage3.3.main.conv3",
+            LayerMut::Conv(& mut self.stage3_3.main_conv3)), ("stage3.3.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_3.main_bn3)), ("stage3.4.main.conv1",
+            LayerMut::Conv(& mut self.stage3_4.main_conv1)), ("stage3.4.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_4.main_bn1)), ("stage3.4.main.conv2",
+            LayerMut::Conv(& mut self.stage3_4.main_conv2)), ("stage3.4.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_4.main_bn2)),
+            ("stage3.4.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage3_4.main_squeeze_excite.scale_conv1)),
+            ("stage3.4.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage3_4.main_squeeze_excite.scale_conv2)), ("stage3.4.main.conv3",
+            LayerMut::Conv(& mut self.stage3_4.main_conv3)), ("stage3.4.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_4.main_bn3)), ("stage3.5.main.conv1",
+            LayerMut::Conv(& mut self.stage3_5.main_conv1)), ("stage3.5.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_5.main_bn1)), ("stage3.5.main.conv2",
+            LayerMut::Conv(& mut self.stage3_5.main_conv2)), ("stage3.5.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_5.main_bn2)),
+            ("stage3.5.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage3_5.main_squeeze_excite.scale_conv1)),
+            ("stage3.5.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage3_5.main_squeeze_excite.scale_conv2)), ("stage3.5.main.conv3",
+            LayerMut::Conv(& mut self.stage3_5.main_conv3)), ("stage3.5.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_5.main_bn3)), ("stage4.0.main.conv1",
+            LayerMut::Conv(& mut self.stage4_0.main_conv1)), ("stage4.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_0.main_bn1)), ("stage4.0.main.conv2",
+            LayerMut::Conv(& mut self.stage4_0.main_conv2)), ("stage4.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_0.main_bn2)),
+            ("stage4.0.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage4_0.main_squeeze_excite.scale_conv1)),
+            ("stage4.0.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage4_0.main_squeeze_excite.scale_conv2)), ("stage4.0.main.conv3",
+            LayerMut::Conv(& mut self.stage4_0.main_conv3)), ("stage4.0.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_0.main_bn3)), ("stage4.0.skip.conv1",
+            LayerMut::Conv(& mut self.stage4_0.skip_conv1)), ("stage4.0.skip.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_0.skip_bn1)), ("stage4.1.main.conv1",
+            LayerMut::Conv(& mut self.stage4_1.main_conv1)), ("stage4.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_1.main_bn1)), ("stage4.1.main.conv2",
+            LayerMut::Conv(& mut self.stage4_1.main_conv2)), ("stage4.1.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_1.main_bn2)),
+            ("stage4.1.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage4_1.main_squeeze_excite.scale_conv1)),
+            ("stage4.1.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage4_1.main_squeeze_excite.scale_conv2)), ("stage4.1.main.conv3",
+            LayerMut::Conv(& mut self.stage4_1.main_conv3)), ("stage4.1.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_1.main_bn3)), ("stage4.2.main.conv1",
+            LayerMut::Conv(& mut self.stage4_2.main_conv1)), ("stage4.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_2.main_bn1)), ("stage4.2.main.conv2",
+            LayerMut::Conv(& mut self.stage4_2.main_conv2)), ("stage4.2.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_2.main_bn2)),
+            ("stage4.2.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage4_2.main_squeeze_excite.scale_conv1)),
+            ("stage4.2.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage4_2.main_squeeze_excite.scale_conv2)), ("stage4.2.main.conv3",
+            LayerMut::Conv(& mut self.stage4_2.main_conv3)), ("stage4.2.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_2.main_bn3)), ("stage4.3.main.conv1",
+            LayerMut::Conv(& mut self.stage4_3.main_conv1)), ("stage4.3.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_3.main_bn1)), ("stage4.3.main.conv2",
+            LayerMut::Conv(& mut self.stage4_3.main_conv2)), ("stage4.3.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_3.main_bn2)),
+            ("stage4.3.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage4_3.main_squeeze_excite.scale_conv1)),
+            ("stage4.3.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage4_3.main_squeeze_excite.scale_conv2)), ("stage4.3.main.conv3",
+            LayerMut::Conv(& mut self.stage4_3.main_conv3)), ("stage4.3.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_3.main_bn3)), ("stage4.4.main.conv1",
+            LayerMut::Conv(& mut self.stage4_4.main_conv1)), ("stage4.4.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_4.main_bn1)), ("stage4.4.main.conv2",
+            LayerMut::Conv(& mut self.stage4_4.main_conv2)), ("stage4.4.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_4.main_bn2)),
+            ("stage4.4.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage4_4.main_squeeze_excite.scale_conv1)),
+            ("stage4.4.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage4_4.main_squeeze_excite.scale_conv2)), ("stage4.4.main.conv3",
+            LayerMut::Conv(& mut self.stage4_4.main_conv3)), ("stage4.4.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_4.main_bn3)), ("stage4.5.main.conv1",
+            LayerMut::Conv(& mut self.stage4_5.main_conv1)), ("stage4.5.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_5.main_bn1)), ("stage4.5.main.conv2",
+            LayerMut::Conv(& mut self.stage4_5.main_conv2)), ("stage4.5.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_5.main_bn2)),
+            ("stage4.5.main.squeeze_excite.scale.conv1", LayerMut::Conv(& mut self
+            .stage4_5.main_squeeze_excite.scale_conv1)),
+            ("stage4.5.main.squeeze_excite.scale.conv2", LayerMut::Conv(& mut self
+            .stage4_5.main_squeeze_excite.scale_conv2)), ("stage4.5.main.conv3",
+            LayerMut::Conv(& mut self.stage4_5.main_conv3)), ("stage4.5.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_5.main_bn3)), ("head.linear1",
+            LayerMut::Linear(& mut self.head_linear1))
         ]
     }
 
@@ -501,45 +496,182 @@ impl<B: Backend> Regnety400mf<B> {
             let stem_relu1 = relu(stem_bn1);
             let stage1_0 = self
                 .stage1_0
-                .forward(stem_relu1, &[d[2], d[2], nearest_width(0.25 * d[0] as f64).max(1), d[2], d[1], d[1]]);
+                .forward(
+                    stem_relu1,
+                    &[
+                        d[2],
+                        d[2],
+                        nearest_width(0.25 * d[0] as f64).max(1),
+                        d[2],
+                        d[1],
+                        d[1],
+                    ],
+                );
             let stage2_0 = self
                 .stage2_0
-                .forward(stage1_0, &[d[4], d[4], nearest_width(0.25 * d[1] as f64).max(1), d[4], d[3], d[3]]);
-            let stage2_1 =
-                self.stage2_1.forward(stage2_0, &[d[5], d[5], nearest_width(0.25 * d[3] as f64).max(1), d[5], d[3]]);
-            let stage2_2 =
-                self.stage2_2.forward(stage2_1, &[d[6], d[6], nearest_width(0.25 * d[3] as f64).max(1), d[6], d[3]]);
+                .forward(
+                    stage1_0,
+                    &[
+                        d[4],
+                        d[4],
+                        nearest_width(0.25 * d[1] as f64).max(1),
+                        d[4],
+                        d[3],
+                        d[3],
+                    ],
+                );
+            let stage2_1 = self
+                .stage2_1
+                .forward(
+                    stage2_0,
+                    &[d[5], d[5], nearest_width(0.25 * d[3] as f64).max(1), d[5], d[3]],
+                );
+            let stage2_2 = self
+                .stage2_2
+                .forward(
+                    stage2_1,
+                    &[d[6], d[6], nearest_width(0.25 * d[3] as f64).max(1), d[6], d[3]],
+                );
             let stage3_0 = self
                 .stage3_0
-                .forward(stage2_2, &[d[8], d[8], nearest_width(0.25 * d[3] as f64).max(1), d[8], d[7], d[7]]);
-            let stage3_1 =
-                self.stage3_1.forward(stage3_0, &[d[9], d[9], nearest_width(0.25 * d[7] as f64).max(1), d[9], d[7]]);
-            let stage3_2 =
-                self.stage3_2.forward(stage3_1, &[d[10], d[10], nearest_width(0.25 * d[7] as f64).max(1), d[10], d[7]]);
-            let stage3_3 =
-                self.stage3_3.forward(stage3_2, &[d[11], d[11], nearest_width(0.25 * d[7] as f64).max(1), d[11], d[7]]);
-            let stage3_4 =
-                self.stage3_4.forward(stage3_3, &[d[12], d[12], nearest_width(0.25 * d[7] as f64).max(1), d[12], d[7]]);
-            let stage3_5 =
-                self.stage3_5.forward(stage3_4, &[d[13], d[13], nearest_width(0.25 * d[7] as f64).max(1), d[13], d[7]]);
+                .forward(
+                    stage2_2,
+                    &[
+                        d[8],
+                        d[8],
+                        nearest_width(0.25 * d[3] as f64).max(1),
+                        d[8],
+                        d[7],
+                        d[7],
+                    ],
+                );
+            let stage3_1 = self
+                .stage3_1
+                .forward(
+                    stage3_0,
+                    &[d[9], d[9], nearest_width(0.25 * d[7] as f64).max(1), d[9], d[7]],
+                );
+            let stage3_2 = self
+                .stage3_2
+                .forward(
+                    stage3_1,
+                    &[
+                        d[10],
+                        d[10],
+                        nearest_width(0.25 * d[7] as f64).max(1),
+                        d[10],
+                        d[7],
+                    ],
+                );
+            let stage3_3 = self
+                .stage3_3
+                .forward(
+                    stage3_2,
+                    &[
+                        d[11],
+                        d[11],
+                        nearest_width(0.25 * d[7] as f64).max(1),
+                        d[11],
+                        d[7],
+                    ],
+                );
+            let stage3_4 = self
+                .stage3_4
+                .forward(
+                    stage3_3,
+                    &[
+                        d[12],
+                        d[12],
+                        nearest_width(0.25 * d[7] as f64).max(1),
+                        d[12],
+                        d[7],
+                    ],
+                );
+            let stage3_5 = self
+                .stage3_5
+                .forward(
+                    stage3_4,
+                    &[
+                        d[13],
+                        d[13],
+                        nearest_width(0.25 * d[7] as f64).max(1),
+                        d[13],
+                        d[7],
+                    ],
+                );
             let stage4_0 = self
                 .stage4_0
-                .forward(stage3_5, &[d[15], d[15], nearest_width(0.25 * d[7] as f64).max(1), d[15], d[14], d[14]]);
+                .forward(
+                    stage3_5,
+                    &[
+                        d[15],
+                        d[15],
+                        nearest_width(0.25 * d[7] as f64).max(1),
+                        d[15],
+                        d[14],
+                        d[14],
+                    ],
+                );
             let stage4_1 = self
                 .stage4_1
-                .forward(stage4_0, &[d[16], d[16], nearest_width(0.25 * d[14] as f64).max(1), d[16], d[14]]);
+                .forward(
+                    stage4_0,
+                    &[
+                        d[16],
+                        d[16],
+                        nearest_width(0.25 * d[14] as f64).max(1),
+                        d[16],
+                        d[14],
+                    ],
+                );
             let stage4_2 = self
                 .stage4_2
-                .forward(stage4_1, &[d[17], d[17], nearest_width(0.25 * d[14] as f64).max(1), d[17], d[14]]);
+                .forward(
+                    stage4_1,
+                    &[
+                        d[17],
+                        d[17],
+                        nearest_width(0.25 * d[14] as f64).max(1),
+                        d[17],
+                        d[14],
+                    ],
+                );
             let stage4_3 = self
                 .stage4_3
-                .forward(stage4_2, &[d[18], d[18], nearest_width(0.25 * d[14] as f64).max(1), d[18], d[14]]);
+                .forward(
+                    stage4_2,
+                    &[
+                        d[18],
+                        d[18],
+                        nearest_width(0.25 * d[14] as f64).max(1),
+                        d[18],
+                        d[14],
+                    ],
+                );
             let stage4_4 = self
                 .stage4_4
-                .forward(stage4_3, &[d[19], d[19], nearest_width(0.25 * d[14] as f64).max(1), d[19], d[14]]);
+                .forward(
+                    stage4_3,
+                    &[
+                        d[19],
+                        d[19],
+                        nearest_width(0.25 * d[14] as f64).max(1),
+                        d[19],
+                        d[14],
+                    ],
+                );
             let stage4_5 = self
                 .stage4_5
-                .forward(stage4_4, &[d[20], d[20], nearest_width(0.25 * d[14] as f64).max(1), d[20], d[14]]);
+                .forward(
+                    stage4_4,
+                    &[
+                        d[20],
+                        d[20],
+                        nearest_width(0.25 * d[14] as f64).max(1),
+                        d[20],
+                        d[14],
+                    ],
+                );
             let head_global_avgpool1 = stage4_5.mean_dims(&[2, 3]);
             self.head_linear1.forward(head_global_avgpool1, 1000)
         };
@@ -656,7 +788,11 @@ impl<B: Backend> SlimConv2d<B> {
     /// torchvision).
     pub fn new(shape: [usize; 4], padding: [usize; 2], device: &B::Device) -> Self {
         let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
-        let weight = Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, std), device);
+        let weight = Tensor::random(
+            shape,
+            burn::tensor::Distribution::Normal(0.0, std),
+            device,
+        );
         SlimConv2d {
             weight: Param::from_tensor(weight),
             bias: None,
@@ -688,7 +824,10 @@ impl<B: Backend> SlimConv2d<B> {
     /// A zero bias.
     pub fn with_bias(self, device: &B::Device) -> Self {
         let out = self.weight.dims()[0];
-        SlimConv2d { bias: Some(Param::from_tensor(Tensor::zeros([out], device))), ..self }
+        SlimConv2d {
+            bias: Some(Param::from_tensor(Tensor::zeros([out], device))),
+            ..self
+        }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
@@ -701,7 +840,12 @@ impl<B: Backend> SlimConv2d<B> {
         };
         let weight = self.weight.val().slice([0..out, 0..per_group, 0..kh, 0..kw]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        let options = burn::tensor::ops::ConvOptions::new(self.stride, self.padding, self.dilation, groups);
+        let options = burn::tensor::ops::ConvOptions::new(
+            self.stride,
+            self.padding,
+            self.dilation,
+            groups,
+        );
         burn::tensor::module::conv2d(x, weight, bias, options)
     }
 }
@@ -721,7 +865,8 @@ impl<B: Backend> SlimLinear<B> {
         let uniform = burn::tensor::Distribution::Uniform(-bound, bound);
         SlimLinear {
             weight: Param::from_tensor(Tensor::random([in_c, out], uniform, device)),
-            bias: bias.then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
+            bias: bias
+                .then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
         }
     }
 
@@ -729,7 +874,8 @@ impl<B: Backend> SlimLinear<B> {
         let [n, c, _, _] = x.dims();
         let weight = self.weight.val().slice([0..c, 0..out]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        burn::tensor::module::linear(x.reshape([n, c]), weight, bias).reshape([n, out, 1, 1])
+        burn::tensor::module::linear(x.reshape([n, c]), weight, bias)
+            .reshape([n, out, 1, 1])
     }
 }
 
@@ -758,8 +904,10 @@ impl<B: Backend> SlimBatchNorm<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = x.dims()[1];
-        let scale = self.gamma.val().slice([0..c]) / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
-        let shift = self.beta.val().slice([0..c]) - self.mean.value().slice([0..c]) * scale.clone();
+        let scale = self.gamma.val().slice([0..c])
+            / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
+        let shift = self.beta.val().slice([0..c])
+            - self.mean.value().slice([0..c]) * scale.clone();
         x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
     }
 }

@@ -9,8 +9,9 @@ use burn::tensor::Tensor;
 
 /// Channels of each search dimension at full width.
 pub const BASE_WIDTHS: [usize; 38] = [
-    64, 256, 64, 64, 64, 512, 128, 128, 128, 128, 1024, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256,
-    256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 2048, 512, 512, 512,
+    64, 256, 64, 64, 64, 512, 128, 128, 128, 128, 1024, 256, 256, 256, 256, 256, 256,
+    256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256, 256,
+    2048, 512, 512, 512,
 ];
 
 /// The input the network was declared for: channels, height, width.
@@ -62,7 +63,8 @@ impl<B: Backend> Resnet101<B> {
     /// Full-width parameters: Kaiming-normal convs, PyTorch-default linears, BN γ = 1, β = 0.
     pub fn init(device: &B::Device) -> Self {
         Resnet101 {
-            stem_conv1: SlimConv2d::new([64, 3, 7, 7], [3, 3], device).with_stride([2, 2]),
+            stem_conv1: SlimConv2d::new([64, 3, 7, 7], [3, 3], device)
+                .with_stride([2, 2]),
             stem_bn1: SlimBatchNorm::new(64, device),
             stage1_0: Bottleneck {
                 main_conv1: SlimConv2d::new([64, 64, 1, 1], [0, 0], device),
@@ -93,11 +95,13 @@ impl<B: Backend> Resnet101<B> {
             stage2_0: Bottleneck {
                 main_conv1: SlimConv2d::new([128, 256, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(128, device),
-                main_conv2: SlimConv2d::new([128, 128, 3, 3], [1, 1], device).with_stride([2, 2]),
+                main_conv2: SlimConv2d::new([128, 128, 3, 3], [1, 1], device)
+                    .with_stride([2, 2]),
                 main_bn2: SlimBatchNorm::new(128, device),
                 main_conv3: SlimConv2d::new([512, 128, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(512, device),
-                skip_conv1: SlimConv2d::new([512, 256, 1, 1], [0, 0], device).with_stride([2, 2]),
+                skip_conv1: SlimConv2d::new([512, 256, 1, 1], [0, 0], device)
+                    .with_stride([2, 2]),
                 skip_bn1: SlimBatchNorm::new(512, device),
             },
             stage2_1: Bottleneck2 {
@@ -127,11 +131,13 @@ impl<B: Backend> Resnet101<B> {
             stage3_0: Bottleneck {
                 main_conv1: SlimConv2d::new([256, 512, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(256, device),
-                main_conv2: SlimConv2d::new([256, 256, 3, 3], [1, 1], device).with_stride([2, 2]),
+                main_conv2: SlimConv2d::new([256, 256, 3, 3], [1, 1], device)
+                    .with_stride([2, 2]),
                 main_bn2: SlimBatchNorm::new(256, device),
                 main_conv3: SlimConv2d::new([1024, 256, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(1024, device),
-                skip_conv1: SlimConv2d::new([1024, 512, 1, 1], [0, 0], device).with_stride([2, 2]),
+                skip_conv1: SlimConv2d::new([1024, 512, 1, 1], [0, 0], device)
+                    .with_stride([2, 2]),
                 skip_bn1: SlimBatchNorm::new(1024, device),
             },
             stage3_1: Bottleneck2 {
@@ -313,11 +319,13 @@ impl<B: Backend> Resnet101<B> {
             stage4_0: Bottleneck {
                 main_conv1: SlimConv2d::new([512, 1024, 1, 1], [0, 0], device),
                 main_bn1: SlimBatchNorm::new(512, device),
-                main_conv2: SlimConv2d::new([512, 512, 3, 3], [1, 1], device).with_stride([2, 2]),
+                main_conv2: SlimConv2d::new([512, 512, 3, 3], [1, 1], device)
+                    .with_stride([2, 2]),
                 main_bn2: SlimBatchNorm::new(512, device),
                 main_conv3: SlimConv2d::new([2048, 512, 1, 1], [0, 0], device),
                 main_bn3: SlimBatchNorm::new(2048, device),
-                skip_conv1: SlimConv2d::new([2048, 1024, 1, 1], [0, 0], device).with_stride([2, 2]),
+                skip_conv1: SlimConv2d::new([2048, 1024, 1, 1], [0, 0], device)
+                    .with_stride([2, 2]),
                 skip_bn1: SlimBatchNorm::new(2048, device),
             },
             stage4_1: Bottleneck2 {
@@ -344,215 +352,215 @@ impl<B: Backend> Resnet101<B> {
     /// lists them), e.g. to load trained weights.
     pub fn layers_mut(&mut self) -> Vec<(&'static str, LayerMut<'_, B>)> {
         vec![
-            ("stem.conv1", LayerMut::Conv(&mut self.stem_conv1)),
-            ("stem.bn1", LayerMut::BatchNorm(&mut self.stem_bn1)),
-            ("stage1.0.main.conv1", LayerMut::Conv(&mut self.stage1_0.main_conv1)),
-            ("stage1.0.main.bn1", LayerMut::BatchNorm(&mut self.stage1_0.main_bn1)),
-            ("stage1.0.main.conv2", LayerMut::Conv(&mut self.stage1_0.main_conv2)),
-            ("stage1.0.main.bn2", LayerMut::BatchNorm(&mut self.stage1_0.main_bn2)),
-            ("stage1.0.main.conv3", LayerMut::Conv(&mut self.stage1_0.main_conv3)),
-            ("stage1.0.main.bn3", LayerMut::BatchNorm(&mut self.stage1_0.main_bn3)),
-            ("stage1.0.skip.conv1", LayerMut::Conv(&mut self.stage1_0.skip_conv1)),
-            ("stage1.0.skip.bn1", LayerMut::BatchNorm(&mut self.stage1_0.skip_bn1)),
-            ("stage1.1.main.conv1", LayerMut::Conv(&mut self.stage1_1.main_conv1)),
-            ("stage1.1.main.bn1", LayerMut::BatchNorm(&mut self.stage1_1.main_bn1)),
-            ("stage1.1.main.conv2", LayerMut::Conv(&mut self.stage1_1.main_conv2)),
-            ("stage1.1.main.bn2", LayerMut::BatchNorm(&mut self.stage1_1.main_bn2)),
-            ("stage1.1.main.conv3", LayerMut::Conv(&mut self.stage1_1.main_conv3)),
-            ("stage1.1.main.bn3", LayerMut::BatchNorm(&mut self.stage1_1.main_bn3)),
-            ("stage1.2.main.conv1", LayerMut::Conv(&mut self.stage1_2.main_conv1)),
-            ("stage1.2.main.bn1", LayerMut::BatchNorm(&mut self.stage1_2.main_bn1)),
-            ("stage1.2.main.conv2", LayerMut::Conv(&mut self.stage1_2.main_conv2)),
-            ("stage1.2.main.bn2", LayerMut::BatchNorm(&mut self.stage1_2.main_bn2)),
-            ("stage1.2.main.conv3", LayerMut::Conv(&mut self.stage1_2.main_conv3)),
-            ("stage1.2.main.bn3", LayerMut::BatchNorm(&mut self.stage1_2.main_bn3)),
-            ("stage2.0.main.conv1", LayerMut::Conv(&mut self.stage2_0.main_conv1)),
-            ("stage2.0.main.bn1", LayerMut::BatchNorm(&mut self.stage2_0.main_bn1)),
-            ("stage2.0.main.conv2", LayerMut::Conv(&mut self.stage2_0.main_conv2)),
-            ("stage2.0.main.bn2", LayerMut::BatchNorm(&mut self.stage2_0.main_bn2)),
-            ("stage2.0.main.conv3", LayerMut::Conv(&mut self.stage2_0.main_conv3)),
-            ("stage2.0.main.bn3", LayerMut::BatchNorm(&mut self.stage2_0.main_bn3)),
-            ("stage2.0.skip.conv1", LayerMut::Conv(&mut self.stage2_0.skip_conv1)),
-            ("stage2.0.skip.bn1", LayerMut::BatchNorm(&mut self.stage2_0.skip_bn1)),
-            ("stage2.1.main.conv1", LayerMut::Conv(&mut self.stage2_1.main_conv1)),
-            ("stage2.1.main.bn1", LayerMut::BatchNorm(&mut self.stage2_1.main_bn1)),
-            ("stage2.1.main.conv2", LayerMut::Conv(&mut self.stage2_1.main_conv2)),
-            ("stage2.1.main.bn2", LayerMut::BatchNorm(&mut self.stage2_1.main_bn2)),
-            ("stage2.1.main.conv3", LayerMut::Conv(&mut self.stage2_1.main_conv3)),
-            ("stage2.1.main.bn3", LayerMut::BatchNorm(&mut self.stage2_1.main_bn3)),
-            ("stage2.2.main.conv1", LayerMut::Conv(&mut self.stage2_2.main_conv1)),
-            ("stage2.2.main.bn1", LayerMut::BatchNorm(&mut self.stage2_2.main_bn1)),
-            ("stage2.2.main.conv2", LayerMut::Conv(&mut self.stage2_2.main_conv2)),
-            ("stage2.2.main.bn2", LayerMut::BatchNorm(&mut self.stage2_2.main_bn2)),
-            ("stage2.2.main.conv3", LayerMut::Conv(&mut self.stage2_2.main_conv3)),
-            ("stage2.2.main.bn3", LayerMut::BatchNorm(&mut self.stage2_2.main_bn3)),
-            ("stage2.3.main.conv1", LayerMut::Conv(&mut self.stage2_3.main_conv1)),
-            ("stage2.3.main.bn1", LayerMut::BatchNorm(&mut self.stage2_3.main_bn1)),
-            ("stage2.3.main.conv2", LayerMut::Conv(&mut self.stage2_3.main_conv2)),
-            ("stage2.3.main.bn2", LayerMut::BatchNorm(&mut self.stage2_3.main_bn2)),
-            ("stage2.3.main.conv3", LayerMut::Conv(&mut self.stage2_3.main_conv3)),
-            ("stage2.3.main.bn3", LayerMut::BatchNorm(&mut self.stage2_3.main_bn3)),
-            ("stage3.0.main.conv1", LayerMut::Conv(&mut self.stage3_0.main_conv1)),
-            ("stage3.0.main.bn1", LayerMut::BatchNorm(&mut self.stage3_0.main_bn1)),
-            ("stage3.0.main.conv2", LayerMut::Conv(&mut self.stage3_0.main_conv2)),
-            ("stage3.0.main.bn2", LayerMut::BatchNorm(&mut self.stage3_0.main_bn2)),
-            ("stage3.0.main.conv3", LayerMut::Conv(&mut self.stage3_0.main_conv3)),
-            ("stage3.0.main.bn3", LayerMut::BatchNorm(&mut self.stage3_0.main_bn3)),
-            ("stage3.0.skip.conv1", LayerMut::Conv(&mut self.stage3_0.skip_conv1)),
-            ("stage3.0.skip.bn1", LayerMut::BatchNorm(&mut self.stage3_0.skip_bn1)),
-            ("stage3.1.main.conv1", LayerMut::Conv(&mut self.stage3_1.main_conv1)),
-            ("stage3.1.main.bn1", LayerMut::BatchNorm(&mut self.stage3_1.main_bn1)),
-            ("stage3.1.main.conv2", LayerMut::Conv(&mut self.stage3_1.main_conv2)),
-            ("stage3.1.main.bn2", LayerMut::BatchNorm(&mut self.stage3_1.main_bn2)),
-            ("stage3.1.main.conv3", LayerMut::Conv(&mut self.stage3_1.main_conv3)),
-            ("stage3.1.main.bn3", LayerMut::BatchNorm(&mut self.stage3_1.main_bn3)),
-            ("stage3.2.main.conv1", LayerMut::Conv(&mut self.stage3_2.main_conv1)),
-            ("stage3.2.main.bn1", LayerMut::BatchNorm(&mut self.stage3_2.main_bn1)),
-            ("stage3.2.main.conv2", LayerMut::Conv(&mut self.stage3_2.main_conv2)),
-            ("stage3.2.main.bn2", LayerMut::BatchNorm(&mut self.stage3_2.main_bn2)),
-            ("stage3.2.main.conv3", LayerMut::Conv(&mut self.stage3_2.main_conv3)),
-            ("stage3.2.main.bn3", LayerMut::BatchNorm(&mut self.stage3_2.main_bn3)),
-            ("stage3.3.main.conv1", LayerMut::Conv(&mut self.stage3_3.main_conv1)),
-            ("stage3.3.main.bn1", LayerMut::BatchNorm(&mut self.stage3_3.main_bn1)),
-            ("stage3.3.main.conv2", LayerMut::Conv(&mut self.stage3_3.main_conv2)),
-            ("stage3.3.main.bn2", LayerMut::BatchNorm(&mut self.stage3_3.main_bn2)),
-            ("stage3.3.main.conv3", LayerMut::Conv(&mut self.stage3_3.main_conv3)),
-            ("stage3.3.main.bn3", LayerMut::BatchNorm(&mut self.stage3_3.main_bn3)),
-            ("stage3.4.main.conv1", LayerMut::Conv(&mut self.stage3_4.main_conv1)),
-            ("stage3.4.main.bn1", LayerMut::BatchNorm(&mut self.stage3_4.main_bn1)),
-            ("stage3.4.main.conv2", LayerMut::Conv(&mut self.stage3_4.main_conv2)),
-            ("stage3.4.main.bn2", LayerMut::BatchNorm(&mut self.stage3_4.main_bn2)),
-            ("stage3.4.main.conv3", LayerMut::Conv(&mut self.stage3_4.main_conv3)),
-            ("stage3.4.main.bn3", LayerMut::BatchNorm(&mut self.stage3_4.main_bn3)),
-            ("stage3.5.main.conv1", LayerMut::Conv(&mut self.stage3_5.main_conv1)),
-            ("stage3.5.main.bn1", LayerMut::BatchNorm(&mut self.stage3_5.main_bn1)),
-            ("stage3.5.main.conv2", LayerMut::Conv(&mut self.stage3_5.main_conv2)),
-            ("stage3.5.main.bn2", LayerMut::BatchNorm(&mut self.stage3_5.main_bn2)),
-            ("stage3.5.main.conv3", LayerMut::Conv(&mut self.stage3_5.main_conv3)),
-            ("stage3.5.main.bn3", LayerMut::BatchNorm(&mut self.stage3_5.main_bn3)),
-            ("stage3.6.main.conv1", LayerMut::Conv(&mut self.stage3_6.main_conv1)),
-            ("stage3.6.main.bn1", LayerMut::BatchNorm(&mut self.stage3_6.main_bn1)),
-            ("stage3.6.main.conv2", LayerMut::Conv(&mut self.stage3_6.main_conv2)),
-            ("stage3.6.main.bn2", LayerMut::BatchNorm(&mut self.stage3_6.main_bn2)),
-            ("stage3.6.main.conv3", LayerMut::Conv(&mut self.stage3_6.main_conv3)),
-            ("stage3.6.main.bn3", LayerMut::BatchNorm(&mut self.stage3_6.main_bn3)),
-            ("stage3.7.main.conv1", LayerMut::Conv(&mut self.stage3_7.main_conv1)),
-            ("stage3.7.main.bn1", LayerMut::BatchNorm(&mut self.stage3_7.main_bn1)),
-            ("stage3.7.main.conv2", LayerMut::Conv(&mut self.stage3_7.main_conv2)),
-            ("stage3.7.main.bn2", LayerMut::BatchNorm(&mut self.stage3_7.main_bn2)),
-            ("stage3.7.main.conv3", LayerMut::Conv(&mut self.stage3_7.main_conv3)),
-            ("stage3.7.main.bn3", LayerMut::BatchNorm(&mut self.stage3_7.main_bn3)),
-            ("stage3.8.main.conv1", LayerMut::Conv(&mut self.stage3_8.main_conv1)),
-            ("stage3.8.main.bn1", LayerMut::BatchNorm(&mut self.stage3_8.main_bn1)),
-            ("stage3.8.main.conv2", LayerMut::Conv(&mut self.stage3_8.main_conv2)),
-            ("stage3.8.main.bn2", LayerMut::BatchNorm(&mut self.stage3_8.main_bn2)),
-            ("stage3.8.main.conv3", LayerMut::Conv(&mut self.stage3_8.main_conv3)),
-            ("stage3.8.main.bn3", LayerMut::BatchNorm(&mut self.stage3_8.main_bn3)),
-            ("stage3.9.main.conv1", LayerMut::Conv(&mut self.stage3_9.main_conv1)),
-            ("stage3.9.main.bn1", LayerMut::BatchNorm(&mut self.stage3_9.main_bn1)),
-            ("stage3.9.main.conv2", LayerMut::Conv(&mut self.stage3_9.main_conv2)),
-            ("stage3.9.main.bn2", LayerMut::BatchNorm(&mut self.stage3_9.main_bn2)),
-            ("stage3.9.main.conv3", LayerMut::Conv(&mut self.stage3_9.main_conv3)),
-            ("stage3.9.main.bn3", LayerMut::BatchNorm(&mut self.stage3_9.main_bn3)),
-            ("stage3.10.main.conv1", LayerMut::Conv(&mut self.stage3_10.main_conv1)),
-            ("stage3.10.main.bn1", LayerMut::BatchNorm(&mut self.stage3_10.main_bn1)),
-            ("stage3.10.main.conv2", LayerMut::Conv(&mut self.stage3_10.main_conv2)),
-            ("stage3.10.main.bn2", LayerMut::BatchNorm(&mut self.stage3_10.main_bn2)),
-            ("stage3.10.main.conv3", LayerMut::Conv(&mut self.stage3_10.main_conv3)),
-            ("stage3.10.main.bn3", LayerMut::BatchNorm(&mut self.stage3_10.main_bn3)),
-            ("stage3.11.main.conv1", LayerMut::Conv(&mut self.stage3_11.main_conv1)),
-            ("stage3.11.main.bn1", LayerMut::BatchNorm(&mut self.stage3_11.main_bn1)),
-            ("stage3.11.main.conv2", LayerMut::Conv(&mut self.stage3_11.main_conv2)),
-            ("stage3.11.main.bn2", LayerMut::BatchNorm(&mut self.stage3_11.main_bn2)),
-            ("stage3.11.main.conv3", LayerMut::Conv(&mut self.stage3_11.main_conv3)),
-            ("stage3.11.main.bn3", LayerMut::BatchNorm(&mut self.stage3_11.main_bn3)),
-            ("stage3.12.main.conv1", LayerMut::Conv(&mut self.stage3_12.main_conv1)),
-            ("stage3.12.main.bn1", LayerMut::BatchNorm(&mut self.stage3_12.main_bn1)),
-            ("stage3.12.main.conv2", LayerMut::Conv(&mut self.stage3_12.main_conv2)),
-            ("stage3.12.main.bn2", LayerMut::BatchNorm(&mut self.stage3_12.main_bn2)),
-            ("stage3.12.main.conv3", LayerMut::Conv(&mut self.stage3_12.main_conv3)),
-            ("stage3.12.main.bn3", LayerMut::BatchNorm(&mut self.stage3_12.main_bn3)),
-            ("stage3.13.main.conv1", LayerMut::Conv(&mut self.stage3_13.main_conv1)),
-            ("stage3.13.main.bn1", LayerMut::BatchNorm(&mut self.stage3_13.main_bn1)),
-            ("stage3.13.main.conv2", LayerMut::Conv(&mut self.stage3_13.main_conv2)),
-            ("stage3.13.main.bn2", LayerMut::BatchNorm(&mut self.stage3_13.main_bn2)),
-            ("stage3.13.main.conv3", LayerMut::Conv(&mut self.stage3_13.main_conv3)),
-            ("stage3.13.main.bn3", LayerMut::BatchNorm(&mut self.stage3_13.main_bn3)),
-            ("stage3.14.main.conv1", LayerMut::Conv(&mut self.stage3_14.main_conv1)),
-            ("stage3.14.main.bn1", LayerMut::BatchNorm(&mut self.stage3_14.main_bn1)),
-            ("stage3.14.main.conv2", LayerMut::Conv(&mut self.stage3_14.main_conv2)),
-            ("stage3.14.main.bn2", LayerMut::BatchNorm(&mut self.stage3_14.main_bn2)),
-            ("stage3.14.main.conv3", LayerMut::Conv(&mut self.stage3_14.main_conv3)),
-            ("stage3.14.main.bn3", LayerMut::BatchNorm(&mut self.stage3_14.main_bn3)),
-            ("stage3.15.main.conv1", LayerMut::Conv(&mut self.stage3_15.main_conv1)),
-            ("stage3.15.main.bn1", LayerMut::BatchNorm(&mut self.stage3_15.main_bn1)),
-            ("stage3.15.main.conv2", LayerMut::Conv(&mut self.stage3_15.main_conv2)),
-            ("stage3.15.main.bn2", LayerMut::BatchNorm(&mut self.stage3_15.main_bn2)),
-            ("stage3.15.main.conv3", LayerMut::Conv(&mut self.stage3_15.main_conv3)),
-            ("stage3.15.main.bn3", LayerMut::BatchNorm(&mut self.stage3_15.main_bn3)),
-            ("stage3.16.main.conv1", LayerMut::Conv(&mut self.stage3_16.main_conv1)),
-            ("stage3.16.main.bn1", LayerMut::BatchNorm(&mut self.stage3_16.main_bn1)),
-            ("stage3.16.main.conv2", LayerMut::Conv(&mut self.stage3_16.main_conv2)),
-            ("stage3.16.main.bn2", LayerMut::BatchNorm(&mut self.stage3_16.main_bn2)),
-            ("stage3.16.main.conv3", LayerMut::Conv(&mut self.stage3_16.main_conv3)),
-            ("stage3.16.main.bn3", LayerMut::BatchNorm(&mut self.stage3_16.main_bn3)),
-            ("stage3.17.main.conv1", LayerMut::Conv(&mut self.stage3_17.main_conv1)),
-            ("stage3.17.main.bn1", LayerMut::BatchNorm(&mut self.stage3_17.main_bn1)),
-            ("stage3.17.main.conv2", LayerMut::Conv(&mut self.stage3_17.main_conv2)),
-            ("stage3.17.main.bn2", LayerMut::BatchNorm(&mut self.stage3_17.main_bn2)),
-            ("stage3.17.main.conv3", LayerMut::Conv(&mut self.stage3_17.main_conv3)),
-            ("stage3.17.main.bn3", LayerMut::BatchNorm(&mut self.stage3_17.main_bn3)),
-            ("stage3.18.main.conv1", LayerMut::Conv(&mut self.stage3_18.main_conv1)),
-            ("stage3.18.main.bn1", LayerMut::BatchNorm(&mut self.stage3_18.main_bn1)),
-            ("stage3.18.main.conv2", LayerMut::Conv(&mut self.stage3_18.main_conv2)),
-            ("stage3.18.main.bn2", LayerMut::BatchNorm(&mut self.stage3_18.main_bn2)),
-            ("stage3.18.main.conv3", LayerMut::Conv(&mut self.stage3_18.main_conv3)),
-            ("stage3.18.main.bn3", LayerMut::BatchNorm(&mut self.stage3_18.main_bn3)),
-            ("stage3.19.main.conv1", LayerMut::Conv(&mut self.stage3_19.main_conv1)),
-            ("stage3.19.main.bn1", LayerMut::BatchNorm(&mut self.stage3_19.main_bn1)),
-            ("stage3.19.main.conv2", LayerMut::Conv(&mut self.stage3_19.main_conv2)),
-            ("stage3.19.main.bn2", LayerMut::BatchNorm(&mut self.stage3_19.main_bn2)),
-            ("stage3.19.main.conv3", LayerMut::Conv(&mut self.stage3_19.main_conv3)),
-            ("stage3.19.main.bn3", LayerMut::BatchNorm(&mut self.stage3_19.main_bn3)),
-            ("stage3.20.main.conv1", LayerMut::Conv(&mut self.stage3_20.main_conv1)),
-            ("stage3.20.main.bn1", LayerMut::BatchNorm(&mut self.stage3_20.main_bn1)),
-            ("stage3.20.main.conv2", LayerMut::Conv(&mut self.stage3_20.main_conv2)),
-            ("stage3.20.main.bn2", LayerMut::BatchNorm(&mut self.stage3_20.main_bn2)),
-            ("stage3.20.main.conv3", LayerMut::Conv(&mut self.stage3_20.main_conv3)),
-            ("stage3.20.main.bn3", LayerMut::BatchNorm(&mut self.stage3_20.main_bn3)),
-            ("stage3.21.main.conv1", LayerMut::Conv(&mut self.stage3_21.main_conv1)),
-            ("stage3.21.main.bn1", LayerMut::BatchNorm(&mut self.stage3_21.main_bn1)),
-            ("stage3.21.main.conv2", LayerMut::Conv(&mut self.stage3_21.main_conv2)),
-            ("stage3.21.main.bn2", LayerMut::BatchNorm(&mut self.stage3_21.main_bn2)),
-            ("stage3.21.main.conv3", LayerMut::Conv(&mut self.stage3_21.main_conv3)),
-            ("stage3.21.main.bn3", LayerMut::BatchNorm(&mut self.stage3_21.main_bn3)),
-            ("stage3.22.main.conv1", LayerMut::Conv(&mut self.stage3_22.main_conv1)),
-            ("stage3.22.main.bn1", LayerMut::BatchNorm(&mut self.stage3_22.main_bn1)),
-            ("stage3.22.main.conv2", LayerMut::Conv(&mut self.stage3_22.main_conv2)),
-            ("stage3.22.main.bn2", LayerMut::BatchNorm(&mut self.stage3_22.main_bn2)),
-            ("stage3.22.main.conv3", LayerMut::Conv(&mut self.stage3_22.main_conv3)),
-            ("stage3.22.main.bn3", LayerMut::BatchNorm(&mut self.stage3_22.main_bn3)),
-            ("stage4.0.main.conv1", LayerMut::Conv(&mut self.stage4_0.main_conv1)),
-            ("stage4.0.main.bn1", LayerMut::BatchNorm(&mut self.stage4_0.main_bn1)),
-            ("stage4.0.main.conv2", LayerMut::Conv(&mut self.stage4_0.main_conv2)),
-            ("stage4.0.main.bn2", LayerMut::BatchNorm(&mut self.stage4_0.main_bn2)),
-            ("stage4.0.main.conv3", LayerMut::Conv(&mut self.stage4_0.main_conv3)),
-            ("stage4.0.main.bn3", LayerMut::BatchNorm(&mut self.stage4_0.main_bn3)),
-            ("stage4.0.skip.conv1", LayerMut::Conv(&mut self.stage4_0.skip_conv1)),
-            ("stage4.0.skip.bn1", LayerMut::BatchNorm(&mut self.stage4_0.skip_bn1)),
-            ("stage4.1.main.conv1", LayerMut::Conv(&mut self.stage4_1.main_conv1)),
-            ("stage4.1.main.bn1", LayerMut::BatchNorm(&mut self.stage4_1.main_bn1)),
-            ("stage4.1.main.conv2", LayerMut::Conv(&mut self.stage4_1.main_conv2)),
-            ("stage4.1.main.bn2", LayerMut::BatchNorm(&mut self.stage4_1.main_bn2)),
-            ("stage4.1.main.conv3", LayerMut::Conv(&mut self.stage4_1.main_conv3)),
-            ("stage4.1.main.bn3", LayerMut::BatchNorm(&mut self.stage4_1.main_bn3)),
-            ("stage4.2.main.conv1", LayerMut::Conv(&mut self.stage4_2.main_conv1)),
-            ("stage4.2.main.bn1", LayerMut::BatchNorm(&mut self.stage4_2.main_bn1)),
-            ("stage4.2.main.conv2", LayerMut::Conv(&mut self.stage4_2.main_conv2)),
-            ("stage4.2.main.bn2", LayerMut::BatchNorm(&mut self.stage4_2.main_bn2)),
-            ("stage4.2.main.conv3", LayerMut::Conv(&mut self.stage4_2.main_conv3)),
-            ("stage4.2.main.bn3", LayerMut::BatchNorm(&mut self.stage4_2.main_bn3)),
-            ("head.linear1", LayerMut::Linear(&mut self.head_linear1)),
+            ("stem.conv1", LayerMut::Conv(& mut self.stem_conv1)), ("stem.bn1",
+            LayerMut::BatchNorm(& mut self.stem_bn1)), ("stage1.0.main.conv1",
+            LayerMut::Conv(& mut self.stage1_0.main_conv1)), ("stage1.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn1)), ("stage1.0.main.conv2",
+            LayerMut::Conv(& mut self.stage1_0.main_conv2)), ("stage1.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn2)), ("stage1.0.main.conv3",
+            LayerMut::Conv(& mut self.stage1_0.main_conv3)), ("stage1.0.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn3)), ("stage1.0.skip.conv1",
+            LayerMut::Conv(& mut self.stage1_0.skip_conv1)), ("stage1.0.skip.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.skip_bn1)), ("stage1.1.main.conv1",
+            LayerMut::Conv(& mut self.stage1_1.main_conv1)), ("stage1.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_1.main_bn1)), ("stage1.1.main.conv2",
+            LayerMut::Conv(& mut self.stage1_1.main_conv2)), ("stage1.1.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage1_1.main_bn2)), ("stage1.1.main.conv3",
+            LayerMut::Conv(& mut self.stage1_1.main_conv3)), ("stage1.1.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage1_1.main_bn3)), ("stage1.2.main.conv1",
+            LayerMut::Conv(& mut self.stage1_2.main_conv1)), ("stage1.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_2.main_bn1)), ("stage1.2.main.conv2",
+            LayerMut::Conv(& mut self.stage1_2.main_conv2)), ("stage1.2.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage1_2.main_bn2)), ("stage1.2.main.conv3",
+            LayerMut::Conv(& mut self.stage1_2.main_conv3)), ("stage1.2.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage1_2.main_bn3)), ("stage2.0.main.conv1",
+            LayerMut::Conv(& mut self.stage2_0.main_conv1)), ("stage2.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.main_bn1)), ("stage2.0.main.conv2",
+            LayerMut::Conv(& mut self.stage2_0.main_conv2)), ("stage2.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage2_0.main_bn2)), ("stage2.0.main.conv3",
+            LayerMut::Conv(& mut self.stage2_0.main_conv3)), ("stage2.0.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage2_0.main_bn3)), ("stage2.0.skip.conv1",
+            LayerMut::Conv(& mut self.stage2_0.skip_conv1)), ("stage2.0.skip.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.skip_bn1)), ("stage2.1.main.conv1",
+            LayerMut::Conv(& mut self.stage2_1.main_conv1)), ("stage2.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_1.main_bn1)), ("stage2.1.main.conv2",
+            LayerMut::Conv(& mut self.stage2_1.main_conv2)), ("stage2.1.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage2_1.main_bn2)), ("stage2.1.main.conv3",
+            LayerMut::Conv(& mut self.stage2_1.main_conv3)), ("stage2.1.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage2_1.main_bn3)), ("stage2.2.main.conv1",
+            LayerMut::Conv(& mut self.stage2_2.main_conv1)), ("stage2.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_2.main_bn1)), ("stage2.2.main.conv2",
+            LayerMut::Conv(& mut self.stage2_2.main_conv2)), ("stage2.2.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage2_2.main_bn2)), ("stage2.2.main.conv3",
+            LayerMut::Conv(& mut self.stage2_2.main_conv3)), ("stage2.2.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage2_2.main_bn3)), ("stage2.3.main.conv1",
+            LayerMut::Conv(& mut self.stage2_3.main_conv1)), ("stage2.3.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_3.main_bn1)), ("stage2.3.main.conv2",
+            LayerMut::Conv(& mut self.stage2_3.main_conv2)), ("stage2.3.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage2_3.main_bn2)), ("stage2.3.main.conv3",
+            LayerMut::Conv(& mut self.stage2_3.main_conv3)), ("stage2.3.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage2_3.main_bn3)), ("stage3.0.main.conv1",
+            LayerMut::Conv(& mut self.stage3_0.main_conv1)), ("stage3.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.main_bn1)), ("stage3.0.main.conv2",
+            LayerMut::Conv(& mut self.stage3_0.main_conv2)), ("stage3.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_0.main_bn2)), ("stage3.0.main.conv3",
+            LayerMut::Conv(& mut self.stage3_0.main_conv3)), ("stage3.0.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_0.main_bn3)), ("stage3.0.skip.conv1",
+            LayerMut::Conv(& mut self.stage3_0.skip_conv1)), ("stage3.0.skip.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.skip_bn1)), ("stage3.1.main.conv1",
+            LayerMut::Conv(& mut self.stage3_1.main_conv1)), ("stage3.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_1.main_bn1)), ("stage3.1.main.conv2",
+            LayerMut::Conv(& mut self.stage3_1.main_conv2)), ("stage3.1.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_1.main_bn2)), ("stage3.1.main.conv3",
+            LayerMut::Conv(& mut self.stage3_1.main_conv3)), ("stage3.1.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_1.main_bn3)), ("stage3.2.main.conv1",
+            LayerMut::Conv(& mut self.stage3_2.main_conv1)), ("stage3.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_2.main_bn1)), ("stage3.2.main.conv2",
+            LayerMut::Conv(& mut self.stage3_2.main_conv2)), ("stage3.2.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_2.main_bn2)), ("stage3.2.main.conv3",
+            LayerMut::Conv(& mut self.stage3_2.main_conv3)), ("stage3.2.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_2.main_bn3)), ("stage3.3.main.conv1",
+            LayerMut::Conv(& mut self.stage3_3.main_conv1)), ("stage3.3.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_3.main_bn1)), ("stage3.3.main.conv2",
+            LayerMut::Conv(& mut self.stage3_3.main_conv2)), ("stage3.3.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_3.main_bn2)), ("stage3.3.main.conv3",
+            LayerMut::Conv(& mut self.stage3_3.main_conv3)), ("stage3.3.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_3.main_bn3)), ("stage3.4.main.conv1",
+            LayerMut::Conv(& mut self.stage3_4.main_conv1)), ("stage3.4.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_4.main_bn1)), ("stage3.4.main.conv2",
+            LayerMut::Conv(& mut self.stage3_4.main_conv2)), ("stage3.4.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_4.main_bn2)), ("stage3.4.main.conv3",
+            LayerMut::Conv(& mut self.stage3_4.main_conv3)), ("stage3.4.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_4.main_bn3)), ("stage3.5.main.conv1",
+            LayerMut::Conv(& mut self.stage3_5.main_conv1)), ("stage3.5.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_5.main_bn1)), ("stage3.5.main.conv2",
+            LayerMut::Conv(& mut self.stage3_5.main_conv2)), ("stage3.5.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_5.main_bn2)), ("stage3.5.main.conv3",
+            LayerMut::Conv(& mut self.stage3_5.main_conv3)), ("stage3.5.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_5.main_bn3)), ("stage3.6.main.conv1",
+            LayerMut::Conv(& mut self.stage3_6.main_conv1)), ("stage3.6.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_6.main_bn1)), ("stage3.6.main.conv2",
+            LayerMut::Conv(& mut self.stage3_6.main_conv2)), ("stage3.6.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_6.main_bn2)), ("stage3.6.main.conv3",
+            LayerMut::Conv(& mut self.stage3_6.main_conv3)), ("stage3.6.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_6.main_bn3)), ("stage3.7.main.conv1",
+            LayerMut::Conv(& mut self.stage3_7.main_conv1)), ("stage3.7.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_7.main_bn1)), ("stage3.7.main.conv2",
+            LayerMut::Conv(& mut self.stage3_7.main_conv2)), ("stage3.7.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_7.main_bn2)), ("stage3.7.main.conv3",
+            LayerMut::Conv(& mut self.stage3_7.main_conv3)), ("stage3.7.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_7.main_bn3)), ("stage3.8.main.conv1",
+            LayerMut::Conv(& mut self.stage3_8.main_conv1)), ("stage3.8.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_8.main_bn1)), ("stage3.8.main.conv2",
+            LayerMut::Conv(& mut self.stage3_8.main_conv2)), ("stage3.8.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_8.main_bn2)), ("stage3.8.main.conv3",
+            LayerMut::Conv(& mut self.stage3_8.main_conv3)), ("stage3.8.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_8.main_bn3)), ("stage3.9.main.conv1",
+            LayerMut::Conv(& mut self.stage3_9.main_conv1)), ("stage3.9.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_9.main_bn1)), ("stage3.9.main.conv2",
+            LayerMut::Conv(& mut self.stage3_9.main_conv2)), ("stage3.9.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_9.main_bn2)), ("stage3.9.main.conv3",
+            LayerMut::Conv(& mut self.stage3_9.main_conv3)), ("stage3.9.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_9.main_bn3)), ("stage3.10.main.conv1",
+            LayerMut::Conv(& mut self.stage3_10.main_conv1)), ("stage3.10.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_10.main_bn1)), ("stage3.10.main.conv2",
+            LayerMut::Conv(& mut self.stage3_10.main_conv2)), ("stage3.10.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_10.main_bn2)), ("stage3.10.main.conv3",
+            LayerMut::Conv(& mut self.stage3_10.main_conv3)), ("stage3.10.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_10.main_bn3)), ("stage3.11.main.conv1",
+            LayerMut::Conv(& mut self.stage3_11.main_conv1)), ("stage3.11.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_11.main_bn1)), ("stage3.11.main.conv2",
+            LayerMut::Conv(& mut self.stage3_11.main_conv2)), ("stage3.11.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_11.main_bn2)), ("stage3.11.main.conv3",
+            LayerMut::Conv(& mut self.stage3_11.main_conv3)), ("stage3.11.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_11.main_bn3)), ("stage3.12.main.conv1",
+            LayerMut::Conv(& mut self.stage3_12.main_conv1)), ("stage3.12.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_12.main_bn1)), ("stage3.12.main.conv2",
+            LayerMut::Conv(& mut self.stage3_12.main_conv2)), ("stage3.12.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_12.main_bn2)), ("stage3.12.main.conv3",
+            LayerMut::Conv(& mut self.stage3_12.main_conv3)), ("stage3.12.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_12.main_bn3)), ("stage3.13.main.conv1",
+            LayerMut::Conv(& mut self.stage3_13.main_conv1)), ("stage3.13.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_13.main_bn1)), ("stage3.13.main.conv2",
+            LayerMut::Conv(& mut self.stage3_13.main_conv2)), ("stage3.13.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_13.main_bn2)), ("stage3.13.main.conv3",
+            LayerMut::Conv(& mut self.stage3_13.main_conv3)), ("stage3.13.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_13.main_bn3)), ("stage3.14.main.conv1",
+            LayerMut::Conv(& mut self.stage3_14.main_conv1)), ("stage3.14.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_14.main_bn1)), ("stage3.14.main.conv2",
+            LayerMut::Conv(& mut self.stage3_14.main_conv2)), ("stage3.14.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_14.main_bn2)), ("stage3.14.main.conv3",
+            LayerMut::Conv(& mut self.stage3_14.main_conv3)), ("stage3.14.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_14.main_bn3)), ("stage3.15.main.conv1",
+            LayerMut::Conv(& mut self.stage3_15.main_conv1)), ("stage3.15.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_15.main_bn1)), ("stage3.15.main.conv2",
+            LayerMut::Conv(& mut self.stage3_15.main_conv2)), ("stage3.15.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_15.main_bn2)), ("stage3.15.main.conv3",
+            LayerMut::Conv(& mut self.stage3_15.main_conv3)), ("stage3.15.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_15.main_bn3)), ("stage3.16.main.conv1",
+            LayerMut::Conv(& mut self.stage3_16.main_conv1)), ("stage3.16.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_16.main_bn1)), ("stage3.16.main.conv2",
+            LayerMut::Conv(& mut self.stage3_16.main_conv2)), ("stage3.16.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_16.main_bn2)), ("stage3.16.main.conv3",
+            LayerMut::Conv(& mut self.stage3_16.main_conv3)), ("stage3.16.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_16.main_bn3)), ("stage3.17.main.conv1",
+            LayerMut::Conv(& mut self.stage3_17.main_conv1)), ("stage3.17.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_17.main_bn1)), ("stage3.17.main.conv2",
+            LayerMut::Conv(& mut self.stage3_17.main_conv2)), ("stage3.17.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_17.main_bn2)), ("stage3.17.main.conv3",
+            LayerMut::Conv(& mut self.stage3_17.main_conv3)), ("stage3.17.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_17.main_bn3)), ("stage3.18.main.conv1",
+            LayerMut::Conv(& mut self.stage3_18.main_conv1)), ("stage3.18.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_18.main_bn1)), ("stage3.18.main.conv2",
+            LayerMut::Conv(& mut self.stage3_18.main_conv2)), ("stage3.18.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_18.main_bn2)), ("stage3.18.main.conv3",
+            LayerMut::Conv(& mut self.stage3_18.main_conv3)), ("stage3.18.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_18.main_bn3)), ("stage3.19.main.conv1",
+            LayerMut::Conv(& mut self.stage3_19.main_conv1)), ("stage3.19.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_19.main_bn1)), ("stage3.19.main.conv2",
+            LayerMut::Conv(& mut self.stage3_19.main_conv2)), ("stage3.19.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_19.main_bn2)), ("stage3.19.main.conv3",
+            LayerMut::Conv(& mut self.stage3_19.main_conv3)), ("stage3.19.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_19.main_bn3)), ("stage3.20.main.conv1",
+            LayerMut::Conv(& mut self.stage3_20.main_conv1)), ("stage3.20.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_20.main_bn1)), ("stage3.20.main.conv2",
+            LayerMut::Conv(& mut self.stage3_20.main_conv2)), ("stage3.20.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_20.main_bn2)), ("stage3.20.main.conv3",
+            LayerMut::Conv(& mut self.stage3_20.main_conv3)), ("stage3.20.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_20.main_bn3)), ("stage3.21.main.conv1",
+            LayerMut::Conv(& mut self.stage3_21.main_conv1)), ("stage3.21.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_21.main_bn1)), ("stage3.21.main.conv2",
+            LayerMut::Conv(& mut self.stage3_21.main_conv2)), ("stage3.21.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_21.main_bn2)), ("stage3.21.main.conv3",
+            LayerMut::Conv(& mut self.stage3_21.main_conv3)), ("stage3.21.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_21.main_bn3)), ("stage3.22.main.conv1",
+            LayerMut::Conv(& mut self.stage3_22.main_conv1)), ("stage3.22.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_22.main_bn1)), ("stage3.22.main.conv2",
+            LayerMut::Conv(& mut self.stage3_22.main_conv2)), ("stage3.22.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_22.main_bn2)), ("stage3.22.main.conv3",
+            LayerMut::Conv(& mut self.stage3_22.main_conv3)), ("stage3.22.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage3_22.main_bn3)), ("stage4.0.main.conv1",
+            LayerMut::Conv(& mut self.stage4_0.main_conv1)), ("stage4.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_0.main_bn1)), ("stage4.0.main.conv2",
+            LayerMut::Conv(& mut self.stage4_0.main_conv2)), ("stage4.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_0.main_bn2)), ("stage4.0.main.conv3",
+            LayerMut::Conv(& mut self.stage4_0.main_conv3)), ("stage4.0.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_0.main_bn3)), ("stage4.0.skip.conv1",
+            LayerMut::Conv(& mut self.stage4_0.skip_conv1)), ("stage4.0.skip.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_0.skip_bn1)), ("stage4.1.main.conv1",
+            LayerMut::Conv(& mut self.stage4_1.main_conv1)), ("stage4.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_1.main_bn1)), ("stage4.1.main.conv2",
+            LayerMut::Conv(& mut self.stage4_1.main_conv2)), ("stage4.1.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_1.main_bn2)), ("stage4.1.main.conv3",
+            LayerMut::Conv(& mut self.stage4_1.main_conv3)), ("stage4.1.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_1.main_bn3)), ("stage4.2.main.conv1",
+            LayerMut::Conv(& mut self.stage4_2.main_conv1)), ("stage4.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_2.main_bn1)), ("stage4.2.main.conv2",
+            LayerMut::Conv(& mut self.stage4_2.main_conv2)), ("stage4.2.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_2.main_bn2)), ("stage4.2.main.conv3",
+            LayerMut::Conv(& mut self.stage4_2.main_conv3)), ("stage4.2.main.bn3",
+            LayerMut::BatchNorm(& mut self.stage4_2.main_bn3)), ("head.linear1",
+            LayerMut::Linear(& mut self.head_linear1))
         ]
     }
 
@@ -564,15 +572,26 @@ impl<B: Backend> Resnet101<B> {
             let stem_conv1 = self.stem_conv1.forward(x, d[0]);
             let stem_bn1 = self.stem_bn1.forward(stem_conv1);
             let stem_relu1 = relu(stem_bn1);
-            let stem_maxpool1 = burn::tensor::module::max_pool2d(stem_relu1, [3, 3], [2, 2], [1, 1], [1, 1], false);
-            let stage1_0 = self.stage1_0.forward(stem_maxpool1, &[d[2], d[2], d[1], d[1]]);
+            let stem_maxpool1 = burn::tensor::module::max_pool2d(
+                stem_relu1,
+                [3, 3],
+                [2, 2],
+                [1, 1],
+                [1, 1],
+                false,
+            );
+            let stage1_0 = self
+                .stage1_0
+                .forward(stem_maxpool1, &[d[2], d[2], d[1], d[1]]);
             let stage1_1 = self.stage1_1.forward(stage1_0, &[d[3], d[3], d[1]]);
             let stage1_2 = self.stage1_2.forward(stage1_1, &[d[4], d[4], d[1]]);
             let stage2_0 = self.stage2_0.forward(stage1_2, &[d[6], d[6], d[5], d[5]]);
             let stage2_1 = self.stage2_1.forward(stage2_0, &[d[7], d[7], d[5]]);
             let stage2_2 = self.stage2_2.forward(stage2_1, &[d[8], d[8], d[5]]);
             let stage2_3 = self.stage2_3.forward(stage2_2, &[d[9], d[9], d[5]]);
-            let stage3_0 = self.stage3_0.forward(stage2_3, &[d[11], d[11], d[10], d[10]]);
+            let stage3_0 = self
+                .stage3_0
+                .forward(stage2_3, &[d[11], d[11], d[10], d[10]]);
             let stage3_1 = self.stage3_1.forward(stage3_0, &[d[12], d[12], d[10]]);
             let stage3_2 = self.stage3_2.forward(stage3_1, &[d[13], d[13], d[10]]);
             let stage3_3 = self.stage3_3.forward(stage3_2, &[d[14], d[14], d[10]]);
@@ -595,7 +614,9 @@ impl<B: Backend> Resnet101<B> {
             let stage3_20 = self.stage3_20.forward(stage3_19, &[d[31], d[31], d[10]]);
             let stage3_21 = self.stage3_21.forward(stage3_20, &[d[32], d[32], d[10]]);
             let stage3_22 = self.stage3_22.forward(stage3_21, &[d[33], d[33], d[10]]);
-            let stage4_0 = self.stage4_0.forward(stage3_22, &[d[35], d[35], d[34], d[34]]);
+            let stage4_0 = self
+                .stage4_0
+                .forward(stage3_22, &[d[35], d[35], d[34], d[34]]);
             let stage4_1 = self.stage4_1.forward(stage4_0, &[d[36], d[36], d[34]]);
             let stage4_2 = self.stage4_2.forward(stage4_1, &[d[37], d[37], d[34]]);
             let head_global_avgpool1 = stage4_2.mean_dims(&[2, 3]);
@@ -691,7 +712,11 @@ impl<B: Backend> SlimConv2d<B> {
     /// torchvision).
     pub fn new(shape: [usize; 4], padding: [usize; 2], device: &B::Device) -> Self {
         let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
-        let weight = Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, std), device);
+        let weight = Tensor::random(
+            shape,
+            burn::tensor::Distribution::Normal(0.0, std),
+            device,
+        );
         SlimConv2d {
             weight: Param::from_tensor(weight),
             bias: None,
@@ -723,7 +748,10 @@ impl<B: Backend> SlimConv2d<B> {
     /// A zero bias.
     pub fn with_bias(self, device: &B::Device) -> Self {
         let out = self.weight.dims()[0];
-        SlimConv2d { bias: Some(Param::from_tensor(Tensor::zeros([out], device))), ..self }
+        SlimConv2d {
+            bias: Some(Param::from_tensor(Tensor::zeros([out], device))),
+            ..self
+        }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
@@ -736,7 +764,12 @@ impl<B: Backend> SlimConv2d<B> {
         };
         let weight = self.weight.val().slice([0..out, 0..per_group, 0..kh, 0..kw]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        let options = burn::tensor::ops::ConvOptions::new(self.stride, self.padding, self.dilation, groups);
+        let options = burn::tensor::ops::ConvOptions::new(
+            self.stride,
+            self.padding,
+            self.dilation,
+            groups,
+        );
         burn::tensor::module::conv2d(x, weight, bias, options)
     }
 }
@@ -756,7 +789,8 @@ impl<B: Backend> SlimLinear<B> {
         let uniform = burn::tensor::Distribution::Uniform(-bound, bound);
         SlimLinear {
             weight: Param::from_tensor(Tensor::random([in_c, out], uniform, device)),
-            bias: bias.then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
+            bias: bias
+                .then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
         }
     }
 
@@ -764,7 +798,8 @@ impl<B: Backend> SlimLinear<B> {
         let [n, c, _, _] = x.dims();
         let weight = self.weight.val().slice([0..c, 0..out]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        burn::tensor::module::linear(x.reshape([n, c]), weight, bias).reshape([n, out, 1, 1])
+        burn::tensor::module::linear(x.reshape([n, c]), weight, bias)
+            .reshape([n, out, 1, 1])
     }
 }
 
@@ -793,8 +828,10 @@ impl<B: Backend> SlimBatchNorm<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = x.dims()[1];
-        let scale = self.gamma.val().slice([0..c]) / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
-        let shift = self.beta.val().slice([0..c]) - self.mean.value().slice([0..c]) * scale.clone();
+        let scale = self.gamma.val().slice([0..c])
+            / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
+        let shift = self.beta.val().slice([0..c])
+            - self.mean.value().slice([0..c]) * scale.clone();
         x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
     }
 }

@@ -8,7 +8,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 /// Channels of each search dimension at full width.
-pub const BASE_WIDTHS: [usize; 12] = [64, 64, 64, 128, 128, 128, 256, 256, 256, 512, 512, 512];
+pub const BASE_WIDTHS: [usize; 12] = [
+    64, 64, 64, 128, 128, 128, 256, 256, 256, 512, 512, 512,
+];
 
 /// The input the network was declared for: channels, height, width.
 pub const INPUT: [usize; 3] = [3, 224, 224];
@@ -34,7 +36,8 @@ impl<B: Backend> Resnet18<B> {
     /// Full-width parameters: Kaiming-normal convs, PyTorch-default linears, BN γ = 1, β = 0.
     pub fn init(device: &B::Device) -> Self {
         Resnet18 {
-            stem_conv1: SlimConv2d::new([64, 3, 7, 7], [3, 3], device).with_stride([2, 2]),
+            stem_conv1: SlimConv2d::new([64, 3, 7, 7], [3, 3], device)
+                .with_stride([2, 2]),
             stem_bn1: SlimBatchNorm::new(64, device),
             stage1_0: Basic {
                 main_conv1: SlimConv2d::new([64, 64, 3, 3], [1, 1], device),
@@ -49,11 +52,13 @@ impl<B: Backend> Resnet18<B> {
                 main_bn2: SlimBatchNorm::new(64, device),
             },
             stage2_0: Basic2 {
-                main_conv1: SlimConv2d::new([128, 64, 3, 3], [1, 1], device).with_stride([2, 2]),
+                main_conv1: SlimConv2d::new([128, 64, 3, 3], [1, 1], device)
+                    .with_stride([2, 2]),
                 main_bn1: SlimBatchNorm::new(128, device),
                 main_conv2: SlimConv2d::new([128, 128, 3, 3], [1, 1], device),
                 main_bn2: SlimBatchNorm::new(128, device),
-                skip_conv1: SlimConv2d::new([128, 64, 1, 1], [0, 0], device).with_stride([2, 2]),
+                skip_conv1: SlimConv2d::new([128, 64, 1, 1], [0, 0], device)
+                    .with_stride([2, 2]),
                 skip_bn1: SlimBatchNorm::new(128, device),
             },
             stage2_1: Basic {
@@ -63,11 +68,13 @@ impl<B: Backend> Resnet18<B> {
                 main_bn2: SlimBatchNorm::new(128, device),
             },
             stage3_0: Basic2 {
-                main_conv1: SlimConv2d::new([256, 128, 3, 3], [1, 1], device).with_stride([2, 2]),
+                main_conv1: SlimConv2d::new([256, 128, 3, 3], [1, 1], device)
+                    .with_stride([2, 2]),
                 main_bn1: SlimBatchNorm::new(256, device),
                 main_conv2: SlimConv2d::new([256, 256, 3, 3], [1, 1], device),
                 main_bn2: SlimBatchNorm::new(256, device),
-                skip_conv1: SlimConv2d::new([256, 128, 1, 1], [0, 0], device).with_stride([2, 2]),
+                skip_conv1: SlimConv2d::new([256, 128, 1, 1], [0, 0], device)
+                    .with_stride([2, 2]),
                 skip_bn1: SlimBatchNorm::new(256, device),
             },
             stage3_1: Basic {
@@ -77,11 +84,13 @@ impl<B: Backend> Resnet18<B> {
                 main_bn2: SlimBatchNorm::new(256, device),
             },
             stage4_0: Basic2 {
-                main_conv1: SlimConv2d::new([512, 256, 3, 3], [1, 1], device).with_stride([2, 2]),
+                main_conv1: SlimConv2d::new([512, 256, 3, 3], [1, 1], device)
+                    .with_stride([2, 2]),
                 main_bn1: SlimBatchNorm::new(512, device),
                 main_conv2: SlimConv2d::new([512, 512, 3, 3], [1, 1], device),
                 main_bn2: SlimBatchNorm::new(512, device),
-                skip_conv1: SlimConv2d::new([512, 256, 1, 1], [0, 0], device).with_stride([2, 2]),
+                skip_conv1: SlimConv2d::new([512, 256, 1, 1], [0, 0], device)
+                    .with_stride([2, 2]),
                 skip_bn1: SlimBatchNorm::new(512, device),
             },
             stage4_1: Basic {
@@ -98,47 +107,47 @@ impl<B: Backend> Resnet18<B> {
     /// lists them), e.g. to load trained weights.
     pub fn layers_mut(&mut self) -> Vec<(&'static str, LayerMut<'_, B>)> {
         vec![
-            ("stem.conv1", LayerMut::Conv(&mut self.stem_conv1)),
-            ("stem.bn1", LayerMut::BatchNorm(&mut self.stem_bn1)),
-            ("stage1.0.main.conv1", LayerMut::Conv(&mut self.stage1_0.main_conv1)),
-            ("stage1.0.main.bn1", LayerMut::BatchNorm(&mut self.stage1_0.main_bn1)),
-            ("stage1.0.main.conv2", LayerMut::Conv(&mut self.stage1_0.main_conv2)),
-            ("stage1.0.main.bn2", LayerMut::BatchNorm(&mut self.stage1_0.main_bn2)),
-            ("stage1.1.main.conv1", LayerMut::Conv(&mut self.stage1_1.main_conv1)),
-            ("stage1.1.main.bn1", LayerMut::BatchNorm(&mut self.stage1_1.main_bn1)),
-            ("stage1.1.main.conv2", LayerMut::Conv(&mut self.stage1_1.main_conv2)),
-            ("stage1.1.main.bn2", LayerMut::BatchNorm(&mut self.stage1_1.main_bn2)),
-            ("stage2.0.main.conv1", LayerMut::Conv(&mut self.stage2_0.main_conv1)),
-            ("stage2.0.main.bn1", LayerMut::BatchNorm(&mut self.stage2_0.main_bn1)),
-            ("stage2.0.main.conv2", LayerMut::Conv(&mut self.stage2_0.main_conv2)),
-            ("stage2.0.main.bn2", LayerMut::BatchNorm(&mut self.stage2_0.main_bn2)),
-            ("stage2.0.skip.conv1", LayerMut::Conv(&mut self.stage2_0.skip_conv1)),
-            ("stage2.0.skip.bn1", LayerMut::BatchNorm(&mut self.stage2_0.skip_bn1)),
-            ("stage2.1.main.conv1", LayerMut::Conv(&mut self.stage2_1.main_conv1)),
-            ("stage2.1.main.bn1", LayerMut::BatchNorm(&mut self.stage2_1.main_bn1)),
-            ("stage2.1.main.conv2", LayerMut::Conv(&mut self.stage2_1.main_conv2)),
-            ("stage2.1.main.bn2", LayerMut::BatchNorm(&mut self.stage2_1.main_bn2)),
-            ("stage3.0.main.conv1", LayerMut::Conv(&mut self.stage3_0.main_conv1)),
-            ("stage3.0.main.bn1", LayerMut::BatchNorm(&mut self.stage3_0.main_bn1)),
-            ("stage3.0.main.conv2", LayerMut::Conv(&mut self.stage3_0.main_conv2)),
-            ("stage3.0.main.bn2", LayerMut::BatchNorm(&mut self.stage3_0.main_bn2)),
-            ("stage3.0.skip.conv1", LayerMut::Conv(&mut self.stage3_0.skip_conv1)),
-            ("stage3.0.skip.bn1", LayerMut::BatchNorm(&mut self.stage3_0.skip_bn1)),
-            ("stage3.1.main.conv1", LayerMut::Conv(&mut self.stage3_1.main_conv1)),
-            ("stage3.1.main.bn1", LayerMut::BatchNorm(&mut self.stage3_1.main_bn1)),
-            ("stage3.1.main.conv2", LayerMut::Conv(&mut self.stage3_1.main_conv2)),
-            ("stage3.1.main.bn2", LayerMut::BatchNorm(&mut self.stage3_1.main_bn2)),
-            ("stage4.0.main.conv1", LayerMut::Conv(&mut self.stage4_0.main_conv1)),
-            ("stage4.0.main.bn1", LayerMut::BatchNorm(&mut self.stage4_0.main_bn1)),
-            ("stage4.0.main.conv2", LayerMut::Conv(&mut self.stage4_0.main_conv2)),
-            ("stage4.0.main.bn2", LayerMut::BatchNorm(&mut self.stage4_0.main_bn2)),
-            ("stage4.0.skip.conv1", LayerMut::Conv(&mut self.stage4_0.skip_conv1)),
-            ("stage4.0.skip.bn1", LayerMut::BatchNorm(&mut self.stage4_0.skip_bn1)),
-            ("stage4.1.main.conv1", LayerMut::Conv(&mut self.stage4_1.main_conv1)),
-            ("stage4.1.main.bn1", LayerMut::BatchNorm(&mut self.stage4_1.main_bn1)),
-            ("stage4.1.main.conv2", LayerMut::Conv(&mut self.stage4_1.main_conv2)),
-            ("stage4.1.main.bn2", LayerMut::BatchNorm(&mut self.stage4_1.main_bn2)),
-            ("head.linear1", LayerMut::Linear(&mut self.head_linear1)),
+            ("stem.conv1", LayerMut::Conv(& mut self.stem_conv1)), ("stem.bn1",
+            LayerMut::BatchNorm(& mut self.stem_bn1)), ("stage1.0.main.conv1",
+            LayerMut::Conv(& mut self.stage1_0.main_conv1)), ("stage1.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn1)), ("stage1.0.main.conv2",
+            LayerMut::Conv(& mut self.stage1_0.main_conv2)), ("stage1.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn2)), ("stage1.1.main.conv1",
+            LayerMut::Conv(& mut self.stage1_1.main_conv1)), ("stage1.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_1.main_bn1)), ("stage1.1.main.conv2",
+            LayerMut::Conv(& mut self.stage1_1.main_conv2)), ("stage1.1.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage1_1.main_bn2)), ("stage2.0.main.conv1",
+            LayerMut::Conv(& mut self.stage2_0.main_conv1)), ("stage2.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.main_bn1)), ("stage2.0.main.conv2",
+            LayerMut::Conv(& mut self.stage2_0.main_conv2)), ("stage2.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage2_0.main_bn2)), ("stage2.0.skip.conv1",
+            LayerMut::Conv(& mut self.stage2_0.skip_conv1)), ("stage2.0.skip.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.skip_bn1)), ("stage2.1.main.conv1",
+            LayerMut::Conv(& mut self.stage2_1.main_conv1)), ("stage2.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_1.main_bn1)), ("stage2.1.main.conv2",
+            LayerMut::Conv(& mut self.stage2_1.main_conv2)), ("stage2.1.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage2_1.main_bn2)), ("stage3.0.main.conv1",
+            LayerMut::Conv(& mut self.stage3_0.main_conv1)), ("stage3.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.main_bn1)), ("stage3.0.main.conv2",
+            LayerMut::Conv(& mut self.stage3_0.main_conv2)), ("stage3.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_0.main_bn2)), ("stage3.0.skip.conv1",
+            LayerMut::Conv(& mut self.stage3_0.skip_conv1)), ("stage3.0.skip.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.skip_bn1)), ("stage3.1.main.conv1",
+            LayerMut::Conv(& mut self.stage3_1.main_conv1)), ("stage3.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_1.main_bn1)), ("stage3.1.main.conv2",
+            LayerMut::Conv(& mut self.stage3_1.main_conv2)), ("stage3.1.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_1.main_bn2)), ("stage4.0.main.conv1",
+            LayerMut::Conv(& mut self.stage4_0.main_conv1)), ("stage4.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_0.main_bn1)), ("stage4.0.main.conv2",
+            LayerMut::Conv(& mut self.stage4_0.main_conv2)), ("stage4.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_0.main_bn2)), ("stage4.0.skip.conv1",
+            LayerMut::Conv(& mut self.stage4_0.skip_conv1)), ("stage4.0.skip.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_0.skip_bn1)), ("stage4.1.main.conv1",
+            LayerMut::Conv(& mut self.stage4_1.main_conv1)), ("stage4.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage4_1.main_bn1)), ("stage4.1.main.conv2",
+            LayerMut::Conv(& mut self.stage4_1.main_conv2)), ("stage4.1.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage4_1.main_bn2)), ("head.linear1",
+            LayerMut::Linear(& mut self.head_linear1))
         ]
     }
 
@@ -150,7 +159,14 @@ impl<B: Backend> Resnet18<B> {
             let stem_conv1 = self.stem_conv1.forward(x, d[0]);
             let stem_bn1 = self.stem_bn1.forward(stem_conv1);
             let stem_relu1 = relu(stem_bn1);
-            let stem_maxpool1 = burn::tensor::module::max_pool2d(stem_relu1, [3, 3], [2, 2], [1, 1], [1, 1], false);
+            let stem_maxpool1 = burn::tensor::module::max_pool2d(
+                stem_relu1,
+                [3, 3],
+                [2, 2],
+                [1, 1],
+                [1, 1],
+                false,
+            );
             let stage1_0 = self.stage1_0.forward(stem_maxpool1, &[d[1], d[0]]);
             let stage1_1 = self.stage1_1.forward(stage1_0, &[d[2], d[0]]);
             let stage2_0 = self.stage2_0.forward(stage1_1, &[d[4], d[3], d[3]]);
@@ -242,7 +258,11 @@ impl<B: Backend> SlimConv2d<B> {
     /// torchvision).
     pub fn new(shape: [usize; 4], padding: [usize; 2], device: &B::Device) -> Self {
         let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
-        let weight = Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, std), device);
+        let weight = Tensor::random(
+            shape,
+            burn::tensor::Distribution::Normal(0.0, std),
+            device,
+        );
         SlimConv2d {
             weight: Param::from_tensor(weight),
             bias: None,
@@ -274,7 +294,10 @@ impl<B: Backend> SlimConv2d<B> {
     /// A zero bias.
     pub fn with_bias(self, device: &B::Device) -> Self {
         let out = self.weight.dims()[0];
-        SlimConv2d { bias: Some(Param::from_tensor(Tensor::zeros([out], device))), ..self }
+        SlimConv2d {
+            bias: Some(Param::from_tensor(Tensor::zeros([out], device))),
+            ..self
+        }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
@@ -287,7 +310,12 @@ impl<B: Backend> SlimConv2d<B> {
         };
         let weight = self.weight.val().slice([0..out, 0..per_group, 0..kh, 0..kw]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        let options = burn::tensor::ops::ConvOptions::new(self.stride, self.padding, self.dilation, groups);
+        let options = burn::tensor::ops::ConvOptions::new(
+            self.stride,
+            self.padding,
+            self.dilation,
+            groups,
+        );
         burn::tensor::module::conv2d(x, weight, bias, options)
     }
 }
@@ -307,7 +335,8 @@ impl<B: Backend> SlimLinear<B> {
         let uniform = burn::tensor::Distribution::Uniform(-bound, bound);
         SlimLinear {
             weight: Param::from_tensor(Tensor::random([in_c, out], uniform, device)),
-            bias: bias.then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
+            bias: bias
+                .then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
         }
     }
 
@@ -315,7 +344,8 @@ impl<B: Backend> SlimLinear<B> {
         let [n, c, _, _] = x.dims();
         let weight = self.weight.val().slice([0..c, 0..out]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        burn::tensor::module::linear(x.reshape([n, c]), weight, bias).reshape([n, out, 1, 1])
+        burn::tensor::module::linear(x.reshape([n, c]), weight, bias)
+            .reshape([n, out, 1, 1])
     }
 }
 
@@ -344,8 +374,10 @@ impl<B: Backend> SlimBatchNorm<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = x.dims()[1];
-        let scale = self.gamma.val().slice([0..c]) / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
-        let shift = self.beta.val().slice([0..c]) - self.mean.value().slice([0..c]) * scale.clone();
+        let scale = self.gamma.val().slice([0..c])
+            / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
+        let shift = self.beta.val().slice([0..c])
+            - self.mean.value().slice([0..c]) * scale.clone();
         x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
     }
 }

@@ -8,7 +8,9 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 /// Channels of each search dimension at full width.
-pub const BASE_WIDTHS: [usize; 18] = [16, 16, 16, 16, 16, 16, 32, 32, 32, 32, 32, 32, 64, 64, 64, 64, 64, 64];
+pub const BASE_WIDTHS: [usize; 18] = [
+    16, 16, 16, 16, 16, 16, 32, 32, 32, 32, 32, 32, 64, 64, 64, 64, 64, 64,
+];
 
 /// The input the network was declared for: channels, height, width.
 pub const INPUT: [usize; 3] = [3, 32, 32];
@@ -74,7 +76,8 @@ impl<B: Backend> Resnet32<B> {
                 main_bn2: SlimBatchNorm::new(16, device),
             },
             stage2_0: BasicA2 {
-                main_conv1: SlimConv2d::new([32, 16, 3, 3], [1, 1], device).with_stride([2, 2]),
+                main_conv1: SlimConv2d::new([32, 16, 3, 3], [1, 1], device)
+                    .with_stride([2, 2]),
                 main_bn1: SlimBatchNorm::new(32, device),
                 main_conv2: SlimConv2d::new([32, 32, 3, 3], [1, 1], device),
                 main_bn2: SlimBatchNorm::new(32, device),
@@ -104,7 +107,8 @@ impl<B: Backend> Resnet32<B> {
                 main_bn2: SlimBatchNorm::new(32, device),
             },
             stage3_0: BasicA2 {
-                main_conv1: SlimConv2d::new([64, 32, 3, 3], [1, 1], device).with_stride([2, 2]),
+                main_conv1: SlimConv2d::new([64, 32, 3, 3], [1, 1], device)
+                    .with_stride([2, 2]),
                 main_bn1: SlimBatchNorm::new(64, device),
                 main_conv2: SlimConv2d::new([64, 64, 3, 3], [1, 1], device),
                 main_bn2: SlimBatchNorm::new(64, device),
@@ -141,69 +145,69 @@ impl<B: Backend> Resnet32<B> {
     /// lists them), e.g. to load trained weights.
     pub fn layers_mut(&mut self) -> Vec<(&'static str, LayerMut<'_, B>)> {
         vec![
-            ("stem.conv1", LayerMut::Conv(&mut self.stem_conv1)),
-            ("stem.bn1", LayerMut::BatchNorm(&mut self.stem_bn1)),
-            ("stage1.0.main.conv1", LayerMut::Conv(&mut self.stage1_0.main_conv1)),
-            ("stage1.0.main.bn1", LayerMut::BatchNorm(&mut self.stage1_0.main_bn1)),
-            ("stage1.0.main.conv2", LayerMut::Conv(&mut self.stage1_0.main_conv2)),
-            ("stage1.0.main.bn2", LayerMut::BatchNorm(&mut self.stage1_0.main_bn2)),
-            ("stage1.1.main.conv1", LayerMut::Conv(&mut self.stage1_1.main_conv1)),
-            ("stage1.1.main.bn1", LayerMut::BatchNorm(&mut self.stage1_1.main_bn1)),
-            ("stage1.1.main.conv2", LayerMut::Conv(&mut self.stage1_1.main_conv2)),
-            ("stage1.1.main.bn2", LayerMut::BatchNorm(&mut self.stage1_1.main_bn2)),
-            ("stage1.2.main.conv1", LayerMut::Conv(&mut self.stage1_2.main_conv1)),
-            ("stage1.2.main.bn1", LayerMut::BatchNorm(&mut self.stage1_2.main_bn1)),
-            ("stage1.2.main.conv2", LayerMut::Conv(&mut self.stage1_2.main_conv2)),
-            ("stage1.2.main.bn2", LayerMut::BatchNorm(&mut self.stage1_2.main_bn2)),
-            ("stage1.3.main.conv1", LayerMut::Conv(&mut self.stage1_3.main_conv1)),
-            ("stage1.3.main.bn1", LayerMut::BatchNorm(&mut self.stage1_3.main_bn1)),
-            ("stage1.3.main.conv2", LayerMut::Conv(&mut self.stage1_3.main_conv2)),
-            ("stage1.3.main.bn2", LayerMut::BatchNorm(&mut self.stage1_3.main_bn2)),
-            ("stage1.4.main.conv1", LayerMut::Conv(&mut self.stage1_4.main_conv1)),
-            ("stage1.4.main.bn1", LayerMut::BatchNorm(&mut self.stage1_4.main_bn1)),
-            ("stage1.4.main.conv2", LayerMut::Conv(&mut self.stage1_4.main_conv2)),
-            ("stage1.4.main.bn2", LayerMut::BatchNorm(&mut self.stage1_4.main_bn2)),
-            ("stage2.0.main.conv1", LayerMut::Conv(&mut self.stage2_0.main_conv1)),
-            ("stage2.0.main.bn1", LayerMut::BatchNorm(&mut self.stage2_0.main_bn1)),
-            ("stage2.0.main.conv2", LayerMut::Conv(&mut self.stage2_0.main_conv2)),
-            ("stage2.0.main.bn2", LayerMut::BatchNorm(&mut self.stage2_0.main_bn2)),
-            ("stage2.1.main.conv1", LayerMut::Conv(&mut self.stage2_1.main_conv1)),
-            ("stage2.1.main.bn1", LayerMut::BatchNorm(&mut self.stage2_1.main_bn1)),
-            ("stage2.1.main.conv2", LayerMut::Conv(&mut self.stage2_1.main_conv2)),
-            ("stage2.1.main.bn2", LayerMut::BatchNorm(&mut self.stage2_1.main_bn2)),
-            ("stage2.2.main.conv1", LayerMut::Conv(&mut self.stage2_2.main_conv1)),
-            ("stage2.2.main.bn1", LayerMut::BatchNorm(&mut self.stage2_2.main_bn1)),
-            ("stage2.2.main.conv2", LayerMut::Conv(&mut self.stage2_2.main_conv2)),
-            ("stage2.2.main.bn2", LayerMut::BatchNorm(&mut self.stage2_2.main_bn2)),
-            ("stage2.3.main.conv1", LayerMut::Conv(&mut self.stage2_3.main_conv1)),
-            ("stage2.3.main.bn1", LayerMut::BatchNorm(&mut self.stage2_3.main_bn1)),
-            ("stage2.3.main.conv2", LayerMut::Conv(&mut self.stage2_3.main_conv2)),
-            ("stage2.3.main.bn2", LayerMut::BatchNorm(&mut self.stage2_3.main_bn2)),
-            ("stage2.4.main.conv1", LayerMut::Conv(&mut self.stage2_4.main_conv1)),
-            ("stage2.4.main.bn1", LayerMut::BatchNorm(&mut self.stage2_4.main_bn1)),
-            ("stage2.4.main.conv2", LayerMut::Conv(&mut self.stage2_4.main_conv2)),
-            ("stage2.4.main.bn2", LayerMut::BatchNorm(&mut self.stage2_4.main_bn2)),
-            ("stage3.0.main.conv1", LayerMut::Conv(&mut self.stage3_0.main_conv1)),
-            ("stage3.0.main.bn1", LayerMut::BatchNorm(&mut self.stage3_0.main_bn1)),
-            ("stage3.0.main.conv2", LayerMut::Conv(&mut self.stage3_0.main_conv2)),
-            ("stage3.0.main.bn2", LayerMut::BatchNorm(&mut self.stage3_0.main_bn2)),
-            ("stage3.1.main.conv1", LayerMut::Conv(&mut self.stage3_1.main_conv1)),
-            ("stage3.1.main.bn1", LayerMut::BatchNorm(&mut self.stage3_1.main_bn1)),
-            ("stage3.1.main.conv2", LayerMut::Conv(&mut self.stage3_1.main_conv2)),
-            ("stage3.1.main.bn2", LayerMut::BatchNorm(&mut self.stage3_1.main_bn2)),
-            ("stage3.2.main.conv1", LayerMut::Conv(&mut self.stage3_2.main_conv1)),
-            ("stage3.2.main.bn1", LayerMut::BatchNorm(&mut self.stage3_2.main_bn1)),
-            ("stage3.2.main.conv2", LayerMut::Conv(&mut self.stage3_2.main_conv2)),
-            ("stage3.2.main.bn2", LayerMut::BatchNorm(&mut self.stage3_2.main_bn2)),
-            ("stage3.3.main.conv1", LayerMut::Conv(&mut self.stage3_3.main_conv1)),
-            ("stage3.3.main.bn1", LayerMut::BatchNorm(&mut self.stage3_3.main_bn1)),
-            ("stage3.3.main.conv2", LayerMut::Conv(&mut self.stage3_3.main_conv2)),
-            ("stage3.3.main.bn2", LayerMut::BatchNorm(&mut self.stage3_3.main_bn2)),
-            ("stage3.4.main.conv1", LayerMut::Conv(&mut self.stage3_4.main_conv1)),
-            ("stage3.4.main.bn1", LayerMut::BatchNorm(&mut self.stage3_4.main_bn1)),
-            ("stage3.4.main.conv2", LayerMut::Conv(&mut self.stage3_4.main_conv2)),
-            ("stage3.4.main.bn2", LayerMut::BatchNorm(&mut self.stage3_4.main_bn2)),
-            ("head.linear1", LayerMut::Linear(&mut self.head_linear1)),
+            ("stem.conv1", LayerMut::Conv(& mut self.stem_conv1)), ("stem.bn1",
+            LayerMut::BatchNorm(& mut self.stem_bn1)), ("stage1.0.main.conv1",
+            LayerMut::Conv(& mut self.stage1_0.main_conv1)), ("stage1.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn1)), ("stage1.0.main.conv2",
+            LayerMut::Conv(& mut self.stage1_0.main_conv2)), ("stage1.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn2)), ("stage1.1.main.conv1",
+            LayerMut::Conv(& mut self.stage1_1.main_conv1)), ("stage1.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_1.main_bn1)), ("stage1.1.main.conv2",
+            LayerMut::Conv(& mut self.stage1_1.main_conv2)), ("stage1.1.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage1_1.main_bn2)), ("stage1.2.main.conv1",
+            LayerMut::Conv(& mut self.stage1_2.main_conv1)), ("stage1.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_2.main_bn1)), ("stage1.2.main.conv2",
+            LayerMut::Conv(& mut self.stage1_2.main_conv2)), ("stage1.2.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage1_2.main_bn2)), ("stage1.3.main.conv1",
+            LayerMut::Conv(& mut self.stage1_3.main_conv1)), ("stage1.3.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_3.main_bn1)), ("stage1.3.main.conv2",
+            LayerMut::Conv(& mut self.stage1_3.main_conv2)), ("stage1.3.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage1_3.main_bn2)), ("stage1.4.main.conv1",
+            LayerMut::Conv(& mut self.stage1_4.main_conv1)), ("stage1.4.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_4.main_bn1)), ("stage1.4.main.conv2",
+            LayerMut::Conv(& mut self.stage1_4.main_conv2)), ("stage1.4.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage1_4.main_bn2)), ("stage2.0.main.conv1",
+            LayerMut::Conv(& mut self.stage2_0.main_conv1)), ("stage2.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.main_bn1)), ("stage2.0.main.conv2",
+            LayerMut::Conv(& mut self.stage2_0.main_conv2)), ("stage2.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage2_0.main_bn2)), ("stage2.1.main.conv1",
+            LayerMut::Conv(& mut self.stage2_1.main_conv1)), ("stage2.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_1.main_bn1)), ("stage2.1.main.conv2",
+            LayerMut::Conv(& mut self.stage2_1.main_conv2)), ("stage2.1.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage2_1.main_bn2)), ("stage2.2.main.conv1",
+            LayerMut::Conv(& mut self.stage2_2.main_conv1)), ("stage2.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_2.main_bn1)), ("stage2.2.main.conv2",
+            LayerMut::Conv(& mut self.stage2_2.main_conv2)), ("stage2.2.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage2_2.main_bn2)), ("stage2.3.main.conv1",
+            LayerMut::Conv(& mut self.stage2_3.main_conv1)), ("stage2.3.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_3.main_bn1)), ("stage2.3.main.conv2",
+            LayerMut::Conv(& mut self.stage2_3.main_conv2)), ("stage2.3.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage2_3.main_bn2)), ("stage2.4.main.conv1",
+            LayerMut::Conv(& mut self.stage2_4.main_conv1)), ("stage2.4.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_4.main_bn1)), ("stage2.4.main.conv2",
+            LayerMut::Conv(& mut self.stage2_4.main_conv2)), ("stage2.4.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage2_4.main_bn2)), ("stage3.0.main.conv1",
+            LayerMut::Conv(& mut self.stage3_0.main_conv1)), ("stage3.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.main_bn1)), ("stage3.0.main.conv2",
+            LayerMut::Conv(& mut self.stage3_0.main_conv2)), ("stage3.0.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_0.main_bn2)), ("stage3.1.main.conv1",
+            LayerMut::Conv(& mut self.stage3_1.main_conv1)), ("stage3.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_1.main_bn1)), ("stage3.1.main.conv2",
+            LayerMut::Conv(& mut self.stage3_1.main_conv2)), ("stage3.1.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_1.main_bn2)), ("stage3.2.main.conv1",
+            LayerMut::Conv(& mut self.stage3_2.main_conv1)), ("stage3.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_2.main_bn1)), ("stage3.2.main.conv2",
+            LayerMut::Conv(& mut self.stage3_2.main_conv2)), ("stage3.2.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_2.main_bn2)), ("stage3.3.main.conv1",
+            LayerMut::Conv(& mut self.stage3_3.main_conv1)), ("stage3.3.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_3.main_bn1)), ("stage3.3.main.conv2",
+            LayerMut::Conv(& mut self.stage3_3.main_conv2)), ("stage3.3.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_3.main_bn2)), ("stage3.4.main.conv1",
+            LayerMut::Conv(& mut self.stage3_4.main_conv1)), ("stage3.4.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_4.main_bn1)), ("stage3.4.main.conv2",
+            LayerMut::Conv(& mut self.stage3_4.main_conv2)), ("stage3.4.main.bn2",
+            LayerMut::BatchNorm(& mut self.stage3_4.main_bn2)), ("head.linear1",
+            LayerMut::Linear(& mut self.head_linear1))
         ]
     }
 
@@ -311,7 +315,11 @@ impl<B: Backend> SlimConv2d<B> {
     /// torchvision).
     pub fn new(shape: [usize; 4], padding: [usize; 2], device: &B::Device) -> Self {
         let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
-        let weight = Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, std), device);
+        let weight = Tensor::random(
+            shape,
+            burn::tensor::Distribution::Normal(0.0, std),
+            device,
+        );
         SlimConv2d {
             weight: Param::from_tensor(weight),
             bias: None,
@@ -343,7 +351,10 @@ impl<B: Backend> SlimConv2d<B> {
     /// A zero bias.
     pub fn with_bias(self, device: &B::Device) -> Self {
         let out = self.weight.dims()[0];
-        SlimConv2d { bias: Some(Param::from_tensor(Tensor::zeros([out], device))), ..self }
+        SlimConv2d {
+            bias: Some(Param::from_tensor(Tensor::zeros([out], device))),
+            ..self
+        }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
@@ -356,7 +367,12 @@ impl<B: Backend> SlimConv2d<B> {
         };
         let weight = self.weight.val().slice([0..out, 0..per_group, 0..kh, 0..kw]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        let options = burn::tensor::ops::ConvOptions::new(self.stride, self.padding, self.dilation, groups);
+        let options = burn::tensor::ops::ConvOptions::new(
+            self.stride,
+            self.padding,
+            self.dilation,
+            groups,
+        );
         burn::tensor::module::conv2d(x, weight, bias, options)
     }
 }
@@ -376,7 +392,8 @@ impl<B: Backend> SlimLinear<B> {
         let uniform = burn::tensor::Distribution::Uniform(-bound, bound);
         SlimLinear {
             weight: Param::from_tensor(Tensor::random([in_c, out], uniform, device)),
-            bias: bias.then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
+            bias: bias
+                .then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
         }
     }
 
@@ -384,7 +401,8 @@ impl<B: Backend> SlimLinear<B> {
         let [n, c, _, _] = x.dims();
         let weight = self.weight.val().slice([0..c, 0..out]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        burn::tensor::module::linear(x.reshape([n, c]), weight, bias).reshape([n, out, 1, 1])
+        burn::tensor::module::linear(x.reshape([n, c]), weight, bias)
+            .reshape([n, out, 1, 1])
     }
 }
 
@@ -413,8 +431,10 @@ impl<B: Backend> SlimBatchNorm<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = x.dims()[1];
-        let scale = self.gamma.val().slice([0..c]) / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
-        let shift = self.beta.val().slice([0..c]) - self.mean.value().slice([0..c]) * scale.clone();
+        let scale = self.gamma.val().slice([0..c])
+            / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
+        let shift = self.beta.val().slice([0..c])
+            - self.mean.value().slice([0..c]) * scale.clone();
         x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
     }
 }

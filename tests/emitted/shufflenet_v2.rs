@@ -8,8 +8,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 /// Channels of each search dimension at full width.
-pub const BASE_WIDTHS: [usize; 21] =
-    [24, 58, 58, 58, 58, 58, 116, 116, 116, 116, 116, 116, 116, 116, 116, 232, 232, 232, 232, 232, 1024];
+pub const BASE_WIDTHS: [usize; 21] = [
+    24, 58, 58, 58, 58, 58, 116, 116, 116, 116, 116, 116, 116, 116, 116, 232, 232, 232,
+    232, 232, 1024,
+];
 
 /// The input the network was declared for: channels, height, width.
 pub const INPUT: [usize; 3] = [3, 224, 224];
@@ -45,16 +47,21 @@ impl<B: Backend> ShufflenetV2<B> {
     /// Full-width parameters: Kaiming-normal convs, PyTorch-default linears, BN γ = 1, β = 0.
     pub fn init(device: &B::Device) -> Self {
         ShufflenetV2 {
-            stem_conv1: SlimConv2d::new([24, 3, 3, 3], [1, 1], device).with_stride([2, 2]),
+            stem_conv1: SlimConv2d::new([24, 3, 3, 3], [1, 1], device)
+                .with_stride([2, 2]),
             stem_bn1: SlimBatchNorm::new(24, device),
             stage1_0: Down {
-                left_dwconv1: SlimConv2d::new([24, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                left_dwconv1: SlimConv2d::new([24, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 left_bn1: SlimBatchNorm::new(24, device),
                 left_conv1: SlimConv2d::new([58, 24, 1, 1], [0, 0], device),
                 left_bn2: SlimBatchNorm::new(58, device),
                 right_conv1: SlimConv2d::new([58, 24, 1, 1], [0, 0], device),
                 right_bn1: SlimBatchNorm::new(58, device),
-                right_dwconv1: SlimConv2d::new([58, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                right_dwconv1: SlimConv2d::new([58, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 right_bn2: SlimBatchNorm::new(58, device),
                 right_conv2: SlimConv2d::new([58, 58, 1, 1], [0, 0], device),
                 right_bn3: SlimBatchNorm::new(58, device),
@@ -62,7 +69,8 @@ impl<B: Backend> ShufflenetV2<B> {
             stage1_1: Unit {
                 right_conv1: SlimConv2d::new([58, 58, 1, 1], [0, 0], device),
                 right_bn1: SlimBatchNorm::new(58, device),
-                right_dwconv1: SlimConv2d::new([58, 1, 3, 3], [1, 1], device).with_group_width(1),
+                right_dwconv1: SlimConv2d::new([58, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 right_bn2: SlimBatchNorm::new(58, device),
                 right_conv2: SlimConv2d::new([58, 58, 1, 1], [0, 0], device),
                 right_bn3: SlimBatchNorm::new(58, device),
@@ -70,7 +78,8 @@ impl<B: Backend> ShufflenetV2<B> {
             stage1_2: Unit {
                 right_conv1: SlimConv2d::new([58, 58, 1, 1], [0, 0], device),
                 right_bn1: SlimBatchNorm::new(58, device),
-                right_dwconv1: SlimConv2d::new([58, 1, 3, 3], [1, 1], device).with_group_width(1),
+                right_dwconv1: SlimConv2d::new([58, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 right_bn2: SlimBatchNorm::new(58, device),
                 right_conv2: SlimConv2d::new([58, 58, 1, 1], [0, 0], device),
                 right_bn3: SlimBatchNorm::new(58, device),
@@ -78,19 +87,24 @@ impl<B: Backend> ShufflenetV2<B> {
             stage1_3: Unit {
                 right_conv1: SlimConv2d::new([58, 58, 1, 1], [0, 0], device),
                 right_bn1: SlimBatchNorm::new(58, device),
-                right_dwconv1: SlimConv2d::new([58, 1, 3, 3], [1, 1], device).with_group_width(1),
+                right_dwconv1: SlimConv2d::new([58, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 right_bn2: SlimBatchNorm::new(58, device),
                 right_conv2: SlimConv2d::new([58, 58, 1, 1], [0, 0], device),
                 right_bn3: SlimBatchNorm::new(58, device),
             },
             stage2_0: Down {
-                left_dwconv1: SlimConv2d::new([116, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                left_dwconv1: SlimConv2d::new([116, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 left_bn1: SlimBatchNorm::new(116, device),
                 left_conv1: SlimConv2d::new([116, 116, 1, 1], [0, 0], device),
                 left_bn2: SlimBatchNorm::new(116, device),
                 right_conv1: SlimConv2d::new([116, 116, 1, 1], [0, 0], device),
                 right_bn1: SlimBatchNorm::new(116, device),
-                right_dwconv1: SlimConv2d::new([116, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                right_dwconv1: SlimConv2d::new([116, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 right_bn2: SlimBatchNorm::new(116, device),
                 right_conv2: SlimConv2d::new([116, 116, 1, 1], [0, 0], device),
                 right_bn3: SlimBatchNorm::new(116, device),
@@ -98,7 +112,8 @@ impl<B: Backend> ShufflenetV2<B> {
             stage2_1: Unit {
                 right_conv1: SlimConv2d::new([116, 116, 1, 1], [0, 0], device),
                 right_bn1: SlimBatchNorm::new(116, device),
-                right_dwconv1: SlimConv2d::new([116, 1, 3, 3], [1, 1], device).with_group_width(1),
+                right_dwconv1: SlimConv2d::new([116, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 right_bn2: SlimBatchNorm::new(116, device),
                 right_conv2: SlimConv2d::new([116, 116, 1, 1], [0, 0], device),
                 right_bn3: SlimBatchNorm::new(116, device),
@@ -106,7 +121,8 @@ impl<B: Backend> ShufflenetV2<B> {
             stage2_2: Unit {
                 right_conv1: SlimConv2d::new([116, 116, 1, 1], [0, 0], device),
                 right_bn1: SlimBatchNorm::new(116, device),
-                right_dwconv1: SlimConv2d::new([116, 1, 3, 3], [1, 1], device).with_group_width(1),
+                right_dwconv1: SlimConv2d::new([116, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 right_bn2: SlimBatchNorm::new(116, device),
                 right_conv2: SlimConv2d::new([116, 116, 1, 1], [0, 0], device),
                 right_bn3: SlimBatchNorm::new(116, device),
@@ -114,7 +130,8 @@ impl<B: Backend> ShufflenetV2<B> {
             stage2_3: Unit {
                 right_conv1: SlimConv2d::new([116, 116, 1, 1], [0, 0], device),
                 right_bn1: SlimBatchNorm::new(116, device),
-                right_dwconv1: SlimConv2d::new([116, 1, 3, 3], [1, 1], device).with_group_width(1),
+                right_dwconv1: SlimConv2d::new([116, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 right_bn2: SlimBatchNorm::new(116, device),
                 right_conv2: SlimConv2d::new([116, 116, 1, 1], [0, 0], device),
                 right_bn3: SlimBatchNorm::new(116, device),
@@ -122,7 +139,8 @@ impl<B: Backend> ShufflenetV2<B> {
             stage2_4: Unit {
                 right_conv1: SlimConv2d::new([116, 116, 1, 1], [0, 0], device),
                 right_bn1: SlimBatchNorm::new(116, device),
-                right_dwconv1: SlimConv2d::new([116, 1, 3, 3], [1, 1], device).with_group_width(1),
+                right_dwconv1: SlimConv2d::new([116, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 right_bn2: SlimBatchNorm::new(116, device),
                 right_conv2: SlimConv2d::new([116, 116, 1, 1], [0, 0], device),
                 right_bn3: SlimBatchNorm::new(116, device),
@@ -130,7 +148,8 @@ impl<B: Backend> ShufflenetV2<B> {
             stage2_5: Unit {
                 right_conv1: SlimConv2d::new([116, 116, 1, 1], [0, 0], device),
                 right_bn1: SlimBatchNorm::new(116, device),
-                right_dwconv1: SlimConv2d::new([116, 1, 3, 3], [1, 1], device).with_group_width(1),
+                right_dwconv1: SlimConv2d::new([116, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 right_bn2: SlimBatchNorm::new(116, device),
                 right_conv2: SlimConv2d::new([116, 116, 1, 1], [0, 0], device),
                 right_bn3: SlimBatchNorm::new(116, device),
@@ -138,7 +157,8 @@ impl<B: Backend> ShufflenetV2<B> {
             stage2_6: Unit {
                 right_conv1: SlimConv2d::new([116, 116, 1, 1], [0, 0], device),
                 right_bn1: SlimBatchNorm::new(116, device),
-                right_dwconv1: SlimConv2d::new([116, 1, 3, 3], [1, 1], device).with_group_width(1),
+                right_dwconv1: SlimConv2d::new([116, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 right_bn2: SlimBatchNorm::new(116, device),
                 right_conv2: SlimConv2d::new([116, 116, 1, 1], [0, 0], device),
                 right_bn3: SlimBatchNorm::new(116, device),
@@ -146,19 +166,24 @@ impl<B: Backend> ShufflenetV2<B> {
             stage2_7: Unit {
                 right_conv1: SlimConv2d::new([116, 116, 1, 1], [0, 0], device),
                 right_bn1: SlimBatchNorm::new(116, device),
-                right_dwconv1: SlimConv2d::new([116, 1, 3, 3], [1, 1], device).with_group_width(1),
+                right_dwconv1: SlimConv2d::new([116, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 right_bn2: SlimBatchNorm::new(116, device),
                 right_conv2: SlimConv2d::new([116, 116, 1, 1], [0, 0], device),
                 right_bn3: SlimBatchNorm::new(116, device),
             },
             stage3_0: Down {
-                left_dwconv1: SlimConv2d::new([232, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                left_dwconv1: SlimConv2d::new([232, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 left_bn1: SlimBatchNorm::new(232, device),
                 left_conv1: SlimConv2d::new([232, 232, 1, 1], [0, 0], device),
                 left_bn2: SlimBatchNorm::new(232, device),
                 right_conv1: SlimConv2d::new([232, 232, 1, 1], [0, 0], device),
                 right_bn1: SlimBatchNorm::new(232, device),
-                right_dwconv1: SlimConv2d::new([232, 1, 3, 3], [1, 1], device).with_stride([2, 2]).with_group_width(1),
+                right_dwconv1: SlimConv2d::new([232, 1, 3, 3], [1, 1], device)
+                    .with_stride([2, 2])
+                    .with_group_width(1),
                 right_bn2: SlimBatchNorm::new(232, device),
                 right_conv2: SlimConv2d::new([232, 232, 1, 1], [0, 0], device),
                 right_bn3: SlimBatchNorm::new(232, device),
@@ -166,7 +191,8 @@ impl<B: Backend> ShufflenetV2<B> {
             stage3_1: Unit {
                 right_conv1: SlimConv2d::new([232, 232, 1, 1], [0, 0], device),
                 right_bn1: SlimBatchNorm::new(232, device),
-                right_dwconv1: SlimConv2d::new([232, 1, 3, 3], [1, 1], device).with_group_width(1),
+                right_dwconv1: SlimConv2d::new([232, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 right_bn2: SlimBatchNorm::new(232, device),
                 right_conv2: SlimConv2d::new([232, 232, 1, 1], [0, 0], device),
                 right_bn3: SlimBatchNorm::new(232, device),
@@ -174,7 +200,8 @@ impl<B: Backend> ShufflenetV2<B> {
             stage3_2: Unit {
                 right_conv1: SlimConv2d::new([232, 232, 1, 1], [0, 0], device),
                 right_bn1: SlimBatchNorm::new(232, device),
-                right_dwconv1: SlimConv2d::new([232, 1, 3, 3], [1, 1], device).with_group_width(1),
+                right_dwconv1: SlimConv2d::new([232, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 right_bn2: SlimBatchNorm::new(232, device),
                 right_conv2: SlimConv2d::new([232, 232, 1, 1], [0, 0], device),
                 right_bn3: SlimBatchNorm::new(232, device),
@@ -182,7 +209,8 @@ impl<B: Backend> ShufflenetV2<B> {
             stage3_3: Unit {
                 right_conv1: SlimConv2d::new([232, 232, 1, 1], [0, 0], device),
                 right_bn1: SlimBatchNorm::new(232, device),
-                right_dwconv1: SlimConv2d::new([232, 1, 3, 3], [1, 1], device).with_group_width(1),
+                right_dwconv1: SlimConv2d::new([232, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
                 right_bn2: SlimBatchNorm::new(232, device),
                 right_conv2: SlimConv2d::new([232, 232, 1, 1], [0, 0], device),
                 right_bn3: SlimBatchNorm::new(232, device),
@@ -197,119 +225,119 @@ impl<B: Backend> ShufflenetV2<B> {
     /// lists them), e.g. to load trained weights.
     pub fn layers_mut(&mut self) -> Vec<(&'static str, LayerMut<'_, B>)> {
         vec![
-            ("stem.conv1", LayerMut::Conv(&mut self.stem_conv1)),
-            ("stem.bn1", LayerMut::BatchNorm(&mut self.stem_bn1)),
-            ("stage1.0.left.dwconv1", LayerMut::Conv(&mut self.stage1_0.left_dwconv1)),
-            ("stage1.0.left.bn1", LayerMut::BatchNorm(&mut self.stage1_0.left_bn1)),
-            ("stage1.0.left.conv1", LayerMut::Conv(&mut self.stage1_0.left_conv1)),
-            ("stage1.0.left.bn2", LayerMut::BatchNorm(&mut self.stage1_0.left_bn2)),
-            ("stage1.0.right.conv1", LayerMut::Conv(&mut self.stage1_0.right_conv1)),
-            ("stage1.0.right.bn1", LayerMut::BatchNorm(&mut self.stage1_0.right_bn1)),
-            ("stage1.0.right.dwconv1", LayerMut::Conv(&mut self.stage1_0.right_dwconv1)),
-            ("stage1.0.right.bn2", LayerMut::BatchNorm(&mut self.stage1_0.right_bn2)),
-            ("stage1.0.right.conv2", LayerMut::Conv(&mut self.stage1_0.right_conv2)),
-            ("stage1.0.right.bn3", LayerMut::BatchNorm(&mut self.stage1_0.right_bn3)),
-            ("stage1.1.right.conv1", LayerMut::Conv(&mut self.stage1_1.right_conv1)),
-            ("stage1.1.right.bn1", LayerMut::BatchNorm(&mut self.stage1_1.right_bn1)),
-            ("stage1.1.right.dwconv1", LayerMut::Conv(&mut self.stage1_1.right_dwconv1)),
-            ("stage1.1.right.bn2", LayerMut::BatchNorm(&mut self.stage1_1.right_bn2)),
-            ("stage1.1.right.conv2", LayerMut::Conv(&mut self.stage1_1.right_conv2)),
-            ("stage1.1.right.bn3", LayerMut::BatchNorm(&mut self.stage1_1.right_bn3)),
-            ("stage1.2.right.conv1", LayerMut::Conv(&mut self.stage1_2.right_conv1)),
-            ("stage1.2.right.bn1", LayerMut::BatchNorm(&mut self.stage1_2.right_bn1)),
-            ("stage1.2.right.dwconv1", LayerMut::Conv(&mut self.stage1_2.right_dwconv1)),
-            ("stage1.2.right.bn2", LayerMut::BatchNorm(&mut self.stage1_2.right_bn2)),
-            ("stage1.2.right.conv2", LayerMut::Conv(&mut self.stage1_2.right_conv2)),
-            ("stage1.2.right.bn3", LayerMut::BatchNorm(&mut self.stage1_2.right_bn3)),
-            ("stage1.3.right.conv1", LayerMut::Conv(&mut self.stage1_3.right_conv1)),
-            ("stage1.3.right.bn1", LayerMut::BatchNorm(&mut self.stage1_3.right_bn1)),
-            ("stage1.3.right.dwconv1", LayerMut::Conv(&mut self.stage1_3.right_dwconv1)),
-            ("stage1.3.right.bn2", LayerMut::BatchNorm(&mut self.stage1_3.right_bn2)),
-            ("stage1.3.right.conv2", LayerMut::Conv(&mut self.stage1_3.right_conv2)),
-            ("stage1.3.right.bn3", LayerMut::BatchNorm(&mut self.stage1_3.right_bn3)),
-            ("stage2.0.left.dwconv1", LayerMut::Conv(&mut self.stage2_0.left_dwconv1)),
-            ("stage2.0.left.bn1", LayerMut::BatchNorm(&mut self.stage2_0.left_bn1)),
-            ("stage2.0.left.conv1", LayerMut::Conv(&mut self.stage2_0.left_conv1)),
-            ("stage2.0.left.bn2", LayerMut::BatchNorm(&mut self.stage2_0.left_bn2)),
-            ("stage2.0.right.conv1", LayerMut::Conv(&mut self.stage2_0.right_conv1)),
-            ("stage2.0.right.bn1", LayerMut::BatchNorm(&mut self.stage2_0.right_bn1)),
-            ("stage2.0.right.dwconv1", LayerMut::Conv(&mut self.stage2_0.right_dwconv1)),
-            ("stage2.0.right.bn2", LayerMut::BatchNorm(&mut self.stage2_0.right_bn2)),
-            ("stage2.0.right.conv2", LayerMut::Conv(&mut self.stage2_0.right_conv2)),
-            ("stage2.0.right.bn3", LayerMut::BatchNorm(&mut self.stage2_0.right_bn3)),
-            ("stage2.1.right.conv1", LayerMut::Conv(&mut self.stage2_1.right_conv1)),
-            ("stage2.1.right.bn1", LayerMut::BatchNorm(&mut self.stage2_1.right_bn1)),
-            ("stage2.1.right.dwconv1", LayerMut::Conv(&mut self.stage2_1.right_dwconv1)),
-            ("stage2.1.right.bn2", LayerMut::BatchNorm(&mut self.stage2_1.right_bn2)),
-            ("stage2.1.right.conv2", LayerMut::Conv(&mut self.stage2_1.right_conv2)),
-            ("stage2.1.right.bn3", LayerMut::BatchNorm(&mut self.stage2_1.right_bn3)),
-            ("stage2.2.right.conv1", LayerMut::Conv(&mut self.stage2_2.right_conv1)),
-            ("stage2.2.right.bn1", LayerMut::BatchNorm(&mut self.stage2_2.right_bn1)),
-            ("stage2.2.right.dwconv1", LayerMut::Conv(&mut self.stage2_2.right_dwconv1)),
-            ("stage2.2.right.bn2", LayerMut::BatchNorm(&mut self.stage2_2.right_bn2)),
-            ("stage2.2.right.conv2", LayerMut::Conv(&mut self.stage2_2.right_conv2)),
-            ("stage2.2.right.bn3", LayerMut::BatchNorm(&mut self.stage2_2.right_bn3)),
-            ("stage2.3.right.conv1", LayerMut::Conv(&mut self.stage2_3.right_conv1)),
-            ("stage2.3.right.bn1", LayerMut::BatchNorm(&mut self.stage2_3.right_bn1)),
-            ("stage2.3.right.dwconv1", LayerMut::Conv(&mut self.stage2_3.right_dwconv1)),
-            ("stage2.3.right.bn2", LayerMut::BatchNorm(&mut self.stage2_3.right_bn2)),
-            ("stage2.3.right.conv2", LayerMut::Conv(&mut self.stage2_3.right_conv2)),
-            ("stage2.3.right.bn3", LayerMut::BatchNorm(&mut self.stage2_3.right_bn3)),
-            ("stage2.4.right.conv1", LayerMut::Conv(&mut self.stage2_4.right_conv1)),
-            ("stage2.4.right.bn1", LayerMut::BatchNorm(&mut self.stage2_4.right_bn1)),
-            ("stage2.4.right.dwconv1", LayerMut::Conv(&mut self.stage2_4.right_dwconv1)),
-            ("stage2.4.right.bn2", LayerMut::BatchNorm(&mut self.stage2_4.right_bn2)),
-            ("stage2.4.right.conv2", LayerMut::Conv(&mut self.stage2_4.right_conv2)),
-            ("stage2.4.right.bn3", LayerMut::BatchNorm(&mut self.stage2_4.right_bn3)),
-            ("stage2.5.right.conv1", LayerMut::Conv(&mut self.stage2_5.right_conv1)),
-            ("stage2.5.right.bn1", LayerMut::BatchNorm(&mut self.stage2_5.right_bn1)),
-            ("stage2.5.right.dwconv1", LayerMut::Conv(&mut self.stage2_5.right_dwconv1)),
-            ("stage2.5.right.bn2", LayerMut::BatchNorm(&mut self.stage2_5.right_bn2)),
-            ("stage2.5.right.conv2", LayerMut::Conv(&mut self.stage2_5.right_conv2)),
-            ("stage2.5.right.bn3", LayerMut::BatchNorm(&mut self.stage2_5.right_bn3)),
-            ("stage2.6.right.conv1", LayerMut::Conv(&mut self.stage2_6.right_conv1)),
-            ("stage2.6.right.bn1", LayerMut::BatchNorm(&mut self.stage2_6.right_bn1)),
-            ("stage2.6.right.dwconv1", LayerMut::Conv(&mut self.stage2_6.right_dwconv1)),
-            ("stage2.6.right.bn2", LayerMut::BatchNorm(&mut self.stage2_6.right_bn2)),
-            ("stage2.6.right.conv2", LayerMut::Conv(&mut self.stage2_6.right_conv2)),
-            ("stage2.6.right.bn3", LayerMut::BatchNorm(&mut self.stage2_6.right_bn3)),
-            ("stage2.7.right.conv1", LayerMut::Conv(&mut self.stage2_7.right_conv1)),
-            ("stage2.7.right.bn1", LayerMut::BatchNorm(&mut self.stage2_7.right_bn1)),
-            ("stage2.7.right.dwconv1", LayerMut::Conv(&mut self.stage2_7.right_dwconv1)),
-            ("stage2.7.right.bn2", LayerMut::BatchNorm(&mut self.stage2_7.right_bn2)),
-            ("stage2.7.right.conv2", LayerMut::Conv(&mut self.stage2_7.right_conv2)),
-            ("stage2.7.right.bn3", LayerMut::BatchNorm(&mut self.stage2_7.right_bn3)),
-            ("stage3.0.left.dwconv1", LayerMut::Conv(&mut self.stage3_0.left_dwconv1)),
-            ("stage3.0.left.bn1", LayerMut::BatchNorm(&mut self.stage3_0.left_bn1)),
-            ("stage3.0.left.conv1", LayerMut::Conv(&mut self.stage3_0.left_conv1)),
-            ("stage3.0.left.bn2", LayerMut::BatchNorm(&mut self.stage3_0.left_bn2)),
-            ("stage3.0.right.conv1", LayerMut::Conv(&mut self.stage3_0.right_conv1)),
-            ("stage3.0.right.bn1", LayerMut::BatchNorm(&mut self.stage3_0.right_bn1)),
-            ("stage3.0.right.dwconv1", LayerMut::Conv(&mut self.stage3_0.right_dwconv1)),
-            ("stage3.0.right.bn2", LayerMut::BatchNorm(&mut self.stage3_0.right_bn2)),
-            ("stage3.0.right.conv2", LayerMut::Conv(&mut self.stage3_0.right_conv2)),
-            ("stage3.0.right.bn3", LayerMut::BatchNorm(&mut self.stage3_0.right_bn3)),
-            ("stage3.1.right.conv1", LayerMut::Conv(&mut self.stage3_1.right_conv1)),
-            ("stage3.1.right.bn1", LayerMut::BatchNorm(&mut self.stage3_1.right_bn1)),
-            ("stage3.1.right.dwconv1", LayerMut::Conv(&mut self.stage3_1.right_dwconv1)),
-            ("stage3.1.right.bn2", LayerMut::BatchNorm(&mut self.stage3_1.right_bn2)),
-            ("stage3.1.right.conv2", LayerMut::Conv(&mut self.stage3_1.right_conv2)),
-            ("stage3.1.right.bn3", LayerMut::BatchNorm(&mut self.stage3_1.right_bn3)),
-            ("stage3.2.right.conv1", LayerMut::Conv(&mut self.stage3_2.right_conv1)),
-            ("stage3.2.right.bn1", LayerMut::BatchNorm(&mut self.stage3_2.right_bn1)),
-            ("stage3.2.right.dwconv1", LayerMut::Conv(&mut self.stage3_2.right_dwconv1)),
-            ("stage3.2.right.bn2", LayerMut::BatchNorm(&mut self.stage3_2.right_bn2)),
-            ("stage3.2.right.conv2", LayerMut::Conv(&mut self.stage3_2.right_conv2)),
-            ("stage3.2.right.bn3", LayerMut::BatchNorm(&mut self.stage3_2.right_bn3)),
-            ("stage3.3.right.conv1", LayerMut::Conv(&mut self.stage3_3.right_conv1)),
-            ("stage3.3.right.bn1", LayerMut::BatchNorm(&mut self.stage3_3.right_bn1)),
-            ("stage3.3.right.dwconv1", LayerMut::Conv(&mut self.stage3_3.right_dwconv1)),
-            ("stage3.3.right.bn2", LayerMut::BatchNorm(&mut self.stage3_3.right_bn2)),
-            ("stage3.3.right.conv2", LayerMut::Conv(&mut self.stage3_3.right_conv2)),
-            ("stage3.3.right.bn3", LayerMut::BatchNorm(&mut self.stage3_3.right_bn3)),
-            ("head.conv1", LayerMut::Conv(&mut self.head_conv1)),
-            ("head.bn1", LayerMut::BatchNorm(&mut self.head_bn1)),
-            ("head.linear1", LayerMut::Linear(&mut self.head_linear1)),
+            ("stem.conv1", LayerMut::Conv(& mut self.stem_conv1)), ("stem.bn1",
+            LayerMut::BatchNorm(& mut self.stem_bn1)), ("stage1.0.left.dwconv1",
+            LayerMut::Conv(& mut self.stage1_0.left_dwconv1)), ("stage1.0.left.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.left_bn1)), ("stage1.0.left.conv1",
+            LayerMut::Conv(& mut self.stage1_0.left_conv1)), ("stage1.0.left.bn2",
+            LayerMut::BatchNorm(& mut self.stage1_0.left_bn2)), ("stage1.0.right.conv1",
+            LayerMut::Conv(& mut self.stage1_0.right_conv1)), ("stage1.0.right.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.right_bn1)),
+            ("stage1.0.right.dwconv1", LayerMut::Conv(& mut self.stage1_0
+            .right_dwconv1)), ("stage1.0.right.bn2", LayerMut::BatchNorm(& mut self
+            .stage1_0.right_bn2)), ("stage1.0.right.conv2", LayerMut::Conv(& mut self
+            .stage1_0.right_conv2)), ("stage1.0.right.bn3", LayerMut::BatchNorm(& mut
+            self.stage1_0.right_bn3)), ("stage1.1.right.conv1", LayerMut::Conv(& mut self
+            .stage1_1.right_conv1)), ("stage1.1.right.bn1", LayerMut::BatchNorm(& mut
+            self.stage1_1.right_bn1)), ("stage1.1.right.dwconv1", LayerMut::Conv(& mut
+            self.stage1_1.right_dwconv1)), ("stage1.1.right.bn2", LayerMut::BatchNorm(&
+            mut self.stage1_1.right_bn2)), ("stage1.1.right.conv2", LayerMut::Conv(& mut
+            self.stage1_1.right_conv2)), ("stage1.1.right.bn3", LayerMut::BatchNorm(& mut
+            self.stage1_1.right_bn3)), ("stage1.2.right.conv1", LayerMut::Conv(& mut self
+            .stage1_2.right_conv1)), ("stage1.2.right.bn1", LayerMut::BatchNorm(& mut
+            self.stage1_2.right_bn1)), ("stage1.2.right.dwconv1", LayerMut::Conv(& mut
+            self.stage1_2.right_dwconv1)), ("stage1.2.right.bn2", LayerMut::BatchNorm(&
+            mut self.stage1_2.right_bn2)), ("stage1.2.right.conv2", LayerMut::Conv(& mut
+            self.stage1_2.right_conv2)), ("stage1.2.right.bn3", LayerMut::BatchNorm(& mut
+            self.stage1_2.right_bn3)), ("stage1.3.right.conv1", LayerMut::Conv(& mut self
+            .stage1_3.right_conv1)), ("stage1.3.right.bn1", LayerMut::BatchNorm(& mut
+            self.stage1_3.right_bn1)), ("stage1.3.right.dwconv1", LayerMut::Conv(& mut
+            self.stage1_3.right_dwconv1)), ("stage1.3.right.bn2", LayerMut::BatchNorm(&
+            mut self.stage1_3.right_bn2)), ("stage1.3.right.conv2", LayerMut::Conv(& mut
+            self.stage1_3.right_conv2)), ("stage1.3.right.bn3", LayerMut::BatchNorm(& mut
+            self.stage1_3.right_bn3)), ("stage2.0.left.dwconv1", LayerMut::Conv(& mut
+            self.stage2_0.left_dwconv1)), ("stage2.0.left.bn1", LayerMut::BatchNorm(& mut
+            self.stage2_0.left_bn1)), ("stage2.0.left.conv1", LayerMut::Conv(& mut self
+            .stage2_0.left_conv1)), ("stage2.0.left.bn2", LayerMut::BatchNorm(& mut self
+            .stage2_0.left_bn2)), ("stage2.0.right.conv1", LayerMut::Conv(& mut self
+            .stage2_0.right_conv1)), ("stage2.0.right.bn1", LayerMut::BatchNorm(& mut
+            self.stage2_0.right_bn1)), ("stage2.0.right.dwconv1", LayerMut::Conv(& mut
+            self.stage2_0.right_dwconv1)), ("stage2.0.right.bn2", LayerMut::BatchNorm(&
+            mut self.stage2_0.right_bn2)), ("stage2.0.right.conv2", LayerMut::Conv(& mut
+            self.stage2_0.right_conv2)), ("stage2.0.right.bn3", LayerMut::BatchNorm(& mut
+            self.stage2_0.right_bn3)), ("stage2.1.right.conv1", LayerMut::Conv(& mut self
+            .stage2_1.right_conv1)), ("stage2.1.right.bn1", LayerMut::BatchNorm(& mut
+            self.stage2_1.right_bn1)), ("stage2.1.right.dwconv1", LayerMut::Conv(& mut
+            self.stage2_1.right_dwconv1)), ("stage2.1.right.bn2", LayerMut::BatchNorm(&
+            mut self.stage2_1.right_bn2)), ("stage2.1.right.conv2", LayerMut::Conv(& mut
+            self.stage2_1.right_conv2)), ("stage2.1.right.bn3", LayerMut::BatchNorm(& mut
+            self.stage2_1.right_bn3)), ("stage2.2.right.conv1", LayerMut::Conv(& mut self
+            .stage2_2.right_conv1)), ("stage2.2.right.bn1", LayerMut::BatchNorm(& mut
+            self.stage2_2.right_bn1)), ("stage2.2.right.dwconv1", LayerMut::Conv(& mut
+            self.stage2_2.right_dwconv1)), ("stage2.2.right.bn2", LayerMut::BatchNorm(&
+            mut self.stage2_2.right_bn2)), ("stage2.2.right.conv2", LayerMut::Conv(& mut
+            self.stage2_2.right_conv2)), ("stage2.2.right.bn3", LayerMut::BatchNorm(& mut
+            self.stage2_2.right_bn3)), ("stage2.3.right.conv1", LayerMut::Conv(& mut self
+            .stage2_3.right_conv1)), ("stage2.3.right.bn1", LayerMut::BatchNorm(& mut
+            self.stage2_3.right_bn1)), ("stage2.3.right.dwconv1", LayerMut::Conv(& mut
+            self.stage2_3.right_dwconv1)), ("stage2.3.right.bn2", LayerMut::BatchNorm(&
+            mut self.stage2_3.right_bn2)), ("stage2.3.right.conv2", LayerMut::Conv(& mut
+            self.stage2_3.right_conv2)), ("stage2.3.right.bn3", LayerMut::BatchNorm(& mut
+            self.stage2_3.right_bn3)), ("stage2.4.right.conv1", LayerMut::Conv(& mut self
+            .stage2_4.right_conv1)), ("stage2.4.right.bn1", LayerMut::BatchNorm(& mut
+            self.stage2_4.right_bn1)), ("stage2.4.right.dwconv1", LayerMut::Conv(& mut
+            self.stage2_4.right_dwconv1)), ("stage2.4.right.bn2", LayerMut::BatchNorm(&
+            mut self.stage2_4.right_bn2)), ("stage2.4.right.conv2", LayerMut::Conv(& mut
+            self.stage2_4.right_conv2)), ("stage2.4.right.bn3", LayerMut::BatchNorm(& mut
+            self.stage2_4.right_bn3)), ("stage2.5.right.conv1", LayerMut::Conv(& mut self
+            .stage2_5.right_conv1)), ("stage2.5.right.bn1", LayerMut::BatchNorm(& mut
+            self.stage2_5.right_bn1)), ("stage2.5.right.dwconv1", LayerMut::Conv(& mut
+            self.stage2_5.right_dwconv1)), ("stage2.5.right.bn2", LayerMut::BatchNorm(&
+            mut self.stage2_5.right_bn2)), ("stage2.5.right.conv2", LayerMut::Conv(& mut
+            self.stage2_5.right_conv2)), ("stage2.5.right.bn3", LayerMut::BatchNorm(& mut
+            self.stage2_5.right_bn3)), ("stage2.6.right.conv1", LayerMut::Conv(& mut self
+            .stage2_6.right_conv1)), ("stage2.6.right.bn1", LayerMut::BatchNorm(& mut
+            self.stage2_6.right_bn1)), ("stage2.6.right.dwconv1", LayerMut::Conv(& mut
+            self.stage2_6.right_dwconv1)), ("stage2.6.right.bn2", LayerMut::BatchNorm(&
+            mut self.stage2_6.right_bn2)), ("stage2.6.right.conv2", LayerMut::Conv(& mut
+            self.stage2_6.right_conv2)), ("stage2.6.right.bn3", LayerMut::BatchNorm(& mut
+            self.stage2_6.right_bn3)), ("stage2.7.right.conv1", LayerMut::Conv(& mut self
+            .stage2_7.right_conv1)), ("stage2.7.right.bn1", LayerMut::BatchNorm(& mut
+            self.stage2_7.right_bn1)), ("stage2.7.right.dwconv1", LayerMut::Conv(& mut
+            self.stage2_7.right_dwconv1)), ("stage2.7.right.bn2", LayerMut::BatchNorm(&
+            mut self.stage2_7.right_bn2)), ("stage2.7.right.conv2", LayerMut::Conv(& mut
+            self.stage2_7.right_conv2)), ("stage2.7.right.bn3", LayerMut::BatchNorm(& mut
+            self.stage2_7.right_bn3)), ("stage3.0.left.dwconv1", LayerMut::Conv(& mut
+            self.stage3_0.left_dwconv1)), ("stage3.0.left.bn1", LayerMut::BatchNorm(& mut
+            self.stage3_0.left_bn1)), ("stage3.0.left.conv1", LayerMut::Conv(& mut self
+            .stage3_0.left_conv1)), ("stage3.0.left.bn2", LayerMut::BatchNorm(& mut self
+            .stage3_0.left_bn2)), ("stage3.0.right.conv1", LayerMut::Conv(& mut self
+            .stage3_0.right_conv1)), ("stage3.0.right.bn1", LayerMut::BatchNorm(& mut
+            self.stage3_0.right_bn1)), ("stage3.0.right.dwconv1", LayerMut::Conv(& mut
+            self.stage3_0.right_dwconv1)), ("stage3.0.right.bn2", LayerMut::BatchNorm(&
+            mut self.stage3_0.right_bn2)), ("stage3.0.right.conv2", LayerMut::Conv(& mut
+            self.stage3_0.right_conv2)), ("stage3.0.right.bn3", LayerMut::BatchNorm(& mut
+            self.stage3_0.right_bn3)), ("stage3.1.right.conv1", LayerMut::Conv(& mut self
+            .stage3_1.right_conv1)), ("stage3.1.right.bn1", LayerMut::BatchNorm(& mut
+            self.stage3_1.right_bn1)), ("stage3.1.right.dwconv1", LayerMut::Conv(& mut
+            self.stage3_1.right_dwconv1)), ("stage3.1.right.bn2", LayerMut::BatchNorm(&
+            mut self.stage3_1.right_bn2)), ("stage3.1.right.conv2", LayerMut::Conv(& mut
+            self.stage3_1.right_conv2)), ("stage3.1.right.bn3", LayerMut::BatchNorm(& mut
+            self.stage3_1.right_bn3)), ("stage3.2.right.conv1", LayerMut::Conv(& mut self
+            .stage3_2.right_conv1)), ("stage3.2.right.bn1", LayerMut::BatchNorm(& mut
+            self.stage3_2.right_bn1)), ("stage3.2.right.dwconv1", LayerMut::Conv(& mut
+            self.stage3_2.right_dwconv1)), ("stage3.2.right.bn2", LayerMut::BatchNorm(&
+            mut self.stage3_2.right_bn2)), ("stage3.2.right.conv2", LayerMut::Conv(& mut
+            self.stage3_2.right_conv2)), ("stage3.2.right.bn3", LayerMut::BatchNorm(& mut
+            self.stage3_2.right_bn3)), ("stage3.3.right.conv1", LayerMut::Conv(& mut self
+            .stage3_3.right_conv1)), ("stage3.3.right.bn1", LayerMut::BatchNorm(& mut
+            self.stage3_3.right_bn1)), ("stage3.3.right.dwconv1", LayerMut::Conv(& mut
+            self.stage3_3.right_dwconv1)), ("stage3.3.right.bn2", LayerMut::BatchNorm(&
+            mut self.stage3_3.right_bn2)), ("stage3.3.right.conv2", LayerMut::Conv(& mut
+            self.stage3_3.right_conv2)), ("stage3.3.right.bn3", LayerMut::BatchNorm(& mut
+            self.stage3_3.right_bn3)), ("head.conv1", LayerMut::Conv(& mut self
+            .head_conv1)), ("head.bn1", LayerMut::BatchNorm(& mut self.head_bn1)),
+            ("head.linear1", LayerMut::Linear(& mut self.head_linear1))
         ]
     }
 
@@ -321,12 +349,23 @@ impl<B: Backend> ShufflenetV2<B> {
             let stem_conv1 = self.stem_conv1.forward(x, d[0]);
             let stem_bn1 = self.stem_bn1.forward(stem_conv1);
             let stem_relu1 = relu(stem_bn1);
-            let stem_maxpool1 = burn::tensor::module::max_pool2d(stem_relu1, [3, 3], [2, 2], [1, 1], [1, 1], false);
-            let stage1_0 = self.stage1_0.forward(stem_maxpool1, &[d[0], d[1], d[2], d[2], d[1]]);
+            let stem_maxpool1 = burn::tensor::module::max_pool2d(
+                stem_relu1,
+                [3, 3],
+                [2, 2],
+                [1, 1],
+                [1, 1],
+                false,
+            );
+            let stage1_0 = self
+                .stage1_0
+                .forward(stem_maxpool1, &[d[0], d[1], d[2], d[2], d[1]]);
             let stage1_1 = self.stage1_1.forward(stage1_0, &[d[3], d[3], d[1]]);
             let stage1_2 = self.stage1_2.forward(stage1_1, &[d[4], d[4], d[1]]);
             let stage1_3 = self.stage1_3.forward(stage1_2, &[d[5], d[5], d[1]]);
-            let stage2_0 = self.stage2_0.forward(stage1_3, &[(d[1] + d[1]), d[6], d[7], d[7], d[6]]);
+            let stage2_0 = self
+                .stage2_0
+                .forward(stage1_3, &[(d[1] + d[1]), d[6], d[7], d[7], d[6]]);
             let stage2_1 = self.stage2_1.forward(stage2_0, &[d[8], d[8], d[6]]);
             let stage2_2 = self.stage2_2.forward(stage2_1, &[d[9], d[9], d[6]]);
             let stage2_3 = self.stage2_3.forward(stage2_2, &[d[10], d[10], d[6]]);
@@ -334,7 +373,9 @@ impl<B: Backend> ShufflenetV2<B> {
             let stage2_5 = self.stage2_5.forward(stage2_4, &[d[12], d[12], d[6]]);
             let stage2_6 = self.stage2_6.forward(stage2_5, &[d[13], d[13], d[6]]);
             let stage2_7 = self.stage2_7.forward(stage2_6, &[d[14], d[14], d[6]]);
-            let stage3_0 = self.stage3_0.forward(stage2_7, &[(d[6] + d[6]), d[15], d[16], d[16], d[15]]);
+            let stage3_0 = self
+                .stage3_0
+                .forward(stage2_7, &[(d[6] + d[6]), d[15], d[16], d[16], d[15]]);
             let stage3_1 = self.stage3_1.forward(stage3_0, &[d[17], d[17], d[15]]);
             let stage3_2 = self.stage3_2.forward(stage3_1, &[d[18], d[18], d[15]]);
             let stage3_3 = self.stage3_3.forward(stage3_2, &[d[19], d[19], d[15]]);
@@ -441,7 +482,11 @@ impl<B: Backend> SlimConv2d<B> {
     /// torchvision).
     pub fn new(shape: [usize; 4], padding: [usize; 2], device: &B::Device) -> Self {
         let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
-        let weight = Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, std), device);
+        let weight = Tensor::random(
+            shape,
+            burn::tensor::Distribution::Normal(0.0, std),
+            device,
+        );
         SlimConv2d {
             weight: Param::from_tensor(weight),
             bias: None,
@@ -473,7 +518,10 @@ impl<B: Backend> SlimConv2d<B> {
     /// A zero bias.
     pub fn with_bias(self, device: &B::Device) -> Self {
         let out = self.weight.dims()[0];
-        SlimConv2d { bias: Some(Param::from_tensor(Tensor::zeros([out], device))), ..self }
+        SlimConv2d {
+            bias: Some(Param::from_tensor(Tensor::zeros([out], device))),
+            ..self
+        }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
@@ -486,7 +534,12 @@ impl<B: Backend> SlimConv2d<B> {
         };
         let weight = self.weight.val().slice([0..out, 0..per_group, 0..kh, 0..kw]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        let options = burn::tensor::ops::ConvOptions::new(self.stride, self.padding, self.dilation, groups);
+        let options = burn::tensor::ops::ConvOptions::new(
+            self.stride,
+            self.padding,
+            self.dilation,
+            groups,
+        );
         burn::tensor::module::conv2d(x, weight, bias, options)
     }
 }
@@ -506,7 +559,8 @@ impl<B: Backend> SlimLinear<B> {
         let uniform = burn::tensor::Distribution::Uniform(-bound, bound);
         SlimLinear {
             weight: Param::from_tensor(Tensor::random([in_c, out], uniform, device)),
-            bias: bias.then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
+            bias: bias
+                .then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
         }
     }
 
@@ -514,7 +568,8 @@ impl<B: Backend> SlimLinear<B> {
         let [n, c, _, _] = x.dims();
         let weight = self.weight.val().slice([0..c, 0..out]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        burn::tensor::module::linear(x.reshape([n, c]), weight, bias).reshape([n, out, 1, 1])
+        burn::tensor::module::linear(x.reshape([n, c]), weight, bias)
+            .reshape([n, out, 1, 1])
     }
 }
 
@@ -543,8 +598,10 @@ impl<B: Backend> SlimBatchNorm<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = x.dims()[1];
-        let scale = self.gamma.val().slice([0..c]) / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
-        let shift = self.beta.val().slice([0..c]) - self.mean.value().slice([0..c]) * scale.clone();
+        let scale = self.gamma.val().slice([0..c])
+            / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
+        let shift = self.beta.val().slice([0..c])
+            - self.mean.value().slice([0..c]) * scale.clone();
         x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
     }
 }

@@ -8,8 +8,10 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 /// Channels of each search dimension at full width.
-pub const BASE_WIDTHS: [usize; 22] =
-    [16, 64, 64, 64, 64, 64, 64, 64, 128, 128, 128, 128, 128, 128, 128, 256, 256, 256, 256, 256, 256, 256];
+pub const BASE_WIDTHS: [usize; 22] = [
+    16, 64, 64, 64, 64, 64, 64, 64, 128, 128, 128, 128, 128, 128, 128, 256, 256, 256,
+    256, 256, 256, 256,
+];
 
 /// The input the network was declared for: channels, height, width.
 pub const INPUT: [usize; 3] = [3, 32, 32];
@@ -85,10 +87,12 @@ impl<B: Backend> Wrn404<B> {
             },
             stage2_0: Wide {
                 pre_bn1: SlimBatchNorm::new(64, device),
-                main_conv1: SlimConv2d::new([128, 64, 3, 3], [1, 1], device).with_stride([2, 2]),
+                main_conv1: SlimConv2d::new([128, 64, 3, 3], [1, 1], device)
+                    .with_stride([2, 2]),
                 main_bn1: SlimBatchNorm::new(128, device),
                 main_conv2: SlimConv2d::new([128, 128, 3, 3], [1, 1], device),
-                skip_conv1: SlimConv2d::new([128, 64, 1, 1], [0, 0], device).with_stride([2, 2]),
+                skip_conv1: SlimConv2d::new([128, 64, 1, 1], [0, 0], device)
+                    .with_stride([2, 2]),
             },
             stage2_1: Wide2 {
                 pre_bn1: SlimBatchNorm::new(128, device),
@@ -122,10 +126,12 @@ impl<B: Backend> Wrn404<B> {
             },
             stage3_0: Wide {
                 pre_bn1: SlimBatchNorm::new(128, device),
-                main_conv1: SlimConv2d::new([256, 128, 3, 3], [1, 1], device).with_stride([2, 2]),
+                main_conv1: SlimConv2d::new([256, 128, 3, 3], [1, 1], device)
+                    .with_stride([2, 2]),
                 main_bn1: SlimBatchNorm::new(256, device),
                 main_conv2: SlimConv2d::new([256, 256, 3, 3], [1, 1], device),
-                skip_conv1: SlimConv2d::new([256, 128, 1, 1], [0, 0], device).with_stride([2, 2]),
+                skip_conv1: SlimConv2d::new([256, 128, 1, 1], [0, 0], device)
+                    .with_stride([2, 2]),
             },
             stage3_1: Wide2 {
                 pre_bn1: SlimBatchNorm::new(256, device),
@@ -166,84 +172,84 @@ impl<B: Backend> Wrn404<B> {
     /// lists them), e.g. to load trained weights.
     pub fn layers_mut(&mut self) -> Vec<(&'static str, LayerMut<'_, B>)> {
         vec![
-            ("stem.conv1", LayerMut::Conv(&mut self.stem_conv1)),
-            ("stage1.0.pre.bn1", LayerMut::BatchNorm(&mut self.stage1_0.pre_bn1)),
-            ("stage1.0.main.conv1", LayerMut::Conv(&mut self.stage1_0.main_conv1)),
-            ("stage1.0.main.bn1", LayerMut::BatchNorm(&mut self.stage1_0.main_bn1)),
-            ("stage1.0.main.conv2", LayerMut::Conv(&mut self.stage1_0.main_conv2)),
-            ("stage1.0.skip.conv1", LayerMut::Conv(&mut self.stage1_0.skip_conv1)),
-            ("stage1.1.pre.bn1", LayerMut::BatchNorm(&mut self.stage1_1.pre_bn1)),
-            ("stage1.1.main.conv1", LayerMut::Conv(&mut self.stage1_1.main_conv1)),
-            ("stage1.1.main.bn1", LayerMut::BatchNorm(&mut self.stage1_1.main_bn1)),
-            ("stage1.1.main.conv2", LayerMut::Conv(&mut self.stage1_1.main_conv2)),
-            ("stage1.2.pre.bn1", LayerMut::BatchNorm(&mut self.stage1_2.pre_bn1)),
-            ("stage1.2.main.conv1", LayerMut::Conv(&mut self.stage1_2.main_conv1)),
-            ("stage1.2.main.bn1", LayerMut::BatchNorm(&mut self.stage1_2.main_bn1)),
-            ("stage1.2.main.conv2", LayerMut::Conv(&mut self.stage1_2.main_conv2)),
-            ("stage1.3.pre.bn1", LayerMut::BatchNorm(&mut self.stage1_3.pre_bn1)),
-            ("stage1.3.main.conv1", LayerMut::Conv(&mut self.stage1_3.main_conv1)),
-            ("stage1.3.main.bn1", LayerMut::BatchNorm(&mut self.stage1_3.main_bn1)),
-            ("stage1.3.main.conv2", LayerMut::Conv(&mut self.stage1_3.main_conv2)),
-            ("stage1.4.pre.bn1", LayerMut::BatchNorm(&mut self.stage1_4.pre_bn1)),
-            ("stage1.4.main.conv1", LayerMut::Conv(&mut self.stage1_4.main_conv1)),
-            ("stage1.4.main.bn1", LayerMut::BatchNorm(&mut self.stage1_4.main_bn1)),
-            ("stage1.4.main.conv2", LayerMut::Conv(&mut self.stage1_4.main_conv2)),
-            ("stage1.5.pre.bn1", LayerMut::BatchNorm(&mut self.stage1_5.pre_bn1)),
-            ("stage1.5.main.conv1", LayerMut::Conv(&mut self.stage1_5.main_conv1)),
-            ("stage1.5.main.bn1", LayerMut::BatchNorm(&mut self.stage1_5.main_bn1)),
-            ("stage1.5.main.conv2", LayerMut::Conv(&mut self.stage1_5.main_conv2)),
-            ("stage2.0.pre.bn1", LayerMut::BatchNorm(&mut self.stage2_0.pre_bn1)),
-            ("stage2.0.main.conv1", LayerMut::Conv(&mut self.stage2_0.main_conv1)),
-            ("stage2.0.main.bn1", LayerMut::BatchNorm(&mut self.stage2_0.main_bn1)),
-            ("stage2.0.main.conv2", LayerMut::Conv(&mut self.stage2_0.main_conv2)),
-            ("stage2.0.skip.conv1", LayerMut::Conv(&mut self.stage2_0.skip_conv1)),
-            ("stage2.1.pre.bn1", LayerMut::BatchNorm(&mut self.stage2_1.pre_bn1)),
-            ("stage2.1.main.conv1", LayerMut::Conv(&mut self.stage2_1.main_conv1)),
-            ("stage2.1.main.bn1", LayerMut::BatchNorm(&mut self.stage2_1.main_bn1)),
-            ("stage2.1.main.conv2", LayerMut::Conv(&mut self.stage2_1.main_conv2)),
-            ("stage2.2.pre.bn1", LayerMut::BatchNorm(&mut self.stage2_2.pre_bn1)),
-            ("stage2.2.main.conv1", LayerMut::Conv(&mut self.stage2_2.main_conv1)),
-            ("stage2.2.main.bn1", LayerMut::BatchNorm(&mut self.stage2_2.main_bn1)),
-            ("stage2.2.main.conv2", LayerMut::Conv(&mut self.stage2_2.main_conv2)),
-            ("stage2.3.pre.bn1", LayerMut::BatchNorm(&mut self.stage2_3.pre_bn1)),
-            ("stage2.3.main.conv1", LayerMut::Conv(&mut self.stage2_3.main_conv1)),
-            ("stage2.3.main.bn1", LayerMut::BatchNorm(&mut self.stage2_3.main_bn1)),
-            ("stage2.3.main.conv2", LayerMut::Conv(&mut self.stage2_3.main_conv2)),
-            ("stage2.4.pre.bn1", LayerMut::BatchNorm(&mut self.stage2_4.pre_bn1)),
-            ("stage2.4.main.conv1", LayerMut::Conv(&mut self.stage2_4.main_conv1)),
-            ("stage2.4.main.bn1", LayerMut::BatchNorm(&mut self.stage2_4.main_bn1)),
-            ("stage2.4.main.conv2", LayerMut::Conv(&mut self.stage2_4.main_conv2)),
-            ("stage2.5.pre.bn1", LayerMut::BatchNorm(&mut self.stage2_5.pre_bn1)),
-            ("stage2.5.main.conv1", LayerMut::Conv(&mut self.stage2_5.main_conv1)),
-            ("stage2.5.main.bn1", LayerMut::BatchNorm(&mut self.stage2_5.main_bn1)),
-            ("stage2.5.main.conv2", LayerMut::Conv(&mut self.stage2_5.main_conv2)),
-            ("stage3.0.pre.bn1", LayerMut::BatchNorm(&mut self.stage3_0.pre_bn1)),
-            ("stage3.0.main.conv1", LayerMut::Conv(&mut self.stage3_0.main_conv1)),
-            ("stage3.0.main.bn1", LayerMut::BatchNorm(&mut self.stage3_0.main_bn1)),
-            ("stage3.0.main.conv2", LayerMut::Conv(&mut self.stage3_0.main_conv2)),
-            ("stage3.0.skip.conv1", LayerMut::Conv(&mut self.stage3_0.skip_conv1)),
-            ("stage3.1.pre.bn1", LayerMut::BatchNorm(&mut self.stage3_1.pre_bn1)),
-            ("stage3.1.main.conv1", LayerMut::Conv(&mut self.stage3_1.main_conv1)),
-            ("stage3.1.main.bn1", LayerMut::BatchNorm(&mut self.stage3_1.main_bn1)),
-            ("stage3.1.main.conv2", LayerMut::Conv(&mut self.stage3_1.main_conv2)),
-            ("stage3.2.pre.bn1", LayerMut::BatchNorm(&mut self.stage3_2.pre_bn1)),
-            ("stage3.2.main.conv1", LayerMut::Conv(&mut self.stage3_2.main_conv1)),
-            ("stage3.2.main.bn1", LayerMut::BatchNorm(&mut self.stage3_2.main_bn1)),
-            ("stage3.2.main.conv2", LayerMut::Conv(&mut self.stage3_2.main_conv2)),
-            ("stage3.3.pre.bn1", LayerMut::BatchNorm(&mut self.stage3_3.pre_bn1)),
-            ("stage3.3.main.conv1", LayerMut::Conv(&mut self.stage3_3.main_conv1)),
-            ("stage3.3.main.bn1", LayerMut::BatchNorm(&mut self.stage3_3.main_bn1)),
-            ("stage3.3.main.conv2", LayerMut::Conv(&mut self.stage3_3.main_conv2)),
-            ("stage3.4.pre.bn1", LayerMut::BatchNorm(&mut self.stage3_4.pre_bn1)),
-            ("stage3.4.main.conv1", LayerMut::Conv(&mut self.stage3_4.main_conv1)),
-            ("stage3.4.main.bn1", LayerMut::BatchNorm(&mut self.stage3_4.main_bn1)),
-            ("stage3.4.main.conv2", LayerMut::Conv(&mut self.stage3_4.main_conv2)),
-            ("stage3.5.pre.bn1", LayerMut::BatchNorm(&mut self.stage3_5.pre_bn1)),
-            ("stage3.5.main.conv1", LayerMut::Conv(&mut self.stage3_5.main_conv1)),
-            ("stage3.5.main.bn1", LayerMut::BatchNorm(&mut self.stage3_5.main_bn1)),
-            ("stage3.5.main.conv2", LayerMut::Conv(&mut self.stage3_5.main_conv2)),
-            ("head.bn1", LayerMut::BatchNorm(&mut self.head_bn1)),
-            ("head.linear1", LayerMut::Linear(&mut self.head_linear1)),
+            ("stem.conv1", LayerMut::Conv(& mut self.stem_conv1)), ("stage1.0.pre.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.pre_bn1)), ("stage1.0.main.conv1",
+            LayerMut::Conv(& mut self.stage1_0.main_conv1)), ("stage1.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_0.main_bn1)), ("stage1.0.main.conv2",
+            LayerMut::Conv(& mut self.stage1_0.main_conv2)), ("stage1.0.skip.conv1",
+            LayerMut::Conv(& mut self.stage1_0.skip_conv1)), ("stage1.1.pre.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_1.pre_bn1)), ("stage1.1.main.conv1",
+            LayerMut::Conv(& mut self.stage1_1.main_conv1)), ("stage1.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_1.main_bn1)), ("stage1.1.main.conv2",
+            LayerMut::Conv(& mut self.stage1_1.main_conv2)), ("stage1.2.pre.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_2.pre_bn1)), ("stage1.2.main.conv1",
+            LayerMut::Conv(& mut self.stage1_2.main_conv1)), ("stage1.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_2.main_bn1)), ("stage1.2.main.conv2",
+            LayerMut::Conv(& mut self.stage1_2.main_conv2)), ("stage1.3.pre.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_3.pre_bn1)), ("stage1.3.main.conv1",
+            LayerMut::Conv(& mut self.stage1_3.main_conv1)), ("stage1.3.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_3.main_bn1)), ("stage1.3.main.conv2",
+            LayerMut::Conv(& mut self.stage1_3.main_conv2)), ("stage1.4.pre.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_4.pre_bn1)), ("stage1.4.main.conv1",
+            LayerMut::Conv(& mut self.stage1_4.main_conv1)), ("stage1.4.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_4.main_bn1)), ("stage1.4.main.conv2",
+            LayerMut::Conv(& mut self.stage1_4.main_conv2)), ("stage1.5.pre.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_5.pre_bn1)), ("stage1.5.main.conv1",
+            LayerMut::Conv(& mut self.stage1_5.main_conv1)), ("stage1.5.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage1_5.main_bn1)), ("stage1.5.main.conv2",
+            LayerMut::Conv(& mut self.stage1_5.main_conv2)), ("stage2.0.pre.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.pre_bn1)), ("stage2.0.main.conv1",
+            LayerMut::Conv(& mut self.stage2_0.main_conv1)), ("stage2.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.main_bn1)), ("stage2.0.main.conv2",
+            LayerMut::Conv(& mut self.stage2_0.main_conv2)), ("stage2.0.skip.conv1",
+            LayerMut::Conv(& mut self.stage2_0.skip_conv1)), ("stage2.1.pre.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_1.pre_bn1)), ("stage2.1.main.conv1",
+            LayerMut::Conv(& mut self.stage2_1.main_conv1)), ("stage2.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_1.main_bn1)), ("stage2.1.main.conv2",
+            LayerMut::Conv(& mut self.stage2_1.main_conv2)), ("stage2.2.pre.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_2.pre_bn1)), ("stage2.2.main.conv1",
+            LayerMut::Conv(& mut self.stage2_2.main_conv1)), ("stage2.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_2.main_bn1)), ("stage2.2.main.conv2",
+            LayerMut::Conv(& mut self.stage2_2.main_conv2)), ("stage2.3.pre.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_3.pre_bn1)), ("stage2.3.main.conv1",
+            LayerMut::Conv(& mut self.stage2_3.main_conv1)), ("stage2.3.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_3.main_bn1)), ("stage2.3.main.conv2",
+            LayerMut::Conv(& mut self.stage2_3.main_conv2)), ("stage2.4.pre.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_4.pre_bn1)), ("stage2.4.main.conv1",
+            LayerMut::Conv(& mut self.stage2_4.main_conv1)), ("stage2.4.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_4.main_bn1)), ("stage2.4.main.conv2",
+            LayerMut::Conv(& mut self.stage2_4.main_conv2)), ("stage2.5.pre.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_5.pre_bn1)), ("stage2.5.main.conv1",
+            LayerMut::Conv(& mut self.stage2_5.main_conv1)), ("stage2.5.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_5.main_bn1)), ("stage2.5.main.conv2",
+            LayerMut::Conv(& mut self.stage2_5.main_conv2)), ("stage3.0.pre.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.pre_bn1)), ("stage3.0.main.conv1",
+            LayerMut::Conv(& mut self.stage3_0.main_conv1)), ("stage3.0.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_0.main_bn1)), ("stage3.0.main.conv2",
+            LayerMut::Conv(& mut self.stage3_0.main_conv2)), ("stage3.0.skip.conv1",
+            LayerMut::Conv(& mut self.stage3_0.skip_conv1)), ("stage3.1.pre.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_1.pre_bn1)), ("stage3.1.main.conv1",
+            LayerMut::Conv(& mut self.stage3_1.main_conv1)), ("stage3.1.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_1.main_bn1)), ("stage3.1.main.conv2",
+            LayerMut::Conv(& mut self.stage3_1.main_conv2)), ("stage3.2.pre.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_2.pre_bn1)), ("stage3.2.main.conv1",
+            LayerMut::Conv(& mut self.stage3_2.main_conv1)), ("stage3.2.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_2.main_bn1)), ("stage3.2.main.conv2",
+            LayerMut::Conv(& mut self.stage3_2.main_conv2)), ("stage3.3.pre.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_3.pre_bn1)), ("stage3.3.main.conv1",
+            LayerMut::Conv(& mut self.stage3_3.main_conv1)), ("stage3.3.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_3.main_bn1)), ("stage3.3.main.conv2",
+            LayerMut::Conv(& mut self.stage3_3.main_conv2)), ("stage3.4.pre.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_4.pre_bn1)), ("stage3.4.main.conv1",
+            LayerMut::Conv(& mut self.stage3_4.main_conv1)), ("stage3.4.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_4.main_bn1)), ("stage3.4.main.conv2",
+            LayerMut::Conv(& mut self.stage3_4.main_conv2)), ("stage3.5.pre.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_5.pre_bn1)), ("stage3.5.main.conv1",
+            LayerMut::Conv(& mut self.stage3_5.main_conv1)), ("stage3.5.main.bn1",
+            LayerMut::BatchNorm(& mut self.stage3_5.main_bn1)), ("stage3.5.main.conv2",
+            LayerMut::Conv(& mut self.stage3_5.main_conv2)), ("head.bn1",
+            LayerMut::BatchNorm(& mut self.head_bn1)), ("head.linear1",
+            LayerMut::Linear(& mut self.head_linear1))
         ]
     }
 
@@ -354,7 +360,11 @@ impl<B: Backend> SlimConv2d<B> {
     /// torchvision).
     pub fn new(shape: [usize; 4], padding: [usize; 2], device: &B::Device) -> Self {
         let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
-        let weight = Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, std), device);
+        let weight = Tensor::random(
+            shape,
+            burn::tensor::Distribution::Normal(0.0, std),
+            device,
+        );
         SlimConv2d {
             weight: Param::from_tensor(weight),
             bias: None,
@@ -386,7 +396,10 @@ impl<B: Backend> SlimConv2d<B> {
     /// A zero bias.
     pub fn with_bias(self, device: &B::Device) -> Self {
         let out = self.weight.dims()[0];
-        SlimConv2d { bias: Some(Param::from_tensor(Tensor::zeros([out], device))), ..self }
+        SlimConv2d {
+            bias: Some(Param::from_tensor(Tensor::zeros([out], device))),
+            ..self
+        }
     }
 
     pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
@@ -399,7 +412,12 @@ impl<B: Backend> SlimConv2d<B> {
         };
         let weight = self.weight.val().slice([0..out, 0..per_group, 0..kh, 0..kw]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        let options = burn::tensor::ops::ConvOptions::new(self.stride, self.padding, self.dilation, groups);
+        let options = burn::tensor::ops::ConvOptions::new(
+            self.stride,
+            self.padding,
+            self.dilation,
+            groups,
+        );
         burn::tensor::module::conv2d(x, weight, bias, options)
     }
 }
@@ -419,7 +437,8 @@ impl<B: Backend> SlimLinear<B> {
         let uniform = burn::tensor::Distribution::Uniform(-bound, bound);
         SlimLinear {
             weight: Param::from_tensor(Tensor::random([in_c, out], uniform, device)),
-            bias: bias.then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
+            bias: bias
+                .then(|| Param::from_tensor(Tensor::random([out], uniform, device))),
         }
     }
 
@@ -427,7 +446,8 @@ impl<B: Backend> SlimLinear<B> {
         let [n, c, _, _] = x.dims();
         let weight = self.weight.val().slice([0..c, 0..out]);
         let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
-        burn::tensor::module::linear(x.reshape([n, c]), weight, bias).reshape([n, out, 1, 1])
+        burn::tensor::module::linear(x.reshape([n, c]), weight, bias)
+            .reshape([n, out, 1, 1])
     }
 }
 
@@ -456,8 +476,10 @@ impl<B: Backend> SlimBatchNorm<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = x.dims()[1];
-        let scale = self.gamma.val().slice([0..c]) / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
-        let shift = self.beta.val().slice([0..c]) - self.mean.value().slice([0..c]) * scale.clone();
+        let scale = self.gamma.val().slice([0..c])
+            / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
+        let shift = self.beta.val().slice([0..c])
+            - self.mean.value().slice([0..c]) * scale.clone();
         x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
     }
 }
