@@ -53,6 +53,10 @@ mod resnet152;
 mod resnet18;
 #[allow(dead_code)]
 #[rustfmt::skip]
+#[path = "emitted/edge_cases.rs"]
+mod edge_cases;
+#[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/resnet20.rs"]
 mod resnet20;
 #[allow(dead_code)]
@@ -96,8 +100,17 @@ use slimc::runtime::{BnSet, Mode, SlimNet, WidthConfig};
 
 use common::{condition_bn, ZOO};
 
+/// A zoo model, or the edge-case network of `tests/emitted/`.
+fn source(name: &str) -> String {
+    if name == "edge_cases" {
+        "tests/emitted/edge_cases.slim".into()
+    } else {
+        format!("models/{name}.slim")
+    }
+}
+
 fn compile(name: &str) -> Network {
-    let src = std::fs::read_to_string(format!("models/{name}.slim")).unwrap();
+    let src = std::fs::read_to_string(source(name)).unwrap();
     let mut nets = slimc::compile(&src, name, &Default::default()).unwrap_or_else(|d| panic!("{}", d.render()));
     nets.remove(0)
 }
@@ -105,8 +118,8 @@ fn compile(name: &str) -> Network {
 #[test]
 fn emitted_files_are_current() {
     let mut stale = Vec::new();
-    for name in ZOO {
-        let code = slimc::emit::emit(&compile(name), &format!("models/{name}.slim")).unwrap();
+    for name in ZOO.iter().chain(&["edge_cases"]) {
+        let code = slimc::emit::emit(&compile(name), &source(name)).unwrap();
         let path = format!("tests/emitted/{name}.rs");
         if std::fs::read_to_string(&path).ok().as_deref() != Some(code.as_str()) {
             stale.push(path);
@@ -215,4 +228,5 @@ fn emitted_grouped_and_shuffled_models_compute_the_runtime_logits() {
     compare!(shufflenet_v2, ShufflenetV2);
     compare!(regnetx_400mf, Regnetx400mf);
     compare!(regnety_400mf, Regnety400mf);
+    compare!(edge_cases, EdgeCases);
 }

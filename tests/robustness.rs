@@ -1,5 +1,6 @@
 //! Whatever the bytes, compiling answers with networks or diagnostics: never a panic,
-//! a stack overflow or a hang. Mutations of zoo files, and hand-made hostile inputs.
+//! a stack overflow or a hang; whatever compiles, `slimc emit` writes. Mutations of zoo
+//! files, and hand-made hostile inputs.
 
 use proptest::prelude::*;
 use slimc::{compile_bytes, Options};
@@ -10,12 +11,16 @@ fn zoo_sources() -> Vec<Vec<u8>> {
     paths.into_iter().map(|p| std::fs::read(p).unwrap()).collect()
 }
 
-/// Compiles and, on success, exercises decode and cost at an odd width.
+/// Compiles and, on success, exercises decode and cost at an odd width and emits Rust
+/// (which the emitter parses back before printing).
 fn run(bytes: &[u8]) {
     if let Ok(nets) = compile_bytes(bytes, "fuzz.slim", &Options::default()) {
         for net in nets {
             let dims = net.decode_uniform(0.37, net.rounding).unwrap();
             let _ = slimc::cost::cost(&net, &dims);
+            if let Err(e) = slimc::emit::emit(&net, "fuzz.slim") {
+                panic!("{e}");
+            }
         }
     } else if let Err(d) = compile_bytes(bytes, "fuzz.slim", &Options::default()) {
         assert!(!d.items.is_empty(), "an error result carries diagnostics");

@@ -288,6 +288,7 @@ impl<'n> Emitter<'n> {
             match item {
                 Item::Child(c) => {
                     let field = ident(self.suffix(scope, &self.scopes[*c].prefix));
+                    self.instance(*c - 1)?;
                     let inst = self.instances[*c - 1].take().ok_or_else(|| EmitError("child emitted twice".into()))?;
                     let (lo, hi) = (slots.len(), slots.len() + inst.slots.len());
                     let ws = if scope == 0 {
@@ -437,13 +438,9 @@ impl<'n> Emitter<'n> {
         name
     }
 
-    /// Emits block instance `b` (its children first) and records how to build it.
+    /// Emits block instance `b` (its children as its body calls them) and records how to
+    /// build it.
     fn instance(&mut self, b: usize) -> Result<(), EmitError> {
-        let children: Vec<usize> =
-            (0..self.net.blocks.len()).filter(|&c| self.net.blocks[c].parent == Some(b)).collect();
-        for c in children {
-            self.instance(c)?;
-        }
         let (body, fields, slots) = self.body(b + 1, &|_, _| TokenStream::new())?;
         let decls: Vec<TokenStream> = fields.iter().map(|(n, t, _)| quote!(pub #n: #t,)).collect();
         let signature = quote!(#(#decls)* #body).to_string();
@@ -461,6 +458,7 @@ impl<'n> Emitter<'n> {
                 self.taken.insert(name.clone());
                 let ty = format_ident!("{}", name);
                 let doc = format!(" Block `{kind}` (first instance `{}`).", self.net.blocks[b].name);
+                let w = if slots.is_empty() { format_ident!("_w") } else { format_ident!("w") };
                 self.structs.push(quote! {
                     #[doc = #doc]
                     #[derive(Module, Debug)]
@@ -468,7 +466,7 @@ impl<'n> Emitter<'n> {
 
                     impl<B: Backend> #ty<B> {
                         /// `w`: the output channels of this block's convs, linears and zero-pads, in order.
-                        pub fn forward(&self, x: Tensor<B, 4>, w: &[usize]) -> Tensor<B, 4> {
+                        pub fn forward(&self, x: Tensor<B, 4>, #w: &[usize]) -> Tensor<B, 4> {
                             #body
                         }
                     }
@@ -521,10 +519,6 @@ impl<'n> Emitter<'n> {
 
     fn file(&mut self) -> Result<TokenStream, EmitError> {
         let net = self.net;
-        let roots: Vec<usize> = (0..net.blocks.len()).filter(|&b| net.blocks[b].parent.is_none()).collect();
-        for b in roots {
-            self.instance(b)?;
-        }
         let width = |l: &[usize], net: &Network| -> TokenStream {
             let layer = &net.layers[LayerId::new(l[0])];
             width_expr(&layer.width)
