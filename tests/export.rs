@@ -169,6 +169,7 @@ fn onnxruntime_agrees(dir: &Path, name: &str, c: &Case) {
         .args(["scripts/onnx_check.py".as_ref(), model.as_os_str(), input.as_os_str(), expected.as_os_str()])
         .output()
         .unwrap();
+    eprintln!("{name}: {}", String::from_utf8_lossy(&o.stdout).trim());
     assert!(
         o.status.success(),
         "{name}: onnxruntime disagrees or rejects the model:\n{}{}",
