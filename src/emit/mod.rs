@@ -98,6 +98,9 @@ fn pair(a: [u32; 2]) -> TokenStream {
     quote!([#x, #y])
 }
 
+/// A struct field: its name, type and initialiser.
+type Field = (Ident, TokenStream, TokenStream);
+
 /// One scope: the network itself or a block instance.
 struct Scope {
     /// Layer-name prefix, without the trailing dot ("" for the network).
@@ -252,7 +255,7 @@ impl<'n> Emitter<'n> {
         &mut self,
         scope: usize,
         width: &dyn Fn(&[usize], &Network) -> TokenStream,
-    ) -> Result<(TokenStream, Vec<(Ident, TokenStream, TokenStream)>, Vec<usize>), EmitError> {
+    ) -> Result<(TokenStream, Vec<Field>, Vec<usize>), EmitError> {
         let net = self.net;
         let items = self.items(scope);
         // Reads of each variable, to clone all but the last.

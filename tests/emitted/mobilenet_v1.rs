@@ -327,13 +327,12 @@ impl<B: Backend> SlimConv2d<B> {
     pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
         let in_c = x.dims()[1];
         let [_, full_per_group, kh, kw] = self.weight.dims();
-        let (groups, per_group) = if self.group_width > 0 {
-            ((in_c / self.group_width).max(1), full_per_group)
-        } else {
-            (self.groups, in_c / self.groups)
+        let (groups, per_group) = match in_c.checked_div(self.group_width) {
+            Some(groups) => (groups.max(1), full_per_group),
+            None => (self.groups, in_c / self.groups),
         };
         let weight = self.weight.val().slice([0..out, 0..per_group, 0..kh, 0..kw]);
-        let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
+        let bias = self.bias.as_ref().map(|b| b.val().slice(0..out));
         let options = burn::tensor::ops::ConvOptions::new(
             self.stride,
             self.padding,
@@ -367,7 +366,7 @@ impl<B: Backend> SlimLinear<B> {
     pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
         let [n, c, _, _] = x.dims();
         let weight = self.weight.val().slice([0..c, 0..out]);
-        let bias = self.bias.as_ref().map(|b| b.val().slice([0..out]));
+        let bias = self.bias.as_ref().map(|b| b.val().slice(0..out));
         burn::tensor::module::linear(x.reshape([n, c]), weight, bias)
             .reshape([n, out, 1, 1])
     }
@@ -398,10 +397,10 @@ impl<B: Backend> SlimBatchNorm<B> {
 
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = x.dims()[1];
-        let scale = self.gamma.val().slice([0..c])
-            / self.var.value().slice([0..c]).add_scalar(Self::EPS).sqrt();
-        let shift = self.beta.val().slice([0..c])
-            - self.mean.value().slice([0..c]) * scale.clone();
+        let scale = self.gamma.val().slice(0..c)
+            / self.var.value().slice(0..c).add_scalar(Self::EPS).sqrt();
+        let shift = self.beta.val().slice(0..c)
+            - self.mean.value().slice(0..c) * scale.clone();
         x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
     }
 }
