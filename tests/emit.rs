@@ -103,7 +103,7 @@ use common::{condition_bn, ZOO};
 /// A zoo model, or the edge-case network of `tests/emitted/`.
 fn source(name: &str) -> String {
     if name == "edge_cases" {
-        "tests/emitted/edge_cases.slim".into()
+        "tests/edge_cases.slim".into()
     } else {
         format!("models/{name}.slim")
     }

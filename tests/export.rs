@@ -77,7 +77,7 @@ fn assert_close(name: &str, what: &str, ours: &Tensor<Cpu, 2>, theirs: &Tensor<C
 #[test]
 fn burn_subnet_equals_the_slimmed_forward_with_and_without_folding() {
     let device = Default::default();
-    for name in ZOO {
+    for name in ZOO.iter().chain(&["edge_cases"]) {
         let mut c = case(name, 0.5);
         let fixed = FixedNet::<Cpu>::from_subnet(&c.subnet, &device);
         assert_close(name, "the fixed-width Burn network", &c.logits, &fixed.forward(c.input.clone()));
@@ -184,7 +184,7 @@ fn onnx_export_of_every_zoo_model_runs_in_onnxruntime() {
         return;
     }
     let dir = scratch("onnx");
-    for (k, name) in ZOO.iter().enumerate() {
+    for (k, name) in ZOO.iter().chain(&["edge_cases"]).enumerate() {
         let mut c = case(name, 0.5);
         // Half the models with BN folded into the convs, half with BatchNormalization nodes.
         if k % 2 == 1 {

@@ -244,7 +244,9 @@ fn slimmed_forward_equals_fixed_network_imagenet() {
 
 #[test]
 fn slimmed_forward_equals_fixed_network_exotic() {
-    for name in ["mobilenet_v3_large", "efficientnet_b0", "shufflenet_v2", "regnetx_400mf", "regnety_400mf"] {
+    for name in
+        ["mobilenet_v3_large", "efficientnet_b0", "shufflenet_v2", "regnetx_400mf", "regnety_400mf", "edge_cases"]
+    {
         compare_model(name, 32, &[1.0, 0.5, 0.3]);
     }
 }
