@@ -194,3 +194,20 @@ fn onnx_export_of_every_zoo_model_runs_in_onnxruntime() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn switchable_bn_exports_the_switch_of_the_width() {
+    let device = Default::default();
+    let net = small("mobilenet_v2", 32);
+    let mut slim = SlimNet::<Cpu>::new(net.clone(), vec![0.5, 1.0], 3, &device);
+    let mut stats = condition_bn(&mut slim, &device);
+    let x = Tensor::<Cpu, 4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    for w in [0.5, 1.0] {
+        let cfg = slim.uniform(w).unwrap();
+        stats.key = cfg.key();
+        let ours = slim.forward(x.clone(), &cfg, Mode::Eval(&stats)).unwrap().logits;
+        let subnet = Subnet::extract(&slim, &cfg, &stats).unwrap();
+        let fixed = FixedNet::<Cpu>::from_subnet(&subnet, &device);
+        assert_close("mobilenet_v2", &format!("the switch-{w} subnet"), &ours, &fixed.forward(x.clone()));
+    }
+}
