@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::ir::{Layer, LayerId, LayerShape, Network, Op, Rounding, Width};
+use crate::ir::{Groups, Layer, LayerId, LayerShape, Network, Op, Rounding, Width};
 use parts::{Helper, ParamKind};
 
 /// What went wrong emitting a network (an IR the emitter does not understand).
@@ -288,142 +288,55 @@ impl<'n> Emitter<'n> {
         let mut slots: Vec<usize> = Vec::new();
         for (item, ins) in plan {
             let args: Vec<TokenStream> = ins.iter().map(|v| use_var(v, &mut reads)).collect();
-            match item {
+            let x = args.first().cloned().unwrap_or_default();
+            // The code of the next width slot(s): `w[k]` in a block, expressions at the top.
+            let take = |slots: &mut Vec<usize>, layers: &[usize]| -> Vec<TokenStream> {
+                let first = slots.len();
+                slots.extend(layers);
+                if scope == 0 {
+                    layers.iter().map(|&l| width(&[l], net)).collect()
+                } else {
+                    (first..slots.len())
+                        .map(|k| {
+                            let k = lit(k as u64);
+                            quote!(w[#k])
+                        })
+                        .collect()
+                }
+            };
+            let (var, expr, field) = match item {
                 Item::Child(c) => {
-                    let field = ident(self.suffix(scope, &self.scopes[*c].prefix));
+                    let var = ident(self.suffix(scope, &self.scopes[*c].prefix));
                     self.instance(*c - 1)?;
                     let inst = self.instances[*c - 1].take().ok_or_else(|| EmitError("child emitted twice".into()))?;
-                    let (lo, hi) = (slots.len(), slots.len() + inst.slots.len());
+                    let first = slots.len();
+                    let exprs = take(&mut slots, &inst.slots);
                     let ws = if scope == 0 {
-                        let exprs: Vec<TokenStream> = inst.slots.iter().map(|&l| width(&[l], net)).collect();
                         quote!(&[#(#exprs),*])
                     } else {
-                        let (lo, hi) = (lit(lo as u64), lit(hi as u64));
+                        let (lo, hi) = (lit(first as u64), lit(slots.len() as u64));
                         quote!(&w[#lo..#hi])
                     };
-                    slots.extend(inst.slots.iter().copied());
-                    let x = &args[0];
-                    let expr = quote!(self.#field.forward(#x, #ws));
-                    stmts.push((Some(field.clone()), quote!(let #field = #expr;), expr));
-                    let (ty, init) = (inst.ty, inst.init);
-                    fields.push((field, quote!(#ty<B>), init));
+                    let ty = inst.ty;
+                    (var.clone(), quote!(self.#var.forward(#x, #ws)), Some((quote!(#ty<B>), inst.init)))
                 }
                 Item::Layer(i) => {
-                    let l = &net.layers[LayerId::new(*i)];
+                    let l = self.layer(*i);
                     let var = ident(self.suffix(scope, &l.name));
-                    let s = self.full[*i];
-                    let slot = |slots: &mut Vec<usize>| {
-                        slots.push(*i);
-                        if scope == 0 {
-                            width(&[*i], net)
-                        } else {
-                            let k = lit(slots.len() as u64 - 1);
-                            quote!(w[#k])
-                        }
+                    let w = if matches!(l.op, Op::Conv { .. } | Op::Linear { .. } | Op::ZeroPad) {
+                        take(&mut slots, &[*i]).pop()
+                    } else {
+                        None
                     };
-                    let x = args.first().cloned().unwrap_or_default();
-                    let expr = match &l.op {
-                        Op::Input | Op::Flatten | Op::Dropout { .. } => unreachable!("skipped above"),
-                        Op::Conv { kernel, stride, padding, dilation, groups, bias } => {
-                            let w = slot(&mut slots);
-                            let shape = [s.out, l_per_group(*groups, s), kernel[0], kernel[1]].map(lit);
-                            let pd = pair(*padding);
-                            let mut init = quote!(SlimConv2d::new([#(#shape),*], #pd, device));
-                            if *stride != [1, 1] {
-                                let st = pair(*stride);
-                                init = quote!(#init.with_stride(#st));
-                            }
-                            if *dilation != [1, 1] {
-                                let dl = pair(*dilation);
-                                init = quote!(#init.with_dilation(#dl));
-                            }
-                            match groups {
-                                crate::ir::Groups::Count(1) => {}
-                                crate::ir::Groups::Count(n) => {
-                                    let n = lit(*n);
-                                    init = quote!(#init.with_groups(#n));
-                                }
-                                crate::ir::Groups::Width(k) => {
-                                    let k = lit(*k);
-                                    init = quote!(#init.with_group_width(#k));
-                                }
-                                crate::ir::Groups::Depthwise => init = quote!(#init.with_group_width(1)),
-                            }
-                            if *bias {
-                                init = quote!(#init.with_bias(device));
-                            }
-                            self.helpers.insert(Helper::Param(ParamKind::Conv));
-                            fields.push((var.clone(), quote!(SlimConv2d<B>), init));
-                            quote!(self.#var.forward(#x, #w))
-                        }
-                        Op::Linear { bias } => {
-                            let w = slot(&mut slots);
-                            let (i_c, o_c) = (lit(s.in_c), lit(s.out));
-                            self.helpers.insert(Helper::Param(ParamKind::Linear));
-                            fields.push((
-                                var.clone(),
-                                quote!(SlimLinear<B>),
-                                quote!(SlimLinear::new(#i_c, #o_c, #bias, device)),
-                            ));
-                            quote!(self.#var.forward(#x, #w))
-                        }
-                        Op::BatchNorm => {
-                            let c = lit(s.out);
-                            self.helpers.insert(Helper::Param(ParamKind::BatchNorm));
-                            fields.push((
-                                var.clone(),
-                                quote!(SlimBatchNorm<B>),
-                                quote!(SlimBatchNorm::new(#c, device)),
-                            ));
-                            quote!(self.#var.forward(#x))
-                        }
-                        Op::Act(a) => {
-                            let f = self.helper(Helper::Act(*a));
-                            quote!(#f(#x))
-                        }
-                        Op::MaxPool { kernel, stride, padding } => {
-                            let (k, st, p) = (pair(*kernel), pair(*stride), pair(*padding));
-                            quote!(burn::tensor::module::max_pool2d(#x, #k, #st, #p, [1, 1], false))
-                        }
-                        Op::AvgPool { kernel, stride, padding } => {
-                            let (k, st, p) = (pair(*kernel), pair(*stride), pair(*padding));
-                            // PyTorch's default: padding counts in the average.
-                            quote!(burn::tensor::module::avg_pool2d(#x, #k, #st, #p, true, false))
-                        }
-                        Op::GlobalAvgPool => quote!(#x.mean_dims(&[2, 3])),
-                        Op::Add => quote!(#(#args)+*),
-                        Op::Mul => {
-                            let f = self.helper(Helper::Mul);
-                            let mut it = args.iter();
-                            let first = it.next().cloned().unwrap_or_default();
-                            it.fold(first, |acc, b| quote!(#f(#acc, #b)))
-                        }
-                        Op::Concat => quote!(Tensor::cat(vec![#(#args),*], 1)),
-                        Op::Split { part, parts } => {
-                            let f = self.helper(Helper::Split);
-                            let (a, b) = (lit(*part), lit(*parts));
-                            quote!(#f(#x, #a, #b))
-                        }
-                        Op::Shuffle { groups } => {
-                            let f = self.helper(Helper::Shuffle);
-                            let g = lit(*groups);
-                            quote!(#f(#x, #g))
-                        }
-                        Op::Subsample { stride } => {
-                            let f = self.helper(Helper::Subsample);
-                            let st = lit(*stride);
-                            quote!(#f(#x, #st))
-                        }
-                        Op::ZeroPad => {
-                            let w = slot(&mut slots);
-                            let f = self.helper(Helper::ZeroPad);
-                            quote!(#f(#x, #w))
-                        }
-                    };
-                    let stmt = quote!(let #var = #expr;);
-                    stmts.push((Some(var), stmt, expr));
+                    let (expr, field) = self.layer_code(*i, &var, &args, w);
+                    (var, expr, field)
                 }
+            };
+            if let Some((ty, init)) = field {
+                fields.push((var.clone(), ty, init));
             }
+            let stmt = quote!(let #var = #expr;);
+            stmts.push((Some(var), stmt, expr));
         }
         // The last statement's value, when it is what the scope returns, is the tail.
         let tail = match stmts.last() {
@@ -433,6 +346,82 @@ impl<'n> Emitter<'n> {
         let tail = tail.unwrap_or_else(|| use_var(&ret, &mut reads));
         let stmts = stmts.into_iter().map(|(_, s, _)| s);
         Ok((quote!(#(#stmts)* #tail), fields, slots))
+    }
+
+    /// The expression of layer `i` on `args` (`width`: its output count, for convs,
+    /// linears and zero-pads), and its field's type and initialiser if it has parameters.
+    fn layer_code(
+        &mut self,
+        i: usize,
+        var: &Ident,
+        args: &[TokenStream],
+        width: Option<TokenStream>,
+    ) -> (TokenStream, Option<(TokenStream, TokenStream)>) {
+        let l = self.layer(i);
+        let s = self.full[i];
+        let x = args.first().cloned().unwrap_or_default();
+        let w = width.unwrap_or_default();
+        let mut field = None;
+        let expr = match &l.op {
+            Op::Input | Op::Flatten | Op::Dropout { .. } => x,
+            Op::Conv { .. } => {
+                self.helpers.insert(Helper::Param(ParamKind::Conv));
+                field = Some((quote!(SlimConv2d<B>), conv_init(&l.op, s)));
+                quote!(self.#var.forward(#x, #w))
+            }
+            Op::Linear { bias } => {
+                let (i_c, o_c) = (lit(s.in_c), lit(s.out));
+                self.helpers.insert(Helper::Param(ParamKind::Linear));
+                field = Some((quote!(SlimLinear<B>), quote!(SlimLinear::new(#i_c, #o_c, #bias, device))));
+                quote!(self.#var.forward(#x, #w))
+            }
+            Op::BatchNorm => {
+                let c = lit(s.out);
+                self.helpers.insert(Helper::Param(ParamKind::BatchNorm));
+                field = Some((quote!(SlimBatchNorm<B>), quote!(SlimBatchNorm::new(#c, device))));
+                quote!(self.#var.forward(#x))
+            }
+            Op::Act(a) => {
+                let f = self.helper(Helper::Act(*a));
+                quote!(#f(#x))
+            }
+            Op::MaxPool { kernel, stride, padding } => {
+                let (k, st, p) = (pair(*kernel), pair(*stride), pair(*padding));
+                quote!(burn::tensor::module::max_pool2d(#x, #k, #st, #p, [1, 1], false))
+            }
+            Op::AvgPool { kernel, stride, padding } => {
+                let (k, st, p) = (pair(*kernel), pair(*stride), pair(*padding));
+                // PyTorch's default: padding counts in the average.
+                quote!(burn::tensor::module::avg_pool2d(#x, #k, #st, #p, true, false))
+            }
+            Op::GlobalAvgPool => quote!(#x.mean_dims(&[2, 3])),
+            Op::Add => quote!(#(#args)+*),
+            Op::Mul => {
+                let f = self.helper(Helper::Mul);
+                args[1..].iter().fold(x, |acc, b| quote!(#f(#acc, #b)))
+            }
+            Op::Concat => quote!(Tensor::cat(vec![#(#args),*], 1)),
+            Op::Split { part, parts } => {
+                let f = self.helper(Helper::Split);
+                let (a, b) = (lit(*part), lit(*parts));
+                quote!(#f(#x, #a, #b))
+            }
+            Op::Shuffle { groups } => {
+                let f = self.helper(Helper::Shuffle);
+                let g = lit(*groups);
+                quote!(#f(#x, #g))
+            }
+            Op::Subsample { stride } => {
+                let f = self.helper(Helper::Subsample);
+                let st = lit(*stride);
+                quote!(#f(#x, #st))
+            }
+            Op::ZeroPad => {
+                let f = self.helper(Helper::ZeroPad);
+                quote!(#f(#x, #w))
+            }
+        };
+        (expr, field)
     }
 
     fn helper(&mut self, h: Helper) -> Ident {
@@ -614,9 +603,38 @@ fn use_var(v: &Ident, reads: &mut HashMap<String, usize>) -> TokenStream {
     }
 }
 
-/// Input channels per group of a conv's weight at full width.
-fn l_per_group(groups: crate::ir::Groups, s: crate::ir::LayerShape) -> u32 {
-    s.in_c / groups.eval(s.in_c).max(1)
+/// `SlimConv2d::new(shape, padding, device)` with the builder calls for what is not the
+/// default (stride 1, no dilation, dense, no bias). `s`: the layer at full width.
+fn conv_init(op: &Op, s: LayerShape) -> TokenStream {
+    let Op::Conv { kernel, stride, padding, dilation, groups, bias } = op else { unreachable!("conv_init on {op:?}") };
+    let per_group = s.in_c / groups.eval(s.in_c).max(1);
+    let shape = [s.out, per_group, kernel[0], kernel[1]].map(lit);
+    let pd = pair(*padding);
+    let mut init = quote!(SlimConv2d::new([#(#shape),*], #pd, device));
+    if *stride != [1, 1] {
+        let st = pair(*stride);
+        init = quote!(#init.with_stride(#st));
+    }
+    if *dilation != [1, 1] {
+        let dl = pair(*dilation);
+        init = quote!(#init.with_dilation(#dl));
+    }
+    match groups {
+        Groups::Count(1) => {}
+        Groups::Count(n) => {
+            let n = lit(*n);
+            init = quote!(#init.with_groups(#n));
+        }
+        Groups::Width(k) => {
+            let k = lit(*k);
+            init = quote!(#init.with_group_width(#k));
+        }
+        Groups::Depthwise => init = quote!(#init.with_group_width(1)),
+    }
+    if *bias {
+        init = quote!(#init.with_bias(device));
+    }
+    init
 }
 
 /// Rust for a width expression over `d` (the search dimensions' channels).

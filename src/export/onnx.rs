@@ -5,8 +5,8 @@
 use prost::Message;
 
 use super::proto::*;
-use super::{HostTensor, Subnet};
-use crate::ir::{Activation, Op};
+use super::{FixedParams, HostTensor, Subnet};
+use crate::ir::{Activation, Layer, LayerShape, Op};
 use crate::runtime::BN_EPS;
 
 /// The operator set written (BatchNormalization-15, HardSwish-14, Clip/Pad/Slice with
@@ -29,112 +29,7 @@ fn model(subnet: &Subnet) -> ModelProto {
     for (id, l) in net.layers.iter() {
         let i = id.index();
         let ins: Vec<String> = l.inputs.iter().map(|j| names[j.index()].clone()).collect();
-        let s = subnet.shapes[i];
-        let p = &subnet.layers[i];
-        let out = l.name.clone();
-        let x = ins.first().cloned().unwrap_or_default();
-        names[i] = match &l.op {
-            Op::Input => "input".to_string(),
-            Op::Conv { kernel, stride, padding, dilation, .. } => {
-                let mut inputs = vec![x, g.init(&format!("{out}.weight"), p.weight.as_ref().expect("conv weight"))];
-                if let Some(b) = &p.bias {
-                    inputs.push(g.init(&format!("{out}.bias"), b));
-                }
-                let [ph, pw] = padding.map(i64::from);
-                let attrs = vec![
-                    ints("kernel_shape", kernel.map(i64::from).to_vec()),
-                    ints("strides", stride.map(i64::from).to_vec()),
-                    ints("pads", vec![ph, pw, ph, pw]),
-                    ints("dilations", dilation.map(i64::from).to_vec()),
-                    int("group", i64::from(s.groups)),
-                ];
-                g.node("Conv", inputs, &out, attrs)
-            }
-            Op::Linear { .. } => {
-                let flat = g.node("Flatten", vec![x], &format!("{out}.flat"), vec![int("axis", 1)]);
-                let mut inputs =
-                    vec![flat, g.init(&format!("{out}.weight"), p.weight.as_ref().expect("linear weight"))];
-                if let Some(b) = &p.bias {
-                    inputs.push(g.init(&format!("{out}.bias"), b));
-                }
-                let y = g.node("Gemm", inputs, &format!("{out}.gemm"), vec![]);
-                let shape = g.int64s(&format!("{out}.shape"), &[0, i64::from(s.out), 1, 1]);
-                g.node("Reshape", vec![y, shape], &out, vec![])
-            }
-            Op::BatchNorm if p.folded => x,
-            Op::BatchNorm => {
-                let bn = p.bn.as_ref().expect("BN parameters");
-                let v = |d: &Vec<f32>| HostTensor { shape: vec![d.len()], data: d.clone() };
-                let inputs = vec![
-                    x,
-                    g.init(&format!("{out}.weight"), &v(&bn.gamma)),
-                    g.init(&format!("{out}.bias"), &v(&bn.beta)),
-                    g.init(&format!("{out}.running_mean"), &v(&bn.mean)),
-                    g.init(&format!("{out}.running_var"), &v(&bn.var)),
-                ];
-                g.node("BatchNormalization", inputs, &out, vec![float("epsilon", BN_EPS as f32)])
-            }
-            Op::Act(a) => activation(&mut g, *a, x, &out),
-            Op::MaxPool { kernel, stride, padding } | Op::AvgPool { kernel, stride, padding } => {
-                let [ph, pw] = padding.map(i64::from);
-                let mut attrs = vec![
-                    ints("kernel_shape", kernel.map(i64::from).to_vec()),
-                    ints("strides", stride.map(i64::from).to_vec()),
-                    ints("pads", vec![ph, pw, ph, pw]),
-                ];
-                let op = if matches!(l.op, Op::MaxPool { .. }) {
-                    "MaxPool"
-                } else {
-                    // PyTorch's default, as the runtime: padding counts in the average.
-                    attrs.push(int("count_include_pad", 1));
-                    "AveragePool"
-                };
-                g.node(op, vec![x], &out, attrs)
-            }
-            Op::GlobalAvgPool => g.node("GlobalAveragePool", vec![x], &out, vec![]),
-            Op::Flatten | Op::Dropout { .. } => x,
-            Op::Add | Op::Mul => {
-                let op = if l.op == Op::Add { "Add" } else { "Mul" };
-                let mut acc = x;
-                for (k, b) in ins.iter().enumerate().skip(1) {
-                    let name = if k + 1 == ins.len() { out.clone() } else { format!("{out}.{k}") };
-                    acc = g.node(op, vec![acc, b.clone()], &name, vec![]);
-                }
-                acc
-            }
-            Op::Concat => g.node("Concat", ins, &out, vec![int("axis", 1)]),
-            Op::Split { part, parts } => {
-                let c = i64::from(s.in_c / parts);
-                let start = i64::from(*part) * c;
-                let starts = g.int64s(&format!("{out}.starts"), &[start]);
-                let ends = g.int64s(&format!("{out}.ends"), &[start + c]);
-                let axes = g.int64s(&format!("{out}.axes"), &[1]);
-                g.node("Slice", vec![x, starts, ends, axes], &out, vec![])
-            }
-            Op::Shuffle { groups } => {
-                let (gr, c) = (i64::from(*groups), i64::from(s.in_c));
-                let [lh, lw] = l.hw.map(i64::from);
-                let split = g.int64s(&format!("{out}.split"), &[0, gr, c / gr, lh * lw]);
-                let y = g.node("Reshape", vec![x, split], &format!("{out}.grouped"), vec![]);
-                let y = g.node("Transpose", vec![y], &format!("{out}.swapped"), vec![ints("perm", vec![0, 2, 1, 3])]);
-                let back = g.int64s(&format!("{out}.shape"), &[0, c, lh, lw]);
-                g.node("Reshape", vec![y, back], &out, vec![])
-            }
-            Op::Subsample { stride } => {
-                let st = i64::from(*stride);
-                let starts = g.int64s(&format!("{out}.starts"), &[0, 0]);
-                let ends = g.int64s(&format!("{out}.ends"), &[i64::MAX, i64::MAX]);
-                let axes = g.int64s(&format!("{out}.axes"), &[2, 3]);
-                let steps = g.int64s(&format!("{out}.steps"), &[st, st]);
-                g.node("Slice", vec![x, starts, ends, axes, steps], &out, vec![])
-            }
-            Op::ZeroPad if s.out <= s.in_c => x,
-            Op::ZeroPad => {
-                let extra = i64::from(s.out - s.in_c);
-                let pads = g.int64s(&format!("{out}.pads"), &[0, 0, 0, 0, 0, extra, 0, 0]);
-                g.node("Pad", vec![x, pads], &out, vec![])
-            }
-        };
+        names[i] = layer(&mut g, l, subnet.shapes[i], &subnet.layers[i], ins);
     }
     let last = names[net.output.index()].clone();
     let logits = g.node("Flatten", vec![last], "logits", vec![int("axis", 1)]);
@@ -161,6 +56,114 @@ fn model(subnet: &Subnet) -> ModelProto {
         graph: Some(graph),
         opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
         metadata_props,
+    }
+}
+
+/// The node(s) of one IR layer; returns the name of its output tensor (its input's, for
+/// layers that pass it on).
+fn layer(g: &mut Graph, l: &Layer, s: LayerShape, p: &FixedParams, ins: Vec<String>) -> String {
+    let out = l.name.clone();
+    let x = ins.first().cloned().unwrap_or_default();
+    match &l.op {
+        Op::Input => "input".to_string(),
+        Op::Conv { kernel, stride, padding, dilation, .. } => {
+            let mut inputs = vec![x, g.init(&format!("{out}.weight"), p.weight.as_ref().expect("conv weight"))];
+            if let Some(b) = &p.bias {
+                inputs.push(g.init(&format!("{out}.bias"), b));
+            }
+            let [ph, pw] = padding.map(i64::from);
+            let attrs = vec![
+                ints("kernel_shape", kernel.map(i64::from).to_vec()),
+                ints("strides", stride.map(i64::from).to_vec()),
+                ints("pads", vec![ph, pw, ph, pw]),
+                ints("dilations", dilation.map(i64::from).to_vec()),
+                int("group", i64::from(s.groups)),
+            ];
+            g.node("Conv", inputs, &out, attrs)
+        }
+        Op::Linear { .. } => {
+            let flat = g.node("Flatten", vec![x], &format!("{out}.flat"), vec![int("axis", 1)]);
+            let mut inputs = vec![flat, g.init(&format!("{out}.weight"), p.weight.as_ref().expect("linear weight"))];
+            if let Some(b) = &p.bias {
+                inputs.push(g.init(&format!("{out}.bias"), b));
+            }
+            let y = g.node("Gemm", inputs, &format!("{out}.gemm"), vec![]);
+            let shape = g.int64s(&format!("{out}.shape"), &[0, i64::from(s.out), 1, 1]);
+            g.node("Reshape", vec![y, shape], &out, vec![])
+        }
+        Op::BatchNorm if p.folded => x,
+        Op::BatchNorm => {
+            let bn = p.bn.as_ref().expect("BN parameters");
+            let v = |d: &Vec<f32>| HostTensor { shape: vec![d.len()], data: d.clone() };
+            let inputs = vec![
+                x,
+                g.init(&format!("{out}.weight"), &v(&bn.gamma)),
+                g.init(&format!("{out}.bias"), &v(&bn.beta)),
+                g.init(&format!("{out}.running_mean"), &v(&bn.mean)),
+                g.init(&format!("{out}.running_var"), &v(&bn.var)),
+            ];
+            g.node("BatchNormalization", inputs, &out, vec![float("epsilon", BN_EPS as f32)])
+        }
+        Op::Act(a) => activation(g, *a, x, &out),
+        Op::MaxPool { kernel, stride, padding } | Op::AvgPool { kernel, stride, padding } => {
+            let [ph, pw] = padding.map(i64::from);
+            let mut attrs = vec![
+                ints("kernel_shape", kernel.map(i64::from).to_vec()),
+                ints("strides", stride.map(i64::from).to_vec()),
+                ints("pads", vec![ph, pw, ph, pw]),
+            ];
+            let op = if matches!(l.op, Op::MaxPool { .. }) {
+                "MaxPool"
+            } else {
+                // PyTorch's default, as the runtime: padding counts in the average.
+                attrs.push(int("count_include_pad", 1));
+                "AveragePool"
+            };
+            g.node(op, vec![x], &out, attrs)
+        }
+        Op::GlobalAvgPool => g.node("GlobalAveragePool", vec![x], &out, vec![]),
+        Op::Flatten | Op::Dropout { .. } => x,
+        Op::Add | Op::Mul => {
+            let op = if l.op == Op::Add { "Add" } else { "Mul" };
+            let mut acc = x;
+            for (k, b) in ins.iter().enumerate().skip(1) {
+                let name = if k + 1 == ins.len() { out.clone() } else { format!("{out}.{k}") };
+                acc = g.node(op, vec![acc, b.clone()], &name, vec![]);
+            }
+            acc
+        }
+        Op::Concat => g.node("Concat", ins, &out, vec![int("axis", 1)]),
+        Op::Split { part, parts } => {
+            let c = i64::from(s.in_c / parts);
+            let start = i64::from(*part) * c;
+            let starts = g.int64s(&format!("{out}.starts"), &[start]);
+            let ends = g.int64s(&format!("{out}.ends"), &[start + c]);
+            let axes = g.int64s(&format!("{out}.axes"), &[1]);
+            g.node("Slice", vec![x, starts, ends, axes], &out, vec![])
+        }
+        Op::Shuffle { groups } => {
+            let (gr, c) = (i64::from(*groups), i64::from(s.in_c));
+            let [lh, lw] = l.hw.map(i64::from);
+            let split = g.int64s(&format!("{out}.split"), &[0, gr, c / gr, lh * lw]);
+            let y = g.node("Reshape", vec![x, split], &format!("{out}.grouped"), vec![]);
+            let y = g.node("Transpose", vec![y], &format!("{out}.swapped"), vec![ints("perm", vec![0, 2, 1, 3])]);
+            let back = g.int64s(&format!("{out}.shape"), &[0, c, lh, lw]);
+            g.node("Reshape", vec![y, back], &out, vec![])
+        }
+        Op::Subsample { stride } => {
+            let st = i64::from(*stride);
+            let starts = g.int64s(&format!("{out}.starts"), &[0, 0]);
+            let ends = g.int64s(&format!("{out}.ends"), &[i64::MAX, i64::MAX]);
+            let axes = g.int64s(&format!("{out}.axes"), &[2, 3]);
+            let steps = g.int64s(&format!("{out}.steps"), &[st, st]);
+            g.node("Slice", vec![x, starts, ends, axes, steps], &out, vec![])
+        }
+        Op::ZeroPad if s.out <= s.in_c => x,
+        Op::ZeroPad => {
+            let extra = i64::from(s.out - s.in_c);
+            let pads = g.int64s(&format!("{out}.pads"), &[0, 0, 0, 0, 0, extra, 0, 0]);
+            g.node("Pad", vec![x, pads], &out, vec![])
+        }
     }
 }
 
