@@ -4,7 +4,10 @@
 //! .slim text ─ syntax (pest grammar → AST with spans)
 //!            ─ sema   (resolve → elaborate: shapes + channel union-find → search space)
 //!            ─ ir     (arena of layers + SearchSpace: search_dim, channel_space, decode)
-//!            └ cost   (MACs / params at any width)
+//!            ├ cost   (MACs / params at any width)
+//!            ├ runtime(Burn module over the IR, any width; data, train, search on top)
+//!            │   └ export (fixed-width subnet: Burn record, safetensors, ONNX)
+//!            └ emit   (Rust source of a Burn module)
 //! ```
 //!
 //! The library never prints or exits; `src/main.rs` does. Entry point: [`compile`].

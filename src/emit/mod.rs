@@ -5,7 +5,7 @@
 //! `widths` are the channels of each search dimension, each conv, linear and zero-pad gets
 //! its output count from them (the IR's width expressions, written out as Rust), and every
 //! other count follows the tensors. Code is built as tokens (`quote!`) and printed by
-//! `prettyplease`; the library helpers it needs ([`parts`]) are emitted once, when used.
+//! `prettyplease`; the helpers it needs (`parts.rs`) are emitted once, when used.
 
 mod parts;
 
