@@ -165,6 +165,20 @@ fn emit_writes_source_or_fails_cleanly() {
     assert_eq!(code(&slimc(&["emit", "tests/ui/channel_mismatch_add.slim"])), 1, "diagnostics, not code");
     assert_eq!(code(&slimc(&["emit", "no/such/file.slim"])), 2);
     assert_eq!(code(&slimc(&["emit", "models/resnet20.slim", "--network", "nope"])), 2);
+    // Two layers whose names become one Rust identifier: a clear refusal.
+    let clash = dir.join("clash.slim");
+    std::fs::write(
+        &clash,
+        "network clash(classes = 10) {\n    input 3 x 16 x 16\n    stem = conv(8, k=3) -> bn -> relu\n    \
+         stage = outer(8)\n    head = avgpool -> linear(classes)\n}\n\
+         block outer(c) {\n    a_b = in -> conv(c, k=1)\n    a = a_b -> b_conv1(c)\n    out = a\n}\n\
+         block b_conv1(c) {\n    out = in -> conv(c, k=1)\n}\n",
+    )
+    .unwrap();
+    assert_eq!(code(&slimc(&["check", clash.to_str().unwrap()])), 0);
+    let o = slimc(&["emit", clash.to_str().unwrap()]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("both named `a_b_conv1`"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

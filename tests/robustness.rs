@@ -18,8 +18,9 @@ fn run(bytes: &[u8]) {
         for net in nets {
             let dims = net.decode_uniform(0.37, net.rounding).unwrap();
             let _ = slimc::cost::cost(&net, &dims);
+            // The one refusal: two names that become the same Rust identifier.
             if let Err(e) = slimc::emit::emit(&net, "fuzz.slim") {
-                panic!("{e}");
+                assert!(e.to_string().contains("rename a binding"), "{e}");
             }
         }
     } else if let Err(d) = compile_bytes(bytes, "fuzz.slim", &Options::default()) {

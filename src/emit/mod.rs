@@ -150,7 +150,29 @@ impl<'n> Emitter<'n> {
             output: b.output.index(),
         }));
         let owner = net.layers.iter().map(|(_, l)| l.block.map_or(0, |b| b + 1)).collect();
-        let taken = ["SlimConv2d", "SlimLinear", "SlimBatchNorm"].map(String::from).into();
+        // Names the file already uses or imports, and the prelude's.
+        let taken = [
+            "SlimConv2d",
+            "SlimLinear",
+            "SlimBatchNorm",
+            "LayerMut",
+            "Tensor",
+            "Module",
+            "Param",
+            "Backend",
+            "Self",
+            "Vec",
+            "Option",
+            "Some",
+            "None",
+            "Result",
+            "Ok",
+            "Err",
+            "String",
+            "Box",
+        ]
+        .map(String::from)
+        .into();
         Emitter {
             net,
             owner,
@@ -286,6 +308,7 @@ impl<'n> Emitter<'n> {
         let mut stmts = Vec::new();
         let mut fields = Vec::new();
         let mut slots: Vec<usize> = Vec::new();
+        let mut declared = BTreeSet::new();
         for (item, ins) in plan {
             let args: Vec<TokenStream> = ins.iter().map(|v| use_var(v, &mut reads)).collect();
             let x = args.first().cloned().unwrap_or_default();
@@ -332,6 +355,12 @@ impl<'n> Emitter<'n> {
                     (var, expr, field)
                 }
             };
+            if !declared.insert(var.to_string()) {
+                return Err(EmitError(format!(
+                    "two layers of `{}` are both named `{var}` in Rust; rename a binding",
+                    if scope == 0 { &net.name } else { &self.scopes[scope].prefix }
+                )));
+            }
             if let Some((ty, init)) = field {
                 fields.push((var.clone(), ty, init));
             }
@@ -435,7 +464,7 @@ impl<'n> Emitter<'n> {
     fn instance(&mut self, b: usize) -> Result<(), EmitError> {
         let (body, fields, slots) = self.body(b + 1, &|_, _| TokenStream::new())?;
         let decls: Vec<TokenStream> = fields.iter().map(|(n, t, _)| quote!(pub #n: #t,)).collect();
-        let signature = quote!(#(#decls)* #body).to_string();
+        let signature = format!("{} {}", self.net.blocks[b].kind, quote!(#(#decls)* #body));
         let kind = &self.net.blocks[b].kind;
         let ty = match self.variants.get(&signature) {
             Some(ty) => ty.clone(),
@@ -694,4 +723,39 @@ fn uses_ratio(net: &Network) -> BTreeSet<Rounding> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn emitted(src: &str) -> String {
+        let nets = crate::compile(src, "t.slim", &Default::default()).unwrap_or_else(|d| panic!("{}", d.render()));
+        emit(&nets[0], "t.slim").unwrap()
+    }
+
+    #[test]
+    fn names_avoid_the_files_own_and_rusts() {
+        let code = emitted(
+            "network tensor(classes = 10) {\n    input 3 x 16 x 16\n    stem = conv(8, k=3) -> bn -> relu\n    \
+             stage = layer_mut(8) -> param(8)\n    head = avgpool -> linear(classes)\n}\n\
+             block layer_mut(c) {\n    type = in -> conv(c, k=1) -> bn\n    out = type\n}\n\
+             block param(c) {\n    out = in -> conv(c, k=3) -> bn\n}\n",
+        );
+        for ty in ["TensorNet", "LayerMut2", "Param2"] {
+            assert!(code.contains(&format!("pub struct {ty}<B: Backend>")), "{ty} in\n{code}");
+        }
+        // Two kinds with the same body stay two structs.
+        assert!(code.contains("pub stage1_0: LayerMut2<B>") && code.contains("pub stage1_1: Param2<B>"), "{code}");
+        assert!(code.contains("pub type_conv1: SlimConv2d<B>"), "a keyword binding is a prefix, not an identifier");
+    }
+
+    #[test]
+    fn identifiers_and_type_names() {
+        assert_eq!(camel("squeeze_excite"), "SqueezeExcite");
+        assert_eq!(camel("ir"), "Ir");
+        assert_eq!(ident("stage1.0.main.conv1").to_string(), "stage1_0_main_conv1");
+        assert_eq!(ident("0.conv1").to_string(), "l0_conv1");
+        assert_eq!(ident("type").to_string(), "type_");
+    }
 }
