@@ -92,10 +92,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use burn::module::{Param, RunningState};
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, ElementConversion, Tensor};
 
 use slimc::ir::Network;
-use slimc::runtime::device::Cpu;
+use slimc::runtime::device::{Cpu, CpuTrain};
 use slimc::runtime::{BnSet, Mode, SlimNet, WidthConfig};
 
 use common::{condition_bn, ZOO};
@@ -130,9 +131,9 @@ fn emitted_files_are_current() {
 
 /// A zoo model with random weights and well-conditioned BN statistics, and the widths to
 /// compare at: full, uniform 0.5, and every third dimension at full width with the rest at 0.4.
-fn setup(name: &str) -> (SlimNet<Cpu>, BnSet<Cpu>, Vec<WidthConfig>) {
+fn setup<B: Backend>(name: &str) -> (SlimNet<B>, BnSet<B>, Vec<WidthConfig>) {
     let net = Arc::new(compile(name));
-    let mut slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 5, &Default::default());
+    let mut slim = SlimNet::<B>::new(net.clone(), Vec::new(), 5, &Default::default());
     let stats = condition_bn(&mut slim, &Default::default());
     let mut cfgs = vec![slim.uniform(1.0).unwrap(), slim.uniform(0.5).unwrap()];
     let wm: Vec<f64> = (0..net.space.search_dim()).map(|i| if i % 3 == 1 { 1.0 } else { 0.4 }).collect();
@@ -140,17 +141,22 @@ fn setup(name: &str) -> (SlimNet<Cpu>, BnSet<Cpu>, Vec<WidthConfig>) {
     (slim, stats, cfgs)
 }
 
-/// Copies the runtime's parameters and statistics into an emitted module, by layer name,
-/// then checks its logits against the runtime's at each configuration.
-macro_rules! compare {
-    ($module:ident, $ty:ident) => {{
-        use $module::LayerMut;
+/// max |a − b| over max(1, max |a|).
+fn relative_diff<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    let scale = a.clone().abs().max().into_scalar().elem::<f32>();
+    let diff = (a - b).abs().max().into_scalar().elem::<f32>();
+    diff / scale.max(1.0)
+}
 
-        let name = stringify!($module);
-        let device = Default::default();
-        let (slim, mut stats, cfgs) = setup(name);
+/// The emitted module of `$module` on backend `$b`, holding `slim`'s parameters and the
+/// statistics of `stats`, copied by layer name through `layers_mut()`.
+macro_rules! loaded {
+    ($module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr) => {{
+        use $module::LayerMut;
+        let (slim, stats) = (&$slim, &$stats);
         let index: HashMap<&str, usize> = slim.net.layers.iter().map(|(id, l)| (l.name.as_str(), id.index())).collect();
-        let mut emitted = $module::$ty::<Cpu>::init(&device);
+        let mut emitted = $module::$ty::<$b>::init(&Default::default());
         let mut copied = 0;
         for (layer, target) in emitted.layers_mut() {
             let i = index[layer];
@@ -175,7 +181,17 @@ macro_rules! compare {
             copied += 1;
         }
         let with_params = slim.layers.iter().filter(|p| p.conv.is_some() || p.linear.is_some() || !p.gamma.is_empty());
-        assert_eq!(copied, with_params.count(), "{name}: layers_mut lists every parameter layer");
+        assert_eq!(copied, with_params.count(), "layers_mut lists every parameter layer");
+        emitted
+    }};
+}
+
+/// Inference: the emitted module against the runtime with stored statistics.
+macro_rules! compare {
+    ($module:ident, $ty:ident) => {{
+        let name = stringify!($module);
+        let (slim, mut stats, cfgs) = setup::<Cpu>(name);
+        let emitted = loaded!($module, $ty, Cpu, slim, stats);
         let full: Vec<usize> = slim.net.full_width().iter().map(|&d| d as usize).collect();
         assert_eq!($module::BASE_WIDTHS.to_vec(), full, "{name}");
         assert_eq!($module::INPUT, slim.net.input.map(|v| v as usize), "{name}");
@@ -183,14 +199,35 @@ macro_rules! compare {
         let c = slim.net.input[0] as usize;
         for cfg in cfgs {
             stats.key = cfg.key();
-            let x = Tensor::<Cpu, 4>::random([2, c, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+            let x = Tensor::<Cpu, 4>::random([2, c, 32, 32], Distribution::Normal(0.0, 1.0), &Default::default());
             let ours = slim.forward(x.clone(), &cfg, Mode::Eval(&stats)).unwrap().logits;
             let widths: Vec<usize> = cfg.dims.iter().map(|&d| d as usize).collect();
+            let d = relative_diff(ours, emitted.forward(x, &widths));
+            assert!(d <= 1e-4, "{name} at {:?}: emitted differs by {d} (relative)", cfg.dims);
+        }
+    }};
+}
+
+/// Training: on an autodiff backend the emitted module normalises with batch statistics,
+/// as the runtime's train mode does, and gradients reach the parameters.
+macro_rules! compare_training {
+    ($module:ident, $ty:ident) => {{
+        let name = stringify!($module);
+        let (slim, stats, cfgs) = setup::<CpuTrain>(name);
+        let emitted = loaded!($module, $ty, CpuTrain, slim, stats);
+        let c = slim.net.input[0] as usize;
+        for cfg in cfgs {
+            let x = Tensor::<CpuTrain, 4>::random([4, c, 64, 64], Distribution::Normal(0.0, 1.0), &Default::default());
+            let ours = slim.forward(x.clone(), &cfg, Mode::Train).unwrap().logits;
+            let widths: Vec<usize> = cfg.dims.iter().map(|&d| d as usize).collect();
             let theirs = emitted.forward(x, &widths);
-            assert_eq!(ours.dims(), theirs.dims());
-            let scale: f32 = ours.clone().abs().max().into_scalar();
-            let diff: f32 = (ours - theirs).abs().max().into_scalar();
-            assert!(diff <= 1e-4 * scale.max(1.0), "{name} at {:?}: emitted differs by {diff}", cfg.dims);
+            let d = relative_diff(ours, theirs.clone());
+            assert!(d <= 1e-4, "{name} at {:?}: emitted (training) differs by {d} (relative)", cfg.dims);
+            let grads = theirs.sum().backward();
+            let mut params = emitted.clone();
+            let (_, first) = params.layers_mut().into_iter().next().unwrap();
+            let $module::LayerMut::Conv(conv) = first else { panic!("{name}: the first layer is a conv") };
+            assert!(conv.weight.grad(&grads).is_some(), "{name}: the stem conv gets a gradient");
         }
     }};
 }
@@ -221,6 +258,21 @@ fn emitted_mobile_models_compute_the_runtime_logits() {
     compare!(mobilenet_v3_small, MobilenetV3Small);
     compare!(efficientnet_b0, EfficientnetB0);
     compare!(mnasnet, Mnasnet);
+}
+
+#[test]
+fn emitted_modules_train_with_batch_statistics() {
+    // Networks without dropout, whose training forward is deterministic.
+    compare_training!(resnet20, Resnet20);
+    compare_training!(shufflenet_v2, ShufflenetV2);
+    compare_training!(regnety_400mf, Regnety400mf);
+    // Dropout is active in training: two passes over one batch differ.
+    let (slim, stats, _) = setup::<CpuTrain>("mobilenet_v3_small");
+    let emitted = loaded!(mobilenet_v3_small, MobilenetV3Small, CpuTrain, slim, stats);
+    let x = Tensor::<CpuTrain, 4>::random([4, 3, 64, 64], Distribution::Normal(0.0, 1.0), &Default::default());
+    let widths = mobilenet_v3_small::BASE_WIDTHS;
+    let d = relative_diff(emitted.forward(x.clone(), &widths), emitted.forward(x, &widths));
+    assert!(d > 1e-3, "dropout changes a training pass ({d})");
 }
 
 #[test]

@@ -23,6 +23,7 @@ pub enum Helper {
     Shuffle,
     ZeroPad,
     Subsample,
+    Dropout,
     Round(Rounding),
 }
 
@@ -38,6 +39,7 @@ impl Helper {
             Helper::Shuffle => format_ident!("shuffle"),
             Helper::ZeroPad => format_ident!("zeropad"),
             Helper::Subsample => format_ident!("subsample"),
+            Helper::Dropout => format_ident!("dropout"),
             Helper::Round(Rounding::Floor) => format_ident!("floor_width"),
             Helper::Round(Rounding::Nearest) => format_ident!("nearest_width"),
             Helper::Round(Rounding::MakeDivisible(_)) => format_ident!("make_divisible"),
@@ -92,6 +94,16 @@ impl Helper {
                 /// `x[:, :, ::s, ::s]` (an option-A shortcut).
                 fn subsample<B: Backend>(x: Tensor<B, 4>, s: isize) -> Tensor<B, 4> {
                     x.slice(burn::tensor::s![.., .., ..;s, ..;s])
+                }
+            },
+            Helper::Dropout => quote! {
+                /// Inverted dropout on an autodiff backend (training); the identity otherwise.
+                fn dropout<B: Backend>(x: Tensor<B, 4>, p: f64) -> Tensor<B, 4> {
+                    if p <= 0.0 || !B::ad_enabled(&x.device()) {
+                        return x;
+                    }
+                    let keep = x.random_like(burn::tensor::Distribution::Bernoulli(1.0 - p));
+                    x * keep.div_scalar(1.0 - p)
                 }
             },
             Helper::Round(r) => rounding(r),
@@ -205,7 +217,7 @@ fn linear() -> TokenStream {
 
 fn batch_norm() -> TokenStream {
     quote! {
-        /// Batch norm on the active channels, with stored statistics (inference).
+        /// Batch norm on the active channels.
         #[derive(Module, Debug)]
         pub struct SlimBatchNorm<B: Backend> {
             pub gamma: Param<Tensor<B, 1>>,
@@ -229,10 +241,20 @@ fn batch_norm() -> TokenStream {
                 }
             }
 
+            /// On an autodiff backend (training), normalises with the batch's statistics, as
+            /// slimmable training does, and leaves the stored ones alone (calibrate them per
+            /// width afterwards); otherwise uses the stored statistics.
             pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
                 let c = x.dims()[1];
-                let scale = self.gamma.val().slice(0..c) / self.var.value().slice(0..c).add_scalar(Self::EPS).sqrt();
-                let shift = self.beta.val().slice(0..c) - self.mean.value().slice(0..c) * scale.clone();
+                let (mean, var) = if B::ad_enabled(&x.device()) {
+                    let mean = x.clone().mean_dims(&[0, 2, 3]);
+                    let var = (x.clone() - mean.clone()).square().mean_dims(&[0, 2, 3]);
+                    (mean.reshape([c]), var.reshape([c]))
+                } else {
+                    (self.mean.value().slice(0..c), self.var.value().slice(0..c))
+                };
+                let scale = self.gamma.val().slice(0..c) / var.add_scalar(Self::EPS).sqrt();
+                let shift = self.beta.val().slice(0..c) - mean * scale.clone();
                 x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
             }
         }

@@ -468,7 +468,7 @@ impl<B: Backend> EfficientnetB0<B> {
         ]
     }
 
-    /// Logits of a batch at a width: `widths` holds the channels of each search dimension (`slimc space` lists them; [`BASE_WIDTHS`] is full width). Batch norm uses the stored statistics (`mean`, `var`), which should be calibrated at the width being run.
+    /// Logits of a batch at a width: `widths` holds the channels of each search dimension (`slimc space` lists them; [`BASE_WIDTHS`] is full width). On an autodiff backend (training) batch norm uses the batch's statistics and dropout is active; otherwise batch norm uses the stored statistics (`mean`, `var`), which should be calibrated at the width being run.
     pub fn forward(&self, x: Tensor<B, 4>, widths: &[usize]) -> Tensor<B, 2> {
         assert_eq!(widths.len(), 23, "one channel count per search dimension");
         let d = widths;
@@ -618,7 +618,8 @@ impl<B: Backend> EfficientnetB0<B> {
             let head_bn1 = self.head_bn1.forward(head_conv1);
             let head_swish1 = swish(head_bn1);
             let head_global_avgpool1 = head_swish1.mean_dims(&[2, 3]);
-            self.head_linear1.forward(head_global_avgpool1, 1000)
+            let head_dropout1 = dropout(head_global_avgpool1, 0.2);
+            self.head_linear1.forward(head_dropout1, 1000)
         };
         let [n, c, _, _] = out.dims();
         out.reshape([n, c])
@@ -838,7 +839,7 @@ impl<B: Backend> SlimLinear<B> {
     }
 }
 
-/// Batch norm on the active channels, with stored statistics (inference).
+/// Batch norm on the active channels.
 #[derive(Module, Debug)]
 pub struct SlimBatchNorm<B: Backend> {
     pub gamma: Param<Tensor<B, 1>>,
@@ -861,12 +862,20 @@ impl<B: Backend> SlimBatchNorm<B> {
         }
     }
 
+    /// On an autodiff backend (training), normalises with the batch's statistics, as
+    /// slimmable training does, and leaves the stored ones alone (calibrate them per
+    /// width afterwards); otherwise uses the stored statistics.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = x.dims()[1];
-        let scale = self.gamma.val().slice(0..c)
-            / self.var.value().slice(0..c).add_scalar(Self::EPS).sqrt();
-        let shift = self.beta.val().slice(0..c)
-            - self.mean.value().slice(0..c) * scale.clone();
+        let (mean, var) = if B::ad_enabled(&x.device()) {
+            let mean = x.clone().mean_dims(&[0, 2, 3]);
+            let var = (x.clone() - mean.clone()).square().mean_dims(&[0, 2, 3]);
+            (mean.reshape([c]), var.reshape([c]))
+        } else {
+            (self.mean.value().slice(0..c), self.var.value().slice(0..c))
+        };
+        let scale = self.gamma.val().slice(0..c) / var.add_scalar(Self::EPS).sqrt();
+        let shift = self.beta.val().slice(0..c) - mean * scale.clone();
         x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
     }
 }
@@ -891,6 +900,16 @@ fn mul<B: Backend>(a: Tensor<B, 4>, b: Tensor<B, 4>) -> Tensor<B, 4> {
     } else {
         a.expand(bd) * b
     }
+}
+
+/// Inverted dropout on an autodiff backend (training); the identity otherwise.
+fn dropout<B: Backend>(x: Tensor<B, 4>, p: f64) -> Tensor<B, 4> {
+    if p <= 0.0 || !B::ad_enabled(&x.device()) {
+        return x;
+    }
+
+    let keep = x.random_like(burn::tensor::Distribution::Bernoulli(1.0 - p));
+    x * keep.div_scalar(1.0 - p)
 }
 
 /// `int(v)`, with slack for products such as 0.29 × 100.

@@ -319,7 +319,7 @@ impl<B: Backend> MobilenetV3Small<B> {
         ]
     }
 
-    /// Logits of a batch at a width: `widths` holds the channels of each search dimension (`slimc space` lists them; [`BASE_WIDTHS`] is full width). Batch norm uses the stored statistics (`mean`, `var`), which should be calibrated at the width being run.
+    /// Logits of a batch at a width: `widths` holds the channels of each search dimension (`slimc space` lists them; [`BASE_WIDTHS`] is full width). On an autodiff backend (training) batch norm uses the batch's statistics and dropout is active; otherwise batch norm uses the stored statistics (`mean`, `var`), which should be calibrated at the width being run.
     pub fn forward(&self, x: Tensor<B, 4>, widths: &[usize]) -> Tensor<B, 2> {
         assert_eq!(widths.len(), 16, "one channel count per search dimension");
         let d = widths;
@@ -437,7 +437,8 @@ impl<B: Backend> MobilenetV3Small<B> {
             let head_global_avgpool1 = head_hswish1.mean_dims(&[2, 3]);
             let head_linear1 = self.head_linear1.forward(head_global_avgpool1, 1024);
             let head_hswish2 = hswish(head_linear1);
-            self.head_linear2.forward(head_hswish2, 1000)
+            let head_dropout1 = dropout(head_hswish2, 0.2);
+            self.head_linear2.forward(head_dropout1, 1000)
         };
         let [n, c, _, _] = out.dims();
         out.reshape([n, c])
@@ -714,7 +715,7 @@ impl<B: Backend> SlimLinear<B> {
     }
 }
 
-/// Batch norm on the active channels, with stored statistics (inference).
+/// Batch norm on the active channels.
 #[derive(Module, Debug)]
 pub struct SlimBatchNorm<B: Backend> {
     pub gamma: Param<Tensor<B, 1>>,
@@ -737,12 +738,20 @@ impl<B: Backend> SlimBatchNorm<B> {
         }
     }
 
+    /// On an autodiff backend (training), normalises with the batch's statistics, as
+    /// slimmable training does, and leaves the stored ones alone (calibrate them per
+    /// width afterwards); otherwise uses the stored statistics.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = x.dims()[1];
-        let scale = self.gamma.val().slice(0..c)
-            / self.var.value().slice(0..c).add_scalar(Self::EPS).sqrt();
-        let shift = self.beta.val().slice(0..c)
-            - self.mean.value().slice(0..c) * scale.clone();
+        let (mean, var) = if B::ad_enabled(&x.device()) {
+            let mean = x.clone().mean_dims(&[0, 2, 3]);
+            let var = (x.clone() - mean.clone()).square().mean_dims(&[0, 2, 3]);
+            (mean.reshape([c]), var.reshape([c]))
+        } else {
+            (self.mean.value().slice(0..c), self.var.value().slice(0..c))
+        };
+        let scale = self.gamma.val().slice(0..c) / var.add_scalar(Self::EPS).sqrt();
+        let shift = self.beta.val().slice(0..c) - mean * scale.clone();
         x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
     }
 }
@@ -772,6 +781,16 @@ fn mul<B: Backend>(a: Tensor<B, 4>, b: Tensor<B, 4>) -> Tensor<B, 4> {
     } else {
         a.expand(bd) * b
     }
+}
+
+/// Inverted dropout on an autodiff backend (training); the identity otherwise.
+fn dropout<B: Backend>(x: Tensor<B, 4>, p: f64) -> Tensor<B, 4> {
+    if p <= 0.0 || !B::ad_enabled(&x.device()) {
+        return x;
+    }
+
+    let keep = x.random_like(burn::tensor::Distribution::Bernoulli(1.0 - p));
+    x * keep.div_scalar(1.0 - p)
 }
 
 /// MobileNet's `_make_divisible`: the nearest multiple of `d`, at least `d`, never

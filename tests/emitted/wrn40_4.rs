@@ -253,7 +253,7 @@ impl<B: Backend> Wrn404<B> {
         ]
     }
 
-    /// Logits of a batch at a width: `widths` holds the channels of each search dimension (`slimc space` lists them; [`BASE_WIDTHS`] is full width). Batch norm uses the stored statistics (`mean`, `var`), which should be calibrated at the width being run.
+    /// Logits of a batch at a width: `widths` holds the channels of each search dimension (`slimc space` lists them; [`BASE_WIDTHS`] is full width). On an autodiff backend (training) batch norm uses the batch's statistics and dropout is active; otherwise batch norm uses the stored statistics (`mean`, `var`), which should be calibrated at the width being run.
     pub fn forward(&self, x: Tensor<B, 4>, widths: &[usize]) -> Tensor<B, 2> {
         assert_eq!(widths.len(), 22, "one channel count per search dimension");
         let d = widths;
@@ -312,7 +312,8 @@ impl<B: Backend> Wide<B> {
         let main_conv1 = self.main_conv1.forward(pre_relu1.clone(), w[0]);
         let main_bn1 = self.main_bn1.forward(main_conv1);
         let main_relu1 = relu(main_bn1);
-        let main_conv2 = self.main_conv2.forward(main_relu1, w[1]);
+        let main_dropout1 = dropout(main_relu1, 0.0);
+        let main_conv2 = self.main_conv2.forward(main_dropout1, w[1]);
         let skip_conv1 = self.skip_conv1.forward(pre_relu1, w[2]);
         main_conv2 + skip_conv1
     }
@@ -335,7 +336,8 @@ impl<B: Backend> Wide2<B> {
         let main_conv1 = self.main_conv1.forward(pre_relu1, w[0]);
         let main_bn1 = self.main_bn1.forward(main_conv1);
         let main_relu1 = relu(main_bn1);
-        let main_conv2 = self.main_conv2.forward(main_relu1, w[1]);
+        let main_dropout1 = dropout(main_relu1, 0.0);
+        let main_conv2 = self.main_conv2.forward(main_dropout1, w[1]);
         main_conv2 + x
     }
 }
@@ -450,7 +452,7 @@ impl<B: Backend> SlimLinear<B> {
     }
 }
 
-/// Batch norm on the active channels, with stored statistics (inference).
+/// Batch norm on the active channels.
 #[derive(Module, Debug)]
 pub struct SlimBatchNorm<B: Backend> {
     pub gamma: Param<Tensor<B, 1>>,
@@ -473,12 +475,20 @@ impl<B: Backend> SlimBatchNorm<B> {
         }
     }
 
+    /// On an autodiff backend (training), normalises with the batch's statistics, as
+    /// slimmable training does, and leaves the stored ones alone (calibrate them per
+    /// width afterwards); otherwise uses the stored statistics.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = x.dims()[1];
-        let scale = self.gamma.val().slice(0..c)
-            / self.var.value().slice(0..c).add_scalar(Self::EPS).sqrt();
-        let shift = self.beta.val().slice(0..c)
-            - self.mean.value().slice(0..c) * scale.clone();
+        let (mean, var) = if B::ad_enabled(&x.device()) {
+            let mean = x.clone().mean_dims(&[0, 2, 3]);
+            let var = (x.clone() - mean.clone()).square().mean_dims(&[0, 2, 3]);
+            (mean.reshape([c]), var.reshape([c]))
+        } else {
+            (self.mean.value().slice(0..c), self.var.value().slice(0..c))
+        };
+        let scale = self.gamma.val().slice(0..c) / var.add_scalar(Self::EPS).sqrt();
+        let shift = self.beta.val().slice(0..c) - mean * scale.clone();
         x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
     }
 }
@@ -486,4 +496,14 @@ impl<B: Backend> SlimBatchNorm<B> {
 /// max(x, 0)
 fn relu<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     burn::tensor::activation::relu(x)
+}
+
+/// Inverted dropout on an autodiff backend (training); the identity otherwise.
+fn dropout<B: Backend>(x: Tensor<B, 4>, p: f64) -> Tensor<B, 4> {
+    if p <= 0.0 || !B::ad_enabled(&x.device()) {
+        return x;
+    }
+
+    let keep = x.random_like(burn::tensor::Distribution::Bernoulli(1.0 - p));
+    x * keep.div_scalar(1.0 - p)
 }
