@@ -151,6 +151,10 @@ fn us_training_learns_and_eval_reports_every_width() {
     assert_eq!(targets.len(), 2, "{doc}");
     for t in targets {
         assert!(t["macs"].as_u64().unwrap() <= t["target_macs"].as_u64().unwrap());
+        // Per-layer channels: ResNet-20's stem conv has the first dimension's channels.
+        assert_eq!(t["layers"][0]["name"], "stem.conv1", "{t}");
+        assert_eq!(t["layers"][0]["out"], t["channels"][0], "{t}");
+        assert_eq!(t["layers"].as_array().unwrap().len(), 20, "19 convs and the classifier");
         assert!(t["target_macs"].as_u64().unwrap() < full);
     }
     let path: Vec<u64> = doc["path"].as_array().unwrap().iter().map(|p| p["macs"].as_u64().unwrap()).collect();

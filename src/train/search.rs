@@ -13,7 +13,7 @@ use super::eval::{accuracy, calibration};
 use super::run::TrainError;
 use crate::cost;
 use crate::data::{Normalize, Split};
-use crate::ir::Network;
+use crate::ir::{Network, Op};
 use crate::runtime::checkpoint::write_atomic;
 use crate::runtime::{SlimBackend, SlimNet, WidthConfig};
 
@@ -57,6 +57,19 @@ pub struct Found {
     pub wm: Vec<f64>,
     #[serde(flatten)]
     pub point: Point,
+    /// Every conv and linear layer's channels at this configuration.
+    #[serde(default)]
+    pub layers: Vec<LayerChannels>,
+}
+
+/// One layer's channels at a configuration (what `set_real_ch` applies).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerChannels {
+    pub name: String,
+    #[serde(rename = "in")]
+    pub in_c: u32,
+    pub out: u32,
+    pub groups: u32,
 }
 
 /// The whole search, as written to the output file after every iteration.
@@ -104,7 +117,17 @@ fn measure<B: SlimBackend>(
 }
 
 fn found(net: &Network, target: u64, point: &Point) -> Found {
-    Found { target_macs: target, wm: net.space.multipliers(&point.channels), point: point.clone() }
+    let shapes = net.layer_shapes(&point.channels);
+    let layers = net
+        .layers
+        .iter()
+        .filter(|(_, l)| matches!(l.op, Op::Conv { .. } | Op::Linear { .. }))
+        .map(|(id, l)| {
+            let s = shapes[id.index()];
+            LayerChannels { name: l.name.clone(), in_c: s.in_c, out: s.out, groups: s.groups }
+        })
+        .collect();
+    Found { target_macs: target, wm: net.space.multipliers(&point.channels), point: point.clone(), layers }
 }
 
 /// Runs (or continues) the search from `state`, saving it to `out` after each iteration.
