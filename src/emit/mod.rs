@@ -122,7 +122,7 @@ enum Item {
 struct Instance {
     ty: Ident,
     init: TokenStream,
-    /// Width expressions consumed, in order (global dims; filled for the caller).
+    /// The layers whose output counts the instance is passed, in order.
     slots: Vec<usize>,
 }
 
@@ -136,7 +136,6 @@ struct Emitter<'n> {
     variants: HashMap<String, Ident>,
     structs: Vec<TokenStream>,
     taken: BTreeSet<String>,
-    instances: Vec<Option<Instance>>,
     /// Every layer's channels at full width (parameter shapes).
     full: Vec<LayerShape>,
 }
@@ -181,7 +180,6 @@ impl<'n> Emitter<'n> {
             variants: HashMap::new(),
             structs: Vec::new(),
             taken,
-            instances: (0..net.blocks.len()).map(|_| None).collect(),
             full: net.layer_shapes(&net.full_width()),
         }
     }
@@ -271,13 +269,9 @@ impl<'n> Emitter<'n> {
     }
 
     /// A scope's forward body (statements and the returned value), fields and their
-    /// initialisers, and the width slots it consumes. `width(k)` is the code of the
-    /// `k`-th slot: `w[k]` in a block, the width expression at the top.
-    fn body(
-        &mut self,
-        scope: usize,
-        width: &dyn Fn(&[usize], &Network) -> TokenStream,
-    ) -> Result<(TokenStream, Vec<Field>, Vec<usize>), EmitError> {
+    /// initialisers, and the width slots it consumes (the layers whose output counts it
+    /// is passed, in order).
+    fn body(&mut self, scope: usize) -> Result<(TokenStream, Vec<Field>, Vec<usize>), EmitError> {
         let net = self.net;
         let items = self.items(scope);
         // Reads of each variable, to clone all but the last.
@@ -312,28 +306,12 @@ impl<'n> Emitter<'n> {
         for (item, ins) in plan {
             let args: Vec<TokenStream> = ins.iter().map(|v| use_var(v, &mut reads)).collect();
             let x = args.first().cloned().unwrap_or_default();
-            // The code of the next width slot(s): `w[k]` in a block, expressions at the top.
-            let take = |slots: &mut Vec<usize>, layers: &[usize]| -> Vec<TokenStream> {
-                let first = slots.len();
-                slots.extend(layers);
-                if scope == 0 {
-                    layers.iter().map(|&l| width(&[l], net)).collect()
-                } else {
-                    (first..slots.len())
-                        .map(|k| {
-                            let k = lit(k as u64);
-                            quote!(w[#k])
-                        })
-                        .collect()
-                }
-            };
             let (var, expr, field) = match item {
                 Item::Child(c) => {
                     let var = ident(self.suffix(scope, &self.scopes[*c].prefix));
-                    self.instance(*c - 1)?;
-                    let inst = self.instances[*c - 1].take().ok_or_else(|| EmitError("child emitted twice".into()))?;
+                    let inst = self.instance(*c - 1)?;
                     let first = slots.len();
-                    let exprs = take(&mut slots, &inst.slots);
+                    let exprs = self.take_slots(scope, &mut slots, &inst.slots);
                     let ws = if scope == 0 {
                         quote!(&[#(#exprs),*])
                     } else {
@@ -347,7 +325,7 @@ impl<'n> Emitter<'n> {
                     let l = self.layer(*i);
                     let var = ident(self.suffix(scope, &l.name));
                     let w = if matches!(l.op, Op::Conv { .. } | Op::Linear { .. } | Op::ZeroPad) {
-                        take(&mut slots, &[*i]).pop()
+                        self.take_slots(scope, &mut slots, &[*i]).pop()
                     } else {
                         None
                     };
@@ -458,16 +436,33 @@ impl<'n> Emitter<'n> {
         (expr, field)
     }
 
+    /// Appends `layers` to a scope's width slots and returns their code: `w[k]` in a block,
+    /// the layers' width expressions over the dimensions `d` at the top.
+    fn take_slots(&mut self, scope: usize, slots: &mut Vec<usize>, layers: &[usize]) -> Vec<TokenStream> {
+        let first = slots.len();
+        slots.extend(layers);
+        if scope == 0 {
+            layers.iter().map(|&l| width_expr(&self.layer(l).width, &mut self.helpers)).collect()
+        } else {
+            (first..slots.len())
+                .map(|k| {
+                    let k = lit(k as u64);
+                    quote!(w[#k])
+                })
+                .collect()
+        }
+    }
+
     fn helper(&mut self, h: Helper) -> Ident {
         let name = h.name();
         self.helpers.insert(h);
         name
     }
 
-    /// Emits block instance `b` (its children as its body calls them) and records how to
-    /// build it.
-    fn instance(&mut self, b: usize) -> Result<(), EmitError> {
-        let (body, fields, slots) = self.body(b + 1, &|_, _| TokenStream::new())?;
+    /// Emits block instance `b`'s struct, unless an equal instance did (its children as its
+    /// body calls them), and says how to build this instance.
+    fn instance(&mut self, b: usize) -> Result<Instance, EmitError> {
+        let (body, fields, slots) = self.body(b + 1)?;
         let decls: Vec<TokenStream> = fields.iter().map(|(n, t, _)| quote!(pub #n: #t,)).collect();
         let signature = format!("{} {}", self.net.blocks[b].kind, quote!(#(#decls)* #body));
         let kind = &self.net.blocks[b].kind;
@@ -503,8 +498,7 @@ impl<'n> Emitter<'n> {
         };
         let inits: Vec<TokenStream> = fields.iter().map(|(n, _, i)| quote!(#n: #i,)).collect();
         let init = quote!(#ty { #(#inits)* });
-        self.instances[b] = Some(Instance { ty, init, slots });
-        Ok(())
+        Ok(Instance { ty, init, slots })
     }
 
     /// The field path of a layer from the network struct: `stage1_0.main_conv1`.
@@ -545,11 +539,7 @@ impl<'n> Emitter<'n> {
 
     fn file(&mut self) -> Result<TokenStream, EmitError> {
         let net = self.net;
-        let width = |l: &[usize], net: &Network| -> TokenStream {
-            let layer = &net.layers[LayerId::new(l[0])];
-            width_expr(&layer.width)
-        };
-        let (body, fields, _) = self.body(0, &width)?;
+        let (body, fields, _) = self.body(0)?;
         let mut ty_name = camel(&net.name);
         while self.taken.contains(&ty_name) {
             ty_name.push_str("Net");
@@ -560,10 +550,6 @@ impl<'n> Emitter<'n> {
         let dims = net.space.dims.len();
         let dims_lit = lit(dims as u64);
         let base: Vec<Literal> = net.space.dims.iter().map(|d| lit(d.base)).collect();
-        let ratio_rounding = uses_ratio(net);
-        for r in ratio_rounding {
-            self.helpers.insert(Helper::Round(r));
-        }
         let layers_mut = self.layers_mut();
         let helpers: Vec<TokenStream> = self.helpers.iter().map(|h| h.tokens()).collect();
         let structs = &self.structs;
@@ -673,8 +659,9 @@ fn conv_init(op: &Op, s: LayerShape) -> TokenStream {
     init
 }
 
-/// Rust for a width expression over `d` (the search dimensions' channels).
-fn width_expr(w: &Width) -> TokenStream {
+/// Rust for a width expression over `d` (the search dimensions' channels); adds the
+/// rounding helpers it calls to `helpers`.
+fn width_expr(w: &Width, helpers: &mut BTreeSet<Helper>) -> TokenStream {
     match w {
         Width::Dim(i) => {
             let i = lit(*i as u64);
@@ -685,17 +672,23 @@ fn width_expr(w: &Width) -> TokenStream {
             quote!(#n)
         }
         Width::Sum(items) => {
-            let items = items.iter().map(width_expr);
+            let items: Vec<TokenStream> = items.iter().map(|w| width_expr(w, helpers)).collect();
             quote!((#(#items)+*))
         }
         Width::Part { of, parts } => {
-            let (of, parts) = (width_expr(of), lit(*parts));
+            let (of, parts) = (width_expr(of, helpers), lit(*parts));
             quote!((#of / #parts))
         }
         Width::Ratio { of, ratio, rounding } => {
-            let of = width_expr(of);
+            let of = width_expr(of, helpers);
             let ratio = Literal::f64_unsuffixed(*ratio);
-            let f = Helper::Round(*rounding).name();
+            // One `make_divisible` serves every divisor (it takes `d`).
+            let helper = match rounding {
+                Rounding::MakeDivisible(_) => Helper::Round(Rounding::MakeDivisible(1)),
+                r => Helper::Round(*r),
+            };
+            helpers.insert(helper);
+            let f = helper.name();
             match rounding {
                 Rounding::MakeDivisible(d) => {
                     let d = lit(*d);
@@ -705,31 +698,6 @@ fn width_expr(w: &Width) -> TokenStream {
             }
         }
     }
-}
-
-fn uses_ratio(net: &Network) -> BTreeSet<Rounding> {
-    fn walk(w: &Width, out: &mut BTreeSet<Rounding>) {
-        match w {
-            Width::Ratio { of, rounding, .. } => {
-                // One `make_divisible` serves every divisor (it takes `d`).
-                out.insert(match rounding {
-                    Rounding::MakeDivisible(_) => Rounding::MakeDivisible(1),
-                    r => *r,
-                });
-                walk(of, out);
-            }
-            Width::Sum(items) => items.iter().for_each(|i| walk(i, out)),
-            Width::Part { of, .. } => walk(of, out),
-            Width::Dim(_) | Width::Fixed(_) => {}
-        }
-    }
-    let mut out = BTreeSet::new();
-    for (_, l) in net.layers.iter() {
-        if matches!(l.op, Op::Conv { .. } | Op::Linear { .. } | Op::ZeroPad) {
-            walk(&l.width, &mut out);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
