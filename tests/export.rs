@@ -128,6 +128,13 @@ fn burn_record_and_safetensors_read_back_the_same_model() {
                 .into_owned();
         assert!(header.contains("slimc.channels") && header.contains("slimc.layers"), "{header}");
     }
+    // A dotted name is written beside, never over, the file its first part names.
+    std::fs::write(dir.join("other.mpk"), b"keep me").unwrap();
+    let c = case("mobilenet_v2", 0.6);
+    let dotted = slimc::export::burn::save(&c.subnet, &meta, &dir.join("other.best.mpk")).unwrap();
+    assert_eq!(dotted, dir.join("other.best.mpk"));
+    assert_eq!(std::fs::read(dir.join("other.mpk")).unwrap(), b"keep me");
+    assert!(slimc::export::burn::open::<Cpu>(&dotted, &Default::default()).is_ok());
     // A record from another configuration, or a missing one, is an error, not a panic.
     std::fs::write(dir.join("model.mpk"), b"not a record").unwrap();
     let err = slimc::export::burn::open::<Cpu>(&dir.join("model.mpk"), &Default::default()).unwrap_err();

@@ -16,7 +16,7 @@ use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::{ExportError, HostTensor, Subnet, SubnetInfo};
-use crate::ir::{LayerShape, Network, Op, ParamValue, Rounding};
+use crate::ir::{LayerId, LayerShape, Network, Op, ParamValue};
 use crate::runtime::checkpoint::{self, write_atomic};
 use crate::runtime::{activation, merge, pool, BN_EPS};
 
@@ -168,12 +168,7 @@ pub fn save(subnet: &Subnet, source: &checkpoint::Meta, path: &Path) -> Result<P
     let mpk = path.with_extension("mpk");
     let device = Default::default();
     let fixed = FixedNet::<crate::runtime::device::Cpu>::from_subnet(subnet, &device);
-    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-    // The recorder names its file `NAME.mpk`: write `STEM-tmp-write.mpk`, then rename.
-    let stem = mpk.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = mpk.with_file_name(format!("{stem}-tmp-write"));
-    fixed.save_file(&tmp, &recorder).map_err(|e| ExportError::Format(format!("{}: {e}", mpk.display())))?;
-    std::fs::rename(tmp.with_extension("mpk"), &mpk).map_err(|error| ExportError::Io { path: mpk.clone(), error })?;
+    checkpoint::write_record(fixed, &mpk).map_err(|e| ExportError::Format(e.to_string()))?;
     let meta = BurnMeta {
         slimc_version: env!("CARGO_PKG_VERSION").into(),
         source_path: source.source_path.clone(),
@@ -195,14 +190,20 @@ pub fn open<B: Backend>(path: &Path, device: &B::Device) -> Result<(FixedNet<B>,
     let bytes = std::fs::read(&json_path).map_err(|error| ExportError::Io { path: json_path.clone(), error })?;
     let corrupt = |why: String| ExportError::Format(format!("{} is not a slimc export: {why}", json_path.display()));
     let meta: BurnMeta = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
-    let options = crate::Options { settings: meta.settings.clone(), rounding: Rounding::parse(&meta.rounding) };
-    let nets = crate::compile(&meta.source, &meta.source_path, &options).map_err(|d| corrupt(d.render()))?;
-    let net =
-        nets.into_iter().find(|n| n.name == meta.info.network).ok_or_else(|| corrupt("no such network".into()))?;
-    if !net.space.admits(&meta.info.channels) || meta.folded.iter().any(|&i| i >= net.layers.len()) {
-        return Err(corrupt("its channels do not fit the network".into()));
+    let info = &meta.info;
+    let net = checkpoint::compile_saved(&meta.source_path, &meta.source, &meta.settings, &meta.rounding, &info.network)
+        .map_err(|why| corrupt(format!("its source {why}")))?;
+    // Only a BN reading a conv can have been folded.
+    let foldable = |i: usize| {
+        i < net.layers.len() && {
+            let l = &net.layers[LayerId::new(i)];
+            l.op == Op::BatchNorm && matches!(net.layers[l.inputs[0]].op, Op::Conv { .. })
+        }
+    };
+    if !net.space.admits(&info.channels) || !meta.folded.iter().all(|&i| foldable(i)) {
+        return Err(corrupt("its channels or folded layers do not fit the network".into()));
     }
-    let shapes = net.layer_shapes(&meta.info.channels);
+    let shapes = net.layer_shapes(&info.channels);
     let mut folded = vec![false; net.layers.len()];
     meta.folded.iter().for_each(|&i| folded[i] = true);
     let skeleton = FixedNet::<B>::skeleton(Arc::new(net), shapes, &folded, device);

@@ -133,7 +133,7 @@ impl Subnet {
     /// at `cfg`).
     pub fn extract<B: Backend>(model: &SlimNet<B>, cfg: &WidthConfig, stats: &BnSet<B>) -> Result<Subnet, ExportError> {
         let net = model.net.clone();
-        if cfg.dims.len() != net.space.dims.len() || !net.space.admits(&cfg.dims) {
+        if !net.space.admits(&cfg.dims) {
             return Err(
                 RuntimeError::Width(format!("{:?} is not a width configuration of {}", cfg.dims, net.name)).into()
             );

@@ -83,17 +83,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
 /// Saves `model` and `meta` into `dir` (created if needed).
 pub fn save<B: Backend>(model: &SlimNet<B>, meta: &Meta, dir: &Path) -> Result<(), CheckpointError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-    // The recorder sets the `.mpk` extension itself, replacing any other: use a stem
-    // without dots so that the temporary file is `model-tmp-write.mpk`.
-    let tmp = dir.join(format!("{WEIGHTS}-tmp-write"));
-    model
-        .clone()
-        .save_file(&tmp, &recorder)
-        .map_err(|e| CheckpointError::Corrupt { path: tmp.clone(), reason: e.to_string() })?;
-    let written = tmp.with_extension("mpk");
-    let target = dir.join(format!("{WEIGHTS}.mpk"));
-    std::fs::rename(&written, &target).map_err(io(&target))?;
+    write_record(model.clone(), &dir.join(format!("{WEIGHTS}.mpk")))?;
     let json = serde_json::to_vec_pretty(meta)
         .map_err(|e| CheckpointError::Corrupt { path: dir.join(META), reason: e.to_string() })?;
     write_atomic(&dir.join(META), &json)
@@ -125,15 +115,38 @@ pub fn network(meta: &Meta, current: Option<&str>) -> Result<Network, Checkpoint
             });
         }
     }
-    let rounding = Rounding::parse(&meta.rounding);
-    let options = Options { settings: meta.settings.clone(), rounding };
+    compile_saved(&meta.source_path, &meta.source, &meta.settings, &meta.rounding, &meta.network)
+        .map_err(|why| CheckpointError::SourceMismatch { detail: format!("the checkpoint's source {why}") })
+}
+
+/// Compiles a stored `.slim` source with its settings and rounding and picks `network`.
+/// The error completes "… source ": `no longer compiles: …` or `has no network …`.
+pub fn compile_saved(
+    source_path: &str,
+    source: &str,
+    settings: &[(String, ParamValue)],
+    rounding: &str,
+    network: &str,
+) -> Result<Network, String> {
+    let options = Options { settings: settings.to_vec(), rounding: Rounding::parse(rounding) };
     let nets =
-        crate::compile(&meta.source, &meta.source_path, &options).map_err(|d| CheckpointError::SourceMismatch {
-            detail: format!("the checkpoint's source no longer compiles:\n{}", d.render()),
-        })?;
-    nets.into_iter().find(|n| n.name == meta.network).ok_or_else(|| CheckpointError::SourceMismatch {
-        detail: format!("the checkpoint's source has no network `{}`", meta.network),
-    })
+        crate::compile(source, source_path, &options).map_err(|d| format!("no longer compiles:\n{}", d.render()))?;
+    nets.into_iter().find(|n| n.name == network).ok_or_else(|| format!("has no network `{network}`"))
+}
+
+/// Writes `module`'s record (named MessagePack, full precision) to `target`, a `.mpk`
+/// path, through a temporary file and a rename, so that no reader sees half a record.
+pub fn write_record<B: Backend, M: Module<B>>(module: M, target: &Path) -> Result<(), CheckpointError> {
+    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+    // The recorder sets the `.mpk` extension itself, replacing any other: use a stem
+    // without dots, so that the temporary file is `STEM-tmp-write.mpk` beside the target
+    // (and never another file whose name the target's stem begins with).
+    let stem = target.file_stem().map(|s| s.to_string_lossy().replace('.', "_")).unwrap_or_default();
+    let tmp = target.with_file_name(format!("{stem}-tmp-write"));
+    module
+        .save_file(&tmp, &recorder)
+        .map_err(|e| CheckpointError::Corrupt { path: tmp.clone(), reason: e.to_string() })?;
+    std::fs::rename(tmp.with_extension("mpk"), target).map_err(io(target))
 }
 
 /// Loads a checkpoint: rebuilds the network from its source, then reads the weights and
