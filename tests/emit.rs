@@ -93,13 +93,13 @@ use std::sync::Arc;
 
 use burn::module::{Param, RunningState};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, ElementConversion, Tensor};
+use burn::tensor::{Distribution, Tensor};
 
 use slimc::ir::Network;
 use slimc::runtime::device::{Cpu, CpuTrain};
 use slimc::runtime::{BnSet, Mode, SlimNet, WidthConfig};
 
-use common::{condition_bn, ZOO};
+use common::{condition_bn, relative_diff, ZOO};
 
 /// A zoo model, or the edge-case network of `tests/emitted/`.
 fn source(name: &str) -> String {
@@ -139,14 +139,6 @@ fn setup<B: Backend>(name: &str) -> (SlimNet<B>, BnSet<B>, Vec<WidthConfig>) {
     let wm: Vec<f64> = (0..net.space.search_dim()).map(|i| if i % 3 == 1 { 1.0 } else { 0.4 }).collect();
     cfgs.push(WidthConfig::new(net.space.decode(&wm, net.rounding).unwrap()));
     (slim, stats, cfgs)
-}
-
-/// max |a − b| over max(1, max |a|).
-fn relative_diff<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    let scale = a.clone().abs().max().into_scalar().elem::<f32>();
-    let diff = (a - b).abs().max().into_scalar().elem::<f32>();
-    diff / scale.max(1.0)
 }
 
 /// The emitted module of `$module` on backend `$b`, holding `slim`'s parameters and the

@@ -8,8 +8,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use burn::tensor::{Distribution, Tensor};
 
@@ -19,14 +18,7 @@ use slimc::runtime::checkpoint::Meta;
 use slimc::runtime::device::Cpu;
 use slimc::runtime::{Mode, SlimNet, WidthConfig};
 
-use common::{condition_bn, small, ZOO};
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("slimc-export-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{condition_bn, onnx_check, onnxruntime_available, relative_diff, scratch, small, ZOO};
 
 /// The input size each zoo model is tested at (ImageNet models at 32, CIFAR ones at 16).
 fn size(name: &str) -> i64 {
@@ -61,16 +53,8 @@ fn case(name: &str, w: f64) -> Case {
     Case { input, logits, subnet }
 }
 
-/// max |a − b| over max(1, max |a|).
-fn relative_diff(a: &Tensor<Cpu, 2>, b: &Tensor<Cpu, 2>) -> f32 {
-    assert_eq!(a.dims(), b.dims());
-    let scale: f32 = a.clone().abs().max().into_scalar();
-    let diff: f32 = (a.clone() - b.clone()).abs().max().into_scalar();
-    diff / scale.max(1.0)
-}
-
 fn assert_close(name: &str, what: &str, ours: &Tensor<Cpu, 2>, theirs: &Tensor<Cpu, 2>) {
-    let d = relative_diff(ours, theirs);
+    let d = relative_diff(ours.clone(), theirs.clone());
     assert!(d < 1e-4, "{name}: {what} differs from the slimmed forward by {d} (relative)");
 }
 
@@ -144,38 +128,11 @@ fn burn_record_and_safetensors_read_back_the_same_model() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Whether `python3` can import onnx, onnxruntime and numpy; fails the test when CI
-/// requires them.
-pub fn onnxruntime_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import onnx, onnxruntime, numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("SLIMC_REQUIRE_ONNXRUNTIME").as_deref() != Ok("1"),
-            "SLIMC_REQUIRE_ONNXRUNTIME=1 but python3 cannot import onnx, onnxruntime and numpy"
-        );
-        eprintln!("note: skipping the onnxruntime comparison (pip install onnx onnxruntime numpy)");
-    }
-    ok
-}
-
-fn raw(path: &Path, t: &[f32]) {
-    std::fs::write(path, t.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
-}
-
-/// Writes the model, the input and slimc's logits, and runs `scripts/onnx_check.py`.
+/// Writes the model and checks it in onnxruntime against slimc's logits.
 fn onnxruntime_agrees(dir: &Path, name: &str, c: &Case) {
     let model = dir.join(format!("{name}.onnx"));
     std::fs::write(&model, onnx::to_bytes(&c.subnet)).unwrap();
-    let (input, expected) = (dir.join(format!("{name}.in")), dir.join(format!("{name}.out")));
-    raw(&input, &c.input.to_data().to_vec::<f32>().unwrap());
-    raw(&expected, &c.logits.to_data().to_vec::<f32>().unwrap());
-    let o = Command::new("python3")
-        .args(["scripts/onnx_check.py".as_ref(), model.as_os_str(), input.as_os_str(), expected.as_os_str()])
-        .output()
-        .unwrap();
+    let o = onnx_check(&model, &c.input, &c.logits);
     eprintln!("{name}: {}", String::from_utf8_lossy(&o.stdout).trim());
     assert!(
         o.status.success(),

@@ -2,6 +2,8 @@
 //! IDX format (so the real reader runs), and, where the Debian package is installed, a
 //! short real Fashion-MNIST run with a stated accuracy bar.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -12,6 +14,8 @@ use slimc::runtime::checkpoint;
 use slimc::runtime::device::Cpu;
 use slimc::runtime::SlimNet;
 
+use common::{onnx_check, onnxruntime_available, scratch};
+
 fn slimc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_slimc")).args(args).output().expect("slimc runs")
 }
@@ -19,14 +23,6 @@ fn slimc(args: &[&str]) -> Output {
 fn ok(o: &Output) -> String {
     assert_eq!(o.status.code(), Some(0), "stderr:\n{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// A fresh scratch directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("slimc-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn gz(path: &Path, bytes: &[u8]) {
@@ -368,26 +364,15 @@ fn exports_of_the_searched_configuration(dir: &Path, run: &str, found: &str) {
     assert!(table.contains("MACs") && table.contains("KiB"), "size and MACs are reported: {table}");
     let o = export(&format!("{found}#70%"), "onnx", &dir.join("folded.onnx"), &["--fold-bn"]);
     assert!(ok(&o).contains("folded into convs"));
-    let ort_ok = Command::new("python3")
-        .args(["-c", "import onnx, onnxruntime, numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ort_ok {
+    if onnxruntime_available() {
         let x = burn::tensor::Tensor::<Cpu, 4>::random(
             [3, 1, 12, 12],
             burn::tensor::Distribution::Normal(0.0, 1.0),
             &Default::default(),
         );
         let logits = fixed.forward(x.clone());
-        let raw = |p: &Path, v: Vec<f32>| std::fs::write(p, v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<_>>());
-        raw(&dir.join("x.f32"), x.to_data().to_vec().unwrap()).unwrap();
-        raw(&dir.join("y.f32"), logits.to_data().to_vec().unwrap()).unwrap();
         for model in ["subnet.onnx", "folded.onnx"] {
-            let o = Command::new("python3")
-                .arg("scripts/onnx_check.py")
-                .args([dir.join(model), dir.join("x.f32"), dir.join("y.f32")])
-                .output()
-                .unwrap();
+            let o = onnx_check(&dir.join(model), &x, &logits);
             assert!(
                 o.status.success(),
                 "{model}: {}{}",

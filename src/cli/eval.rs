@@ -104,17 +104,22 @@ enum Target {
 
 /// `--configs FILE`: the JSON `slimc search` writes (each target's channels, then the
 /// uniform width of the same MACs), or text lines of per-dimension multipliers.
+/// `text`, read from `path`, as a `slimc search` result for `net`.
+pub fn search_result(text: &str, path: &Path, net: &Network) -> Result<SearchState, Failure> {
+    let state: SearchState = serde_json::from_str(text)
+        .map_err(|e| Failure::Usage(format!("{} is not a `slimc search` result: {e}", path.display())))?;
+    if state.network != net.name || state.found.iter().any(|f| !net.space.admits(&f.point.channels)) {
+        return Err(Failure::Usage(format!("{} was searched on another network", path.display())));
+    }
+    Ok(state)
+}
+
 fn parse_configs(path: &Path, net: &Network) -> Result<Vec<Target>, Failure> {
     let text =
         std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
     let dims = net.space.search_dim();
     if text.trim_start().starts_with('{') {
-        let state: SearchState = serde_json::from_str(&text)
-            .map_err(|e| Failure::Usage(format!("{} is not a `slimc search` result: {e}", path.display())))?;
-        if state.network != net.name || state.found.iter().any(|f| !net.space.admits(&f.point.channels)) {
-            return Err(Failure::Usage(format!("{} was searched on another network", path.display())));
-        }
-        let mut found = state.found;
+        let mut found = search_result(&text, path, net)?.found;
         found.sort_by_key(|f| f.point.macs);
         return Ok(found
             .into_iter()

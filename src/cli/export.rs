@@ -12,9 +12,8 @@ use slimc::ir::Network;
 use slimc::runtime::checkpoint::write_atomic;
 use slimc::runtime::{SlimBackend, SlimNet, WidthConfig};
 use slimc::train::eval::calibration;
-use slimc::train::search::SearchState;
 
-use super::eval::{open, parse_widths};
+use super::eval::{open, parse_widths, search_result};
 use super::search::{parse_fraction, parse_macs};
 use super::{device, fail};
 use crate::Failure;
@@ -159,11 +158,7 @@ fn config<B: SlimBackend>(s: &str, model: &SlimNet<B>) -> Result<WidthConfig, Fa
 fn searched(path: &Path, target: Option<&str>, net: &Network) -> Result<Vec<u32>, Failure> {
     let text =
         std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
-    let state: SearchState = serde_json::from_str(&text)
-        .map_err(|e| Failure::Usage(format!("{} is not a `slimc search` result: {e}", path.display())))?;
-    if state.network != net.name || state.found.iter().any(|f| !net.space.admits(&f.point.channels)) {
-        return Err(Failure::Usage(format!("{} was searched on another network", path.display())));
-    }
+    let state = search_result(&text, path, net)?;
     let full = slimc::cost::cost(net, &net.full_width()).0.macs;
     let listing = || {
         let ts: Vec<String> = state

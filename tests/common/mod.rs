@@ -1,11 +1,13 @@
 //! Shared by the integration tests (each uses some of it).
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::sync::Arc;
 
 use burn::module::Param;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{Distribution, ElementConversion, Tensor};
 
 use slimc::ir::{Network, ParamValue};
 use slimc::runtime::{BnSet, SlimNet};
@@ -68,4 +70,48 @@ pub fn condition_bn<B: Backend>(slim: &mut SlimNet<B>, device: &B::Device) -> Bn
         set.layers[i] = Some((mean, var));
     }
     set
+}
+
+/// A fresh scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("slimc-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// max |a − b| over max(1, max |a|).
+pub fn relative_diff<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    let scale = a.clone().abs().max().into_scalar().elem::<f32>();
+    let diff = (a - b).abs().max().into_scalar().elem::<f32>();
+    diff / scale.max(1.0)
+}
+
+/// Whether `python3` can import onnx, onnxruntime and numpy; fails the test when CI
+/// requires them (`SLIMC_REQUIRE_ONNXRUNTIME=1`).
+pub fn onnxruntime_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import onnx, onnxruntime, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("SLIMC_REQUIRE_ONNXRUNTIME").as_deref() != Ok("1"),
+            "SLIMC_REQUIRE_ONNXRUNTIME=1 but python3 cannot import onnx, onnxruntime and numpy"
+        );
+        eprintln!("note: skipping the onnxruntime comparison (pip install onnx onnxruntime numpy)");
+    }
+    ok
+}
+
+/// Runs `scripts/onnx_check.py` on `model` with a batch and the logits slimc computed for
+/// it (written beside the model as raw little-endian f32).
+pub fn onnx_check<B: Backend>(model: &Path, input: &Tensor<B, 4>, logits: &Tensor<B, 2>) -> Output {
+    let raw =
+        |path: &Path, t: Vec<f32>| std::fs::write(path, t.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+    let (x, y) = (model.with_extension("in.f32"), model.with_extension("out.f32"));
+    raw(&x, input.to_data().convert::<f32>().to_vec().unwrap()).unwrap();
+    raw(&y, logits.to_data().convert::<f32>().to_vec().unwrap()).unwrap();
+    Command::new("python3").arg("scripts/onnx_check.py").args([model, &x, &y]).output().unwrap()
 }
