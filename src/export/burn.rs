@@ -55,6 +55,13 @@ pub struct BurnMeta {
 impl<B: Backend> FixedNet<B> {
     /// Layers with fresh parameters of the right shapes (`folded`: BNs folded away).
     fn skeleton(net: Arc<Network>, shapes: Vec<LayerShape>, folded: &[bool], device: &B::Device) -> FixedNet<B> {
+        // Convs whose BN was folded into them: they have a bias.
+        let mut folded_into = vec![false; shapes.len()];
+        for (id, l) in net.layers.iter() {
+            if folded[id.index()] {
+                folded_into[l.inputs[0].index()] = true;
+            }
+        }
         let mut layers = Vec::with_capacity(shapes.len());
         for (id, l) in net.layers.iter() {
             let s = shapes[id.index()];
@@ -62,15 +69,13 @@ impl<B: Backend> FixedNet<B> {
             let mut layer = FixedLayer { conv: None, linear: None, bn: None };
             match &l.op {
                 Op::Conv { kernel, stride, padding, dilation, bias, .. } => {
-                    // A folded BN gives its conv a bias.
-                    let folds = net.layers.iter().any(|(b, bl)| folded[b.index()] && bl.inputs.first() == Some(&id));
                     let [ph, pw] = padding.map(|v| v as usize);
                     let conv = Conv2dConfig::new([i, o], kernel.map(|v| v as usize))
                         .with_stride(stride.map(|v| v as usize))
                         .with_dilation(dilation.map(|v| v as usize))
                         .with_padding(PaddingConfig2d::Explicit(ph, pw, ph, pw))
                         .with_groups(s.groups as usize)
-                        .with_bias(*bias || folds);
+                        .with_bias(*bias || folded_into[id.index()]);
                     layer.conv = Some(conv.init(device));
                 }
                 Op::Linear { bias } => layer.linear = Some(LinearConfig::new(i, o).with_bias(*bias).init(device)),

@@ -226,6 +226,12 @@ impl Subnet {
         folded
     }
 
+    /// [`SubnetInfo`] as metadata entries: `slimc.KEY` → the field's JSON.
+    pub fn metadata(&self) -> Vec<(String, String)> {
+        let info = serde_json::to_value(&self.info).unwrap_or_default();
+        info.as_object().into_iter().flatten().map(|(k, v)| (format!("slimc.{k}"), v.to_string())).collect()
+    }
+
     /// Parameters stored: weights, biases and BN's γ and β (statistics are not parameters).
     pub fn parameter_count(&self) -> u64 {
         self.layers

@@ -41,13 +41,8 @@ fn model(subnet: &Subnet) -> ModelProto {
         input: vec![value_info("input", vec![Dim::Param("N"), Dim::Value(c), Dim::Value(h), Dim::Value(w)])],
         output: vec![value_info(&logits, vec![Dim::Param("N"), Dim::Value(classes)])],
     };
-    let info = serde_json::to_value(&subnet.info).unwrap_or_default();
-    let metadata_props = info
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| StringStringEntryProto { key: format!("slimc.{k}"), value: v.to_string() })
-        .collect();
+    let metadata_props =
+        subnet.metadata().into_iter().map(|(key, value)| StringStringEntryProto { key, value }).collect();
     ModelProto {
         ir_version: IR_VERSION,
         producer_name: "slimc".into(),

@@ -27,12 +27,7 @@ fn format_error(e: &dyn std::fmt::Display) -> ExportError {
 }
 
 fn metadata(subnet: &Subnet) -> HashMap<String, String> {
-    let mut m = HashMap::new();
-    if let Some(obj) = serde_json::to_value(&subnet.info).ok().and_then(|v| v.as_object().cloned()) {
-        for (k, v) in obj {
-            m.insert(format!("slimc.{k}"), v.to_string());
-        }
-    }
+    let mut m: HashMap<String, String> = subnet.metadata().into_iter().collect();
     let layers: Vec<serde_json::Value> = subnet
         .net
         .layers
