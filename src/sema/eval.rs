@@ -79,10 +79,9 @@ pub struct Elab<'a, 'i> {
     pub section: Section,
     /// Every block instance, in call order; `out` is filled in when the block returns.
     pub blocks: Vec<BlockInstance>,
-    /// The instances being elaborated, innermost last.
+    /// The instances being elaborated, innermost last (its length is the call depth).
     open_blocks: Vec<usize>,
     frames: Vec<Frame>,
-    depth: usize,
 }
 
 impl<'a, 'i> Elab<'a, 'i> {
@@ -97,7 +96,6 @@ impl<'a, 'i> Elab<'a, 'i> {
             blocks: Vec::new(),
             open_blocks: Vec::new(),
             frames: Vec::new(),
-            depth: 0,
         }
     }
 
@@ -513,7 +511,7 @@ impl<'a, 'i> Elab<'a, 'i> {
     }
 
     fn block(&mut self, def: &'a Definition, args: &[(String, Value<'a>)], t: Tensor, span: Span) -> Flow<Value<'a>> {
-        if self.depth >= MAX_CALL_DEPTH {
+        if self.open_blocks.len() >= MAX_CALL_DEPTH {
             self.errors.push(SemaError::Limit {
                 what: "block nesting".into(),
                 value: format!("more than {MAX_CALL_DEPTH} levels"),
@@ -533,11 +531,9 @@ impl<'a, 'i> Elab<'a, 'i> {
         });
         let mut env: Env<'a> = args.iter().cloned().collect();
         env.insert("in".to_string(), Value::Tensor(t));
-        self.depth += 1;
         self.open_blocks.push(instance);
         let result = self.statements(def, &mut env, &prefix);
         self.open_blocks.pop();
-        self.depth -= 1;
         result?;
         Ok(match env.remove("out") {
             Some(Value::Tensor(t)) => {
