@@ -10,7 +10,7 @@
 //!            └ emit   (Rust source of a Burn module)
 //! ```
 //!
-//! The library never prints or exits; `src/main.rs` does. Entry point: [`compile`].
+//! The library never prints or exits; the command line (`src/main.rs`, `src/cli/`) does. Entry point: [`compile`].
 
 pub mod cost;
 pub mod data;
@@ -31,8 +31,8 @@ pub fn compile(source: &str, path: &str, options: &Options) -> Result<Vec<ir::Ne
     let networks = sema::analyse(&file, options)
         .map_err(|errs| Diagnostics::new(path, source, errs.iter().map(|e| e.to_diagnostic()).collect()))?;
     for net in &networks {
-        if let Err(msg) = ir::validate(net) {
-            let d = Diagnostic::new("E0900", format!("internal error: invalid IR for `{}`: {msg}", net.name));
+        if let Err(e) = ir::validate(net) {
+            let d = Diagnostic::new("E0900", format!("internal error: invalid IR for `{}`: {e}", net.name));
             return Err(Diagnostics::new(path, source, vec![d]));
         }
     }
@@ -54,16 +54,31 @@ pub fn compile_bytes(bytes: &[u8], path: &str, options: &Options) -> Result<Vec<
     }
 }
 
-/// The names of a file's networks and their parameters, for validating `--set` before
-/// compiling. `None` when the file does not parse (compile reports why).
-pub fn network_params(source: &str) -> Option<Vec<(String, Vec<String>)>> {
-    let file = syntax::parse(source).ok()?;
-    Some(
-        file.networks
-            .iter()
-            .map(|n| (n.name.name.clone(), n.params.iter().map(|p| p.name.name.clone()).collect()))
-            .collect(),
-    )
+/// Why [`pick_network`] found no network.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PickError {
+    #[error("no network `{name}` (networks: {})", available.join(", "))]
+    NoSuchNetwork { name: String, available: Vec<String> },
+    #[error("defines no network")]
+    NoNetwork,
+    #[error("has several networks; pick one by name ({})", available.join(", "))]
+    Several { available: Vec<String> },
 }
+
+/// The network called `name` among `nets`, or the only one when no name is given.
+pub fn pick_network(nets: Vec<ir::Network>, name: Option<&str>) -> Result<ir::Network, PickError> {
+    let available = || nets.iter().map(|n| n.name.clone()).collect::<Vec<_>>();
+    let index = match name {
+        Some(name) => nets
+            .iter()
+            .position(|n| n.name == name)
+            .ok_or_else(|| PickError::NoSuchNetwork { name: name.into(), available: available() })?,
+        None if nets.len() == 1 => 0,
+        None if nets.is_empty() => return Err(PickError::NoNetwork),
+        None => return Err(PickError::Several { available: available() }),
+    };
+    Ok(nets.into_iter().nth(index).expect("index found above"))
+}
+
 pub mod runtime;
 pub mod train;

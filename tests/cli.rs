@@ -127,12 +127,16 @@ fn bench_reports_throughput() {
     assert!(d["train_img_per_s"].as_f64().unwrap() > 0.0);
     assert_eq!(d["infer_img_per_s"].as_object().unwrap().len(), 4);
     assert_eq!(d["batch"], 4);
-    let o =
-        slimc(&["bench", "models/resnet20.slim", "--set", "size=8", "--batch", "2", "--steps", "1", "--widths", "0.5"]);
+    let args = ["bench", "models/resnet20.slim", "--set", "size=8", "--batch", "2", "--steps", "1"];
+    let o = slimc(&[&args[..], &["--scheme", "fixed", "--width", "0.5"]].concat());
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("img/s"));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("fixed 0.5") && out.contains("inference at width 0.5"), "{out}");
+    let o = slimc(&[&args[..], &["--widths", "0.5:1.0:0.25", "--json"]].concat());
+    assert_eq!(json(&o)["infer_img_per_s"].as_object().unwrap().len(), 3, "--widths takes a range as everywhere");
     assert_eq!(code(&slimc(&["bench", "models/resnet20.slim", "--device", "tpu"])), 2);
     assert_eq!(code(&slimc(&["bench", "models/resnet20.slim", "--widths", "2"])), 2);
+    assert_eq!(code(&slimc(&["bench", "models/resnet20.slim", "--scheme", "fixed"])), 2);
     assert_eq!(code(&slimc(&["bench", "models/resnet20.slim", "--batch", "0"])), 2);
     if !cfg!(feature = "cuda") {
         let o = slimc(&["bench", "models/resnet20.slim", "--device", "cuda"]);
@@ -189,4 +193,68 @@ fn export_rejects_bad_runs_and_flags() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("no/such/run"));
     assert!(!std::path::Path::new("x.onnx").exists());
     assert_eq!(code(&slimc(&["export", "models", "--config", "0.5", "--format", "onnx"])), 2, "-o is required");
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// An unreadable file is an entry of `check --json`'s document; the others are reported.
+#[test]
+fn check_json_reports_unreadable_files() {
+    let o = slimc(&["check", "--json", "models/resnet20.slim", "no/such/file.slim", "tests/ui/unknown_op.slim"]);
+    assert_eq!(code(&o), 2, "an unreadable file is an IO error");
+    let files = json(&o)["files"].as_array().unwrap().clone();
+    assert_eq!(files.len(), 3);
+    assert_eq!(files[0]["ok"], true);
+    assert_eq!(files[1]["ok"], false);
+    assert!(files[1]["read_error"].as_str().unwrap().contains("no/such/file.slim"), "{}", files[1]);
+    assert_eq!(files[2]["errors"][0]["code"], "E0104");
+    let o = slimc(&["check", "no/such/file.slim", "models/resnet20.slim"]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("resnet20: ok"), "the readable file is still checked");
+}
+
+/// Settings are checked by the compiler: an unknown one with a suggestion, and a bad value
+/// reported once, where it is used, with a note that a setting gave it.
+#[test]
+fn settings_are_compiler_errors() {
+    let o = slimc(&["check", "models/resnet20.slim", "--set", "classs=100"]);
+    assert_eq!(code(&o), 1);
+    let err = stderr(&o);
+    assert!(err.contains("error[E0118]: no network has a parameter `classs`"), "{err}");
+    assert!(err.contains("did you mean `classes`?"), "{err}");
+    let o = slimc(&["space", "models/resnet20.slim", "--set", "size=true"]);
+    assert_eq!(code(&o), 1);
+    let err = stderr(&o);
+    assert_eq!(err.matches("error[").count(), 1, "one mistake, one error: {err}");
+    assert!(err.contains("expected an integer, found a boolean"), "{err}");
+    assert!(err.contains("`size` is true here because it was set outside the file"), "{err}");
+}
+
+/// Enumerated flags list their values in --help and suggest on a typo.
+#[test]
+fn enumerated_flags_list_and_suggest_values() {
+    let o = slimc(&["train", "--help"]);
+    let help = String::from_utf8_lossy(&o.stdout);
+    for v in ["us", "per-dim", "cosine", "--val-images", "--val-fraction"] {
+        assert!(help.contains(v), "train --help names {v}");
+    }
+    let o = slimc(&["train", "models/resnet20.slim", "--scheme", "uss"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("us"), "{}", stderr(&o));
+    let o = slimc(&["space", "models/resnet20.slim", "--rounding", "neareast"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("did you mean `nearest`?"), "{}", stderr(&o));
+    let o = slimc(&["export", "runs/none", "--config", "0.5", "--format", "tflite", "-o", "x.onnx"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("burn, safetensors, onnx"), "{}", stderr(&o));
+}
+
+/// The human-readable `space` table, whose columns fit every name (`global_avgpool`).
+#[test]
+fn space_table_snapshot() {
+    let o = slimc(&["space", "models/resnet20.slim", "--width", "0.5"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    insta::assert_snapshot!(String::from_utf8_lossy(&o.stdout));
 }

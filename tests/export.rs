@@ -3,8 +3,8 @@
 //! safetensors files read back to the same tensors; every zoo model's ONNX export runs in
 //! onnxruntime (Python, from PyPI) with logits equal to slimc's to 1e-4.
 //!
-//! The ONNX check needs `python3 -m pip install onnx onnxruntime numpy`; it is skipped
-//! with a note when they are missing, unless `SLIMC_REQUIRE_ONNXRUNTIME=1` (CI sets it).
+//! The ONNX check needs `python3 -m pip install onnx onnxruntime numpy`: it is an ignored
+//! test, run by `cargo test -- --include-ignored` (as `bash .ci/run` does).
 
 mod common;
 
@@ -18,7 +18,7 @@ use slimc::runtime::checkpoint::Meta;
 use slimc::runtime::device::Cpu;
 use slimc::runtime::{Mode, SlimNet, WidthConfig};
 
-use common::{condition_bn, onnx_check, onnxruntime_available, relative_diff, scratch, small, ZOO};
+use common::{condition_bn, onnx_check, relative_diff, require_onnxruntime, scratch, small, ZOO};
 
 /// The input size each zoo model is tested at (ImageNet models at 32, CIFAR ones at 16).
 fn size(name: &str) -> i64 {
@@ -143,10 +143,9 @@ fn onnxruntime_agrees(dir: &Path, name: &str, c: &Case) {
 }
 
 #[test]
+#[ignore = "needs onnxruntime: python3 -m pip install onnx onnxruntime numpy"]
 fn onnx_export_of_every_zoo_model_runs_in_onnxruntime() {
-    if !onnxruntime_available() {
-        return;
-    }
+    require_onnxruntime();
     let dir = scratch("onnx");
     for (k, name) in ZOO.iter().chain(&["edge_cases"]).enumerate() {
         let mut c = case(name, 0.5);

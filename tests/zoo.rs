@@ -220,7 +220,7 @@ fn set_retargets_a_network() {
             ("classes".into(), slimc::ir::ParamValue::Int(100)),
             ("size".into(), slimc::ir::ParamValue::Int(64)),
         ],
-        rounding: None,
+        ..Options::default()
     };
     let net = load_with("resnet18", &options);
     assert_eq!(net.layers[net.output].channels, 100);
@@ -232,7 +232,7 @@ fn set_retargets_a_network() {
                 ("in_channels".into(), slimc::ir::ParamValue::Int(1)),
                 ("size".into(), slimc::ir::ParamValue::Int(28)),
             ],
-            rounding: None,
+            ..Options::default()
         },
     );
     assert_eq!(fm.input, [1, 28, 28]);
@@ -240,7 +240,7 @@ fn set_retargets_a_network() {
 
 #[test]
 fn rounding_override() {
-    let options = Options { settings: vec![], rounding: Some(Rounding::Nearest) };
+    let options = Options { rounding: Some(Rounding::Nearest), ..Options::default() };
     let net = load_with("resnet20", &options);
     assert_eq!(net.rounding, Rounding::Nearest);
     // 16 x 0.3 = 4.8: floor gives 4, nearest 5.

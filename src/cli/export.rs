@@ -3,20 +3,32 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use slimc::cost::human;
+use slimc::data::DataSpec;
 use slimc::export::{self, Format, Subnet};
 use slimc::ir::Network;
 use slimc::runtime::checkpoint::write_atomic;
+use slimc::runtime::device::DeviceSpec;
 use slimc::runtime::{SlimBackend, SlimNet, WidthConfig};
-use slimc::train::eval::calibration;
+use slimc::train::eval::{calibration, open};
+use slimc::train::search::SearchState;
 
-use super::eval::{open, parse_widths, search_result};
 use super::search::{parse_fraction, parse_macs};
-use super::{device, fail};
-use crate::Failure;
+use super::{fail, parse_data, parse_device, Failure, Widths};
+
+/// The file format written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// A Burn record of plain `burn::nn` layers: OUT.mpk + OUT.json.
+    Burn,
+    /// PyTorch names and layouts, with the layer table in the metadata.
+    Safetensors,
+    /// ONNX opset 17.
+    Onnx,
+}
 
 #[derive(Args)]
 pub struct ExportArgs {
@@ -27,9 +39,8 @@ pub struct ExportArgs {
     /// holds one configuration).
     #[arg(long)]
     config: String,
-    /// burn (OUT.mpk + OUT.json), safetensors or onnx (opset 17).
-    #[arg(long)]
-    format: String,
+    #[arg(long, value_enum)]
+    format: FormatArg,
     /// The file to write.
     #[arg(short, long)]
     out: PathBuf,
@@ -42,23 +53,26 @@ pub struct ExportArgs {
     #[arg(long, default_value_t = 256)]
     batch: usize,
     /// Calibrate on another copy of the data set (default: the one the run trained on).
-    #[arg(long)]
-    data: Option<String>,
+    #[arg(long, value_parser = parse_data)]
+    data: Option<DataSpec>,
     /// cpu, cuda or cuda:N (for calibration).
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: DeviceSpec,
     /// Print the report as one JSON document on stdout.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(a: &ExportArgs) -> Result<(), Failure> {
-    on_device!(device(&a.device)?, Cpu, Gpu, go(a))
+    on_device!(a.device, Cpu, Gpu, go(a))
 }
 
 fn go<B: SlimBackend>(a: &ExportArgs, dev: B::Device) -> Result<(), Failure> {
-    let format = Format::parse(&a.format)
-        .ok_or_else(|| Failure::Usage(format!("--format takes burn, safetensors or onnx, not `{}`", a.format)))?;
+    let format = match a.format {
+        FormatArg::Burn => Format::Burn,
+        FormatArg::Safetensors => Format::Safetensors,
+        FormatArg::Onnx => Format::Onnx,
+    };
     if a.batch == 0 || a.calibrate == 0 {
         return Err(Failure::Usage("--batch and --calibrate must be at least 1".into()));
     }
@@ -67,7 +81,7 @@ fn go<B: SlimBackend>(a: &ExportArgs, dev: B::Device) -> Result<(), Failure> {
             return Err(Failure::Usage(format!("{} does not exist", parent.display())));
         }
     }
-    let l = open::<B>(&a.path, a.data.as_deref(), &dev)?;
+    let l = open::<B>(&a.path, a.data.as_ref(), &dev).map_err(fail)?;
     let cfg = config(&a.config, &l.model)?;
     let stats = calibration(&l.model, &cfg, &l.calib, &l.state.normalize, a.batch, a.calibrate, &dev).map_err(fail)?;
     let mut subnet = Subnet::extract(&l.model, &cfg, &stats).map_err(fail)?;
@@ -86,7 +100,7 @@ fn go<B: SlimBackend>(a: &ExportArgs, dev: B::Device) -> Result<(), Failure> {
     let info = &subnet.info;
     if a.json {
         let doc = json!({
-            "files": written, "format": a.format, "bytes": bytes, "network": info.network,
+            "files": written, "format": format_name(a.format), "bytes": bytes, "network": info.network,
             "channels": info.channels, "wm": info.wm, "macs": info.macs, "params": info.params,
             "bn_folded": folded, "calibrate": a.calibrate,
         });
@@ -94,7 +108,7 @@ fn go<B: SlimBackend>(a: &ExportArgs, dev: B::Device) -> Result<(), Failure> {
         return Ok(());
     }
     let files: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-    println!("wrote {} ({}, {})", files.join(" + "), a.format, size(bytes));
+    println!("wrote {} ({}, {})", files.join(" + "), format_name(a.format), size(bytes));
     println!("{} at channels {:?}", info.network, info.channels);
     println!("{} MACs, {} params", human(info.macs), human(info.params));
     println!(
@@ -107,6 +121,10 @@ fn go<B: SlimBackend>(a: &ExportArgs, dev: B::Device) -> Result<(), Failure> {
         l.model.net.input[0], l.model.net.input[1], l.model.net.input[2], info.input_mean, info.input_std
     );
     Ok(())
+}
+
+fn format_name(f: FormatArg) -> String {
+    f.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default()
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<Vec<PathBuf>, Failure> {
@@ -133,7 +151,7 @@ fn config<B: SlimBackend>(s: &str, model: &SlimNet<B>) -> Result<WidthConfig, Fa
     if let Some(file) = file {
         return searched(Path::new(file), target, net).map(WidthConfig::new);
     }
-    let ws = parse_widths(s).map_err(|_| {
+    let ws = s.parse::<Widths>().map(|w| w.0).map_err(|_| {
         Failure::Usage(format!(
             "--config takes a width (0.5), one width per search dimension ({} values), or FILE#TARGET, not `{s}`",
             net.space.search_dim()
@@ -158,7 +176,7 @@ fn config<B: SlimBackend>(s: &str, model: &SlimNet<B>) -> Result<WidthConfig, Fa
 fn searched(path: &Path, target: Option<&str>, net: &Network) -> Result<Vec<u32>, Failure> {
     let text =
         std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
-    let state = search_result(&text, path, net)?;
+    let state = SearchState::parse(&text, net).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
     let full = slimc::cost::cost(net, &net.full_width()).0.macs;
     let listing = || {
         let ts: Vec<String> = state
@@ -183,8 +201,7 @@ fn searched(path: &Path, target: Option<&str>, net: &Network) -> Result<Vec<u32>
             };
             let macs = macs.ok_or_else(|| Failure::Usage(format!("cannot read target `{t}`: {}", listing())))?;
             // Targets given as percentages were rounded to MACs: allow that rounding.
-            let near = |f: &&slimc::train::search::Found| f.target_macs.abs_diff(macs) <= full / 1000;
-            state.found.iter().find(near).ok_or_else(|| Failure::Usage(format!("no target {t}: {}", listing())))?
+            state.target(macs, full / 1000).ok_or_else(|| Failure::Usage(format!("no target {t}: {}", listing())))?
         }
     };
     Ok(found.point.channels.clone())

@@ -1,5 +1,6 @@
-//! The `train`, `eval` and `search` commands (argument parsing, progress, tables, plots);
-//! the work itself is in the library's `train` module.
+//! The command line, one file per command: each parses its arguments, calls the library
+//! and formats what it returns. This layer is the only one that prints or exits.
+//! Exit codes: 0 success, 1 the input has errors (diagnostics printed), 2 usage or IO error.
 
 /// Calls `f::<B>(args…, device)` with the backend `--device` chose: `slimc::runtime::device`'s
 /// `$cpu` type, or `$gpu` (built with the `cuda` feature).
@@ -17,24 +18,159 @@ macro_rules! on_device {
     };
 }
 
+pub mod bench;
+pub mod check;
+pub mod emit;
 pub mod eval;
 pub mod export;
 pub mod plot;
 pub mod search;
+pub mod space;
 pub mod train;
 
+use std::path::Path;
+
+use clap::Args;
+use codespan_reporting::term::termcolor::{ColorChoice, StandardStream};
+
+use slimc::ir::{Network, ParamValue, Rounding};
 use slimc::runtime::device::DeviceSpec;
+use slimc::{Diagnostics, Options};
 
-use crate::Failure;
-
-/// Parses `--device` and checks this build can run on it.
-pub fn device(s: &str) -> Result<DeviceSpec, Failure> {
-    let d = DeviceSpec::parse(s).map_err(Failure::Usage)?;
-    d.available().map_err(Failure::Usage)?;
-    Ok(d)
+/// A failure that ends the command with its exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// Diagnostics were printed: exit 1.
+    Input,
+    /// Usage or IO: exit 2, with the message.
+    Usage(String),
 }
 
 /// A library error as a usage/IO failure (exit 2).
 pub fn fail(e: impl std::fmt::Display) -> Failure {
     Failure::Usage(e.to_string())
+}
+
+/// `--rounding` and `--set`, shared by every command that compiles a file.
+#[derive(Args, Clone, Debug, Default)]
+pub struct CompileArgs {
+    /// Override the network's rounding policy.
+    #[arg(long, value_name = "POLICY", value_parser = parse_rounding)]
+    pub rounding: Option<Rounding>,
+    /// Set a network parameter, e.g. --set classes=100 (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
+    pub set: Vec<(String, ParamValue)>,
+}
+
+impl CompileArgs {
+    pub fn options(&self) -> Options {
+        Options { settings: self.set.clone(), rounding: self.rounding, ..Options::default() }
+    }
+}
+
+/// The rounding policies a flag accepts; `make_divisible(N)` takes any divisor.
+const ROUNDINGS: &[&str] = &["floor", "nearest", "make_divisible(8)"];
+
+/// `--rounding`: floor, nearest or make_divisible(N), with a suggestion for a typo.
+fn parse_rounding(s: &str) -> Result<Rounding, String> {
+    Rounding::parse(s).ok_or_else(|| {
+        let close = slimc::sema::builtins::similar(s, ROUNDINGS.iter().copied());
+        let hint = close.first().map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
+        format!("not a rounding policy{hint}; use {}", ROUNDINGS.join(", "))
+    })
+}
+
+/// `--set NAME=VALUE`: an integer, a number or a boolean.
+fn parse_setting(kv: &str) -> Result<(String, ParamValue), String> {
+    let Some((k, v)) = kv.split_once('=') else { return Err("expected NAME=VALUE".into()) };
+    let value = if let Ok(i) = v.parse::<i64>() {
+        ParamValue::Int(i)
+    } else if let Some(f) = v.parse::<f64>().ok().filter(|f| f.is_finite()) {
+        ParamValue::Float(f)
+    } else if let Ok(b) = v.parse::<bool>() {
+        ParamValue::Bool(b)
+    } else {
+        return Err(format!("`{v}` is not a number or a boolean"));
+    };
+    Ok((k.trim().to_string(), value))
+}
+
+/// `--device`: cpu, cuda or cuda:N, refused at parse time when this build cannot run it.
+pub fn parse_device(s: &str) -> Result<DeviceSpec, String> {
+    let d = DeviceSpec::parse(s).map_err(|e| e.to_string())?;
+    d.available().map_err(|e| e.to_string())?;
+    Ok(d)
+}
+
+/// `--data`: fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR or imagefolder:DIR.
+pub fn parse_data(s: &str) -> Result<slimc::data::DataSpec, String> {
+    slimc::data::DataSpec::parse(s).map_err(|e| e.to_string())
+}
+
+/// A list of widths in (0, 1]: `0.25,0.5,1.0` or a range `START:END:STEP`. The one meaning
+/// of every `--widths` flag.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Widths(pub Vec<f64>);
+
+impl std::str::FromStr for Widths {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Widths, String> {
+        let bad = || format!("expected W1,W2,... or START:END:STEP with widths in (0, 1], got `{s}`");
+        let num = |t: &str| t.trim().parse::<f64>().ok().filter(|v| v.is_finite());
+        let ws: Vec<f64> = match s.split(':').collect::<Vec<_>>()[..] {
+            [a, b, step] => {
+                let (a, b, step) = (num(a).ok_or_else(bad)?, num(b).ok_or_else(bad)?, num(step).ok_or_else(bad)?);
+                if step <= 0.0 || b < a || (b - a) / step > 10_000.0 {
+                    return Err(bad());
+                }
+                let n = ((b - a) / step + 1e-9).floor() as usize;
+                (0..=n).map(|i| ((a + i as f64 * step) * 1e9).round() / 1e9).collect()
+            }
+            [_] => s.split(',').map(|t| num(t).ok_or_else(bad)).collect::<Result<_, _>>()?,
+            _ => return Err(bad()),
+        };
+        if ws.is_empty() || ws.iter().any(|&w| w <= 0.0 || w > 1.0) {
+            return Err(bad());
+        }
+        Ok(Widths(ws))
+    }
+}
+
+/// One width in (0, 1].
+pub fn parse_width(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(w) if w > 0.0 && w <= 1.0 => Ok(w),
+        _ => Err(format!("expected a width in (0, 1], got `{s}`")),
+    }
+}
+
+pub fn read(path: &Path) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))
+}
+
+pub fn print_diagnostics(d: &Diagnostics) {
+    use std::io::IsTerminal;
+    let choice = if std::io::stderr().is_terminal() { ColorChoice::Auto } else { ColorChoice::Never };
+    let mut stderr = StandardStream::stderr(choice);
+    if d.emit(&mut stderr).is_err() {
+        eprint!("{}", d.render());
+    }
+    let n = d.items.len();
+    eprintln!("error: could not compile `{}` due to {n} error{}", d.path, if n == 1 { "" } else { "s" });
+}
+
+/// Reads and compiles `file` and picks its network `network` (or its only one).
+pub fn load_network(file: &Path, network: Option<&str>, options: &Options) -> Result<Network, Failure> {
+    let bytes = read(file)?;
+    compile_one(file, &bytes, network, options)
+}
+
+/// Compiles `bytes` (read from `file`) and picks the network to use.
+pub fn compile_one(file: &Path, bytes: &[u8], network: Option<&str>, options: &Options) -> Result<Network, Failure> {
+    let shown = file.display().to_string();
+    let nets = slimc::compile_bytes(bytes, &shown, options).map_err(|d| {
+        print_diagnostics(&d);
+        Failure::Input
+    })?;
+    slimc::pick_network(nets, network).map_err(|e| Failure::Usage(format!("{shown}: {e}")))
 }

@@ -7,11 +7,19 @@ use std::path::Path;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::eval::Row;
+/// One point of a series.
+#[derive(Clone, Debug)]
+pub struct Point {
+    /// Its series; series named `fixed: …` are drawn as markers, the others as lines.
+    pub series: String,
+    pub macs: u64,
+    /// Top-1 accuracy in [0, 1].
+    pub top1: f64,
+}
 
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 
-pub fn pareto(path: &Path, title: &str, rows: &[Row]) -> Result<(), String> {
+pub fn pareto(path: &Path, title: &str, rows: &[Point]) -> Result<(), String> {
     plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).map_err(|_| "bundled font is invalid")?;
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let size = (800, 560);
@@ -26,7 +34,7 @@ pub fn pareto(path: &Path, title: &str, rows: &[Row]) -> Result<(), String> {
 fn draw<DB: DrawingBackend>(
     area: DrawingArea<DB, plotters::coord::Shift>,
     title: &str,
-    rows: &[Row],
+    rows: &[Point],
 ) -> Result<(), String>
 where
     DB::ErrorType: 'static,

@@ -2,19 +2,29 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use slimc::cost::{self, human};
 use slimc::data::Split;
+use slimc::runtime::device::DeviceSpec;
 use slimc::runtime::SlimBackend;
+use slimc::train::eval::{open, Loaded};
 use slimc::train::run::Scheme;
 use slimc::train::search::{self, default_step, Point, Rank, SearchData, SearchOptions, SearchProgress, SearchState};
+use slimc::train::TrainError;
 
-use super::eval::{open, Loaded, Row};
-use super::{device, fail, plot};
-use crate::Failure;
+use super::{fail, parse_device, plot, Failure};
+
+/// How candidates are ranked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RankArg {
+    /// The smallest validation error.
+    Error,
+    /// The smallest error increase per MAC saved.
+    PerMac,
+}
 
 #[derive(Args)]
 pub struct SearchArgs {
@@ -30,10 +40,9 @@ pub struct SearchArgs {
     /// or base/16 rounded to it).
     #[arg(long)]
     step: Option<u32>,
-    /// error (keep the candidate with the smallest validation error) or per-mac (the
-    /// smallest error increase per MAC saved).
-    #[arg(long, default_value = "error")]
-    rank: String,
+    /// How to pick each step's candidate.
+    #[arg(long, value_enum, default_value_t = RankArg::Error)]
+    rank: RankArg,
     /// Validation batches per candidate.
     #[arg(long, default_value_t = 10)]
     val_batches: usize,
@@ -50,8 +59,8 @@ pub struct SearchArgs {
     #[arg(long)]
     plot: Option<PathBuf>,
     /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: DeviceSpec,
     /// Print the result as one JSON document on stdout.
     #[arg(long)]
     json: bool,
@@ -99,26 +108,21 @@ fn targets(a: &SearchArgs, full: u64) -> Result<Vec<u64>, Failure> {
 }
 
 pub fn run(a: &SearchArgs) -> Result<(), Failure> {
-    on_device!(device(&a.device)?, Cpu, Gpu, go(a))
+    on_device!(a.device, Cpu, Gpu, go(a))
 }
 
 fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
     if a.batch == 0 || a.val_batches == 0 {
         return Err(Failure::Usage("--batch and --val-batches must be at least 1".into()));
     }
-    let rank = match a.rank.as_str() {
-        "error" => Rank::Error,
-        "per-mac" => Rank::PerMac,
-        r => return Err(Failure::Usage(format!("unknown --rank `{r}`; use error or per-mac"))),
+    let rank = match a.rank {
+        RankArg::Error => Rank::Error,
+        RankArg::PerMac => Rank::PerMac,
     };
-    let Loaded { model, state, dir, calib, val, .. } = open::<B>(&a.path, None, &dev)?;
+    let Loaded { model, state, dir, calib, val, .. } = open::<B>(&a.path, None, &dev).map_err(fail)?;
     let min_width = match state.options.scheme {
         Scheme::Us => state.options.min_width,
-        _ => {
-            return Err(Failure::Usage(
-                "search needs a network trained with --scheme us (shared BN, every width)".into(),
-            ))
-        }
+        _ => return Err(fail(TrainError::NotUniversal)),
     };
     let net = model.net.clone();
     let full = cost::cost(&net, &net.full_width()).0.macs;
@@ -153,33 +157,15 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
         found: Vec::new(),
         complete: false,
     };
-    let start = match std::fs::read(&out) {
-        Ok(bytes) => {
-            let old: SearchState = serde_json::from_slice(&bytes).map_err(|e| {
-                Failure::Usage(format!(
-                    "{} exists and is not a search state ({e}); choose another --out",
-                    out.display()
-                ))
-            })?;
-            if old.network != fresh.network || old.options != fresh.options {
-                return Err(Failure::Usage(format!(
-                    "{} holds a search with other options; delete it or choose another --out",
-                    out.display()
-                )));
-            }
-            if !old.complete {
-                eprintln!(
-                    "continuing the search in {} ({} steps done)",
-                    out.display(),
-                    old.path.len().saturating_sub(1)
-                );
-            }
-            old
-        }
-        Err(_) => fresh,
-    };
+    let start = search::resume_or_start(&out, fresh, &net).map_err(|e| match e {
+        TrainError::SearchFile { .. } => fail(format!("{e}; delete it or choose another --out")),
+        e => fail(e),
+    })?;
+    if !start.path.is_empty() && !start.complete {
+        eprintln!("continuing the search in {} ({} steps done)", out.display(), start.path.len().saturating_sub(1));
+    }
     if val.is_empty() {
-        return Err(Failure::Usage("the run has no validation split (--val-fraction 0); search needs one".into()));
+        return Err(fail(TrainError::NoValidation));
     }
     let val = Split {
         images: val.images.clone(),
@@ -190,19 +176,10 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
     let result = search::search(&model, start, &sd, &out, &dev, &mut progress).map_err(fail)?;
     progress.finish();
     if let Some(file) = &a.plot {
-        let rows: Vec<Row> = result
+        let rows: Vec<plot::Point> = result
             .path
             .iter()
-            .map(|p| Row {
-                series: "greedy path".into(),
-                width: None,
-                wm: Vec::new(),
-                channels: p.channels.clone(),
-                top1: p.val_acc,
-                top5: None,
-                macs: p.macs,
-                params: p.params,
-            })
+            .map(|p| plot::Point { series: "greedy path".into(), macs: p.macs, top1: p.val_acc })
             .collect();
         plot::pareto(file, &format!("{}: AutoSlim search (validation)", net.name), &rows).map_err(Failure::Usage)?;
     }

@@ -1,20 +1,46 @@
-//! `slimc train FILE [options]`.
+//! `slimc train FILE [options]` and `slimc train --resume RUN`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::Args;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use slimc::data::{self, DataSpec, Normalize};
+use slimc::data::{self, DataSpec, Holdout, Normalize};
 use slimc::ir::ParamValue;
 use slimc::runtime::checkpoint::Meta;
+use slimc::runtime::device::DeviceSpec;
 use slimc::runtime::{SlimAutodiff, SlimNet};
 use slimc::train::run::{self, EpochMetrics, Progress, Run, Schedule, Scheme, TrainOptions};
-use slimc::train::Sampling;
+use slimc::train::{Sampling, TrainError};
 
-use super::{device, fail};
-use crate::{compile_one, options, read, CompileArgs, Failure};
+use super::{compile_one, fail, parse_data, parse_device, parse_width, read, CompileArgs, Failure, Widths};
+
+/// Which widths each step trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SchemeArg {
+    /// US-Nets: max, min and random widths, inplace distillation.
+    Us,
+    /// S-Nets: every width of --widths each step, one BN per width.
+    S,
+    /// One width (--width), plain training: a baseline.
+    Fixed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SamplingArg {
+    /// One multiplier for the whole network.
+    Uniform,
+    /// One multiplier per search dimension.
+    PerDim,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ScheduleArg {
+    Cosine,
+    Linear,
+}
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -24,30 +50,32 @@ pub struct TrainArgs {
     /// Which network of the file (needed when it holds several).
     #[arg(long)]
     network: Option<String>,
-    /// us (sandwich rule, inplace distillation), s (switchable widths) or fixed.
-    #[arg(long, default_value = "us")]
-    scheme: String,
-    /// S-Nets: the width switches, e.g. 0.25,0.5,0.75,1.0.
-    #[arg(long, value_delimiter = ',')]
-    widths: Option<Vec<f64>>,
-    /// Fixed scheme: the one width trained.
+    #[arg(long, value_enum, default_value_t = SchemeArg::Us)]
+    scheme: SchemeArg,
+    /// S scheme: the width switches, W1,W2,... or START:END:STEP [default: 0.25,0.5,0.75,1.0].
     #[arg(long)]
+    widths: Option<Widths>,
+    /// Fixed scheme: the one width trained.
+    #[arg(long, value_parser = parse_width)]
     width: Option<f64>,
     /// US scheme: random widths per step besides max and min.
     #[arg(long, default_value_t = 2)]
     random: usize,
-    /// uniform (one multiplier for the network) or per-dim (one per search dimension).
-    #[arg(long, default_value = "uniform")]
-    sampling: String,
+    /// US scheme: how the random widths are drawn.
+    #[arg(long, value_enum, default_value_t = SamplingArg::Uniform)]
+    sampling: SamplingArg,
     /// US scheme: the smallest width trained.
-    #[arg(long, default_value_t = 0.25)]
+    #[arg(long, default_value_t = 0.25, value_parser = parse_width)]
     min_width: f64,
     /// fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR or imagefolder:DIR.
-    #[arg(long, default_value = "fashion-mnist")]
-    data: String,
-    /// Validation images held out of the training set: a fraction (< 1) or a count.
-    #[arg(long, default_value_t = 5000.0)]
-    val_fraction: f64,
+    #[arg(long, default_value = "fashion-mnist", value_parser = parse_data)]
+    data: DataSpec,
+    /// Training images held out for validation (a count).
+    #[arg(long, default_value_t = 5000, conflicts_with = "val_fraction")]
+    val_images: usize,
+    /// Training images held out for validation, as a fraction in [0, 1) of the training set.
+    #[arg(long, value_parser = parse_fraction)]
+    val_fraction: Option<f64>,
     /// Epochs to train [default: 10].
     #[arg(long)]
     epochs: Option<usize>,
@@ -59,9 +87,9 @@ pub struct TrainArgs {
     /// L2 on conv and linear weights (not BN or biases).
     #[arg(long, default_value_t = 5e-4)]
     weight_decay: f64,
-    /// cosine or linear decay to zero.
-    #[arg(long, default_value = "cosine")]
-    schedule: String,
+    /// Decay to zero after the warm-up.
+    #[arg(long, value_enum, default_value_t = ScheduleArg::Cosine)]
+    schedule: ScheduleArg,
     /// Linear warm-up in epochs.
     #[arg(long, default_value_t = 0.2)]
     warmup: f64,
@@ -76,13 +104,13 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 10)]
     calibrate: usize,
     /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: DeviceSpec,
     /// The run directory (checkpoint/, metrics.jsonl); default runs/<network>-<scheme>.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Continue the run in this directory where it stopped (other options are ignored,
-    /// except --epochs and --max-steps, which may extend it, and --device).
+    /// Continue the run in this directory where it stopped. Only --epochs and --max-steps
+    /// (to extend it), --device and --quiet may be given with it.
     #[arg(long, conflicts_with = "out")]
     resume: Option<PathBuf>,
     /// No progress bar (one line per epoch).
@@ -92,37 +120,42 @@ pub struct TrainArgs {
     compile: CompileArgs,
 }
 
-fn parse_options(a: &TrainArgs, spec: DataSpec) -> Result<TrainOptions, Failure> {
-    let width_ok = |w: f64| w > 0.0 && w <= 1.0;
-    let scheme = match a.scheme.as_str() {
-        "us" => Scheme::Us,
-        "s" => {
-            let ws = a.widths.clone().unwrap_or_else(|| vec![0.25, 0.5, 0.75, 1.0]);
-            if ws.is_empty() || !ws.iter().all(|&w| width_ok(w)) {
-                return Err(Failure::Usage("--widths takes widths in (0, 1]".into()));
-            }
-            Scheme::S(ws)
-        }
-        "fixed" => match a.width {
-            Some(w) if width_ok(w) => Scheme::Fixed(w),
-            Some(w) => return Err(Failure::Usage(format!("--width {w} is not in (0, 1]"))),
-            None => return Err(Failure::Usage("--scheme fixed needs --width W".into())),
-        },
-        s => return Err(Failure::Usage(format!("unknown scheme `{s}`; use us, s or fixed"))),
-    };
-    let sampling = match a.sampling.as_str() {
-        "uniform" => Sampling::Uniform,
-        "per-dim" => Sampling::PerDim,
-        s => return Err(Failure::Usage(format!("unknown sampling `{s}`; use uniform or per-dim"))),
-    };
-    let schedule = match a.schedule.as_str() {
-        "cosine" => Schedule::Cosine,
-        "linear" => Schedule::Linear,
-        s => return Err(Failure::Usage(format!("unknown schedule `{s}`; use cosine or linear"))),
-    };
-    if !width_ok(a.min_width) {
-        return Err(Failure::Usage(format!("--min-width {} is not in (0, 1]", a.min_width)));
+/// The flags `--resume` accepts; every other one is fixed by the run being continued.
+const RESUMABLE: &[&str] = &["resume", "epochs", "max_steps", "device", "quiet"];
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(f) if (0.0..1.0).contains(&f) => Ok(f),
+        _ => Err(format!("expected a fraction in [0, 1), got `{s}`")),
     }
+}
+
+/// The flags typed on the command line that `--resume` cannot apply, as `--name`s.
+fn refused_on_resume(matches: &ArgMatches) -> Vec<String> {
+    let mut ids: Vec<&str> = matches
+        .ids()
+        .map(|id| id.as_str())
+        .filter(|id| !RESUMABLE.contains(id))
+        .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+        .collect();
+    ids.sort_unstable();
+    ids.into_iter().map(|id| if id == "file" { "FILE".into() } else { format!("--{}", id.replace('_', "-")) }).collect()
+}
+
+fn parse_options(a: &TrainArgs) -> Result<TrainOptions, Failure> {
+    let scheme = match a.scheme {
+        SchemeArg::Us => Scheme::Us,
+        SchemeArg::S => Scheme::S(a.widths.clone().map_or_else(|| vec![0.25, 0.5, 0.75, 1.0], |w| w.0)),
+        SchemeArg::Fixed => Scheme::Fixed(a.width.ok_or_else(|| fail("--scheme fixed needs --width W"))?),
+    };
+    let sampling = match a.sampling {
+        SamplingArg::Uniform => Sampling::Uniform,
+        SamplingArg::PerDim => Sampling::PerDim,
+    };
+    let schedule = match a.schedule {
+        ScheduleArg::Cosine => Schedule::Cosine,
+        ScheduleArg::Linear => Schedule::Linear,
+    };
     let epochs = a.epochs.unwrap_or(10);
     if epochs == 0 || a.batch == 0 {
         return Err(Failure::Usage("--epochs and --batch must be at least 1".into()));
@@ -157,12 +190,32 @@ fn parse_options(a: &TrainArgs, spec: DataSpec) -> Result<TrainOptions, Failure>
         max_steps: a.max_steps,
         val: 0,
         calibrate: a.calibrate,
-        data: spec,
+        data: a.data.clone(),
     })
 }
 
-pub fn run(a: &TrainArgs) -> Result<(), Failure> {
-    on_device!(device(&a.device)?, CpuTrain, GpuTrain, train(a))
+/// `matches` are the `train` subcommand's, to tell typed flags from defaults.
+pub fn run(a: &TrainArgs, matches: Option<&ArgMatches>) -> Result<(), Failure> {
+    if a.resume.is_some() {
+        let refused = matches.map(refused_on_resume).unwrap_or_default();
+        if !refused.is_empty() {
+            return Err(Failure::Usage(format!(
+                "{} cannot change when a run is resumed (only --epochs, --max-steps, --device and --quiet can); \
+                 start a new run with --out instead",
+                refused.join(", ")
+            )));
+        }
+    }
+    on_device!(a.device, CpuTrain, GpuTrain, train(a))
+}
+
+/// A library error, with what the user can do about it where the message cannot name flags.
+fn train_failure(e: TrainError) -> Failure {
+    match e {
+        TrainError::Diverged { .. } => Failure::Usage(format!("{e} — try a lower --lr or a longer --warmup")),
+        TrainError::BatchTooLarge { .. } => Failure::Usage(format!("{e}; use a smaller --batch")),
+        e => fail(e),
+    }
 }
 
 fn train<B: SlimAutodiff>(a: &TrainArgs, dev: B::Device) -> Result<(), Failure> {
@@ -194,7 +247,7 @@ fn train<B: SlimAutodiff>(a: &TrainArgs, dev: B::Device) -> Result<(), Failure> 
         a.device
     );
     let mut progress = Bar::new(a.quiet);
-    let run = run.train(&data, &run_dir, &dev, &mut progress).map_err(fail)?;
+    let run = run.train(&data, &run_dir, &dev, &mut progress).map_err(train_failure)?;
     progress.finish();
     let s = &run.state;
     eprintln!(
@@ -213,27 +266,17 @@ fn train<B: SlimAutodiff>(a: &TrainArgs, dev: B::Device) -> Result<(), Failure> 
     Ok(())
 }
 
-/// A new run: loads the data, sets the network's input and class parameters from it,
-/// compiles, builds the model.
+/// A new run: loads the data, compiles the network with the data set's input shape and
+/// classes offered for its parameters, builds the model.
 fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, PathBuf, data::Dataset), Failure> {
     let file = a.file.as_ref().expect("clap requires FILE without --resume");
-    let spec = DataSpec::parse(&a.data).map_err(Failure::Usage)?;
-    let mut opts = parse_options(a, spec.clone())?;
-    let mut options = options(&a.compile)?;
+    let spec = a.data.clone();
+    let mut opts = parse_options(a)?;
+    let mut options = a.compile.options();
     let bytes = read(file)?;
-    let declared: Vec<String> = std::str::from_utf8(&bytes)
-        .ok()
-        .and_then(slimc::network_params)
-        .map(|nets| {
-            nets.into_iter()
-                .filter(|(n, _)| a.network.as_deref().is_none_or(|w| w == n))
-                .flat_map(|(_, ps)| ps)
-                .collect()
-        })
-        .unwrap_or_default();
-    let given = |o: &slimc::Options, k: &str| o.settings.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let size = match given(&options, "size") {
-        Some(ParamValue::Int(s)) if s > 0 => s as usize,
+    // Images of a folder are resized to the network's size: the one set, else ImageNet's.
+    let size = match options.settings.iter().find(|(n, _)| n == "size") {
+        Some((_, ParamValue::Int(s))) if *s > 0 => *s as usize,
         _ => 224,
     };
     let data = data::load(&spec, size).map_err(fail)?;
@@ -241,11 +284,9 @@ fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, Pat
     if h != w {
         return Err(Failure::Usage(format!("{} images are {h}×{w}; slimc's networks take square inputs", spec)));
     }
-    for (k, v) in [("in_channels", c), ("size", h), ("classes", data.classes)] {
-        if given(&options, k).is_none() && declared.iter().any(|d| d == k) {
-            options.settings.push((k.to_string(), ParamValue::Int(v as i64)));
-        }
-    }
+    options.context = [("in_channels", c), ("size", h), ("classes", data.classes)]
+        .map(|(k, v)| (k.to_string(), ParamValue::Int(v as i64)))
+        .to_vec();
     let net = compile_one(file, &bytes, a.network.as_deref(), &options)?;
     if net.input[0] as usize != c || net.input[1] as usize != h || net.input[2] as usize != w {
         return Err(Failure::Usage(format!(
@@ -260,7 +301,8 @@ fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, Pat
             net.name, spec, data.classes, data.classes
         )));
     }
-    opts.val = data::validation_size(a.val_fraction, data.train.len()).map_err(Failure::Usage)?;
+    let holdout = a.val_fraction.map_or(Holdout::Images(a.val_images), Holdout::Fraction);
+    opts.val = holdout.size(data.train.len()).map_err(|e| fail(format!("{e}; hold out fewer with --val-images")))?;
     let (train_split, _) = run::splits(&data, &opts);
     let normalize = Normalize::measure(&train_split).map_err(fail)?;
     let scheme = match &opts.scheme {

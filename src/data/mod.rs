@@ -34,24 +34,20 @@ pub enum DataSpec {
 
 impl DataSpec {
     /// `fashion-mnist[:DIR]`, `mnist:DIR`, `cifar10:DIR`, `cifar100:DIR`, `imagefolder:DIR`.
-    pub fn parse(s: &str) -> Result<DataSpec, String> {
+    pub fn parse(s: &str) -> Result<DataSpec, SpecError> {
         let (kind, dir) = match s.split_once(':') {
             Some((k, d)) if !d.is_empty() => (k, Some(PathBuf::from(d))),
-            Some((k, _)) => return Err(format!("`{k}:` needs a directory after the colon")),
+            Some((k, _)) => return Err(SpecError::EmptyDir(k.into())),
             None => (s, None),
         };
-        let need = |d: Option<PathBuf>| d.ok_or_else(|| format!("`{kind}` needs a directory: `{kind}:DIR`"));
+        let need = |d: Option<PathBuf>| d.ok_or_else(|| SpecError::NeedsDir(kind.into()));
         Ok(match kind {
             "fashion-mnist" => DataSpec::FashionMnist(dir.unwrap_or_else(|| PathBuf::from(FASHION_MNIST_DIR))),
             "mnist" => DataSpec::Mnist(need(dir)?),
             "cifar10" => DataSpec::Cifar10(need(dir)?),
             "cifar100" => DataSpec::Cifar100(need(dir)?),
             "imagefolder" => DataSpec::ImageFolder(need(dir)?),
-            _ => {
-                return Err(format!(
-                    "unknown data set `{kind}`; use fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR or imagefolder:DIR"
-                ))
-            }
+            _ => return Err(SpecError::Unknown(kind.into())),
         })
     }
 
@@ -89,35 +85,31 @@ impl std::fmt::Display for DataSpec {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// A file or directory the data set needs is not there.
-    Missing {
-        path: PathBuf,
-        hint: String,
-    },
+    #[error("{} not found; {hint}", path.display())]
+    Missing { path: PathBuf, hint: String },
     /// A file is there but truncated or not in the expected format.
-    Corrupt {
-        path: PathBuf,
-        reason: String,
-    },
-    Io {
-        path: PathBuf,
-        error: std::io::Error,
-    },
+    #[error("{}: {reason}", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
+    /// The validation hold-out takes every training image.
+    #[error("holding out {val} validation images leaves none of the {train} training images")]
+    NoTrainingImages { val: usize, train: usize },
 }
 
-impl std::fmt::Display for DataError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DataError::Missing { path, hint } => write!(f, "{} not found; {hint}", path.display()),
-            DataError::Corrupt { path, reason } => write!(f, "{}: {reason}", path.display()),
-            DataError::Io { path, error } => write!(f, "{}: {error}", path.display()),
-        }
-    }
+/// A data-set name that is not one slimc reads.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("`{0}:` needs a directory after the colon")]
+    EmptyDir(String),
+    #[error("`{0}` needs a directory: `{0}:DIR`")]
+    NeedsDir(String),
+    #[error("unknown data set `{0}`; use fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR or imagefolder:DIR")]
+    Unknown(String),
 }
-
-impl std::error::Error for DataError {}
 
 /// A source of labelled images, all of one shape.
 pub trait Images: Send + Sync {
@@ -241,20 +233,27 @@ impl Split {
     }
 }
 
-/// The validation size of `--val-fraction`: a fraction of the training set when below 1,
-/// else a number of images.
-pub fn validation_size(val: f64, train: usize) -> Result<usize, String> {
-    let n = if (0.0..1.0).contains(&val) {
-        (val * train as f64).round() as usize
-    } else if val >= 1.0 && val.is_finite() && val.fract() == 0.0 {
-        val as usize
-    } else {
-        return Err(format!("--val-fraction takes a fraction in [0, 1) or a whole number of images, got {val}"));
-    };
-    if n >= train {
-        return Err(format!("--val-fraction {val} leaves no training images (the training set has {train})"));
+/// How many training images are held out for validation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Holdout {
+    /// A number of images.
+    Images(usize),
+    /// A fraction of the training set, in [0, 1).
+    Fraction(f64),
+}
+
+impl Holdout {
+    /// The number of images held out of `train`, which must leave some to train on.
+    pub fn size(self, train: usize) -> Result<usize, DataError> {
+        let val = match self {
+            Holdout::Images(n) => n,
+            Holdout::Fraction(f) => (f.clamp(0.0, 1.0) * train as f64).round() as usize,
+        };
+        if val >= train {
+            return Err(DataError::NoTrainingImages { val, train });
+        }
+        Ok(val)
     }
-    Ok(n)
 }
 
 /// Random crop (zero padding of `pad` pixels, then a crop of the original size) and

@@ -173,7 +173,7 @@ pub fn save(subnet: &Subnet, source: &checkpoint::Meta, path: &Path) -> Result<P
     let mpk = path.with_extension("mpk");
     let device = Default::default();
     let fixed = FixedNet::<crate::runtime::device::Cpu>::from_subnet(subnet, &device);
-    checkpoint::write_record(fixed, &mpk).map_err(|e| ExportError::Format(e.to_string()))?;
+    checkpoint::write_record(fixed, &mpk)?;
     let meta = BurnMeta {
         slimc_version: env!("CARGO_PKG_VERSION").into(),
         source_path: source.source_path.clone(),
@@ -183,8 +183,8 @@ pub fn save(subnet: &Subnet, source: &checkpoint::Meta, path: &Path) -> Result<P
         folded: subnet.layers.iter().enumerate().filter(|(_, p)| p.folded).map(|(i, _)| i).collect(),
         info: subnet.info.clone(),
     };
-    let json = serde_json::to_vec_pretty(&meta).map_err(|e| ExportError::Format(e.to_string()))?;
-    write_atomic(&meta_path(&mpk), &json).map_err(|e| ExportError::Format(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&meta)?;
+    write_atomic(&meta_path(&mpk), &json)?;
     Ok(mpk)
 }
 
@@ -193,7 +193,7 @@ pub fn open<B: Backend>(path: &Path, device: &B::Device) -> Result<(FixedNet<B>,
     let mpk = path.with_extension("mpk");
     let json_path = meta_path(&mpk);
     let bytes = std::fs::read(&json_path).map_err(|error| ExportError::Io { path: json_path.clone(), error })?;
-    let corrupt = |why: String| ExportError::Format(format!("{} is not a slimc export: {why}", json_path.display()));
+    let corrupt = |reason: String| ExportError::NotAnExport { path: json_path.clone(), reason };
     let meta: BurnMeta = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
     let info = &meta.info;
     let net = checkpoint::compile_saved(&meta.source_path, &meta.source, &meta.settings, &meta.rounding, &info.network)
@@ -216,9 +216,10 @@ pub fn open<B: Backend>(path: &Path, device: &B::Device) -> Result<(FixedNet<B>,
     let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
     let fixed = skeleton
         .load_file(&mpk, &recorder, device)
-        .map_err(|e| ExportError::Format(format!("{}: {e}", mpk.display())))?;
+        .map_err(|e| ExportError::NotAnExport { path: mpk.clone(), reason: e.to_string() })?;
     if fixed.param_shapes() != expected {
-        return Err(ExportError::Format(format!("{}: the weights do not fit the network", mpk.display())));
+        let reason = "the weights do not fit the network".into();
+        return Err(ExportError::NotAnExport { path: mpk.clone(), reason });
     }
     Ok((fixed, meta))
 }

@@ -27,17 +27,6 @@ pub enum Format {
     Onnx,
 }
 
-impl Format {
-    pub fn parse(s: &str) -> Option<Format> {
-        match s {
-            "burn" => Some(Format::Burn),
-            "safetensors" => Some(Format::Safetensors),
-            "onnx" => Some(Format::Onnx),
-            _ => None,
-        }
-    }
-}
-
 /// A dense row-major f32 tensor in host memory.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostTensor {
@@ -103,29 +92,23 @@ pub struct Subnet {
     pub info: SubnetInfo,
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    Runtime(RuntimeError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Checkpoint(#[from] crate::runtime::checkpoint::CheckpointError),
+    #[error("{}: {error}", path.display())]
     Io { path: std::path::PathBuf, error: std::io::Error },
-    Format(String),
-}
-
-impl std::fmt::Display for ExportError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExportError::Runtime(e) => e.fmt(f),
-            ExportError::Io { path, error } => write!(f, "{}: {error}", path.display()),
-            ExportError::Format(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for ExportError {}
-
-impl From<RuntimeError> for ExportError {
-    fn from(e: RuntimeError) -> Self {
-        ExportError::Runtime(e)
-    }
+    /// A file that should be a slimc export is not one.
+    #[error("{} is not a slimc export: {reason}", path.display())]
+    NotAnExport { path: std::path::PathBuf, reason: String },
+    #[error("safetensors: {0}")]
+    Safetensors(#[from] safetensors::SafeTensorError),
+    #[error("safetensors: {name} is {dtype}, not F32")]
+    NotF32 { name: String, dtype: String },
+    #[error("cannot encode the export's metadata: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 impl Subnet {
@@ -133,11 +116,7 @@ impl Subnet {
     /// at `cfg`).
     pub fn extract<B: Backend>(model: &SlimNet<B>, cfg: &WidthConfig, stats: &BnSet<B>) -> Result<Subnet, ExportError> {
         let net = model.net.clone();
-        if !net.space.admits(&cfg.dims) {
-            return Err(
-                RuntimeError::Width(format!("{:?} is not a width configuration of {}", cfg.dims, net.name)).into()
-            );
-        }
+        net.space.check(&cfg.dims).map_err(RuntimeError::from)?;
         let shapes = net.layer_shapes(&cfg.dims);
         let switch = cfg.switch.unwrap_or(0);
         let mut layers = Vec::with_capacity(shapes.len());

@@ -110,8 +110,7 @@ fn layer(g: &mut Graph, l: &Layer, s: LayerShape, p: &FixedParams, ins: Vec<Stri
             let op = if matches!(l.op, Op::MaxPool { .. }) {
                 "MaxPool"
             } else {
-                // PyTorch's default, as the runtime: padding counts in the average.
-                attrs.push(int("count_include_pad", 1));
+                attrs.push(int("count_include_pad", i64::from(crate::ir::AVG_POOL_COUNTS_PADDING)));
                 "AveragePool"
             };
             g.node(op, vec![x], &out, attrs)

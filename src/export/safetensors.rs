@@ -16,14 +16,10 @@ pub fn to_bytes(subnet: &Subnet) -> Result<Vec<u8>, ExportError> {
     let views = bytes
         .iter()
         .map(|(n, b, shape)| {
-            TensorView::new(Dtype::F32, shape.clone(), b).map(|v| (n.clone(), v)).map_err(|e| format_error(&e))
+            TensorView::new(Dtype::F32, shape.clone(), b).map(|v| (n.clone(), v))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    safetensors::serialize(views, Some(metadata(subnet))).map_err(|e| format_error(&e))
-}
-
-fn format_error(e: &dyn std::fmt::Display) -> ExportError {
-    ExportError::Format(format!("safetensors: {e}"))
+    Ok(safetensors::serialize(views, Some(metadata(subnet)))?)
 }
 
 fn metadata(subnet: &Subnet) -> HashMap<String, String> {
@@ -44,11 +40,11 @@ fn metadata(subnet: &Subnet) -> HashMap<String, String> {
 
 /// Reads the tensors of a safetensors file back (for checks and tests).
 pub fn read(bytes: &[u8]) -> Result<Vec<(String, HostTensor)>, ExportError> {
-    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format_error(&e))?;
+    let st = safetensors::SafeTensors::deserialize(bytes)?;
     let mut out = Vec::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
-            return Err(ExportError::Format(format!("safetensors: {name} is {:?}, not F32", view.dtype())));
+            return Err(ExportError::NotF32 { name, dtype: format!("{:?}", view.dtype()) });
         }
         let data = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         out.push((name, HostTensor { shape: view.shape().to_vec(), data }));

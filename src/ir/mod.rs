@@ -9,8 +9,8 @@ mod space;
 mod validate;
 
 pub use arena::{Arena, Handle};
-pub use space::{DecodeError, LayerShape, SpaceEntry};
-pub use validate::validate;
+pub use space::{ChannelsError, DecodeError, LayerShape, SpaceEntry};
+pub use validate::{validate, IrError};
 
 use serde::Serialize;
 
@@ -147,10 +147,22 @@ impl Groups {
     }
 }
 
+/// Whether average pooling counts padded positions in its divisor (PyTorch's default,
+/// `count_include_pad=True`): every backend's average pool follows this one constant.
+pub const AVG_POOL_COUNTS_PADDING: bool = true;
+
+/// What each layer computes: the specification every backend (runtime, ONNX, Burn export,
+/// emitted code) implements and is tested against. Tensors are `[N, C, H, W]`; `C` is the
+/// layer's channel count at the width in use ([`LayerShape`]): weights are used as their
+/// leading slices (`[..out, ..in / groups]`), so a narrower width is a prefix of a wider one.
+/// Output sizes follow PyTorch: `floor((H + 2p − d(k − 1) − 1) / s) + 1`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
+    /// The network input, `in_channels × size × size`; never slimmed. Reads nothing.
     Input,
+    /// 2-D cross-correlation, zero padding: `y[o] = b[o] + Σ_{i in o's group} W[o, i] ⋆ x[i]`
+    /// with `groups` evaluated at the input width ([`Groups::eval`]). Bias only if `bias`.
     Conv {
         kernel: [u32; 2],
         stride: [u32; 2],
@@ -159,34 +171,51 @@ pub enum Op {
         groups: Groups,
         bias: bool,
     },
+    /// `y = x W + b` on a `[N, C]` input (a 1×1 map, flattened), `W` stored `[in, out]`.
     Linear {
         bias: bool,
     },
+    /// Batch norm, ε = 1e-5: `y = γ (x − μ) / sqrt(σ² + ε) + β` per channel. Training uses
+    /// the batch's μ and biased σ² = mean((x − μ)²) over N, H, W (computed in two passes,
+    /// never as E[x²] − μ²); evaluation uses stored statistics, the unbiased variance
+    /// (× n / (n − 1)) averaged over calibration batches at that width.
     BatchNorm,
+    /// An elementwise activation (see [`Activation`]; hswish `x·relu6(x + 3)/6`, hsigmoid
+    /// `relu6(x + 3)/6`, swish `x·sigmoid(x)`).
     Act(Activation),
+    /// Max over each window; padded positions never win.
     MaxPool {
         kernel: [u32; 2],
         stride: [u32; 2],
         padding: [u32; 2],
     },
+    /// Mean over each window; the divisor counts padded positions as
+    /// [`AVG_POOL_COUNTS_PADDING`] says.
     AvgPool {
         kernel: [u32; 2],
         stride: [u32; 2],
         padding: [u32; 2],
     },
+    /// Mean over H and W: `[N, C, H, W] → [N, C, 1, 1]`.
     GlobalAvgPool,
+    /// `[N, C, 1, 1] → [N, C]`.
     Flatten,
+    /// Inverted dropout with probability `p` in training; the identity in evaluation.
     Dropout {
         p: f64,
     },
+    /// Elementwise sum of two or more inputs of equal shape.
     Add,
+    /// Elementwise product of two inputs; a `[N, C, 1, 1]` gate broadcasts over H and W.
     Mul,
+    /// Channels of two or more inputs, in input order.
     Concat,
-    /// Channel split: part `part` of `parts` equal parts.
+    /// Channels `[part·C/parts, (part+1)·C/parts)` of the input (`C` its width).
     Split {
         part: u32,
         parts: u32,
     },
+    /// Channel shuffle: view the channels as `[groups, C/groups]`, transpose, flatten.
     Shuffle {
         groups: u32,
     },
@@ -194,7 +223,7 @@ pub enum Op {
     Subsample {
         stride: u32,
     },
-    /// Zero channels appended up to the output width (option-A shortcut).
+    /// Zero channels appended after the input's up to the output width (option-A shortcut).
     ZeroPad,
 }
 

@@ -4,28 +4,29 @@ use serde::Serialize;
 
 use super::{Network, Op, Rounding, SearchSpace, Section};
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum DecodeError {
-    /// `--wm` has the wrong number of entries.
+    /// The wrong number of multipliers.
+    #[error("expected {expected} width multipliers (one per search dimension), got {got}")]
     Length { expected: usize, got: usize },
     /// A multiplier outside (0, 1].
+    #[error("width multiplier {index} is {value}; multipliers must be in (0, 1]")]
     OutOfRange { index: usize, value: f64 },
 }
 
-impl std::fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DecodeError::Length { expected, got } => {
-                write!(f, "expected {expected} width multipliers (one per search dimension), got {got}")
-            }
-            DecodeError::OutOfRange { index, value } => {
-                write!(f, "width multiplier {index} is {value}; multipliers must be in (0, 1]")
-            }
-        }
-    }
+/// Why a vector of channels (one count per search dimension) is not a configuration of
+/// the network: see [`SearchSpace::check`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelsError {
+    #[error("{got} channel counts, the network has {expected} search dimensions")]
+    Length { expected: usize, got: usize },
+    #[error("dimension {dim} has {channels} channels, it takes 1 to {base}")]
+    Range { dim: usize, channels: u32, base: u32 },
+    #[error("dimension {dim} has {channels} channels, not a multiple of its divisor {divisor}")]
+    Divisor { dim: usize, channels: u32, divisor: u32 },
+    #[error("dimension {dim} has {channels} channels, fewer than the {min} it must keep")]
+    Bound { dim: usize, channels: u32, min: u32 },
 }
-
-impl std::error::Error for DecodeError {}
 
 /// One entry of the hierarchical channel space: a dimension's full-width count, or a
 /// stage's list of them.
@@ -102,15 +103,28 @@ impl SearchSpace {
 
     /// Whether `ch` (channels per dimension) is a configuration `decode` could produce:
     /// each count in `1..=base`, a multiple of its divisor (or the base), and at least its
-    /// lower bounds (capped at the base, as decode caps them).
+    /// lower bounds (capped at the base, as decode caps them). Says which count is wrong.
+    pub fn check(&self, ch: &[u32]) -> Result<(), ChannelsError> {
+        if ch.len() != self.dims.len() {
+            return Err(ChannelsError::Length { expected: self.dims.len(), got: ch.len() });
+        }
+        for (dim, (d, &c)) in self.dims.iter().zip(ch).enumerate() {
+            if c < 1 || c > d.base {
+                return Err(ChannelsError::Range { dim, channels: c, base: d.base });
+            }
+            if !(c.is_multiple_of(d.divisor.max(1)) || c == d.base) {
+                return Err(ChannelsError::Divisor { dim, channels: c, divisor: d.divisor });
+            }
+            if let Some(min) = d.at_least.iter().map(|b| b.eval(ch).min(d.base)).find(|&min| c < min) {
+                return Err(ChannelsError::Bound { dim, channels: c, min });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether [`check`](Self::check) accepts `ch`.
     pub fn admits(&self, ch: &[u32]) -> bool {
-        ch.len() == self.dims.len()
-            && self.dims.iter().zip(ch).all(|(d, &c)| {
-                c >= 1
-                    && c <= d.base
-                    && (c.is_multiple_of(d.divisor.max(1)) || c == d.base)
-                    && d.at_least.iter().all(|b| c >= b.eval(ch).min(d.base))
-            })
+        self.check(ch).is_ok()
     }
 
     /// Channels per dimension as fractions of the full-width counts.

@@ -2,44 +2,78 @@
 
 use super::{Network, Op, Width};
 
-/// Returns the first broken invariant, if any: inputs point backwards, widths name
-/// existing dimensions, full width reproduces every layer's declared count, and each
-/// dimension's base is a multiple of its divisor, block instances point inside the network.
-pub fn validate(net: &Network) -> Result<(), String> {
+/// A broken invariant of the IR: a compiler bug, never a user's mistake.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum IrError {
+    #[error("layer {0} reads a later layer")]
+    ReadsForward(String),
+    #[error("layer {layer} ({op}) has {got} inputs, it takes {expected}")]
+    Arity { layer: String, op: &'static str, expected: &'static str, got: usize },
+    #[error("layer {0} uses an unknown dimension")]
+    UnknownDimension(String),
+    #[error("layer {layer}: {at_full} channels at full width, declared {declared}")]
+    FullWidth { layer: String, at_full: u32, declared: u32 },
+    #[error("dimension {dim}: base {base} not a multiple of {divisor}")]
+    Divisor { dim: usize, base: u32, divisor: u32 },
+    #[error("block instance {0} points outside the network")]
+    BlockOutside(String),
+    #[error("layer {0} belongs to an unknown block instance")]
+    UnknownBlock(String),
+    #[error("the network output is slimmable")]
+    SlimmableOutput,
+}
+
+/// How many inputs each op reads: `Input` none, the merges (`add`, `mul`, `concat`) two
+/// or more, every other op one. The backends index inputs on this.
+fn arity(op: &Op) -> (usize, usize, &'static str) {
+    match op {
+        Op::Input => (0, 0, "none"),
+        Op::Add | Op::Mul | Op::Concat => (2, usize::MAX, "two or more"),
+        _ => (1, 1, "one"),
+    }
+}
+
+/// Returns the first broken invariant, if any: inputs point backwards and match the op's
+/// arity, widths name existing dimensions, full width reproduces every layer's declared
+/// count, each dimension's base is a multiple of its divisor, block instances point
+/// inside the network, and the output is never slimmed.
+pub fn validate(net: &Network) -> Result<(), IrError> {
     let full = net.full_width();
     for (id, l) in net.layers.iter() {
         if l.inputs.iter().any(|i| *i >= id) {
-            return Err(format!("layer {} reads a later layer", l.name));
+            return Err(IrError::ReadsForward(l.name.clone()));
         }
-        if (l.op == Op::Input) != l.inputs.is_empty() {
-            return Err(format!("layer {} has a wrong number of inputs", l.name));
+        let (lo, hi, expected) = arity(&l.op);
+        if !(lo..=hi).contains(&l.inputs.len()) {
+            let (layer, op, got) = (l.name.clone(), l.op.kind(), l.inputs.len());
+            return Err(IrError::Arity { layer, op, expected, got });
         }
         let mut ds = Vec::new();
         l.width.dims(&mut ds);
         if ds.iter().any(|&d| d >= net.space.dims.len()) {
-            return Err(format!("layer {} uses an unknown dimension", l.name));
+            return Err(IrError::UnknownDimension(l.name.clone()));
         }
         let at_full = l.width.eval(&full);
         if at_full != l.channels {
-            return Err(format!("layer {}: {} channels at full width, declared {}", l.name, at_full, l.channels));
+            return Err(IrError::FullWidth { layer: l.name.clone(), at_full, declared: l.channels });
         }
     }
-    for (i, d) in net.space.dims.iter().enumerate() {
+    for (dim, d) in net.space.dims.iter().enumerate() {
         if d.divisor == 0 || d.base % d.divisor != 0 {
-            return Err(format!("dimension {i}: base {} not a multiple of {}", d.base, d.divisor));
+            return Err(IrError::Divisor { dim, base: d.base, divisor: d.divisor });
         }
     }
     let layers = net.layers.len();
     for (i, b) in net.blocks.iter().enumerate() {
         if b.parent.is_some_and(|p| p >= i) || b.input.index() >= layers || b.output.index() >= layers {
-            return Err(format!("block instance {} points outside the network", b.name));
+            return Err(IrError::BlockOutside(b.name.clone()));
         }
     }
     if let Some((_, l)) = net.layers.iter().find(|(_, l)| l.block.is_some_and(|b| b >= net.blocks.len())) {
-        return Err(format!("layer {} belongs to an unknown block instance", l.name));
+        return Err(IrError::UnknownBlock(l.name.clone()));
     }
     if !matches!(net.layers[net.output].width, Width::Fixed(_)) {
-        return Err("the network output is slimmable".into());
+        return Err(IrError::SlimmableOutput);
     }
     Ok(())
 }

@@ -39,35 +39,32 @@ pub struct Meta {
     pub state: serde_json::Value,
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    Io {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    Corrupt {
-        path: PathBuf,
-        reason: String,
-    },
-    /// The stored source no longer compiles, or differs from the file given.
-    SourceMismatch {
-        detail: String,
-    },
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("{} is not a valid slimc checkpoint: {reason}", path.display())]
+    Corrupt { path: PathBuf, reason: String },
+    /// The `.slim` file given now differs from the one the checkpoint was trained from.
+    #[error(
+        "the checkpoint was trained from a different version of {source_path} (first difference at line {line}); \
+         use the checkpoint's own source (`meta.json`) or retrain"
+    )]
+    SourceChanged { source_path: String, line: usize },
+    /// The stored source no longer compiles, or lacks the network.
+    #[error("the checkpoint's source {0}")]
+    Source(#[from] SavedSourceError),
 }
 
-impl std::fmt::Display for CheckpointError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CheckpointError::Io { path, error } => write!(f, "{}: {error}", path.display()),
-            CheckpointError::Corrupt { path, reason } => {
-                write!(f, "{} is not a valid slimc checkpoint: {reason}", path.display())
-            }
-            CheckpointError::SourceMismatch { detail } => f.write_str(detail),
-        }
-    }
+/// Why a stored `.slim` source (in a checkpoint or an export) gives no network.
+#[derive(Debug, thiserror::Error)]
+pub enum SavedSourceError {
+    /// This version of slimc reports errors in it (a language change).
+    #[error("no longer compiles:\n{}", .0.render())]
+    Compile(crate::Diagnostics),
+    #[error("has no network `{0}`")]
+    NoNetwork(String),
 }
-
-impl std::error::Error for CheckpointError {}
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     move |error| CheckpointError::Io { path: path.to_path_buf(), error }
@@ -106,32 +103,23 @@ pub fn network(meta: &Meta, current: Option<&str>) -> Result<Network, Checkpoint
                 .zip(meta.source.lines())
                 .position(|(a, b)| a != b)
                 .map_or_else(|| now.lines().count().min(meta.source.lines().count()) + 1, |i| i + 1);
-            return Err(CheckpointError::SourceMismatch {
-                detail: format!(
-                    "the checkpoint was trained from a different version of {} (first difference at line {line}); \
-                     use the checkpoint's own source (`meta.json`) or retrain",
-                    meta.source_path
-                ),
-            });
+            return Err(CheckpointError::SourceChanged { source_path: meta.source_path.clone(), line });
         }
     }
-    compile_saved(&meta.source_path, &meta.source, &meta.settings, &meta.rounding, &meta.network)
-        .map_err(|why| CheckpointError::SourceMismatch { detail: format!("the checkpoint's source {why}") })
+    Ok(compile_saved(&meta.source_path, &meta.source, &meta.settings, &meta.rounding, &meta.network)?)
 }
 
 /// Compiles a stored `.slim` source with its settings and rounding and picks `network`.
-/// The error completes "… source ": `no longer compiles: …` or `has no network …`.
 pub fn compile_saved(
     source_path: &str,
     source: &str,
     settings: &[(String, ParamValue)],
     rounding: &str,
     network: &str,
-) -> Result<Network, String> {
-    let options = Options { settings: settings.to_vec(), rounding: Rounding::parse(rounding) };
-    let nets =
-        crate::compile(source, source_path, &options).map_err(|d| format!("no longer compiles:\n{}", d.render()))?;
-    nets.into_iter().find(|n| n.name == network).ok_or_else(|| format!("has no network `{network}`"))
+) -> Result<Network, SavedSourceError> {
+    let options = Options { settings: settings.to_vec(), rounding: Rounding::parse(rounding), ..Options::default() };
+    let nets = crate::compile(source, source_path, &options).map_err(SavedSourceError::Compile)?;
+    nets.into_iter().find(|n| n.name == network).ok_or_else(|| SavedSourceError::NoNetwork(network.to_string()))
 }
 
 /// Writes `module`'s record (named MessagePack, full precision) to `target`, a `.mpk`
@@ -197,13 +185,21 @@ fn shapes<B: Backend>(m: &SlimNet<B>) -> Vec<Vec<usize>> {
 
 impl Meta {
     /// Metadata for a network compiled from `source` with `options`.
+    /// The metadata of `net`, compiled from `source` with `options`. Context values the
+    /// network took are stored as settings, so that the stored source compiles to it again.
     pub fn new(source_path: &str, source: &str, net: &Network, options: &Options, switches: Vec<f64>) -> Meta {
+        let mut settings = options.settings.clone();
+        for (k, v) in &options.context {
+            if !settings.iter().any(|(n, _)| n == k) && net.params.iter().any(|(n, _)| n == k) {
+                settings.push((k.clone(), v.clone()));
+            }
+        }
         Meta {
             slimc_version: env!("CARGO_PKG_VERSION").to_string(),
             source_path: source_path.to_string(),
             source: source.to_string(),
             network: net.name.clone(),
-            settings: options.settings.clone(),
+            settings,
             rounding: net.rounding.to_string(),
             switches,
             bn: Vec::new(),

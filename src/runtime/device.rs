@@ -18,26 +18,33 @@ pub enum DeviceSpec {
     Cuda(usize),
 }
 
+/// A device this build cannot name or run on.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    #[error("unknown device `{0}`; use cpu, cuda or cuda:N")]
+    Unknown(String),
+    #[error("this slimc was built without CUDA; rebuild with `cargo build --release --features cuda`")]
+    NotBuilt,
+}
+
 impl DeviceSpec {
-    pub fn parse(s: &str) -> Result<DeviceSpec, String> {
+    pub fn parse(s: &str) -> Result<DeviceSpec, DeviceError> {
         match s {
             "cpu" => Ok(DeviceSpec::Cpu),
             "cuda" => Ok(DeviceSpec::Cuda(0)),
             _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
                 Some(Ok(n)) => Ok(DeviceSpec::Cuda(n)),
-                _ => Err(format!("unknown device `{s}`; use cpu, cuda or cuda:N")),
+                _ => Err(DeviceError::Unknown(s.into())),
             },
         }
     }
 
     /// Whether this build can run on it.
-    pub fn available(self) -> Result<(), String> {
+    pub fn available(self) -> Result<(), DeviceError> {
         match self {
             DeviceSpec::Cpu => Ok(()),
             DeviceSpec::Cuda(_) if cfg!(feature = "cuda") => Ok(()),
-            DeviceSpec::Cuda(_) => {
-                Err("this slimc was built without CUDA; rebuild with `cargo build --release --features cuda`".into())
-            }
+            DeviceSpec::Cuda(_) => Err(DeviceError::NotBuilt),
         }
     }
 }

@@ -4,7 +4,6 @@
 
 pub(crate) mod activation;
 pub mod backend;
-pub mod bench;
 pub mod checkpoint;
 mod conv;
 pub mod device;
@@ -49,31 +48,31 @@ impl WidthConfig {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// The input batch does not have the network's channel count.
+    #[error("input batch is {got:?}, the network expects [N, {}, H, W]", expected[0])]
     InputShape { expected: [usize; 3], got: [usize; 4] },
-    /// The width configuration does not fit the network.
-    Width(String),
+    /// Multipliers that do not decode.
+    #[error(transparent)]
+    Decode(#[from] crate::ir::DecodeError),
+    /// Channels that are not a configuration of the network.
+    #[error(transparent)]
+    Channels(#[from] crate::ir::ChannelsError),
+    /// A uniform width of a switchable-BN model that is none of its switches.
+    #[error("{width} is not one of the BN switches {switches:?}")]
+    NotASwitch { width: f64, switches: Vec<f64> },
+    #[error("BN switch {switch} does not exist (the model has {count})")]
+    NoSuchSwitch { switch: usize, count: usize },
     /// Evaluation at a width whose BN statistics were never calibrated.
+    #[error("no BN statistics for width {key}; calibrate that width first")]
     NotCalibrated { key: String },
+    #[error("BN calibration needs at least one batch")]
+    NoCalibrationBatch,
+    /// A training step's loss is not finite.
+    #[error("the loss became {loss}")]
+    Diverged { loss: f64 },
 }
-
-impl std::fmt::Display for RuntimeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RuntimeError::InputShape { expected, got } => {
-                write!(f, "input batch is {got:?}, the network expects [N, {}, H, W]", expected[0])
-            }
-            RuntimeError::Width(m) => f.write_str(m),
-            RuntimeError::NotCalibrated { key } => {
-                write!(f, "no BN statistics for width {key}; calibrate that width first")
-            }
-        }
-    }
-}
-
-impl std::error::Error for RuntimeError {}
 
 /// The parameters of one IR layer at full width (unused fields are `None`/empty).
 #[derive(Module, Debug)]
@@ -127,14 +126,12 @@ impl<B: Backend> SlimNet<B> {
 
     /// The width configuration of a uniform multiplier (and the matching switch, if any).
     pub fn uniform(&self, w: f64) -> Result<WidthConfig, RuntimeError> {
-        let dims = self.net.decode_uniform(w, self.net.rounding).map_err(|e| RuntimeError::Width(e.to_string()))?;
+        let dims = self.net.decode_uniform(w, self.net.rounding)?;
         let switch = if self.switches.is_empty() {
             None
         } else {
             let s = self.switches.iter().position(|s| (s - w).abs() < 1e-9);
-            Some(
-                s.ok_or_else(|| RuntimeError::Width(format!("{w} is not one of the BN switches {:?}", self.switches)))?,
-            )
+            Some(s.ok_or_else(|| RuntimeError::NotASwitch { width: w, switches: self.switches.clone() })?)
         };
         Ok(WidthConfig { dims, switch })
     }
@@ -180,21 +177,17 @@ impl<B: SlimBackend> SlimNet<B> {
             return Err(RuntimeError::InputShape { expected, got: [n, c, h, w] });
         }
         if cfg.dims.len() != net.space.dims.len() {
-            return Err(RuntimeError::Width(format!(
-                "{} channel counts given, the network has {} search dimensions",
-                cfg.dims.len(),
-                net.space.dims.len()
-            )));
+            let (expected, got) = (net.space.dims.len(), cfg.dims.len());
+            return Err(crate::ir::ChannelsError::Length { expected, got }.into());
         }
-        if let Some(bad) = cfg.dims.iter().zip(&net.space.dims).position(|(c, d)| *c == 0 || *c > d.base) {
-            return Err(RuntimeError::Width(format!(
-                "dimension {bad} must have 1..={} channels",
-                net.space.dims[bad].base
-            )));
+        if let Some(dim) = cfg.dims.iter().zip(&net.space.dims).position(|(c, d)| *c == 0 || *c > d.base) {
+            let (channels, base) = (cfg.dims[dim], net.space.dims[dim].base);
+            return Err(crate::ir::ChannelsError::Range { dim, channels, base }.into());
         }
         let switch = cfg.switch.unwrap_or(0);
-        if switch >= self.switches.len().max(1) {
-            return Err(RuntimeError::Width(format!("BN switch {switch} does not exist")));
+        let count = self.switches.len().max(1);
+        if switch >= count {
+            return Err(RuntimeError::NoSuchSwitch { switch, count });
         }
         let shapes = net.layer_shapes(&cfg.dims);
         let last_use = last_uses(net);

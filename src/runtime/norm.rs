@@ -38,11 +38,14 @@ fn slice_to<B: Backend>(t: Tensor<B, 1>, c: usize) -> Tensor<B, 1> {
 /// Normalises with batch statistics; returns the output, the batch mean and the
 /// unbiased batch variance (detached).
 ///
+/// The variance is the two-pass one, the mean of `(x − mean)²` ([`crate::ir::Op::BatchNorm`]
+/// specifies it; E[x²] − mean² loses precision when the mean is large).
+///
 /// Laid out for flex, whose elementwise ops broadcast fast only along the last
-/// dimension: the activation is viewed as rows `[N·C, H·W]`, statistics are row means
-/// (variance as E[x²] − mean²), and the per-channel scale and shift are expanded over
-/// the batch on the small side. Forward plus backward is about 5x faster than
-/// broadcasting `[1, C, 1, 1]` tensors (measured in the README's benchmark notes).
+/// dimension: the activation is viewed as rows `[N·C, H·W]`, statistics are row means,
+/// and per-channel values are expanded over the batch on the small side. Forward plus
+/// backward is about 5x faster than broadcasting `[1, C, 1, 1]` tensors (measured in the
+/// README's benchmark notes).
 pub fn train<B: Backend>(
     x: Tensor<B, 4>,
     gamma: Tensor<B, 1>,
@@ -52,12 +55,19 @@ pub fn train<B: Backend>(
     let [n, _, h, w] = x.dims();
     let count = n * h * w;
     let rows = x.reshape([n * c, h * w]);
-    let mean = rows.clone().mean_dim(1).reshape([n, c]).mean_dim(0).reshape([c]);
-    let mean_sq = rows.clone().square().mean_dim(1).reshape([n, c]).mean_dim(0).reshape([c]);
-    let var = (mean_sq - mean.clone().square()).clamp_min(0.0);
-    let y = scale_shift(rows, gamma, beta, mean.clone(), var.clone(), [n, c, h, w]);
+    let channel_mean = |t: Tensor<B, 2>| t.mean_dim(1).reshape([n, c]).mean_dim(0).reshape([c]);
+    let mean = channel_mean(rows.clone());
+    let centered = rows - per_row(mean.clone(), n, c);
+    let var = channel_mean(centered.clone().square());
+    let scale = slice_to(gamma, c) / var.clone().add_scalar(BN_EPS).sqrt();
+    let y = (centered * per_row(scale, n, c) + per_row(slice_to(beta, c), n, c)).reshape([n, c, h, w]);
     let unbiased = if count > 1 { count as f64 / (count - 1) as f64 } else { 1.0 };
     (y, mean.detach(), var.mul_scalar(unbiased).detach())
+}
+
+/// A per-channel vector as a column `[N·C, 1]` matching the rows `[N·C, H·W]`.
+fn per_row<B: Backend>(t: Tensor<B, 1>, n: usize, c: usize) -> Tensor<B, 2> {
+    t.reshape([1, c]).expand([n, c]).reshape([n * c, 1])
 }
 
 /// Normalises with stored statistics.
@@ -84,8 +94,7 @@ fn scale_shift<B: Backend>(
 ) -> Tensor<B, 4> {
     let scale = slice_to(gamma, c) / var.add_scalar(BN_EPS).sqrt();
     let shift = slice_to(beta, c) - mean * scale.clone();
-    let per_row = |t: Tensor<B, 1>| t.reshape([1, c]).expand([n, c]).reshape([n * c, 1]);
-    (rows * per_row(scale) + per_row(shift)).reshape([n, c, h, w])
+    (rows * per_row(scale, n, c) + per_row(shift, n, c)).reshape([n, c, h, w])
 }
 
 /// BN calibration at one configuration: statistics reset, then the cumulative average of
@@ -109,7 +118,7 @@ where
         n += 1;
     }
     if n == 0 {
-        return Err(RuntimeError::Width("BN calibration needs at least one batch".into()));
+        return Err(RuntimeError::NoCalibrationBatch);
     }
     let layers = sums.into_iter().map(|s| s.map(|(m, v)| (m.div_scalar(n as f64), v.div_scalar(n as f64)))).collect();
     Ok(BnSet { key: cfg.key(), layers })

@@ -43,6 +43,12 @@ pub enum SemaError {
     NeedsFlat { op: String, span: Span, h: u32, w: u32 },
     BadRounding { span: Span },
     GroupWidthChange { span: Span, input: u32, output: u32, input_origin: Span },
+    /// A setting (made outside the file) names no parameter of any network.
+    UnknownSetting { name: String, networks: Vec<(String, Span)>, parameters: Vec<String>, candidates: Vec<String> },
+    /// `error` arose where the network reads a parameter whose value was set outside the file.
+    FromSetting { error: Box<SemaError>, name: String, value: String },
+    /// One parameter given by position and again by name: `conv(16, 3, k=5)`.
+    PositionalAndNamed { callee: String, name: String, positional: Span, named: Span },
 }
 
 fn did_you_mean(candidates: &[String]) -> Option<String> {
@@ -206,6 +212,27 @@ impl SemaError {
                     .primary(*span, "`group_width` needs as many output channels as input channels")
                     .secondary(*input_origin, format!("the input has {input} channels"))
                     .help("with a fixed group width the number of groups follows the input, so the output must follow it too; change the width with a 1x1 conv before or after")
+            }
+            SemaError::UnknownSetting { name, networks, parameters, candidates } => {
+                let mut d = Diagnostic::new("E0118", format!("no network has a parameter `{name}`"));
+                for (i, (net, span)) in networks.iter().enumerate() {
+                    let label = format!("network `{net}` is set through its parameters");
+                    d = if i == 0 { d.primary(*span, label) } else { d.secondary(*span, label) };
+                }
+                let d = d.note(format!("the parameters are: {}", parameters.join(", ")));
+                match did_you_mean(candidates) {
+                    Some(h) => d.help(h),
+                    None => d.help("a setting changes a network parameter declared in `network NAME(...)`"),
+                }
+            }
+            SemaError::FromSetting { error, name, value } => error
+                .to_diagnostic()
+                .note(format!("`{name}` is {value} here because it was set outside the file, not by its default")),
+            SemaError::PositionalAndNamed { callee, name, positional, named } => {
+                Diagnostic::new("E0119", format!("argument `{name}` of `{callee}` given both by position and by name"))
+                    .primary(*named, "given by name here")
+                    .secondary(*positional, format!("already given by position here: this is `{name}`"))
+                    .help("remove one of them; positional arguments fill the parameters in order")
             }
             SemaError::BadRounding { span } => Diagnostic::new("E0211", "unknown rounding policy")
                 .primary(*span, "not a rounding policy")

@@ -82,6 +82,10 @@ pub struct Elab<'a, 'i> {
     /// The instances being elaborated, innermost last (its length is the call depth).
     open_blocks: Vec<usize>,
     frames: Vec<Frame>,
+    /// Network parameters whose value came from a setting, not the file.
+    pub settings: Vec<(String, ParamValue)>,
+    /// Where the network's own statements read those parameters: (span, index into `settings`).
+    pub setting_uses: Vec<(Span, usize)>,
 }
 
 impl<'a, 'i> Elab<'a, 'i> {
@@ -96,6 +100,8 @@ impl<'a, 'i> Elab<'a, 'i> {
             blocks: Vec::new(),
             open_blocks: Vec::new(),
             frames: Vec::new(),
+            settings: Vec::new(),
+            setting_uses: Vec::new(),
         }
     }
 
@@ -183,7 +189,14 @@ impl<'a, 'i> Elab<'a, 'i> {
             ExprKind::Float(v) => Value::Float(*v),
             ExprKind::Bool(v) => Value::Bool(*v),
             ExprKind::Name(id) => match env.get(&id.name) {
-                Some(v) => v.clone(),
+                Some(v) => {
+                    if self.open_blocks.is_empty() {
+                        if let Some(i) = self.settings.iter().position(|(n, _)| *n == id.name) {
+                            self.setting_uses.push((e.span, i));
+                        }
+                    }
+                    v.clone()
+                }
                 None => match id.name.as_str() {
                     "floor" => Value::Rounding(Rounding::Floor),
                     "nearest" => Value::Rounding(Rounding::Nearest),
@@ -369,7 +382,7 @@ impl<'a, 'i> Elab<'a, 'i> {
         for a in args {
             let v = self.eval(&a.value, env)?;
             match &a.name {
-                Some(n) => named.push((n.name.as_str(), v, a.value.span)),
+                Some(n) => named.push((n.name.as_str(), v, a.value.span, n.span)),
                 None => positional.push((v, a.value.span)),
             }
         }
@@ -379,6 +392,9 @@ impl<'a, 'i> Elab<'a, 'i> {
         let Some(&def) = self.index.blocks.get(callee.name.as_str()) else { return Ok(Value::Poison) };
         let input = take_tensor(&mut positional);
         let params: Vec<&'a str> = def.params.iter().map(|p| p.name.name.as_str()).collect();
+        if self.given_twice(&callee.name, &params, &positional, &named) {
+            return Ok(Value::Poison);
+        }
         if positional.len() > params.len() {
             let got = positional.len();
             return Ok(self.error(SemaError::TooManyArguments {
@@ -392,7 +408,7 @@ impl<'a, 'i> Elab<'a, 'i> {
         for (i, (v, _)) in positional.into_iter().enumerate() {
             bound.push((params[i].to_string(), v));
         }
-        for (n, v, _) in named {
+        for (n, v, _, _) in named {
             bound.push((n.to_string(), v));
         }
         // Defaults are evaluated in the block's own parameter scope, in order.
@@ -422,11 +438,11 @@ impl<'a, 'i> Elab<'a, 'i> {
         &mut self,
         sig: &'static Signature,
         mut positional: Vec<(Value<'a>, Span)>,
-        named: Vec<(&'a str, Value<'a>, Span)>,
+        named: Vec<(&'a str, Value<'a>, Span, Span)>,
         span: Span,
     ) -> Flow<Value<'a>> {
         if positional.iter().any(|(v, _)| matches!(v, Value::Poison))
-            || named.iter().any(|(_, v, _)| matches!(v, Value::Poison))
+            || named.iter().any(|(_, v, _, _)| matches!(v, Value::Poison))
         {
             return Ok(Value::Poison);
         }
@@ -452,6 +468,9 @@ impl<'a, 'i> Elab<'a, 'i> {
             Builtin::Op(_) => take_tensor(&mut positional),
             Builtin::Fn(_) => None,
         };
+        if self.given_twice(sig.name, sig.params, &positional, &named) {
+            return Ok(Value::Poison);
+        }
         if positional.len() > sig.params.len() {
             let got = positional.len();
             return Ok(self.error(SemaError::TooManyArguments {
@@ -465,7 +484,7 @@ impl<'a, 'i> Elab<'a, 'i> {
         for (i, (v, s)) in positional.into_iter().enumerate() {
             args.push((sig.params[i], v, s));
         }
-        for (n, v, s) in named {
+        for (n, v, s, _) in named {
             let Some(p) = sig.params.iter().find(|p| **p == n) else { continue };
             args.push((p, v, s));
         }
@@ -479,6 +498,30 @@ impl<'a, 'i> Elab<'a, 'i> {
                 }
             }
         }
+    }
+
+    /// Reports each parameter that a positional argument fills and a named one names
+    /// again; true if there was one. `positional` excludes the input tensor.
+    fn given_twice(
+        &mut self,
+        callee: &str,
+        params: &[&str],
+        positional: &[(Value<'a>, Span)],
+        named: &[(&str, Value<'a>, Span, Span)],
+    ) -> bool {
+        let mut found = false;
+        for (n, _, _, name_span) in named {
+            if let Some(i) = params.iter().take(positional.len()).position(|p| p == n) {
+                self.errors.push(SemaError::PositionalAndNamed {
+                    callee: callee.into(),
+                    name: (*n).into(),
+                    positional: positional[i].1,
+                    named: *name_span,
+                });
+                found = true;
+            }
+        }
+        found
     }
 
     // ----- applying layers -----------------------------------------------------------

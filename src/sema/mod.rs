@@ -19,12 +19,15 @@ pub use eval::limits;
 use crate::ir::{self, ParamValue, Rounding};
 use crate::syntax::ast::File;
 
-/// Compile-time choices from the command line.
+/// Compile-time choices made outside the file.
 #[derive(Clone, Debug, Default)]
 pub struct Options {
-    /// `--set name=value`: network parameter overrides.
+    /// Network parameter overrides; each must be a parameter of some network of the file.
     pub settings: Vec<(String, ParamValue)>,
-    /// `--rounding`: replaces the network's declared policy.
+    /// Values offered for parameters a network may declare (a data set's `classes`,
+    /// `in_channels`, `size`): used where declared and not set, ignored elsewhere.
+    pub context: Vec<(String, ParamValue)>,
+    /// Replaces the network's declared rounding policy.
     pub rounding: Option<Rounding>,
 }
 
@@ -32,10 +35,10 @@ pub struct Options {
 pub fn analyse(file: &File, options: &Options) -> Result<Vec<ir::Network>, Vec<SemaError>> {
     let index = resolve::resolve(file)?;
     let mut networks = Vec::new();
-    let mut errors = Vec::new();
+    let mut errors = unknown_settings(file, options);
     for def in &file.networks {
         let mut elab = eval::Elab::new(&index, Rounding::Floor);
-        let result = elab.network(def, &options.settings, options.rounding);
+        let result = elab.network(def, options);
         errors.append(&mut elab.errors);
         if let Ok(Some(e)) = result {
             if errors.is_empty() {
@@ -49,4 +52,20 @@ pub fn analyse(file: &File, options: &Options) -> Result<Vec<ir::Network>, Vec<S
     } else {
         Err(errors)
     }
+}
+
+/// Every setting must name a parameter of some network of the file.
+fn unknown_settings(file: &File, options: &Options) -> Vec<SemaError> {
+    let declared = || file.networks.iter().flat_map(|n| n.params.iter().map(|p| p.name.name.as_str()));
+    let mut errors = Vec::new();
+    for (name, _) in &options.settings {
+        if declared().any(|p| p == name) || file.networks.is_empty() {
+            continue;
+        }
+        let networks = file.networks.iter().map(|n| (n.name.name.clone(), n.name.span)).collect();
+        let parameters = declared().map(String::from).collect();
+        let candidates = builtins::similar(name, declared());
+        errors.push(SemaError::UnknownSetting { name: name.clone(), networks, parameters, candidates });
+    }
+    errors
 }

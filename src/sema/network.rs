@@ -7,7 +7,7 @@ use super::channels::Term;
 use super::error::SemaError;
 use super::eval::{limits::*, param_value, Elab, Env, Flow, Node};
 use super::value::*;
-use crate::ir::{Op, ParamValue, Rounding, Section};
+use crate::ir::{Op, ParamValue, Section};
 use crate::syntax::ast::*;
 
 /// What elaboration hands to `space.rs`.
@@ -19,16 +19,38 @@ pub struct Elaborated {
 }
 
 impl<'a> Elab<'a, '_> {
-    pub fn network(
-        &mut self,
-        def: &'a Definition,
-        settings: &[(String, ParamValue)],
-        rounding: Option<Rounding>,
-    ) -> Flow<Option<Elaborated>> {
+    /// Elaborates `def`. A parameter takes its value from `options.settings`, else from
+    /// `options.context`, else its default. Errors at a use of a set parameter get a note.
+    pub fn network(&mut self, def: &'a Definition, options: &super::Options) -> Flow<Option<Elaborated>> {
+        let first_error = self.errors.len();
+        let result = self.elaborate(def, options);
+        let uses = std::mem::take(&mut self.setting_uses);
+        let tail: Vec<SemaError> = self.errors.drain(first_error..).collect();
+        for e in tail {
+            let at = e.to_diagnostic().position();
+            let e = match uses.iter().find(|(u, _)| at.start <= u.start && u.end <= at.end) {
+                Some(&(_, i)) => {
+                    let (name, value) = self.settings[i].clone();
+                    SemaError::FromSetting { error: Box::new(e), name, value: value.to_string() }
+                }
+                None => e,
+            };
+            self.errors.push(e);
+        }
+        result
+    }
+
+    fn elaborate(&mut self, def: &'a Definition, options: &super::Options) -> Flow<Option<Elaborated>> {
         let mut env: Env<'a> = HashMap::new();
         let mut params = Vec::new();
+        self.settings.clear();
         for p in &def.params {
-            let v = match settings.iter().find(|(n, _)| *n == p.name.name) {
+            let name = &p.name.name;
+            let set = options.settings.iter().find(|(n, _)| n == name);
+            if let Some(s) = set {
+                self.settings.push(s.clone());
+            }
+            let v = match set.or_else(|| options.context.iter().find(|(n, _)| n == name)) {
                 Some((_, ParamValue::Int(i))) => Value::Int(*i),
                 Some((_, ParamValue::Float(f))) => Value::Float(*f),
                 Some((_, ParamValue::Bool(b))) => Value::Bool(*b),
@@ -59,17 +81,21 @@ impl<'a> Elab<'a, '_> {
                 }
             }
         }
-        if let Some(r) = rounding {
+        if let Some(r) = options.rounding {
             self.rounding = r;
         }
 
         let mut cur: Option<Tensor> = None;
         let mut input = [0; 3];
+        // A section before any `input` is misplaced; after a broken one, the input's own
+        // error is the only one to report.
+        let mut input_seen = false;
         let mut stages = 0;
         let mut last_section: Option<(&str, Span)> = None;
         for stmt in &def.stmts {
             match stmt {
                 Stmt::Input { dims, span } => {
+                    input_seen = true;
                     let Some(t) = self.input(dims, *span, &env)? else { continue };
                     input = [t.c, t.h, t.w];
                     cur = Some(t);
@@ -102,7 +128,7 @@ impl<'a> Elab<'a, '_> {
                         stages += 1;
                     }
                     let Some(t) = cur.take() else {
-                        if input == [0; 3] {
+                        if !input_seen {
                             self.errors.push(SemaError::Misplaced {
                                 what: format!("`{}` before `input`", name.name),
                                 span: name.span,

@@ -4,18 +4,23 @@
 //! batch on the summed loss. `run` is the epoch loop of `slimc train`, `eval` measures
 //! accuracy per width.
 
+pub mod bench;
+mod error;
 pub mod eval;
 pub mod run;
 pub mod search;
+
+pub use error::{SearchFileError, TrainError};
 
 use burn::module::{AutodiffModule, ParamId};
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{ElementConversion, Int, Tensor};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::Rng;
 
+use crate::data::Batch;
 use crate::runtime::{Mode, RuntimeError, SlimAutodiff, SlimNet, WidthConfig};
 
 /// How each step picks the widths it trains.
@@ -52,7 +57,7 @@ impl Sandwich {
     ) -> Result<Vec<WidthConfig>, RuntimeError> {
         let net = &model.net;
         let decode = |wm: Vec<f64>| {
-            net.space.decode(&wm, net.rounding).map(WidthConfig::new).map_err(|e| RuntimeError::Width(e.to_string()))
+            net.space.decode(&wm, net.rounding).map(WidthConfig::new).map_err(RuntimeError::from)
         };
         let n = net.space.search_dim();
         let mut out = vec![decode(vec![1.0; n])?, decode(vec![self.min_width; n])?];
@@ -174,4 +179,12 @@ fn decay<B: AutodiffBackend, const D: usize>(
 /// The inference copy of a training model.
 pub fn inference<B: AutodiffBackend>(model: &SlimNet<B>) -> SlimNet<B::InnerBackend> {
     model.valid()
+}
+
+/// A batch as tensors on `device`.
+pub fn tensors<B: burn::tensor::backend::Backend>(b: &Batch, shape: [usize; 3], device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+    let [c, h, w] = shape;
+    let x = Tensor::from_data(TensorData::new(b.x.clone(), [b.n, c, h, w]), device);
+    let y = Tensor::from_data(TensorData::new(b.y.iter().map(|&v| i64::from(v)).collect::<Vec<_>>(), [b.n]), device);
+    (x, y)
 }

@@ -15,8 +15,8 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::{eval, step, Sampling, Sandwich, StepOptions};
-use crate::data::{self, Batch, DataError, DataSpec, Dataset, Normalize, Plan, Split};
+use super::{eval, step, tensors, Sampling, Sandwich, StepOptions, TrainError};
+use crate::data::{self, DataSpec, Dataset, Normalize, Plan, Split};
 use crate::runtime::checkpoint::{self, CheckpointError, Meta};
 use crate::runtime::{RuntimeError, SlimAutodiff, SlimBackend, SlimNet, WidthConfig};
 
@@ -124,54 +124,6 @@ pub trait Progress {
 pub struct Quiet;
 impl Progress for Quiet {}
 
-#[derive(Debug)]
-pub enum TrainError {
-    Data(DataError),
-    Checkpoint(CheckpointError),
-    Runtime(RuntimeError),
-    /// The loss became NaN or infinite; the last checkpoint is kept.
-    Diverged {
-        step: usize,
-        epoch: usize,
-        loss: f64,
-    },
-    Usage(String),
-}
-
-impl std::fmt::Display for TrainError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TrainError::Data(e) => e.fmt(f),
-            TrainError::Checkpoint(e) => e.fmt(f),
-            TrainError::Runtime(e) => e.fmt(f),
-            TrainError::Diverged { step, epoch, loss } => write!(
-                f,
-                "the loss became {loss} at step {step} (epoch {}); training stopped, the last good checkpoint is kept \
-                 — try a lower --lr or a longer --warmup",
-                epoch + 1
-            ),
-            TrainError::Usage(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for TrainError {}
-
-impl From<DataError> for TrainError {
-    fn from(e: DataError) -> Self {
-        TrainError::Data(e)
-    }
-}
-impl From<CheckpointError> for TrainError {
-    fn from(e: CheckpointError) -> Self {
-        TrainError::Checkpoint(e)
-    }
-}
-impl From<RuntimeError> for TrainError {
-    fn from(e: RuntimeError) -> Self {
-        TrainError::Runtime(e)
-    }
-}
 
 /// The checkpoint directory of a run directory.
 pub fn checkpoint_dir(run: &Path) -> PathBuf {
@@ -198,14 +150,6 @@ pub fn learning_rate(opts: &TrainOptions, step: usize, steps_per_epoch: usize) -
         Schedule::Cosine => opts.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos()),
         Schedule::Linear => opts.lr * (1.0 - t),
     }
-}
-
-/// A batch as tensors on `device`.
-pub fn tensors<B: Backend>(b: &Batch, shape: [usize; 3], device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
-    let [c, h, w] = shape;
-    let x = Tensor::from_data(TensorData::new(b.x.clone(), [b.n, c, h, w]), device);
-    let y = Tensor::from_data(TensorData::new(b.y.iter().map(|&v| i64::from(v)).collect::<Vec<_>>(), [b.n]), device);
-    (x, y)
 }
 
 /// The widths of step `step` under the scheme.
@@ -288,11 +232,7 @@ impl<B: SlimAutodiff> Run<B> {
         let (train, val) = splits(data, &opts);
         let per_epoch = train.len() / opts.batch;
         if per_epoch == 0 {
-            return Err(TrainError::Usage(format!(
-                "--batch {} is larger than the {} training images",
-                opts.batch,
-                train.len()
-            )));
+            return Err(TrainError::BatchTooLarge { batch: opts.batch, images: train.len() });
         }
         let shape = data.shape();
         let augment = opts.data.augment(shape[1]);
@@ -393,7 +333,7 @@ impl<B: SlimAutodiff> Run<B> {
     /// Writes the checkpoint (a fresh directory renamed over the old one) and
     /// `metrics.jsonl` (rewritten from the state, so the two always agree).
     pub fn save(&mut self, run_dir: &Path) -> Result<(), TrainError> {
-        self.meta.state = serde_json::to_value(&self.state).map_err(|e| TrainError::Usage(e.to_string()))?;
+        self.meta.state = serde_json::to_value(&self.state)?;
         let dir = checkpoint_dir(run_dir);
         let fresh = run_dir.join("checkpoint.tmp-write");
         let old = run_dir.join("checkpoint.old");
@@ -421,7 +361,7 @@ impl<B: SlimAutodiff> Run<B> {
         }
         let mut lines = String::new();
         for m in &self.state.history {
-            lines.push_str(&serde_json::to_string(m).map_err(|e| TrainError::Usage(e.to_string()))?);
+            lines.push_str(&serde_json::to_string(m)?);
             lines.push('\n');
         }
         checkpoint::write_atomic(&run_dir.join("metrics.jsonl"), lines.as_bytes())?;
@@ -452,5 +392,5 @@ pub fn find_checkpoint(path: &Path) -> Result<PathBuf, TrainError> {
             return Ok(dir);
         }
     }
-    Err(TrainError::Usage(format!("{} is neither a run directory nor a checkpoint (no meta.json)", path.display())))
+    Err(TrainError::NotARun(path.to_path_buf()))
 }

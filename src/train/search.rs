@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::eval::{accuracy, calibration};
-use super::run::TrainError;
+use super::{SearchFileError, TrainError};
 use crate::cost;
 use crate::data::{Normalize, Split};
 use crate::ir::{Network, Op};
@@ -83,6 +83,81 @@ pub struct SearchState {
     pub complete: bool,
 }
 
+impl SearchState {
+    /// Reads a stored search for `net` from JSON text and checks it against the network
+    /// ([`validate`](Self::validate)).
+    pub fn parse(text: &str, net: &Network) -> Result<SearchState, SearchFileError> {
+        let state: SearchState =
+            serde_json::from_str(text).map_err(|e| SearchFileError::NotASearch(e.to_string()))?;
+        state.validate(net)?;
+        Ok(state)
+    }
+
+    /// Every stored point must be a configuration of `net` with the MACs and parameters
+    /// its channels cost, and the per-dimension options must have one entry per
+    /// dimension; the first entry that is not is named.
+    pub fn validate(&self, net: &Network) -> Result<(), SearchFileError> {
+        if self.network != net.name {
+            return Err(SearchFileError::OtherNetwork { expected: net.name.clone(), found: self.network.clone() });
+        }
+        let dims = net.space.search_dim();
+        for (field, got) in [("steps", self.options.steps.len()), ("minimum", self.options.minimum.len())] {
+            if got != dims {
+                return Err(SearchFileError::OptionLength { field, expected: dims, got });
+            }
+        }
+        if let Some(dim) = self.options.steps.iter().position(|&s| s == 0) {
+            return Err(SearchFileError::ZeroStep { dim });
+        }
+        if self.path.is_empty() && !self.found.is_empty() {
+            return Err(SearchFileError::FoundWithoutPath(self.found.len()));
+        }
+        let points = self.path.iter().enumerate().map(|(i, p)| (format!("path[{i}]"), p));
+        let found = self.found.iter().enumerate().map(|(i, f)| (format!("found[{i}]"), &f.point));
+        for (entry, p) in points.chain(found) {
+            check_point(net, entry, p)?;
+        }
+        Ok(())
+    }
+
+    /// The found configuration whose target is within `tolerance` MACs of `macs`.
+    pub fn target(&self, macs: u64, tolerance: u64) -> Option<&Found> {
+        self.found.iter().find(|f| f.target_macs.abs_diff(macs) <= tolerance)
+    }
+}
+
+fn check_point(net: &Network, entry: String, p: &Point) -> Result<(), SearchFileError> {
+    if let Err(error) = net.space.check(&p.channels) {
+        return Err(SearchFileError::Channels { entry, error });
+    }
+    let (c, _) = cost::cost(net, &p.channels);
+    for (field, stored, actual) in [("macs", p.macs, c.macs), ("params", p.params, c.params)] {
+        if stored != actual {
+            return Err(SearchFileError::Cost { entry, field, stored, actual });
+        }
+    }
+    Ok(())
+}
+
+/// The search stored at `out`, to continue, or `fresh` when there is none. A stored
+/// search must fit the network and have been started with the same options.
+pub fn resume_or_start(out: &Path, fresh: SearchState, net: &Network) -> Result<SearchState, TrainError> {
+    let bad = |what| TrainError::SearchFile { path: out.to_path_buf(), what };
+    let text = match std::fs::read_to_string(out) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(fresh),
+        Err(error) => {
+            let path = out.to_path_buf();
+            return Err(TrainError::Checkpoint(crate::runtime::checkpoint::CheckpointError::Io { path, error }));
+        }
+    };
+    let old = SearchState::parse(&text, net).map_err(bad)?;
+    if old.options != fresh.options {
+        return Err(bad(SearchFileError::OtherOptions));
+    }
+    Ok(old)
+}
+
 /// What the search reports as it goes.
 pub trait SearchProgress {
     fn candidate(&mut self, _done: usize, _of: usize) {}
@@ -140,9 +215,10 @@ pub fn search<B: SlimBackend>(
     progress: &mut dyn SearchProgress,
 ) -> Result<SearchState, TrainError> {
     let net = &*model.net;
+    state.validate(net).map_err(|what| TrainError::SearchFile { path: out.to_path_buf(), what })?;
     let opts = state.options.clone();
     let save = |s: &SearchState| -> Result<(), TrainError> {
-        let json = serde_json::to_vec_pretty(s).map_err(|e| TrainError::Usage(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(s)?;
         write_atomic(out, &json).map_err(TrainError::Checkpoint)
     };
     if state.path.is_empty() {

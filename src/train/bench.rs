@@ -1,4 +1,4 @@
-//! `slimc bench`: training-step and inference throughput of a network on synthetic data.
+//! Benchmarks: training-step and inference throughput of a network on synthetic data.
 //! Training runs the US-Nets sandwich step (max, min and random widths with inplace
 //! distillation, one SGD step); inference runs each width after BN calibration.
 
@@ -11,10 +11,10 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use super::{calibrate, Mode, RuntimeError, SlimAutodiff, SlimNet, WidthConfig};
+use crate::runtime::{calibrate, Mode, RuntimeError, SlimAutodiff, SlimNet, WidthConfig};
 use crate::train::{self, Sandwich};
 
-/// What `slimc bench` trains.
+/// What the benchmark's training step trains.
 #[derive(Clone, Debug, PartialEq)]
 pub enum BenchWidths {
     /// The sandwich rule (max, min, 2 random, distillation).
@@ -82,7 +82,7 @@ pub fn run<B: SlimAutodiff>(
         model = m;
         // Reading the loss synchronises the device, so the time is the step's.
         if !loss.is_finite() {
-            return Err(RuntimeError::Width(format!("the benchmark's loss became {loss}")));
+            return Err(RuntimeError::Diverged { loss: f64::from(loss) });
         }
         if i >= opts.warmup {
             elapsed += start.elapsed().as_secs_f64();

@@ -1,0 +1,102 @@
+//! `slimc bench FILE`: training-step and per-width inference throughput on synthetic data.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, ValueEnum};
+use serde_json::{json, Value};
+
+use slimc::ir::Network;
+use slimc::runtime::device::DeviceSpec;
+use slimc::runtime::{RuntimeError, SlimAutodiff, SlimNet};
+use slimc::train::bench::{self, BenchOptions, BenchReport, BenchWidths};
+
+use super::{fail, load_network, parse_device, parse_width, CompileArgs, Failure, Widths};
+
+/// The training step that is timed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchScheme {
+    /// The US-Nets sandwich step: max, min, 2 random widths, inplace distillation.
+    Us,
+    /// Plain training of one width (--width).
+    Fixed,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    file: PathBuf,
+    /// Which network of the file (needed when it holds several).
+    #[arg(long)]
+    network: Option<String>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: DeviceSpec,
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Timed steps (after two warm-up steps).
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// The training step to time.
+    #[arg(long, value_enum, default_value_t = BenchScheme::Us)]
+    scheme: BenchScheme,
+    /// The width trained by --scheme fixed.
+    #[arg(long, value_parser = parse_width)]
+    width: Option<f64>,
+    /// Widths whose inference is timed: W1,W2,... or START:END:STEP
+    /// [default: 0.25,0.5,0.75,1.0; with --scheme fixed, its width].
+    #[arg(long)]
+    widths: Option<Widths>,
+    #[command(flatten)]
+    compile: CompileArgs,
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `slimc bench` on one backend: a freshly initialised model of `net`.
+fn bench_on<B: SlimAutodiff>(
+    net: Arc<Network>,
+    device_name: String,
+    opts: &BenchOptions,
+    dev: B::Device,
+) -> Result<BenchReport, RuntimeError> {
+    let model = SlimNet::<B>::new(net, Vec::new(), 0, &dev);
+    bench::run(model, &dev, device_name, opts)
+}
+
+pub fn run(a: &BenchArgs) -> Result<(), Failure> {
+    if a.batch == 0 || a.steps == 0 {
+        return Err(Failure::Usage("--batch and --steps must be at least 1".into()));
+    }
+    let widths = match (a.scheme, a.width) {
+        (BenchScheme::Us, None) => BenchWidths::Sandwich,
+        (BenchScheme::Fixed, Some(w)) => BenchWidths::Fixed(w),
+        (BenchScheme::Us, Some(_)) => return Err(Failure::Usage("--width goes with --scheme fixed".into())),
+        (BenchScheme::Fixed, None) => return Err(Failure::Usage("--scheme fixed needs --width W".into())),
+    };
+    let infer_widths = match (&a.widths, &widths) {
+        (Some(ws), _) => ws.0.clone(),
+        (None, BenchWidths::Sandwich) => vec![0.25, 0.5, 0.75, 1.0],
+        (None, BenchWidths::Fixed(w)) => vec![*w],
+    };
+    let net = Arc::new(load_network(&a.file, a.network.as_deref(), &a.compile.options())?);
+    let opts = BenchOptions { batch: a.batch, steps: a.steps, warmup: 2, widths, infer_widths };
+    let report = on_device!(a.device, CpuTrain, GpuTrain, bench_on(net, a.device.to_string(), &opts)).map_err(fail)?;
+    if a.json {
+        let infer: serde_json::Map<String, Value> =
+            report.infer_img_per_s.iter().map(|t| (format!("{}", t.width), json!(t.img_per_s))).collect();
+        let doc = json!({
+            "network": report.network, "device": report.device, "batch": report.batch, "steps": report.steps,
+            "widths": report.widths, "img_per_s": report.train_img_per_s, "train_img_per_s": report.train_img_per_s,
+            "step_s": report.step_s, "infer_img_per_s": infer,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else {
+        println!("{} on {}, batch {}, {} timed steps", report.network, report.device, report.batch, report.steps);
+        println!("train ({}): {:.1} img/s ({:.3} s/step)", report.widths, report.train_img_per_s, report.step_s);
+        for t in &report.infer_img_per_s {
+            println!("inference at width {:<5} {:.1} img/s", t.width, t.img_per_s);
+        }
+    }
+    Ok(())
+}

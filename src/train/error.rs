@@ -1,0 +1,82 @@
+//! What can stop training, evaluation or a search: one enum for the whole `train` layer.
+
+use std::path::PathBuf;
+
+use crate::data::DataError;
+use crate::ir::ChannelsError;
+use crate::runtime::checkpoint::CheckpointError;
+use crate::runtime::RuntimeError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The loss became NaN or infinite; the last checkpoint is kept.
+    #[error(
+        "the loss became {loss} at step {step} (epoch {}); training stopped, the last good checkpoint is kept",
+        epoch + 1
+    )]
+    Diverged { step: usize, epoch: usize, loss: f64 },
+    /// Not one full batch per epoch.
+    #[error("a batch of {batch} is larger than the {images} training images")]
+    BatchTooLarge { batch: usize, images: usize },
+    #[error("{} is neither a run directory nor a checkpoint (no meta.json)", .0.display())]
+    NotARun(PathBuf),
+    /// A stored search (or configuration file) that does not fit the network.
+    #[error("{}: {what}", path.display())]
+    SearchFile { path: PathBuf, what: SearchFileError },
+    /// The data set's images do not have the network's input shape.
+    #[error("{data} images are {shape:?}, the network takes {want:?}")]
+    DataShape { data: String, shape: [usize; 3], want: [usize; 3] },
+    /// Non-uniform configurations of a run with one BN per width switch.
+    #[error("non-uniform configurations need shared BN; this run has one BN per width switch")]
+    SwitchableBn,
+    /// A baseline that was not trained at one fixed width.
+    #[error("{} was not trained at one fixed width", .0.display())]
+    NotFixed(PathBuf),
+    /// AutoSlim search needs a network trained at every width with shared BN.
+    #[error("search needs a network trained with the US scheme (shared BN, every width)")]
+    NotUniversal,
+    /// Search needs validation images to rank candidates.
+    #[error("the run holds out no validation images; search needs some")]
+    NoValidation,
+    #[error("cannot encode the state as JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The backend returned logits that cannot be read as f32.
+    #[error("cannot read the network's output: {0}")]
+    Output(String),
+}
+
+/// What is wrong with a stored search result, entry by entry.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SearchFileError {
+    #[error("not a `slimc search` result: {0}")]
+    NotASearch(String),
+    #[error("searched on network `{found}`, not `{expected}`")]
+    OtherNetwork { expected: String, found: String },
+    /// A per-dimension list of the options (steps, minimum) of the wrong length.
+    #[error("options.{field} has {got} entries, the network has {expected} search dimensions")]
+    OptionLength { field: &'static str, expected: usize, got: usize },
+    #[error("options.steps[{dim}] is 0; every step removes at least one channel")]
+    ZeroStep { dim: usize },
+    /// An entry's channels are not a configuration of the network.
+    #[error("{entry}.channels: {error}")]
+    Channels { entry: String, error: ChannelsError },
+    /// An entry's MACs or parameters are not what its channels cost.
+    #[error("{entry}.{field} is {stored}, but its channels give {actual}")]
+    Cost { entry: String, field: &'static str, stored: u64, actual: u64 },
+    #[error("the path is empty but {0} configurations are recorded as found")]
+    FoundWithoutPath(usize),
+    /// The search was made with other options than the ones asked for now.
+    #[error("holds a search with other options")]
+    OtherOptions,
+    /// A line of a configuration file that is not one multiplier per dimension.
+    #[error("line {line}: expected {dims} comma-separated multipliers in (0, 1]")]
+    ConfigLine { line: usize, dims: usize },
+    #[error("holds no configuration")]
+    Empty,
+}
