@@ -104,7 +104,7 @@ pub enum ExportError {
     #[error("{} is not a slimc export: {reason}", path.display())]
     NotAnExport { path: std::path::PathBuf, reason: String },
     #[error("safetensors: {0}")]
-    Safetensors(#[from] safetensors::SafeTensorError),
+    Safetensors(#[from] ::safetensors::SafeTensorError),
     #[error("safetensors: {name} is {dtype}, not F32")]
     NotF32 { name: String, dtype: String },
     #[error("cannot encode the export's metadata: {0}")]

@@ -13,7 +13,7 @@ use crate::cost;
 use crate::data::{self, DataSpec, Normalize, Plan, Split};
 use crate::ir::Network;
 use crate::runtime::checkpoint::Meta;
-use crate::runtime::{calibrate, BnSet, Mode, SlimBackend, SlimNet, WidthConfig};
+use crate::runtime::{calibrate, BnSet, Mode, RuntimeError, SlimBackend, SlimNet, WidthConfig};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Accuracy {
@@ -209,9 +209,9 @@ pub fn evaluate<B: SlimBackend>(
     for target in targets {
         let (series, width, cfg) = match target {
             Target::Uniform(w) => ("slimmable", Some(*w), l.model.uniform(*w)?),
-            Target::Multipliers(wm) => ("slimmable", None, WidthConfig::new(net.space.decode(wm, net.rounding)?)),
+            Target::Multipliers(wm) => ("slimmable", None, WidthConfig::new(net.space.decode(wm, net.rounding).map_err(RuntimeError::from)?)),
             Target::Channels(ch) => {
-                net.space.check(ch).map_err(crate::runtime::RuntimeError::from)?;
+                net.space.check(ch).map_err(RuntimeError::from)?;
                 ("search", None, WidthConfig::new(ch.clone()))
             }
             Target::SameMacs(macs) => {
