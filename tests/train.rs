@@ -356,7 +356,23 @@ fn edited_search_files_are_refused(dir: &Path, run: &str, found: &str) {
         let file = dir.join("edited.json");
         std::fs::write(&file, serde_json::to_vec(&edited).unwrap()).unwrap();
         let file = file.display().to_string();
-        let resumed = slimc(&["search", run, "--targets", "70%,40%", "--val-batches", "2", "--calibrate", "1", "--batch", "32", "--step", "4", "--quiet", "--out", &file]);
+        let resumed = slimc(&[
+            "search",
+            run,
+            "--targets",
+            "70%,40%",
+            "--val-batches",
+            "2",
+            "--calibrate",
+            "1",
+            "--batch",
+            "32",
+            "--step",
+            "4",
+            "--quiet",
+            "--out",
+            &file,
+        ]);
         let evaluated = slimc(&["eval", run, "--configs", &file, "--calibrate", "1"]);
         let bad = dir.join("bad.onnx").display().to_string();
         let exported = slimc(&["export", run, "--config", &format!("{file}#70%"), "--format", "onnx", "-o", &bad]);
@@ -397,7 +413,12 @@ fn exported_subnet_runs_in_onnxruntime() {
     let logits = fixed.forward(x.clone());
     for model in ["subnet.onnx", "folded.onnx"] {
         let o = onnx_check(&dir.join(model), &x, &logits);
-        assert!(o.status.success(), "{model}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{model}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

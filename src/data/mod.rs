@@ -107,7 +107,9 @@ pub enum SpecError {
     EmptyDir(String),
     #[error("`{0}` needs a directory: `{0}:DIR`")]
     NeedsDir(String),
-    #[error("unknown data set `{0}`; use fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR or imagefolder:DIR")]
+    #[error(
+        "unknown data set `{0}`; use fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR or imagefolder:DIR"
+    )]
     Unknown(String),
 }
 

@@ -15,9 +15,7 @@ pub fn to_bytes(subnet: &Subnet) -> Result<Vec<u8>, ExportError> {
         tensors.iter().map(|(n, t)| (n.clone(), t.bytes(), t.shape.clone())).collect();
     let views = bytes
         .iter()
-        .map(|(n, b, shape)| {
-            TensorView::new(Dtype::F32, shape.clone(), b).map(|v| (n.clone(), v))
-        })
+        .map(|(n, b, shape)| TensorView::new(Dtype::F32, shape.clone(), b).map(|v| (n.clone(), v)))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(safetensors::serialize(views, Some(metadata(subnet)))?)
 }

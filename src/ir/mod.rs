@@ -163,18 +163,9 @@ pub enum Op {
     Input,
     /// 2-D cross-correlation, zero padding: `y[o] = b[o] + Σ_{i in o's group} W[o, i] ⋆ x[i]`
     /// with `groups` evaluated at the input width ([`Groups::eval`]). Bias only if `bias`.
-    Conv {
-        kernel: [u32; 2],
-        stride: [u32; 2],
-        padding: [u32; 2],
-        dilation: [u32; 2],
-        groups: Groups,
-        bias: bool,
-    },
+    Conv { kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2], dilation: [u32; 2], groups: Groups, bias: bool },
     /// `y = x W + b` on a `[N, C]` input (a 1×1 map, flattened), `W` stored `[in, out]`.
-    Linear {
-        bias: bool,
-    },
+    Linear { bias: bool },
     /// Batch norm, ε = 1e-5: `y = γ (x − μ) / sqrt(σ² + ε) + β` per channel. Training uses
     /// the batch's μ and biased σ² = mean((x − μ)²) over N, H, W (computed in two passes,
     /// never as E[x²] − μ²); evaluation uses stored statistics, the unbiased variance
@@ -184,26 +175,16 @@ pub enum Op {
     /// `relu6(x + 3)/6`, swish `x·sigmoid(x)`).
     Act(Activation),
     /// Max over each window; padded positions never win.
-    MaxPool {
-        kernel: [u32; 2],
-        stride: [u32; 2],
-        padding: [u32; 2],
-    },
+    MaxPool { kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2] },
     /// Mean over each window; the divisor counts padded positions as
     /// [`AVG_POOL_COUNTS_PADDING`] says.
-    AvgPool {
-        kernel: [u32; 2],
-        stride: [u32; 2],
-        padding: [u32; 2],
-    },
+    AvgPool { kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2] },
     /// Mean over H and W: `[N, C, H, W] → [N, C, 1, 1]`.
     GlobalAvgPool,
     /// `[N, C, 1, 1] → [N, C]`.
     Flatten,
     /// Inverted dropout with probability `p` in training; the identity in evaluation.
-    Dropout {
-        p: f64,
-    },
+    Dropout { p: f64 },
     /// Elementwise sum of two or more inputs of equal shape.
     Add,
     /// Elementwise product of two inputs; a `[N, C, 1, 1]` gate broadcasts over H and W.
@@ -211,18 +192,11 @@ pub enum Op {
     /// Channels of two or more inputs, in input order.
     Concat,
     /// Channels `[part·C/parts, (part+1)·C/parts)` of the input (`C` its width).
-    Split {
-        part: u32,
-        parts: u32,
-    },
+    Split { part: u32, parts: u32 },
     /// Channel shuffle: view the channels as `[groups, C/groups]`, transpose, flatten.
-    Shuffle {
-        groups: u32,
-    },
+    Shuffle { groups: u32 },
     /// Spatial subsampling `x[:, :, ::s, ::s]` (option-A shortcut).
-    Subsample {
-        stride: u32,
-    },
+    Subsample { stride: u32 },
     /// Zero channels appended after the input's up to the output width (option-A shortcut).
     ZeroPad,
 }

@@ -11,7 +11,9 @@ pub fn forward<B: Backend>(x: Tensor<B, 4>, op: &Op) -> Tensor<B, 4> {
     let us = |a: [u32; 2]| a.map(|v| v as usize);
     match op {
         Op::MaxPool { kernel, stride, padding } => max_pool2d(x, us(*kernel), us(*stride), us(*padding), [1, 1], false),
-        Op::AvgPool { kernel, stride, padding } => avg_pool2d(x, us(*kernel), us(*stride), us(*padding), AVG_POOL_COUNTS_PADDING, false),
+        Op::AvgPool { kernel, stride, padding } => {
+            avg_pool2d(x, us(*kernel), us(*stride), us(*padding), AVG_POOL_COUNTS_PADDING, false)
+        }
         Op::GlobalAvgPool => x.mean_dims(&[2, 3]),
         other => unreachable!("pool::forward on {other:?}"),
     }

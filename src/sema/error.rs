@@ -14,41 +14,174 @@ pub struct Operand {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum SemaError {
-    Duplicate { what: &'static str, name: String, first: Span, second: Span },
-    ShadowsBuiltin { name: String, span: Span },
-    UnknownName { name: String, span: Span, candidates: Vec<String> },
-    UnknownCallee { name: String, span: Span, candidates: Vec<String> },
-    UnknownArgument { callee: String, name: String, span: Span, candidates: Vec<String> },
-    UnknownField { name: String, span: Span },
-    ReservedName { name: String, span: Span },
-    Recursive { chain: Vec<String>, span: Span },
-    MissingOut { block: String, span: Span },
-    MissingInput { network: String, span: Span },
-    Misplaced { what: String, span: Span, help: String },
-    TooManyArguments { callee: String, max: usize, got: usize, span: Span },
-    MissingArgument { callee: String, param: String, span: Span },
-    RepeatedArgument { name: String, span: Span, first: Span },
-    Type { expected: String, found: String, span: Span, help: Option<String> },
-    Arithmetic { message: String, span: Span },
-    Limit { what: String, value: String, limit: String, span: Span },
-    ChannelMismatch { op: String, span: Span, operands: Vec<Operand>, within: String },
-    SpatialMismatch { op: String, span: Span, operands: Vec<Operand>, within: String },
-    NotDivisible { what: String, channels: u32, divisor: u32, span: Span, origin: Span },
-    FixedForced { span: Span, fixed: u32, fixed_origin: Span, other_origin: Span },
-    DerivedConflict { span: Span, help: String },
-    ZeroPadNarrower { span: Span, input: u32, output: u32, input_origin: Span },
-    KernelTooLarge { span: Span, kernel: u32, size: u32, padding: u32 },
-    EmptyStage { span: Span },
-    HeadClasses { span: Span, got: u32, classes: u32, origin: Span },
-    NeedsFlat { op: String, span: Span, h: u32, w: u32 },
-    BadRounding { span: Span },
-    GroupWidthChange { span: Span, input: u32, output: u32, input_origin: Span },
+    Duplicate {
+        what: &'static str,
+        name: String,
+        first: Span,
+        second: Span,
+    },
+    ShadowsBuiltin {
+        name: String,
+        span: Span,
+    },
+    UnknownName {
+        name: String,
+        span: Span,
+        candidates: Vec<String>,
+    },
+    UnknownCallee {
+        name: String,
+        span: Span,
+        candidates: Vec<String>,
+    },
+    UnknownArgument {
+        callee: String,
+        name: String,
+        span: Span,
+        candidates: Vec<String>,
+    },
+    UnknownField {
+        name: String,
+        span: Span,
+    },
+    ReservedName {
+        name: String,
+        span: Span,
+    },
+    Recursive {
+        chain: Vec<String>,
+        span: Span,
+    },
+    MissingOut {
+        block: String,
+        span: Span,
+    },
+    MissingInput {
+        network: String,
+        span: Span,
+    },
+    Misplaced {
+        what: String,
+        span: Span,
+        help: String,
+    },
+    TooManyArguments {
+        callee: String,
+        max: usize,
+        got: usize,
+        span: Span,
+    },
+    MissingArgument {
+        callee: String,
+        param: String,
+        span: Span,
+    },
+    RepeatedArgument {
+        name: String,
+        span: Span,
+        first: Span,
+    },
+    Type {
+        expected: String,
+        found: String,
+        span: Span,
+        help: Option<String>,
+    },
+    Arithmetic {
+        message: String,
+        span: Span,
+    },
+    Limit {
+        what: String,
+        value: String,
+        limit: String,
+        span: Span,
+    },
+    ChannelMismatch {
+        op: String,
+        span: Span,
+        operands: Vec<Operand>,
+        within: String,
+    },
+    SpatialMismatch {
+        op: String,
+        span: Span,
+        operands: Vec<Operand>,
+        within: String,
+    },
+    NotDivisible {
+        what: String,
+        channels: u32,
+        divisor: u32,
+        span: Span,
+        origin: Span,
+    },
+    FixedForced {
+        span: Span,
+        fixed: u32,
+        fixed_origin: Span,
+        other_origin: Span,
+    },
+    DerivedConflict {
+        span: Span,
+        help: String,
+    },
+    ZeroPadNarrower {
+        span: Span,
+        input: u32,
+        output: u32,
+        input_origin: Span,
+    },
+    KernelTooLarge {
+        span: Span,
+        kernel: u32,
+        size: u32,
+        padding: u32,
+    },
+    EmptyStage {
+        span: Span,
+    },
+    HeadClasses {
+        span: Span,
+        got: u32,
+        classes: u32,
+        origin: Span,
+    },
+    NeedsFlat {
+        op: String,
+        span: Span,
+        h: u32,
+        w: u32,
+    },
+    BadRounding {
+        span: Span,
+    },
+    GroupWidthChange {
+        span: Span,
+        input: u32,
+        output: u32,
+        input_origin: Span,
+    },
     /// A setting (made outside the file) names no parameter of any network.
-    UnknownSetting { name: String, networks: Vec<(String, Span)>, parameters: Vec<String>, candidates: Vec<String> },
+    UnknownSetting {
+        name: String,
+        networks: Vec<(String, Span)>,
+        parameters: Vec<String>,
+        candidates: Vec<String>,
+    },
     /// `error` arose where the network reads a parameter whose value was set outside the file.
-    FromSetting { error: Box<SemaError>, name: String, value: String },
+    FromSetting {
+        error: Box<SemaError>,
+        name: String,
+        value: String,
+    },
     /// One parameter given by position and again by name: `conv(16, 3, k=5)`.
-    PositionalAndNamed { callee: String, name: String, positional: Span, named: Span },
+    PositionalAndNamed {
+        callee: String,
+        name: String,
+        positional: Span,
+        named: Span,
+    },
 }
 
 fn did_you_mean(candidates: &[String]) -> Option<String> {

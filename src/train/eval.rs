@@ -209,7 +209,9 @@ pub fn evaluate<B: SlimBackend>(
     for target in targets {
         let (series, width, cfg) = match target {
             Target::Uniform(w) => ("slimmable", Some(*w), l.model.uniform(*w)?),
-            Target::Multipliers(wm) => ("slimmable", None, WidthConfig::new(net.space.decode(wm, net.rounding).map_err(RuntimeError::from)?)),
+            Target::Multipliers(wm) => {
+                ("slimmable", None, WidthConfig::new(net.space.decode(wm, net.rounding).map_err(RuntimeError::from)?))
+            }
             Target::Channels(ch) => {
                 net.space.check(ch).map_err(RuntimeError::from)?;
                 ("search", None, WidthConfig::new(ch.clone()))

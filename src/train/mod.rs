@@ -56,9 +56,8 @@ impl Sandwich {
         rng: &mut StdRng,
     ) -> Result<Vec<WidthConfig>, RuntimeError> {
         let net = &model.net;
-        let decode = |wm: Vec<f64>| {
-            net.space.decode(&wm, net.rounding).map(WidthConfig::new).map_err(RuntimeError::from)
-        };
+        let decode =
+            |wm: Vec<f64>| net.space.decode(&wm, net.rounding).map(WidthConfig::new).map_err(RuntimeError::from);
         let n = net.space.search_dim();
         let mut out = vec![decode(vec![1.0; n])?, decode(vec![self.min_width; n])?];
         for _ in 0..self.random {
@@ -182,7 +181,11 @@ pub fn inference<B: AutodiffBackend>(model: &SlimNet<B>) -> SlimNet<B::InnerBack
 }
 
 /// A batch as tensors on `device`.
-pub fn tensors<B: burn::tensor::backend::Backend>(b: &Batch, shape: [usize; 3], device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+pub fn tensors<B: burn::tensor::backend::Backend>(
+    b: &Batch,
+    shape: [usize; 3],
+    device: &B::Device,
+) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
     let [c, h, w] = shape;
     let x = Tensor::from_data(TensorData::new(b.x.clone(), [b.n, c, h, w]), device);
     let y = Tensor::from_data(TensorData::new(b.y.iter().map(|&v| i64::from(v)).collect::<Vec<_>>(), [b.n]), device);

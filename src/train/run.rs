@@ -123,7 +123,6 @@ pub trait Progress {
 pub struct Quiet;
 impl Progress for Quiet {}
 
-
 /// The checkpoint directory of a run directory.
 pub fn checkpoint_dir(run: &Path) -> PathBuf {
     run.join("checkpoint")

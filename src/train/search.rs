@@ -87,8 +87,7 @@ impl SearchState {
     /// Reads a stored search for `net` from JSON text and checks it against the network
     /// ([`validate`](Self::validate)).
     pub fn parse(text: &str, net: &Network) -> Result<SearchState, SearchFileError> {
-        let state: SearchState =
-            serde_json::from_str(text).map_err(|e| SearchFileError::NotASearch(e.to_string()))?;
+        let state: SearchState = serde_json::from_str(text).map_err(|e| SearchFileError::NotASearch(e.to_string()))?;
         state.validate(net)?;
         Ok(state)
     }
