@@ -14,10 +14,10 @@ use slimc::runtime::SlimNet;
 use slimc::train::{step, Sandwich, StepOptions};
 
 fn main() {
-    let source = std::fs::read_to_string("models/resnet20.slim").expect("run from the repository root");
+    let source = include_str!("../models/resnet20.slim");
     let settings = vec![("size".into(), ParamValue::Int(8)), ("classes".into(), ParamValue::Int(4))];
     let options = slimc::Options { settings, ..Default::default() };
-    let net = slimc::compile(&source, "models/resnet20.slim", &options).expect("the zoo compiles").remove(0);
+    let net = slimc::compile(source, "models/resnet20.slim", &options).expect("the zoo compiles").remove(0);
     let device = Default::default();
     let mut model = SlimNet::<CpuTrain>::new(Arc::new(net), Vec::new(), 0, &device);
     let mut optim = SgdConfig::new().init();
