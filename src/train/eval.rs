@@ -1,86 +1,19 @@
-//! Accuracy of a trained network at a width: BN calibration on training batches (no
-//! augmentation, cumulative average), then top-1 / top-5 on a held-out split; and the
-//! evaluation of a run at a list of widths or configurations that `slimc eval` reports.
+//! The evaluation of a trained run at a list of widths or configurations, and against
+//! fixed-width baselines: what `slimc eval` reports (the measurements are `measure`'s).
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub use super::measure::{accuracy, calibration, Accuracy};
 use super::run::{self, RunState, Scheme, TrainOptions};
 use super::search::SearchState;
-use super::{tensors, SearchFileError, TrainError};
+use super::{SearchFileError, TrainError};
 use crate::cost;
-use crate::data::{self, DataSpec, Normalize, Plan, Split};
+use crate::data::{self, DataSpec, Split};
 use crate::ir::Network;
 use crate::runtime::checkpoint::Meta;
-use crate::runtime::{calibrate, BnSet, Mode, RuntimeError, SlimBackend, SlimNet, WidthConfig};
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Accuracy {
-    pub top1: f64,
-    /// Top-5 accuracy where there are more than 5 classes.
-    pub top5: Option<f64>,
-    pub images: usize,
-}
-
-/// BN statistics for `cfg` from the first `batches` batches of `split` (in order).
-pub fn calibration<B: SlimBackend>(
-    model: &SlimNet<B>,
-    cfg: &WidthConfig,
-    split: &Split,
-    norm: &Normalize,
-    batch: usize,
-    batches: usize,
-    device: &B::Device,
-) -> Result<BnSet<B>, TrainError> {
-    let shape = split.images.shape();
-    let mut failed = None;
-    let stream = data::batches(split, split.indices.clone(), norm, Plan::eval(batch)).take(batches.max(1)).map_while(
-        |b| match b {
-            Ok(b) => Some(tensors::<B>(&b, shape, device).0),
-            Err(e) => {
-                failed = Some(e);
-                None
-            }
-        },
-    );
-    let stats = calibrate(model, cfg, stream)?;
-    match failed {
-        Some(e) => Err(e.into()),
-        None => Ok(stats),
-    }
-}
-
-/// Top-1 (and top-5) accuracy of `model` at `cfg` with statistics `stats` on `split`.
-pub fn accuracy<B: SlimBackend>(
-    model: &SlimNet<B>,
-    cfg: &WidthConfig,
-    stats: &BnSet<B>,
-    split: &Split,
-    norm: &Normalize,
-    batch: usize,
-    device: &B::Device,
-) -> Result<Accuracy, TrainError> {
-    let shape = split.images.shape();
-    let (mut top1, mut top5, mut n, mut classes) = (0usize, 0usize, 0usize, 0usize);
-    for b in data::batches(split, split.indices.clone(), norm, Plan::eval(batch)) {
-        let b = b?;
-        let (x, _) = tensors::<B>(&b, shape, device);
-        let logits = model.forward(x, cfg, Mode::Eval(stats))?.logits;
-        classes = logits.dims()[1];
-        let values: Vec<f32> = logits.into_data().to_vec().map_err(|e| TrainError::Output(format!("{e:?}")))?;
-        for (row, &label) in values.chunks(classes).zip(&b.y) {
-            let own = row[label as usize];
-            // The label's rank: how many classes score strictly higher (ties count for it).
-            let above = row.iter().filter(|&&v| v > own).count();
-            top1 += usize::from(above == 0);
-            top5 += usize::from(above < 5);
-        }
-        n += b.n;
-    }
-    let frac = |k: usize| k as f64 / n.max(1) as f64;
-    Ok(Accuracy { top1: frac(top1), top5: (classes > 5).then(|| frac(top5)), images: n })
-}
+use crate::runtime::{RuntimeError, SlimBackend, SlimNet, WidthConfig};
 
 /// A trained run opened for evaluation: model, training state and its data.
 pub struct Loaded<B: SlimBackend> {

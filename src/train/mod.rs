@@ -7,6 +7,7 @@
 pub mod bench;
 mod error;
 pub mod eval;
+mod measure;
 pub mod run;
 pub mod search;
 

@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::{eval, step, tensors, Sampling, Sandwich, StepOptions, TrainError};
+use super::{measure, step, tensors, Sampling, Sandwich, StepOptions, TrainError};
 use crate::data::{self, DataSpec, Dataset, Normalize, Plan, Split};
 use crate::runtime::checkpoint::{self, CheckpointError, Meta};
 use crate::runtime::{RuntimeError, SlimAutodiff, SlimBackend, SlimNet, WidthConfig};
@@ -285,7 +285,7 @@ impl<B: SlimAutodiff> Run<B> {
                 let (stats, result) = if val.is_empty() {
                     (None, None)
                 } else {
-                    let calib = eval::calibration(
+                    let calib = measure::calibration(
                         &inner,
                         &cfg,
                         &train,
@@ -294,7 +294,7 @@ impl<B: SlimAutodiff> Run<B> {
                         opts.calibrate,
                         device,
                     )?;
-                    let r = eval::accuracy(&inner, &cfg, &calib, &val, &self.state.normalize, opts.batch, device)?;
+                    let r = measure::accuracy(&inner, &cfg, &calib, &val, &self.state.normalize, opts.batch, device)?;
                     (Some(calib), Some(r.top1))
                 };
                 if let Some(s) = stats {

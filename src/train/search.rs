@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::eval::{accuracy, calibration};
+use super::measure::{accuracy, calibration};
 use super::{SearchFileError, TrainError};
 use crate::cost;
 use crate::data::{Normalize, Split};
