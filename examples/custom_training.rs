@@ -31,7 +31,7 @@ fn main() {
         let (next, loss) = step(model, &mut optim, x.clone(), y.clone(), &widths, &opts).expect("a training step");
         model = next;
         if i % 5 == 0 || i == 19 {
-            println!("step {i:>2}: full-width loss {loss:.4}");
+            println!("step {i:>2}: full-width loss {:.4}", loss.read());
         }
     }
 }

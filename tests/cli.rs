@@ -144,6 +144,19 @@ fn bench_reports_throughput() {
         assert_eq!(code(&o), 2);
         assert!(String::from_utf8_lossy(&o.stderr).contains("--features cuda"));
     }
+    if !cfg!(feature = "wgpu") {
+        let o = slimc(&["bench", "models/resnet20.slim", "--device", "wgpu:cpu"]);
+        assert_eq!(code(&o), 2);
+        assert!(String::from_utf8_lossy(&o.stderr).contains("--features wgpu"));
+    }
+    // An adapter that does not exist is refused before Burn is asked for it.
+    let o = slimc(&["bench", "models/resnet20.slim", "--device", "wgpu:integrated:97"]);
+    assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    if cfg!(feature = "wgpu") {
+        assert!(err.contains("wgpu:integrated:97: no such adapter"), "{err}");
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! the runtime's weights and BN statistics through its `layers_mut()`, computes the
 //! runtime's logits at full, uniform and non-uniform widths.
 
+#[macro_use]
 mod common;
 
 // The emitted code of every zoo model (scripts/emit-zoo.sh writes these files).
@@ -88,10 +89,8 @@ mod shufflenet_v2;
 #[path = "emitted/wrn40_4.rs"]
 mod wrn40_4;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use burn::module::{Param, RunningState};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 
@@ -139,43 +138,6 @@ fn setup<B: Backend>(name: &str) -> (SlimNet<B>, BnSet<B>, Vec<WidthConfig>) {
     let wm: Vec<f64> = (0..net.space.search_dim()).map(|i| if i % 3 == 1 { 1.0 } else { 0.4 }).collect();
     cfgs.push(WidthConfig::new(net.space.decode(&wm, net.rounding).unwrap()));
     (slim, stats, cfgs)
-}
-
-/// The emitted module of `$module` on backend `$b`, holding `slim`'s parameters and the
-/// statistics of `stats`, copied by layer name through `layers_mut()`.
-macro_rules! loaded {
-    ($module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr) => {{
-        use $module::LayerMut;
-        let (slim, stats) = (&$slim, &$stats);
-        let index: HashMap<&str, usize> = slim.net.layers.iter().map(|(id, l)| (l.name.as_str(), id.index())).collect();
-        let mut emitted = $module::$ty::<$b>::init(&Default::default());
-        let mut copied = 0;
-        for (layer, target) in emitted.layers_mut() {
-            let i = index[layer];
-            let p = &slim.layers[i];
-            match target {
-                LayerMut::Conv(c) => {
-                    c.weight = Param::from_tensor(p.conv.as_ref().unwrap().val());
-                    c.bias = p.bias.as_ref().map(|b| Param::from_tensor(b.val()));
-                }
-                LayerMut::Linear(l) => {
-                    l.weight = Param::from_tensor(p.linear.as_ref().unwrap().val());
-                    l.bias = p.bias.as_ref().map(|b| Param::from_tensor(b.val()));
-                }
-                LayerMut::BatchNorm(bn) => {
-                    bn.gamma = Param::from_tensor(p.gamma[0].val());
-                    bn.beta = Param::from_tensor(p.beta[0].val());
-                    let (mean, var) = stats.layers[i].clone().unwrap();
-                    bn.mean = RunningState::new(mean);
-                    bn.var = RunningState::new(var);
-                }
-            }
-            copied += 1;
-        }
-        let with_params = slim.layers.iter().filter(|p| p.conv.is_some() || p.linear.is_some() || !p.gamma.is_empty());
-        assert_eq!(copied, with_params.count(), "layers_mut lists every parameter layer");
-        emitted
-    }};
 }
 
 /// Inference: the emitted module against the runtime with stored statistics.

@@ -466,3 +466,48 @@ fn exports_of_the_searched_configuration(dir: &Path, run: &str, found: &str) {
         assert!(!bad.exists(), "nothing is written");
     }
 }
+
+/// `slimc train`, `export` and `bench` on a wgpu adapter through the real binary
+/// (`--features wgpu`; `SLIMC_TEST_WGPU` names the adapter, default `wgpu:cpu`, Mesa's
+/// llvmpipe). Five training steps give flex's weights, and the exported subnet, calibrated
+/// on wgpu, is flex's export.
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_device_trains_exports_and_benches() {
+    let device = std::env::var("SLIMC_TEST_WGPU").unwrap_or_else(|_| "wgpu:cpu".into());
+    let (dir, data) = synthetic_run("wgpu", 128);
+    let runs: Vec<String> = ["cpu", "wgpu"].iter().map(|d| dir.join(d).display().to_string()).collect();
+    for (run, dev) in runs.iter().zip(["cpu", device.as_str()]) {
+        let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--epochs", "1", "--out", run];
+        args.extend(["--max-steps", "5", "--device", dev, "--batch", "16", "--val-images", "32", "--calibrate", "1"]);
+        args.extend(["--quiet", "--lr", "0.05"]);
+        ok(&slimc(&args));
+    }
+    let (want, got) = (weights(Path::new(&runs[0])), weights(Path::new(&runs[1])));
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = want.iter().zip(&got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(diff <= 1e-4 * scale, "five steps on {device} differ from flex by {diff} (scale {scale})");
+
+    let export = |dev: &str, file: &str| {
+        let path = dir.join(file);
+        let out = path.display().to_string();
+        let args = ["export", &runs[1], "--config", "0.5", "--format", "safetensors", "-o", &out, "--calibrate", "2"];
+        ok(&slimc(&[&args[..], &["--device", dev]].concat()));
+        slimc::export::safetensors::read(&std::fs::read(path).unwrap()).unwrap()
+    };
+    let (want, got) = (export("cpu", "cpu.safetensors"), export(&device, "wgpu.safetensors"));
+    assert_eq!(want.len(), got.len());
+    for ((name, a), (_, b)) in want.iter().zip(&got) {
+        assert_eq!(a.shape, b.shape, "{name}");
+        let scale = a.data.iter().fold(1f32, |m, v| m.max(v.abs()));
+        let diff = a.data.iter().zip(&b.data).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(diff <= 1e-4 * scale, "{name}: exported on {device}, differs by {diff}");
+    }
+
+    let args = ["bench", "models/resnet20.slim", "--set", "size=8", "--batch", "4", "--steps", "1", "--json"];
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(&slimc(&[&args[..], &["--device", &device]].concat()))).unwrap();
+    assert!(doc["device"].as_str().unwrap().starts_with(&format!("{device} (")), "{doc}");
+    assert!(doc["train_img_per_s"].as_f64().unwrap() > 0.0, "{doc}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -28,7 +28,7 @@ pub struct BenchArgs {
     /// Which network of the file (needed when it holds several).
     #[arg(long)]
     network: Option<String>,
-    /// cpu, cuda or cuda:N.
+    /// cpu, cuda[:N], wgpu[:N], wgpu:integrated[:N] or wgpu:cpu (the software adapter).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: DeviceSpec,
     #[arg(long, default_value_t = 128)]
@@ -81,7 +81,8 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
     };
     let net = Arc::new(load_network(&a.file, a.network.as_deref(), &a.compile.options())?);
     let opts = BenchOptions { batch: a.batch, steps: a.steps, warmup: 2, widths, infer_widths };
-    let report = on_device!(a.device, CpuTrain, GpuTrain, bench_on(net, a.device.to_string(), &opts)).map_err(fail)?;
+    let device_name = a.device.describe().map_err(|e| Failure::Usage(e.to_string()))?;
+    let report = on_device!(a.device, train, bench_on(net, device_name, &opts)).map_err(fail)?;
     if a.json {
         let infer: serde_json::Map<String, Value> =
             report.infer_img_per_s.iter().map(|t| (format!("{}", t.width), json!(t.img_per_s))).collect();

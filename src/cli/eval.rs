@@ -34,7 +34,7 @@ pub struct EvalArgs {
     /// Evaluate on another copy of the data set (default: the one the run trained on).
     #[arg(long, value_parser = parse_data)]
     data: Option<DataSpec>,
-    /// cpu, cuda or cuda:N.
+    /// cpu, cuda[:N], wgpu[:N], wgpu:integrated[:N] or wgpu:cpu (the software adapter).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: DeviceSpec,
     /// Print one JSON document on stdout.
@@ -52,7 +52,7 @@ pub fn run(a: &EvalArgs) -> Result<(), Failure> {
     if a.batch == 0 {
         return Err(Failure::Usage("--batch must be at least 1".into()));
     }
-    on_device!(a.device, Cpu, Gpu, go(a))
+    on_device!(a.device, infer, go(a))
 }
 
 fn go<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {

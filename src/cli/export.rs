@@ -55,7 +55,7 @@ pub struct ExportArgs {
     /// Calibrate on another copy of the data set (default: the one the run trained on).
     #[arg(long, value_parser = parse_data)]
     data: Option<DataSpec>,
-    /// cpu, cuda or cuda:N (for calibration).
+    /// cpu, cuda[:N], wgpu[:N], wgpu:integrated[:N] or wgpu:cpu (for calibration).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: DeviceSpec,
     /// Print the report as one JSON document on stdout.
@@ -64,7 +64,7 @@ pub struct ExportArgs {
 }
 
 pub fn run(a: &ExportArgs) -> Result<(), Failure> {
-    on_device!(a.device, Cpu, Gpu, go(a))
+    on_device!(a.device, infer, go(a))
 }
 
 fn go<B: SlimBackend>(a: &ExportArgs, dev: B::Device) -> Result<(), Failure> {

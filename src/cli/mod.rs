@@ -2,18 +2,31 @@
 //! and formats what it returns. This layer is the only one that prints or exits.
 //! Exit codes: 0 success, 1 the input has errors (diagnostics printed), 2 usage or IO error.
 
-/// Calls `f::<B>(args…, device)` with the backend `--device` chose: `slimc::runtime::device`'s
-/// `$cpu` type, or `$gpu` (built with the `cuda` feature).
+/// Calls `f::<B>(args…, device)` with the backend `--device` chose: for `infer`,
+/// `slimc::runtime::device`'s `Cpu`, `Cuda` or `Wgpu`; for `train`, their autodiff
+/// `CpuTrain`, `CudaTrain` or `WgpuTrain`. A backend this build lacks was refused by
+/// `parse_device`.
 macro_rules! on_device {
-    ($spec:expr, $cpu:ident, $gpu:ident, $f:ident($($arg:expr),*)) => {
+    ($spec:expr, infer, $f:ident($($arg:expr),*)) => {
+        on_device!(@ $spec, Cpu, Cuda, Wgpu, $f($($arg),*))
+    };
+    ($spec:expr, train, $f:ident($($arg:expr),*)) => {
+        on_device!(@ $spec, CpuTrain, CudaTrain, WgpuTrain, $f($($arg),*))
+    };
+    (@ $spec:expr, $cpu:ident, $cuda:ident, $wgpu:ident, $f:ident($($arg:expr),*)) => {
         match $spec {
             slimc::runtime::device::DeviceSpec::Cpu => $f::<slimc::runtime::device::$cpu>($($arg,)* Default::default()),
             #[cfg(feature = "cuda")]
             slimc::runtime::device::DeviceSpec::Cuda(n) => {
-                $f::<slimc::runtime::device::$gpu>($($arg,)* burn::backend::cuda::CudaDevice::new(n))
+                $f::<slimc::runtime::device::$cuda>($($arg,)* burn::backend::cuda::CudaDevice::new(n))
             }
-            #[cfg(not(feature = "cuda"))]
-            slimc::runtime::device::DeviceSpec::Cuda(_) => unreachable!("checked by DeviceSpec::available"),
+            #[cfg(feature = "wgpu")]
+            slimc::runtime::device::DeviceSpec::Wgpu(adapter) => {
+                let device = slimc::runtime::device::DeviceSpec::wgpu_device(adapter);
+                $f::<slimc::runtime::device::$wgpu>($($arg,)* device)
+            }
+            #[allow(unreachable_patterns)]
+            other => unreachable!("{other} was refused by parse_device"),
         }
     };
 }
@@ -95,7 +108,8 @@ fn parse_setting(kv: &str) -> Result<(String, ParamValue), String> {
     Ok((k.trim().to_string(), value))
 }
 
-/// `--device`: cpu, cuda or cuda:N, refused at parse time when this build cannot run it.
+/// `--device`: cpu, cuda[:N] or wgpu[:N|:integrated[:N]|:cpu], refused at parse time when
+/// this build cannot run it or (wgpu) the adapter does not exist.
 pub fn parse_device(s: &str) -> Result<DeviceSpec, String> {
     let d = DeviceSpec::parse(s).map_err(|e| e.to_string())?;
     d.available().map_err(|e| e.to_string())?;

@@ -58,7 +58,7 @@ pub struct SearchArgs {
     /// Draw the greedy path (validation accuracy against MACs) into an .svg or .png file.
     #[arg(long)]
     plot: Option<PathBuf>,
-    /// cpu, cuda or cuda:N.
+    /// cpu, cuda[:N], wgpu[:N], wgpu:integrated[:N] or wgpu:cpu (the software adapter).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: DeviceSpec,
     /// Print the result as one JSON document on stdout.
@@ -108,7 +108,7 @@ fn targets(a: &SearchArgs, full: u64) -> Result<Vec<u64>, Failure> {
 }
 
 pub fn run(a: &SearchArgs) -> Result<(), Failure> {
-    on_device!(a.device, Cpu, Gpu, go(a))
+    on_device!(a.device, infer, go(a))
 }
 
 fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {

@@ -103,7 +103,7 @@ pub struct TrainArgs {
     /// BN calibration batches before each validation.
     #[arg(long, default_value_t = 10)]
     calibrate: usize,
-    /// cpu, cuda or cuda:N.
+    /// cpu, cuda[:N], wgpu[:N], wgpu:integrated[:N] or wgpu:cpu (the software adapter).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: DeviceSpec,
     /// The run directory (checkpoint/, metrics.jsonl); default runs/<network>-<scheme>.
@@ -206,7 +206,7 @@ pub fn run(a: &TrainArgs, matches: Option<&ArgMatches>) -> Result<(), Failure> {
             )));
         }
     }
-    on_device!(a.device, CpuTrain, GpuTrain, train(a))
+    on_device!(a.device, train, train(a))
 }
 
 /// A library error, with what the user can do about it where the message cannot name flags.
@@ -244,7 +244,7 @@ fn train<B: SlimAutodiff>(a: &TrainArgs, dev: B::Device) -> Result<(), Failure> 
         opts.scheme,
         opts.epochs,
         opts.batch,
-        a.device
+        a.device.describe().unwrap_or_else(|_| a.device.to_string())
     );
     let mut progress = Bar::new(a.quiet);
     let run = run.train(&data, &run_dir, &dev, &mut progress).map_err(train_failure)?;

@@ -1,7 +1,8 @@
 //! The backends slimc runs on: any Burn backend, with the convolution routed through
 //! [`SlimBackend`] so that flex can use the im2col + gemm kernels of `kernels.rs` for the
 //! forward and both gradients, and `Autodiff<B>` records one node whose backward asks the
-//! inner backend for all gradients at once. CUDA keeps Burn's own conv kernels.
+//! inner backend for all gradients at once. CUDA and wgpu keep Burn's own (CubeCL) conv
+//! kernels: the trait's default methods, the "generic path" that `tests/wgpu.rs` checks.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -11,8 +12,8 @@ use burn::backend::autodiff::NodeId;
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::ops::{ConvOptions, FloatTensor, FloatTensorOps, ModuleOps};
-use burn::tensor::{Bytes, DType, Shape, TensorMetadata};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, FloatTensorOps, ModuleOps};
+use burn::tensor::{Bytes, DType, Shape, Tensor, TensorMetadata, TensorPrimitive};
 
 use super::kernels::{self, Geometry};
 
@@ -61,6 +62,9 @@ impl<B: AutodiffBackend<InnerBackend: SlimBackend> + SlimBackend> SlimAutodiff f
 
 #[cfg(feature = "cuda")]
 impl SlimBackend for burn::backend::Cuda {}
+
+#[cfg(feature = "wgpu")]
+impl SlimBackend for burn::backend::Wgpu {}
 
 /// The geometry of a conv on flex tensors, or None where the kernels do not apply
 /// (a dtype other than f32).
@@ -140,8 +144,68 @@ fn default_backward<B: Backend>(
     let bias = bias.filter(|_| wanted.bias).map(|b| B::conv2d_bias_backward(x.clone(), b, grad.clone()));
     let weight_grad =
         wanted.weight.then(|| B::conv2d_weight_backward(x.clone(), weight.clone(), grad.clone(), options.clone()));
-    let x = wanted.x.then(|| B::conv2d_x_backward(x, weight, grad, options));
+    let x = wanted.x.then(|| {
+        if short_kernel(&weight.shape(), &options) {
+            x_grad_short_kernel::<B>(x.shape(), weight, grad, options)
+        } else {
+            B::conv2d_x_backward(x, weight, grad, options)
+        }
+    });
     ConvGrads { x, weight: weight_grad, bias }
+}
+
+/// Whether a kernel's dilated extent is shorter than its stride in some dimension (a 1x1
+/// conv with stride 2: the downsampling shortcuts of ResNet-50 and RegNet).
+fn short_kernel(weight: &Shape, options: &ConvOptions<2>) -> bool {
+    let [_, _, kh, kw] = weight.dims();
+    [kh, kw].iter().enumerate().any(|(i, k)| k * options.dilation[i] < options.stride[i])
+}
+
+/// The input gradient of a conv whose kernel is shorter than its stride.
+///
+/// Burn 0.21's CubeCL transposed convolution, through which CUDA and wgpu compute every
+/// strided conv's input gradient, visits no input row when `kernel · dilation < stride`
+/// and returns zeros there (tests/wgpu.rs found it: RegNetY's gradients below its first
+/// 1x1 stride-2 shortcut were all wrong). The same gradient comes from the kernel padded
+/// with zeros at its end until it spans the stride: every output reads the same inputs with
+/// the same weights, and the taps added read only zeros. The transposed conv then covers at
+/// least the input, and is cut to it.
+fn x_grad_short_kernel<B: Backend>(
+    x_shape: Shape,
+    weight: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    options: ConvOptions<2>,
+) -> FloatTensor<B> {
+    let weight = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(weight));
+    let grad = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(grad));
+    let [out_c, per_group, kh, kw] = weight.dims();
+    let [_, _, out_h, out_w] = grad.dims();
+    let [n, in_c, h, w] = x_shape.dims();
+    let spans = |k: usize, i: usize| {
+        if k * options.dilation[i] < options.stride[i] {
+            options.stride[i].div_ceil(options.dilation[i])
+        } else {
+            k
+        }
+    };
+    let (kh2, kw2) = (spans(kh, 0), spans(kw, 1));
+    let padded = Tensor::<B, 4>::zeros([out_c, per_group, kh2, kw2], &weight.device())
+        .slice_assign([0..out_c, 0..per_group, 0..kh, 0..kw], weight);
+    // The transposed conv's extent without output padding, and the padding that reaches
+    // the input's size where it falls short.
+    let extent = |out: usize, k: usize, i: usize| {
+        ((out - 1) * options.stride[i] + options.dilation[i] * (k - 1) + 1).saturating_sub(2 * options.padding[i])
+    };
+    let (eh, ew) = (extent(out_h, kh2, 0), extent(out_w, kw2, 1));
+    let transpose = ConvTransposeOptions::new(
+        options.stride,
+        options.padding,
+        [h.saturating_sub(eh), w.saturating_sub(ew)],
+        options.dilation,
+        options.groups,
+    );
+    let full = burn::tensor::module::conv_transpose2d(grad, padded, None, transpose);
+    full.slice([0..n, 0..in_c, 0..h, 0..w]).into_primitive().tensor()
 }
 
 /// The autodiff node of a convolution without bias (parents: x, weight).
@@ -226,6 +290,48 @@ impl<B: SlimBackend, C: CheckpointStrategy> SlimBackend for Autodiff<B, C> {
         match bias {
             None => record::<B, C, Conv, 2>(Conv, x, weight, None, options),
             Some(b) => record::<B, C, ConvBias, 3>(ConvBias, x, weight, Some(b), options),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    /// The short-kernel input gradient equals Burn's own flex `conv2d_x_backward` (flex's
+    /// transposed convolution is not the CubeCL one), over 1x1 kernels with strides 2 and 3,
+    /// odd sizes, padding, groups, a 2x2 kernel with stride 4 and a dilated one.
+    #[test]
+    fn short_kernel_input_gradient_equals_flex() {
+        let device = Default::default();
+        // (in_c, out_c, kernel, stride, padding, dilation, groups, size)
+        let cases = [
+            (4, 6, [1, 1], [2, 2], [0, 0], [1, 1], 1, [4, 4]),
+            (4, 6, [1, 1], [2, 2], [0, 0], [1, 1], 1, [5, 7]),
+            (4, 4, [1, 1], [3, 2], [1, 0], [1, 1], 2, [8, 6]),
+            (3, 5, [2, 2], [4, 4], [1, 1], [1, 1], 1, [9, 10]),
+            (2, 2, [2, 1], [5, 3], [0, 0], [2, 1], 1, [11, 7]),
+        ];
+        for (in_c, out_c, k, stride, padding, dilation, groups, [h, w]) in cases {
+            let options = ConvOptions::new(stride, padding, dilation, groups);
+            assert!(short_kernel(&Shape::new([out_c, in_c / groups, k[0], k[1]]), &options));
+            let x = Tensor::<Flex, 4>::random([2, in_c, h, w], Distribution::Normal(0.0, 1.0), &device);
+            let weight =
+                Tensor::<Flex, 4>::random([out_c, in_c / groups, k[0], k[1]], Distribution::Normal(0.0, 1.0), &device);
+            let y = burn::tensor::module::conv2d(x.clone(), weight.clone(), None, options.clone());
+            let grad = Tensor::<Flex, 4>::random(y.dims(), Distribution::Normal(0.0, 1.0), &device);
+            let prim = |t: &Tensor<Flex, 4>| t.clone().into_primitive().tensor();
+            let want = Flex::conv2d_x_backward(prim(&x), prim(&weight), prim(&grad), options.clone());
+            let got = x_grad_short_kernel::<Flex>(x.shape(), prim(&weight), prim(&grad), options);
+            let (want, got) = (
+                Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(want)),
+                Tensor::from_primitive(TensorPrimitive::Float(got)),
+            );
+            assert_eq!(got.dims(), [2, in_c, h, w]);
+            let diff: f32 = (want.clone() - got).abs().max().into_scalar();
+            let scale: f32 = want.abs().max().into_scalar();
+            assert!(scale > 0.0 && diff <= 1e-5 * scale, "k {k:?} stride {stride:?} size {h}x{w}: differs by {diff}");
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Backends: `flex` on the CPU (always built) and CUDA behind the `cuda` cargo feature,
-//! chosen at run time by `--device cpu|cuda[:N]`.
+//! Backends: `flex` on the CPU (always built), CUDA behind the `cuda` cargo feature and
+//! wgpu (Vulkan, Metal, DX12; Mesa's software Vulkan without a GPU) behind `wgpu`, chosen
+//! at run time by `--device cpu|cuda[:N]|wgpu[:N|:integrated[:N]|:cpu]`.
 
 /// The CPU backend for inference.
 pub type Cpu = burn::backend::Flex;
@@ -7,44 +8,103 @@ pub type Cpu = burn::backend::Flex;
 pub type CpuTrain = burn::backend::Autodiff<Cpu>;
 
 #[cfg(feature = "cuda")]
-pub type Gpu = burn::backend::Cuda;
+pub type Cuda = burn::backend::Cuda;
 #[cfg(feature = "cuda")]
-pub type GpuTrain = burn::backend::Autodiff<Gpu>;
+pub type CudaTrain = burn::backend::Autodiff<Cuda>;
+
+#[cfg(feature = "wgpu")]
+pub type Wgpu = burn::backend::Wgpu;
+#[cfg(feature = "wgpu")]
+pub type WgpuTrain = burn::backend::Autodiff<Wgpu>;
+
+/// Which wgpu adapter: the kinds wgpu reports, each numbered from 0 in the order the
+/// graphics API lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adapter {
+    /// The best one the graphics API offers (a discrete GPU first).
+    Default,
+    Discrete(usize),
+    Integrated(usize),
+    /// A software rasteriser (Mesa's llvmpipe): runs the GPU kernels on the CPU.
+    Cpu,
+}
 
 /// A parsed `--device` value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceSpec {
     Cpu,
     Cuda(usize),
+    Wgpu(Adapter),
 }
 
 /// A device this build cannot name or run on.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DeviceError {
-    #[error("unknown device `{0}`; use cpu, cuda or cuda:N")]
+    #[error("unknown device `{0}`; use cpu, cuda[:N] or wgpu[:N|:integrated[:N]|:cpu]")]
     Unknown(String),
-    #[error("this slimc was built without CUDA; rebuild with `cargo build --release --features cuda`")]
-    NotBuilt,
+    #[error("this slimc was built without {backend}; rebuild with `cargo build --release --features {backend}`")]
+    NotBuilt { backend: &'static str },
+    /// No wgpu adapter of the kind asked for.
+    #[error("{wanted}: no such adapter; {}", found_list(.found))]
+    NoAdapter { wanted: String, found: Vec<String> },
+}
+
+fn found_list(found: &[String]) -> String {
+    if found.is_empty() {
+        "the graphics API lists none (without a GPU, install Mesa's software Vulkan: \
+         apt-get install mesa-vulkan-drivers libvulkan1, then use wgpu:cpu)"
+            .into()
+    } else {
+        format!("the graphics API lists: {}", found.join("; "))
+    }
 }
 
 impl DeviceSpec {
     pub fn parse(s: &str) -> Result<DeviceSpec, DeviceError> {
-        match s {
-            "cpu" => Ok(DeviceSpec::Cpu),
-            "cuda" => Ok(DeviceSpec::Cuda(0)),
-            _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
-                Some(Ok(n)) => Ok(DeviceSpec::Cuda(n)),
-                _ => Err(DeviceError::Unknown(s.into())),
-            },
+        let unknown = || DeviceError::Unknown(s.into());
+        let index = |t: &str| t.parse::<usize>().map_err(|_| unknown());
+        let parts: Vec<&str> = s.split(':').collect();
+        match parts[..] {
+            ["cpu"] => Ok(DeviceSpec::Cpu),
+            ["cuda"] => Ok(DeviceSpec::Cuda(0)),
+            ["cuda", n] => Ok(DeviceSpec::Cuda(index(n)?)),
+            ["wgpu"] => Ok(DeviceSpec::Wgpu(Adapter::Default)),
+            ["wgpu", "cpu"] => Ok(DeviceSpec::Wgpu(Adapter::Cpu)),
+            ["wgpu", "integrated"] => Ok(DeviceSpec::Wgpu(Adapter::Integrated(0))),
+            ["wgpu", "integrated", n] => Ok(DeviceSpec::Wgpu(Adapter::Integrated(index(n)?))),
+            ["wgpu", n] => Ok(DeviceSpec::Wgpu(Adapter::Discrete(index(n)?))),
+            _ => Err(unknown()),
         }
     }
 
-    /// Whether this build can run on it.
+    /// Whether this build can run on it, and for wgpu, whether the adapter exists.
     pub fn available(self) -> Result<(), DeviceError> {
+        self.describe().map(drop)
+    }
+
+    /// What runs the network: the backend, and for wgpu the adapter's name and graphics
+    /// API (`wgpu:cpu (llvmpipe (LLVM 15.0.6, 256 bits), Vulkan)`).
+    pub fn describe(self) -> Result<String, DeviceError> {
         match self {
-            DeviceSpec::Cpu => Ok(()),
-            DeviceSpec::Cuda(_) if cfg!(feature = "cuda") => Ok(()),
-            DeviceSpec::Cuda(_) => Err(DeviceError::NotBuilt),
+            DeviceSpec::Cpu => Ok(self.to_string()),
+            DeviceSpec::Cuda(_) if cfg!(feature = "cuda") => Ok(self.to_string()),
+            DeviceSpec::Cuda(_) => Err(DeviceError::NotBuilt { backend: "cuda" }),
+            #[cfg(feature = "wgpu")]
+            DeviceSpec::Wgpu(adapter) => wgpu_probe::find(adapter).map(|name| format!("{self} ({name})")),
+            #[cfg(not(feature = "wgpu"))]
+            DeviceSpec::Wgpu(_) => Err(DeviceError::NotBuilt { backend: "wgpu" }),
+        }
+    }
+
+    /// The Burn device of a wgpu adapter.
+    #[cfg(feature = "wgpu")]
+    pub fn wgpu_device(adapter: Adapter) -> burn::backend::wgpu::WgpuDevice {
+        use burn::backend::wgpu::WgpuDevice;
+        match adapter {
+            Adapter::Default => WgpuDevice::DefaultDevice,
+            Adapter::Discrete(n) => WgpuDevice::DiscreteGpu(n),
+            Adapter::Integrated(n) => WgpuDevice::IntegratedGpu(n),
+            Adapter::Cpu => WgpuDevice::Cpu,
         }
     }
 }
@@ -54,6 +114,103 @@ impl std::fmt::Display for DeviceSpec {
         match self {
             DeviceSpec::Cpu => f.write_str("cpu (flex)"),
             DeviceSpec::Cuda(n) => write!(f, "cuda:{n}"),
+            DeviceSpec::Wgpu(Adapter::Default) => f.write_str("wgpu"),
+            DeviceSpec::Wgpu(Adapter::Discrete(n)) => write!(f, "wgpu:{n}"),
+            DeviceSpec::Wgpu(Adapter::Integrated(n)) => write!(f, "wgpu:integrated:{n}"),
+            DeviceSpec::Wgpu(Adapter::Cpu) => f.write_str("wgpu:cpu"),
+        }
+    }
+}
+
+/// Finding the adapter before Burn does: Burn's wgpu runtime panics when the adapter it is
+/// asked for does not exist, so slimc looks first, with the graphics API and the selection
+/// rule Burn uses (adapters of the kind asked for, numbered in the API's order; those of
+/// type "other" stand in when none has the kind).
+#[cfg(feature = "wgpu")]
+mod wgpu_probe {
+    use burn::backend::wgpu::graphics::{AutoGraphicsApi, GraphicsApi};
+    use wgpu::DeviceType;
+
+    use super::{Adapter, DeviceError};
+
+    pub fn find(adapter: Adapter) -> Result<String, DeviceError> {
+        let backend = AutoGraphicsApi::backend();
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: backend.into(),
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let infos: Vec<wgpu::AdapterInfo> =
+            pollster::block_on(instance.enumerate_adapters(backend.into())).iter().map(|a| a.get_info()).collect();
+        let describe = |i: &wgpu::AdapterInfo| format!("{} ({:?}, {:?})", i.name, i.device_type, i.backend);
+        let wanted = |t: DeviceType| match adapter {
+            Adapter::Default => true,
+            Adapter::Discrete(_) => t == DeviceType::DiscreteGpu,
+            Adapter::Integrated(_) => t == DeviceType::IntegratedGpu,
+            Adapter::Cpu => t == DeviceType::Cpu,
+        };
+        let index = match adapter {
+            Adapter::Discrete(n) | Adapter::Integrated(n) => n,
+            Adapter::Default | Adapter::Cpu => 0,
+        };
+        let of_kind: Vec<&wgpu::AdapterInfo> =
+            infos.iter().filter(|i| i.device_type != DeviceType::Other && wanted(i.device_type)).collect();
+        let other: Vec<&wgpu::AdapterInfo> = infos.iter().filter(|i| i.device_type == DeviceType::Other).collect();
+        let chosen = if adapter == Adapter::Default {
+            // Burn's choice: the API's high-performance adapter.
+            let options = wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+            };
+            pollster::block_on(instance.request_adapter(&options)).ok().map(|a| a.get_info())
+        } else if of_kind.len() > index {
+            Some(of_kind[index].clone())
+        } else {
+            other.get(index).map(|i| (*i).clone())
+        };
+        match chosen {
+            Some(i) => Ok(describe(&i)),
+            None => Err(DeviceError::NoAdapter {
+                wanted: super::DeviceSpec::Wgpu(adapter).to_string(),
+                found: infos.iter().map(describe).collect(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names_parse() {
+        assert_eq!(DeviceSpec::parse("cpu"), Ok(DeviceSpec::Cpu));
+        assert_eq!(DeviceSpec::parse("cuda:1"), Ok(DeviceSpec::Cuda(1)));
+        assert_eq!(DeviceSpec::parse("wgpu"), Ok(DeviceSpec::Wgpu(Adapter::Default)));
+        assert_eq!(DeviceSpec::parse("wgpu:2"), Ok(DeviceSpec::Wgpu(Adapter::Discrete(2))));
+        assert_eq!(DeviceSpec::parse("wgpu:integrated"), Ok(DeviceSpec::Wgpu(Adapter::Integrated(0))));
+        assert_eq!(DeviceSpec::parse("wgpu:integrated:1"), Ok(DeviceSpec::Wgpu(Adapter::Integrated(1))));
+        assert_eq!(DeviceSpec::parse("wgpu:cpu"), Ok(DeviceSpec::Wgpu(Adapter::Cpu)));
+        for bad in ["gpu", "cuda:", "cuda:x", "wgpu:", "wgpu:gpu", "wgpu:cpu:1", "cpu:0", ""] {
+            assert_eq!(DeviceSpec::parse(bad), Err(DeviceError::Unknown(bad.into())), "{bad}");
+        }
+        for name in ["cpu", "cuda:3", "wgpu", "wgpu:1", "wgpu:integrated:2", "wgpu:cpu"] {
+            let spec = DeviceSpec::parse(name).unwrap();
+            let shown = spec.to_string();
+            let shown = shown.split(' ').next().unwrap();
+            assert_eq!(DeviceSpec::parse(shown), Ok(spec), "{name} shows as {shown}");
+        }
+    }
+
+    #[test]
+    fn unbuilt_backends_are_refused() {
+        if !cfg!(feature = "wgpu") {
+            let e = DeviceSpec::Wgpu(Adapter::Cpu).available().unwrap_err();
+            assert_eq!(e, DeviceError::NotBuilt { backend: "wgpu" });
+            assert!(e.to_string().contains("--features wgpu"));
+        }
+        if !cfg!(feature = "cuda") {
+            assert_eq!(DeviceSpec::Cuda(0).available(), Err(DeviceError::NotBuilt { backend: "cuda" }));
         }
     }
 }

@@ -59,7 +59,8 @@ pub fn accuracy<B: SlimBackend>(
         let (x, _) = tensors::<B>(&b, shape, device);
         let logits = model.forward(x, cfg, Mode::Eval(stats))?.logits;
         classes = logits.dims()[1];
-        let values: Vec<f32> = logits.into_data().to_vec().map_err(|e| TrainError::Output(format!("{e:?}")))?;
+        let values: Vec<f32> =
+            logits.into_data().convert::<f32>().to_vec().map_err(|e| TrainError::Output(format!("{e:?}")))?;
         for (row, &label) in values.chunks(classes).zip(&b.y) {
             let own = row[label as usize];
             // The label's rank: how many classes score strictly higher (ties count for it).

@@ -108,9 +108,21 @@ pub fn soft_cross_entropy<B: burn::tensor::backend::Backend>(
     (targets * log_softmax(logits, 1)).sum().div_scalar(n as f64).neg()
 }
 
+/// The first width's loss of a step, still on the device. Reading it waits for the step
+/// to finish, so a loop reads step k's loss after queueing step k+1: on a GPU the device
+/// then runs one step while the host builds the next.
+pub struct StepLoss<B: burn::tensor::backend::Backend>(Tensor<B, 1>);
+
+impl<B: burn::tensor::backend::Backend> StepLoss<B> {
+    pub fn read(self) -> f32 {
+        self.0.into_scalar().elem::<f32>()
+    }
+}
+
 /// One optimizer step of `model` on a batch, training every width in `widths` (the first
 /// is the teacher when distilling). Weight decay applies to conv and linear weights only.
-/// Returns the updated model and the first width's loss.
+/// Returns the updated model and the first width's loss (not yet read: nothing in the
+/// step waits for the device).
 pub fn step<B, O>(
     model: SlimNet<B>,
     optim: &mut O,
@@ -118,7 +130,7 @@ pub fn step<B, O>(
     y: Tensor<B, 1, Int>,
     widths: &[WidthConfig],
     opts: &StepOptions,
-) -> Result<(SlimNet<B>, f32), RuntimeError>
+) -> Result<(SlimNet<B>, StepLoss<B::InnerBackend>), RuntimeError>
 where
     B: SlimAutodiff,
     O: Optimizer<SlimNet<B>, B>,
@@ -141,16 +153,17 @@ where
             Some(t) => t + loss,
         });
     }
-    let (Some(total), Some((_, teacher_loss))) = (total, teacher) else { return Ok((model, 0.0)) };
+    let (Some(total), Some((_, teacher_loss))) = (total, teacher) else {
+        let device = x.device();
+        return Ok((model, StepLoss(Tensor::zeros([1], &device))));
+    };
     let grads = total.backward();
     let mut grads = GradientsParams::from_grads(grads, &model);
     if opts.weight_decay > 0.0 {
         add_weight_decay(&model, &mut grads, opts.weight_decay);
     }
     let model = optim.step(opts.lr, model, grads);
-    // Read only now: reading a value synchronises the device, which mid-step would stall
-    // the remaining forwards on a GPU.
-    Ok((model, teacher_loss.into_scalar().elem::<f32>()))
+    Ok((model, StepLoss(teacher_loss.inner())))
 }
 
 /// `grad += wd · w` for conv and linear weights (not BN parameters or biases).

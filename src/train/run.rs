@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::{measure, step, tensors, Sampling, Sandwich, StepOptions, TrainError};
+use super::{measure, step, tensors, Sampling, Sandwich, StepLoss, StepOptions, TrainError};
 use crate::data::{self, DataSpec, Dataset, Normalize, Plan, Split};
 use crate::runtime::checkpoint::{self, CheckpointError, Meta};
 use crate::runtime::{RuntimeError, SlimAutodiff, SlimBackend, SlimNet, WidthConfig};
@@ -252,6 +252,20 @@ impl<B: SlimAutodiff> Run<B> {
             let batches = data::batches(&train, order, &self.state.normalize, plan);
             let started = std::time::Instant::now();
             let (mut loss_sum, mut steps, mut seen, mut lr) = (0.0, 0usize, 0usize, 0.0);
+            // Step k's loss is read after step k+1 is queued (see `StepLoss`).
+            let mut pending: Option<(StepLoss<B::InnerBackend>, usize, f64)> = None;
+            let mut account = |(loss, step, step_lr): (StepLoss<B::InnerBackend>, usize, f64), n: usize| {
+                let loss = f64::from(loss.read());
+                if !loss.is_finite() {
+                    return Err(TrainError::Diverged { step, epoch, loss });
+                }
+                loss_sum += loss;
+                steps += 1;
+                seen += n;
+                progress.step(loss, step_lr, seen as f64 / started.elapsed().as_secs_f64());
+                Ok(())
+            };
+            let mut last_n = 0;
             for batch in batches {
                 let batch = batch?;
                 lr = learning_rate(&opts, self.state.step, per_epoch);
@@ -260,19 +274,18 @@ impl<B: SlimAutodiff> Run<B> {
                 let (x, y) = tensors::<B>(&batch, shape, device);
                 let (model, loss) = step(self.model, &mut self.optim, x, y, &widths, &step_opts(lr))?;
                 self.model = model;
-                let loss = f64::from(loss);
-                if !loss.is_finite() {
-                    return Err(TrainError::Diverged { step: self.state.step, epoch, loss });
+                if let Some(previous) = pending.replace((loss, self.state.step, lr)) {
+                    account(previous, last_n)?;
                 }
+                last_n = batch.n;
                 self.state.step += 1;
                 self.state.batch += 1;
-                loss_sum += loss;
-                steps += 1;
-                seen += batch.n;
-                progress.step(loss, lr, seen as f64 / started.elapsed().as_secs_f64());
                 if opts.max_steps.is_some_and(|m| self.state.step >= m) {
                     break;
                 }
+            }
+            if let Some(last) = pending.take() {
+                account(last, last_n)?;
             }
             let complete = self.state.batch >= per_epoch;
             progress.validating();

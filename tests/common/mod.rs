@@ -109,3 +109,44 @@ pub fn onnx_check<B: Backend>(model: &Path, input: &Tensor<B, 4>, logits: &Tenso
     raw(&y, logits.to_data().convert::<f32>().to_vec().unwrap()).unwrap();
     Command::new("python3").arg("scripts/onnx_check.py").args([model, &x, &y]).output().unwrap()
 }
+
+/// The emitted module of `$module` on backend `$b`, holding `slim`'s parameters and the
+/// statistics of `stats`, copied by layer name through `layers_mut()`, on `slim`'s device.
+#[allow(unused_macros)]
+macro_rules! loaded {
+    ($module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr) => {{
+        use burn::module::{Module, Param, RunningState};
+        use $module::LayerMut;
+        let (slim, stats) = (&$slim, &$stats);
+        let device = slim.devices().into_iter().next().expect("a network with parameters");
+        let index: std::collections::HashMap<&str, usize> =
+            slim.net.layers.iter().map(|(id, l)| (l.name.as_str(), id.index())).collect();
+        let mut emitted = $module::$ty::<$b>::init(&device);
+        let mut copied = 0;
+        for (layer, target) in emitted.layers_mut() {
+            let i = index[layer];
+            let p = &slim.layers[i];
+            match target {
+                LayerMut::Conv(c) => {
+                    c.weight = Param::from_tensor(p.conv.as_ref().unwrap().val());
+                    c.bias = p.bias.as_ref().map(|b| Param::from_tensor(b.val()));
+                }
+                LayerMut::Linear(l) => {
+                    l.weight = Param::from_tensor(p.linear.as_ref().unwrap().val());
+                    l.bias = p.bias.as_ref().map(|b| Param::from_tensor(b.val()));
+                }
+                LayerMut::BatchNorm(bn) => {
+                    bn.gamma = Param::from_tensor(p.gamma[0].val());
+                    bn.beta = Param::from_tensor(p.beta[0].val());
+                    let (mean, var) = stats.layers[i].clone().unwrap();
+                    bn.mean = RunningState::new(mean);
+                    bn.var = RunningState::new(var);
+                }
+            }
+            copied += 1;
+        }
+        let with_params = slim.layers.iter().filter(|p| p.conv.is_some() || p.linear.is_some() || !p.gamma.is_empty());
+        assert_eq!(copied, with_params.count(), "layers_mut lists every parameter layer");
+        emitted
+    }};
+}
