@@ -469,8 +469,8 @@ fn exports_of_the_searched_configuration(dir: &Path, run: &str, found: &str) {
 
 /// `slimc train`, `export` and `bench` on a wgpu adapter through the real binary
 /// (`--features wgpu`; `SLIMC_TEST_WGPU` names the adapter, default `wgpu:cpu`, Mesa's
-/// llvmpipe). Five training steps give flex's weights, and the exported subnet, calibrated
-/// on wgpu, is flex's export.
+/// llvmpipe). A first step gives flex's weights; the run resumes on wgpu to five steps; the
+/// exported subnet, calibrated on wgpu, is flex's export.
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_device_trains_exports_and_benches() {
@@ -479,14 +479,21 @@ fn wgpu_device_trains_exports_and_benches() {
     let runs: Vec<String> = ["cpu", "wgpu"].iter().map(|d| dir.join(d).display().to_string()).collect();
     for (run, dev) in runs.iter().zip(["cpu", device.as_str()]) {
         let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--epochs", "1", "--out", run];
-        args.extend(["--max-steps", "5", "--device", dev, "--batch", "16", "--val-images", "32", "--calibrate", "1"]);
+        args.extend(["--max-steps", "1", "--device", dev, "--batch", "16", "--val-images", "32", "--calibrate", "1"]);
         args.extend(["--quiet", "--lr", "0.05"]);
         ok(&slimc(&args));
     }
+    // One step only: later steps drift apart at ReLU kinks, where a last-bit difference in
+    // a value near zero flips its mask (tests/wgpu.rs compares smoothed networks instead).
     let (want, got) = (weights(Path::new(&runs[0])), weights(Path::new(&runs[1])));
     let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     let diff = want.iter().zip(&got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(diff <= 1e-4 * scale, "five steps on {device} differ from flex by {diff} (scale {scale})");
+    assert!(diff <= 1e-5 * scale, "a step on {device} differs from flex by {diff} (scale {scale})");
+    ok(&slimc(&["train", "--resume", &runs[1], "--max-steps", "5", "--device", &device, "--quiet"]));
+    let m = metrics(Path::new(&runs[1]));
+    let last = m.last().unwrap();
+    assert_eq!(last["step"], 5, "{last}");
+    assert!(last["train_loss"].as_f64().unwrap().is_finite() && last["val_acc_max"].as_f64().is_some(), "{last}");
 
     let export = |dev: &str, file: &str| {
         let path = dir.join(file);

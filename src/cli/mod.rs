@@ -108,6 +108,23 @@ fn parse_setting(kv: &str) -> Result<(String, ParamValue), String> {
     Ok((k.trim().to_string(), value))
 }
 
+/// Mesa's Vulkan driver prints `error: XDG_RUNTIME_DIR is invalid or not set in the
+/// environment` at every use when that variable is unset (containers, CI, `sudo`): harmless
+/// (slimc opens no window) but alarming next to slimc's own errors. Where it is unset, slimc
+/// points it at a private directory of its own under the temporary directory.
+pub fn quiet_mesa() {
+    #[cfg(all(unix, feature = "wgpu"))]
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = std::env::temp_dir().join("slimc-xdg-runtime");
+        let made = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        if made.is_ok() || dir.is_dir() {
+            // Single-threaded here: main calls this before anything else runs.
+            std::env::set_var("XDG_RUNTIME_DIR", dir);
+        }
+    }
+}
+
 /// `--device`: cpu, cuda[:N] or wgpu[:N|:integrated[:N]|:cpu], refused at parse time when
 /// this build cannot run it or (wgpu) the adapter does not exist.
 pub fn parse_device(s: &str) -> Result<DeviceSpec, String> {
