@@ -66,7 +66,7 @@ torch_bench() { # label, torch_reference.py args…
     rows+=("| $label | $(echo "$doc" | field '["framework"]') ($(echo "$doc" | field '["device"]')) | $(echo "$doc" | field '["img_per_s"]' | xargs printf '%.1f') |")
 }
 
-echo "slimc: $("$slimc" --version)  device: $device  torch: ${have_torch:+yes}${have_torch:-no}" >&2
+echo "slimc: $("$slimc" --version)  device: $device  torch: $([ -n "$have_torch" ] && echo yes || echo no)" >&2
 bench "ResNet-20 sandwich step" models/resnet20.slim --scheme us "${r20[@]}"
 torch_bench "ResNet-20 sandwich step" resnet20 --scheme us "${t20[@]}"
 bench "ResNet-50 full width" models/resnet50.slim --scheme fixed --width 1.0 "${r50[@]}"
@@ -75,7 +75,9 @@ torch_bench "ResNet-50 full width" resnet50 --scheme fixed --width 1.0 "${t50[@]
 "$slimc" train models/resnet20.slim --data "$data" --epochs "$epochs" --device "$device" --out "$out/run" --quiet "${train_extra[@]}"
 last=$(tail -n 1 "$out/run/metrics.jsonl")
 acc=$(echo "$last" | python3 -c "import json,sys; m=json.load(sys.stdin); print(f\"val acc {m['val_acc_min']:.4f} (w={m['min_width']}) / {m['val_acc_max']:.4f} (w={m['max_width']}), {m['img_per_s']:.1f} img/s\")")
-rows+=("| ResNet-20 US training, $epochs epochs on $data | slimc train | $acc |")
+what="$epochs epochs"
+[ -z "$quick" ] || what="4 steps (--quick)"
+rows+=("| ResNet-20 US training, $what on $data | slimc train | $acc |")
 
 echo "| step | by | images/s |"
 echo "|---|---|---|"
