@@ -486,9 +486,8 @@ fn wgpu_device_trains_exports_and_benches() {
     // One step only: later steps drift apart at ReLU kinks, where a last-bit difference in
     // a value near zero flips its mask (tests/wgpu.rs compares smoothed networks instead).
     let (want, got) = (weights(Path::new(&runs[0])), weights(Path::new(&runs[1])));
-    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let diff = want.iter().zip(&got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(diff <= 1e-5 * scale, "a step on {device} differs from flex by {diff} (scale {scale})");
+    let d = common::rel(&want, &got, 0.0);
+    assert!(d <= 1e-5, "a step on {device} differs from flex by {d} (relative)");
     ok(&slimc(&["train", "--resume", &runs[1], "--max-steps", "5", "--device", &device, "--quiet"]));
     let m = metrics(Path::new(&runs[1]));
     let last = m.last().unwrap();
@@ -506,9 +505,8 @@ fn wgpu_device_trains_exports_and_benches() {
     assert_eq!(want.len(), got.len());
     for ((name, a), (_, b)) in want.iter().zip(&got) {
         assert_eq!(a.shape, b.shape, "{name}");
-        let scale = a.data.iter().fold(1f32, |m, v| m.max(v.abs()));
-        let diff = a.data.iter().zip(&b.data).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-        assert!(diff <= 1e-4 * scale, "{name}: exported on {device}, differs by {diff}");
+        let d = common::rel(&a.data, &b.data, 1.0);
+        assert!(d <= 1e-4, "{name}: exported on {device}, differs by {d} (relative)");
     }
 
     let args = ["bench", "models/resnet20.slim", "--set", "size=8", "--batch", "4", "--steps", "1", "--json"];

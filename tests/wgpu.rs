@@ -45,7 +45,7 @@ use slimc::runtime::device::{Cpu, CpuTrain, DeviceSpec, Wgpu, WgpuTrain};
 use slimc::runtime::{calibrate, BnSet, LayerParams, Mode, SlimNet, WidthConfig};
 use slimc::train::{cross_entropy, step, Sandwich, StepOptions};
 
-use common::{condition_bn, relative_diff, small};
+use common::{condition_bn, rel, relative_diff, small};
 
 /// Four families: residual, inverted residual with depthwise convs, channel split +
 /// shuffle, group convs with squeeze-excite. (name, input size.) The ImageNet models run at
@@ -66,7 +66,7 @@ fn device() -> WgpuDevice {
             let name = std::env::var("SLIMC_TEST_WGPU").unwrap_or_else(|_| "wgpu".into());
             let spec = DeviceSpec::parse(&name).unwrap_or_else(|e| panic!("SLIMC_TEST_WGPU: {e}"));
             let DeviceSpec::Wgpu(adapter) = spec else { panic!("SLIMC_TEST_WGPU={name} is not a wgpu device") };
-            if let Err(e) = spec.available() {
+            if let Err(e) = spec.describe() {
                 panic!("the wgpu suite needs an adapter: {e}");
             }
             DeviceSpec::wgpu_device(adapter)
@@ -138,13 +138,6 @@ fn batch(net: &Network, n: usize, seed: u64) -> (Tensor<Cpu, 4>, Tensor<Wgpu, 4>
 
 fn host<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec().unwrap()
-}
-
-/// max |a − b| / max(max |a|, floor): the error relative to the tensor's own scale.
-fn rel(a: &[f32], b: &[f32], floor: f32) -> f32 {
-    assert_eq!(a.len(), b.len());
-    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(floor);
-    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
 fn param<A: Backend, B: Backend, const D: usize>(p: &Param<Tensor<A, D>>, device: &B::Device) -> Param<Tensor<B, D>> {

@@ -7,11 +7,10 @@ use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
 use slimc::ir::Network;
-use slimc::runtime::device::DeviceSpec;
 use slimc::runtime::{RuntimeError, SlimAutodiff, SlimNet};
 use slimc::train::bench::{self, BenchOptions, BenchReport, BenchWidths};
 
-use super::{fail, load_network, parse_device, parse_width, CompileArgs, Failure, Widths};
+use super::{fail, load_network, parse_device, parse_width, CompileArgs, Device, Failure, Widths};
 
 /// The training step that is timed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -30,7 +29,7 @@ pub struct BenchArgs {
     network: Option<String>,
     /// cpu, cuda[:N], wgpu[:N], wgpu:integrated[:N] or wgpu:cpu (the software adapter).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
-    device: DeviceSpec,
+    device: Device,
     #[arg(long, default_value_t = 128)]
     batch: usize,
     /// Timed steps (after two warm-up steps).
@@ -81,8 +80,7 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
     };
     let net = Arc::new(load_network(&a.file, a.network.as_deref(), &a.compile.options())?);
     let opts = BenchOptions { batch: a.batch, steps: a.steps, warmup: 2, widths, infer_widths };
-    let device_name = a.device.describe().map_err(|e| Failure::Usage(e.to_string()))?;
-    let report = on_device!(a.device, train, bench_on(net, device_name, &opts)).map_err(fail)?;
+    let report = on_device!(a.device.spec, train, bench_on(net, a.device.name.clone(), &opts)).map_err(fail)?;
     if a.json {
         let infer: serde_json::Map<String, Value> =
             report.infer_img_per_s.iter().map(|t| (format!("{}", t.width), json!(t.img_per_s))).collect();

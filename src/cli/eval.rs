@@ -8,11 +8,10 @@ use serde_json::json;
 
 use slimc::cost::human;
 use slimc::data::DataSpec;
-use slimc::runtime::device::DeviceSpec;
 use slimc::runtime::SlimBackend;
 use slimc::train::eval::{self, EvalOptions, Row, Target};
 
-use super::{fail, parse_data, parse_device, plot, Failure, Widths};
+use super::{fail, parse_data, parse_device, plot, Device, Failure, Widths};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -36,7 +35,7 @@ pub struct EvalArgs {
     data: Option<DataSpec>,
     /// cpu, cuda[:N], wgpu[:N], wgpu:integrated[:N] or wgpu:cpu (the software adapter).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
-    device: DeviceSpec,
+    device: Device,
     /// Print one JSON document on stdout.
     #[arg(long)]
     json: bool,
@@ -52,7 +51,7 @@ pub fn run(a: &EvalArgs) -> Result<(), Failure> {
     if a.batch == 0 {
         return Err(Failure::Usage("--batch must be at least 1".into()));
     }
-    on_device!(a.device, infer, go(a))
+    on_device!(a.device.spec, infer, go(a))
 }
 
 fn go<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {

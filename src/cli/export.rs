@@ -11,13 +11,12 @@ use slimc::data::DataSpec;
 use slimc::export::{self, Format, Subnet};
 use slimc::ir::Network;
 use slimc::runtime::checkpoint::write_atomic;
-use slimc::runtime::device::DeviceSpec;
 use slimc::runtime::{SlimBackend, SlimNet, WidthConfig};
 use slimc::train::eval::{calibration, open};
 use slimc::train::search::SearchState;
 
 use super::search::{parse_fraction, parse_macs};
-use super::{fail, parse_data, parse_device, Failure, Widths};
+use super::{fail, parse_data, parse_device, Device, Failure, Widths};
 
 /// The file format written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -57,14 +56,14 @@ pub struct ExportArgs {
     data: Option<DataSpec>,
     /// cpu, cuda[:N], wgpu[:N], wgpu:integrated[:N] or wgpu:cpu (for calibration).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
-    device: DeviceSpec,
+    device: Device,
     /// Print the report as one JSON document on stdout.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(a: &ExportArgs) -> Result<(), Failure> {
-    on_device!(a.device, infer, go(a))
+    on_device!(a.device.spec, infer, go(a))
 }
 
 fn go<B: SlimBackend>(a: &ExportArgs, dev: B::Device) -> Result<(), Failure> {

@@ -125,12 +125,20 @@ pub fn quiet_mesa() {
     }
 }
 
+/// A `--device` this build can run on, with what runs it (for wgpu, the adapter found).
+#[derive(Clone, Debug)]
+pub struct Device {
+    pub spec: DeviceSpec,
+    /// [`DeviceSpec::describe`], found once, at parse time.
+    pub name: String,
+}
+
 /// `--device`: cpu, cuda[:N] or wgpu[:N|:integrated[:N]|:cpu], refused at parse time when
 /// this build cannot run it or (wgpu) the adapter does not exist.
-pub fn parse_device(s: &str) -> Result<DeviceSpec, String> {
-    let d = DeviceSpec::parse(s).map_err(|e| e.to_string())?;
-    d.available().map_err(|e| e.to_string())?;
-    Ok(d)
+pub fn parse_device(s: &str) -> Result<Device, String> {
+    let spec = DeviceSpec::parse(s).map_err(|e| e.to_string())?;
+    let name = spec.describe().map_err(|e| e.to_string())?;
+    Ok(Device { spec, name })
 }
 
 /// `--data`: fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR or imagefolder:DIR.

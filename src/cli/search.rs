@@ -8,14 +8,13 @@ use serde_json::json;
 
 use slimc::cost::{self, human};
 use slimc::data::Split;
-use slimc::runtime::device::DeviceSpec;
 use slimc::runtime::SlimBackend;
 use slimc::train::eval::{open, Loaded};
 use slimc::train::run::Scheme;
 use slimc::train::search::{self, default_step, Point, Rank, SearchData, SearchOptions, SearchProgress, SearchState};
 use slimc::train::TrainError;
 
-use super::{fail, parse_device, plot, Failure};
+use super::{fail, parse_device, plot, Device, Failure};
 
 /// How candidates are ranked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -60,7 +59,7 @@ pub struct SearchArgs {
     plot: Option<PathBuf>,
     /// cpu, cuda[:N], wgpu[:N], wgpu:integrated[:N] or wgpu:cpu (the software adapter).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
-    device: DeviceSpec,
+    device: Device,
     /// Print the result as one JSON document on stdout.
     #[arg(long)]
     json: bool,
@@ -108,7 +107,7 @@ fn targets(a: &SearchArgs, full: u64) -> Result<Vec<u64>, Failure> {
 }
 
 pub fn run(a: &SearchArgs) -> Result<(), Failure> {
-    on_device!(a.device, infer, go(a))
+    on_device!(a.device.spec, infer, go(a))
 }
 
 fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {

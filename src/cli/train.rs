@@ -10,12 +10,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use slimc::data::{self, DataSpec, Holdout, Normalize};
 use slimc::ir::ParamValue;
 use slimc::runtime::checkpoint::Meta;
-use slimc::runtime::device::DeviceSpec;
 use slimc::runtime::{SlimAutodiff, SlimNet};
 use slimc::train::run::{self, EpochMetrics, Progress, Run, Schedule, Scheme, TrainOptions};
 use slimc::train::{Sampling, TrainError};
 
-use super::{compile_one, fail, parse_data, parse_device, parse_width, read, CompileArgs, Failure, Widths};
+use super::{compile_one, fail, parse_data, parse_device, parse_width, read, CompileArgs, Device, Failure, Widths};
 
 /// Which widths each step trains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -105,7 +104,7 @@ pub struct TrainArgs {
     calibrate: usize,
     /// cpu, cuda[:N], wgpu[:N], wgpu:integrated[:N] or wgpu:cpu (the software adapter).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
-    device: DeviceSpec,
+    device: Device,
     /// The run directory (checkpoint/, metrics.jsonl); default runs/<network>-<scheme>.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -206,7 +205,7 @@ pub fn run(a: &TrainArgs, matches: Option<&ArgMatches>) -> Result<(), Failure> {
             )));
         }
     }
-    on_device!(a.device, train, train(a))
+    on_device!(a.device.spec, train, train(a))
 }
 
 /// A library error, with what the user can do about it where the message cannot name flags.
@@ -244,7 +243,7 @@ fn train<B: SlimAutodiff>(a: &TrainArgs, dev: B::Device) -> Result<(), Failure> 
         opts.scheme,
         opts.epochs,
         opts.batch,
-        a.device.describe().unwrap_or_else(|_| a.device.to_string())
+        a.device.name
     );
     let mut progress = Bar::new(a.quiet);
     let run = run.train(&data, &run_dir, &dev, &mut progress).map_err(train_failure)?;

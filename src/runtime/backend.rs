@@ -158,7 +158,17 @@ fn default_backward<B: Backend>(
 /// conv with stride 2: the downsampling shortcuts of ResNet-50 and RegNet).
 fn short_kernel(weight: &Shape, options: &ConvOptions<2>) -> bool {
     let [_, _, kh, kw] = weight.dims();
-    [kh, kw].iter().enumerate().any(|(i, k)| k * options.dilation[i] < options.stride[i])
+    spanning(kh, 0, options) != kh || spanning(kw, 1, options) != kw
+}
+
+/// A kernel length in dimension `i` that spans the stride: `k` itself unless
+/// `k · dilation < stride`, then the shortest length that does.
+fn spanning(k: usize, i: usize, options: &ConvOptions<2>) -> usize {
+    if k * options.dilation[i] < options.stride[i] {
+        options.stride[i].div_ceil(options.dilation[i])
+    } else {
+        k
+    }
 }
 
 /// The input gradient of a conv whose kernel is shorter than its stride.
@@ -181,14 +191,7 @@ fn x_grad_short_kernel<B: Backend>(
     let [out_c, per_group, kh, kw] = weight.dims();
     let [_, _, out_h, out_w] = grad.dims();
     let [n, in_c, h, w] = x_shape.dims();
-    let spans = |k: usize, i: usize| {
-        if k * options.dilation[i] < options.stride[i] {
-            options.stride[i].div_ceil(options.dilation[i])
-        } else {
-            k
-        }
-    };
-    let (kh2, kw2) = (spans(kh, 0), spans(kw, 1));
+    let (kh2, kw2) = (spanning(kh, 0, &options), spanning(kw, 1, &options));
     let padded = Tensor::<B, 4>::zeros([out_c, per_group, kh2, kw2], &weight.device())
         .slice_assign([0..out_c, 0..per_group, 0..kh, 0..kw], weight);
     // The transposed conv's extent without output padding, and the padding that reaches

@@ -77,13 +77,9 @@ impl DeviceSpec {
         }
     }
 
-    /// Whether this build can run on it, and for wgpu, whether the adapter exists.
-    pub fn available(self) -> Result<(), DeviceError> {
-        self.describe().map(drop)
-    }
-
     /// What runs the network: the backend, and for wgpu the adapter's name and graphics
-    /// API (`wgpu:cpu (llvmpipe (LLVM 15.0.6, 256 bits), Vulkan)`).
+    /// API (`wgpu:cpu (llvmpipe (LLVM 15.0.6, 256 bits), Vulkan)`); an error where this
+    /// build cannot run on it or (wgpu) the adapter does not exist.
     pub fn describe(self) -> Result<String, DeviceError> {
         match self {
             DeviceSpec::Cpu => Ok(self.to_string()),
@@ -142,38 +138,34 @@ mod wgpu_probe {
         let infos: Vec<wgpu::AdapterInfo> =
             pollster::block_on(instance.enumerate_adapters(backend.into())).iter().map(|a| a.get_info()).collect();
         let describe = |i: &wgpu::AdapterInfo| format!("{} ({:?}, {:?})", i.name, i.device_type, i.backend);
-        let wanted = |t: DeviceType| match adapter {
-            Adapter::Default => true,
-            Adapter::Discrete(_) => t == DeviceType::DiscreteGpu,
-            Adapter::Integrated(_) => t == DeviceType::IntegratedGpu,
-            Adapter::Cpu => t == DeviceType::Cpu,
+        let (kind, index) = match adapter {
+            Adapter::Default => {
+                // Burn's choice: the API's high-performance adapter.
+                let options = wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::HighPerformance,
+                    force_fallback_adapter: false,
+                    compatible_surface: None,
+                };
+                let chosen = pollster::block_on(instance.request_adapter(&options)).ok().map(|a| a.get_info());
+                return chosen.map(|i| describe(&i)).ok_or_else(|| no_adapter(adapter, &infos, describe));
+            }
+            Adapter::Discrete(n) => (DeviceType::DiscreteGpu, n),
+            Adapter::Integrated(n) => (DeviceType::IntegratedGpu, n),
+            Adapter::Cpu => (DeviceType::Cpu, 0),
         };
-        let index = match adapter {
-            Adapter::Discrete(n) | Adapter::Integrated(n) => n,
-            Adapter::Default | Adapter::Cpu => 0,
-        };
-        let of_kind: Vec<&wgpu::AdapterInfo> =
-            infos.iter().filter(|i| i.device_type != DeviceType::Other && wanted(i.device_type)).collect();
-        let other: Vec<&wgpu::AdapterInfo> = infos.iter().filter(|i| i.device_type == DeviceType::Other).collect();
-        let chosen = if adapter == Adapter::Default {
-            // Burn's choice: the API's high-performance adapter.
-            let options = wgpu::RequestAdapterOptions {
-                power_preference: wgpu::PowerPreference::HighPerformance,
-                force_fallback_adapter: false,
-                compatible_surface: None,
-            };
-            pollster::block_on(instance.request_adapter(&options)).ok().map(|a| a.get_info())
-        } else if of_kind.len() > index {
-            Some(of_kind[index].clone())
-        } else {
-            other.get(index).map(|i| (*i).clone())
-        };
-        match chosen {
-            Some(i) => Ok(describe(&i)),
-            None => Err(DeviceError::NoAdapter {
-                wanted: super::DeviceSpec::Wgpu(adapter).to_string(),
-                found: infos.iter().map(describe).collect(),
-            }),
+        let of_kind = infos.iter().filter(|i| i.device_type == kind).nth(index);
+        let other = || infos.iter().filter(|i| i.device_type == DeviceType::Other).nth(index);
+        of_kind.or_else(other).map(describe).ok_or_else(|| no_adapter(adapter, &infos, describe))
+    }
+
+    fn no_adapter(
+        adapter: Adapter,
+        infos: &[wgpu::AdapterInfo],
+        describe: impl Fn(&wgpu::AdapterInfo) -> String,
+    ) -> DeviceError {
+        DeviceError::NoAdapter {
+            wanted: super::DeviceSpec::Wgpu(adapter).to_string(),
+            found: infos.iter().map(describe).collect(),
         }
     }
 }
@@ -205,12 +197,12 @@ mod tests {
     #[test]
     fn unbuilt_backends_are_refused() {
         if !cfg!(feature = "wgpu") {
-            let e = DeviceSpec::Wgpu(Adapter::Cpu).available().unwrap_err();
+            let e = DeviceSpec::Wgpu(Adapter::Cpu).describe().unwrap_err();
             assert_eq!(e, DeviceError::NotBuilt { backend: "wgpu" });
             assert!(e.to_string().contains("--features wgpu"));
         }
         if !cfg!(feature = "cuda") {
-            assert_eq!(DeviceSpec::Cuda(0).available(), Err(DeviceError::NotBuilt { backend: "cuda" }));
+            assert_eq!(DeviceSpec::Cuda(0).describe(), Err(DeviceError::NotBuilt { backend: "cuda" }));
         }
     }
 }

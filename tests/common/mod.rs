@@ -88,6 +88,14 @@ pub fn relative_diff<B: Backend>(a: Tensor<B, 2>, b: Tensor<B, 2>) -> f32 {
     diff / scale.max(1.0)
 }
 
+/// max |a − b| / max(max |a|, floor) over host values: the error relative to the values'
+/// own scale.
+pub fn rel(a: &[f32], b: &[f32], floor: f32) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(floor);
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
 /// Fails the test unless `python3` can import onnx, onnxruntime and numpy. Tests that
 /// call it are `#[ignore = "needs onnxruntime: …"]`, so a plain `cargo test` lists them as
 /// ignored and `bash .ci/run` (which installs them) runs them.
