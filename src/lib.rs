@@ -7,7 +7,8 @@
 //!            ├ cost   (MACs / params at any width)
 //!            ├ runtime(Burn module over the IR, any width; data, train, search on top)
 //!            │   └ export (fixed-width subnet: Burn record, safetensors, ONNX)
-//!            └ emit   (Rust source of a Burn module)
+//!            ├ emit   (Rust source of a Burn module)
+//!            └ lsp    (the language server: diagnostics, hover, names, completion)
 //! ```
 //!
 //! The library never prints or exits; the command line (`src/main.rs`, `src/cli/`) does. Entry point: [`compile`].
@@ -18,6 +19,7 @@ pub mod diagnostic;
 pub mod emit;
 pub mod export;
 pub mod ir;
+pub mod lsp;
 pub mod sema;
 pub mod syntax;
 
@@ -28,7 +30,17 @@ pub use sema::Options;
 /// in the file, sorted by position. `path` is only used to label diagnostics.
 pub fn compile(source: &str, path: &str, options: &Options) -> Result<Vec<ir::Network>, Diagnostics> {
     let file = syntax::parse(source).map_err(|e| Diagnostics::new(path, source, vec![e.to_diagnostic()]))?;
-    let networks = sema::analyse(&file, options)
+    compile_parsed(&file, source, path, options)
+}
+
+/// The part of [`compile`] after parsing, for callers that keep the AST (the language server).
+pub fn compile_parsed(
+    file: &syntax::ast::File,
+    source: &str,
+    path: &str,
+    options: &Options,
+) -> Result<Vec<ir::Network>, Diagnostics> {
+    let networks = sema::analyse(file, options)
         .map_err(|errs| Diagnostics::new(path, source, errs.iter().map(|e| e.to_diagnostic()).collect()))?;
     for net in &networks {
         if let Err(e) = ir::validate(net) {

@@ -37,6 +37,8 @@ enum Command {
     Export(cli::export::ExportArgs),
     /// Rust source of a Burn module for a network (a struct per block kind, any width).
     Emit(cli::emit::EmitArgs),
+    /// The language server for editors, over stdin/stdout (LSP).
+    Lsp(cli::lsp::LspArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Command::Search(args) => cli::search::run(&args),
         Command::Export(args) => cli::export::run(&args),
         Command::Emit(args) => cli::emit::run(&args),
+        Command::Lsp(args) => cli::lsp::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -36,6 +36,7 @@ pub mod check;
 pub mod emit;
 pub mod eval;
 pub mod export;
+pub mod lsp;
 pub mod plot;
 pub mod search;
 pub mod space;

@@ -301,6 +301,9 @@ pub struct Block {
     pub input: LayerId,
     /// The layer whose output is the block's `out` (its input, for a block that returns `in`).
     pub output: LayerId,
+    /// The call that made this instance (shared by the instances of `block(...) * n`).
+    #[serde(skip)]
+    pub span: Span,
 }
 
 /// A parameter value of a network, after defaults and `--set`.
@@ -334,6 +337,10 @@ pub struct Dim {
     pub at_least: Vec<Width>,
     /// Layers whose output width is exactly this dimension.
     pub layers: Vec<LayerId>,
+    /// Where the channel counts merged into this dimension were written: the ops that
+    /// declare them and the `width NAME` statements (sorted, each once).
+    #[serde(skip)]
+    pub origins: Vec<Span>,
 }
 
 /// The derived search space: what the reference code's `search_dim`, `channel_space`,

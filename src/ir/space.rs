@@ -180,7 +180,7 @@ mod tests {
     use crate::ir::{Dim, Width};
 
     fn dim(base: u32, divisor: u32) -> Dim {
-        Dim { base, section: Section::Stem, divisor, at_least: Vec::new(), layers: Vec::new() }
+        Dim { base, section: Section::Stem, divisor, at_least: Vec::new(), layers: Vec::new(), origins: Vec::new() }
     }
 
     #[test]

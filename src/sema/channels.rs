@@ -112,6 +112,11 @@ impl Channels {
         self.groups[r.0 as usize].def.clone()
     }
 
+    /// Where `g` itself was declared (not its representative).
+    pub fn declared_at(&self, g: GroupId) -> Span {
+        self.groups[g.0 as usize].origin
+    }
+
     pub fn origin(&mut self, g: GroupId) -> Span {
         let r = self.find(g);
         self.groups[r.0 as usize].origin

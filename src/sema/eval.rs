@@ -58,6 +58,7 @@ pub struct BlockInstance {
     pub parent: Option<usize>,
     pub input: usize,
     pub output: usize,
+    pub span: Span,
 }
 
 /// How emitted nodes are named: `stage2.0.main.conv1`.
@@ -571,6 +572,7 @@ impl<'a, 'i> Elab<'a, 'i> {
             parent: self.open_blocks.last().copied(),
             input: t.node,
             output: t.node,
+            span,
         });
         let mut env: Env<'a> = args.iter().cloned().collect();
         env.insert("in".to_string(), Value::Tensor(t));

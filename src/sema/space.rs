@@ -77,8 +77,19 @@ pub fn build(
             divisor: ch.divisor(g),
             at_least: Vec::new(),
             layers: Vec::new(),
+            origins: Vec::new(),
         })
         .collect();
+    for g in (0..ch.group_count() as u32).map(GroupId) {
+        let root = ch.find(g);
+        if let (Some(&i), false) = (index.get(&root), ch.is_fixed(root)) {
+            dims[i].origins.push(ch.declared_at(g));
+        }
+    }
+    for d in &mut dims {
+        d.origins.sort();
+        d.origins.dedup();
+    }
     let bounds: Vec<(GroupId, Term)> = ch.lower_bounds().iter().map(|(g, t, _)| (*g, t.clone())).collect();
     for (g, bound) in bounds {
         let Ok(Term::G(root)) = ch.normalize(&Term::G(g)) else { continue };
@@ -122,6 +133,7 @@ pub fn build(
                 parent: b.parent,
                 input: LayerId::new(b.input),
                 output: LayerId::new(b.output),
+                span: b.span,
             })
             .collect(),
     }

@@ -1,6 +1,8 @@
 //! Shared by the integration tests (each uses some of it).
 #![allow(dead_code)]
 
+pub mod mutate;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
