@@ -272,3 +272,58 @@ fn space_table_snapshot() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     insta::assert_snapshot!(String::from_utf8_lossy(&o.stdout));
 }
+
+/// LSP messages as framed on stdio: a `Content-Length` header, a blank line, the JSON.
+fn lsp_frames(messages: &[serde_json::Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in messages {
+        let body = m.to_string();
+        out.extend(format!("Content-Length: {}\r\n\r\n{body}", body.len()).into_bytes());
+    }
+    out
+}
+
+fn run_lsp(input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_slimc"))
+        .arg("lsp")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("slimc runs");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn lsp_over_stdio() {
+    use serde_json::json;
+    let text = std::fs::read_to_string("tests/ui/channel_mismatch_add.slim").unwrap();
+    let uri = "file:///t/channel_mismatch_add.slim";
+    let o = run_lsp(&lsp_frames(&[
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"processId": null, "rootUri": null, "capabilities": {}}}),
+        json!({"jsonrpc": "2.0", "method": "initialized", "params": {}}),
+        json!({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {"uri": uri, "languageId": "slimc", "version": 1, "text": text}}}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "shutdown", "params": null}),
+        json!({"jsonrpc": "2.0", "method": "exit", "params": null}),
+    ]));
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(r#""method":"textDocument/publishDiagnostics""#) && out.contains("E0201"), "{out}");
+    assert!(out.contains(r#""name":"slimc""#), "server info: {out}");
+
+    // The client goes away without `shutdown`: one message, exit 2. Garbage: the same.
+    let o = run_lsp(&lsp_frames(&[
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"processId": null, "rootUri": null, "capabilities": {}}}),
+    ]));
+    assert_eq!(code(&o), 2);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("closed the connection"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run_lsp(b"Content-Length: 5\r\n\r\nnope!");
+    assert_eq!(code(&o), 2);
+    assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1, "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -93,7 +93,10 @@ impl Client {
 
     fn open(&self, uri: &Uri, text: &str) -> Vec<Diagnostic> {
         let doc = TextDocumentItem { uri: uri.clone(), language_id: "slim".into(), version: 1, text: text.into() };
-        self.notify(note::DidOpenTextDocument::METHOD, serde_json::to_value(DidOpenTextDocumentParams { text_document: doc }).unwrap());
+        self.notify(
+            note::DidOpenTextDocument::METHOD,
+            serde_json::to_value(DidOpenTextDocumentParams { text_document: doc }).unwrap(),
+        );
         self.diagnostics(uri)
     }
 
@@ -107,7 +110,7 @@ impl Client {
     }
 
     fn shutdown(mut self) {
-        self.raw_request(req::Shutdown::METHOD, Value::Null);
+        self.raw_request(req::Shutdown::METHOD, Value::Null).expect("shutdown answers");
         self.notify(note::Exit::METHOD, Value::Null);
         let result = self.server.take().unwrap().join().expect("the server thread does not panic");
         assert!(result.is_ok(), "{result:?}");
@@ -115,7 +118,10 @@ impl Client {
 }
 
 fn at(uri: &Uri, line: u32, character: u32) -> TextDocumentPositionParams {
-    TextDocumentPositionParams { text_document: TextDocumentIdentifier { uri: uri.clone() }, position: Position { line, character } }
+    TextDocumentPositionParams {
+        text_document: TextDocumentIdentifier { uri: uri.clone() },
+        position: Position { line, character },
+    }
 }
 
 /// The zero-based position of the `nth` occurrence of `needle` in `text`, plus `shift` bytes
@@ -136,7 +142,10 @@ fn read(path: &str) -> String {
 }
 
 fn hover_text(client: &mut Client, uri: &Uri, p: Position) -> String {
-    let params = HoverParams { text_document_position_params: at(uri, p.line, p.character), work_done_progress_params: Default::default() };
+    let params = HoverParams {
+        text_document_position_params: at(uri, p.line, p.character),
+        work_done_progress_params: Default::default(),
+    };
     match client.request::<req::HoverRequest>(params) {
         Some(Hover { contents: HoverContents::Markup(m), .. }) => m.value,
         other => panic!("no markdown hover at {p:?}: {other:?}"),
@@ -165,8 +174,14 @@ fn diagnostics_have_exact_ranges_and_related_locations() {
     assert_eq!(d[0].range, range(find(&text, "main + in", 0, 0), 9));
     let related: Vec<(Range, String)> =
         d[0].related_information.as_ref().unwrap().iter().map(|r| (r.location.range, r.message.clone())).collect();
-    assert!(related.contains(&(range(find(&text, "conv(64, k=3)", 0, 0), 13), "64 channels set here".into())), "{related:?}");
-    assert!(related.contains(&(range(find(&text, "conv(c, k=3)", 1, 0), 12), "128 channels set here".into())), "{related:?}");
+    assert!(
+        related.contains(&(range(find(&text, "conv(64, k=3)", 0, 0), 13), "64 channels set here".into())),
+        "{related:?}"
+    );
+    assert!(
+        related.contains(&(range(find(&text, "conv(c, k=3)", 1, 0), 12), "128 channels set here".into())),
+        "{related:?}"
+    );
 
     // Fixing the file clears them; closing publishes an empty list too.
     let fixed = client.change(&u, Some(range(find(&text, "basic(128)", 0, 6), 3)), "64");
@@ -306,7 +321,10 @@ fn completion_after_an_arrow_and_inside_a_call() {
     for want in ["conv", "bn", "relu", "dwconv", "basic"] {
         assert!(after_arrow.iter().any(|l| l == want), "{want} missing: {after_arrow:?}");
     }
-    assert!(!after_arrow.iter().any(|l| l == "fixed" || l == "ratio"), "width functions are not layers: {after_arrow:?}");
+    assert!(
+        !after_arrow.iter().any(|l| l == "fixed" || l == "ratio"),
+        "width functions are not layers: {after_arrow:?}"
+    );
 
     // Inside `conv(16, ` the keyword arguments of conv; inside `basic(` those of the block.
     let text2 = text.replace("-> \n", "-> conv(16, \n");
@@ -345,7 +363,13 @@ fn inlay_hints_show_each_section() {
     // ResNet-20 on 32x32: 16, 32, 64 channels at 32, 16, 8 pixels; 10 classes.
     assert_eq!(
         labels,
-        ["16×32×32 (8 at 0.5)", "16×32×32 (8 at 0.5)", "32×16×16 (16 at 0.5)", "64×8×8 (32 at 0.5)", "10×1×1 (10 at 0.5)"]
+        [
+            "16×32×32 (8 at 0.5)",
+            "16×32×32 (8 at 0.5)",
+            "32×16×16 (16 at 0.5)",
+            "64×8×8 (32 at 0.5)",
+            "10×1×1 (10 at 0.5)"
+        ]
     );
     client.notify(note::DidChangeConfiguration::METHOD, json!({"settings": {"inlayHints": false}}));
     let hints = client.request::<req::InlayHintRequest>(InlayHintParams {
@@ -364,7 +388,11 @@ fn positions_count_utf16_units_unless_utf8_is_agreed() {
     for (utf8, end) in [(false, 13), (true, 15)] {
         let client = Client::start(Value::Null, utf8);
         let d = client.open(&uri("utf.slim"), text);
-        assert_eq!(d[0].range, Range { start: Position { line: 3, character: 11 }, end: Position { line: 3, character: end } }, "utf8 {utf8}");
+        assert_eq!(
+            d[0].range,
+            Range { start: Position { line: 3, character: 11 }, end: Position { line: 3, character: end } },
+            "utf8 {utf8}"
+        );
         client.shutdown();
     }
 }
@@ -378,7 +406,10 @@ fn unknown_requests_and_bad_params_get_errors_not_crashes() {
     assert_eq!(r.unwrap_err().code, ErrorCode::InvalidParams as i32);
     // A document never opened: no answer, not an error.
     let p = at(&uri("never.slim"), 0, 0);
-    let r = client.request::<req::HoverRequest>(HoverParams { text_document_position_params: p, work_done_progress_params: Default::default() });
+    let r = client.request::<req::HoverRequest>(HoverParams {
+        text_document_position_params: p,
+        work_done_progress_params: Default::default(),
+    });
     assert_eq!(r, None);
     client.shutdown();
 }
@@ -443,4 +474,25 @@ proptest! {
         }
         client.shutdown();
     }
+}
+
+/// Library level: a named width hovers as the search dimensions it became (one per
+/// bottleneck of ResNet-50, the inner convs' `c // 4`), and a network parameter as its value.
+#[test]
+fn hover_on_a_named_width_and_a_parameter() {
+    let text = read("models/resnet50.slim");
+    let a = slimc::lsp::Analysis::new(&text, "resnet50.slim");
+    let decl = text.find("width mid").unwrap() + 6;
+    let (h, span) = a.hover(decl, 0.5).unwrap();
+    assert_eq!(&text[span.start..span.end], "mid");
+    // 3 + 4 + 6 + 3 = 16 bottlenecks; the first stage's inner width is 256 // 4 = 64.
+    assert!(h.contains("| d2 | stage1 | 64 · 32 | 1 | 2 |"), "{h}");
+    assert!(h.contains("… and 8 more"), "{h}");
+    // A use of `mid` means the same declaration.
+    let usage = text.find("conv(mid, k=3").unwrap() + 5;
+    assert_eq!(a.hover(usage, 0.5).unwrap().0, h);
+    assert_eq!(a.definition(usage), Some(span));
+    let classes = text.find("linear(classes)").unwrap() + 8;
+    let (h, _) = a.hover(classes, 0.5).unwrap();
+    assert_eq!(h, "**parameter `classes`** of network `resnet50` = 1000 (set with `--set classes=…`)\n");
 }

@@ -26,14 +26,21 @@ pub fn hover(a: &Analysis, offset: usize, width: f64) -> Option<(String, Span)> 
             DeclKind::Block if on_decl => return Some((block_kind(a, &decl.name, width), decl.span)),
             DeclKind::Width => return Some((named_width(a, &decl.name, decl.span, width), decl.span)),
             DeclKind::Param => {
-                let span = a.names.uses.iter().map(|u| u.0).chain([decl.span]).find(|s| s.start <= offset && offset <= s.end)?;
+                let span = a
+                    .names
+                    .uses
+                    .iter()
+                    .map(|u| u.0)
+                    .chain([decl.span])
+                    .find(|s| s.start <= offset && offset <= s.end)?;
                 return Some((param(a, d), span));
             }
             _ => {}
         }
     }
     let covers = |s: &Span| s.start <= offset && offset < s.end.max(s.start + 1);
-    let layer_span = a.networks.iter().flat_map(|n| n.layers.iter().map(|(_, l)| l.span)).filter(covers).min_by_key(width_of);
+    let layer_span =
+        a.networks.iter().flat_map(|n| n.layers.iter().map(|(_, l)| l.span)).filter(covers).min_by_key(width_of);
     let call_span = a.networks.iter().flat_map(|n| n.blocks.iter().map(|b| b.span)).filter(covers).min_by_key(width_of);
     match (layer_span, call_span) {
         (Some(l), Some(c)) if width_of(&c) <= width_of(&l) => Some((block_calls(a, c, width), c)),
@@ -99,7 +106,12 @@ fn named_width(a: &Analysis, name: &str, decl: Span, width: f64) -> String {
                 None => d.base.to_string(),
             };
             let prefix = prefix(a, net);
-            rows.push(format!("| {prefix}d{i} | {} | {channels} | {} | {} |", dump::section(d.section), d.divisor, d.layers.len()));
+            rows.push(format!(
+                "| {prefix}d{i} | {} | {channels} | {} | {} |",
+                dump::section(d.section),
+                d.divisor,
+                d.layers.len()
+            ));
         }
     }
     if rows.is_empty() {
@@ -119,7 +131,9 @@ fn param(a: &Analysis, d: usize) -> String {
     match owner {
         Some(o) if o.kind == DeclKind::Network => {
             let _ = write!(s, " of network `{}`", o.name);
-            if let Some((_, v)) = a.networks.iter().find(|n| n.name == o.name).and_then(|n| n.params.iter().find(|p| p.0 == decl.name)) {
+            if let Some((_, v)) =
+                a.networks.iter().find(|n| n.name == o.name).and_then(|n| n.params.iter().find(|p| p.0 == decl.name))
+            {
                 let _ = write!(s, " = {v} (set with `--set {}=…`)", decl.name);
             }
         }
@@ -181,7 +195,8 @@ fn layers(a: &Analysis, span: Span, width: f64) -> String {
     s.push_str("| layer | channels in→out | out size | dimension | MACs | params |\n|---|---|---|---|---|---|\n");
     table(&mut s, rows);
     if n > 1 {
-        let _ = writeln!(s, "\nall {n}: {} MACs, {} params at full width", human(totals.0.macs), human(totals.0.params));
+        let _ =
+            writeln!(s, "\nall {n}: {} MACs, {} params at full width", human(totals.0.macs), human(totals.0.params));
     }
     s
 }

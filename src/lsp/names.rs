@@ -47,7 +47,8 @@ impl Names {
         let mut blocks: HashMap<&str, (usize, Vec<usize>)> = HashMap::new();
         for def in &file.blocks {
             let at = names.declare(&def.name, DeclKind::Block, def.span, None);
-            let params = def.params.iter().map(|p| names.declare(&p.name, DeclKind::Param, p.name.span, Some(at))).collect();
+            let params =
+                def.params.iter().map(|p| names.declare(&p.name, DeclKind::Param, p.name.span, Some(at))).collect();
             own.push((at, params));
             blocks.entry(def.name.name.as_str()).or_insert_with(|| own[own.len() - 1].clone());
         }
@@ -69,7 +70,11 @@ impl Names {
     /// The declaration whose name, or a use of it, covers `offset`.
     pub fn at(&self, offset: usize) -> Option<usize> {
         let covers = |s: &Span| s.start <= offset && offset <= s.end;
-        self.uses.iter().find(|(s, _)| covers(s)).map(|(_, d)| *d).or_else(|| self.decls.iter().position(|d| covers(&d.span)))
+        self.uses
+            .iter()
+            .find(|(s, _)| covers(s))
+            .map(|(_, d)| *d)
+            .or_else(|| self.decls.iter().position(|d| covers(&d.span)))
     }
 
     /// Every use of declaration `d`, in source order.

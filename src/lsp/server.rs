@@ -21,11 +21,23 @@ use crate::syntax::ast::Span;
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("LSP protocol error: {0}")]
-    Protocol(#[from] ProtocolError),
+    Protocol(ProtocolError),
     #[error("the client sent an invalid `initialize` request: {0}")]
     Initialize(serde_json::Error),
     #[error("the client closed the connection without `shutdown` and `exit`")]
     Disconnected,
+    #[error("the client sent `exit` without `shutdown` first")]
+    ExitBeforeShutdown,
+}
+
+impl From<ProtocolError> for ServeError {
+    fn from(e: ProtocolError) -> Self {
+        if e.channel_is_disconnected() {
+            ServeError::Disconnected
+        } else {
+            ServeError::Protocol(e)
+        }
+    }
 }
 
 /// The editor's settings: `initializationOptions`, or `settings.slimc` of
@@ -90,7 +102,12 @@ pub fn serve(conn: &Connection) -> Result<(), ServeError> {
         .as_ref()
         .and_then(|g| g.position_encodings.as_ref())
         .is_some_and(|e| e.contains(&PositionEncodingKind::UTF8));
-    let mut server = Server { conn, settings: Settings::default(), encoding: (!utf8).then_some(WideEncoding::Utf16), docs: HashMap::new() };
+    let mut server = Server {
+        conn,
+        settings: Settings::default(),
+        encoding: (!utf8).then_some(WideEncoding::Utf16),
+        docs: HashMap::new(),
+    };
     let problems = params.initialization_options.as_ref().map(|o| server.settings.update(o)).unwrap_or_default();
     let result = InitializeResult {
         capabilities: capabilities(utf8),
@@ -107,7 +124,7 @@ pub fn serve(conn: &Connection) -> Result<(), ServeError> {
                 let response = server.request(r);
                 server.send(response);
             }
-            Message::Notification(n) if n.method == note::Exit::METHOD => return Err(ServeError::Disconnected),
+            Message::Notification(n) if n.method == note::Exit::METHOD => return Err(ServeError::ExitBeforeShutdown),
             Message::Notification(n) => server.notification(n),
             Message::Response(_) => {}
         }
@@ -146,7 +163,11 @@ impl Server<'_> {
         let id = r.id.clone();
         match catch_unwind(AssertUnwindSafe(|| self.dispatch(r))) {
             Ok(response) => response,
-            Err(_) => Response::new_err(id, ErrorCode::InternalError as i32, "slimc lsp: internal error (a bug; please report it)".into()),
+            Err(_) => Response::new_err(
+                id,
+                ErrorCode::InternalError as i32,
+                "slimc lsp: internal error (a bug; please report it)".into(),
+            ),
         }
     }
 
@@ -159,7 +180,13 @@ impl Server<'_> {
             req::DocumentSymbolRequest::METHOD => self.handle::<req::DocumentSymbolRequest>(r, Self::symbols),
             req::Completion::METHOD => self.handle::<req::Completion>(r, Self::completion),
             req::InlayHintRequest::METHOD => self.handle::<req::InlayHintRequest>(r, Self::inlay_hints),
-            other => return Response::new_err(id, ErrorCode::MethodNotFound as i32, format!("slimc lsp does not handle `{other}`")),
+            other => {
+                return Response::new_err(
+                    id,
+                    ErrorCode::MethodNotFound as i32,
+                    format!("slimc lsp does not handle `{other}`"),
+                )
+            }
         };
         match result {
             Ok(value) => Response::new_ok(id, value),
@@ -168,14 +195,18 @@ impl Server<'_> {
     }
 
     fn handle<R: req::Request>(&self, r: Request, f: impl Fn(&Self, R::Params) -> R::Result) -> Result<Value, String> {
-        let params: R::Params = serde_json::from_value(r.params).map_err(|e| format!("invalid `{}` parameters: {e}", R::METHOD))?;
+        let params: R::Params =
+            serde_json::from_value(r.params).map_err(|e| format!("invalid `{}` parameters: {e}", R::METHOD))?;
         Ok(serde_json::to_value(f(self, params)).expect("LSP types serialize"))
     }
 
     fn notification(&mut self, n: Notification) {
         let method = n.method.clone();
         if catch_unwind(AssertUnwindSafe(|| self.notify(n))).is_err() {
-            self.show(MessageType::ERROR, format!("slimc lsp: internal error handling `{method}` (a bug; please report it)"));
+            self.show(
+                MessageType::ERROR,
+                format!("slimc lsp: internal error handling `{method}` (a bug; please report it)"),
+            );
         }
     }
 
@@ -273,7 +304,9 @@ impl Server<'_> {
     fn offset(&self, text: &str, lines: &LineIndex, p: Position) -> usize {
         let Some(line) = lines.line(p.line) else { return text.len() };
         let col = match self.encoding {
-            Some(enc) => lines.to_utf8(enc, WideLineCol { line: p.line, col: p.character }).map_or(u32::MAX, |lc| lc.col),
+            Some(enc) => {
+                lines.to_utf8(enc, WideLineCol { line: p.line, col: p.character }).map_or(u32::MAX, |lc| lc.col)
+            }
             None => p.character,
         };
         let start = usize::from(line.start());
@@ -324,7 +357,10 @@ impl Server<'_> {
         let tdp = &p.text_document_position_params;
         let (doc, offset) = self.at(tdp)?;
         let span = doc.analysis.definition(offset)?;
-        Some(GotoDefinitionResponse::Scalar(Location { uri: tdp.text_document.uri.clone(), range: self.range(doc, span) }))
+        Some(GotoDefinitionResponse::Scalar(Location {
+            uri: tdp.text_document.uri.clone(),
+            range: self.range(doc, span),
+        }))
     }
 
     fn references(&self, p: ReferenceParams) -> Option<Vec<Location>> {
@@ -391,7 +427,8 @@ impl Server<'_> {
         if !self.settings.inlay_hints {
             return Some(Vec::new());
         }
-        let (from, to) = (self.offset(&doc.text, &doc.lines, p.range.start), self.offset(&doc.text, &doc.lines, p.range.end));
+        let (from, to) =
+            (self.offset(&doc.text, &doc.lines, p.range.start), self.offset(&doc.text, &doc.lines, p.range.end));
         let hints = doc
             .analysis
             .section_hints(self.settings.width)

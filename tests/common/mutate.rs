@@ -93,4 +93,3 @@ pub fn apply(src: &[u8], edits: &[Edit]) -> Vec<u8> {
     }
     s
 }
-
