@@ -31,7 +31,8 @@ fn uri(name: &str) -> Uri {
 }
 
 impl Client {
-    /// Starts a server and completes the handshake; `utf8` offers UTF-8 positions.
+    /// Starts a server and completes the handshake; `utf8` offers UTF-8 positions. The
+    /// client can refresh inlay hints.
     fn start(options: Value, utf8: bool) -> Client {
         let (server_side, conn) = Connection::memory();
         let server = std::thread::spawn(move || slimc::lsp::serve(&server_side));
@@ -40,7 +41,10 @@ impl Client {
         let init = json!({
             "processId": null,
             "rootUri": null,
-            "capabilities": {"general": {"positionEncodings": encodings}},
+            "capabilities": {
+                "general": {"positionEncodings": encodings},
+                "workspace": {"inlayHint": {"refreshSupport": true}},
+            },
             "initializationOptions": options,
         });
         let caps = client.raw_request(req::Initialize::METHOD, init).expect("initialize answers");
@@ -372,6 +376,15 @@ fn inlay_hints_show_each_section() {
         ]
     );
     client.notify(note::DidChangeConfiguration::METHOD, json!({"settings": {"inlayHints": false}}));
+    // A client that can refresh its hints is asked to.
+    let refresh = loop {
+        match client.conn.receiver.recv_timeout(PATIENCE).expect("a refresh request") {
+            Message::Request(r) => break r,
+            _ => continue,
+        }
+    };
+    assert_eq!(refresh.method, req::InlayHintRefreshRequest::METHOD);
+    client.conn.sender.send(Message::Response(lsp_server::Response::new_ok(refresh.id, ()))).unwrap();
     let hints = client.request::<req::InlayHintRequest>(InlayHintParams {
         text_document: TextDocumentIdentifier { uri: u.clone() },
         range: Range { start: Position { line: 0, character: 0 }, end },
@@ -438,7 +451,7 @@ fn position() -> impl Strategy<Value = Position> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Random edits of mutated zoo files, sent as incremental changes with arbitrary ranges,
     /// each followed by requests at arbitrary positions: every request is answered and none

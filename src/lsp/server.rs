@@ -90,6 +90,10 @@ struct Server<'c> {
     /// `None`: positions count UTF-8 bytes, as the client offered; else UTF-16 units.
     encoding: Option<WideEncoding>,
     docs: HashMap<Uri, Document>,
+    /// The client re-asks for inlay hints when told to (after a settings change).
+    refresh_hints: bool,
+    /// Ids of the requests the server sends.
+    next_id: i32,
 }
 
 /// Runs the server until the client's `shutdown` and `exit`.
@@ -102,11 +106,20 @@ pub fn serve(conn: &Connection) -> Result<(), ServeError> {
         .as_ref()
         .and_then(|g| g.position_encodings.as_ref())
         .is_some_and(|e| e.contains(&PositionEncodingKind::UTF8));
+    let refresh_hints = params
+        .capabilities
+        .workspace
+        .as_ref()
+        .and_then(|w| w.inlay_hint.as_ref())
+        .and_then(|h| h.refresh_support)
+        .unwrap_or(false);
     let mut server = Server {
         conn,
         settings: Settings::default(),
         encoding: (!utf8).then_some(WideEncoding::Utf16),
         docs: HashMap::new(),
+        refresh_hints,
+        next_id: 0,
     };
     let problems = params.initialization_options.as_ref().map(|o| server.settings.update(o)).unwrap_or_default();
     let result = InitializeResult {
@@ -238,6 +251,12 @@ impl Server<'_> {
                 if let Ok(p) = serde_json::from_value::<DidChangeConfigurationParams>(n.params) {
                     for problem in self.settings.update(&p.settings) {
                         self.show(MessageType::WARNING, problem);
+                    }
+                    if self.refresh_hints {
+                        // The answer arrives as a `Response`, which the loop ignores.
+                        self.next_id += 1;
+                        let id = format!("slimc-{}", self.next_id);
+                        self.send(Request::new(id.into(), req::InlayHintRefreshRequest::METHOD.into(), ()));
                     }
                 }
             }
