@@ -145,6 +145,35 @@ fn read(path: &str) -> String {
     std::fs::read_to_string(path).unwrap()
 }
 
+fn definition(client: &mut Client, uri: &Uri, p: Position) -> Range {
+    let def = client.request::<req::GotoDefinition>(GotoDefinitionParams {
+        text_document_position_params: at(uri, p.line, p.character),
+        work_done_progress_params: Default::default(),
+        partial_result_params: Default::default(),
+    });
+    match def {
+        Some(GotoDefinitionResponse::Scalar(loc)) => loc.range,
+        other => panic!("no definition at {p:?}: {other:?}"),
+    }
+}
+
+/// The labels of the inlay hints of the whole document.
+fn inlay_labels(client: &mut Client, uri: &Uri) -> Vec<String> {
+    let hints = client.request::<req::InlayHintRequest>(InlayHintParams {
+        text_document: TextDocumentIdentifier { uri: uri.clone() },
+        range: Range { start: Position { line: 0, character: 0 }, end: Position { line: 10_000, character: 0 } },
+        work_done_progress_params: Default::default(),
+    });
+    hints
+        .expect("hints for an open document")
+        .into_iter()
+        .map(|h| match h.label {
+            InlayHintLabel::String(s) => s,
+            InlayHintLabel::LabelParts(p) => panic!("{p:?}"),
+        })
+        .collect()
+}
+
 fn hover_text(client: &mut Client, uri: &Uri, p: Position) -> String {
     let params = HoverParams {
         text_document_position_params: at(uri, p.line, p.character),
@@ -242,23 +271,17 @@ fn definition_references_and_symbols() {
     let u = uri("regnetx_400mf.slim");
     client.open(&u, &text);
     let call = find(&text, "xblock(64, group_width)", 0, 3);
-    let def = client.request::<req::GotoDefinition>(GotoDefinitionParams {
-        text_document_position_params: at(&u, call.line, call.character),
-        work_done_progress_params: Default::default(),
-        partial_result_params: Default::default(),
-    });
-    let Some(GotoDefinitionResponse::Scalar(loc)) = def else { panic!("{def:?}") };
-    assert_eq!(loc.range, range(find(&text, "block xblock", 0, 6), 6));
+    let block = range(find(&text, "block xblock", 0, 6), 6);
+    assert_eq!(definition(&mut client, &u, call), block);
 
-    // A keyword argument leads to the block's parameter; `gw` inside the block to it too.
+    // A keyword argument leads to the block's parameter.
     let stride = find(&text, "xblock(32, group_width, stride=2)", 0, 24);
-    let def = client.request::<req::GotoDefinition>(GotoDefinitionParams {
-        text_document_position_params: at(&u, stride.line, stride.character),
-        work_done_progress_params: Default::default(),
-        partial_result_params: Default::default(),
-    });
-    let Some(GotoDefinitionResponse::Scalar(loc)) = def else { panic!("{def:?}") };
-    assert_eq!(loc.range, range(find(&text, "stride = 1", 0, 0), 6));
+    assert_eq!(definition(&mut client, &u, stride), range(find(&text, "stride = 1", 0, 0), 6));
+    // A parameter used inside the block, and a binding used below it.
+    let gw = find(&text, "group_width=gw)", 0, 12);
+    assert_eq!(definition(&mut client, &u, gw), range(find(&text, "gw, stride = 1", 0, 0), 2));
+    let skip = find(&text, "main + skip", 0, 8);
+    assert_eq!(definition(&mut client, &u, skip), range(find(&text, "skip = if", 0, 0), 4));
 
     // Seven calls of `xblock`, plus the definition.
     let refs = client.request::<req::References>(ReferenceParams {
@@ -269,7 +292,7 @@ fn definition_references_and_symbols() {
     });
     let refs = refs.unwrap();
     assert_eq!(refs.len(), 8, "{refs:#?}");
-    assert_eq!(refs[0].range, loc_of_block(&text));
+    assert_eq!(refs[0].range, block);
 
     let symbols = client.request::<req::DocumentSymbolRequest>(DocumentSymbolParams {
         text_document: TextDocumentIdentifier { uri: u.clone() },
@@ -292,10 +315,6 @@ fn definition_references_and_symbols() {
         ]
     );
     client.shutdown();
-}
-
-fn loc_of_block(text: &str) -> Range {
-    range(find(text, "block xblock", 0, 6), 6)
 }
 
 fn labels(items: Option<CompletionResponse>) -> Vec<String> {
@@ -350,20 +369,7 @@ fn inlay_hints_show_each_section() {
     let text = read("models/resnet20.slim");
     let u = uri("resnet20.slim");
     client.open(&u, &text);
-    let end = Position { line: text.lines().count() as u32, character: 0 };
-    let hints = client.request::<req::InlayHintRequest>(InlayHintParams {
-        text_document: TextDocumentIdentifier { uri: u.clone() },
-        range: Range { start: Position { line: 0, character: 0 }, end },
-        work_done_progress_params: Default::default(),
-    });
-    let labels: Vec<String> = hints
-        .unwrap()
-        .into_iter()
-        .map(|h| match h.label {
-            InlayHintLabel::String(s) => s,
-            InlayHintLabel::LabelParts(p) => panic!("{p:?}"),
-        })
-        .collect();
+    let labels = inlay_labels(&mut client, &u);
     // ResNet-20 on 32x32: 16, 32, 64 channels at 32, 16, 8 pixels; 10 classes.
     assert_eq!(
         labels,
@@ -385,12 +391,7 @@ fn inlay_hints_show_each_section() {
     };
     assert_eq!(refresh.method, req::InlayHintRefreshRequest::METHOD);
     client.conn.sender.send(Message::Response(lsp_server::Response::new_ok(refresh.id, ()))).unwrap();
-    let hints = client.request::<req::InlayHintRequest>(InlayHintParams {
-        text_document: TextDocumentIdentifier { uri: u.clone() },
-        range: Range { start: Position { line: 0, character: 0 }, end },
-        work_done_progress_params: Default::default(),
-    });
-    assert!(hints.is_some_and(|h| h.is_empty()));
+    assert!(inlay_labels(&mut client, &u).is_empty());
     client.shutdown();
 }
 

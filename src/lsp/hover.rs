@@ -115,7 +115,7 @@ fn named_width(a: &Analysis, name: &str, decl: Span, width: f64) -> String {
         }
     }
     if rows.is_empty() {
-        s.push_str("not a search dimension: fixed, or unused by any network\n");
+        s.push_str("no search dimension starts here: a fixed width, an alias of another width, or unused\n");
         return s;
     }
     s.push_str(&header(width));

@@ -31,7 +31,8 @@ pub struct Decl {
     pub parent: Option<usize>,
 }
 
-/// Declarations (blocks with their parameters first, then in walk order), and uses as `(span of the name, declaration index)`.
+/// Declarations (blocks with their parameters first, then in walk order), and uses as
+/// `(span of the name, declaration index)`.
 #[derive(Debug, Default)]
 pub struct Names {
     pub decls: Vec<Decl>,
@@ -77,7 +78,7 @@ impl Names {
             .or_else(|| self.decls.iter().position(|d| covers(&d.span)))
     }
 
-    /// Every use of declaration `d`, in source order.
+    /// Every use of declaration `d` (in walk order: blocks before networks).
     pub fn uses_of(&self, d: usize) -> impl Iterator<Item = Span> + '_ {
         self.uses.iter().filter(move |(_, x)| *x == d).map(|(s, _)| *s)
     }
