@@ -17,10 +17,19 @@ pub struct Label {
     pub primary: bool,
 }
 
-/// One error: a stable code, a short title, labels on the spans involved and notes
-/// (`help: …`, `note: …`).
+/// An error fails compilation; a warning (code `W…`) is shown and compilation goes on,
+/// unless the caller denies warnings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One error or warning: a stable code, a short title, labels on the spans involved and
+/// notes (`help: …`, `note: …`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Diagnostic {
+    pub severity: Severity,
     pub code: &'static str,
     pub message: String,
     pub labels: Vec<Label>,
@@ -28,8 +37,22 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// An error.
     pub fn new(code: &'static str, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { code, message: message.into(), labels: Vec::new(), notes: Vec::new() }
+        Diagnostic { severity: Severity::Error, code, message: message.into(), labels: Vec::new(), notes: Vec::new() }
+    }
+
+    pub fn warning(code: &'static str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::new(code, message) }
+    }
+
+    /// A warning turned into an error (`--deny warnings`).
+    pub fn denied(mut self) -> Diagnostic {
+        if self.severity == Severity::Warning {
+            self.severity = Severity::Error;
+            self.notes.push("note: warnings are denied (`--deny warnings`)".into());
+        }
+        self
     }
 
     pub fn primary(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
@@ -58,7 +81,7 @@ impl Diagnostic {
     }
 }
 
-/// All errors of one source file, sorted by position, with the text they point into.
+/// Diagnostics of one source file, sorted by position, with the text they point into.
 #[derive(Clone, Debug)]
 pub struct Diagnostics {
     pub path: String,
@@ -71,6 +94,12 @@ impl Diagnostics {
         items.sort_by_key(|d| (d.position(), d.code));
         items.dedup();
         Diagnostics { path: path.to_string(), source: source.to_string(), items }
+    }
+
+    /// How many of the items are errors and how many warnings.
+    pub fn counts(&self) -> (usize, usize) {
+        let warnings = self.items.iter().filter(|d| d.severity == Severity::Warning).count();
+        (self.items.len() - warnings, warnings)
     }
 
     fn to_codespan(&self, d: &Diagnostic) -> cs::Diagnostic<()> {
@@ -92,7 +121,11 @@ impl Diagnostics {
                 label.with_message(&l.message)
             })
             .collect();
-        cs::Diagnostic::error()
+        let severity = match d.severity {
+            Severity::Error => cs::Severity::Error,
+            Severity::Warning => cs::Severity::Warning,
+        };
+        cs::Diagnostic::new(severity)
             .with_code(d.code)
             .with_message(&d.message)
             .with_labels(labels)

@@ -23,45 +23,83 @@ pub mod lsp;
 pub mod sema;
 pub mod syntax;
 
-pub use diagnostic::{Diagnostic, Diagnostics};
+pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use sema::Options;
 
 /// Compiles `.slim` source into one IR network per `network` definition, or every error
-/// in the file, sorted by position. `path` is only used to label diagnostics.
+/// in the file, sorted by position. `path` is only used to label diagnostics. Warnings are
+/// dropped; [`check`] keeps them.
 pub fn compile(source: &str, path: &str, options: &Options) -> Result<Vec<ir::Network>, Diagnostics> {
-    let file = syntax::parse(source).map_err(|e| Diagnostics::new(path, source, vec![e.to_diagnostic()]))?;
-    compile_parsed(&file, source, path, options)
-}
-
-/// The part of [`compile`] after parsing, for callers that keep the AST (the language server).
-pub fn compile_parsed(
-    file: &syntax::ast::File,
-    source: &str,
-    path: &str,
-    options: &Options,
-) -> Result<Vec<ir::Network>, Diagnostics> {
-    let networks = sema::analyse(file, options)
-        .map_err(|errs| Diagnostics::new(path, source, errs.iter().map(|e| e.to_diagnostic()).collect()))?;
-    for net in &networks {
-        if let Err(e) = ir::validate(net) {
-            let d = Diagnostic::new("E0900", format!("internal error: invalid IR for `{}`: {e}", net.name));
-            return Err(Diagnostics::new(path, source, vec![d]));
-        }
-    }
-    Ok(networks)
+    check(source, path, options).networks
 }
 
 /// Like [`compile`], for raw bytes: invalid UTF-8 is a diagnostic, not a failure.
 pub fn compile_bytes(bytes: &[u8], path: &str, options: &Options) -> Result<Vec<ir::Network>, Diagnostics> {
+    check_bytes(bytes, path, options).networks
+}
+
+/// What compiling a file found: its networks or its errors, and its warnings.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    pub networks: Result<Vec<ir::Network>, Diagnostics>,
+    /// Every warning, sorted by position (none when the file does not parse or resolve).
+    pub warnings: Diagnostics,
+}
+
+impl Checked {
+    /// Errors and warnings together, sorted by position, warnings made errors if `deny`.
+    pub fn diagnostics(&self, deny: bool) -> Diagnostics {
+        let errors = self.networks.as_ref().err().map_or(&[][..], |d| &d.items[..]);
+        let warnings = self.warnings.items.iter().map(|w| if deny { w.clone().denied() } else { w.clone() });
+        let items = errors.iter().cloned().chain(warnings).collect();
+        Diagnostics::new(&self.warnings.path, &self.warnings.source, items)
+    }
+}
+
+/// [`compile`], keeping the warnings.
+pub fn check(source: &str, path: &str, options: &Options) -> Checked {
+    match syntax::parse(source) {
+        Ok(file) => check_parsed(&file, source, path, options),
+        Err(e) => Checked {
+            networks: Err(Diagnostics::new(path, source, vec![e.to_diagnostic()])),
+            warnings: Diagnostics::new(path, source, Vec::new()),
+        },
+    }
+}
+
+/// The part of [`check`] after parsing, for callers that keep the AST (the language server).
+pub fn check_parsed(file: &syntax::ast::File, source: &str, path: &str, options: &Options) -> Checked {
+    let analysed = sema::analyse(file, options);
+    let warnings = Diagnostics::new(path, source, analysed.warnings.iter().map(|w| w.to_diagnostic()).collect());
+    let networks = analysed
+        .networks
+        .map_err(|errs| Diagnostics::new(path, source, errs.iter().map(|e| e.to_diagnostic()).collect()))
+        .and_then(|networks| {
+            for net in &networks {
+                if let Err(e) = ir::validate(net) {
+                    let d = Diagnostic::new("E0900", format!("internal error: invalid IR for `{}`: {e}", net.name));
+                    return Err(Diagnostics::new(path, source, vec![d]));
+                }
+            }
+            Ok(networks)
+        });
+    Checked { networks, warnings }
+}
+
+/// [`check`] for raw bytes: invalid UTF-8 is a diagnostic, not a failure.
+pub fn check_bytes(bytes: &[u8], path: &str, options: &Options) -> Checked {
     match std::str::from_utf8(bytes) {
-        Ok(source) => compile(source, path, options),
+        Ok(source) => check(source, path, options),
         Err(e) => {
             let at = e.valid_up_to();
             let source = String::from_utf8_lossy(bytes);
             let start = source.char_indices().map(|(i, _)| i).find(|&i| i >= at).unwrap_or(source.len());
             let span = syntax::ast::Span::new(start, (start + 1).min(source.len()));
             let d = syntax::SyntaxError::NotUtf8 { at: span }.to_diagnostic();
-            Err(Diagnostics::new(path, &source, vec![d]))
+            Checked {
+                networks: Err(Diagnostics::new(path, &source, vec![d])),
+                warnings: Diagnostics::new(path, &source, Vec::new()),
+            }
         }
     }
 }

@@ -327,3 +327,38 @@ fn lsp_over_stdio() {
     assert_eq!(code(&o), 2);
     assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1, "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn warnings_show_count_and_can_be_denied() {
+    let file = "tests/ui/warn_unused_binding.slim";
+    let o = slimc(&["check", file]);
+    assert_eq!(code(&o), 0, "warnings do not fail check");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.trim_end().ends_with("at full width, 1 warning"), "{out}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("warning[W0301]: `extra` is never used"), "{err}");
+    assert!(err.contains(&format!("warning: `{file}` has 1 warning")), "{err}");
+
+    let j = json(&slimc(&["check", "--json", file]));
+    let doc = &j["files"][0];
+    assert_eq!(doc["ok"], true);
+    assert_eq!(doc["warnings"][0]["code"], "W0301");
+    assert_eq!(doc["warnings"][0]["severity"], "warning");
+
+    let o = slimc(&["check", "--deny", "warnings", file]);
+    assert_eq!(code(&o), 1);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("error[W0301]") && err.contains("warnings are denied"), "{err}");
+    let j = json(&slimc(&["check", "--json", "--deny", "warnings", file]));
+    assert_eq!(j["files"][0]["ok"], false);
+    assert_eq!(j["files"][0]["errors"][0]["code"], "W0301");
+    assert_eq!(code(&slimc(&["check", "--deny", "warning", file])), 2, "a typo in --deny is a usage error");
+
+    // The zoo has none.
+    let zoo: Vec<String> =
+        std::fs::read_dir("models").unwrap().map(|e| e.unwrap().path().display().to_string()).collect();
+    let args: Vec<&str> = ["check", "--deny", "warnings"].into_iter().chain(zoo.iter().map(String::as_str)).collect();
+    let o = slimc(&args);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.stderr.is_empty());
+}

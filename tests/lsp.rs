@@ -510,3 +510,19 @@ fn hover_on_a_named_width_and_a_parameter() {
     let (h, _) = a.hover(classes, 0.5).unwrap();
     assert_eq!(h, "**parameter `classes`** of network `resnet50` = 1000 (set with `--set classes=…`)\n");
 }
+
+#[test]
+fn warnings_are_published_as_warnings() {
+    let mut client = Client::start(Value::Null, false);
+    let text = read("tests/ui/warn_unused_binding.slim");
+    let u = uri("warn_unused_binding.slim");
+    let d = client.open(&u, &text);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(d[0].severity, Some(DiagnosticSeverity::WARNING));
+    assert_eq!(d[0].code, Some(NumberOrString::String("W0301".into())));
+    assert_eq!(d[0].range, range(find(&text, "extra =", 0, 0), 5));
+    // The file compiles, so hover has its numbers.
+    let h = hover_text(&mut client, &u, find(&text, "toy", 0, 1));
+    assert!(h.contains("**network `toy`**"), "{h}");
+    client.shutdown();
+}

@@ -1,6 +1,6 @@
-//! `slimc check FILE... [--json]`: diagnostics on stderr, one summary line per network.
-//! Every file is reported, readable or not; an unreadable one makes the exit code 2,
-//! one with errors 1.
+//! `slimc check FILE... [--json] [--deny warnings]`: diagnostics on stderr, one summary
+//! line per network. Every file is reported, readable or not; an unreadable one makes the
+//! exit code 2, one with errors (or warnings, when denied) 1.
 
 use std::path::PathBuf;
 
@@ -20,6 +20,22 @@ pub struct CheckArgs {
     /// Print one JSON document on stdout.
     #[arg(long)]
     json: bool,
+    /// `--deny warnings`: warnings become errors (exit 1).
+    #[arg(long, value_name = "warnings")]
+    deny: Option<Deny>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Deny {
+    Warnings,
+}
+
+fn entries(d: &slimc::Diagnostics) -> Vec<Value> {
+    let entry = |i: &slimc::Diagnostic| {
+        let severity = if i.severity == slimc::Severity::Warning { "warning" } else { "error" };
+        json!({"code": i.code, "severity": severity, "message": i.message, "start": i.position().start, "end": i.position().end})
+    };
+    d.items.iter().map(entry).collect()
 }
 
 pub fn run(a: &CheckArgs) -> Result<(), Failure> {
@@ -41,14 +57,30 @@ pub fn run(a: &CheckArgs) -> Result<(), Failure> {
                 continue;
             }
         };
-        match slimc::compile_bytes(&bytes, &shown, &options) {
-            Ok(nets) => {
+        let checked = slimc::check_bytes(&bytes, &shown, &options);
+        let all = checked.diagnostics(a.deny.is_some());
+        let (errors, warnings) = all.counts();
+        let warned = |d: &slimc::Diagnostics| {
+            let mut w = d.clone();
+            w.items.retain(|i| i.severity == slimc::Severity::Warning);
+            w
+        };
+        match checked.networks {
+            Ok(nets) if errors == 0 => {
+                if !a.json && warnings > 0 {
+                    print_diagnostics(&all);
+                }
                 let mut summaries = Vec::new();
+                let note = match warnings {
+                    0 => String::new(),
+                    1 => ", 1 warning".into(),
+                    n => format!(", {n} warnings"),
+                };
                 for net in &nets {
                     let (total, _) = cost::cost(net, &net.full_width());
                     if !a.json {
                         println!(
-                            "{shown}: {}: ok, {} search dimensions, {} layers, {} MACs, {} params at full width",
+                            "{shown}: {}: ok, {} search dimensions, {} layers, {} MACs, {} params at full width{note}",
                             net.name,
                             net.space.search_dim(),
                             net.compute_layers().count(),
@@ -58,16 +90,15 @@ pub fn run(a: &CheckArgs) -> Result<(), Failure> {
                     }
                     summaries.push(json!({"network": net.name, "search_dim": net.space.search_dim(), "macs": total.macs, "params": total.params}));
                 }
-                docs.push(json!({"file": shown, "ok": true, "networks": summaries, "errors": []}));
+                docs.push(json!({"file": shown, "ok": true, "networks": summaries, "errors": [], "warnings": entries(&all), "rendered": all.render()}));
             }
-            Err(d) => {
+            _ => {
                 if a.json {
-                    let errors: Vec<Value> = d.items.iter().map(|i| json!({"code": i.code, "message": i.message, "start": i.position().start, "end": i.position().end})).collect();
-                    docs.push(
-                        json!({"file": shown, "ok": false, "networks": [], "errors": errors, "rendered": d.render()}),
-                    );
+                    let mut errs = all.clone();
+                    errs.items.retain(|i| i.severity == slimc::Severity::Error);
+                    docs.push(json!({"file": shown, "ok": false, "networks": [], "errors": entries(&errs), "warnings": entries(&warned(&all)), "rendered": all.render()}));
                 } else {
-                    print_diagnostics(&d);
+                    print_diagnostics(&all);
                 }
                 failed = true;
             }

@@ -195,8 +195,15 @@ pub fn print_diagnostics(d: &Diagnostics) {
     if d.emit(&mut stderr).is_err() {
         eprint!("{}", d.render());
     }
-    let n = d.items.len();
-    eprintln!("error: could not compile `{}` due to {n} error{}", d.path, if n == 1 { "" } else { "s" });
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    match d.counts() {
+        (0, 0) => {}
+        (0, w) => eprintln!("warning: `{}` has {}", d.path, count(w, "warning")),
+        (e, 0) => eprintln!("error: could not compile `{}` due to {}", d.path, count(e, "error")),
+        (e, w) => {
+            eprintln!("error: could not compile `{}` due to {} ({})", d.path, count(e, "error"), count(w, "warning"))
+        }
+    }
 }
 
 /// Reads and compiles `file` and picks its network `network` (or its only one).
@@ -208,9 +215,11 @@ pub fn load_network(file: &Path, network: Option<&str>, options: &Options) -> Re
 /// Compiles `bytes` (read from `file`) and picks the network to use.
 pub fn compile_one(file: &Path, bytes: &[u8], network: Option<&str>, options: &Options) -> Result<Network, Failure> {
     let shown = file.display().to_string();
-    let nets = slimc::compile_bytes(bytes, &shown, options).map_err(|d| {
-        print_diagnostics(&d);
-        Failure::Input
-    })?;
+    let checked = slimc::check_bytes(bytes, &shown, options);
+    let all = checked.diagnostics(false);
+    if !all.items.is_empty() {
+        print_diagnostics(&all);
+    }
+    let nets = checked.networks.map_err(|_| Failure::Input)?;
     slimc::pick_network(nets, network).map_err(|e| Failure::Usage(format!("{shown}: {e}")))
 }

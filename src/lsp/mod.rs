@@ -48,10 +48,9 @@ impl Analysis {
             Err(e) => (Names::default(), Vec::new(), vec![e.to_diagnostic()]),
             Ok(file) => {
                 let names = Names::new(&file);
-                match crate::compile_parsed(&file, source, path, &Options::default()) {
-                    Ok(nets) => (names, nets, Vec::new()),
-                    Err(d) => (names, Vec::new(), d.items),
-                }
+                let checked = crate::check_parsed(&file, source, path, &Options::default());
+                let diagnostics = checked.diagnostics(false).items;
+                (names, checked.networks.unwrap_or_default(), diagnostics)
             }
         };
         Analysis { source: source.to_string(), names, networks, diagnostics }
@@ -61,7 +60,7 @@ impl Analysis {
         &self.source
     }
 
-    /// Every error of the file, sorted by position (empty when it compiles).
+    /// Every error and warning of the file, sorted by position.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         &self.diagnostics
     }

@@ -308,7 +308,10 @@ impl Server<'_> {
             .collect();
         Diagnostic {
             range: self.range(doc, d.position()),
-            severity: Some(DiagnosticSeverity::ERROR),
+            severity: Some(match d.severity {
+                crate::Severity::Error => DiagnosticSeverity::ERROR,
+                crate::Severity::Warning => DiagnosticSeverity::WARNING,
+            }),
             code: Some(NumberOrString::String(d.code.into())),
             source: Some("slimc".into()),
             message,

@@ -6,6 +6,7 @@ use super::channels::{Conflict, Term};
 use super::error::{Operand, SemaError};
 use super::eval::{limits::*, Elab, Flow, Node};
 use super::value::*;
+use super::warning::Warning;
 use crate::ir::{Groups, Op};
 use crate::syntax::ast::Span;
 
@@ -351,6 +352,11 @@ impl<'a> Elab<'a, '_> {
             return Ok(Value::Poison);
         };
         let Some(hw) = self.window(&t, k, s, p, 1, span) else { return Ok(Value::Poison) };
+        if 2 * p > k {
+            let at = arg(args, "padding").map_or(span, |a| a.2);
+            let op = if kind == OpKind::MaxPool { "maxpool" } else { "avgpool" };
+            self.found.push(Warning::PoolPadding { op, padding: p, kernel: k, span: at });
+        }
         let (kernel, stride, padding) = ([k, k], [s, s], [p, p]);
         let op = if kind == OpKind::MaxPool {
             Op::MaxPool { kernel, stride, padding }

@@ -62,6 +62,8 @@ pub struct Channels {
     groups: Vec<Group>,
     /// `(group, bound, span)`: the group's count is at least the bound's.
     at_least: Vec<(GroupId, Term, Span)>,
+    /// `(count, fixed origin, slimmable origin)`: a free group merged into a fixed one.
+    absorbed: Vec<(u32, Span, Span)>,
 }
 
 /// Normalisation depth guard: derived definitions nest at most this deep.
@@ -120,6 +122,17 @@ impl Channels {
     pub fn origin(&mut self, g: GroupId) -> Span {
         let r = self.find(g);
         self.groups[r.0 as usize].origin
+    }
+
+    /// Every time a slimmable group was merged into a fixed one: `(count, fixed origin,
+    /// slimmable origin)`.
+    pub fn absorbed(&self) -> &[(u32, Span, Span)] {
+        &self.absorbed
+    }
+
+    /// Drops the absorptions recorded after the first `n`.
+    pub fn forget_absorbed_since(&mut self, n: usize) {
+        self.absorbed.truncate(n);
     }
 
     pub fn lower_bounds(&self) -> &[(GroupId, Term, Span)] {
@@ -217,6 +230,10 @@ impl Channels {
         if divisor > 1 && gx.base % divisor != 0 {
             let origin = if gx.divisor > 1 { gy.origin } else { gx.origin };
             return Err(Conflict::NotDivisible { channels: gx.base, divisor, origin });
+        }
+        if gx.fixed != gy.fixed {
+            let (fixed, free) = if gx.fixed { (&gx, &gy) } else { (&gy, &gx) };
+            self.absorbed.push((fixed.base, fixed.origin, free.origin));
         }
         self.groups[child.0 as usize].parent = root.0;
         let r = &mut self.groups[root.0 as usize];

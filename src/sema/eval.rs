@@ -11,6 +11,7 @@ use super::channels::{Channels, Term};
 use super::error::SemaError;
 use super::resolve::Index;
 use super::value::*;
+use super::warning::Warning;
 use crate::ir::{Op, ParamValue, Rounding, Section};
 use crate::syntax::ast::*;
 
@@ -87,6 +88,18 @@ pub struct Elab<'a, 'i> {
     pub settings: Vec<(String, ParamValue)>,
     /// Where the network's own statements read those parameters: (span, index into `settings`).
     pub setting_uses: Vec<(Span, usize)>,
+    /// Every binding that held a tensor, once per instance: for the unused-binding warning.
+    bindings: Vec<BoundTensor>,
+    /// Warnings found while elaborating (pool padding); see [`Elab::warnings`].
+    pub found: Vec<Warning>,
+}
+
+/// A binding's name, the node of its tensor, and the nodes its statement emitted.
+struct BoundTensor {
+    name: String,
+    span: Span,
+    node: usize,
+    emitted: std::ops::Range<usize>,
 }
 
 impl<'a, 'i> Elab<'a, 'i> {
@@ -103,7 +116,55 @@ impl<'a, 'i> Elab<'a, 'i> {
             frames: Vec::new(),
             settings: Vec::new(),
             setting_uses: Vec::new(),
+            bindings: Vec::new(),
+            found: Vec::new(),
         }
+    }
+
+    /// Evaluates `NAME = value`, remembering a tensor result for [`Elab::warnings`].
+    pub fn bind(&mut self, name: &Ident, value: &'a Expr, env: &Env<'a>) -> Flow<Value<'a>> {
+        let first = self.nodes.len();
+        let v = self.eval(value, env)?;
+        if let Value::Tensor(t) = &v {
+            let emitted = first..self.nodes.len();
+            self.bindings.push(BoundTensor { name: name.name.clone(), span: name.span, node: t.node, emitted });
+        }
+        Ok(v)
+    }
+
+    /// The network's warnings once elaboration reached `output`: bindings no path to the
+    /// output reads (in none of their instances), slimmable widths a fixed one absorbed,
+    /// and what elaboration found on the way.
+    pub fn warnings(&mut self, output: usize) -> Vec<Warning> {
+        let mut live = vec![false; self.nodes.len()];
+        if let Some(l) = live.get_mut(output) {
+            *l = true;
+        }
+        // Inputs point backwards, so one reverse pass marks every node the output reads.
+        for i in (0..self.nodes.len()).rev() {
+            if live[i] {
+                for &j in &self.nodes[i].inputs {
+                    live[j] = true;
+                }
+            }
+        }
+        let mut out = std::mem::take(&mut self.found);
+        let mut spans: Vec<Span> = self.bindings.iter().map(|b| b.span).collect();
+        spans.sort();
+        spans.dedup();
+        for span in spans {
+            let mut instances = self.bindings.iter().filter(|b| b.span == span);
+            let Some(first) = instances.clone().next() else { continue };
+            if instances.any(|b| live[b.node]) {
+                continue;
+            }
+            let layers = first.emitted.clone().filter(|&n| !live[n]).count();
+            out.push(Warning::UnusedBinding { name: first.name.clone(), span, layers });
+        }
+        for &(fixed, fixed_origin, slimmable_origin) in self.ch.absorbed() {
+            out.push(Warning::FixedAbsorbs { fixed, fixed_origin, slimmable_origin });
+        }
+        out
     }
 
     pub fn error(&mut self, e: SemaError) -> Value<'a> {
@@ -611,7 +672,7 @@ impl<'a, 'i> Elab<'a, 'i> {
                 }
                 Stmt::Bind { name, value } => {
                     self.push_frame(format!("{prefix}.{}", name.name), false);
-                    let v = self.eval(value, env);
+                    let v = self.bind(name, value, env);
                     self.pop_frame();
                     env.insert(name.name.clone(), v?);
                 }

@@ -12,9 +12,11 @@ mod network;
 mod resolve;
 mod space;
 mod value;
+pub mod warning;
 
 pub use error::SemaError;
 pub use eval::limits;
+pub use warning::Warning;
 
 use crate::ir::{self, ParamValue, Rounding};
 use crate::syntax::ast::File;
@@ -31,9 +33,19 @@ pub struct Options {
     pub rounding: Option<Rounding>,
 }
 
+/// What [`analyse`] found: the networks or every error, and the warnings.
+pub struct Analysed {
+    pub networks: Result<Vec<ir::Network>, Vec<SemaError>>,
+    pub warnings: Vec<Warning>,
+}
+
 /// Analyses every network of a parsed file. All errors of the file are returned together.
-pub fn analyse(file: &File, options: &Options) -> Result<Vec<ir::Network>, Vec<SemaError>> {
-    let index = resolve::resolve(file)?;
+pub fn analyse(file: &File, options: &Options) -> Analysed {
+    let index = match resolve::resolve(file) {
+        Ok(index) => index,
+        Err(errors) => return Analysed { networks: Err(errors), warnings: Vec::new() },
+    };
+    let mut warnings = index.warnings.clone();
     let mut networks = Vec::new();
     let mut errors = unknown_settings(file, options);
     for def in &file.networks {
@@ -41,17 +53,15 @@ pub fn analyse(file: &File, options: &Options) -> Result<Vec<ir::Network>, Vec<S
         let result = elab.network(def, options);
         errors.append(&mut elab.errors);
         if let Ok(Some(e)) = result {
+            warnings.extend(elab.warnings(e.output));
             if errors.is_empty() {
                 let rounding = elab.rounding;
                 networks.push(space::build(&def.name.name, elab.nodes, elab.blocks, elab.ch, e, rounding));
             }
         }
     }
-    if errors.is_empty() {
-        Ok(networks)
-    } else {
-        Err(errors)
-    }
+    let networks = if errors.is_empty() { Ok(networks) } else { Err(errors) };
+    Analysed { networks, warnings }
 }
 
 /// Every setting must name a parameter of some network of the file.

@@ -141,7 +141,7 @@ impl<'a> Elab<'a, '_> {
                 }
                 Stmt::Bind { name, value } => {
                     self.push_frame(name.name.clone(), false);
-                    let v = self.eval(value, &env);
+                    let v = self.bind(name, value, &env);
                     self.pop_frame();
                     env.insert(name.name.clone(), v?);
                 }
@@ -241,7 +241,11 @@ impl<'a> Elab<'a, '_> {
             }
         }
         let fixed = Term::G(self.ch.fresh(out.c, true, def.name.span));
-        if let Err(c) = self.ch.unify(&out.term, &fixed) {
+        // The output is fixed by definition: that absorbing the last layer's width is no warning.
+        let absorbed = self.ch.absorbed().len();
+        let unified = self.ch.unify(&out.term, &fixed);
+        self.ch.forget_absorbed_since(absorbed);
+        if let Err(c) = unified {
             let e = match c {
                 super::channels::Conflict::FixedForced { fixed, fixed_origin, other_origin } => {
                     SemaError::FixedForced { span, fixed, fixed_origin, other_origin }

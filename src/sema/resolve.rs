@@ -6,11 +6,13 @@ use std::collections::{HashMap, HashSet};
 
 use super::builtins::{self, Signature, CONSTANTS, SIGNATURES};
 use super::error::SemaError;
+use super::warning::Warning;
 use crate::syntax::ast::*;
 
-/// Where each definition lives in the file.
+/// Where each definition lives in the file, and the warnings name resolution found.
 pub struct Index<'a> {
     pub blocks: HashMap<&'a str, &'a Definition>,
+    pub warnings: Vec<Warning>,
 }
 
 const NETWORK_SECTIONS: &[&str] = &["stem", "stage", "head"];
@@ -33,14 +35,21 @@ pub fn resolve(file: &File) -> Result<Index<'_>, Vec<SemaError>> {
             errors.push(duplicate("network", &n.name, &first.name));
         }
     }
-    let index = Index { blocks };
+    let mut index = Index { blocks, warnings: Vec::new() };
+    let mut warnings = Vec::new();
     for def in &file.blocks {
-        Scope::new(&index, &mut errors, false).definition(def);
+        let mut scope = Scope::new(&index, &mut errors, false);
+        scope.definition(def);
+        for p in def.params.iter().filter(|p| !scope.used.contains(&p.name.name)) {
+            let (block, name) = (def.name.name.clone(), p.name.name.clone());
+            warnings.push(Warning::UnusedParameter { block, name, span: p.name.span });
+        }
     }
     for def in &file.networks {
         Scope::new(&index, &mut errors, true).definition(def);
     }
     find_cycles(file, &index, &mut errors);
+    index.warnings = warnings;
     if errors.is_empty() {
         Ok(index)
     } else {
@@ -56,12 +65,14 @@ struct Scope<'i, 'a, 'e> {
     index: &'i Index<'a>,
     errors: &'e mut Vec<SemaError>,
     names: HashMap<String, Span>,
+    /// Every name read.
+    used: HashSet<String>,
     network: bool,
 }
 
 impl<'i, 'a, 'e> Scope<'i, 'a, 'e> {
     fn new(index: &'i Index<'a>, errors: &'e mut Vec<SemaError>, network: bool) -> Self {
-        Scope { index, errors, names: HashMap::new(), network }
+        Scope { index, errors, names: HashMap::new(), used: HashSet::new(), network }
     }
 
     fn definition(&mut self, def: &Definition) {
@@ -126,6 +137,7 @@ impl<'i, 'a, 'e> Scope<'i, 'a, 'e> {
         match &e.kind {
             ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => {}
             ExprKind::Name(id) => {
+                self.used.insert(id.name.clone());
                 let is_layer =
                     matches!(builtins::lookup(&id.name), Some(Signature { builtin: builtins::Builtin::Op(_), .. }))
                         || self.index.blocks.contains_key(id.name.as_str());
