@@ -193,8 +193,8 @@ fn diagnostics_have_exact_ranges_and_related_locations() {
     let d = client.open(&u, &text);
     assert_eq!(d.len(), 2, "{d:#?}");
     assert_eq!(d[0].range, range(find(&text, "bnn", 0, 0), 3));
-    assert_eq!(d[0].code, Some(NumberOrString::String("E0103".into())));
-    assert!(d[0].message.starts_with("unknown name `bnn`"), "{}", d[0].message);
+    assert_eq!(d[0].code, Some(NumberOrString::String("E0104".into())));
+    assert!(d[0].message.starts_with("unknown op or block `bnn`"), "{}", d[0].message);
     assert_eq!(d[1].range, range(find(&text, "kk=3", 0, 0), 2));
     assert!(d[1].message.contains("did you mean `k`?"), "{}", d[1].message);
     assert!(d.iter().all(|d| d.severity == Some(DiagnosticSeverity::ERROR) && d.source.as_deref() == Some("slimc")));

@@ -117,7 +117,7 @@ impl<'a> Elab<'a, '_> {
         for (i, size) in [t.h, t.w].into_iter().enumerate() {
             let padded = size + 2 * p;
             if padded < reach {
-                self.errors.push(SemaError::KernelTooLarge { span, kernel: k, size, padding: p });
+                self.errors.push(SemaError::KernelTooLarge { span, kernel: k, dilation: d, size, padding: p });
                 return None;
             }
             out[i] = (padded - reach) / s + 1;

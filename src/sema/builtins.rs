@@ -117,3 +117,25 @@ pub fn similar<'a>(name: &str, pool: impl IntoIterator<Item = &'a str>) -> Vec<S
     scored.dedup_by(|a, b| a.1 == b.1);
     scored.into_iter().take(3).map(|(_, c)| c.to_string()).collect()
 }
+
+/// Up to three names from `pool` that a mistyped op or block name was probably meant as:
+/// the same first letter and either one edit away (two for names over six letters; a swap
+/// of neighbours is one edit) or a prefix of it (`conv2d` → `conv`). A different op that is
+/// merely spelled alike (`gelu` → `relu`) is not offered as a fix.
+pub fn similar_op<'a>(name: &str, pool: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let lower = name.to_ascii_lowercase();
+    let first = lower.chars().next();
+    let max = if lower.len() > 6 { 2 } else { 1 };
+    let mut scored: Vec<(usize, &str)> = pool
+        .into_iter()
+        .filter(|c| *c != name && c.chars().next() == first)
+        .filter_map(|c| {
+            let d = strsim::osa_distance(&lower, c);
+            let prefix = c.len() >= 2 && lower.starts_with(c);
+            (d <= max || prefix).then_some((d, c))
+        })
+        .collect();
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().take(3).map(|(_, c)| c.to_string()).collect()
+}

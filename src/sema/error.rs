@@ -39,6 +39,8 @@ pub enum SemaError {
         name: String,
         span: Span,
         candidates: Vec<String>,
+        /// Every parameter of the callee, in order.
+        params: Vec<String>,
     },
     UnknownField {
         name: String,
@@ -135,6 +137,7 @@ pub enum SemaError {
     KernelTooLarge {
         span: Span,
         kernel: u32,
+        dilation: u32,
         size: u32,
         padding: u32,
     },
@@ -221,11 +224,15 @@ impl SemaError {
                     None => d.help("define it with `block NAME(...) { ... }` or use a built-in op (see README.md)"),
                 }
             }
-            SemaError::UnknownArgument { callee, name, span, candidates } => {
+            SemaError::UnknownArgument { callee, name, span, candidates, params } => {
                 let d = Diagnostic::new("E0105", format!("`{callee}` has no parameter `{name}`")).primary(*span, "unknown parameter");
-                match did_you_mean(candidates) {
+                let d = match did_you_mean(candidates) {
                     Some(h) => d.help(h),
-                    None => d.help(format!("check the parameters of `{callee}`")),
+                    None => d,
+                };
+                match params.as_slice() {
+                    [] => d.note(format!("`{callee}` takes no parameters")),
+                    ps => d.note(format!("the parameters of `{callee}` are {}", ps.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "))),
                 }
             }
             SemaError::UnknownField { name, span } => Diagnostic::new("E0106", format!("unknown tensor property `.{name}`"))
@@ -323,10 +330,25 @@ impl SemaError {
                     .secondary(*input_origin, format!("the input has {input} channels"))
                     .help("zeropad can only add channels; use a 1x1 conv shortcut to reduce them")
             }
-            SemaError::KernelTooLarge { span, kernel, size, padding } => {
-                Diagnostic::new("E0207", format!("kernel {kernel} is larger than the {size}x{size} feature map"))
-                    .primary(*span, format!("kernel {kernel} on a {size}-pixel map with padding {padding}"))
-                    .help("use a smaller kernel, more padding, or fewer strided layers before it")
+            SemaError::KernelTooLarge { span, kernel, dilation, size, padding } => {
+                let reach = dilation * (kernel - 1) + 1;
+                let (title, label) = if *dilation > 1 {
+                    (
+                        format!("kernel {kernel} with dilation {dilation} spans {reach} pixels, more than the {size}x{size} feature map"),
+                        format!("reaches {reach} pixels; the map is {size} pixels with padding {padding}"),
+                    )
+                } else {
+                    (
+                        format!("kernel {kernel} is larger than the {size}x{size} feature map"),
+                        format!("kernel {kernel} on a {size}-pixel map with padding {padding}"),
+                    )
+                };
+                let help = if *dilation > 1 {
+                    "use a smaller kernel or dilation, more padding, or fewer strided layers before it"
+                } else {
+                    "use a smaller kernel, more padding, or fewer strided layers before it"
+                };
+                Diagnostic::new("E0207", title).primary(*span, label).help(help)
             }
             SemaError::EmptyStage { span } => Diagnostic::new("E0208", "empty stage")
                 .primary(*span, "this stage has no layers")

@@ -138,10 +138,7 @@ impl<'i, 'a, 'e> Scope<'i, 'a, 'e> {
             ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => {}
             ExprKind::Name(id) => {
                 self.used.insert(id.name.clone());
-                let is_layer =
-                    matches!(builtins::lookup(&id.name), Some(Signature { builtin: builtins::Builtin::Op(_), .. }))
-                        || self.index.blocks.contains_key(id.name.as_str());
-                if !self.names.contains_key(&id.name) && !CONSTANTS.contains(&id.name.as_str()) && !is_layer {
+                if self.unknown(&id.name) {
                     let mut pool: Vec<&str> = self.names.keys().map(String::as_str).collect();
                     pool.extend(CONSTANTS);
                     if self.network && NETWORK_SECTIONS.contains(&id.name.as_str()) {
@@ -156,7 +153,20 @@ impl<'i, 'a, 'e> Scope<'i, 'a, 'e> {
                 self.expr(a);
                 self.expr(b);
             }
-            ExprKind::Chain(items) => items.iter().for_each(|x| self.expr(x)),
+            ExprKind::Chain(items) => {
+                for (i, x) in items.iter().enumerate() {
+                    match &x.kind {
+                        // After an arrow a bare name is a layer: an unknown one is an unknown op.
+                        ExprKind::Name(id) if i > 0 && self.unknown(&id.name) => {
+                            self.used.insert(id.name.clone());
+                            let pool = SIGNATURES.iter().map(|s: &Signature| s.name).chain(self.index.blocks.keys().copied());
+                            let candidates = builtins::similar_op(&id.name, pool);
+                            self.errors.push(SemaError::UnknownCallee { name: id.name.clone(), span: id.span, candidates });
+                        }
+                        _ => self.expr(x),
+                    }
+                }
+            }
             ExprKind::Field(x, f) => {
                 self.expr(x);
                 if !FIELDS.contains(&f.name.as_str()) {
@@ -177,6 +187,13 @@ impl<'i, 'a, 'e> Scope<'i, 'a, 'e> {
         }
     }
 
+    /// Not a local, a constant, an op or a block.
+    fn unknown(&self, name: &str) -> bool {
+        let is_layer = matches!(builtins::lookup(name), Some(Signature { builtin: builtins::Builtin::Op(_), .. }))
+            || self.index.blocks.contains_key(name);
+        !self.names.contains_key(name) && !CONSTANTS.contains(&name) && !is_layer
+    }
+
     fn call(&mut self, callee: &Ident, args: &[Arg]) {
         let params: Vec<&str> = if let Some(sig) = builtins::lookup(&callee.name) {
             sig.params.to_vec()
@@ -184,7 +201,7 @@ impl<'i, 'a, 'e> Scope<'i, 'a, 'e> {
             b.params.iter().map(|p| p.name.name.as_str()).collect()
         } else {
             let pool = SIGNATURES.iter().map(|s: &Signature| s.name).chain(self.index.blocks.keys().copied());
-            let candidates = builtins::similar(&callee.name, pool);
+            let candidates = builtins::similar_op(&callee.name, pool);
             self.errors.push(SemaError::UnknownCallee { name: callee.name.clone(), span: callee.span, candidates });
             return;
         };
@@ -198,6 +215,7 @@ impl<'i, 'a, 'e> Scope<'i, 'a, 'e> {
                     name: name.name.clone(),
                     span: name.span,
                     candidates,
+                    params: params.iter().map(|p| p.to_string()).collect(),
                 });
             } else if let Some(first) = seen.insert(name.name.as_str(), name.span) {
                 self.errors.push(SemaError::RepeatedArgument { name: name.name.clone(), span: name.span, first });
