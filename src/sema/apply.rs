@@ -15,6 +15,10 @@ fn arg<'b, 'a>(args: &'b Bound<'a>, name: &str) -> Option<&'b (&'static str, Val
     args.iter().find(|(n, _, _)| *n == name)
 }
 
+/// `linear(512, classes)` is a PyTorch habit: the in-features are inferred here.
+const LINEAR_BIAS: &str = "`linear`'s second parameter is `bias` (true or false); its input features come from the \
+incoming tensor, so `linear(512, classes)` is written `linear(classes)`";
+
 impl<'a> Elab<'a, '_> {
     fn int_arg(&mut self, args: &Bound<'a>, name: &str, default: i64, lo: i64, hi: i64) -> Option<u32> {
         let Some((_, v, s)) = arg(args, name) else { return Some(default as u32) };
@@ -32,13 +36,14 @@ impl<'a> Elab<'a, '_> {
         }
     }
 
-    fn bool_arg(&mut self, args: &Bound<'a>, name: &str, default: bool) -> Option<bool> {
+    /// A boolean argument; `help` explains a wrong value (the parameter's place and meaning).
+    fn bool_arg(&mut self, args: &Bound<'a>, name: &str, default: bool, help: &str) -> Option<bool> {
         match arg(args, name) {
             None => Some(default),
             Some((_, Value::Bool(b), _)) => Some(*b),
             Some((_, v, s)) => {
                 let (v, s) = (v.clone(), *s);
-                self.type_error("a boolean", &v, s, None);
+                self.type_error(&format!("a boolean for `{name}`"), &v, s, Some(help));
                 None
             }
         }
@@ -158,7 +163,7 @@ impl<'a> Elab<'a, '_> {
             OpKind::DwConv => self.dwconv(args, t, span),
             OpKind::Linear => {
                 let Some(out) = self.width_arg(args, name, span) else { return Ok(Value::Poison) };
-                let Some(bias) = self.bool_arg(args, "bias", true) else { return Ok(Value::Poison) };
+                let Some(bias) = self.bool_arg(args, "bias", true, LINEAR_BIAS) else { return Ok(Value::Poison) };
                 if !self.flat(&t, "linear", span) {
                     return Ok(Value::Poison);
                 }
@@ -265,7 +270,7 @@ impl<'a> Elab<'a, '_> {
             self.int_arg(args, "padding", i64::from((k - 1) / 2 * d), 0, MAX_KERNEL),
             self.int_arg(args, "groups", 1, 1, MAX_CHANNELS),
             self.int_arg(args, "group_width", 0, 0, MAX_CHANNELS),
-            self.bool_arg(args, "bias", false),
+            self.bool_arg(args, "bias", false, "`bias` is true or false: whether the conv adds a learned bias"),
         ) else {
             return Ok(Value::Poison);
         };
@@ -321,7 +326,7 @@ impl<'a> Elab<'a, '_> {
             self.int_arg(args, "k", 3, 1, MAX_KERNEL),
             self.int_arg(args, "stride", 1, 1, MAX_KERNEL),
             self.int_arg(args, "dilation", 1, 1, 64),
-            self.bool_arg(args, "bias", false),
+            self.bool_arg(args, "bias", false, "`bias` is true or false: whether the conv adds a learned bias"),
         ) else {
             return Ok(Value::Poison);
         };

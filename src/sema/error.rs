@@ -134,6 +134,11 @@ pub enum SemaError {
         output: u32,
         input_origin: Span,
     },
+    /// `layer * 2.4`: a repeat count that is not a whole number.
+    RepeatNotWhole {
+        value: f64,
+        span: Span,
+    },
     KernelTooLarge {
         span: Span,
         kernel: u32,
@@ -329,6 +334,11 @@ impl SemaError {
                     .primary(*span, format!("pads to {output} channels"))
                     .secondary(*input_origin, format!("the input has {input} channels"))
                     .help("zeropad can only add channels; use a 1x1 conv shortcut to reduce them")
+            }
+            SemaError::RepeatNotWhole { value, span } => {
+                Diagnostic::new("E0213", format!("a repeat count must be a whole number, found {value}"))
+                    .primary(*span, format!("repeats the layer {value} times"))
+                    .help("round it to the count you mean: `round(...)` (half to even) or `int(...)` (towards zero)")
             }
             SemaError::KernelTooLarge { span, kernel, dilation, size, padding } => {
                 let reach = dilation * (kernel - 1) + 1;

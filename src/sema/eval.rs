@@ -349,6 +349,10 @@ impl<'a, 'i> Elab<'a, 'i> {
                 }
                 return Ok(Value::Layer(Rc::new(LayerFn::Repeat(f.clone(), n as u32))));
             }
+            (BinOp::Mul, Value::Layer(_), Value::Float(x)) | (BinOp::Mul, Value::Float(x), Value::Layer(_)) => {
+                let at = if matches!(l, Value::Float(_)) { a.span } else { b.span };
+                return Ok(self.error(SemaError::RepeatNotWhole { value: *x, span: at }));
+            }
             _ => {}
         }
         Ok(self.arith(op, &l, &r, span, a.span, b.span))

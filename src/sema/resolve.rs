@@ -159,9 +159,14 @@ impl<'i, 'a, 'e> Scope<'i, 'a, 'e> {
                         // After an arrow a bare name is a layer: an unknown one is an unknown op.
                         ExprKind::Name(id) if i > 0 && self.unknown(&id.name) => {
                             self.used.insert(id.name.clone());
-                            let pool = SIGNATURES.iter().map(|s: &Signature| s.name).chain(self.index.blocks.keys().copied());
+                            let pool =
+                                SIGNATURES.iter().map(|s: &Signature| s.name).chain(self.index.blocks.keys().copied());
                             let candidates = builtins::similar_op(&id.name, pool);
-                            self.errors.push(SemaError::UnknownCallee { name: id.name.clone(), span: id.span, candidates });
+                            self.errors.push(SemaError::UnknownCallee {
+                                name: id.name.clone(),
+                                span: id.span,
+                                candidates,
+                            });
                         }
                         _ => self.expr(x),
                     }

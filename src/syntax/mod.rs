@@ -42,6 +42,12 @@ pub enum SyntaxError {
     NotUtf8 {
         at: Span,
     },
+    /// Two operands side by side inside an expression (`bn relu`): almost always a missing `->`.
+    MissingArrow {
+        at: Span,
+        before: String,
+        after: String,
+    },
 }
 
 impl SyntaxError {
@@ -63,6 +69,11 @@ impl SyntaxError {
             SyntaxError::NumberTooLarge { at } => Diagnostic::new("E0004", "number too large")
                 .primary(*at, "does not fit in a 64-bit integer or float")
                 .help("channel counts, sizes and repeats are far smaller; see the limits in README.md"),
+            SyntaxError::MissingArrow { at, before, after } => {
+                Diagnostic::new("E0006", format!("syntax error: expected `->` between `{before}` and `{after}`"))
+                    .primary(*at, "expected `->` before this")
+                    .help(format!("layers are chained with `->`: `{before} -> {after}`"))
+            }
             SyntaxError::NotUtf8 { at } => Diagnostic::new("E0005", "file is not valid UTF-8 text")
                 .primary(*at, "invalid UTF-8 starts here")
                 .help("`.slim` files are UTF-8 text"),
@@ -135,7 +146,38 @@ fn convert_error(source: &str, e: pest::error::Error<Rule>) -> SyntaxError {
     expected.truncate(6);
     let found = source[pos..].split_whitespace().next().map(|w| w.chars().take(20).collect::<String>());
     let end = source[pos..].chars().next().map_or(pos, |c| pos + c.len_utf8());
+    if let Some(e) = missing_arrow(source, pos) {
+        return e;
+    }
     SyntaxError::Unexpected { at: Span::new(pos, end), expected, found }
+}
+
+/// `= … bn relu`: the parse stopped at a name that follows a name or `)` on the same line,
+/// after the statement's `=`. The two operands need an operator between them, nearly always `->`.
+fn missing_arrow(source: &str, pos: usize) -> Option<SyntaxError> {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let after: String = source[pos..].chars().take_while(|&c| is_ident(c)).collect();
+    if after.is_empty() || !after.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        return None;
+    }
+    let line = &source[source[..pos].rfind('\n').map_or(0, |i| i + 1)..pos];
+    let code = line.split('#').next().unwrap_or("");
+    let trimmed = code.trim_end();
+    if trimmed.len() == code.len() || !code.contains('=') {
+        return None;
+    }
+    let before = match trimmed.chars().last()? {
+        ')' => {
+            let open = trimmed.rfind('(')?;
+            let name: String = trimmed[..open].chars().rev().take_while(|&c| is_ident(c)).collect();
+            format!("{}(…)", name.chars().rev().collect::<String>())
+        }
+        c if is_ident(c) => {
+            trimmed.chars().rev().take_while(|&c| is_ident(c)).collect::<Vec<_>>().into_iter().rev().collect()
+        }
+        _ => return None,
+    };
+    Some(SyntaxError::MissingArrow { at: Span::new(pos, pos + after.len()), before, after })
 }
 
 /// Punctuation and keywords worth naming in "expected …"; infix operators are left out
