@@ -103,7 +103,11 @@ impl<'a> Elab<'a, '_> {
             block: None,
         };
         let id = self.emit(node, span)?;
-        Ok(Value::Tensor(Tensor { node: id, term, c, h: hw[0], w: hw[1], origin }))
+        let size_origin = match inputs.first() {
+            Some(t) if [t.h, t.w] == hw => t.size_origin,
+            _ => span,
+        };
+        Ok(Value::Tensor(Tensor { node: id, term, c, h: hw[0], w: hw[1], origin, size_origin }))
     }
 
     /// An op that keeps its input's channels: only the spatial size may change.
@@ -378,12 +382,14 @@ impl<'a> Elab<'a, '_> {
         let hw = operands.iter().map(|(t, _)| [t.h, t.w]).max().unwrap_or([first.h, first.w]);
         let broadcast_ok = |t: &Tensor| [t.h, t.w] == hw || (kind == OpKind::Mul && t.h == 1 && t.w == 1);
         if !operands.iter().all(|(t, _)| broadcast_ok(t)) {
+            let sizes: Vec<[u32; 2]> = operands.iter().map(|(t, _)| [t.h, t.w]).collect();
             let operands = operands
                 .iter()
-                .map(|(t, s)| Operand { span: *s, value: format!("{}x{}", t.h, t.w), origin: *s })
+                .map(|(t, s)| Operand { span: *s, value: format!("{}x{}", t.h, t.w), origin: t.size_origin })
                 .collect();
             let within = self.current_scope();
-            self.errors.push(SemaError::SpatialMismatch { op: name.into(), span, operands, within });
+            let help = spatial_help(&sizes);
+            self.errors.push(SemaError::SpatialMismatch { op: name.into(), span, operands, within, help });
             return Ok(Value::Poison);
         }
         let tensors: Vec<&Tensor> = operands.iter().map(|(t, _)| t).collect();
@@ -422,5 +428,28 @@ impl<'a> Elab<'a, '_> {
             }
             other => self.conflict(other, span, "", 0, 0, Span::default()),
         }
+    }
+}
+
+/// Why two feature maps that should meet have different sizes, judged from the sizes:
+/// one strided branch (a whole factor), odd-size rounding (one pixel), or an unpadded window
+/// (a few pixels).
+fn spatial_help(sizes: &[[u32; 2]]) -> String {
+    let side = |i: usize| -> (u32, u32) {
+        let v: Vec<u32> = sizes.iter().map(|s| s[i]).collect();
+        (v.iter().copied().min().unwrap_or(0), v.iter().copied().max().unwrap_or(0))
+    };
+    let (small, big) = if side(0).0 != side(0).1 { side(0) } else { side(1) };
+    if let Some(f) = (2..=32).find(|&f| small > 0 && (big / f == small || big.div_ceil(f) == small)) {
+        return format!(
+            "one branch is strided by {f} and the other is not: give the shortcut the same stride, e.g. `subsample({f})` or `conv(c, k=1, stride={f})`"
+        );
+    }
+    match big - small {
+        1 => "odd sizes round differently: a strided layer with padding rounds up, without it rounds down; give both branches the same kernel and padding".into(),
+        d => format!(
+            "a window without padding shrinks the map by kernel - 1 ({d} here): give the layer that shrank it `padding={}`",
+            d.div_ceil(2)
+        ),
     }
 }

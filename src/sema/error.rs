@@ -108,8 +108,11 @@ pub enum SemaError {
     SpatialMismatch {
         op: String,
         span: Span,
+        /// Each operand's size, and where that size was set (`origin`).
         operands: Vec<Operand>,
         within: String,
+        /// The likely cause, from the sizes.
+        help: String,
     },
     NotDivisible {
         what: String,
@@ -301,15 +304,23 @@ impl SemaError {
                 d.note(format!("while building `{within}`"))
                     .help("make both branches produce the same count, e.g. project the shortcut with `conv(c, k=1) -> bn`")
             }
-            SemaError::SpatialMismatch { op, span, operands, within } => {
+            SemaError::SpatialMismatch { op, span, operands, within, help } => {
                 let sizes: Vec<&str> = operands.iter().map(|o| o.value.as_str()).collect();
                 let mut d = Diagnostic::new("E0202", format!("spatial size mismatch in {op}: {}", sizes.join(" vs ")))
                     .primary(*span, format!("{op} needs equal feature-map sizes"));
                 for o in operands {
                     d = d.secondary(o.span, format!("this is {}", o.value));
                 }
-                d.note(format!("while building `{within}`"))
-                    .help("a shortcut around a strided branch needs the same stride, e.g. `subsample(2)` or `conv(c, k=1, stride=2)`")
+                let mut set: Vec<&Operand> = Vec::new();
+                for o in operands {
+                    if o.origin != Span::default() && !set.iter().any(|s| s.origin == o.origin) {
+                        set.push(o);
+                    }
+                }
+                for o in set {
+                    d = d.secondary(o.origin, format!("size set to {} here", o.value));
+                }
+                d.note(format!("while building `{within}`")).help(help.clone())
             }
             SemaError::NotDivisible { what, channels, divisor, span, origin } => {
                 let mut d = Diagnostic::new("E0203", format!("{channels} channels are not divisible by {what} {divisor}"))

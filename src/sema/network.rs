@@ -184,7 +184,8 @@ impl<'a> Elab<'a, '_> {
             block: None,
         };
         let id = self.emit(node, span)?;
-        Ok(Some(Tensor { node: id, term: Term::G(g), c: v[0], h: v[1], w: v[2], origin: span }))
+        let size_origin = dims[1].span.to(dims[2].span);
+        Ok(Some(Tensor { node: id, term: Term::G(g), c: v[0], h: v[1], w: v[2], origin: span, size_origin }))
     }
 
     fn section(

@@ -19,6 +19,8 @@ pub struct Tensor {
     pub w: u32,
     /// Where its channel count was set (for diagnostics).
     pub origin: Span,
+    /// Where its spatial size was last changed: the input, or a strided or unpadded layer.
+    pub size_origin: Span,
 }
 
 /// A width argument before it becomes a term.
