@@ -130,6 +130,10 @@ fn run_fixed<B: Backend>(net: &Network, plain: &[Plain<B>], shapes: &[LayerShape
                     Activation::Swish => activation::silu(t),
                     Activation::Sigmoid => activation::sigmoid(t),
                     Activation::Hsigmoid => activation::hard_sigmoid(t, 1.0 / 6.0, 0.5),
+                    // From its definition through erf, not Burn's gelu.
+                    Activation::Gelu => {
+                        t.clone() * t.div_scalar(std::f32::consts::SQRT_2).erf().add_scalar(1.0).mul_scalar(0.5)
+                    }
                 }
             }
             (Op::MaxPool { kernel, stride, padding }, _) => {

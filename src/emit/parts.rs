@@ -270,6 +270,7 @@ fn activation(a: Activation) -> TokenStream {
         Activation::Swish => quote!(x.clone() * burn::tensor::activation::sigmoid(x)),
         Activation::Sigmoid => quote!(burn::tensor::activation::sigmoid(x)),
         Activation::Hsigmoid => quote!(x.add_scalar(3.0).clamp(0.0, 6.0).div_scalar(6.0)),
+        Activation::Gelu => quote!(burn::tensor::activation::gelu(x)),
     };
     let doc = match a {
         Activation::Relu => " max(x, 0)",
@@ -278,6 +279,7 @@ fn activation(a: Activation) -> TokenStream {
         Activation::Swish => " x · sigmoid(x)",
         Activation::Sigmoid => " 1 / (1 + e^−x)",
         Activation::Hsigmoid => " relu6(x + 3) / 6",
+        Activation::Gelu => " x · (1 + erf(x / √2)) / 2",
     };
     quote! {
         #[doc = #doc]

@@ -179,6 +179,17 @@ fn activation(g: &mut Graph, a: Activation, x: String, out: &str) -> String {
         Activation::Hsigmoid => {
             g.node("HardSigmoid", vec![x], out, vec![float("alpha", 1.0 / 6.0), float("beta", 0.5)])
         }
+        // Opset 17 has no Gelu (it arrives in 20): x · (1 + erf(x / √2)) / 2 from Erf.
+        Activation::Gelu => {
+            let root2 = g.scalar(&format!("{out}.sqrt2"), std::f32::consts::SQRT_2);
+            let one = g.scalar(&format!("{out}.one"), 1.0);
+            let half = g.scalar(&format!("{out}.half"), 0.5);
+            let scaled = g.node("Div", vec![x.clone(), root2], &format!("{out}.scaled"), vec![]);
+            let erf = g.node("Erf", vec![scaled], &format!("{out}.erf"), vec![]);
+            let gate = g.node("Add", vec![erf, one], &format!("{out}.gate"), vec![]);
+            let halved = g.node("Mul", vec![x, half], &format!("{out}.halved"), vec![]);
+            g.node("Mul", vec![halved, gate], out, vec![])
+        }
     }
 }
 

@@ -123,6 +123,8 @@ pub enum Activation {
     Swish,
     Sigmoid,
     Hsigmoid,
+    /// `x · Φ(x) = x · (1 + erf(x / √2)) / 2`, the exact form (PyTorch's default).
+    Gelu,
 }
 
 /// How a convolution's channels are grouped, evaluated at each width.
@@ -172,7 +174,7 @@ pub enum Op {
     /// (× n / (n − 1)) averaged over calibration batches at that width.
     BatchNorm,
     /// An elementwise activation (see [`Activation`]; hswish `x·relu6(x + 3)/6`, hsigmoid
-    /// `relu6(x + 3)/6`, swish `x·sigmoid(x)`).
+    /// `relu6(x + 3)/6`, swish `x·sigmoid(x)`, gelu `x·(1 + erf(x/√2))/2`).
     Act(Activation),
     /// Max over each window; padded positions never win.
     MaxPool { kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2] },
@@ -216,6 +218,7 @@ impl Op {
             Op::Act(Activation::Swish) => "swish",
             Op::Act(Activation::Sigmoid) => "sigmoid",
             Op::Act(Activation::Hsigmoid) => "hsigmoid",
+            Op::Act(Activation::Gelu) => "gelu",
             Op::MaxPool { .. } => "maxpool",
             Op::AvgPool { .. } => "avgpool",
             Op::GlobalAvgPool => "global_avgpool",

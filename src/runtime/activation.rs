@@ -1,6 +1,6 @@
 //! Activations, written as PyTorch defines them.
 
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::{gelu, relu, sigmoid};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
@@ -15,6 +15,8 @@ pub fn forward<B: Backend>(x: Tensor<B, 4>, a: Activation) -> Tensor<B, 4> {
         Activation::Swish => x.clone() * sigmoid(x),
         Activation::Sigmoid => sigmoid(x),
         Activation::Hsigmoid => hsigmoid(x),
+        // The exact (erf) form, as `torch.nn.GELU()`.
+        Activation::Gelu => gelu(x),
     }
 }
 

@@ -81,6 +81,7 @@ pub static SIGNATURES: &[Signature] = &[
     op("swish", OpKind::Act(Activation::Swish), &[]),
     op("sigmoid", OpKind::Act(Activation::Sigmoid), &[]),
     op("hsigmoid", OpKind::Act(Activation::Hsigmoid), &[]),
+    op("gelu", OpKind::Act(Activation::Gelu), &[]),
     op("maxpool", OpKind::MaxPool, POOL_PARAMS),
     op("avgpool", OpKind::AvgPool, POOL_PARAMS),
     op("flatten", OpKind::Flatten, &[]),

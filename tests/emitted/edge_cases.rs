@@ -175,8 +175,9 @@ impl<B: Backend> Inner<B> {
         let loop_hswish1 = hswish(loop_bn1);
         let loop_dwconv1 = self.loop_dwconv1.forward(loop_hswish1, w[1]);
         let loop_bn2 = self.loop_bn2.forward(loop_dwconv1);
-        let out_sigmoid1 = sigmoid(loop_bn2.clone());
-        mul(loop_bn2, out_sigmoid1)
+        let loop_gelu1 = gelu(loop_bn2);
+        let out_sigmoid1 = sigmoid(loop_gelu1.clone());
+        mul(loop_gelu1, out_sigmoid1)
     }
 }
 
@@ -434,6 +435,11 @@ fn sigmoid<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
 /// relu6(x + 3) / 6
 fn hsigmoid<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     x.add_scalar(3.0).clamp(0.0, 6.0).div_scalar(6.0)
+}
+
+/// x · (1 + erf(x / √2)) / 2
+fn gelu<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    burn::tensor::activation::gelu(x)
 }
 
 /// Elementwise product; a `[N, C, 1, 1]` gate (squeeze-excite) scales whole channel maps.
