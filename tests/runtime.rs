@@ -136,19 +136,22 @@ fn run_fixed<B: Backend>(net: &Network, plain: &[Plain<B>], shapes: &[LayerShape
                     }
                 }
             }
-            (Op::MaxPool { kernel, stride, padding }, _) => {
+            (Op::MaxPool { kernel, stride, padding, ceil_mode }, _) => {
                 let p = padding.map(|v| v as usize);
                 MaxPool2dConfig::new(kernel.map(|v| v as usize))
                     .with_strides(stride.map(|v| v as usize))
                     .with_padding(PaddingConfig2d::Explicit(p[0], p[1], p[0], p[1]))
+                    .with_ceil_mode(*ceil_mode)
                     .init()
                     .forward(first.unwrap())
             }
-            (Op::AvgPool { kernel, stride, padding }, _) => {
+            (Op::AvgPool { kernel, stride, padding, ceil_mode, count_include_pad }, _) => {
                 let p = padding.map(|v| v as usize);
                 AvgPool2dConfig::new(kernel.map(|v| v as usize))
                     .with_strides(stride.map(|v| v as usize))
                     .with_padding(PaddingConfig2d::Explicit(p[0], p[1], p[0], p[1]))
+                    .with_ceil_mode(*ceil_mode)
+                    .with_count_include_pad(*count_include_pad)
                     .init()
                     .forward(first.unwrap())
             }

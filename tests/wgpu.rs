@@ -106,7 +106,9 @@ fn smooth(net: &Network) -> Arc<Network> {
         layer.op = match layer.op.clone() {
             Op::Act(Activation::Relu | Activation::Relu6 | Activation::Hswish) => Op::Act(Activation::Swish),
             Op::Act(Activation::Hsigmoid) => Op::Act(Activation::Sigmoid),
-            Op::MaxPool { kernel, stride, padding } => Op::AvgPool { kernel, stride, padding },
+            Op::MaxPool { kernel, stride, padding, ceil_mode } => {
+                Op::AvgPool { kernel, stride, padding, ceil_mode, count_include_pad: true }
+            }
             op => op,
         };
     }

@@ -259,3 +259,31 @@ fn shufflenet_space_snapshot() {
     let head: String = slimc::ir::dump::dump(&net).lines().take(30).collect::<Vec<_>>().join("\n");
     insta::assert_snapshot!(head);
 }
+
+/// Pool output sizes against PyTorch's: `torch.nn.functional.max_pool2d(x, k, s, p,
+/// ceil_mode=…)` on an `H`×`H` map gave these (PyTorch 2.x, including the case where the
+/// last ceil window would start in the right padding and is dropped: 5, k=2, s=2, p=1).
+#[test]
+fn pool_sizes_follow_pytorch_ceil_mode() {
+    // (H, k, s, p, ceil_mode size, floor size)
+    let cases = [
+        (8, 3, 2, 0, 4, 3),
+        (9, 3, 2, 1, 5, 5),
+        (5, 2, 2, 1, 3, 3),
+        (16, 3, 2, 1, 9, 8),
+        (7, 3, 2, 0, 3, 3),
+        (6, 3, 3, 1, 3, 2),
+    ];
+    for (h, k, s, p, ceil, floor) in cases {
+        for (mode, want) in [("true", ceil), ("false", floor)] {
+            for op in ["maxpool", "avgpool"] {
+                let src = format!(
+                    "network n(classes = 4) {{ input 1 x {h} x {h}\n stem = conv(4, k=1) -> {op}(k={k}, stride={s}, padding={p}, ceil_mode={mode})\n head = avgpool -> linear(classes) }}"
+                );
+                let net = slimc::compile(&src, "pool.slim", &Options::default()).map_err(|d| d.render()).unwrap();
+                let pool = net.iter().flat_map(|n| n.layers.iter()).find(|(_, l)| l.op.kind() == op).unwrap().1;
+                assert_eq!(pool.hw, [want, want], "{op} H={h} k={k} s={s} p={p} ceil_mode={mode}");
+            }
+        }
+    }
+}

@@ -398,14 +398,13 @@ impl<'n> Emitter<'n> {
                 let f = self.helper(Helper::Act(*a));
                 quote!(#f(#x))
             }
-            Op::MaxPool { kernel, stride, padding } => {
+            Op::MaxPool { kernel, stride, padding, ceil_mode } => {
                 let (k, st, p) = (pair(*kernel), pair(*stride), pair(*padding));
-                quote!(burn::tensor::module::max_pool2d(#x, #k, #st, #p, [1, 1], false))
+                quote!(burn::tensor::module::max_pool2d(#x, #k, #st, #p, [1, 1], #ceil_mode))
             }
-            Op::AvgPool { kernel, stride, padding } => {
+            Op::AvgPool { kernel, stride, padding, ceil_mode, count_include_pad } => {
                 let (k, st, p) = (pair(*kernel), pair(*stride), pair(*padding));
-                let counts = crate::ir::AVG_POOL_COUNTS_PADDING;
-                quote!(burn::tensor::module::avg_pool2d(#x, #k, #st, #p, #counts, false))
+                quote!(burn::tensor::module::avg_pool2d(#x, #k, #st, #p, #count_include_pad, #ceil_mode))
             }
             Op::GlobalAvgPool => quote!(#x.mean_dims(&[2, 3])),
             Op::Add => quote!(#(#args)+*),

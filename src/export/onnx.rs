@@ -100,18 +100,20 @@ fn layer(g: &mut Graph, l: &Layer, s: LayerShape, p: &FixedParams, ins: Vec<Stri
             g.node("BatchNormalization", inputs, &out, vec![float("epsilon", BN_EPS as f32)])
         }
         Op::Act(a) => activation(g, *a, x, &out),
-        Op::MaxPool { kernel, stride, padding } | Op::AvgPool { kernel, stride, padding } => {
+        Op::MaxPool { kernel, stride, padding, ceil_mode } | Op::AvgPool { kernel, stride, padding, ceil_mode, .. } => {
             let [ph, pw] = padding.map(i64::from);
             let mut attrs = vec![
                 ints("kernel_shape", kernel.map(i64::from).to_vec()),
                 ints("strides", stride.map(i64::from).to_vec()),
                 ints("pads", vec![ph, pw, ph, pw]),
+                int("ceil_mode", i64::from(*ceil_mode)),
             ];
-            let op = if matches!(l.op, Op::MaxPool { .. }) {
-                "MaxPool"
-            } else {
-                attrs.push(int("count_include_pad", i64::from(crate::ir::AVG_POOL_COUNTS_PADDING)));
-                "AveragePool"
+            let op = match l.op {
+                Op::AvgPool { count_include_pad, .. } => {
+                    attrs.push(int("count_include_pad", i64::from(count_include_pad)));
+                    "AveragePool"
+                }
+                _ => "MaxPool",
             };
             g.node(op, vec![x], &out, attrs)
         }

@@ -149,10 +149,6 @@ impl Groups {
     }
 }
 
-/// Whether average pooling counts padded positions in its divisor (PyTorch's default,
-/// `count_include_pad=True`): every backend's average pool follows this one constant.
-pub const AVG_POOL_COUNTS_PADDING: bool = true;
-
 /// What each layer computes: the specification every backend (runtime, ONNX, Burn export,
 /// emitted code) implements and is tested against. Tensors are `[N, C, H, W]`; `C` is the
 /// layer's channel count at the width in use ([`LayerShape`]): weights are used as their
@@ -176,11 +172,14 @@ pub enum Op {
     /// An elementwise activation (see [`Activation`]; hswish `x·relu6(x + 3)/6`, hsigmoid
     /// `relu6(x + 3)/6`, swish `x·sigmoid(x)`, gelu `x·(1 + erf(x/√2))/2`).
     Act(Activation),
-    /// Max over each window; padded positions never win.
-    MaxPool { kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2] },
-    /// Mean over each window; the divisor counts padded positions as
-    /// [`AVG_POOL_COUNTS_PADDING`] says.
-    AvgPool { kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2] },
+    /// Max over each window; padded positions never win. With `ceil_mode` the output size
+    /// rounds up, PyTorch's rule: `ceil((H + 2p − k) / s) + 1`, less one when that last window
+    /// would start beyond `H + p` (in the right padding).
+    MaxPool { kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2], ceil_mode: bool },
+    /// Mean over each window, sizes as [`Op::MaxPool`]. The divisor counts the zero-padded
+    /// positions when `count_include_pad` (PyTorch's default), else only the input's; the
+    /// positions a `ceil_mode` window reaches past the padding never count.
+    AvgPool { kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2], ceil_mode: bool, count_include_pad: bool },
     /// Mean over H and W: `[N, C, H, W] → [N, C, 1, 1]`.
     GlobalAvgPool,
     /// `[N, C, 1, 1] → [N, C]`.

@@ -119,8 +119,10 @@ impl<'a> Elab<'a, '_> {
         self.node(op, &[t], (t.term.clone(), t.c, t.origin), hw, span, false)
     }
 
-    /// Output size of a sliding window, or an error when the window does not fit.
-    fn window(&mut self, t: &Tensor, k: u32, s: u32, p: u32, d: u32, span: Span) -> Option<[u32; 2]> {
+    /// Output size of a sliding window `[kernel, stride, padding, dilation]`, or an error
+    /// when the window does not fit. `ceil` rounds up as PyTorch's `ceil_mode` (see
+    /// [`Op::MaxPool`]).
+    fn window(&mut self, t: &Tensor, [k, s, p, d]: [u32; 4], ceil: bool, span: Span) -> Option<[u32; 2]> {
         let reach = d * (k - 1) + 1;
         let mut out = [0; 2];
         for (i, size) in [t.h, t.w].into_iter().enumerate() {
@@ -129,7 +131,17 @@ impl<'a> Elab<'a, '_> {
                 self.errors.push(SemaError::KernelTooLarge { span, kernel: k, dilation: d, size, padding: p });
                 return None;
             }
-            out[i] = (padded - reach) / s + 1;
+            out[i] = if ceil {
+                let n = (padded - reach).div_ceil(s) + 1;
+                // The last window must start inside the input or its left padding.
+                if (n - 1) * s >= size + p {
+                    n - 1
+                } else {
+                    n
+                }
+            } else {
+                (padded - reach) / s + 1
+            };
         }
         Some(out)
     }
@@ -320,7 +332,7 @@ impl<'a> Elab<'a, '_> {
                 return Ok(Value::Poison);
             }
         }
-        let Some(hw) = self.window(&t, k, s, p, d, span) else { return Ok(Value::Poison) };
+        let Some(hw) = self.window(&t, [k, s, p, d], false, span) else { return Ok(Value::Poison) };
         let op = Op::Conv { kernel: [k, k], stride: [s, s], padding: [p, p], dilation: [d, d], groups, bias };
         self.node(op, &[&t], out, hw, span, true)
     }
@@ -337,7 +349,7 @@ impl<'a> Elab<'a, '_> {
         let Some(p) = self.int_arg(args, "padding", i64::from((k - 1) / 2 * d), 0, MAX_KERNEL) else {
             return Ok(Value::Poison);
         };
-        let Some(hw) = self.window(&t, k, s, p, d, span) else { return Ok(Value::Poison) };
+        let Some(hw) = self.window(&t, [k, s, p, d], false, span) else { return Ok(Value::Poison) };
         let op = Op::Conv {
             kernel: [k, k],
             stride: [s, s],
@@ -360,7 +372,13 @@ impl<'a> Elab<'a, '_> {
         ) else {
             return Ok(Value::Poison);
         };
-        let Some(hw) = self.window(&t, k, s, p, 1, span) else { return Ok(Value::Poison) };
+        const CEIL: &str = "`ceil_mode` is true or false: whether the output size rounds up";
+        const COUNT: &str = "`count_include_pad` is true or false: whether the padding counts in the average";
+        let Some(ceil_mode) = self.bool_arg(args, "ceil_mode", false, CEIL) else { return Ok(Value::Poison) };
+        let Some(count_include_pad) = self.bool_arg(args, "count_include_pad", true, COUNT) else {
+            return Ok(Value::Poison);
+        };
+        let Some(hw) = self.window(&t, [k, s, p, 1], ceil_mode, span) else { return Ok(Value::Poison) };
         if 2 * p > k {
             let at = arg(args, "padding").map_or(span, |a| a.2);
             let op = if kind == OpKind::MaxPool { "maxpool" } else { "avgpool" };
@@ -368,9 +386,9 @@ impl<'a> Elab<'a, '_> {
         }
         let (kernel, stride, padding) = ([k, k], [s, s], [p, p]);
         let op = if kind == OpKind::MaxPool {
-            Op::MaxPool { kernel, stride, padding }
+            Op::MaxPool { kernel, stride, padding, ceil_mode }
         } else {
-            Op::AvgPool { kernel, stride, padding }
+            Op::AvgPool { kernel, stride, padding, ceil_mode, count_include_pad }
         };
         self.pass_hw(op, &t, hw, span)
     }

@@ -68,7 +68,7 @@ const fn tensors(name: &'static str, kind: OpKind) -> Signature {
 }
 
 const CONV_PARAMS: &[&str] = &["out", "k", "stride", "padding", "dilation", "groups", "group_width", "bias"];
-const POOL_PARAMS: &[&str] = &["k", "stride", "padding"];
+const POOL_PARAMS: &[&str] = &["k", "stride", "padding", "ceil_mode"];
 
 pub static SIGNATURES: &[Signature] = &[
     op("conv", OpKind::Conv, CONV_PARAMS),
@@ -83,7 +83,7 @@ pub static SIGNATURES: &[Signature] = &[
     op("hsigmoid", OpKind::Act(Activation::Hsigmoid), &[]),
     op("gelu", OpKind::Act(Activation::Gelu), &[]),
     op("maxpool", OpKind::MaxPool, POOL_PARAMS),
-    op("avgpool", OpKind::AvgPool, POOL_PARAMS),
+    op("avgpool", OpKind::AvgPool, &["k", "stride", "padding", "ceil_mode", "count_include_pad"]),
     op("flatten", OpKind::Flatten, &[]),
     op("dropout", OpKind::Dropout, &["p"]),
     op("identity", OpKind::Identity, &[]),

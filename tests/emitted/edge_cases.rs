@@ -134,7 +134,17 @@ impl<B: Backend> EdgeCases<B> {
             let stem_conv1 = self.stem_conv1.forward(x, d[0]);
             let stem_bn1 = self.stem_bn1.forward(stem_conv1);
             let stem_relu1 = relu(stem_bn1);
-            let stage1_1 = self.stage1_1.forward(stem_relu1, &[d[1], d[1], d[0], d[0]]);
+            let stem_avgpool1 = burn::tensor::module::avg_pool2d(
+                stem_relu1,
+                [3, 3],
+                [2, 2],
+                [1, 1],
+                false,
+                true,
+            );
+            let stage1_1 = self
+                .stage1_1
+                .forward(stem_avgpool1, &[d[1], d[1], d[0], d[0]]);
             let stage1_2 = self.stage1_2.forward(stage1_1, &[d[2], d[2], d[0], d[0]]);
             let stage2_0 = self
                 .stage2_0
@@ -233,11 +243,11 @@ impl<B: Backend> Cat<B> {
         let a_bn1 = self.a_bn1.forward(a_conv1);
         let b_maxpool1 = burn::tensor::module::max_pool2d(
             x,
-            [3, 3],
             [2, 2],
+            [2, 2],
+            [0, 0],
             [1, 1],
-            [1, 1],
-            false,
+            true,
         );
         let b_conv1 = self.b_conv1.forward(b_maxpool1, w[1]);
         let b_bn1 = self.b_bn1.forward(b_conv1);
