@@ -53,16 +53,12 @@ impl Helper {
             Helper::Param(ParamKind::BatchNorm) => batch_norm(),
             Helper::Act(a) => activation(a),
             Helper::Mul => quote! {
-                /// Elementwise product; a `[N, C, 1, 1]` gate (squeeze-excite) scales whole channel maps.
+                /// Elementwise product; a `[N, C, 1, 1]` gate (squeeze-excite) scales whole channel
+                /// maps, a `[N, 1, H, W]` map (spatial attention) every channel.
                 fn mul<B: Backend>(a: Tensor<B, 4>, b: Tensor<B, 4>) -> Tensor<B, 4> {
                     let (ad, bd) = (a.dims(), b.dims());
-                    if ad == bd {
-                        a * b
-                    } else if bd[2] * bd[3] == 1 {
-                        a * b.expand(ad)
-                    } else {
-                        a.expand(bd) * b
-                    }
+                    let shape = [0, 1, 2, 3].map(|i| ad[i].max(bd[i]));
+                    a.expand(shape) * b.expand(shape)
                 }
             },
             Helper::Split => quote! {

@@ -188,7 +188,8 @@ pub enum Op {
     Dropout { p: f64 },
     /// Elementwise sum of two or more inputs of equal shape.
     Add,
-    /// Elementwise product of two inputs; a `[N, C, 1, 1]` gate broadcasts over H and W.
+    /// Elementwise product of two or more inputs; a `[N, C, 1, 1]` gate broadcasts over H and
+    /// W, a one-channel `[N, 1, H, W]` map (a spatial attention gate) over C.
     Mul,
     /// Channels of two or more inputs, in input order.
     Concat,

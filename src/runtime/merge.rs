@@ -49,14 +49,44 @@ pub fn dropout<B: Backend>(x: Tensor<B, 4>, p: f64) -> Tensor<B, 4> {
     x * keep.div_scalar(1.0 - p)
 }
 
-/// Elementwise product; a `[N, C, 1, 1]` gate (squeeze-excite) scales each channel map.
-/// The gate is applied as a row broadcast over `[N·C, H·W]`, which flex runs fast.
+/// Elementwise product; a `[N, C, 1, 1]` gate (squeeze-excite) scales each channel map, a
+/// `[N, 1, H, W]` map (spatial attention) every channel. The channel gate is applied as a row
+/// broadcast over `[N·C, H·W]`, which flex runs fast.
 pub fn mul<B: Backend>(a: Tensor<B, 4>, b: Tensor<B, 4>) -> Tensor<B, 4> {
     let (ad, bd) = (a.dims(), b.dims());
     if ad == bd {
         return a * b;
     }
-    let (x, gate) = if bd[2] == 1 && bd[3] == 1 { (a, b) } else { (b, a) };
-    let [n, c, h, w] = x.dims();
-    (x.reshape([n * c, h * w]) * gate.reshape([n * c, 1])).reshape([n, c, h, w])
+    if ad[1] == bd[1] {
+        let (x, gate) = if bd[2] == 1 && bd[3] == 1 { (a, b) } else { (b, a) };
+        let [n, c, h, w] = x.dims();
+        return (x.reshape([n * c, h * w]) * gate.reshape([n * c, 1])).reshape([n, c, h, w]);
+    }
+    let shape = [0, 1, 2, 3].map(|i| ad[i].max(bd[i]));
+    a.expand(shape) * b.expand(shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Distribution, Tensor};
+
+    use crate::runtime::device::CpuTrain;
+
+    /// `d/dm Σ x·m` is `Σ_c x` for a one-channel map `m`, and `d/dx` is `m` on every channel;
+    /// a `[N, C, 1, 1]` gate's gradient is `Σ_hw x`.
+    #[test]
+    fn broadcast_gradients_follow_the_definition() {
+        let device = Default::default();
+        let x = Tensor::<CpuTrain, 4>::random([2, 3, 4, 5], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let map = Tensor::<CpuTrain, 4>::random([2, 1, 4, 5], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let gate = Tensor::<CpuTrain, 4>::random([2, 3, 1, 1], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let y = super::mul(super::mul(x.clone(), map.clone()), gate.clone());
+        assert_eq!(y.dims(), [2, 3, 4, 5]);
+        let grads = y.sum().backward();
+        let (xv, mv, gv) = (x.clone().inner(), map.clone().inner(), gate.clone().inner());
+        let close = |a: Tensor<_, 4>, b: Tensor<_, 4>| (a - b).abs().max().into_scalar() < 1e-5;
+        assert!(close(map.grad(&grads).unwrap(), (xv.clone() * gv.clone()).sum_dim(1)));
+        assert!(close(gate.grad(&grads).unwrap(), (xv.clone() * mv.clone()).sum_dim(2).sum_dim(3)));
+        assert!(close(x.grad(&grads).unwrap(), mv.expand([2, 3, 4, 5]) * gv.expand([2, 3, 4, 5])));
+    }
 }

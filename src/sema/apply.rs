@@ -418,20 +418,24 @@ impl<'a> Elab<'a, '_> {
             }
             (Term::Sum(tensors.iter().map(|t| t.term.clone()).collect()), c)
         } else {
-            for (t, _) in &operands[1..] {
-                if let Err(conflict) = self.ch.unify(&first.term, &t.term) {
+            // A one-channel map (a spatial attention gate) scales every channel of the others.
+            let map = |t: &Tensor| kind == OpKind::Mul && t.c == 1;
+            let main = tensors.iter().copied().find(|t| !map(t)).unwrap_or(first);
+            for t in tensors.iter().filter(|t| !map(t) || map(main)) {
+                if let Err(conflict) = self.ch.unify(&main.term, &t.term) {
                     self.unify_error(conflict, name, operands, span);
                     return Ok(Value::Poison);
                 }
             }
-            (first.term.clone(), first.c)
+            (main.term.clone(), main.c)
         };
         let op = match kind {
             OpKind::Add => Op::Add,
             OpKind::Mul => Op::Mul,
             _ => Op::Concat,
         };
-        self.node(op, &tensors, (term, c, first.origin), hw, span, false)
+        let origin = tensors.iter().find(|t| t.c == c).map_or(first.origin, |t| t.origin);
+        self.node(op, &tensors, (term, c, origin), hw, span, false)
     }
 
     fn unify_error(&mut self, conflict: Conflict, name: &str, operands: &[(Tensor, Span)], span: Span) {

@@ -39,6 +39,7 @@ impl<B: Backend> EdgeCases<B> {
                         .with_dilation([2, 2])
                         .with_group_width(1),
                     loop_bn2: SlimBatchNorm::new(8, device),
+                    gate_conv1: SlimConv2d::new([1, 8, 3, 3], [1, 1], device),
                 },
                 type_inner2: Inner {
                     loop_conv1: SlimConv2d::new([8, 8, 1, 1], [0, 0], device),
@@ -47,6 +48,7 @@ impl<B: Backend> EdgeCases<B> {
                         .with_dilation([2, 2])
                         .with_group_width(1),
                     loop_bn2: SlimBatchNorm::new(8, device),
+                    gate_conv1: SlimConv2d::new([1, 8, 3, 3], [1, 1], device),
                 },
             },
             stage1_2: Twice {
@@ -57,6 +59,7 @@ impl<B: Backend> EdgeCases<B> {
                         .with_dilation([2, 2])
                         .with_group_width(1),
                     loop_bn2: SlimBatchNorm::new(8, device),
+                    gate_conv1: SlimConv2d::new([1, 8, 3, 3], [1, 1], device),
                 },
                 type_inner2: Inner {
                     loop_conv1: SlimConv2d::new([8, 8, 1, 1], [0, 0], device),
@@ -65,6 +68,7 @@ impl<B: Backend> EdgeCases<B> {
                         .with_dilation([2, 2])
                         .with_group_width(1),
                     loop_bn2: SlimBatchNorm::new(8, device),
+                    gate_conv1: SlimConv2d::new([1, 8, 3, 3], [1, 1], device),
                 },
             },
             stage2_0: Cat {
@@ -97,32 +101,37 @@ impl<B: Backend> EdgeCases<B> {
             .type_inner.loop_bn1)), ("stage1.1.type.inner.loop.dwconv1", LayerMut::Conv(&
             mut self.stage1_1.type_inner.loop_dwconv1)), ("stage1.1.type.inner.loop.bn2",
             LayerMut::BatchNorm(& mut self.stage1_1.type_inner.loop_bn2)),
-            ("stage1.1.type.inner2.loop.conv1", LayerMut::Conv(& mut self.stage1_1
-            .type_inner2.loop_conv1)), ("stage1.1.type.inner2.loop.bn1",
-            LayerMut::BatchNorm(& mut self.stage1_1.type_inner2.loop_bn1)),
-            ("stage1.1.type.inner2.loop.dwconv1", LayerMut::Conv(& mut self.stage1_1
-            .type_inner2.loop_dwconv1)), ("stage1.1.type.inner2.loop.bn2",
-            LayerMut::BatchNorm(& mut self.stage1_1.type_inner2.loop_bn2)),
+            ("stage1.1.type.inner.gate.conv1", LayerMut::Conv(& mut self.stage1_1
+            .type_inner.gate_conv1)), ("stage1.1.type.inner2.loop.conv1",
+            LayerMut::Conv(& mut self.stage1_1.type_inner2.loop_conv1)),
+            ("stage1.1.type.inner2.loop.bn1", LayerMut::BatchNorm(& mut self.stage1_1
+            .type_inner2.loop_bn1)), ("stage1.1.type.inner2.loop.dwconv1",
+            LayerMut::Conv(& mut self.stage1_1.type_inner2.loop_dwconv1)),
+            ("stage1.1.type.inner2.loop.bn2", LayerMut::BatchNorm(& mut self.stage1_1
+            .type_inner2.loop_bn2)), ("stage1.1.type.inner2.gate.conv1", LayerMut::Conv(&
+            mut self.stage1_1.type_inner2.gate_conv1)),
             ("stage1.2.type.inner.loop.conv1", LayerMut::Conv(& mut self.stage1_2
             .type_inner.loop_conv1)), ("stage1.2.type.inner.loop.bn1",
             LayerMut::BatchNorm(& mut self.stage1_2.type_inner.loop_bn1)),
             ("stage1.2.type.inner.loop.dwconv1", LayerMut::Conv(& mut self.stage1_2
             .type_inner.loop_dwconv1)), ("stage1.2.type.inner.loop.bn2",
             LayerMut::BatchNorm(& mut self.stage1_2.type_inner.loop_bn2)),
-            ("stage1.2.type.inner2.loop.conv1", LayerMut::Conv(& mut self.stage1_2
-            .type_inner2.loop_conv1)), ("stage1.2.type.inner2.loop.bn1",
-            LayerMut::BatchNorm(& mut self.stage1_2.type_inner2.loop_bn1)),
-            ("stage1.2.type.inner2.loop.dwconv1", LayerMut::Conv(& mut self.stage1_2
-            .type_inner2.loop_dwconv1)), ("stage1.2.type.inner2.loop.bn2",
-            LayerMut::BatchNorm(& mut self.stage1_2.type_inner2.loop_bn2)),
-            ("stage2.0.a.conv1", LayerMut::Conv(& mut self.stage2_0.a_conv1)),
-            ("stage2.0.a.bn1", LayerMut::BatchNorm(& mut self.stage2_0.a_bn1)),
-            ("stage2.0.b.conv1", LayerMut::Conv(& mut self.stage2_0.b_conv1)),
-            ("stage2.0.b.bn1", LayerMut::BatchNorm(& mut self.stage2_0.b_bn1)),
-            ("stage2.0.out.se.s.conv1", LayerMut::Conv(& mut self.stage2_0.out_se
-            .s_conv1)), ("stage2.0.out.se.s.conv2", LayerMut::Conv(& mut self.stage2_0
-            .out_se.s_conv2)), ("head.linear1", LayerMut::Linear(& mut self
-            .head_linear1))
+            ("stage1.2.type.inner.gate.conv1", LayerMut::Conv(& mut self.stage1_2
+            .type_inner.gate_conv1)), ("stage1.2.type.inner2.loop.conv1",
+            LayerMut::Conv(& mut self.stage1_2.type_inner2.loop_conv1)),
+            ("stage1.2.type.inner2.loop.bn1", LayerMut::BatchNorm(& mut self.stage1_2
+            .type_inner2.loop_bn1)), ("stage1.2.type.inner2.loop.dwconv1",
+            LayerMut::Conv(& mut self.stage1_2.type_inner2.loop_dwconv1)),
+            ("stage1.2.type.inner2.loop.bn2", LayerMut::BatchNorm(& mut self.stage1_2
+            .type_inner2.loop_bn2)), ("stage1.2.type.inner2.gate.conv1", LayerMut::Conv(&
+            mut self.stage1_2.type_inner2.gate_conv1)), ("stage2.0.a.conv1",
+            LayerMut::Conv(& mut self.stage2_0.a_conv1)), ("stage2.0.a.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.a_bn1)), ("stage2.0.b.conv1",
+            LayerMut::Conv(& mut self.stage2_0.b_conv1)), ("stage2.0.b.bn1",
+            LayerMut::BatchNorm(& mut self.stage2_0.b_bn1)), ("stage2.0.out.se.s.conv1",
+            LayerMut::Conv(& mut self.stage2_0.out_se.s_conv1)),
+            ("stage2.0.out.se.s.conv2", LayerMut::Conv(& mut self.stage2_0.out_se
+            .s_conv2)), ("head.linear1", LayerMut::Linear(& mut self.head_linear1))
         ]
     }
 
@@ -144,8 +153,10 @@ impl<B: Backend> EdgeCases<B> {
             );
             let stage1_1 = self
                 .stage1_1
-                .forward(stem_avgpool1, &[d[1], d[1], d[0], d[0]]);
-            let stage1_2 = self.stage1_2.forward(stage1_1, &[d[2], d[2], d[0], d[0]]);
+                .forward(stem_avgpool1, &[d[1], d[1], 1, d[0], d[0], 1]);
+            let stage1_2 = self
+                .stage1_2
+                .forward(stage1_1, &[d[2], d[2], 1, d[0], d[0], 1]);
             let stage2_0 = self
                 .stage2_0
                 .forward(
@@ -175,6 +186,7 @@ pub struct Inner<B: Backend> {
     pub loop_bn1: SlimBatchNorm<B>,
     pub loop_dwconv1: SlimConv2d<B>,
     pub loop_bn2: SlimBatchNorm<B>,
+    pub gate_conv1: SlimConv2d<B>,
 }
 
 impl<B: Backend> Inner<B> {
@@ -186,8 +198,11 @@ impl<B: Backend> Inner<B> {
         let loop_dwconv1 = self.loop_dwconv1.forward(loop_hswish1, w[1]);
         let loop_bn2 = self.loop_bn2.forward(loop_dwconv1);
         let loop_gelu1 = gelu(loop_bn2);
+        let gate_conv1 = self.gate_conv1.forward(loop_gelu1.clone(), w[2]);
+        let gate_sigmoid1 = sigmoid(gate_conv1);
         let out_sigmoid1 = sigmoid(loop_gelu1.clone());
-        mul(loop_gelu1, out_sigmoid1)
+        let out_mul1 = mul(loop_gelu1, out_sigmoid1);
+        mul(out_mul1, gate_sigmoid1)
     }
 }
 
@@ -201,8 +216,8 @@ pub struct Twice<B: Backend> {
 impl<B: Backend> Twice<B> {
     /// `w`: the output channels of this block's convs, linears and zero-pads, in order.
     pub fn forward(&self, x: Tensor<B, 4>, w: &[usize]) -> Tensor<B, 4> {
-        let type_inner = self.type_inner.forward(x.clone(), &w[0..2]);
-        let type_inner2 = self.type_inner2.forward(type_inner, &w[2..4]);
+        let type_inner = self.type_inner.forward(x.clone(), &w[0..3]);
+        let type_inner2 = self.type_inner2.forward(type_inner, &w[3..6]);
         type_inner2 + x
     }
 }
@@ -452,16 +467,12 @@ fn gelu<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     burn::tensor::activation::gelu(x)
 }
 
-/// Elementwise product; a `[N, C, 1, 1]` gate (squeeze-excite) scales whole channel maps.
+/// Elementwise product; a `[N, C, 1, 1]` gate (squeeze-excite) scales whole channel
+/// maps, a `[N, 1, H, W]` map (spatial attention) every channel.
 fn mul<B: Backend>(a: Tensor<B, 4>, b: Tensor<B, 4>) -> Tensor<B, 4> {
     let (ad, bd) = (a.dims(), b.dims());
-    if ad == bd {
-        a * b
-    } else if bd[2] * bd[3] == 1 {
-        a * b.expand(ad)
-    } else {
-        a.expand(bd) * b
-    }
+    let shape = [0, 1, 2, 3].map(|i| ad[i].max(bd[i]));
+    a.expand(shape) * b.expand(shape)
 }
 
 /// ShuffleNet's channel shuffle: `[N, g, C/g, H·W]` transposed to `[N, C/g, g, H·W]`.

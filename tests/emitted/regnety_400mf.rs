@@ -929,16 +929,12 @@ fn sigmoid<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     burn::tensor::activation::sigmoid(x)
 }
 
-/// Elementwise product; a `[N, C, 1, 1]` gate (squeeze-excite) scales whole channel maps.
+/// Elementwise product; a `[N, C, 1, 1]` gate (squeeze-excite) scales whole channel
+/// maps, a `[N, 1, H, W]` map (spatial attention) every channel.
 fn mul<B: Backend>(a: Tensor<B, 4>, b: Tensor<B, 4>) -> Tensor<B, 4> {
     let (ad, bd) = (a.dims(), b.dims());
-    if ad == bd {
-        a * b
-    } else if bd[2] * bd[3] == 1 {
-        a * b.expand(ad)
-    } else {
-        a.expand(bd) * b
-    }
+    let shape = [0, 1, 2, 3].map(|i| ad[i].max(bd[i]));
+    a.expand(shape) * b.expand(shape)
 }
 
 /// Round half to even, as Python's `round`.
