@@ -156,7 +156,7 @@ fn run_fixed<B: Backend>(net: &Network, plain: &[Plain<B>], shapes: &[LayerShape
                     .forward(first.unwrap())
             }
             (Op::GlobalAvgPool, _) => AdaptiveAvgPool2dConfig::new([1, 1]).init().forward(first.unwrap()),
-            (Op::Flatten | Op::Dropout { .. }, _) => first.unwrap(),
+            (Op::Flatten | Op::Dropout { .. } | Op::DropPath { .. }, _) => first.unwrap(),
             (Op::Add, _) => ins.into_iter().reduce(|a, b| a + b).unwrap(),
             (Op::Mul, _) => ins.into_iter().reduce(|a, b| a * b).unwrap(),
             (Op::Concat, _) => Tensor::cat(ins, 1),

@@ -377,6 +377,11 @@ impl<'n> Emitter<'n> {
                 let p = Literal::f64_unsuffixed(*p);
                 quote!(#f(#x, #p))
             }
+            Op::DropPath { p } => {
+                let f = self.helper(Helper::DropPath);
+                let p = Literal::f64_unsuffixed(*p);
+                quote!(#f(#x, #p))
+            }
             Op::Conv { .. } => {
                 self.helpers.insert(Helper::Param(ParamKind::Conv));
                 field = Some((quote!(SlimConv2d<B>), conv_init(&l.op, s)));

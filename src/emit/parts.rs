@@ -24,6 +24,7 @@ pub enum Helper {
     ZeroPad,
     Subsample,
     Dropout,
+    DropPath,
     Round(Rounding),
 }
 
@@ -40,6 +41,7 @@ impl Helper {
             Helper::ZeroPad => format_ident!("zeropad"),
             Helper::Subsample => format_ident!("subsample"),
             Helper::Dropout => format_ident!("dropout"),
+            Helper::DropPath => format_ident!("drop_path"),
             Helper::Round(Rounding::Floor) => format_ident!("floor_width"),
             Helper::Round(Rounding::Nearest) => format_ident!("nearest_width"),
             Helper::Round(Rounding::MakeDivisible(_)) => format_ident!("make_divisible"),
@@ -100,6 +102,18 @@ impl Helper {
                     }
                     let keep = x.random_like(burn::tensor::Distribution::Bernoulli(1.0 - p));
                     x * keep.div_scalar(1.0 - p)
+                }
+            },
+            Helper::DropPath => quote! {
+                /// Stochastic depth on an autodiff backend (training): each sample kept with
+                /// probability `1 - p`, scaled by `1 / (1 - p)`; the identity otherwise.
+                fn drop_path<B: Backend>(x: Tensor<B, 4>, p: f64) -> Tensor<B, 4> {
+                    if p <= 0.0 || !B::ad_enabled(&x.device()) {
+                        return x;
+                    }
+                    let [n, c, h, w] = x.dims();
+                    let keep = Tensor::<B, 4>::random([n, 1, 1, 1], burn::tensor::Distribution::Bernoulli(1.0 - p), &x.device());
+                    x * keep.div_scalar(1.0 - p).expand([n, c, h, w])
                 }
             },
             Helper::Round(r) => rounding(r),

@@ -142,7 +142,7 @@ impl<B: Backend> FixedNet<B> {
                 Op::MaxPool { .. } | Op::AvgPool { .. } | Op::GlobalAvgPool => {
                     pool::forward(ins.next().expect("input"), &l.op)
                 }
-                Op::Flatten | Op::Dropout { .. } => ins.next().expect("input"),
+                Op::Flatten | Op::Dropout { .. } | Op::DropPath { .. } => ins.next().expect("input"),
                 Op::Add => ins.reduce(|a, b| a + b).expect("operands"),
                 Op::Mul => ins.reduce(merge::mul).expect("operands"),
                 Op::Concat => Tensor::cat(ins.collect(), 1),

@@ -118,7 +118,7 @@ fn layer(g: &mut Graph, l: &Layer, s: LayerShape, p: &FixedParams, ins: Vec<Stri
             g.node(op, vec![x], &out, attrs)
         }
         Op::GlobalAvgPool => g.node("GlobalAveragePool", vec![x], &out, vec![]),
-        Op::Flatten | Op::Dropout { .. } => x,
+        Op::Flatten | Op::Dropout { .. } | Op::DropPath { .. } => x,
         Op::Add | Op::Mul => {
             let op = if l.op == Op::Add { "Add" } else { "Mul" };
             let mut acc = x;

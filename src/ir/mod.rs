@@ -186,6 +186,9 @@ pub enum Op {
     Flatten,
     /// Inverted dropout with probability `p` in training; the identity in evaluation.
     Dropout { p: f64 },
+    /// Stochastic depth: in training each sample's whole tensor is zeroed with probability
+    /// `p` and the others scaled by `1 / (1 − p)`; the identity in evaluation.
+    DropPath { p: f64 },
     /// Elementwise sum of two or more inputs of equal shape.
     Add,
     /// Elementwise product of two or more inputs; a `[N, C, 1, 1]` gate broadcasts over H and
@@ -224,6 +227,7 @@ impl Op {
             Op::GlobalAvgPool => "global_avgpool",
             Op::Flatten => "flatten",
             Op::Dropout { .. } => "dropout",
+            Op::DropPath { .. } => "drop_path",
             Op::Add => "add",
             Op::Mul => "mul",
             Op::Concat => "concat",

@@ -49,6 +49,16 @@ pub fn dropout<B: Backend>(x: Tensor<B, 4>, p: f64) -> Tensor<B, 4> {
     x * keep.div_scalar(1.0 - p)
 }
 
+/// Stochastic depth: each sample kept with probability `1 − p` and scaled by `1 / (1 − p)`.
+pub fn drop_path<B: Backend>(x: Tensor<B, 4>, p: f64) -> Tensor<B, 4> {
+    if p <= 0.0 {
+        return x;
+    }
+    let [n, c, h, w] = x.dims();
+    let keep = Tensor::<B, 4>::random([n, 1, 1, 1], Distribution::Bernoulli(1.0 - p), &x.device());
+    x * keep.div_scalar(1.0 - p).expand([n, c, h, w])
+}
+
 /// Elementwise product; a `[N, C, 1, 1]` gate (squeeze-excite) scales each channel map, a
 /// `[N, 1, H, W]` map (spatial attention) every channel. The channel gate is applied as a row
 /// broadcast over `[N·C, H·W]`, which flex runs fast.
@@ -88,5 +98,29 @@ mod tests {
         assert!(close(map.grad(&grads).unwrap(), (xv.clone() * gv.clone()).sum_dim(1)));
         assert!(close(gate.grad(&grads).unwrap(), (xv.clone() * mv.clone()).sum_dim(2).sum_dim(3)));
         assert!(close(x.grad(&grads).unwrap(), mv.expand([2, 3, 4, 5]) * gv.expand([2, 3, 4, 5])));
+    }
+}
+
+#[cfg(test)]
+mod drop_path_tests {
+    use burn::tensor::Tensor;
+
+    use crate::runtime::device::Cpu;
+
+    /// Each sample is dropped whole or kept whole and scaled by 1 / (1 − p); about a fraction
+    /// `p` of 200 samples is dropped (outside 0.3..0.7 at p = 0.5 has odds below 1e-8).
+    #[test]
+    fn drop_path_drops_whole_samples() {
+        let x = Tensor::<Cpu, 4>::ones([200, 3, 2, 2], &Default::default());
+        let y = super::drop_path(x, 0.5).into_data().to_vec::<f32>().unwrap();
+        let mut dropped = 0;
+        for sample in y.chunks(12) {
+            match sample[0] {
+                0.0 => dropped += 1,
+                v => assert!((v - 2.0).abs() < 1e-6, "kept samples are scaled by 2, got {v}"),
+            }
+            assert!(sample.iter().all(|&v| v == sample[0]), "a sample is dropped or kept whole");
+        }
+        assert!((60..=140).contains(&dropped), "{dropped} of 200 dropped at p = 0.5");
     }
 }

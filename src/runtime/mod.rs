@@ -260,6 +260,10 @@ impl<B: SlimBackend> SlimNet<B> {
                 Mode::Train => merge::dropout(x, *rate),
                 Mode::Eval(_) => x,
             },
+            Op::DropPath { p: rate } => match mode {
+                Mode::Train => merge::drop_path(x, *rate),
+                Mode::Eval(_) => x,
+            },
             Op::Add => inputs.into_iter().fold(x, |a, b| a + b),
             Op::Mul => inputs.into_iter().fold(x, merge::mul),
             Op::Concat => merge::concat(x, inputs),

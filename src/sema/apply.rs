@@ -194,7 +194,7 @@ impl<'a> Elab<'a, '_> {
                 }
                 self.pass(Op::Flatten, &t, span)
             }
-            OpKind::Dropout => {
+            OpKind::Dropout | OpKind::DropPath => {
                 let p = match arg(args, "p") {
                     None => 0.0,
                     Some((_, v, s)) => match v.as_float() {
@@ -206,7 +206,7 @@ impl<'a> Elab<'a, '_> {
                         }
                     },
                 };
-                self.pass(Op::Dropout { p }, &t, span)
+                self.pass(if kind == OpKind::Dropout { Op::Dropout { p } } else { Op::DropPath { p } }, &t, span)
             }
             OpKind::MaxPool | OpKind::AvgPool => self.pool(kind, args, t, span),
             OpKind::Split => {

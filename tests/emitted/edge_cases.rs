@@ -218,7 +218,8 @@ impl<B: Backend> Twice<B> {
     pub fn forward(&self, x: Tensor<B, 4>, w: &[usize]) -> Tensor<B, 4> {
         let type_inner = self.type_inner.forward(x.clone(), &w[0..3]);
         let type_inner2 = self.type_inner2.forward(type_inner, &w[3..6]);
-        type_inner2 + x
+        let type_drop_path1 = drop_path(type_inner2, 0.1);
+        type_drop_path1 + x
     }
 }
 
@@ -489,6 +490,21 @@ fn dropout<B: Backend>(x: Tensor<B, 4>, p: f64) -> Tensor<B, 4> {
 
     let keep = x.random_like(burn::tensor::Distribution::Bernoulli(1.0 - p));
     x * keep.div_scalar(1.0 - p)
+}
+
+/// Stochastic depth on an autodiff backend (training): each sample kept with
+/// probability `1 - p`, scaled by `1 / (1 - p)`; the identity otherwise.
+fn drop_path<B: Backend>(x: Tensor<B, 4>, p: f64) -> Tensor<B, 4> {
+    if p <= 0.0 || !B::ad_enabled(&x.device()) {
+        return x;
+    }
+
+    let [n, c, h, w] = x.dims();
+    let keep = Tensor::<
+        B,
+        4,
+    >::random([n, 1, 1, 1], burn::tensor::Distribution::Bernoulli(1.0 - p), &x.device());
+    x * keep.div_scalar(1.0 - p).expand([n, c, h, w])
 }
 
 /// Round half to even, as Python's `round`.
