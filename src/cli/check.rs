@@ -30,12 +30,11 @@ enum Deny {
     Warnings,
 }
 
-fn entries(d: &slimc::Diagnostics) -> Vec<Value> {
-    let entry = |i: &slimc::Diagnostic| {
-        let severity = if i.severity == slimc::Severity::Warning { "warning" } else { "error" };
-        json!({"code": i.code, "severity": severity, "message": i.message, "start": i.position().start, "end": i.position().end})
-    };
-    d.items.iter().map(entry).collect()
+/// The `--json` entries of the diagnostics of one severity.
+fn entries(d: &slimc::Diagnostics, severity: slimc::Severity) -> Vec<Value> {
+    let name = if severity == slimc::Severity::Warning { "warning" } else { "error" };
+    let entry = |i: &slimc::Diagnostic| json!({"code": i.code, "severity": name, "message": i.message, "start": i.position().start, "end": i.position().end});
+    d.items.iter().filter(|i| i.severity == severity).map(entry).collect()
 }
 
 pub fn run(a: &CheckArgs) -> Result<(), Failure> {
@@ -60,11 +59,7 @@ pub fn run(a: &CheckArgs) -> Result<(), Failure> {
         let checked = slimc::check_bytes(&bytes, &shown, &options);
         let all = checked.diagnostics(a.deny.is_some());
         let (errors, warnings) = all.counts();
-        let warned = |d: &slimc::Diagnostics| {
-            let mut w = d.clone();
-            w.items.retain(|i| i.severity == slimc::Severity::Warning);
-            w
-        };
+        let (warning, error) = (slimc::Severity::Warning, slimc::Severity::Error);
         match checked.networks {
             Ok(nets) if errors == 0 => {
                 if !a.json && warnings > 0 {
@@ -90,13 +85,11 @@ pub fn run(a: &CheckArgs) -> Result<(), Failure> {
                     }
                     summaries.push(json!({"network": net.name, "search_dim": net.space.search_dim(), "macs": total.macs, "params": total.params}));
                 }
-                docs.push(json!({"file": shown, "ok": true, "networks": summaries, "errors": [], "warnings": entries(&all), "rendered": all.render()}));
+                docs.push(json!({"file": shown, "ok": true, "networks": summaries, "errors": [], "warnings": entries(&all, warning), "rendered": all.render()}));
             }
             _ => {
                 if a.json {
-                    let mut errs = all.clone();
-                    errs.items.retain(|i| i.severity == slimc::Severity::Error);
-                    docs.push(json!({"file": shown, "ok": false, "networks": [], "errors": entries(&errs), "warnings": entries(&warned(&all)), "rendered": all.render()}));
+                    docs.push(json!({"file": shown, "ok": false, "networks": [], "errors": entries(&all, error), "warnings": entries(&all, warning), "rendered": all.render()}));
                 } else {
                     print_diagnostics(&all);
                 }

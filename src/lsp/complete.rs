@@ -3,6 +3,7 @@
 //! call's parentheses it offers the callee's keyword arguments; after `->` the layers (ops,
 //! blocks, bindings); elsewhere every op, block, function, constant and visible name.
 
+use crate::diagnostic::floor_char_boundary;
 use crate::sema::builtins::{Builtin, CONSTANTS, SIGNATURES};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,10 +132,7 @@ fn definitions<'a>(toks: &[Token<'a>]) -> Vec<Def<'a>> {
 }
 
 pub fn completions(source: &str, offset: usize) -> Vec<Completion> {
-    let mut offset = offset.min(source.len());
-    while !source.is_char_boundary(offset) {
-        offset -= 1;
-    }
+    let offset = floor_char_boundary(source, offset.min(source.len()));
     let toks = tokens(source);
     let defs = definitions(&toks);
     // Tokens before the cursor; a name being typed at the cursor is not context.

@@ -8,7 +8,7 @@ use std::fmt::Write;
 use super::names::DeclKind;
 use super::Analysis;
 use crate::cost::{self, human, Cost};
-use crate::ir::{dump, LayerShape, Network, Width};
+use crate::ir::{dump, Block, LayerShape, Network, Width};
 use crate::syntax::ast::Span;
 
 /// Rows shown per table before "… and N more".
@@ -202,39 +202,41 @@ fn layers(a: &Analysis, span: Span, width: f64) -> String {
 }
 
 fn block_calls(a: &Analysis, span: Span, width: f64) -> String {
-    let mut rows = Vec::new();
-    let mut kind = String::new();
-    for net in &a.networks {
-        let m = Measured::new(net, width);
-        for (b, block) in net.blocks.iter().enumerate().filter(|(_, b)| b.span == span) {
-            kind.clone_from(&block.kind);
-            rows.push(instance_row(a, net, &m, b));
-        }
-    }
+    let (rows, kind) = instances(a, width, |b| b.span == span);
     let n = rows.len();
     let mut s = format!("**block `{kind}`**: {n} {}\n\n", if n == 1 { "instance" } else { "instances" });
-    s.push_str(&header(width));
-    s.push_str("| instance | channels in→out | MACs | params |\n|---|---|---|---|\n");
-    table(&mut s, rows);
+    instance_table(&mut s, width, rows);
     s
 }
 
 fn block_kind(a: &Analysis, name: &str, width: f64) -> String {
-    let mut rows = Vec::new();
-    for net in &a.networks {
-        let m = Measured::new(net, width);
-        for (b, _) in net.blocks.iter().enumerate().filter(|(_, b)| b.kind == name) {
-            rows.push(instance_row(a, net, &m, b));
-        }
-    }
+    let (rows, _) = instances(a, width, |b| b.kind == name);
     let n = rows.len();
     let mut s = format!("**block `{name}`**: called {n} {}\n\n", if n == 1 { "time" } else { "times" });
     if n > 0 {
-        s.push_str(&header(width));
-        s.push_str("| instance | channels in→out | MACs | params |\n|---|---|---|---|\n");
-        table(&mut s, rows);
+        instance_table(&mut s, width, rows);
     }
     s
+}
+
+/// A row for each block instance `pick` accepts, in every network, and the kind of the last.
+fn instances(a: &Analysis, width: f64, pick: impl Fn(&Block) -> bool) -> (Vec<String>, String) {
+    let mut rows = Vec::new();
+    let mut kind = String::new();
+    for net in &a.networks {
+        let m = Measured::new(net, width);
+        for (b, block) in net.blocks.iter().enumerate().filter(|(_, b)| pick(b)) {
+            kind.clone_from(&block.kind);
+            rows.push(instance_row(a, net, &m, b));
+        }
+    }
+    (rows, kind)
+}
+
+fn instance_table(s: &mut String, width: f64, rows: Vec<String>) {
+    s.push_str(&header(width));
+    s.push_str("| instance | channels in→out | MACs | params |\n|---|---|---|---|\n");
+    table(s, rows);
 }
 
 /// One block instance: its input and output channels and the cost of every layer inside it.

@@ -56,18 +56,9 @@ impl Analysis {
         Analysis { source: source.to_string(), names, networks, diagnostics }
     }
 
-    pub fn source(&self) -> &str {
-        &self.source
-    }
-
     /// Every error and warning of the file, sorted by position.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         &self.diagnostics
-    }
-
-    /// The compiled networks (empty while the file has errors).
-    pub fn networks(&self) -> &[Network] {
-        &self.networks
     }
 
     /// Markdown describing what is at `offset`, with the span it describes; channels, MACs

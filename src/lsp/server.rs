@@ -14,7 +14,7 @@ use lsp_types::*;
 use serde_json::Value;
 
 use super::{Analysis, CompletionKind as Kind, DeclKind, Symbol};
-use crate::diagnostic;
+use crate::diagnostic::{self, floor_char_boundary};
 use crate::syntax::ast::Span;
 
 /// Why the server stopped other than by `shutdown` and `exit`.
@@ -334,18 +334,11 @@ impl Server<'_> {
         let start = usize::from(line.start());
         // A column past the end stops before the line break.
         let end = start + text[start..usize::from(line.end())].trim_end_matches(['\n', '\r']).len();
-        let mut at = start.saturating_add(col as usize).min(end);
-        while !text.is_char_boundary(at) {
-            at -= 1;
-        }
-        at
+        floor_char_boundary(text, start.saturating_add(col as usize).min(end))
     }
 
     fn position(&self, doc: &Document, offset: usize) -> Position {
-        let mut at = offset.min(doc.text.len());
-        while !doc.text.is_char_boundary(at) {
-            at -= 1;
-        }
+        let at = floor_char_boundary(&doc.text, offset.min(doc.text.len()));
         let lc = doc.lines.line_col(TextSize::new(at as u32));
         let col = match self.encoding {
             Some(enc) => doc.lines.to_wide(enc, lc).map_or(lc.col, |w| w.col),
