@@ -1,6 +1,7 @@
 //! MACs and parameters at any width (DESIGN.md §5): conv `out·oh·ow·(in/groups)·kh·kw`,
-//! linear `in·out`; BN, activations, adds, multiplies and pooling cost no MACs. Parameters
-//! are the weight slices in use plus biases plus BN's γ and β.
+//! linear `in·out`; BN, layer norm, layer scale, activations, adds, multiplies, pooling and
+//! upsampling cost no MACs (torchvision's counting). Parameters are the weight slices in use
+//! plus biases plus the γ and β of BN and layer norm and the γ of layer scale.
 
 use serde::Serialize;
 
@@ -32,7 +33,8 @@ pub fn layer_cost(op: &Op, shape: LayerShape, hw: [u32; 2]) -> Cost {
             }
         }
         Op::Linear { bias } => Cost { macs: i * o, params: i * o + if *bias { o } else { 0 } },
-        Op::BatchNorm => Cost { macs: 0, params: 2 * o },
+        Op::BatchNorm | Op::LayerNorm { .. } => Cost { macs: 0, params: 2 * o },
+        Op::LayerScale { .. } => Cost { macs: 0, params: o },
         _ => Cost::default(),
     }
 }

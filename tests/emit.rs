@@ -10,6 +10,14 @@ mod common;
 // Each is a private module of this test binary, so the builders it does not call are dead here.
 #[allow(dead_code)]
 #[rustfmt::skip]
+#[path = "emitted/convnext_tiny.rs"]
+mod convnext_tiny;
+#[allow(dead_code)]
+#[rustfmt::skip]
+#[path = "emitted/vgg16.rs"]
+mod vgg16;
+#[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/efficientnet_b0.rs"]
 mod efficientnet_b0;
 #[allow(dead_code)]
@@ -98,7 +106,7 @@ use slimc::ir::Network;
 use slimc::runtime::device::{Cpu, CpuTrain};
 use slimc::runtime::{BnSet, Mode, SlimNet, WidthConfig};
 
-use common::{condition_bn, relative_diff, ZOO};
+use common::{condition_bn, relative_diff};
 
 /// A zoo model, or the edge-case network of `tests/emitted/`.
 fn source(name: &str) -> String {
@@ -118,7 +126,7 @@ fn compile(name: &str) -> Network {
 #[test]
 fn emitted_files_are_current() {
     let mut stale = Vec::new();
-    for name in ZOO.iter().chain(&["edge_cases"]) {
+    for name in common::classifiers().chain(["edge_cases"]) {
         let code = slimc::emit::emit(&compile(name), &source(name)).unwrap();
         let path = format!("tests/emitted/{name}.rs");
         if std::fs::read_to_string(&path).ok().as_deref() != Some(code.as_str()) {
@@ -142,10 +150,10 @@ fn setup<B: Backend>(name: &str) -> (SlimNet<B>, BnSet<B>, Vec<WidthConfig>) {
 
 /// Inference: the emitted module against the runtime with stored statistics.
 macro_rules! compare {
-    ($module:ident, $ty:ident) => {{
+    ($module:ident, $ty:ident $(, $($kinds:ident)+)?) => {{
         let name = stringify!($module);
         let (slim, mut stats, cfgs) = setup::<Cpu>(name);
-        let emitted = loaded!($module, $ty, Cpu, slim, stats);
+        let emitted = loaded!($module, $ty, Cpu, slim, stats $(, $($kinds)+)?);
         let full: Vec<usize> = slim.net.full_width().iter().map(|&d| d as usize).collect();
         assert_eq!($module::BASE_WIDTHS.to_vec(), full, "{name}");
         assert_eq!($module::INPUT, slim.net.input.map(|v| v as usize), "{name}");
@@ -234,5 +242,17 @@ fn emitted_grouped_and_shuffled_models_compute_the_runtime_logits() {
     compare!(shufflenet_v2, ShufflenetV2);
     compare!(regnetx_400mf, Regnetx400mf);
     compare!(regnety_400mf, Regnety400mf);
-    compare!(edge_cases, EdgeCases);
+    compare!(edge_cases, EdgeCases, bn norms);
+}
+
+#[test]
+fn emitted_convnext_and_vgg_compute_the_runtime_logits() {
+    compare!(convnext_tiny, ConvnextTiny, norms);
+    compare!(vgg16, Vgg16, plain);
+}
+
+#[test]
+fn the_unet_is_not_emitted() {
+    let e = slimc::emit::emit(&compile("unet"), "models/unet.slim").unwrap_err();
+    assert!(e.to_string().contains("outputs a 64x64 map"), "{e}");
 }

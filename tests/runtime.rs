@@ -10,11 +10,11 @@ use std::sync::Arc;
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::backend::Backend;
 use burn::tensor::{activation, Distribution, ElementConversion, Tensor};
 
-use slimc::ir::{Activation, LayerShape, Network, Op, ParamValue};
+use slimc::ir::{Activation, Interp, LayerShape, Network, Op, ParamValue};
 use slimc::runtime::device::{Cpu, CpuTrain};
 use slimc::runtime::{calibrate, BnSet, Mode, SlimNet, WidthConfig};
 use slimc::Options;
@@ -39,6 +39,8 @@ enum Plain<B: Backend> {
     Conv(Conv2d<B>),
     Linear(Linear<B>),
     Norm(BatchNorm<B>),
+    LayerNorm(LayerNorm<B>),
+    Scale(Tensor<B, 1>),
     Other,
 }
 
@@ -82,7 +84,22 @@ fn fixed_network<B: Backend>(
                 }
                 Op::Linear { bias } => {
                     let mut lin = LinearConfig::new(i, o).with_bias(*bias).init::<B>(device);
-                    lin.weight = Param::from_tensor(p.linear.as_ref().unwrap().val().slice([0..i, 0..o]));
+                    let full = p.linear.as_ref().unwrap().val();
+                    // After a flatten of a map, input feature (c, y, x) is row c·H·W + y·W + x of
+                    // the full weight: gather the rows of the active channels one by one.
+                    let source = &net.layers[l.inputs[0]];
+                    let rows = match source.op {
+                        Op::Flatten if net.layers[source.inputs[0]].hw != [1, 1] => {
+                            let [h, w] = net.layers[source.inputs[0]].hw.map(|v| v as usize);
+                            let c = i / (h * w);
+                            let idx: Vec<i64> =
+                                (0..c).flat_map(|ch| (0..h * w).map(move |q| (ch * h * w + q) as i64)).collect();
+                            let idx = Tensor::<B, 1, burn::tensor::Int>::from_ints(idx.as_slice(), device);
+                            full.select(0, idx)
+                        }
+                        _ => full,
+                    };
+                    lin.weight = Param::from_tensor(rows.slice([0..i, 0..o]));
                     if let Some(b) = &p.bias {
                         lin.bias = Some(Param::from_tensor(b.val().slice(0..o)));
                     }
@@ -98,10 +115,57 @@ fn fixed_network<B: Backend>(
                     bn.running_var = burn::module::RunningState::new(v.slice(0..o));
                     Plain::Norm(bn)
                 }
+                Op::LayerNorm { eps } => {
+                    let mut ln = LayerNormConfig::new(o).with_epsilon(*eps).init::<B>(device);
+                    ln.gamma = Param::from_tensor(p.gamma[0].val().slice(0..o));
+                    ln.beta = Some(Param::from_tensor(p.beta[0].val().slice(0..o)));
+                    Plain::LayerNorm(ln)
+                }
+                Op::LayerScale { .. } => Plain::Scale(p.gamma[0].val().slice(0..o)),
                 _ => Plain::Other,
             }
         })
         .collect()
+}
+
+/// Adaptive average pooling from its definition: output cell `i` of a side `H` averages
+/// rows `floor(i·H / OH) .. ceil((i + 1)·H / OH)`.
+fn adaptive_avg_pool<B: Backend>(t: Tensor<B, 4>, [oh, ow]: [usize; 2]) -> Tensor<B, 4> {
+    let [_, _, h, w] = t.dims();
+    let window = |i: usize, size: usize, n: usize| (i * size / n, ((i + 1) * size).div_ceil(n));
+    let rows: Vec<Tensor<B, 4>> = (0..oh)
+        .map(|i| {
+            let (r0, r1) = window(i, h, oh);
+            let cells: Vec<Tensor<B, 4>> = (0..ow)
+                .map(|j| {
+                    let (c0, c1) = window(j, w, ow);
+                    t.clone().narrow(2, r0, r1 - r0).narrow(3, c0, c1 - c0).mean_dim(2).mean_dim(3)
+                })
+                .collect();
+            Tensor::cat(cells, 3)
+        })
+        .collect();
+    Tensor::cat(rows, 2)
+}
+
+/// Upsampling along one axis from its definition: nearest reads source `floor(o / s)`;
+/// bilinear (half-pixel centres) mixes sources `floor(u)` and `floor(u) + 1` (the last
+/// clamped) at `u = max((o + 0.5) / s − 0.5, 0)`.
+fn upsample_axis<B: Backend>(t: Tensor<B, 4>, axis: usize, s: usize, mode: Interp) -> Tensor<B, 4> {
+    let n = t.dims()[axis];
+    let cols: Vec<Tensor<B, 4>> = (0..n * s)
+        .map(|o| match mode {
+            Interp::Nearest => t.clone().narrow(axis, o / s, 1),
+            Interp::Bilinear => {
+                let u = ((o as f64 + 0.5) / s as f64 - 0.5).max(0.0);
+                let lo = (u.floor() as usize).min(n - 1);
+                let hi = (lo + 1).min(n - 1);
+                let f = u - lo as f64;
+                t.clone().narrow(axis, lo, 1).mul_scalar(1.0 - f) + t.clone().narrow(axis, hi, 1).mul_scalar(f)
+            }
+        })
+        .collect();
+    Tensor::cat(cols, axis)
 }
 
 /// Runs the reference network: plain layers, and the channel plumbing written again here.
@@ -121,6 +185,22 @@ fn run_fixed<B: Backend>(net: &Network, plain: &[Plain<B>], shapes: &[LayerShape
                 y.reshape([n, o, 1, 1])
             }
             (_, Plain::Norm(bn)) => bn.forward(first.unwrap()),
+            (_, Plain::LayerNorm(ln)) => ln.forward(first.unwrap().permute([0, 2, 3, 1])).permute([0, 3, 1, 2]),
+            (_, Plain::Scale(gamma)) => {
+                let t = first.unwrap();
+                let [n, c, h, w] = t.dims();
+                t * gamma.clone().reshape([1, c, 1, 1]).expand([n, c, h, w])
+            }
+            (Op::AdaptiveAvgPool { out }, _) => adaptive_avg_pool(first.unwrap(), out.map(|v| v as usize)),
+            (Op::Upsample { scale, mode }, _) => {
+                let s = *scale as usize;
+                upsample_axis(upsample_axis(first.unwrap(), 2, s, *mode), 3, s, *mode)
+            }
+            (Op::Flatten, _) => {
+                let t = first.unwrap();
+                let [n, c, h, w] = t.dims();
+                t.reshape([n, c * h * w, 1, 1])
+            }
             (Op::Act(a), _) => {
                 let t = first.unwrap();
                 match a {
@@ -156,7 +236,7 @@ fn run_fixed<B: Backend>(net: &Network, plain: &[Plain<B>], shapes: &[LayerShape
                     .forward(first.unwrap())
             }
             (Op::GlobalAvgPool, _) => AdaptiveAvgPool2dConfig::new([1, 1]).init().forward(first.unwrap()),
-            (Op::Flatten | Op::Dropout { .. } | Op::DropPath { .. }, _) => first.unwrap(),
+            (Op::Dropout { .. } | Op::DropPath { .. }, _) => first.unwrap(),
             (Op::Add, _) => ins.into_iter().reduce(|a, b| a + b).unwrap(),
             (Op::Mul, _) => ins.into_iter().reduce(|a, b| a * b).unwrap(),
             (Op::Concat, _) => Tensor::cat(ins, 1),
@@ -251,20 +331,35 @@ fn slimmed_forward_equals_fixed_network_imagenet() {
 
 #[test]
 fn slimmed_forward_equals_fixed_network_exotic() {
-    for name in
-        ["mobilenet_v3_large", "efficientnet_b0", "shufflenet_v2", "regnetx_400mf", "regnety_400mf", "edge_cases"]
-    {
+    for name in [
+        "mobilenet_v3_large",
+        "efficientnet_b0",
+        "shufflenet_v2",
+        "regnetx_400mf",
+        "regnety_400mf",
+        "edge_cases",
+        "convnext_tiny",
+        "vgg16",
+    ] {
         compare_model(name, 32, &[1.0, 0.5, 0.3]);
     }
 }
 
 #[test]
 fn inactive_slices_get_exactly_zero_gradient() {
+    // edge_cases and ConvNeXt: backward through layer norm, layer scale, both upsamplings,
+    // adaptive pooling and a flatten of a map into a linear.
+    for (name, size) in [("resnet20", 8), ("edge_cases", 16), ("convnext_tiny", 32)] {
+        inactive_slices_of(name, size);
+    }
+}
+
+fn inactive_slices_of(name: &str, size: usize) {
     let device = Default::default();
-    let net = small("resnet20", 8);
+    let net = small(name, size as i64);
     let slim = SlimNet::<CpuTrain>::new(net.clone(), Vec::new(), 3, &device);
     let cfg = slim.uniform(0.5).unwrap();
-    let x = Tensor::random([4, 3, 8, 8], Distribution::Normal(0.0, 1.0), &device);
+    let x = Tensor::random([4, 3, size, size], Distribution::Normal(0.0, 1.0), &device);
     let f = slim.forward(x, &cfg, Mode::Train).unwrap();
     let grads = f.logits.sum().backward();
     let shapes = net.layer_shapes(&cfg.dims);
@@ -289,6 +384,16 @@ fn inactive_slices_get_exactly_zero_gradient() {
             }
             checked += 1;
         }
+        if let Some(w) = &p.linear {
+            let g = w.val().grad(&grads).expect("linear weight has a gradient");
+            let [i, o] = g.dims();
+            let (si, so) = (s.in_c as usize, s.out as usize);
+            if si < i {
+                let rows = g.clone().slice([si..i, 0..o]).abs().max().into_scalar();
+                assert_eq!(rows, 0.0, "{}: inactive input rows of [{i}, {o}]", l.name);
+            }
+            assert!(g.slice([0..si, 0..so]).abs().sum().into_scalar() > 0.0, "{} active slice", l.name);
+        }
         if !p.gamma.is_empty() {
             let g = p.gamma[0].val().grad(&grads).unwrap();
             let c = g.dims()[0];
@@ -298,7 +403,7 @@ fn inactive_slices_get_exactly_zero_gradient() {
             }
         }
     }
-    assert!(checked > 10);
+    assert!(checked > 10, "{name}");
 }
 
 /// slimc's conv node (im2col + gemm kernels on flex) gives the gradients Burn's own

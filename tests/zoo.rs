@@ -60,6 +60,50 @@ fn every_zoo_model_checks_and_validates() {
     }
 }
 
+/// ConvNeXt-T and VGG-16: torchvision's exact parameters and conv+linear MACs at 224x224
+/// (ConvNeXt's per-position linears are 1x1 convs, its layer scales C parameters and no
+/// MACs; VGG's first classifier layer reads the flattened 7x7 map).
+#[test]
+fn convnext_and_vgg_match_torchvision_exactly() {
+    for (name, params, macs) in [("convnext_tiny", 28_589_128, 4_455_531_264), ("vgg16", 138_357_544, 15_470_264_320)] {
+        let net = load(name);
+        assert_eq!(net.input, [3, 224, 224]);
+        assert_eq!(full(&net), (params, macs), "{name}");
+    }
+    // VGG's classifier: 512·7·7 = 25,088 inputs at full width, and the flatten is slimmable
+    // with the last conv: half the channels, half the features.
+    let net = load("vgg16");
+    let linear = net.layers.iter().find(|(_, l)| matches!(l.op, Op::Linear { .. })).unwrap().0;
+    let dims = net.decode_uniform(0.5, net.rounding).unwrap();
+    assert_eq!(net.layer_shapes(&net.full_width())[linear.index()].in_c, 25_088);
+    assert_eq!(net.layer_shapes(&dims)[linear.index()].in_c, 12_544);
+}
+
+/// The U-Net checks, costs and runs forward at any width: the output is a per-pixel map of
+/// class scores at the input's size.
+#[test]
+fn unet_runs_forward_at_any_width() {
+    use burn::tensor::{Distribution, Tensor};
+    use slimc::runtime::device::Cpu;
+    use slimc::runtime::{Mode, SlimNet};
+    let net = std::sync::Arc::new(load("unet"));
+    assert_eq!(net.layers[net.output].hw, [64, 64]);
+    let slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 3, &Default::default());
+    let x = Tensor::<Cpu, 4>::random([2, 3, 64, 64], Distribution::Normal(0.0, 1.0), &Default::default());
+    let mut last = u64::MAX;
+    for w in [1.0, 0.6, 0.25] {
+        let cfg = slim.uniform(w).unwrap();
+        let macs = cost(&net, &cfg.dims).0.macs;
+        assert!(macs < last, "narrower is cheaper");
+        last = macs;
+        let y = slim.forward_map(x.clone(), &cfg, Mode::Train).unwrap().logits;
+        assert_eq!(y.dims(), [2, 2, 64, 64], "at {w}");
+        // Class logits are refused with a clear error, not a panic.
+        let e = slim.forward(x.clone(), &cfg, Mode::Train).err().unwrap();
+        assert!(e.to_string().contains("outputs a 2x64x64 map"), "{e}");
+    }
+}
+
 /// torchvision at 224x224, full width: exact parameter counts and conv+linear MACs.
 #[test]
 fn imagenet_models_match_torchvision_exactly() {
@@ -203,6 +247,10 @@ fn decoded_widths_are_consistent_everywhere() {
                     }
                     Op::Conv { groups: slimc::ir::Groups::Depthwise, .. } => assert_eq!(s.in_c, s.out),
                     Op::ZeroPad => assert!(s.out >= s.in_c, "{name} {} at {w}", l.name),
+                    Op::Flatten => {
+                        let [h, w] = net.layers[l.inputs[0]].hw;
+                        assert_eq!(s.out, s.in_c * h * w, "{name} {}: a flatten has C·H·W features", l.name)
+                    }
                     _ => {}
                 }
             }

@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::ir::{Groups, Layer, LayerId, LayerShape, Network, Op, Rounding, Width};
+use crate::ir::{Groups, Interp, Layer, LayerId, LayerShape, Network, Op, Rounding, Width};
 use parts::{Helper, ParamKind};
 
 /// What went wrong emitting a network.
@@ -28,6 +28,9 @@ pub enum EmitError {
     /// A layer read outside the block that computes it (an IR the emitter does not understand).
     #[error("cannot emit Rust for this network: {0} is read outside its block")]
     OutsideBlock(String),
+    /// A network that outputs a feature map (a U-Net): the emitted module returns logits.
+    #[error("cannot emit Rust for `{0}`: it outputs a {1}x{2} map, and emitted modules return class logits (end the network in a 1x1 output)")]
+    SpatialOutput(String, u32, u32),
     /// The generated tokens are not Rust (an emitter bug).
     #[error("cannot emit Rust for this network: generated code does not parse: {0}")]
     Unparsable(String),
@@ -35,6 +38,10 @@ pub enum EmitError {
 
 /// The Rust source of `net` (compiled from `source_path`), formatted.
 pub fn emit(net: &Network, source_path: &str) -> Result<String, EmitError> {
+    let [h, w] = net.layers[net.output].hw;
+    if h * w != 1 {
+        return Err(EmitError::SpatialOutput(net.name.clone(), h, w));
+    }
     let mut e = Emitter::new(net);
     let items = e.file()?;
     let file: syn::File = syn::parse2(items).map_err(|err| EmitError::Unparsable(err.to_string()))?;
@@ -157,6 +164,8 @@ impl<'n> Emitter<'n> {
             "SlimConv2d",
             "SlimLinear",
             "SlimBatchNorm",
+            "SlimLayerNorm",
+            "SlimLayerScale",
             "LayerMut",
             "Tensor",
             "Module",
@@ -260,15 +269,18 @@ impl<'n> Emitter<'n> {
         }
     }
 
-    /// The layer behind a variable that passes its input on (flatten): its input.
+    /// Whether layer `i` passes its input on unchanged (a flatten of a 1×1 map).
+    fn passes_on(&self, i: usize) -> bool {
+        let l = self.layer(i);
+        l.op == Op::Flatten && self.net.layers[l.inputs[0]].hw == [1, 1]
+    }
+
+    /// The layer behind a variable that passes its input on: its input.
     fn source(&self, mut layer: usize) -> usize {
-        loop {
-            let l = self.layer(layer);
-            match l.op {
-                Op::Flatten => layer = l.inputs[0].index(),
-                _ => return layer,
-            }
+        while self.passes_on(layer) {
+            layer = self.layer(layer).inputs[0].index();
         }
+        layer
     }
 
     /// A scope's forward body (statements and the returned value), fields and their
@@ -288,7 +300,7 @@ impl<'n> Emitter<'n> {
         let mut plan = Vec::new();
         for item in &items {
             if let Item::Layer(i) = item {
-                if net.layers[LayerId::new(*i)].op == Op::Flatten {
+                if self.passes_on(*i) {
                     continue;
                 }
             }
@@ -371,7 +383,35 @@ impl<'n> Emitter<'n> {
         let w = width.unwrap_or_default();
         let mut field = None;
         let expr = match &l.op {
-            Op::Input | Op::Flatten => x,
+            Op::Input => x,
+            Op::Flatten => {
+                let f = self.helper(Helper::Flatten);
+                quote!(#f(#x))
+            }
+            Op::LayerNorm { eps } => {
+                let c = lit(s.out);
+                let eps = Literal::f64_unsuffixed(*eps);
+                self.helpers.insert(Helper::Param(ParamKind::LayerNorm));
+                field = Some((quote!(SlimLayerNorm<B>), quote!(SlimLayerNorm::new(#c, #eps, device))));
+                quote!(self.#var.forward(#x))
+            }
+            Op::LayerScale { init } => {
+                let c = lit(s.out);
+                let init = Literal::f64_unsuffixed(*init);
+                self.helpers.insert(Helper::Param(ParamKind::LayerScale));
+                field = Some((quote!(SlimLayerScale<B>), quote!(SlimLayerScale::new(#c, #init, device))));
+                quote!(self.#var.forward(#x))
+            }
+            Op::AdaptiveAvgPool { out } => {
+                let out = pair(*out);
+                quote!(burn::tensor::module::adaptive_avg_pool2d(#x, #out))
+            }
+            Op::Upsample { scale, mode } => {
+                let f = self.helper(Helper::Upsample);
+                let scale = lit(*scale);
+                let bilinear = *mode == Interp::Bilinear;
+                quote!(#f(#x, #scale, #bilinear))
+            }
             Op::Dropout { p } => {
                 let f = self.helper(Helper::Dropout);
                 let p = Literal::f64_unsuffixed(*p);
@@ -527,6 +567,8 @@ impl<'n> Emitter<'n> {
                 Op::Conv { .. } => quote!(Conv),
                 Op::Linear { .. } => quote!(Linear),
                 Op::BatchNorm => quote!(BatchNorm),
+                Op::LayerNorm { .. } => quote!(LayerNorm),
+                Op::LayerScale { .. } => quote!(LayerScale),
                 _ => continue,
             };
             let path = self.path(id.index());
@@ -534,8 +576,8 @@ impl<'n> Emitter<'n> {
             entries.push(quote!((#name, LayerMut::#variant(&mut self.#(#path).*))));
         }
         quote! {
-            /// Every conv, linear and batch norm with its slimc layer name (`slimc space`
-            /// lists them), e.g. to load trained weights.
+            /// Every layer with parameters with its slimc layer name (`slimc space` lists
+            /// them), e.g. to load trained weights.
             pub fn layers_mut(&mut self) -> Vec<(&'static str, LayerMut<'_, B>)> {
                 vec![#(#entries),*]
             }
@@ -562,6 +604,8 @@ impl<'n> Emitter<'n> {
             (ParamKind::Conv, quote!(Conv(&'a mut SlimConv2d<B>))),
             (ParamKind::Linear, quote!(Linear(&'a mut SlimLinear<B>))),
             (ParamKind::BatchNorm, quote!(BatchNorm(&'a mut SlimBatchNorm<B>))),
+            (ParamKind::LayerNorm, quote!(LayerNorm(&'a mut SlimLayerNorm<B>))),
+            (ParamKind::LayerScale, quote!(LayerScale(&'a mut SlimLayerScale<B>))),
         ];
         let variants = kinds.into_iter().filter(|(k, _)| self.helpers.contains(&Helper::Param(*k))).map(|(_, v)| v);
         let [c, h, w] = net.input.map(lit);

@@ -12,6 +12,8 @@ pub enum ParamKind {
     Conv,
     Linear,
     BatchNorm,
+    LayerNorm,
+    LayerScale,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -25,6 +27,8 @@ pub enum Helper {
     Subsample,
     Dropout,
     DropPath,
+    Flatten,
+    Upsample,
     Round(Rounding),
 }
 
@@ -34,6 +38,8 @@ impl Helper {
             Helper::Param(ParamKind::Conv) => format_ident!("SlimConv2d"),
             Helper::Param(ParamKind::Linear) => format_ident!("SlimLinear"),
             Helper::Param(ParamKind::BatchNorm) => format_ident!("SlimBatchNorm"),
+            Helper::Param(ParamKind::LayerNorm) => format_ident!("SlimLayerNorm"),
+            Helper::Param(ParamKind::LayerScale) => format_ident!("SlimLayerScale"),
             Helper::Act(a) => format_ident!("{}", format!("{a:?}").to_lowercase()),
             Helper::Mul => format_ident!("mul"),
             Helper::Split => format_ident!("split"),
@@ -42,6 +48,8 @@ impl Helper {
             Helper::Subsample => format_ident!("subsample"),
             Helper::Dropout => format_ident!("dropout"),
             Helper::DropPath => format_ident!("drop_path"),
+            Helper::Flatten => format_ident!("flatten"),
+            Helper::Upsample => format_ident!("upsample"),
             Helper::Round(Rounding::Floor) => format_ident!("floor_width"),
             Helper::Round(Rounding::Nearest) => format_ident!("nearest_width"),
             Helper::Round(Rounding::MakeDivisible(_)) => format_ident!("make_divisible"),
@@ -53,6 +61,8 @@ impl Helper {
             Helper::Param(ParamKind::Conv) => conv(),
             Helper::Param(ParamKind::Linear) => linear(),
             Helper::Param(ParamKind::BatchNorm) => batch_norm(),
+            Helper::Param(ParamKind::LayerNorm) => layer_norm(),
+            Helper::Param(ParamKind::LayerScale) => layer_scale(),
             Helper::Act(a) => activation(a),
             Helper::Mul => quote! {
                 /// Elementwise product; a `[N, C, 1, 1]` gate (squeeze-excite) scales whole channel
@@ -114,6 +124,24 @@ impl Helper {
                     let [n, c, h, w] = x.dims();
                     let keep = Tensor::<B, 4>::random([n, 1, 1, 1], burn::tensor::Distribution::Bernoulli(1.0 - p), &x.device());
                     x * keep.div_scalar(1.0 - p).expand([n, c, h, w])
+                }
+            },
+            Helper::Flatten => quote! {
+                /// `[N, C, H, W]` → `[N, C·H·W, 1, 1]` (channel, then row, then column).
+                fn flatten<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+                    let [n, c, h, w] = x.dims();
+                    x.reshape([n, c * h * w, 1, 1])
+                }
+            },
+            Helper::Upsample => quote! {
+                /// Upsampling by a whole `scale`: nearest, or bilinear with half-pixel centres
+                /// (PyTorch's `align_corners=False`).
+                fn upsample<B: Backend>(x: Tensor<B, 4>, scale: usize, bilinear: bool) -> Tensor<B, 4> {
+                    use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+                    let [_, _, h, w] = x.dims();
+                    let mode = if bilinear { InterpolateMode::Bilinear } else { InterpolateMode::Nearest };
+                    let options = InterpolateOptions::new(mode).with_align_corners(false);
+                    burn::tensor::module::interpolate(x, [h * scale, w * scale], options)
                 }
             },
             Helper::Round(r) => rounding(r),
@@ -266,6 +294,58 @@ fn batch_norm() -> TokenStream {
                 let scale = self.gamma.val().slice(0..c) / var.add_scalar(Self::EPS).sqrt();
                 let shift = self.beta.val().slice(0..c) - mean * scale.clone();
                 x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
+            }
+        }
+    }
+}
+
+fn layer_norm() -> TokenStream {
+    quote! {
+        /// Layer norm over the active channels at each position (ConvNeXt's `LayerNorm2d`).
+        #[derive(Module, Debug)]
+        pub struct SlimLayerNorm<B: Backend> {
+            pub gamma: Param<Tensor<B, 1>>,
+            pub beta: Param<Tensor<B, 1>>,
+            pub eps: f64,
+        }
+
+        impl<B: Backend> SlimLayerNorm<B> {
+            pub fn new(c: usize, eps: f64, device: &B::Device) -> Self {
+                SlimLayerNorm {
+                    gamma: Param::from_tensor(Tensor::ones([c], device)),
+                    beta: Param::from_tensor(Tensor::zeros([c], device)),
+                    eps,
+                }
+            }
+
+            pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+                let c = x.dims()[1];
+                let mean = x.clone().mean_dim(1);
+                let centered = x - mean;
+                let var = centered.clone().square().mean_dim(1);
+                let y = centered / var.add_scalar(self.eps).sqrt();
+                y * self.gamma.val().slice(0..c).reshape([1, c, 1, 1]) + self.beta.val().slice(0..c).reshape([1, c, 1, 1])
+            }
+        }
+    }
+}
+
+fn layer_scale() -> TokenStream {
+    quote! {
+        /// A learnable per-channel multiplier on the active channels (ConvNeXt's layer scale).
+        #[derive(Module, Debug)]
+        pub struct SlimLayerScale<B: Backend> {
+            pub gamma: Param<Tensor<B, 1>>,
+        }
+
+        impl<B: Backend> SlimLayerScale<B> {
+            pub fn new(c: usize, init: f64, device: &B::Device) -> Self {
+                SlimLayerScale { gamma: Param::from_tensor(Tensor::full([c], init, device)) }
+            }
+
+            pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+                let c = x.dims()[1];
+                x * self.gamma.val().slice(0..c).reshape([1, c, 1, 1])
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The Burn format: a [`FixedNet`] — the subnet as plain `burn::nn` layers (`Conv2d`,
-//! `BatchNorm` with its running statistics, `Linear`) — saved as a named MessagePack
+//! `BatchNorm` with its running statistics, `Linear`, `LayerNorm` over channels-last
+//! positions) and layer scales as bare parameters — saved as a named MessagePack
 //! record (`OUT.mpk`), next to `OUT.json`, which holds the `.slim` source, settings and
 //! channels the layers were built from. [`open`] rebuilds the network from the JSON and
 //! loads the record: no slimmable network or checkpoint is needed to run it.
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
@@ -26,6 +27,9 @@ pub struct FixedLayer<B: Backend> {
     pub conv: Option<Conv2d<B>>,
     pub linear: Option<Linear<B>>,
     pub bn: Option<BatchNorm<B>>,
+    pub layer_norm: Option<LayerNorm<B>>,
+    /// A layer scale's γ.
+    pub scale: Option<Param<Tensor<B, 1>>>,
 }
 
 /// A fixed-width network of plain Burn layers, run over the IR at fixed channels.
@@ -66,7 +70,7 @@ impl<B: Backend> FixedNet<B> {
         for (id, l) in net.layers.iter() {
             let s = shapes[id.index()];
             let (i, o) = (s.in_c as usize, s.out as usize);
-            let mut layer = FixedLayer { conv: None, linear: None, bn: None };
+            let mut layer = FixedLayer { conv: None, linear: None, bn: None, layer_norm: None, scale: None };
             match &l.op {
                 Op::Conv { kernel, stride, padding, dilation, bias, .. } => {
                     let [ph, pw] = padding.map(|v| v as usize);
@@ -82,6 +86,10 @@ impl<B: Backend> FixedNet<B> {
                 Op::BatchNorm if !folded[id.index()] => {
                     layer.bn = Some(BatchNormConfig::new(o).with_epsilon(BN_EPS).init(device));
                 }
+                Op::LayerNorm { eps } => {
+                    layer.layer_norm = Some(LayerNormConfig::new(o).with_epsilon(*eps).init(device))
+                }
+                Op::LayerScale { .. } => layer.scale = Some(Param::from_tensor(Tensor::ones([o], device))),
                 _ => {}
             }
             layers.push(layer);
@@ -101,6 +109,11 @@ impl<B: Backend> FixedNet<B> {
             } else if let Some(lin) = &mut layer.linear {
                 lin.weight = Param::from_tensor(tensor(p.weight.as_ref().expect("linear weight"), device));
                 lin.bias = bias;
+            } else if let Some(ln) = &mut layer.layer_norm {
+                ln.gamma = Param::from_tensor(tensor(p.weight.as_ref().expect("layer norm γ"), device));
+                ln.beta = bias;
+            } else if let Some(scale) = &mut layer.scale {
+                *scale = Param::from_tensor(tensor(p.weight.as_ref().expect("layer scale γ"), device));
             } else if let (Some(bn), Some(v)) = (&mut layer.bn, &p.bn) {
                 let t = |d: &Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(d.clone(), [d.len()]), device);
                 bn.gamma = Param::from_tensor(t(&v.gamma));
@@ -139,10 +152,22 @@ impl<B: Backend> FixedNet<B> {
                     }
                 }
                 Op::Act(a) => activation::forward(ins.next().expect("input"), *a),
-                Op::MaxPool { .. } | Op::AvgPool { .. } | Op::GlobalAvgPool => {
-                    pool::forward(ins.next().expect("input"), &l.op)
+                Op::MaxPool { .. }
+                | Op::AvgPool { .. }
+                | Op::GlobalAvgPool
+                | Op::AdaptiveAvgPool { .. }
+                | Op::Flatten
+                | Op::Upsample { .. } => pool::forward(ins.next().expect("input"), &l.op),
+                Op::LayerNorm { .. } => {
+                    let x = ins.next().expect("layer norm input").permute([0, 2, 3, 1]);
+                    p.layer_norm.as_ref().expect("layer norm").forward(x).permute([0, 3, 1, 2])
                 }
-                Op::Flatten | Op::Dropout { .. } | Op::DropPath { .. } => ins.next().expect("input"),
+                Op::LayerScale { .. } => {
+                    let x = ins.next().expect("layer scale input");
+                    let c = x.dims()[1];
+                    x * p.scale.as_ref().expect("layer scale").val().reshape([1, c, 1, 1])
+                }
+                Op::Dropout { .. } | Op::DropPath { .. } => ins.next().expect("input"),
                 Op::Add => ins.reduce(|a, b| a + b).expect("operands"),
                 Op::Mul => ins.reduce(merge::mul).expect("operands"),
                 Op::Concat => Tensor::cat(ins.collect(), 1),
@@ -241,6 +266,11 @@ impl<B: Backend> FixedNet<B> {
                 out.push(bn.gamma.val().dims().to_vec());
                 out.push(bn.running_var.value().dims().to_vec());
             }
+            if let Some(ln) = &l.layer_norm {
+                out.push(ln.gamma.val().dims().to_vec());
+                out.extend(ln.beta.as_ref().map(|b| b.val().dims().to_vec()));
+            }
+            out.extend(l.scale.as_ref().map(|s| s.val().dims().to_vec()));
         }
         out
     }

@@ -58,7 +58,8 @@ pub struct BnParams {
 /// The parameters of one layer of a subnet; what a layer does not have is `None`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FixedParams {
-    /// Conv `[out, in / groups, kh, kw]`, or linear `[in, out]` (Burn's layout).
+    /// Conv `[out, in / groups, kh, kw]`, linear `[in, out]` (Burn's layout), or the γ `[C]`
+    /// of a layer norm or layer scale (whose `bias` is the layer norm's β).
     pub weight: Option<HostTensor>,
     pub bias: Option<HostTensor>,
     pub bn: Option<BnParams>,
@@ -116,6 +117,11 @@ impl Subnet {
     /// at `cfg`).
     pub fn extract<B: Backend>(model: &SlimNet<B>, cfg: &WidthConfig, stats: &BnSet<B>) -> Result<Subnet, ExportError> {
         let net = model.net.clone();
+        let out = &net.layers[net.output];
+        if out.hw != [1, 1] {
+            let ([h, w], c) = (out.hw, out.channels);
+            return Err(RuntimeError::SpatialOutput { network: net.name.clone(), c, h, w }.into());
+        }
         net.space.check(&cfg.dims).map_err(RuntimeError::from)?;
         let shapes = net.layer_shapes(&cfg.dims);
         let switch = cfg.switch.unwrap_or(0);
@@ -134,6 +140,10 @@ impl Subnet {
             }
             if let Some(b) = &p.bias {
                 fixed.bias = Some(HostTensor::of(b.val().slice(0..o)));
+            }
+            if matches!(l.op, Op::LayerNorm { .. } | Op::LayerScale { .. }) {
+                fixed.weight = Some(HostTensor::of(p.gamma[0].val().slice(0..o)));
+                fixed.bias = p.beta.first().map(|b| HostTensor::of(b.val().slice(0..o)));
             }
             if l.op == Op::BatchNorm {
                 let (mean, var) = stats.layers[id.index()]

@@ -6,7 +6,7 @@ use prost::Message;
 
 use super::proto::*;
 use super::{FixedParams, HostTensor, Subnet};
-use crate::ir::{Activation, Layer, LayerShape, Op};
+use crate::ir::{Activation, Interp, Layer, LayerShape, Op};
 use crate::runtime::BN_EPS;
 
 /// The operator set written (BatchNormalization-15, HardSwish-14, Clip/Pad/Slice with
@@ -29,7 +29,8 @@ fn model(subnet: &Subnet) -> ModelProto {
     for (id, l) in net.layers.iter() {
         let i = id.index();
         let ins: Vec<String> = l.inputs.iter().map(|j| names[j.index()].clone()).collect();
-        names[i] = layer(&mut g, l, subnet.shapes[i], &subnet.layers[i], ins);
+        let input_hw = l.inputs.first().map_or([h, w].map(|v| v as u32), |j| net.layers[*j].hw);
+        names[i] = layer(&mut g, l, input_hw, subnet.shapes[i], &subnet.layers[i], ins);
     }
     let last = names[net.output.index()].clone();
     let logits = g.node("Flatten", vec![last], "logits", vec![int("axis", 1)]);
@@ -56,7 +57,7 @@ fn model(subnet: &Subnet) -> ModelProto {
 
 /// The node(s) of one IR layer; returns the name of its output tensor (its input's, for
 /// layers that pass it on).
-fn layer(g: &mut Graph, l: &Layer, s: LayerShape, p: &FixedParams, ins: Vec<String>) -> String {
+fn layer(g: &mut Graph, l: &Layer, input_hw: [u32; 2], s: LayerShape, p: &FixedParams, ins: Vec<String>) -> String {
     let out = l.name.clone();
     let x = ins.first().cloned().unwrap_or_default();
     match &l.op {
@@ -118,7 +119,49 @@ fn layer(g: &mut Graph, l: &Layer, s: LayerShape, p: &FixedParams, ins: Vec<Stri
             g.node(op, vec![x], &out, attrs)
         }
         Op::GlobalAvgPool => g.node("GlobalAveragePool", vec![x], &out, vec![]),
-        Op::Flatten | Op::Dropout { .. } | Op::DropPath { .. } => x,
+        Op::AdaptiveAvgPool { out: size } => adaptive_avg_pool(g, x, &out, input_hw, *size, s.out),
+        Op::Flatten if input_hw == [1, 1] => x,
+        Op::Flatten => {
+            let shape = g.int64s(&format!("{out}.shape"), &[0, -1, 1, 1]);
+            g.node("Reshape", vec![x, shape], &out, vec![])
+        }
+        Op::LayerNorm { eps } => {
+            // LayerNormalization normalises trailing axes: channels last, then back.
+            let last = g.node("Transpose", vec![x], &format!("{out}.nhwc"), vec![ints("perm", vec![0, 2, 3, 1])]);
+            let inputs = vec![
+                last,
+                g.init(&format!("{out}.weight"), p.weight.as_ref().expect("layer norm γ")),
+                g.init(&format!("{out}.bias"), p.bias.as_ref().expect("layer norm β")),
+            ];
+            let attrs = vec![int("axis", -1), float("epsilon", *eps as f32)];
+            let y = g.node("LayerNormalization", inputs, &format!("{out}.norm"), attrs);
+            g.node("Transpose", vec![y], &out, vec![ints("perm", vec![0, 3, 1, 2])])
+        }
+        Op::LayerScale { .. } => {
+            let gamma = p.weight.as_ref().expect("layer scale γ");
+            let column = HostTensor { shape: vec![gamma.data.len(), 1, 1], data: gamma.data.clone() };
+            let gamma = g.init(&format!("{out}.weight"), &column);
+            g.node("Mul", vec![x, gamma], &out, vec![])
+        }
+        Op::Upsample { scale, mode } => {
+            let one = 1.0;
+            let sc = *scale as f32;
+            // No region of interest (an empty name omits an optional input).
+            let roi = String::new();
+            let scales = g.floats(&format!("{out}.scales"), &[one, one, sc, sc]);
+            let attrs = match mode {
+                Interp::Nearest => vec![
+                    string("mode", "nearest"),
+                    string("coordinate_transformation_mode", "asymmetric"),
+                    string("nearest_mode", "floor"),
+                ],
+                Interp::Bilinear => {
+                    vec![string("mode", "linear"), string("coordinate_transformation_mode", "half_pixel")]
+                }
+            };
+            g.node("Resize", vec![x, roi, scales], &out, attrs)
+        }
+        Op::Dropout { .. } | Op::DropPath { .. } => x,
         Op::Add | Op::Mul => {
             let op = if l.op == Op::Add { "Add" } else { "Mul" };
             let mut acc = x;
@@ -161,6 +204,33 @@ fn layer(g: &mut Graph, l: &Layer, s: LayerShape, p: &FixedParams, ins: Vec<Stri
             g.node("Pad", vec![x, pads], &out, vec![])
         }
     }
+}
+
+/// Adaptive average pooling: an AveragePool when the sizes divide, else the average as a
+/// product with a constant `[H·W, OH·OW]` matrix whose column `o` averages `o`'s window.
+fn adaptive_avg_pool(g: &mut Graph, x: String, out: &str, [h, w]: [u32; 2], [oh, ow]: [u32; 2], c: u32) -> String {
+    if h % oh == 0 && w % ow == 0 {
+        let (kh, kw) = (i64::from(h / oh), i64::from(w / ow));
+        let attrs = vec![ints("kernel_shape", vec![kh, kw]), ints("strides", vec![kh, kw])];
+        return g.node("AveragePool", vec![x], out, attrs);
+    }
+    let window = |i: u32, size: u32, n: u32| (i * size / n)..((i + 1) * size).div_ceil(n);
+    let (hw, ohw) = ((h * w) as usize, (oh * ow) as usize);
+    let mut m = vec![0f32; hw * ohw];
+    for (i, j) in (0..oh).flat_map(|i| (0..ow).map(move |j| (i, j))) {
+        let (rows, cols) = (window(i, h, oh), window(j, w, ow));
+        let weight = 1.0 / (rows.len() * cols.len()) as f32;
+        for (r, q) in rows.flat_map(|r| cols.clone().map(move |q| (r, q))) {
+            m[(r * w + q) as usize * ohw + (i * ow + j) as usize] = weight;
+        }
+    }
+    let c = i64::from(c);
+    let flat_shape = g.int64s(&format!("{out}.flat_shape"), &[0, c, i64::from(h * w)]);
+    let flat = g.node("Reshape", vec![x, flat_shape], &format!("{out}.flat"), vec![]);
+    let matrix = g.init(&format!("{out}.windows"), &HostTensor { shape: vec![hw, ohw], data: m });
+    let y = g.node("MatMul", vec![flat, matrix], &format!("{out}.pooled"), vec![]);
+    let shape = g.int64s(&format!("{out}.shape"), &[0, c, i64::from(oh), i64::from(ow)]);
+    g.node("Reshape", vec![y, shape], out, vec![])
 }
 
 fn activation(g: &mut Graph, a: Activation, x: String, out: &str) -> String {
@@ -235,6 +305,16 @@ impl Graph {
         name.to_string()
     }
 
+    fn floats(&mut self, name: &str, v: &[f32]) -> String {
+        self.inits.push(TensorProto {
+            dims: vec![v.len() as i64],
+            data_type: data_type::FLOAT,
+            name: name.to_string(),
+            raw_data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        });
+        name.to_string()
+    }
+
     fn int64s(&mut self, name: &str, v: &[i64]) -> String {
         self.inits.push(TensorProto {
             dims: vec![v.len() as i64],
@@ -252,6 +332,10 @@ fn int(name: &str, i: i64) -> AttributeProto {
 
 fn ints(name: &str, ints: Vec<i64>) -> AttributeProto {
     AttributeProto { name: name.into(), ints, r#type: attribute_type::INTS, ..Default::default() }
+}
+
+fn string(name: &str, s: &str) -> AttributeProto {
+    AttributeProto { name: name.into(), s: s.as_bytes().to_vec(), r#type: attribute_type::STRING, ..Default::default() }
 }
 
 fn float(name: &str, f: f32) -> AttributeProto {

@@ -127,6 +127,14 @@ pub enum Activation {
     Gelu,
 }
 
+/// How [`Op::Upsample`] fills the new pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Interp {
+    Nearest,
+    Bilinear,
+}
+
 /// How a convolution's channels are grouped, evaluated at each width.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -162,7 +170,8 @@ pub enum Op {
     /// 2-D cross-correlation, zero padding: `y[o] = b[o] + Σ_{i in o's group} W[o, i] ⋆ x[i]`
     /// with `groups` evaluated at the input width ([`Groups::eval`]). Bias only if `bias`.
     Conv { kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2], dilation: [u32; 2], groups: Groups, bias: bool },
-    /// `y = x W + b` on a `[N, C]` input (a 1×1 map, flattened), `W` stored `[in, out]`.
+    /// `y = x W + b` on a `[N, C]` input (a 1×1 map or a [`Op::Flatten`]ed one), `W` stored
+    /// `[in, out]`.
     Linear { bias: bool },
     /// Batch norm, ε = 1e-5: `y = γ (x − μ) / sqrt(σ² + ε) + β` per channel. Training uses
     /// the batch's μ and biased σ² = mean((x − μ)²) over N, H, W (computed in two passes,
@@ -182,8 +191,24 @@ pub enum Op {
     AvgPool { kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2], ceil_mode: bool, count_include_pad: bool },
     /// Mean over H and W: `[N, C, H, W] → [N, C, 1, 1]`.
     GlobalAvgPool,
-    /// `[N, C, 1, 1] → [N, C]`.
+    /// Adaptive average pooling to `out` = `[OH, OW]` (PyTorch's rule): output cell `i` of a
+    /// side of length `H` averages input rows `floor(i·H / OH) .. ceil((i + 1)·H / OH)`.
+    AdaptiveAvgPool { out: [u32; 2] },
+    /// `[N, C, H, W] → [N, C·H·W, 1, 1]`, row-major (channel, then row, then column), so the
+    /// first `c·H·W` features are those of the first `c` channels: its width is the input's
+    /// times `H·W` (a [`Width::Ratio`] with floor rounding, exact for whole numbers).
     Flatten,
+    /// Layer norm over the channels at each position (ConvNeXt's `LayerNorm2d`):
+    /// `y[c] = γ[c] (x[c] − μ) / sqrt(σ² + eps) + β[c]`, μ and the biased σ² over the
+    /// active channels of one sample and position; the same in training and evaluation.
+    LayerNorm { eps: f64 },
+    /// A learnable per-channel multiplier `y[c] = γ[c] · x[c]` (ConvNeXt's layer scale),
+    /// γ initialised to `init`; C parameters, no MACs.
+    LayerScale { init: f64 },
+    /// Upsampling by a whole `scale`: nearest copies input pixel `floor(o / scale)`;
+    /// bilinear is PyTorch's `align_corners=False` (half-pixel centres, source coordinate
+    /// `(o + 0.5) / scale − 0.5` clamped at 0, edges repeated).
+    Upsample { scale: u32, mode: Interp },
     /// Inverted dropout with probability `p` in training; the identity in evaluation.
     Dropout { p: f64 },
     /// Stochastic depth: in training each sample's whole tensor is zeroed with probability
@@ -225,7 +250,11 @@ impl Op {
             Op::MaxPool { .. } => "maxpool",
             Op::AvgPool { .. } => "avgpool",
             Op::GlobalAvgPool => "global_avgpool",
+            Op::AdaptiveAvgPool { .. } => "adaptive_avgpool",
             Op::Flatten => "flatten",
+            Op::LayerNorm { .. } => "layernorm",
+            Op::LayerScale { .. } => "layer_scale",
+            Op::Upsample { .. } => "upsample",
             Op::Dropout { .. } => "dropout",
             Op::DropPath { .. } => "drop_path",
             Op::Add => "add",

@@ -1,6 +1,7 @@
 //! Parameter initialisation, as each op's reference does it: Kaiming-normal (fan-out,
 //! ReLU gain) for convs as torchvision's ResNets, PyTorch's default uniform
-//! `±1/sqrt(fan_in)` for linears, zero conv biases, BN γ = 1 and β = 0.
+//! `±1/sqrt(fan_in)` for linears, zero conv biases, BN and layer norm γ = 1 and β = 0, layer
+//! scale γ = its `init`.
 
 use burn::module::Param;
 use burn::tensor::backend::Backend;
@@ -72,6 +73,11 @@ pub fn layer<B: Backend>(
                 p.beta.push(Param::from_tensor(Tensor::zeros([out], device)));
             }
         }
+        Op::LayerNorm { .. } => {
+            p.gamma.push(Param::from_tensor(Tensor::ones([out], device)));
+            p.beta.push(Param::from_tensor(Tensor::zeros([out], device)));
+        }
+        Op::LayerScale { init } => p.gamma.push(Param::from_tensor(Tensor::full([out], *init, device))),
         _ => {}
     }
     p

@@ -69,6 +69,9 @@ pub enum RuntimeError {
     NotCalibrated { key: String },
     #[error("BN calibration needs at least one batch")]
     NoCalibrationBatch,
+    /// A network whose output is a feature map, run where class logits are needed.
+    #[error("`{network}` outputs a {c}x{h}x{w} map, not class logits: training, evaluation, search and export need a network that ends in a 1x1 output (e.g. `avgpool -> flatten -> linear(classes)`)")]
+    SpatialOutput { network: String, c: u32, h: u32, w: u32 },
     /// A training step's loss is not finite.
     #[error("the loss became {loss}")]
     Diverged { loss: f64 },
@@ -83,6 +86,7 @@ pub struct LayerParams<B: Backend> {
     pub linear: Option<Param<Tensor<B, 2>>>,
     pub bias: Option<Param<Tensor<B, 1>>>,
     /// BN affine parameters: one entry when shared, one per switch for switchable BN.
+    /// Layer norm has one γ and one β, layer scale one γ.
     pub gamma: Vec<Param<Tensor<B, 1>>>,
     pub beta: Vec<Param<Tensor<B, 1>>>,
 }
@@ -107,9 +111,10 @@ pub enum Mode<'a, B: Backend> {
 }
 
 /// The result of a forward pass.
-pub struct Forward<B: Backend> {
-    /// `[N, classes]`.
-    pub logits: Tensor<B, 2>,
+pub struct Forward<B: Backend, T = Tensor<B, 2>> {
+    /// `[N, classes]` ([`SlimNet::forward`]), or the output map `[N, C, H, W]`
+    /// ([`SlimNet::forward_map`]).
+    pub logits: T,
     /// In train mode, each BN layer's batch mean and unbiased variance (indexed like layers).
     pub batch_stats: Vec<Option<(Tensor<B, 1>, Tensor<B, 1>)>>,
 }
@@ -155,7 +160,10 @@ impl<B: Backend> SlimNet<B> {
                 total += o;
             }
             if !p.gamma.is_empty() {
-                total += 2 * o;
+                total += o;
+            }
+            if !p.beta.is_empty() {
+                total += o;
             }
         }
         total
@@ -168,8 +176,26 @@ impl<B: Backend> SlimNet<B> {
 }
 
 impl<B: SlimBackend> SlimNet<B> {
-    /// Runs the network at `cfg` on a `[N, C, H, W]` batch.
+    /// Runs a classifier at `cfg` on a `[N, C, H, W]` batch: logits `[N, classes]`.
     pub fn forward(&self, x: Tensor<B, 4>, cfg: &WidthConfig, mode: Mode<'_, B>) -> Result<Forward<B>, RuntimeError> {
+        let out = &self.net.layers[self.net.output];
+        if out.hw != [1, 1] {
+            let ([h, w], c) = (out.hw, out.channels);
+            return Err(RuntimeError::SpatialOutput { network: self.net.name.clone(), c, h, w });
+        }
+        let f = self.forward_map(x, cfg, mode)?;
+        let [n, c, _, _] = f.logits.dims();
+        Ok(Forward { logits: f.logits.reshape([n, c]), batch_stats: f.batch_stats })
+    }
+
+    /// Runs any network (a classifier, or one that outputs a map, such as a U-Net) at `cfg`
+    /// on a `[N, C, H, W]` batch: the output `[N, C, H, W]`.
+    pub fn forward_map(
+        &self,
+        x: Tensor<B, 4>,
+        cfg: &WidthConfig,
+        mode: Mode<'_, B>,
+    ) -> Result<Forward<B, Tensor<B, 4>>, RuntimeError> {
         let net = &*self.net;
         let [n, c, h, w] = x.dims();
         if c != net.input[0] as usize {
@@ -214,8 +240,7 @@ impl<B: SlimBackend> SlimNet<B> {
             }
         }
         let out = values[net.output.index()].take().expect("the output is computed");
-        let [n, c, _, _] = out.dims();
-        Ok(Forward { logits: out.reshape([n, c]), batch_stats: stats })
+        Ok(Forward { logits: out, batch_stats: stats })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -254,8 +279,14 @@ impl<B: SlimBackend> SlimNet<B> {
                 }
             }
             Op::Act(a) => activation::forward(x, *a),
-            Op::MaxPool { .. } | Op::AvgPool { .. } | Op::GlobalAvgPool => pool::forward(x, op),
-            Op::Flatten => x,
+            Op::MaxPool { .. }
+            | Op::AvgPool { .. }
+            | Op::GlobalAvgPool
+            | Op::AdaptiveAvgPool { .. }
+            | Op::Flatten
+            | Op::Upsample { .. } => pool::forward(x, op),
+            Op::LayerNorm { eps } => norm::layer_norm(x, p.gamma[0].val(), p.beta[0].val(), *eps),
+            Op::LayerScale { .. } => norm::layer_scale(x, p.gamma[0].val()),
             Op::Dropout { p: rate } => match mode {
                 Mode::Train => merge::dropout(x, *rate),
                 Mode::Eval(_) => x,

@@ -97,6 +97,22 @@ fn scale_shift<B: Backend>(
     (rows * per_row(scale, n, c) + per_row(shift, n, c)).reshape([n, c, h, w])
 }
 
+/// Layer norm over the active channels at each position ([`crate::ir::Op::LayerNorm`]).
+pub fn layer_norm<B: Backend>(x: Tensor<B, 4>, gamma: Tensor<B, 1>, beta: Tensor<B, 1>, eps: f64) -> Tensor<B, 4> {
+    let c = x.dims()[1];
+    let mean = x.clone().mean_dim(1);
+    let centered = x - mean;
+    let var = centered.clone().square().mean_dim(1);
+    let y = centered / var.add_scalar(eps).sqrt();
+    y * slice_to(gamma, c).reshape([1, c, 1, 1]) + slice_to(beta, c).reshape([1, c, 1, 1])
+}
+
+/// `γ[c] · x[c]` on the active channels ([`crate::ir::Op::LayerScale`]).
+pub fn layer_scale<B: Backend>(x: Tensor<B, 4>, gamma: Tensor<B, 1>) -> Tensor<B, 4> {
+    let c = x.dims()[1];
+    x * slice_to(gamma, c).reshape([1, c, 1, 1])
+}
+
 /// BN calibration at one configuration: statistics reset, then the cumulative average of
 /// the batch mean and unbiased variance over every batch given (train-mode forwards).
 pub fn calibrate<B: SlimBackend, I>(model: &SlimNet<B>, cfg: &WidthConfig, batches: I) -> Result<BnSet<B>, RuntimeError>

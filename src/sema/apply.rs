@@ -7,7 +7,7 @@ use super::error::{Operand, SemaError};
 use super::eval::{limits::*, Elab, Flow, Node};
 use super::value::*;
 use super::warning::Warning;
-use crate::ir::{Groups, Op};
+use crate::ir::{Groups, Interp, Op, Rounding};
 use crate::syntax::ast::Span;
 
 /// Looks up an argument by parameter name.
@@ -188,11 +188,32 @@ impl<'a> Elab<'a, '_> {
             OpKind::Bn => self.pass(Op::BatchNorm, &t, span),
             OpKind::Act(a) => self.pass(Op::Act(a), &t, span),
             OpKind::Identity => Ok(Value::Tensor(t)),
-            OpKind::Flatten => {
-                if !self.flat(&t, "flatten", span) {
-                    return Ok(Value::Poison);
+            OpKind::Flatten => self.flatten(t, span),
+            OpKind::LayerNorm => {
+                let Some(eps) = self.positive_arg(args, "eps", 1e-5) else { return Ok(Value::Poison) };
+                self.pass(Op::LayerNorm { eps }, &t, span)
+            }
+            OpKind::LayerScale => {
+                let Some(init) = self.positive_arg(args, "init", 1e-6) else { return Ok(Value::Poison) };
+                self.pass(Op::LayerScale { init }, &t, span)
+            }
+            OpKind::Upsample => {
+                let Some(scale) = self.int_arg(args, "scale", 2, 1, 64) else { return Ok(Value::Poison) };
+                let mode = match arg(args, "mode") {
+                    None | Some((_, Value::Rounding(Rounding::Nearest), _)) => Interp::Nearest,
+                    Some((_, Value::Interp(mode), _)) => *mode,
+                    Some((_, v, s)) => {
+                        let (v, s) = (v.clone(), *s);
+                        let help = "`mode` is `nearest` (copies pixels) or `bilinear` (half-pixel centres, PyTorch's `align_corners=False`)";
+                        self.type_error("`nearest` or `bilinear`", &v, s, Some(help));
+                        return Ok(Value::Poison);
+                    }
+                };
+                let (h, w) = (i64::from(t.h) * i64::from(scale), i64::from(t.w) * i64::from(scale));
+                if h.max(w) > MAX_SPATIAL {
+                    return Ok(self.limit("an upsampled size", h.max(w), format!("at most {MAX_SPATIAL}"), span));
                 }
-                self.pass(Op::Flatten, &t, span)
+                self.pass_hw(Op::Upsample { scale, mode }, &t, [h as u32, w as u32], span)
             }
             OpKind::Dropout | OpKind::DropPath => {
                 let p = match arg(args, "p") {
@@ -263,6 +284,37 @@ impl<'a> Elab<'a, '_> {
             }
             OpKind::Add | OpKind::Mul | OpKind::Concat => Ok(Value::Poison),
         }
+    }
+
+    /// A positive number argument (an epsilon, an initial value).
+    fn positive_arg(&mut self, args: &Bound<'a>, name: &str, default: f64) -> Option<f64> {
+        match arg(args, name) {
+            None => Some(default),
+            Some((_, v, s)) => match v.as_float() {
+                Some(x) if x > 0.0 && x.is_finite() => Some(x),
+                _ => {
+                    let (v, s) = (v.clone(), *s);
+                    self.type_error(&format!("a positive number for `{name}`"), &v, s, None);
+                    None
+                }
+            },
+        }
+    }
+
+    /// `flatten`: a 1×1 map passes on; a larger one becomes `C·H·W` features, a width
+    /// derived from the input's (times `H·W`).
+    fn flatten(&mut self, t: Tensor, span: Span) -> Flow<Value<'a>> {
+        if t.h == 1 && t.w == 1 {
+            return self.pass(Op::Flatten, &t, span);
+        }
+        let positions = u64::from(t.h) * u64::from(t.w);
+        let features = u64::from(t.c) * positions;
+        if features > MAX_FEATURES as u64 {
+            let value = i64::try_from(features).unwrap_or(i64::MAX);
+            return Ok(self.limit("flattened features", value, format!("at most {MAX_FEATURES}"), span));
+        }
+        let term = Term::Ratio(Box::new(t.term.clone()), positions as f64, Rounding::Floor);
+        self.node(Op::Flatten, &[&t], (term, features as u32, t.origin), [1, 1], span, false)
     }
 
     fn flat(&mut self, t: &Tensor, op: &str, span: Span) -> bool {
@@ -363,7 +415,31 @@ impl<'a> Elab<'a, '_> {
 
     fn pool(&mut self, kind: OpKind, args: &Bound<'a>, t: Tensor, span: Span) -> Flow<Value<'a>> {
         if kind == OpKind::AvgPool && arg(args, "k").is_none() {
-            return self.pass_hw(Op::GlobalAvgPool, &t, [1, 1], span);
+            let Some(out) = self.int_arg(args, "out", 1, 1, MAX_SPATIAL) else { return Ok(Value::Poison) };
+            if let Some((_, _, at)) =
+                ["stride", "padding", "ceil_mode", "count_include_pad"].iter().find_map(|p| arg(args, p))
+            {
+                self.errors.push(SemaError::Misplaced {
+                    what: "a window setting without a window".into(),
+                    span: *at,
+                    help: "`avgpool(k=...)` pools windows; `avgpool` or `avgpool(out=N)` pools adaptively to 1x1 or NxN and takes no stride, padding or mode".into(),
+                });
+                return Ok(Value::Poison);
+            }
+            if out == 1 {
+                return self.pass_hw(Op::GlobalAvgPool, &t, [1, 1], span);
+            }
+            return self.pass_hw(Op::AdaptiveAvgPool { out: [out, out] }, &t, [out, out], span);
+        }
+        if let Some((_, _, at)) = arg(args, "out") {
+            self.errors.push(SemaError::Misplaced {
+                what: "both a window `k` and an output size `out`".into(),
+                span: *at,
+                help:
+                    "give `k` (and `stride`, `padding`) to pool windows, or only `out` to pool adaptively to that size"
+                        .into(),
+            });
+            return Ok(Value::Poison);
         }
         let Some(k) = self.int_arg(args, "k", 2, 1, MAX_KERNEL) else { return Ok(Value::Poison) };
         let (Some(s), Some(p)) = (
@@ -401,12 +477,15 @@ impl<'a> Elab<'a, '_> {
         let broadcast_ok = |t: &Tensor| [t.h, t.w] == hw || (kind == OpKind::Mul && t.h == 1 && t.w == 1);
         if !operands.iter().all(|(t, _)| broadcast_ok(t)) {
             let sizes: Vec<[u32; 2]> = operands.iter().map(|(t, _)| [t.h, t.w]).collect();
+            let upsampled = operands.iter().any(|(t, _)| {
+                self.nodes.iter().any(|n| n.span == t.size_origin && matches!(n.op, Op::Upsample { .. }))
+            });
             let operands = operands
                 .iter()
                 .map(|(t, s)| Operand { span: *s, value: format!("{}x{}", t.h, t.w), origin: t.size_origin })
                 .collect();
             let within = self.current_scope();
-            let help = spatial_help(&sizes);
+            let help = spatial_help(&sizes, upsampled);
             self.errors.push(SemaError::SpatialMismatch { op: name.into(), span, operands, within, help });
             return Ok(Value::Poison);
         }
@@ -453,18 +532,24 @@ impl<'a> Elab<'a, '_> {
     }
 }
 
-/// Why two feature maps that should meet have different sizes, judged from the sizes:
-/// one strided branch (a whole factor), odd-size rounding (one pixel), or an unpadded window
-/// (a few pixels).
-fn spatial_help(sizes: &[[u32; 2]]) -> String {
+/// Why two feature maps that should meet have different sizes, judged from the sizes and
+/// whether one was last resized by an upsample: a decoder level whose encoder map had an
+/// odd size, one strided branch or a missing upsample (a whole factor), odd-size rounding
+/// (one pixel), or an unpadded window (a few pixels).
+fn spatial_help(sizes: &[[u32; 2]], upsampled: bool) -> String {
     let side = |i: usize| -> (u32, u32) {
         let v: Vec<u32> = sizes.iter().map(|s| s[i]).collect();
         (v.iter().copied().min().unwrap_or(0), v.iter().copied().max().unwrap_or(0))
     };
     let (small, big) = if side(0).0 != side(0).1 { side(0) } else { side(1) };
+    if upsampled && big - small == 1 {
+        return format!(
+            "an upsampled map is a whole multiple of its source, so a level pooled from an odd size ({big}) comes back one pixel short ({small}): give the network an input size divisible by 2 for every downsampling (`--set size=...`)"
+        );
+    }
     if let Some(f) = (2..=32).find(|&f| small > 0 && (big / f == small || big.div_ceil(f) == small)) {
         return format!(
-            "one branch is strided by {f} and the other is not: give the shortcut the same stride, e.g. `subsample({f})` or `conv(c, k=1, stride={f})`"
+            "one branch is strided by {f} and the other is not: give the shortcut the same stride, e.g. `subsample({f})` or `conv(c, k=1, stride={f})`; in a decoder, `upsample(scale={f})` the smaller map"
         );
     }
     match big - small {

@@ -13,6 +13,9 @@ pub enum OpKind {
     MaxPool,
     AvgPool,
     Flatten,
+    LayerNorm,
+    LayerScale,
+    Upsample,
     Dropout,
     DropPath,
     Identity,
@@ -84,8 +87,11 @@ pub static SIGNATURES: &[Signature] = &[
     op("hsigmoid", OpKind::Act(Activation::Hsigmoid), &[]),
     op("gelu", OpKind::Act(Activation::Gelu), &[]),
     op("maxpool", OpKind::MaxPool, POOL_PARAMS),
-    op("avgpool", OpKind::AvgPool, &["k", "stride", "padding", "ceil_mode", "count_include_pad"]),
+    op("avgpool", OpKind::AvgPool, &["k", "stride", "padding", "ceil_mode", "count_include_pad", "out"]),
     op("flatten", OpKind::Flatten, &[]),
+    op("layernorm", OpKind::LayerNorm, &["eps"]),
+    op("layer_scale", OpKind::LayerScale, &["init"]),
+    op("upsample", OpKind::Upsample, &["scale", "mode"]),
     op("dropout", OpKind::Dropout, &["p"]),
     op("drop_path", OpKind::DropPath, &["p"]),
     op("identity", OpKind::Identity, &[]),
@@ -105,8 +111,9 @@ pub static SIGNATURES: &[Signature] = &[
     func("round", FnKind::Round, &["x"]),
 ];
 
-/// Names usable as values without definition: the rounding policies.
-pub const CONSTANTS: &[&str] = &["floor", "nearest"];
+/// Names usable as values without definition: the rounding policies and the upsampling
+/// modes (`nearest` is both).
+pub const CONSTANTS: &[&str] = &["floor", "nearest", "bilinear"];
 
 pub fn lookup(name: &str) -> Option<&'static Signature> {
     SIGNATURES.iter().find(|s| s.name == name)

@@ -382,7 +382,9 @@ impl SemaError {
             }
             SemaError::NeedsFlat { op, span, h, w } => Diagnostic::new("E0210", format!("{op} needs a 1x1 feature map, found {h}x{w}"))
                 .primary(*span, format!("input is {h}x{w}"))
-                .help("add `avgpool` (global average pooling) before it"),
+                .help(format!(
+                    "`flatten` it first to keep every position ({h}x{w} times the channels become the {op}'s inputs, as VGG's classifier), or `avgpool` it to 1x1 (global average pooling, far fewer weights)"
+                )),
             SemaError::GroupWidthChange { span, input, output, input_origin } => {
                 Diagnostic::new("E0212", format!("group-width conv changes {input} channels to {output}"))
                     .primary(*span, "`group_width` needs as many output channels as input channels")

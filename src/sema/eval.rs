@@ -12,13 +12,15 @@ use super::error::SemaError;
 use super::resolve::Index;
 use super::value::*;
 use super::warning::Warning;
-use crate::ir::{Op, ParamValue, Rounding, Section};
+use crate::ir::{Interp, Op, ParamValue, Rounding, Section};
 use crate::syntax::ast::*;
 
 /// Hard limits that keep hostile input from allocating without bound.
 pub mod limits {
     pub const MAX_CHANNELS: i64 = 65_536;
     pub const MAX_SPATIAL: i64 = 65_536;
+    /// Features a `flatten` may produce (VGG-16 has 25,088).
+    pub const MAX_FEATURES: i64 = 1 << 24;
     pub const MAX_KERNEL: i64 = 1_024;
     pub const MAX_REPEAT: i64 = 1_000;
     pub const MAX_LAYERS: usize = 100_000;
@@ -262,6 +264,7 @@ impl<'a, 'i> Elab<'a, 'i> {
                 None => match id.name.as_str() {
                     "floor" => Value::Rounding(Rounding::Floor),
                     "nearest" => Value::Rounding(Rounding::Nearest),
+                    "bilinear" => Value::Interp(Interp::Bilinear),
                     // A bare op or block name is a call without arguments: `-> bn -> relu`.
                     _ => self.call(id, &[], e.span, env)?,
                 },

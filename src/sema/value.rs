@@ -4,7 +4,7 @@ use std::rc::Rc;
 
 use super::builtins::OpKind;
 use super::channels::{GroupId, Term};
-use crate::ir::Rounding;
+use crate::ir::{Interp, Rounding};
 use crate::syntax::ast::{Definition, Span};
 
 /// A tensor flowing through the network being built.
@@ -55,6 +55,8 @@ pub enum Value<'a> {
     Layer(Rc<LayerFn<'a>>),
     Width(WidthVal),
     Rounding(Rounding),
+    /// `bilinear` (`nearest` is a [`Value::Rounding`] that `upsample` also takes).
+    Interp(Interp),
     /// An error was already reported; suppress follow-on errors.
     Poison,
 }
@@ -70,6 +72,7 @@ impl Value<'_> {
             Value::Layer(_) => "a layer".to_string(),
             Value::Width(_) => "a width".to_string(),
             Value::Rounding(_) => "a rounding policy".to_string(),
+            Value::Interp(_) => "an upsampling mode".to_string(),
             Value::Poison => "an invalid value".to_string(),
         }
     }

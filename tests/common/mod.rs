@@ -36,7 +36,16 @@ pub const ZOO: &[&str] = &[
     "shufflenet_v2",
     "regnetx_400mf",
     "regnety_400mf",
+    "convnext_tiny",
+    "vgg16",
+    "unet",
 ];
+
+/// The zoo's classifiers: every model but the U-Net, whose output is a map (training,
+/// export and emit take class logits).
+pub fn classifiers() -> impl Iterator<Item = &'static str> {
+    ZOO.iter().copied().filter(|n| *n != "unet")
+}
 
 /// A zoo model re-targeted to small inputs so that CPU tests stay fast.
 pub fn small(name: &str, size: i64) -> Arc<Network> {
@@ -124,34 +133,62 @@ pub fn onnx_check<B: Backend>(model: &Path, input: &Tensor<B, 4>, logits: &Tenso
 /// statistics of `stats`, copied by layer name through `layers_mut()`, on `slim`'s device.
 #[allow(unused_macros)]
 macro_rules! loaded {
-    ($module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr) => {{
+    // `$kinds`: which of batch norm (`bn`) and layer norm with layer scale (`norms`) the
+    // module has, beyond convs and linears (its `LayerMut` has only the variants it uses).
+    ($module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr) => {
+        loaded!($module, $ty, $b, $slim, $stats, bn)
+    };
+    ($module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr, $($kinds:ident)+) => {
+        loaded!(@ $module, $ty, $b, $slim, $stats; p i stats; $($kinds)+;)
+    };
+    (@ $module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr; $p:ident $i:ident $st:ident; bn $($kinds:ident)*; $($arms:tt)*) => {
+        loaded!(@ $module, $ty, $b, $slim, $stats; $p $i $st; $($kinds)*; $($arms)*
+            LayerMut::BatchNorm(bn) => {
+                bn.gamma = Param::from_tensor($p.gamma[0].val());
+                bn.beta = Param::from_tensor($p.beta[0].val());
+                let (mean, var) = $st.layers[$i].clone().unwrap();
+                bn.mean = RunningState::new(mean);
+                bn.var = RunningState::new(var);
+            }
+        )
+    };
+    (@ $module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr; $p:ident $i:ident $st:ident; norms $($kinds:ident)*; $($arms:tt)*) => {
+        loaded!(@ $module, $ty, $b, $slim, $stats; $p $i $st; $($kinds)*; $($arms)*
+            LayerMut::LayerNorm(n) => {
+                n.gamma = Param::from_tensor($p.gamma[0].val());
+                n.beta = Param::from_tensor($p.beta[0].val());
+            }
+            LayerMut::LayerScale(s) => s.gamma = Param::from_tensor($p.gamma[0].val()),
+        )
+    };
+    // `plain`: convs and linears only.
+    (@ $module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr; $p:ident $i:ident $st:ident; plain $($kinds:ident)*; $($arms:tt)*) => {
+        loaded!(@ $module, $ty, $b, $slim, $stats; $p $i $st; $($kinds)*; $($arms)*)
+    };
+    (@ $module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr; $p:ident $i:ident $st:ident; ; $($arms:tt)*) => {{
+        #[allow(unused_imports)]
         use burn::module::{Module, Param, RunningState};
         use $module::LayerMut;
-        let (slim, stats) = (&$slim, &$stats);
+        #[allow(unused_variables)]
+        let (slim, $st) = (&$slim, &$stats);
         let device = slim.devices().into_iter().next().expect("a network with parameters");
         let index: std::collections::HashMap<&str, usize> =
             slim.net.layers.iter().map(|(id, l)| (l.name.as_str(), id.index())).collect();
         let mut emitted = $module::$ty::<$b>::init(&device);
         let mut copied = 0;
         for (layer, target) in emitted.layers_mut() {
-            let i = index[layer];
-            let p = &slim.layers[i];
+            let $i = index[layer];
+            let $p = &slim.layers[$i];
             match target {
                 LayerMut::Conv(c) => {
-                    c.weight = Param::from_tensor(p.conv.as_ref().unwrap().val());
-                    c.bias = p.bias.as_ref().map(|b| Param::from_tensor(b.val()));
+                    c.weight = Param::from_tensor($p.conv.as_ref().unwrap().val());
+                    c.bias = $p.bias.as_ref().map(|b| Param::from_tensor(b.val()));
                 }
                 LayerMut::Linear(l) => {
-                    l.weight = Param::from_tensor(p.linear.as_ref().unwrap().val());
-                    l.bias = p.bias.as_ref().map(|b| Param::from_tensor(b.val()));
+                    l.weight = Param::from_tensor($p.linear.as_ref().unwrap().val());
+                    l.bias = $p.bias.as_ref().map(|b| Param::from_tensor(b.val()));
                 }
-                LayerMut::BatchNorm(bn) => {
-                    bn.gamma = Param::from_tensor(p.gamma[0].val());
-                    bn.beta = Param::from_tensor(p.beta[0].val());
-                    let (mean, var) = stats.layers[i].clone().unwrap();
-                    bn.mean = RunningState::new(mean);
-                    bn.var = RunningState::new(var);
-                }
+                $($arms)*
             }
             copied += 1;
         }

@@ -21,6 +21,7 @@ pub struct EdgeCases<B: Backend> {
     pub stem_bn1: SlimBatchNorm<B>,
     pub stage1_1: Twice<B>,
     pub stage1_2: Twice<B>,
+    pub stage1_3: Pyramid<B>,
     pub stage2_0: Cat<B>,
     pub head_linear1: SlimLinear<B>,
 }
@@ -71,6 +72,12 @@ impl<B: Backend> EdgeCases<B> {
                     gate_conv1: SlimConv2d::new([1, 8, 3, 3], [1, 1], device),
                 },
             },
+            stage1_3: Pyramid {
+                low_conv1: SlimConv2d::new([8, 8, 3, 3], [1, 1], device)
+                    .with_stride([2, 2]),
+                low_layernorm1: SlimLayerNorm::new(8, 0.00001, device),
+                out_layer_scale1: SlimLayerScale::new(8, 0.5, device),
+            },
             stage2_0: Cat {
                 a_conv1: SlimConv2d::new([8, 4, 3, 3], [1, 1], device)
                     .with_stride([2, 2])
@@ -86,12 +93,12 @@ impl<B: Backend> EdgeCases<B> {
                         .with_bias(device),
                 },
             },
-            head_linear1: SlimLinear::new(16, 10, false, device),
+            head_linear1: SlimLinear::new(144, 10, false, device),
         }
     }
 
-    /// Every conv, linear and batch norm with its slimc layer name (`slimc space`
-    /// lists them), e.g. to load trained weights.
+    /// Every layer with parameters with its slimc layer name (`slimc space` lists
+    /// them), e.g. to load trained weights.
     pub fn layers_mut(&mut self) -> Vec<(&'static str, LayerMut<'_, B>)> {
         vec![
             ("stem.conv1", LayerMut::Conv(& mut self.stem_conv1)), ("stem.bn1",
@@ -124,14 +131,18 @@ impl<B: Backend> EdgeCases<B> {
             LayerMut::Conv(& mut self.stage1_2.type_inner2.loop_dwconv1)),
             ("stage1.2.type.inner2.loop.bn2", LayerMut::BatchNorm(& mut self.stage1_2
             .type_inner2.loop_bn2)), ("stage1.2.type.inner2.gate.conv1", LayerMut::Conv(&
-            mut self.stage1_2.type_inner2.gate_conv1)), ("stage2.0.a.conv1",
-            LayerMut::Conv(& mut self.stage2_0.a_conv1)), ("stage2.0.a.bn1",
-            LayerMut::BatchNorm(& mut self.stage2_0.a_bn1)), ("stage2.0.b.conv1",
-            LayerMut::Conv(& mut self.stage2_0.b_conv1)), ("stage2.0.b.bn1",
-            LayerMut::BatchNorm(& mut self.stage2_0.b_bn1)), ("stage2.0.out.se.s.conv1",
-            LayerMut::Conv(& mut self.stage2_0.out_se.s_conv1)),
-            ("stage2.0.out.se.s.conv2", LayerMut::Conv(& mut self.stage2_0.out_se
-            .s_conv2)), ("head.linear1", LayerMut::Linear(& mut self.head_linear1))
+            mut self.stage1_2.type_inner2.gate_conv1)), ("stage1.3.low.conv1",
+            LayerMut::Conv(& mut self.stage1_3.low_conv1)), ("stage1.3.low.layernorm1",
+            LayerMut::LayerNorm(& mut self.stage1_3.low_layernorm1)),
+            ("stage1.3.out.layer_scale1", LayerMut::LayerScale(& mut self.stage1_3
+            .out_layer_scale1)), ("stage2.0.a.conv1", LayerMut::Conv(& mut self.stage2_0
+            .a_conv1)), ("stage2.0.a.bn1", LayerMut::BatchNorm(& mut self.stage2_0
+            .a_bn1)), ("stage2.0.b.conv1", LayerMut::Conv(& mut self.stage2_0.b_conv1)),
+            ("stage2.0.b.bn1", LayerMut::BatchNorm(& mut self.stage2_0.b_bn1)),
+            ("stage2.0.out.se.s.conv1", LayerMut::Conv(& mut self.stage2_0.out_se
+            .s_conv1)), ("stage2.0.out.se.s.conv2", LayerMut::Conv(& mut self.stage2_0
+            .out_se.s_conv2)), ("head.linear1", LayerMut::Linear(& mut self
+            .head_linear1))
         ]
     }
 
@@ -157,14 +168,19 @@ impl<B: Backend> EdgeCases<B> {
             let stage1_2 = self
                 .stage1_2
                 .forward(stage1_1, &[d[2], d[2], 1, d[0], d[0], 1]);
+            let stage1_3 = self.stage1_3.forward(stage1_2, &[d[0]]);
             let stage2_0 = self
                 .stage2_0
                 .forward(
-                    stage1_2,
+                    stage1_3,
                     &[d[3], d[0], nearest_width(0.5 * d[0] as f64).max(1), (d[3] + d[0])],
                 );
-            let head_global_avgpool1 = stage2_0.mean_dims(&[2, 3]);
-            let head_dropout1 = dropout(head_global_avgpool1, 0.1);
+            let head_adaptive_avgpool1 = burn::tensor::module::adaptive_avg_pool2d(
+                stage2_0,
+                [3, 3],
+            );
+            let head_flatten1 = flatten(head_adaptive_avgpool1);
+            let head_dropout1 = dropout(head_flatten1, 0.1);
             self.head_linear1.forward(head_dropout1, 10)
         };
         let [n, c, _, _] = out.dims();
@@ -177,6 +193,8 @@ pub enum LayerMut<'a, B: Backend> {
     Conv(&'a mut SlimConv2d<B>),
     Linear(&'a mut SlimLinear<B>),
     BatchNorm(&'a mut SlimBatchNorm<B>),
+    LayerNorm(&'a mut SlimLayerNorm<B>),
+    LayerScale(&'a mut SlimLayerScale<B>),
 }
 
 /// Block `inner` (first instance `stage1.1.type.inner`).
@@ -220,6 +238,35 @@ impl<B: Backend> Twice<B> {
         let type_inner2 = self.type_inner2.forward(type_inner, &w[3..6]);
         let type_drop_path1 = drop_path(type_inner2, 0.1);
         type_drop_path1 + x
+    }
+}
+
+/// Block `pyramid` (first instance `stage1.3`).
+#[derive(Module, Debug)]
+pub struct Pyramid<B: Backend> {
+    pub low_conv1: SlimConv2d<B>,
+    pub low_layernorm1: SlimLayerNorm<B>,
+    pub out_layer_scale1: SlimLayerScale<B>,
+}
+
+impl<B: Backend> Pyramid<B> {
+    /// `w`: the output channels of this block's convs, linears and zero-pads, in order.
+    pub fn forward(&self, x: Tensor<B, 4>, w: &[usize]) -> Tensor<B, 4> {
+        let low_upsample1 = upsample(x.clone(), 2, true);
+        let low_conv1 = self.low_conv1.forward(low_upsample1, w[0]);
+        let low_layernorm1 = self.low_layernorm1.forward(low_conv1);
+        let near_upsample1 = upsample(x.clone(), 2, false);
+        let near_maxpool1 = burn::tensor::module::max_pool2d(
+            near_upsample1,
+            [2, 2],
+            [2, 2],
+            [0, 0],
+            [1, 1],
+            false,
+        );
+        let sum_add1 = x + low_layernorm1;
+        let sum_add2 = sum_add1 + near_maxpool1;
+        self.out_layer_scale1.forward(sum_add2)
     }
 }
 
@@ -433,6 +480,53 @@ impl<B: Backend> SlimBatchNorm<B> {
     }
 }
 
+/// Layer norm over the active channels at each position (ConvNeXt's `LayerNorm2d`).
+#[derive(Module, Debug)]
+pub struct SlimLayerNorm<B: Backend> {
+    pub gamma: Param<Tensor<B, 1>>,
+    pub beta: Param<Tensor<B, 1>>,
+    pub eps: f64,
+}
+
+impl<B: Backend> SlimLayerNorm<B> {
+    pub fn new(c: usize, eps: f64, device: &B::Device) -> Self {
+        SlimLayerNorm {
+            gamma: Param::from_tensor(Tensor::ones([c], device)),
+            beta: Param::from_tensor(Tensor::zeros([c], device)),
+            eps,
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let c = x.dims()[1];
+        let mean = x.clone().mean_dim(1);
+        let centered = x - mean;
+        let var = centered.clone().square().mean_dim(1);
+        let y = centered / var.add_scalar(self.eps).sqrt();
+        y * self.gamma.val().slice(0..c).reshape([1, c, 1, 1])
+            + self.beta.val().slice(0..c).reshape([1, c, 1, 1])
+    }
+}
+
+/// A learnable per-channel multiplier on the active channels (ConvNeXt's layer scale).
+#[derive(Module, Debug)]
+pub struct SlimLayerScale<B: Backend> {
+    pub gamma: Param<Tensor<B, 1>>,
+}
+
+impl<B: Backend> SlimLayerScale<B> {
+    pub fn new(c: usize, init: f64, device: &B::Device) -> Self {
+        SlimLayerScale {
+            gamma: Param::from_tensor(Tensor::full([c], init, device)),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let c = x.dims()[1];
+        x * self.gamma.val().slice(0..c).reshape([1, c, 1, 1])
+    }
+}
+
 /// max(x, 0)
 fn relu<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     burn::tensor::activation::relu(x)
@@ -505,6 +599,26 @@ fn drop_path<B: Backend>(x: Tensor<B, 4>, p: f64) -> Tensor<B, 4> {
         4,
     >::random([n, 1, 1, 1], burn::tensor::Distribution::Bernoulli(1.0 - p), &x.device());
     x * keep.div_scalar(1.0 - p).expand([n, c, h, w])
+}
+
+/// `[N, C, H, W]` → `[N, C·H·W, 1, 1]` (channel, then row, then column).
+fn flatten<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c * h * w, 1, 1])
+}
+
+/// Upsampling by a whole `scale`: nearest, or bilinear with half-pixel centres
+/// (PyTorch's `align_corners=False`).
+fn upsample<B: Backend>(x: Tensor<B, 4>, scale: usize, bilinear: bool) -> Tensor<B, 4> {
+    use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+    let [_, _, h, w] = x.dims();
+    let mode = if bilinear {
+        InterpolateMode::Bilinear
+    } else {
+        InterpolateMode::Nearest
+    };
+    let options = InterpolateOptions::new(mode).with_align_corners(false);
+    burn::tensor::module::interpolate(x, [h * scale, w * scale], options)
 }
 
 /// Round half to even, as Python's `round`.

@@ -298,8 +298,8 @@ impl<B: Backend> EfficientnetB0<B> {
         }
     }
 
-    /// Every conv, linear and batch norm with its slimc layer name (`slimc space`
-    /// lists them), e.g. to load trained weights.
+    /// Every layer with parameters with its slimc layer name (`slimc space` lists
+    /// them), e.g. to load trained weights.
     pub fn layers_mut(&mut self) -> Vec<(&'static str, LayerMut<'_, B>)> {
         vec![
             ("stem.conv1", LayerMut::Conv(& mut self.stem_conv1)), ("stem.bn1",
