@@ -158,6 +158,7 @@ impl Walk<'_, '_> {
                 }
                 self.expr(otherwise);
             }
+            ExprKind::Tuple(items) => items.iter().for_each(|x| self.expr(x)),
         }
     }
 }

@@ -36,6 +36,27 @@ impl<'a> Elab<'a, '_> {
         }
     }
 
+    /// A per-axis argument: a whole number for both axes, or a pair `(height, width)`.
+    fn pair_arg(&mut self, args: &Bound<'a>, name: &str, default: [u32; 2], lo: i64, hi: i64) -> Option<[u32; 2]> {
+        let Some((_, v, s)) = arg(args, name) else { return Some(default) };
+        let pair = match v {
+            Value::Pair(p) => *p,
+            v => match v.as_int() {
+                Some(n) => [n, n],
+                None => {
+                    let (v, s) = (v.clone(), *s);
+                    self.type_error(&format!("an integer or a pair `(height, width)` for `{name}`"), &v, s, None);
+                    return None;
+                }
+            },
+        };
+        if let Some(&n) = pair.iter().find(|n| !(lo..=hi).contains(*n)) {
+            self.limit(&format!("`{name}`"), n, format!("{lo} to {hi}"), *s);
+            return None;
+        }
+        Some(pair.map(|n| n as u32))
+    }
+
     /// A boolean argument; `help` explains a wrong value (the parameter's place and meaning).
     fn bool_arg(&mut self, args: &Bound<'a>, name: &str, default: bool, help: &str) -> Option<bool> {
         match arg(args, name) {
@@ -122,13 +143,15 @@ impl<'a> Elab<'a, '_> {
     /// Output size of a sliding window `[kernel, stride, padding, dilation]`, or an error
     /// when the window does not fit. `ceil` rounds up as PyTorch's `ceil_mode` (see
     /// [`Op::MaxPool`]).
-    fn window(&mut self, t: &Tensor, [k, s, p, d]: [u32; 4], ceil: bool, span: Span) -> Option<[u32; 2]> {
-        let reach = d * (k - 1) + 1;
+    fn window(&mut self, t: &Tensor, [k, s, p, d]: [[u32; 2]; 4], ceil: bool, span: Span) -> Option<[u32; 2]> {
         let mut out = [0; 2];
         for (i, size) in [t.h, t.w].into_iter().enumerate() {
+            let (k, s, p, d) = (k[i], s[i], p[i], d[i]);
+            let reach = d * (k - 1) + 1;
             let padded = size + 2 * p;
             if padded < reach {
-                self.errors.push(SemaError::KernelTooLarge { span, kernel: k, dilation: d, size, padding: p });
+                let map = [t.h, t.w];
+                self.errors.push(SemaError::KernelTooLarge { span, kernel: k, dilation: d, size, padding: p, map });
                 return None;
             }
             out[i] = if ceil {
@@ -328,14 +351,14 @@ impl<'a> Elab<'a, '_> {
     fn conv(&mut self, args: &Bound<'a>, t: Tensor, span: Span) -> Flow<Value<'a>> {
         let Some(out) = self.width_arg(args, "conv", span) else { return Ok(Value::Poison) };
         let (Some(k), Some(s), Some(d)) = (
-            self.int_arg(args, "k", 1, 1, MAX_KERNEL),
-            self.int_arg(args, "stride", 1, 1, MAX_KERNEL),
-            self.int_arg(args, "dilation", 1, 1, 64),
+            self.pair_arg(args, "k", [1, 1], 1, MAX_KERNEL),
+            self.pair_arg(args, "stride", [1, 1], 1, MAX_KERNEL),
+            self.pair_arg(args, "dilation", [1, 1], 1, 64),
         ) else {
             return Ok(Value::Poison);
         };
         let (Some(p), Some(g), Some(gw), Some(bias)) = (
-            self.int_arg(args, "padding", i64::from((k - 1) / 2 * d), 0, MAX_KERNEL),
+            self.pair_arg(args, "padding", same_padding(k, d), 0, MAX_KERNEL),
             self.int_arg(args, "groups", 1, 1, MAX_CHANNELS),
             self.int_arg(args, "group_width", 0, 0, MAX_CHANNELS),
             self.bool_arg(args, "bias", false, "`bias` is true or false: whether the conv adds a learned bias"),
@@ -385,31 +408,24 @@ impl<'a> Elab<'a, '_> {
             }
         }
         let Some(hw) = self.window(&t, [k, s, p, d], false, span) else { return Ok(Value::Poison) };
-        let op = Op::Conv { kernel: [k, k], stride: [s, s], padding: [p, p], dilation: [d, d], groups, bias };
+        let op = Op::Conv { kernel: k, stride: s, padding: p, dilation: d, groups, bias };
         self.node(op, &[&t], out, hw, span, true)
     }
 
     fn dwconv(&mut self, args: &Bound<'a>, t: Tensor, span: Span) -> Flow<Value<'a>> {
         let (Some(k), Some(s), Some(d), Some(bias)) = (
-            self.int_arg(args, "k", 3, 1, MAX_KERNEL),
-            self.int_arg(args, "stride", 1, 1, MAX_KERNEL),
-            self.int_arg(args, "dilation", 1, 1, 64),
+            self.pair_arg(args, "k", [3, 3], 1, MAX_KERNEL),
+            self.pair_arg(args, "stride", [1, 1], 1, MAX_KERNEL),
+            self.pair_arg(args, "dilation", [1, 1], 1, 64),
             self.bool_arg(args, "bias", false, "`bias` is true or false: whether the conv adds a learned bias"),
         ) else {
             return Ok(Value::Poison);
         };
-        let Some(p) = self.int_arg(args, "padding", i64::from((k - 1) / 2 * d), 0, MAX_KERNEL) else {
+        let Some(p) = self.pair_arg(args, "padding", same_padding(k, d), 0, MAX_KERNEL) else {
             return Ok(Value::Poison);
         };
         let Some(hw) = self.window(&t, [k, s, p, d], false, span) else { return Ok(Value::Poison) };
-        let op = Op::Conv {
-            kernel: [k, k],
-            stride: [s, s],
-            padding: [p, p],
-            dilation: [d, d],
-            groups: Groups::Depthwise,
-            bias,
-        };
+        let op = Op::Conv { kernel: k, stride: s, padding: p, dilation: d, groups: Groups::Depthwise, bias };
         self.pass_hw(op, &t, hw, span)
     }
 
@@ -441,11 +457,10 @@ impl<'a> Elab<'a, '_> {
             });
             return Ok(Value::Poison);
         }
-        let Some(k) = self.int_arg(args, "k", 2, 1, MAX_KERNEL) else { return Ok(Value::Poison) };
-        let (Some(s), Some(p)) = (
-            self.int_arg(args, "stride", i64::from(k), 1, MAX_KERNEL),
-            self.int_arg(args, "padding", 0, 0, MAX_KERNEL),
-        ) else {
+        let Some(k) = self.pair_arg(args, "k", [2, 2], 1, MAX_KERNEL) else { return Ok(Value::Poison) };
+        let (Some(s), Some(p)) =
+            (self.pair_arg(args, "stride", k, 1, MAX_KERNEL), self.pair_arg(args, "padding", [0, 0], 0, MAX_KERNEL))
+        else {
             return Ok(Value::Poison);
         };
         const CEIL: &str = "`ceil_mode` is true or false: whether the output size rounds up";
@@ -454,13 +469,13 @@ impl<'a> Elab<'a, '_> {
         let Some(count_include_pad) = self.bool_arg(args, "count_include_pad", true, COUNT) else {
             return Ok(Value::Poison);
         };
-        let Some(hw) = self.window(&t, [k, s, p, 1], ceil_mode, span) else { return Ok(Value::Poison) };
-        if 2 * p > k {
+        let Some(hw) = self.window(&t, [k, s, p, [1, 1]], ceil_mode, span) else { return Ok(Value::Poison) };
+        if let Some(i) = (0..2).find(|&i| 2 * p[i] > k[i]) {
             let at = arg(args, "padding").map_or(span, |a| a.2);
             let op = if kind == OpKind::MaxPool { "maxpool" } else { "avgpool" };
-            self.found.push(Warning::PoolPadding { op, padding: p, kernel: k, span: at });
+            self.found.push(Warning::PoolPadding { op, padding: p[i], kernel: k[i], span: at });
         }
-        let (kernel, stride, padding) = ([k, k], [s, s], [p, p]);
+        let (kernel, stride, padding) = (k, s, p);
         let op = if kind == OpKind::MaxPool {
             Op::MaxPool { kernel, stride, padding, ceil_mode }
         } else {
@@ -530,6 +545,11 @@ impl<'a> Elab<'a, '_> {
             other => self.conflict(other, span, "", 0, 0, Span::default()),
         }
     }
+}
+
+/// PyTorch-style "same" padding for stride 1: `(k − 1) / 2 · dilation` per axis.
+fn same_padding(k: [u32; 2], d: [u32; 2]) -> [u32; 2] {
+    [0, 1].map(|i| (k[i] - 1) / 2 * d[i])
 }
 
 /// Why two feature maps that should meet have different sizes, judged from the sizes and

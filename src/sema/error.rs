@@ -142,12 +142,14 @@ pub enum SemaError {
         value: f64,
         span: Span,
     },
+    /// The window along one axis (`size` is that axis of the `map`) does not fit.
     KernelTooLarge {
         span: Span,
         kernel: u32,
         dilation: u32,
         size: u32,
         padding: u32,
+        map: [u32; 2],
     },
     EmptyStage {
         span: Span,
@@ -351,17 +353,18 @@ impl SemaError {
                     .primary(*span, format!("repeats the layer {value} times"))
                     .help("round it to the count you mean: `round(...)` (half to even) or `int(...)` (towards zero)")
             }
-            SemaError::KernelTooLarge { span, kernel, dilation, size, padding } => {
+            SemaError::KernelTooLarge { span, kernel, dilation, size, padding, map: [h, w] } => {
                 let reach = dilation * (kernel - 1) + 1;
+                let map = if h == w { format!("a map of {size} pixels") } else { format!("the {size} pixels of that axis") };
                 let (title, label) = if *dilation > 1 {
                     (
-                        format!("kernel {kernel} with dilation {dilation} spans {reach} pixels, more than the {size}x{size} feature map"),
-                        format!("reaches {reach} pixels; the map is {size} pixels with padding {padding}"),
+                        format!("kernel {kernel} with dilation {dilation} spans {reach} pixels, more than the {h}x{w} feature map"),
+                        format!("reaches {reach} pixels on {map} with padding {padding}"),
                     )
                 } else {
                     (
-                        format!("kernel {kernel} is larger than the {size}x{size} feature map"),
-                        format!("kernel {kernel} on a {size}-pixel map with padding {padding}"),
+                        format!("kernel {kernel} is larger than the {h}x{w} feature map"),
+                        format!("kernel {kernel} on {map} with padding {padding}"),
                     )
                 };
                 let help = if *dilation > 1 {

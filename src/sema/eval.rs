@@ -316,6 +316,26 @@ impl<'a, 'i> Elab<'a, 'i> {
                 self.eval(otherwise, env)?
             }
             ExprKind::Call { callee, args } => self.call(callee, args, e.span, env)?,
+            ExprKind::Tuple(items) => {
+                const PAIR: &str = "a pair `(height, width)` of whole numbers";
+                if items.len() != 2 {
+                    let found = format!("{} values", items.len());
+                    let help = Some("per-axis values are pairs, e.g. `k=(1, 7)`".to_string());
+                    self.error(SemaError::Type { expected: PAIR.into(), found, span: e.span, help });
+                    return Ok(Value::Poison);
+                }
+                let mut pair = [0; 2];
+                for (slot, x) in pair.iter_mut().zip(items) {
+                    match self.eval(x, env)? {
+                        Value::Poison => return Ok(Value::Poison),
+                        v => match v.as_int() {
+                            Some(n) => *slot = n,
+                            None => return Ok(self.type_error(PAIR, &v, x.span, None)),
+                        },
+                    }
+                }
+                Value::Pair(pair)
+            }
         })
     }
 

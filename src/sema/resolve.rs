@@ -185,6 +185,7 @@ impl<'i, 'a, 'e> Scope<'i, 'a, 'e> {
                 }
                 self.expr(otherwise);
             }
+            ExprKind::Tuple(items) => items.iter().for_each(|x| self.expr(x)),
             ExprKind::Call { callee, args } => {
                 self.call(callee, args);
                 args.iter().for_each(|a| self.expr(&a.value));
@@ -293,7 +294,7 @@ fn collect_calls<'a>(e: &'a Expr, index: &Index, out: &mut Vec<(&'a str, Span)>)
             collect_calls(a, index, out);
             collect_calls(b, index, out);
         }
-        ExprKind::Chain(items) => items.iter().for_each(|x| collect_calls(x, index, out)),
+        ExprKind::Chain(items) | ExprKind::Tuple(items) => items.iter().for_each(|x| collect_calls(x, index, out)),
         ExprKind::If { arms, otherwise } => {
             for (c, v) in arms {
                 collect_calls(c, index, out);

@@ -55,6 +55,8 @@ pub enum Value<'a> {
     Layer(Rc<LayerFn<'a>>),
     Width(WidthVal),
     Rounding(Rounding),
+    /// `(h, w)`: a per-axis pair of whole numbers.
+    Pair([i64; 2]),
     /// `bilinear` (`nearest` is a [`Value::Rounding`] that `upsample` also takes).
     Interp(Interp),
     /// An error was already reported; suppress follow-on errors.
@@ -73,6 +75,7 @@ impl Value<'_> {
             Value::Width(_) => "a width".to_string(),
             Value::Rounding(_) => "a rounding policy".to_string(),
             Value::Interp(_) => "an upsampling mode".to_string(),
+            Value::Pair([a, b]) => format!("the pair ({a}, {b})"),
             Value::Poison => "an invalid value".to_string(),
         }
     }

@@ -134,6 +134,8 @@ pub enum ExprKind {
         args: Vec<Arg>,
     },
     Field(Box<Expr>, Ident),
+    /// `(a, b)`: a per-axis pair (height, width).
+    Tuple(Vec<Expr>),
     /// `if c1 { e1 } else if c2 { e2 } else { e3 }`.
     If {
         arms: Vec<(Expr, Expr)>,

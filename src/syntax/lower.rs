@@ -199,6 +199,7 @@ fn primary(pair: Pair<Rule>) -> Result<Expr> {
         Rule::expr => return expr(pair),
         Rule::call => call(pair)?,
         Rule::if_expr => if_expr(pair)?,
+        Rule::tuple => ExprKind::Tuple(pair.into_inner().map(expr).collect::<Result<_>>()?),
         other => unreachable!("primary rule {other:?}"),
     };
     Ok(Expr { kind, span: sp })

@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 /// Channels of each search dimension at full width.
-pub const BASE_WIDTHS: [usize; 4] = [8, 8, 8, 8];
+pub const BASE_WIDTHS: [usize; 6] = [8, 8, 8, 16, 8, 16];
 
 /// The input the network was declared for: channels, height, width.
 pub const INPUT: [usize; 3] = [3, 16, 16];
@@ -23,6 +23,7 @@ pub struct EdgeCases<B: Backend> {
     pub stage1_2: Twice<B>,
     pub stage1_3: Pyramid<B>,
     pub stage2_0: Cat<B>,
+    pub stage2_1: Factorized<B>,
     pub head_linear1: SlimLinear<B>,
 }
 
@@ -93,6 +94,13 @@ impl<B: Backend> EdgeCases<B> {
                         .with_bias(device),
                 },
             },
+            stage2_1: Factorized {
+                out_conv1: SlimConv2d::new([16, 16, 1, 3], [0, 1], device),
+                out_bn1: SlimBatchNorm::new(16, device),
+                out_conv2: SlimConv2d::new([16, 16, 3, 1], [2, 0], device)
+                    .with_dilation([2, 1]),
+                out_bn2: SlimBatchNorm::new(16, device),
+            },
             head_linear1: SlimLinear::new(144, 10, false, device),
         }
     }
@@ -141,14 +149,17 @@ impl<B: Backend> EdgeCases<B> {
             ("stage2.0.b.bn1", LayerMut::BatchNorm(& mut self.stage2_0.b_bn1)),
             ("stage2.0.out.se.s.conv1", LayerMut::Conv(& mut self.stage2_0.out_se
             .s_conv1)), ("stage2.0.out.se.s.conv2", LayerMut::Conv(& mut self.stage2_0
-            .out_se.s_conv2)), ("head.linear1", LayerMut::Linear(& mut self
-            .head_linear1))
+            .out_se.s_conv2)), ("stage2.1.out.conv1", LayerMut::Conv(& mut self.stage2_1
+            .out_conv1)), ("stage2.1.out.bn1", LayerMut::BatchNorm(& mut self.stage2_1
+            .out_bn1)), ("stage2.1.out.conv2", LayerMut::Conv(& mut self.stage2_1
+            .out_conv2)), ("stage2.1.out.bn2", LayerMut::BatchNorm(& mut self.stage2_1
+            .out_bn2)), ("head.linear1", LayerMut::Linear(& mut self.head_linear1))
         ]
     }
 
     /// Logits of a batch at a width: `widths` holds the channels of each search dimension (`slimc space` lists them; [`BASE_WIDTHS`] is full width). On an autodiff backend (training) batch norm uses the batch's statistics and dropout is active; otherwise batch norm uses the stored statistics (`mean`, `var`), which should be calibrated at the width being run.
     pub fn forward(&self, x: Tensor<B, 4>, widths: &[usize]) -> Tensor<B, 2> {
-        assert_eq!(widths.len(), 4, "one channel count per search dimension");
+        assert_eq!(widths.len(), 6, "one channel count per search dimension");
         let d = widths;
         let out = {
             let stem_conv1 = self.stem_conv1.forward(x, d[0]);
@@ -173,10 +184,19 @@ impl<B: Backend> EdgeCases<B> {
                 .stage2_0
                 .forward(
                     stage1_3,
-                    &[d[3], d[0], nearest_width(0.5 * d[0] as f64).max(1), (d[3] + d[0])],
+                    &[d[4], d[0], nearest_width(0.5 * d[0] as f64).max(1), (d[4] + d[0])],
                 );
+            let stage2_1 = self.stage2_1.forward(stage2_0, &[d[5], d[3]]);
+            let head_avgpool1 = burn::tensor::module::avg_pool2d(
+                stage2_1,
+                [2, 1],
+                [2, 1],
+                [0, 0],
+                true,
+                false,
+            );
             let head_adaptive_avgpool1 = burn::tensor::module::adaptive_avg_pool2d(
-                stage2_0,
+                head_avgpool1,
                 [3, 3],
             );
             let head_flatten1 = flatten(head_adaptive_avgpool1);
@@ -326,6 +346,26 @@ impl<B: Backend> Cat<B> {
             false,
         );
         self.out_se.forward(out_avgpool1, &w[2..4])
+    }
+}
+
+/// Block `factorized` (first instance `stage2.1`).
+#[derive(Module, Debug)]
+pub struct Factorized<B: Backend> {
+    pub out_conv1: SlimConv2d<B>,
+    pub out_bn1: SlimBatchNorm<B>,
+    pub out_conv2: SlimConv2d<B>,
+    pub out_bn2: SlimBatchNorm<B>,
+}
+
+impl<B: Backend> Factorized<B> {
+    /// `w`: the output channels of this block's convs, linears and zero-pads, in order.
+    pub fn forward(&self, x: Tensor<B, 4>, w: &[usize]) -> Tensor<B, 4> {
+        let out_conv1 = self.out_conv1.forward(x, w[0]);
+        let out_bn1 = self.out_bn1.forward(out_conv1);
+        let out_conv2 = self.out_conv2.forward(out_bn1, w[1]);
+        let out_bn2 = self.out_bn2.forward(out_conv2);
+        relu(out_bn2)
     }
 }
 
