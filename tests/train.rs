@@ -300,6 +300,18 @@ fn missing_and_corrupt_data_are_clear_errors_and_write_nothing() {
         assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&o.stderr));
     }
     assert!(!out.exists());
+    // A network whose output is a map (segmentation) is not trained as a classifier.
+    let seg = dir.join("seg.slim");
+    std::fs::write(
+        &seg,
+        "network seg(classes = 10, in_channels = 1, size = 12) {\n    input in_channels x size x size\n    \
+         stem = conv(8, k=3) -> bn -> relu\n    head = conv(classes, k=1)\n}\n",
+    )
+    .unwrap();
+    let o = slimc(&["train", &seg.display().to_string(), "--data", &d, "--out", &out_s, "--quiet"]);
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("outputs a 10x12x12 map"));
+    assert!(!out.exists());
     assert_eq!(slimc(&["eval", "/no/such/run"]).status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }

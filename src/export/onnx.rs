@@ -295,34 +295,24 @@ impl Graph {
         name.to_string()
     }
 
-    fn scalar(&mut self, name: &str, v: f32) -> String {
-        self.inits.push(TensorProto {
-            dims: vec![],
-            data_type: data_type::FLOAT,
-            name: name.to_string(),
-            raw_data: v.to_le_bytes().to_vec(),
-        });
+    /// A constant initializer: `raw` little-endian values of `data_type` with shape `dims`.
+    fn constant(&mut self, name: &str, dims: Vec<i64>, data_type: i32, raw_data: Vec<u8>) -> String {
+        self.inits.push(TensorProto { dims, data_type, name: name.to_string(), raw_data });
         name.to_string()
+    }
+
+    fn scalar(&mut self, name: &str, v: f32) -> String {
+        self.constant(name, vec![], data_type::FLOAT, v.to_le_bytes().to_vec())
     }
 
     fn floats(&mut self, name: &str, v: &[f32]) -> String {
-        self.inits.push(TensorProto {
-            dims: vec![v.len() as i64],
-            data_type: data_type::FLOAT,
-            name: name.to_string(),
-            raw_data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        });
-        name.to_string()
+        let raw = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.constant(name, vec![v.len() as i64], data_type::FLOAT, raw)
     }
 
     fn int64s(&mut self, name: &str, v: &[i64]) -> String {
-        self.inits.push(TensorProto {
-            dims: vec![v.len() as i64],
-            data_type: data_type::INT64,
-            name: name.to_string(),
-            raw_data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        });
-        name.to_string()
+        let raw = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.constant(name, vec![v.len() as i64], data_type::INT64, raw)
     }
 }
 
