@@ -1,4 +1,5 @@
 //! MACs and parameters at any width (DESIGN.md §5): conv `out·oh·ow·(in/groups)·kh·kw`,
+//! transposed conv `in·out·kh·kw·ih·iw`,
 //! linear `in·out`; BN, layer norm, layer scale, activations, adds, multiplies, pooling and
 //! upsampling cost no MACs (torchvision's counting). Parameters are the weight slices in use
 //! plus biases plus the γ and β of BN and layer norm and the γ of layer scale.
@@ -31,6 +32,15 @@ pub fn layer_cost(op: &Op, shape: LayerShape, hw: [u32; 2]) -> Cost {
                 macs: weights.saturating_mul(u64::from(hw[0]) * u64::from(hw[1])),
                 params: weights + if *bias { o } else { 0 },
             }
+        }
+        // Every input pixel meets the whole kernel once (fvcore's and thop's count).
+        Op::ConvTranspose { kernel, stride, padding, output_padding, bias } => {
+            let weights = i.saturating_mul(o) * u64::from(kernel[0]) * u64::from(kernel[1]);
+            let input = [0, 1].map(|a| {
+                let grown = hw[a] + 2 * padding[a] - kernel[a] - output_padding[a];
+                u64::from(grown / stride[a] + 1)
+            });
+            Cost { macs: weights.saturating_mul(input[0] * input[1]), params: weights + if *bias { o } else { 0 } }
         }
         Op::Linear { bias } => Cost { macs: i * o, params: i * o + if *bias { o } else { 0 } },
         Op::BatchNorm | Op::LayerNorm { .. } => Cost { macs: 0, params: 2 * o },

@@ -242,7 +242,7 @@ fn emitted_grouped_and_shuffled_models_compute_the_runtime_logits() {
     compare!(shufflenet_v2, ShufflenetV2);
     compare!(regnetx_400mf, Regnetx400mf);
     compare!(regnety_400mf, Regnety400mf);
-    compare!(edge_cases, EdgeCases, bn norms);
+    compare!(edge_cases, EdgeCases, bn norms up);
 }
 
 #[test]

@@ -41,6 +41,8 @@ enum Plain<B: Backend> {
     Norm(BatchNorm<B>),
     LayerNorm(LayerNorm<B>),
     Scale(Tensor<B, 1>),
+    /// A transposed conv's active weight `[in, out, kh, kw]`, bias, stride, padding and output padding.
+    ConvT(Tensor<B, 4>, Option<Tensor<B, 1>>, [usize; 6]),
     Other,
 }
 
@@ -122,10 +124,47 @@ fn fixed_network<B: Backend>(
                     Plain::LayerNorm(ln)
                 }
                 Op::LayerScale { .. } => Plain::Scale(p.gamma[0].val().slice(0..o)),
+                Op::ConvTranspose { kernel, stride, padding, output_padding, .. } => {
+                    let [kh, kw] = kernel.map(|v| v as usize);
+                    let w = p.conv.as_ref().unwrap().val().slice([0..i, 0..o, 0..kh, 0..kw]);
+                    let b = p.bias.as_ref().map(|b| b.val().slice(0..o));
+                    let [s0, s1, p0, p1, q0, q1] =
+                        [stride[0], stride[1], padding[0], padding[1], output_padding[0], output_padding[1]];
+                    Plain::ConvT(w, b, [s0, s1, p0, p1, q0, q1].map(|v| v as usize))
+                }
                 _ => Plain::Other,
             }
         })
         .collect()
+}
+
+/// A transposed conv as the textbook identity: spread the input with `s − 1` zeros between
+/// pixels, pad by `k − 1 − p` (plus the output padding after), and run a plain stride-1
+/// conv with the kernel flipped and its in/out axes swapped.
+fn conv_transpose_reference<B: Backend>(
+    x: Tensor<B, 4>,
+    w: &Tensor<B, 4>,
+    b: &Option<Tensor<B, 1>>,
+    [s0, s1, p0, p1, q0, q1]: [usize; 6],
+) -> Tensor<B, 4> {
+    let [n, c, h, wd] = x.dims();
+    let [_, o, kh, kw] = w.dims();
+    let mut spread = Tensor::<B, 4>::zeros([n, c, (h - 1) * s0 + 1, (wd - 1) * s1 + 1], &x.device());
+    for y in 0..h {
+        for z in 0..wd {
+            let pixel = x.clone().narrow(2, y, 1).narrow(3, z, 1);
+            spread = spread.slice_assign([0..n, 0..c, y * s0..y * s0 + 1, z * s1..z * s1 + 1], pixel);
+        }
+    }
+    let padded = spread.pad([(kh - 1 - p0, kh - 1 - p0 + q0), (kw - 1 - p1, kw - 1 - p1 + q1)], 0.0);
+    let kernel = w.clone().flip([2, 3]).swap_dims(0, 1);
+    let conv = Conv2dConfig::new([c, o], [kh, kw]).with_bias(false).init::<B>(&x.device());
+    let conv = Conv2d { weight: Param::from_tensor(kernel), ..conv };
+    let y = conv.forward(padded);
+    match b {
+        Some(b) => y + b.clone().reshape([1, o, 1, 1]),
+        None => y,
+    }
 }
 
 /// Adaptive average pooling from its definition: output cell `i` of a side `H` averages
@@ -186,6 +225,7 @@ fn run_fixed<B: Backend>(net: &Network, plain: &[Plain<B>], shapes: &[LayerShape
             }
             (_, Plain::Norm(bn)) => bn.forward(first.unwrap()),
             (_, Plain::LayerNorm(ln)) => ln.forward(first.unwrap().permute([0, 2, 3, 1])).permute([0, 3, 1, 2]),
+            (_, Plain::ConvT(w, b, geometry)) => conv_transpose_reference(first.unwrap(), w, b, *geometry),
             (_, Plain::Scale(gamma)) => {
                 let t = first.unwrap();
                 let [n, c, h, w] = t.dims();

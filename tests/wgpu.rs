@@ -53,7 +53,10 @@ use common::{condition_bn, rel, relative_diff, small};
 /// 16 values per channel. With 1x1 maps and 2 images, BN divides by the spread of two
 /// numbers, which amplifies the last bits of any sum by up to 1/sqrt(eps) (measured: 3e-2
 /// relative between backends, against 1e-5 at 64x64).
-const MODELS: &[(&str, i64)] = &[("resnet20", 16), ("mobilenet_v2", 64), ("shufflenet_v2", 64), ("regnety_400mf", 64)];
+/// `edge_cases` brings layer norm, layer scale, upsampling, a transposed conv, adaptive
+/// pooling, asymmetric kernels and a flatten of a map to the GPU kernels.
+const MODELS: &[(&str, i64)] =
+    &[("resnet20", 16), ("mobilenet_v2", 64), ("shufflenet_v2", 64), ("regnety_400mf", 64), ("edge_cases", 16)];
 
 /// Images per batch.
 const BATCH: usize = 4;
@@ -74,7 +77,7 @@ fn device() -> WgpuDevice {
         .clone()
 }
 
-/// A zoo model at a small input size (7 classes), with dropout off.
+/// A zoo model at a small input size (7 classes), with dropout and stochastic depth off.
 fn network(name: &str, size: i64) -> Arc<Network> {
     without_dropout(&small(name, size))
 }
@@ -83,7 +86,7 @@ fn without_dropout(net: &Network) -> Arc<Network> {
     let mut net = net.clone();
     for i in 0..net.layers.len() {
         let layer = net.layers.get_mut(slimc::ir::LayerId::new(i)).unwrap();
-        if let Op::Dropout { p } = &mut layer.op {
+        if let Op::Dropout { p } | Op::DropPath { p } = &mut layer.op {
             *p = 0.0;
         }
     }

@@ -163,6 +163,7 @@ impl<'n> Emitter<'n> {
         let taken = [
             "SlimConv2d",
             "SlimLinear",
+            "SlimConvTranspose2d",
             "SlimBatchNorm",
             "SlimLayerNorm",
             "SlimLayerScale",
@@ -339,11 +340,13 @@ impl<'n> Emitter<'n> {
                 Item::Layer(i) => {
                     let l = self.layer(*i);
                     let var = ident(self.suffix(scope, &l.name));
-                    let w = if matches!(l.op, Op::Conv { .. } | Op::Linear { .. } | Op::ZeroPad) {
-                        self.take_slots(scope, &mut slots, &[*i]).pop()
-                    } else {
-                        None
-                    };
+                    let w =
+                        if matches!(l.op, Op::Conv { .. } | Op::ConvTranspose { .. } | Op::Linear { .. } | Op::ZeroPad)
+                        {
+                            self.take_slots(scope, &mut slots, &[*i]).pop()
+                        } else {
+                            None
+                        };
                     let (expr, field) = self.layer_code(*i, &var, &args, w);
                     (var, expr, field)
                 }
@@ -425,6 +428,14 @@ impl<'n> Emitter<'n> {
             Op::Conv { .. } => {
                 self.helpers.insert(Helper::Param(ParamKind::Conv));
                 field = Some((quote!(SlimConv2d<B>), conv_init(&l.op, s)));
+                quote!(self.#var.forward(#x, #w))
+            }
+            Op::ConvTranspose { kernel, stride, padding, output_padding, bias } => {
+                let shape = [s.in_c, s.out, kernel[0], kernel[1]].map(lit);
+                let (st, pd, op) = (pair(*stride), pair(*padding), pair(*output_padding));
+                self.helpers.insert(Helper::Param(ParamKind::ConvTranspose));
+                let init = quote!(SlimConvTranspose2d::new([#(#shape),*], #st, #pd, #op, #bias, device));
+                field = Some((quote!(SlimConvTranspose2d<B>), init));
                 quote!(self.#var.forward(#x, #w))
             }
             Op::Linear { bias } => {
@@ -565,6 +576,7 @@ impl<'n> Emitter<'n> {
         for (id, l) in self.net.layers.iter() {
             let variant = match l.op {
                 Op::Conv { .. } => quote!(Conv),
+                Op::ConvTranspose { .. } => quote!(ConvTranspose),
                 Op::Linear { .. } => quote!(Linear),
                 Op::BatchNorm => quote!(BatchNorm),
                 Op::LayerNorm { .. } => quote!(LayerNorm),
@@ -602,6 +614,7 @@ impl<'n> Emitter<'n> {
         let structs = &self.structs;
         let kinds = [
             (ParamKind::Conv, quote!(Conv(&'a mut SlimConv2d<B>))),
+            (ParamKind::ConvTranspose, quote!(ConvTranspose(&'a mut SlimConvTranspose2d<B>))),
             (ParamKind::Linear, quote!(Linear(&'a mut SlimLinear<B>))),
             (ParamKind::BatchNorm, quote!(BatchNorm(&'a mut SlimBatchNorm<B>))),
             (ParamKind::LayerNorm, quote!(LayerNorm(&'a mut SlimLayerNorm<B>))),

@@ -10,6 +10,7 @@ use crate::ir::{Activation, Rounding};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ParamKind {
     Conv,
+    ConvTranspose,
     Linear,
     BatchNorm,
     LayerNorm,
@@ -37,6 +38,7 @@ impl Helper {
         match self {
             Helper::Param(ParamKind::Conv) => format_ident!("SlimConv2d"),
             Helper::Param(ParamKind::Linear) => format_ident!("SlimLinear"),
+            Helper::Param(ParamKind::ConvTranspose) => format_ident!("SlimConvTranspose2d"),
             Helper::Param(ParamKind::BatchNorm) => format_ident!("SlimBatchNorm"),
             Helper::Param(ParamKind::LayerNorm) => format_ident!("SlimLayerNorm"),
             Helper::Param(ParamKind::LayerScale) => format_ident!("SlimLayerScale"),
@@ -60,6 +62,7 @@ impl Helper {
         match self {
             Helper::Param(ParamKind::Conv) => conv(),
             Helper::Param(ParamKind::Linear) => linear(),
+            Helper::Param(ParamKind::ConvTranspose) => conv_transpose(),
             Helper::Param(ParamKind::BatchNorm) => batch_norm(),
             Helper::Param(ParamKind::LayerNorm) => layer_norm(),
             Helper::Param(ParamKind::LayerScale) => layer_scale(),
@@ -217,6 +220,52 @@ fn conv() -> TokenStream {
                 let bias = self.bias.as_ref().map(|b| b.val().slice(0..out));
                 let options = burn::tensor::ops::ConvOptions::new(self.stride, self.padding, self.dilation, groups);
                 burn::tensor::module::conv2d(x, weight, bias, options)
+            }
+        }
+    }
+}
+
+fn conv_transpose() -> TokenStream {
+    quote! {
+        /// A transposed convolution on the active slice `weight[..in, ..out]`.
+        #[derive(Module, Debug)]
+        pub struct SlimConvTranspose2d<B: Backend> {
+            /// `[in, out, kh, kw]` at full width (PyTorch's layout).
+            pub weight: Param<Tensor<B, 4>>,
+            pub bias: Option<Param<Tensor<B, 1>>>,
+            pub stride: [usize; 2],
+            pub padding: [usize; 2],
+            pub output_padding: [usize; 2],
+        }
+
+        impl<B: Backend> SlimConvTranspose2d<B> {
+            /// Kaiming-normal weights over the `out·kh·kw` each input pixel feeds; a zero bias.
+            pub fn new(
+                shape: [usize; 4],
+                stride: [usize; 2],
+                padding: [usize; 2],
+                output_padding: [usize; 2],
+                bias: bool,
+                device: &B::Device,
+            ) -> Self {
+                let std = (2.0 / (shape[1] * shape[2] * shape[3]) as f64).sqrt();
+                let weight = Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, std), device);
+                SlimConvTranspose2d {
+                    weight: Param::from_tensor(weight),
+                    bias: bias.then(|| Param::from_tensor(Tensor::zeros([shape[1]], device))),
+                    stride,
+                    padding,
+                    output_padding,
+                }
+            }
+
+            pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
+                let in_c = x.dims()[1];
+                let [_, _, kh, kw] = self.weight.dims();
+                let weight = self.weight.val().slice([0..in_c, 0..out, 0..kh, 0..kw]);
+                let bias = self.bias.as_ref().map(|b| b.val().slice(0..out));
+                let options = burn::tensor::ops::ConvTransposeOptions::new(self.stride, self.padding, self.output_padding, [1, 1], 1);
+                burn::tensor::module::conv_transpose2d(x, weight, bias, options)
             }
         }
     }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::module::{Module, Param, RunningState};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::Backend;
@@ -25,6 +25,7 @@ use crate::runtime::{activation, merge, pool, BN_EPS};
 #[derive(Module, Debug)]
 pub struct FixedLayer<B: Backend> {
     pub conv: Option<Conv2d<B>>,
+    pub conv_transpose: Option<ConvTranspose2d<B>>,
     pub linear: Option<Linear<B>>,
     pub bn: Option<BatchNorm<B>>,
     pub layer_norm: Option<LayerNorm<B>>,
@@ -70,7 +71,8 @@ impl<B: Backend> FixedNet<B> {
         for (id, l) in net.layers.iter() {
             let s = shapes[id.index()];
             let (i, o) = (s.in_c as usize, s.out as usize);
-            let mut layer = FixedLayer { conv: None, linear: None, bn: None, layer_norm: None, scale: None };
+            let mut layer =
+                FixedLayer { conv: None, conv_transpose: None, linear: None, bn: None, layer_norm: None, scale: None };
             match &l.op {
                 Op::Conv { kernel, stride, padding, dilation, bias, .. } => {
                     let [ph, pw] = padding.map(|v| v as usize);
@@ -81,6 +83,15 @@ impl<B: Backend> FixedNet<B> {
                         .with_groups(s.groups as usize)
                         .with_bias(*bias || folded_into[id.index()]);
                     layer.conv = Some(conv.init(device));
+                }
+                Op::ConvTranspose { kernel, stride, padding, output_padding, bias } => {
+                    let us = |a: &[u32; 2]| a.map(|v| v as usize);
+                    let conv = ConvTranspose2dConfig::new([i, o], us(kernel))
+                        .with_stride(us(stride))
+                        .with_padding(us(padding))
+                        .with_padding_out(us(output_padding))
+                        .with_bias(*bias);
+                    layer.conv_transpose = Some(conv.init(device));
                 }
                 Op::Linear { bias } => layer.linear = Some(LinearConfig::new(i, o).with_bias(*bias).init(device)),
                 Op::BatchNorm if !folded[id.index()] => {
@@ -105,6 +116,9 @@ impl<B: Backend> FixedNet<B> {
             let bias = p.bias.as_ref().map(|b| Param::from_tensor(tensor::<B, 1>(b, device)));
             if let Some(conv) = &mut layer.conv {
                 conv.weight = Param::from_tensor(tensor(p.weight.as_ref().expect("conv weight"), device));
+                conv.bias = bias;
+            } else if let Some(conv) = &mut layer.conv_transpose {
+                conv.weight = Param::from_tensor(tensor(p.weight.as_ref().expect("transposed conv weight"), device));
                 conv.bias = bias;
             } else if let Some(lin) = &mut layer.linear {
                 lin.weight = Param::from_tensor(tensor(p.weight.as_ref().expect("linear weight"), device));
@@ -137,6 +151,9 @@ impl<B: Backend> FixedNet<B> {
             let out = match &l.op {
                 Op::Input => input.take().expect("one input"),
                 Op::Conv { .. } => p.conv.as_ref().expect("conv").forward(ins.next().expect("conv input")),
+                Op::ConvTranspose { .. } => {
+                    p.conv_transpose.as_ref().expect("transposed conv").forward(ins.next().expect("input"))
+                }
                 Op::Linear { .. } => {
                     let x = ins.next().expect("linear input");
                     let [n, c, _, _] = x.dims();
@@ -255,6 +272,10 @@ impl<B: Backend> FixedNet<B> {
         let mut out = Vec::new();
         for l in &self.layers {
             if let Some(c) = &l.conv {
+                out.push(c.weight.val().dims().to_vec());
+                out.extend(c.bias.as_ref().map(|b| b.val().dims().to_vec()));
+            }
+            if let Some(c) = &l.conv_transpose {
                 out.push(c.weight.val().dims().to_vec());
                 out.extend(c.bias.as_ref().map(|b| b.val().dims().to_vec()));
             }

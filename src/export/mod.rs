@@ -58,7 +58,7 @@ pub struct BnParams {
 /// The parameters of one layer of a subnet; what a layer does not have is `None`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FixedParams {
-    /// Conv `[out, in / groups, kh, kw]`, linear `[in, out]` (Burn's layout), or the γ `[C]`
+    /// Conv `[out, in / groups, kh, kw]`, transposed conv `[in, out, kh, kw]`, linear `[in, out]` (Burn's layout), or the γ `[C]`
     /// of a layer norm or layer scale (whose `bias` is the layer norm's β).
     pub weight: Option<HostTensor>,
     pub bias: Option<HostTensor>,
@@ -132,8 +132,11 @@ impl Subnet {
             let mut fixed = FixedParams::default();
             if let Some(w) = &p.conv {
                 let [_, _, kh, kw] = w.val().dims();
-                let per_group = i / s.groups as usize;
-                fixed.weight = Some(HostTensor::of(w.val().slice([0..o, 0..per_group, 0..kh, 0..kw])));
+                let slice = match l.op {
+                    Op::ConvTranspose { .. } => [0..i, 0..o, 0..kh, 0..kw],
+                    _ => [0..o, 0..i / s.groups as usize, 0..kh, 0..kw],
+                };
+                fixed.weight = Some(HostTensor::of(w.val().slice(slice)));
             }
             if let Some(w) = &p.linear {
                 fixed.weight = Some(HostTensor::of(w.val().slice([0..i, 0..o])));

@@ -77,6 +77,21 @@ fn layer(g: &mut Graph, l: &Layer, input_hw: [u32; 2], s: LayerShape, p: &FixedP
             ];
             g.node("Conv", inputs, &out, attrs)
         }
+        Op::ConvTranspose { kernel, stride, padding, output_padding, .. } => {
+            let weight = p.weight.as_ref().expect("transposed conv weight");
+            let mut inputs = vec![x, g.init(&format!("{out}.weight"), weight)];
+            if let Some(b) = &p.bias {
+                inputs.push(g.init(&format!("{out}.bias"), b));
+            }
+            let [ph, pw] = padding.map(i64::from);
+            let attrs = vec![
+                ints("kernel_shape", kernel.map(i64::from).to_vec()),
+                ints("strides", stride.map(i64::from).to_vec()),
+                ints("pads", vec![ph, pw, ph, pw]),
+                ints("output_padding", output_padding.map(i64::from).to_vec()),
+            ];
+            g.node("ConvTranspose", inputs, &out, attrs)
+        }
         Op::Linear { .. } => {
             let flat = g.node("Flatten", vec![x], &format!("{out}.flat"), vec![int("axis", 1)]);
             let mut inputs = vec![flat, g.init(&format!("{out}.weight"), p.weight.as_ref().expect("linear weight"))];

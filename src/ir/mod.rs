@@ -170,6 +170,11 @@ pub enum Op {
     /// 2-D cross-correlation, zero padding: `y[o] = b[o] + Σ_{i in o's group} W[o, i] ⋆ x[i]`
     /// with `groups` evaluated at the input width ([`Groups::eval`]). Bias only if `bias`.
     Conv { kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2], dilation: [u32; 2], groups: Groups, bias: bool },
+    /// Transposed convolution (the adjoint of a strided conv; a learned upsampling), dense,
+    /// zero padding: input pixel `(y, x)` adds `W[i, o] · x[i, y, x]` to the output window at
+    /// `(y·s − p, x·s − p)`, so `H_out = (H − 1)·s − 2p + k + output_padding`. `W` is
+    /// `[in, out, kh, kw]` (PyTorch's layout), used as its slice `[..in, ..out]`.
+    ConvTranspose { kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2], output_padding: [u32; 2], bias: bool },
     /// `y = x W + b` on a `[N, C]` input (a 1×1 map or a [`Op::Flatten`]ed one), `W` stored
     /// `[in, out]`.
     Linear { bias: bool },
@@ -238,6 +243,7 @@ impl Op {
             Op::Input => "input",
             Op::Conv { groups: Groups::Depthwise, .. } => "dwconv",
             Op::Conv { .. } => "conv",
+            Op::ConvTranspose { .. } => "conv_transpose",
             Op::Linear { .. } => "linear",
             Op::BatchNorm => "bn",
             Op::Act(Activation::Relu) => "relu",
@@ -269,14 +275,20 @@ impl Op {
 
     pub fn kernel(&self) -> [u32; 2] {
         match self {
-            Op::Conv { kernel, .. } | Op::MaxPool { kernel, .. } | Op::AvgPool { kernel, .. } => *kernel,
+            Op::Conv { kernel, .. }
+            | Op::ConvTranspose { kernel, .. }
+            | Op::MaxPool { kernel, .. }
+            | Op::AvgPool { kernel, .. } => *kernel,
             _ => [1, 1],
         }
     }
 
     pub fn stride(&self) -> [u32; 2] {
         match self {
-            Op::Conv { stride, .. } | Op::MaxPool { stride, .. } | Op::AvgPool { stride, .. } => *stride,
+            Op::Conv { stride, .. }
+            | Op::ConvTranspose { stride, .. }
+            | Op::MaxPool { stride, .. }
+            | Op::AvgPool { stride, .. } => *stride,
             Op::Subsample { stride } => [*stride, *stride],
             _ => [1, 1],
         }

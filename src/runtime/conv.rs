@@ -1,7 +1,7 @@
 //! Convolution on the active slices: weight `[..out, ..in/groups, :, :]`, with the group
 //! count of this width (fixed count, `in / group_width`, or depthwise `in`).
 
-use burn::tensor::ops::ConvOptions;
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Tensor, TensorPrimitive};
 
 use super::{LayerParams, SlimBackend};
@@ -14,6 +14,21 @@ pub fn active_per_group(groups: Groups, s: LayerShape, full_per_group: usize) ->
         Groups::Count(_) => (s.in_c / s.groups) as usize,
         Groups::Width(_) | Groups::Depthwise => full_per_group,
     }
+}
+
+/// A transposed conv on the active slice `weight[..in, ..out]` ([`Op::ConvTranspose`]).
+pub fn transpose_forward<B: SlimBackend>(x: Tensor<B, 4>, p: &LayerParams<B>, op: &Op, s: LayerShape) -> Tensor<B, 4> {
+    let Op::ConvTranspose { stride, padding, output_padding, .. } = op else {
+        unreachable!("conv::transpose_forward on {op:?}")
+    };
+    let weight = p.conv.as_ref().expect("a transposed conv has a weight").val();
+    let [full_in, full_out, kh, kw] = weight.dims();
+    let (i, o) = (s.in_c as usize, s.out as usize);
+    let weight = if i == full_in && o == full_out { weight } else { weight.slice([0..i, 0..o, 0..kh, 0..kw]) };
+    let bias = p.bias.as_ref().map(|b| if o == full_out { b.val() } else { b.val().slice(0..o) });
+    let us = |a: &[u32; 2]| a.map(|v| v as usize);
+    let options = ConvTransposeOptions::new(us(stride), us(padding), us(output_padding), [1, 1], 1);
+    burn::tensor::module::conv_transpose2d(x, weight, bias, options)
 }
 
 pub fn forward<B: SlimBackend>(x: Tensor<B, 4>, p: &LayerParams<B>, op: &Op, s: LayerShape) -> Tensor<B, 4> {

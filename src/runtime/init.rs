@@ -57,6 +57,15 @@ pub fn layer<B: Backend>(
                 p.bias = Some(Param::from_tensor(Tensor::zeros([out], device)));
             }
         }
+        // Kaiming-normal over the `out·kh·kw` weights each input pixel feeds.
+        Op::ConvTranspose { kernel, bias, .. } => {
+            let [kh, kw] = kernel.map(|k| k as usize);
+            let normal = Normal::new(0.0, (2.0 / (out * kh * kw) as f64).sqrt()).expect("positive std");
+            p.conv = Some(Param::from_tensor(sample([in_c, out, kh, kw], normal, &mut rng, device)));
+            if *bias {
+                p.bias = Some(Param::from_tensor(Tensor::zeros([out], device)));
+            }
+        }
         Op::Linear { bias } => {
             let bound = 1.0 / (in_c as f64).sqrt();
             let uniform = Uniform::new_inclusive(-bound, bound).expect("finite bound");

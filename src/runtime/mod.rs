@@ -80,7 +80,7 @@ pub enum RuntimeError {
 /// The parameters of one IR layer at full width (unused fields are `None`/empty).
 #[derive(Module, Debug)]
 pub struct LayerParams<B: Backend> {
-    /// Conv weight `[out, in / groups, kh, kw]`.
+    /// Conv weight `[out, in / groups, kh, kw]`; a transposed conv's is `[in, out, kh, kw]`.
     pub conv: Option<Param<Tensor<B, 4>>>,
     /// Linear weight `[in, out]` (Burn's layout: `y = x W + b`).
     pub linear: Option<Param<Tensor<B, 2>>>,
@@ -152,6 +152,10 @@ impl<B: Backend> SlimNet<B> {
             if let (Some(w), Op::Conv { groups, .. }) = (&p.conv, &l.op) {
                 let [_, full_per_group, kh, kw] = w.val().dims();
                 total += o * (conv::active_per_group(*groups, s, full_per_group) * kh * kw) as u64;
+            }
+            if let (Some(w), Op::ConvTranspose { .. }) = (&p.conv, &l.op) {
+                let [_, _, kh, kw] = w.val().dims();
+                total += i * o * (kh * kw) as u64;
             }
             if p.linear.is_some() {
                 total += i * o;
@@ -259,6 +263,7 @@ impl<B: SlimBackend> SlimNet<B> {
         Ok(match op {
             Op::Input => x,
             Op::Conv { .. } => conv::forward(x, p, op, shape),
+            Op::ConvTranspose { .. } => conv::transpose_forward(x, p, op, shape),
             Op::Linear { .. } => linear::forward(x, p, shape),
             Op::BatchNorm => {
                 let (gamma, beta) = (p.gamma[switch].val(), p.beta[switch].val());

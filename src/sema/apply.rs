@@ -200,6 +200,7 @@ impl<'a> Elab<'a, '_> {
         match kind {
             OpKind::Conv => self.conv(args, t, span),
             OpKind::DwConv => self.dwconv(args, t, span),
+            OpKind::ConvTranspose => self.conv_transpose(args, t, span),
             OpKind::Linear => {
                 let Some(out) = self.width_arg(args, name, span) else { return Ok(Value::Poison) };
                 let Some(bias) = self.bool_arg(args, "bias", true, LINEAR_BIAS) else { return Ok(Value::Poison) };
@@ -427,6 +428,42 @@ impl<'a> Elab<'a, '_> {
         let Some(hw) = self.window(&t, [k, s, p, d], false, span) else { return Ok(Value::Poison) };
         let op = Op::Conv { kernel: k, stride: s, padding: p, dilation: d, groups: Groups::Depthwise, bias };
         self.pass_hw(op, &t, hw, span)
+    }
+
+    fn conv_transpose(&mut self, args: &Bound<'a>, t: Tensor, span: Span) -> Flow<Value<'a>> {
+        let Some(out) = self.width_arg(args, "conv_transpose", span) else { return Ok(Value::Poison) };
+        let Some(k) = self.pair_arg(args, "k", [2, 2], 1, MAX_KERNEL) else { return Ok(Value::Poison) };
+        let (Some(s), Some(p), Some(op), Some(bias)) = (
+            self.pair_arg(args, "stride", k, 1, MAX_KERNEL),
+            self.pair_arg(args, "padding", [0, 0], 0, MAX_KERNEL),
+            self.pair_arg(args, "output_padding", [0, 0], 0, MAX_KERNEL),
+            self.bool_arg(args, "bias", false, "`bias` is true or false: whether the conv adds a learned bias"),
+        ) else {
+            return Ok(Value::Poison);
+        };
+        if let Some(a) = (0..2).find(|&a| op[a] >= s[a]) {
+            let at = arg(args, "output_padding").map_or(span, |x| x.2);
+            self.errors.push(SemaError::Misplaced {
+                what: format!("output padding {} with stride {}", op[a], s[a]),
+                span: at,
+                help:
+                    "`output_padding` picks among the output sizes a stride allows: it must be smaller than the stride"
+                        .into(),
+            });
+            return Ok(Value::Poison);
+        }
+        let mut hw = [0; 2];
+        for (a, size) in [t.h, t.w].into_iter().enumerate() {
+            let grown = i64::from(size - 1) * i64::from(s[a]) + i64::from(k[a]) + i64::from(op[a]);
+            let n = grown - 2 * i64::from(p[a]);
+            if !(1..=MAX_SPATIAL).contains(&n) {
+                let limit = format!("1 to {MAX_SPATIAL} pixels");
+                return Ok(self.limit("a transposed conv's output size", n, limit, span));
+            }
+            hw[a] = n as u32;
+        }
+        let op = Op::ConvTranspose { kernel: k, stride: s, padding: p, output_padding: op, bias };
+        self.node(op, &[&t], out, hw, span, true)
     }
 
     fn pool(&mut self, kind: OpKind, args: &Bound<'a>, t: Tensor, span: Span) -> Flow<Value<'a>> {

@@ -7,6 +7,7 @@ use crate::ir::Activation;
 pub enum OpKind {
     Conv,
     DwConv,
+    ConvTranspose,
     Linear,
     Bn,
     Act(Activation),
@@ -77,6 +78,7 @@ const POOL_PARAMS: &[&str] = &["k", "stride", "padding", "ceil_mode"];
 pub static SIGNATURES: &[Signature] = &[
     op("conv", OpKind::Conv, CONV_PARAMS),
     op("dwconv", OpKind::DwConv, &["k", "stride", "padding", "dilation", "bias"]),
+    op("conv_transpose", OpKind::ConvTranspose, &["out", "k", "stride", "padding", "output_padding", "bias"]),
     op("linear", OpKind::Linear, &["out", "bias"]),
     op("bn", OpKind::Bn, &[]),
     op("relu", OpKind::Act(Activation::Relu), &[]),

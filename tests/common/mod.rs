@@ -133,7 +133,8 @@ pub fn onnx_check<B: Backend>(model: &Path, input: &Tensor<B, 4>, logits: &Tenso
 /// statistics of `stats`, copied by layer name through `layers_mut()`, on `slim`'s device.
 #[allow(unused_macros)]
 macro_rules! loaded {
-    // `$kinds`: which of batch norm (`bn`) and layer norm with layer scale (`norms`) the
+    // `$kinds`: which of batch norm (`bn`), layer norm with layer scale (`norms`) and
+    // transposed convs (`up`) the
     // module has, beyond convs and linears (its `LayerMut` has only the variants it uses).
     ($module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr) => {
         loaded!($module, $ty, $b, $slim, $stats, bn)
@@ -159,6 +160,14 @@ macro_rules! loaded {
                 n.beta = Param::from_tensor($p.beta[0].val());
             }
             LayerMut::LayerScale(s) => s.gamma = Param::from_tensor($p.gamma[0].val()),
+        )
+    };
+    (@ $module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr; $p:ident $i:ident $st:ident; up $($kinds:ident)*; $($arms:tt)*) => {
+        loaded!(@ $module, $ty, $b, $slim, $stats; $p $i $st; $($kinds)*; $($arms)*
+            LayerMut::ConvTranspose(c) => {
+                c.weight = Param::from_tensor($p.conv.as_ref().unwrap().val());
+                c.bias = $p.bias.as_ref().map(|b| Param::from_tensor(b.val()));
+            }
         )
     };
     // `plain`: convs and linears only.

@@ -77,6 +77,14 @@ impl<B: Backend> EdgeCases<B> {
                 low_conv1: SlimConv2d::new([8, 8, 3, 3], [1, 1], device)
                     .with_stride([2, 2]),
                 low_layernorm1: SlimLayerNorm::new(8, 0.00001, device),
+                grow_conv_transpose1: SlimConvTranspose2d::new(
+                    [8, 8, 3, 3],
+                    [2, 2],
+                    [1, 1],
+                    [1, 1],
+                    true,
+                    device,
+                ),
                 out_layer_scale1: SlimLayerScale::new(8, 0.5, device),
             },
             stage2_0: Cat {
@@ -142,18 +150,20 @@ impl<B: Backend> EdgeCases<B> {
             mut self.stage1_2.type_inner2.gate_conv1)), ("stage1.3.low.conv1",
             LayerMut::Conv(& mut self.stage1_3.low_conv1)), ("stage1.3.low.layernorm1",
             LayerMut::LayerNorm(& mut self.stage1_3.low_layernorm1)),
-            ("stage1.3.out.layer_scale1", LayerMut::LayerScale(& mut self.stage1_3
-            .out_layer_scale1)), ("stage2.0.a.conv1", LayerMut::Conv(& mut self.stage2_0
-            .a_conv1)), ("stage2.0.a.bn1", LayerMut::BatchNorm(& mut self.stage2_0
-            .a_bn1)), ("stage2.0.b.conv1", LayerMut::Conv(& mut self.stage2_0.b_conv1)),
-            ("stage2.0.b.bn1", LayerMut::BatchNorm(& mut self.stage2_0.b_bn1)),
-            ("stage2.0.out.se.s.conv1", LayerMut::Conv(& mut self.stage2_0.out_se
-            .s_conv1)), ("stage2.0.out.se.s.conv2", LayerMut::Conv(& mut self.stage2_0
-            .out_se.s_conv2)), ("stage2.1.out.conv1", LayerMut::Conv(& mut self.stage2_1
-            .out_conv1)), ("stage2.1.out.bn1", LayerMut::BatchNorm(& mut self.stage2_1
-            .out_bn1)), ("stage2.1.out.conv2", LayerMut::Conv(& mut self.stage2_1
-            .out_conv2)), ("stage2.1.out.bn2", LayerMut::BatchNorm(& mut self.stage2_1
-            .out_bn2)), ("head.linear1", LayerMut::Linear(& mut self.head_linear1))
+            ("stage1.3.grow.conv_transpose1", LayerMut::ConvTranspose(& mut self.stage1_3
+            .grow_conv_transpose1)), ("stage1.3.out.layer_scale1", LayerMut::LayerScale(&
+            mut self.stage1_3.out_layer_scale1)), ("stage2.0.a.conv1", LayerMut::Conv(&
+            mut self.stage2_0.a_conv1)), ("stage2.0.a.bn1", LayerMut::BatchNorm(& mut
+            self.stage2_0.a_bn1)), ("stage2.0.b.conv1", LayerMut::Conv(& mut self
+            .stage2_0.b_conv1)), ("stage2.0.b.bn1", LayerMut::BatchNorm(& mut self
+            .stage2_0.b_bn1)), ("stage2.0.out.se.s.conv1", LayerMut::Conv(& mut self
+            .stage2_0.out_se.s_conv1)), ("stage2.0.out.se.s.conv2", LayerMut::Conv(& mut
+            self.stage2_0.out_se.s_conv2)), ("stage2.1.out.conv1", LayerMut::Conv(& mut
+            self.stage2_1.out_conv1)), ("stage2.1.out.bn1", LayerMut::BatchNorm(& mut
+            self.stage2_1.out_bn1)), ("stage2.1.out.conv2", LayerMut::Conv(& mut self
+            .stage2_1.out_conv2)), ("stage2.1.out.bn2", LayerMut::BatchNorm(& mut self
+            .stage2_1.out_bn2)), ("head.linear1", LayerMut::Linear(& mut self
+            .head_linear1))
         ]
     }
 
@@ -179,7 +189,7 @@ impl<B: Backend> EdgeCases<B> {
             let stage1_2 = self
                 .stage1_2
                 .forward(stage1_1, &[d[2], d[2], 1, d[0], d[0], 1]);
-            let stage1_3 = self.stage1_3.forward(stage1_2, &[d[0]]);
+            let stage1_3 = self.stage1_3.forward(stage1_2, &[d[0], d[0]]);
             let stage2_0 = self
                 .stage2_0
                 .forward(
@@ -211,6 +221,7 @@ impl<B: Backend> EdgeCases<B> {
 /// A parameter layer of the network.
 pub enum LayerMut<'a, B: Backend> {
     Conv(&'a mut SlimConv2d<B>),
+    ConvTranspose(&'a mut SlimConvTranspose2d<B>),
     Linear(&'a mut SlimLinear<B>),
     BatchNorm(&'a mut SlimBatchNorm<B>),
     LayerNorm(&'a mut SlimLayerNorm<B>),
@@ -266,6 +277,7 @@ impl<B: Backend> Twice<B> {
 pub struct Pyramid<B: Backend> {
     pub low_conv1: SlimConv2d<B>,
     pub low_layernorm1: SlimLayerNorm<B>,
+    pub grow_conv_transpose1: SlimConvTranspose2d<B>,
     pub out_layer_scale1: SlimLayerScale<B>,
 }
 
@@ -284,9 +296,19 @@ impl<B: Backend> Pyramid<B> {
             [1, 1],
             false,
         );
+        let grow_conv_transpose1 = self.grow_conv_transpose1.forward(x.clone(), w[1]);
+        let grow_maxpool1 = burn::tensor::module::max_pool2d(
+            grow_conv_transpose1,
+            [2, 2],
+            [2, 2],
+            [0, 0],
+            [1, 1],
+            false,
+        );
         let sum_add1 = x + low_layernorm1;
         let sum_add2 = sum_add1 + near_maxpool1;
-        self.out_layer_scale1.forward(sum_add2)
+        let sum_add3 = sum_add2 + grow_maxpool1;
+        self.out_layer_scale1.forward(sum_add3)
     }
 }
 
@@ -447,6 +469,58 @@ impl<B: Backend> SlimConv2d<B> {
             groups,
         );
         burn::tensor::module::conv2d(x, weight, bias, options)
+    }
+}
+
+/// A transposed convolution on the active slice `weight[..in, ..out]`.
+#[derive(Module, Debug)]
+pub struct SlimConvTranspose2d<B: Backend> {
+    /// `[in, out, kh, kw]` at full width (PyTorch's layout).
+    pub weight: Param<Tensor<B, 4>>,
+    pub bias: Option<Param<Tensor<B, 1>>>,
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub output_padding: [usize; 2],
+}
+
+impl<B: Backend> SlimConvTranspose2d<B> {
+    /// Kaiming-normal weights over the `out·kh·kw` each input pixel feeds; a zero bias.
+    pub fn new(
+        shape: [usize; 4],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        output_padding: [usize; 2],
+        bias: bool,
+        device: &B::Device,
+    ) -> Self {
+        let std = (2.0 / (shape[1] * shape[2] * shape[3]) as f64).sqrt();
+        let weight = Tensor::random(
+            shape,
+            burn::tensor::Distribution::Normal(0.0, std),
+            device,
+        );
+        SlimConvTranspose2d {
+            weight: Param::from_tensor(weight),
+            bias: bias.then(|| Param::from_tensor(Tensor::zeros([shape[1]], device))),
+            stride,
+            padding,
+            output_padding,
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
+        let in_c = x.dims()[1];
+        let [_, _, kh, kw] = self.weight.dims();
+        let weight = self.weight.val().slice([0..in_c, 0..out, 0..kh, 0..kw]);
+        let bias = self.bias.as_ref().map(|b| b.val().slice(0..out));
+        let options = burn::tensor::ops::ConvTransposeOptions::new(
+            self.stride,
+            self.padding,
+            self.output_padding,
+            [1, 1],
+            1,
+        );
+        burn::tensor::module::conv_transpose2d(x, weight, bias, options)
     }
 }
 
