@@ -138,13 +138,32 @@ impl Helper {
             },
             Helper::Upsample => quote! {
                 /// Upsampling by a whole `scale`: nearest, or bilinear with half-pixel centres
-                /// (PyTorch's `align_corners=False`).
+                /// (PyTorch's `align_corners=False`) as one matrix product per axis, which every
+                /// backend differentiates.
                 fn upsample<B: Backend>(x: Tensor<B, 4>, scale: usize, bilinear: bool) -> Tensor<B, 4> {
-                    use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-                    let [_, _, h, w] = x.dims();
-                    let mode = if bilinear { InterpolateMode::Bilinear } else { InterpolateMode::Nearest };
-                    let options = InterpolateOptions::new(mode).with_align_corners(false);
-                    burn::tensor::module::interpolate(x, [h * scale, w * scale], options)
+                    let [n, c, h, w] = x.dims();
+                    if !bilinear {
+                        let options = burn::tensor::ops::InterpolateOptions::new(burn::tensor::ops::InterpolateMode::Nearest);
+                        return burn::tensor::module::interpolate(x, [h * scale, w * scale], options);
+                    }
+                    // weights(len)[i, o]: input i's share of output o.
+                    let weights = |len: usize| {
+                        let out = len * scale;
+                        let mut m = vec![0f32; len * out];
+                        for o in 0..out {
+                            let u = ((o as f64 + 0.5) / scale as f64 - 0.5).max(0.0);
+                            let lo = (u.floor() as usize).min(len - 1);
+                            let hi = (lo + 1).min(len - 1);
+                            m[lo * out + o] += (1.0 - (u - lo as f64)) as f32;
+                            m[hi * out + o] += (u - lo as f64) as f32;
+                        }
+                        Tensor::<B, 2>::from_data(burn::tensor::TensorData::new(m, [len, out]), &x.device())
+                    };
+                    let (ws, hs) = (w * scale, h * scale);
+                    let (mw, mh) = (weights(w), weights(h));
+                    let rows = x.reshape([n * c * h, w]).matmul(mw);
+                    let cols = rows.reshape([n, c, h, ws]).swap_dims(2, 3).reshape([n * c * ws, h]);
+                    cols.matmul(mh).reshape([n, c, ws, hs]).swap_dims(2, 3)
                 }
             },
             Helper::Round(r) => rounding(r),
