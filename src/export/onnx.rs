@@ -63,41 +63,21 @@ fn layer(g: &mut Graph, l: &Layer, input_hw: [u32; 2], s: LayerShape, p: &FixedP
     match &l.op {
         Op::Input => "input".to_string(),
         Op::Conv { kernel, stride, padding, dilation, .. } => {
-            let mut inputs = vec![x, g.init(&format!("{out}.weight"), p.weight.as_ref().expect("conv weight"))];
-            if let Some(b) = &p.bias {
-                inputs.push(g.init(&format!("{out}.bias"), b));
-            }
-            let [ph, pw] = padding.map(i64::from);
-            let attrs = vec![
-                ints("kernel_shape", kernel.map(i64::from).to_vec()),
-                ints("strides", stride.map(i64::from).to_vec()),
-                ints("pads", vec![ph, pw, ph, pw]),
-                ints("dilations", dilation.map(i64::from).to_vec()),
-                int("group", i64::from(s.groups)),
-            ];
+            let inputs = weighted(g, x, &out, p);
+            let mut attrs = window(*kernel, *stride, *padding);
+            attrs.push(ints("dilations", dilation.map(i64::from).to_vec()));
+            attrs.push(int("group", i64::from(s.groups)));
             g.node("Conv", inputs, &out, attrs)
         }
         Op::ConvTranspose { kernel, stride, padding, output_padding, .. } => {
-            let weight = p.weight.as_ref().expect("transposed conv weight");
-            let mut inputs = vec![x, g.init(&format!("{out}.weight"), weight)];
-            if let Some(b) = &p.bias {
-                inputs.push(g.init(&format!("{out}.bias"), b));
-            }
-            let [ph, pw] = padding.map(i64::from);
-            let attrs = vec![
-                ints("kernel_shape", kernel.map(i64::from).to_vec()),
-                ints("strides", stride.map(i64::from).to_vec()),
-                ints("pads", vec![ph, pw, ph, pw]),
-                ints("output_padding", output_padding.map(i64::from).to_vec()),
-            ];
+            let inputs = weighted(g, x, &out, p);
+            let mut attrs = window(*kernel, *stride, *padding);
+            attrs.push(ints("output_padding", output_padding.map(i64::from).to_vec()));
             g.node("ConvTranspose", inputs, &out, attrs)
         }
         Op::Linear { .. } => {
             let flat = g.node("Flatten", vec![x], &format!("{out}.flat"), vec![int("axis", 1)]);
-            let mut inputs = vec![flat, g.init(&format!("{out}.weight"), p.weight.as_ref().expect("linear weight"))];
-            if let Some(b) = &p.bias {
-                inputs.push(g.init(&format!("{out}.bias"), b));
-            }
+            let inputs = weighted(g, flat, &out, p);
             let y = g.node("Gemm", inputs, &format!("{out}.gemm"), vec![]);
             let shape = g.int64s(&format!("{out}.shape"), &[0, i64::from(s.out), 1, 1]);
             g.node("Reshape", vec![y, shape], &out, vec![])
@@ -117,13 +97,8 @@ fn layer(g: &mut Graph, l: &Layer, input_hw: [u32; 2], s: LayerShape, p: &FixedP
         }
         Op::Act(a) => activation(g, *a, x, &out),
         Op::MaxPool { kernel, stride, padding, ceil_mode } | Op::AvgPool { kernel, stride, padding, ceil_mode, .. } => {
-            let [ph, pw] = padding.map(i64::from);
-            let mut attrs = vec![
-                ints("kernel_shape", kernel.map(i64::from).to_vec()),
-                ints("strides", stride.map(i64::from).to_vec()),
-                ints("pads", vec![ph, pw, ph, pw]),
-                int("ceil_mode", i64::from(*ceil_mode)),
-            ];
+            let mut attrs = window(*kernel, *stride, *padding);
+            attrs.push(int("ceil_mode", i64::from(*ceil_mode)));
             let op = match l.op {
                 Op::AvgPool { count_include_pad, .. } => {
                     attrs.push(int("count_include_pad", i64::from(count_include_pad)));
@@ -143,11 +118,7 @@ fn layer(g: &mut Graph, l: &Layer, input_hw: [u32; 2], s: LayerShape, p: &FixedP
         Op::LayerNorm { eps } => {
             // LayerNormalization normalises trailing axes: channels last, then back.
             let last = g.node("Transpose", vec![x], &format!("{out}.nhwc"), vec![ints("perm", vec![0, 2, 3, 1])]);
-            let inputs = vec![
-                last,
-                g.init(&format!("{out}.weight"), p.weight.as_ref().expect("layer norm γ")),
-                g.init(&format!("{out}.bias"), p.bias.as_ref().expect("layer norm β")),
-            ];
+            let inputs = weighted(g, last, &out, p);
             let attrs = vec![int("axis", -1), float("epsilon", *eps as f32)];
             let y = g.node("LayerNormalization", inputs, &format!("{out}.norm"), attrs);
             g.node("Transpose", vec![y], &out, vec![ints("perm", vec![0, 3, 1, 2])])
@@ -219,6 +190,25 @@ fn layer(g: &mut Graph, l: &Layer, input_hw: [u32; 2], s: LayerShape, p: &FixedP
             g.node("Pad", vec![x, pads], &out, vec![])
         }
     }
+}
+
+/// A layer's input followed by its weight and, if it has one, its bias (initializers).
+fn weighted(g: &mut Graph, x: String, out: &str, p: &FixedParams) -> Vec<String> {
+    let mut inputs = vec![x, g.init(&format!("{out}.weight"), p.weight.as_ref().expect("a weight"))];
+    if let Some(b) = &p.bias {
+        inputs.push(g.init(&format!("{out}.bias"), b));
+    }
+    inputs
+}
+
+/// `kernel_shape`, `strides` and symmetric `pads` of a sliding window.
+fn window(kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2]) -> Vec<AttributeProto> {
+    let [ph, pw] = padding.map(i64::from);
+    vec![
+        ints("kernel_shape", kernel.map(i64::from).to_vec()),
+        ints("strides", stride.map(i64::from).to_vec()),
+        ints("pads", vec![ph, pw, ph, pw]),
+    ]
 }
 
 /// Adaptive average pooling: an AveragePool when the sizes divide, else the average as a
