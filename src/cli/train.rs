@@ -287,11 +287,7 @@ fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, Pat
         .map(|(k, v)| (k.to_string(), ParamValue::Int(v as i64)))
         .to_vec();
     let net = compile_one(file, &bytes, a.network.as_deref(), &options)?;
-    let out = &net.layers[net.output];
-    if out.hw != [1, 1] {
-        let ([h, w], c, network) = (out.hw, out.channels, net.name.clone());
-        return Err(fail(slimc::runtime::RuntimeError::SpatialOutput { network, c, h, w }));
-    }
+    slimc::runtime::RuntimeError::classifier(&net).map_err(fail)?;
     if net.input[0] as usize != c || net.input[1] as usize != h || net.input[2] as usize != w {
         return Err(Failure::Usage(format!(
             "{} takes {:?} inputs but {} images are [{c}, {h}, {w}]; set the network's input parameters with --set",

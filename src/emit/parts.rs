@@ -137,20 +137,20 @@ impl Helper {
                 }
             },
             Helper::Upsample => quote! {
-                /// Upsampling by a whole `scale`: nearest, or bilinear with half-pixel centres
-                /// (PyTorch's `align_corners=False`) as one matrix product per axis, which every
-                /// backend differentiates.
+                /// Upsampling by a whole `scale` as one matrix product per axis (which every
+                /// backend differentiates): nearest copies input `floor(o / scale)`, bilinear
+                /// mixes neighbours at half-pixel centres (PyTorch's `align_corners=False`).
                 fn upsample<B: Backend>(x: Tensor<B, 4>, scale: usize, bilinear: bool) -> Tensor<B, 4> {
                     let [n, c, h, w] = x.dims();
-                    if !bilinear {
-                        let options = burn::tensor::ops::InterpolateOptions::new(burn::tensor::ops::InterpolateMode::Nearest);
-                        return burn::tensor::module::interpolate(x, [h * scale, w * scale], options);
-                    }
                     // weights(len)[i, o]: input i's share of output o.
                     let weights = |len: usize| {
                         let out = len * scale;
                         let mut m = vec![0f32; len * out];
                         for o in 0..out {
+                            if !bilinear {
+                                m[(o / scale) * out + o] = 1.0;
+                                continue;
+                            }
                             let u = ((o as f64 + 0.5) / scale as f64 - 0.5).max(0.0);
                             let lo = (u.floor() as usize).min(len - 1);
                             let hi = (lo + 1).min(len - 1);

@@ -117,11 +117,7 @@ impl Subnet {
     /// at `cfg`).
     pub fn extract<B: Backend>(model: &SlimNet<B>, cfg: &WidthConfig, stats: &BnSet<B>) -> Result<Subnet, ExportError> {
         let net = model.net.clone();
-        let out = &net.layers[net.output];
-        if out.hw != [1, 1] {
-            let ([h, w], c) = (out.hw, out.channels);
-            return Err(RuntimeError::SpatialOutput { network: net.name.clone(), c, h, w }.into());
-        }
+        RuntimeError::classifier(&net)?;
         net.space.check(&cfg.dims).map_err(RuntimeError::from)?;
         let shapes = net.layer_shapes(&cfg.dims);
         let switch = cfg.switch.unwrap_or(0);

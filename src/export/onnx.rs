@@ -130,11 +130,10 @@ fn layer(g: &mut Graph, l: &Layer, input_hw: [u32; 2], s: LayerShape, p: &FixedP
             g.node("Mul", vec![x, gamma], &out, vec![])
         }
         Op::Upsample { scale, mode } => {
-            let one = 1.0;
             let sc = *scale as f32;
             // No region of interest (an empty name omits an optional input).
             let roi = String::new();
-            let scales = g.floats(&format!("{out}.scales"), &[one, one, sc, sc]);
+            let scales = g.floats(&format!("{out}.scales"), &[1.0, 1.0, sc, sc]);
             let attrs = match mode {
                 Interp::Nearest => vec![
                     string("mode", "nearest"),
@@ -215,9 +214,8 @@ fn window(kernel: [u32; 2], stride: [u32; 2], padding: [u32; 2]) -> Vec<Attribut
 /// product with a constant `[H·W, OH·OW]` matrix whose column `o` averages `o`'s window.
 fn adaptive_avg_pool(g: &mut Graph, x: String, out: &str, [h, w]: [u32; 2], [oh, ow]: [u32; 2], c: u32) -> String {
     if h % oh == 0 && w % ow == 0 {
-        let (kh, kw) = (i64::from(h / oh), i64::from(w / ow));
-        let attrs = vec![ints("kernel_shape", vec![kh, kw]), ints("strides", vec![kh, kw])];
-        return g.node("AveragePool", vec![x], out, attrs);
+        let k = [h / oh, w / ow];
+        return g.node("AveragePool", vec![x], out, window(k, k, [0, 0]));
     }
     let window = |i: u32, size: u32, n: u32| (i * size / n)..((i + 1) * size).div_ceil(n);
     let (hw, ohw) = ((h * w) as usize, (oh * ow) as usize);

@@ -77,6 +77,18 @@ pub enum RuntimeError {
     Diverged { loss: f64 },
 }
 
+impl RuntimeError {
+    /// `Ok` for a classifier (a 1x1 output: class logits), [`RuntimeError::SpatialOutput`]
+    /// for a network that outputs a map.
+    pub fn classifier(net: &Network) -> Result<(), RuntimeError> {
+        let out = &net.layers[net.output];
+        match out.hw {
+            [1, 1] => Ok(()),
+            [h, w] => Err(RuntimeError::SpatialOutput { network: net.name.clone(), c: out.channels, h, w }),
+        }
+    }
+}
+
 /// The parameters of one IR layer at full width (unused fields are `None`/empty).
 #[derive(Module, Debug)]
 pub struct LayerParams<B: Backend> {
@@ -182,11 +194,7 @@ impl<B: Backend> SlimNet<B> {
 impl<B: SlimBackend> SlimNet<B> {
     /// Runs a classifier at `cfg` on a `[N, C, H, W]` batch: logits `[N, classes]`.
     pub fn forward(&self, x: Tensor<B, 4>, cfg: &WidthConfig, mode: Mode<'_, B>) -> Result<Forward<B>, RuntimeError> {
-        let out = &self.net.layers[self.net.output];
-        if out.hw != [1, 1] {
-            let ([h, w], c) = (out.hw, out.channels);
-            return Err(RuntimeError::SpatialOutput { network: self.net.name.clone(), c, h, w });
-        }
+        RuntimeError::classifier(&self.net)?;
         let f = self.forward_map(x, cfg, mode)?;
         let [n, c, _, _] = f.logits.dims();
         Ok(Forward { logits: f.logits.reshape([n, c]), batch_stats: f.batch_stats })
