@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::ir::{LayerShape, Network, Op};
+use crate::ir::{LayerId, LayerShape, Network, Op};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Cost {
@@ -61,6 +61,21 @@ pub fn cost_of_shapes(net: &Network, shapes: &[LayerShape]) -> (Cost, Vec<Cost>)
     let mut total = Cost::default();
     per.iter().for_each(|c| total += *c);
     (total, per)
+}
+
+/// Peak inference memory of one image at `dims`, in bytes of f32: every parameter in use
+/// plus the largest working set of one layer (its inputs and its output), the measure
+/// memory-constrained width searches use (activations of earlier layers are freed).
+pub fn peak_memory(net: &Network, dims: &[u32]) -> u64 {
+    let shapes = net.layer_shapes(dims);
+    let size = |id: LayerId| {
+        let hw = net.layers[id].hw;
+        u64::from(shapes[id.index()].out) * u64::from(hw[0]) * u64::from(hw[1])
+    };
+    let working =
+        net.layers.iter().map(|(id, l)| l.inputs.iter().map(|&i| size(i)).sum::<u64>() + size(id)).max().unwrap_or(0);
+    let (c, _) = cost_of_shapes(net, &shapes);
+    4 * (c.params + working)
 }
 
 /// `12.3M`, `1.81G`: MACs and parameter counts for people.

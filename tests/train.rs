@@ -222,6 +222,123 @@ fn resume_continues_exactly_where_the_run_stopped() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Joslim on the synthetic set: GP updates every 2 steps (at steps 2, 4, 6 and 8), a run
+/// interrupted at step 4 and resumed repeats the uninterrupted one (weights and pool); its
+/// Pareto front is evaluated, and `export` and `search --from` take a configuration from it.
+#[test]
+fn joslim_trains_resumes_exactly_and_its_front_feeds_export_and_search() {
+    let (dir, data) = synthetic_run("joslim", 256);
+    let straight = dir.join("straight").display().to_string();
+    let split = dir.join("split").display().to_string();
+    let train = |out: &str, steps: &str| {
+        let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--epochs", "2", "--out", out];
+        args.extend(["--scheme", "joslim", "--prior", "4", "--tau", "2", "--per-update", "2", "--pool", "6"]);
+        args.extend(["--max-steps", steps]);
+        args.extend(TINY);
+        ok(&slimc(&args));
+    };
+    train(&straight, "9");
+    train(&split, "4");
+    ok(&slimc(&["train", "--resume", &split, "--max-steps", "9", "--quiet"]));
+    let (a, b) = (weights(Path::new(&straight)), weights(Path::new(&split)));
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(diff < 1e-5, "resumed weights differ from the uninterrupted run's by {diff}");
+    let state = |run: &str| {
+        let meta = Path::new(run).join("checkpoint").join(checkpoint::META);
+        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(meta).unwrap()).unwrap();
+        meta["state"]["joslim"].clone()
+    };
+    let (ja, jb) = (state(&straight), state(&split));
+    assert_eq!(ja["updates"], 4, "{ja}");
+    let pool = ja["pool"].as_array().unwrap();
+    assert_eq!(pool.len(), 6);
+    // The prior (4) plus 4 updates of 2 proposals, the oldest gone: all proposed by the GPs.
+    assert!(pool.iter().all(|m| m["born"].as_u64().unwrap() >= 1), "{ja}");
+    // Resumed, the GP data and proposals are the same, bit for bit.
+    assert_eq!(ja, jb, "the resumed pool differs");
+    assert!(metrics(Path::new(&straight)).iter().all(|m| m["search_seconds"].as_f64().is_some_and(|s| s > 0.0)));
+
+    // The front: the pool's 6 configurations next to the uniform widths.
+    let front = dir.join("front.json").display().to_string();
+    let doc: serde_json::Value = serde_json::from_str(&ok(&slimc(&[
+        "eval",
+        &straight,
+        "--pareto",
+        &front,
+        "--calibrate",
+        "1",
+        "--batch",
+        "64",
+        "--json",
+    ])))
+    .unwrap();
+    let rows = doc["results"].as_array().unwrap();
+    assert_eq!(rows.iter().filter(|r| r["series"] == "joslim pool").count(), 6);
+    assert_eq!(rows.iter().filter(|r| r["series"] == "slimmable").count(), 7, "0.25 to 1 in eighths");
+    let stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&front).unwrap()).unwrap();
+    let on_front: Vec<&serde_json::Value> =
+        stored["front"].as_array().unwrap().iter().map(|i| &stored["points"][i.as_u64().unwrap() as usize]).collect();
+    assert!(!on_front.is_empty());
+    for pair in on_front.windows(2) {
+        assert!(pair[0]["macs"].as_u64() < pair[1]["macs"].as_u64());
+        assert!(pair[0]["top1"].as_f64() < pair[1]["top1"].as_f64());
+    }
+    let area = stored["area"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&area), "{area}");
+    // A budget at the cheapest front point's MACs picks exactly that configuration.
+    let cheapest = on_front[0];
+    let budget = format!("{front}#{}", cheapest["macs"].as_u64().unwrap());
+    let out = dir.join("sub.safetensors").display().to_string();
+    let report: serde_json::Value = serde_json::from_str(&ok(&slimc(&[
+        "export",
+        &straight,
+        "--config",
+        &budget,
+        "--format",
+        "safetensors",
+        "-o",
+        &out,
+        "--calibrate",
+        "1",
+        "--batch",
+        "64",
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(report["macs"], cheapest["macs"], "{report}");
+    // Below every front point there is nothing to pick: one clear error.
+    let o = slimc(&["export", &straight, "--config", &format!("{front}#1K"), "--format", "onnx", "-o", &out]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no configuration within"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The greedy search starts at a front configuration.
+    let searched = dir.join("search.json").display().to_string();
+    let doc: serde_json::Value = serde_json::from_str(&ok(&slimc(&[
+        "search",
+        &straight,
+        "--from",
+        &budget,
+        "--targets",
+        "20%",
+        "--val-batches",
+        "1",
+        "--calibrate",
+        "1",
+        "--batch",
+        "32",
+        "--out",
+        &searched,
+        "--json",
+        "--quiet",
+    ])))
+    .unwrap();
+    assert_eq!(doc["path"][0]["channels"], cheapest["channels"], "{doc}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_diverging_run_stops_and_keeps_its_last_checkpoint() {
     let (dir, data) = synthetic_run("nan", 256);
@@ -293,6 +410,16 @@ fn missing_and_corrupt_data_are_clear_errors_and_write_nothing() {
         vec!["--min-width", "0"],
         vec!["--val-fraction", "64"],
         vec!["--batch", "0"],
+        vec!["--scheme", "joslim", "--tau", "0"],
+        vec!["--scheme", "joslim", "--prior", "0"],
+        vec!["--scheme", "joslim", "--per-update", "0"],
+        vec!["--scheme", "joslim", "--pool", "0"],
+        vec!["--scheme", "joslim", "--min-width", "1.5"],
+        vec!["--scheme", "joslim", "--min-width", "0"],
+        vec!["--scheme", "joslim", "--beta", "-1"],
+        vec!["--scheme", "joslim", "--objective", "flops"],
+        vec!["--scheme", "joslim", "--val-images", "0"],
+        vec!["--tau", "5"],
     ] {
         let mut args = vec!["train", "models/resnet20.slim", "--data", &d, "--out", &out_s, "--quiet"];
         args.extend(bad.iter().copied());

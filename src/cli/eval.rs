@@ -1,16 +1,19 @@
 //! `slimc eval RUN [--widths … | --configs FILE] [--calibrate N] [--baseline RUN…]
-//! [--plot FILE] [--json]`: the library evaluates, this formats.
+//! [--pareto [FILE] [--macs-range LO:HI]] [--plot FILE] [--json]`: the library evaluates, this formats.
 
 use std::path::PathBuf;
 
 use clap::Args;
 use serde_json::json;
 
-use slimc::cost::human;
+use slimc::cost::{self, human};
 use slimc::data::DataSpec;
+use slimc::runtime::checkpoint::write_atomic;
 use slimc::runtime::SlimBackend;
 use slimc::train::eval::{self, EvalOptions, Row, Target};
+use slimc::train::pareto::ParetoFile;
 
+use super::search::parse_macs;
 use super::{fail, parse_data, parse_device, plot, Device, Failure, Widths};
 
 #[derive(Args)]
@@ -45,6 +48,16 @@ pub struct EvalArgs {
     /// Fixed-width runs to overlay as baselines (each evaluated at its width).
     #[arg(long, num_args = 1..)]
     baseline: Vec<PathBuf>,
+    /// Evaluate the run's Joslim pool (if any) next to the uniform widths (and --configs),
+    /// mark the Pareto front of test top-1 against MACs, and write it with the area under
+    /// it to FILE [default: RUN/pareto.json]; `slimc export --config FILE#20M` and
+    /// `slimc search --from FILE#20M` take its configurations by MAC budget.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
+    pareto: Option<PathBuf>,
+    /// The MAC range of the area under the front, LO:HI (e.g. 10M:41M)
+    /// [default: the run's smallest uniform width to full width].
+    #[arg(long, requires = "pareto", value_name = "LO:HI")]
+    macs_range: Option<String>,
 }
 
 pub fn run(a: &EvalArgs) -> Result<(), Failure> {
@@ -57,18 +70,64 @@ pub fn run(a: &EvalArgs) -> Result<(), Failure> {
 fn go<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {
     let run = eval::open::<B>(&a.path, a.data.as_ref(), &dev).map_err(fail)?;
     let net = run.model.net.clone();
-    let targets: Vec<Target> = match (&a.configs, &a.widths) {
+    let full = cost::cost(&net, &net.full_width()).0.macs;
+    let bounds = match (&a.pareto, &a.macs_range) {
+        (Some(_), Some(r)) => Some(macs_range(r)?),
+        (Some(_), None) => {
+            let lo = net.decode_uniform(run.state.options.extremes().0, net.rounding).map_err(fail)?;
+            Some([cost::cost(&net, &lo).0.macs, full])
+        }
+        _ => None,
+    };
+    let mut targets: Vec<Target> = match (&a.configs, &a.widths) {
         (Some(file), _) => eval::read_configs(file, &net).map_err(fail)?,
         (None, Some(ws)) => ws.0.iter().copied().map(Target::Uniform).collect(),
+        (None, None) if a.pareto.is_some() => {
+            eval::pareto_widths(&run.state.options).into_iter().map(Target::Uniform).collect()
+        }
         (None, None) => eval::default_widths(&run.state.options).into_iter().map(Target::Uniform).collect(),
     };
+    if a.pareto.is_some() && a.configs.is_some() {
+        let uniform = a.widths.as_ref().map_or_else(|| eval::pareto_widths(&run.state.options), |w| w.0.clone());
+        targets.extend(uniform.into_iter().map(Target::Uniform));
+    }
+    let listed = targets.len();
+    if a.pareto.is_some() {
+        let pool = run.state.joslim.iter().flat_map(|j| j.pool.iter().map(|m| Target::Multipliers(m.wm.clone())));
+        targets.extend(pool);
+    }
     let opts = EvalOptions { batch: a.batch, calibrate: a.calibrate };
     let mut rows = eval::evaluate(&run, &targets, opts, &dev).map_err(fail)?;
+    // The pool's rows are the last ones (`evaluate` keeps the order and skips only
+    // same-MACs targets, which are listed).
+    let pooled = targets.len() - listed;
+    let first = rows.len() - pooled;
+    for r in &mut rows[first..] {
+        r.series = "joslim pool".into();
+    }
+    let pareto = match (&a.pareto, bounds) {
+        (Some(file), Some(bounds)) => {
+            let file = if file.as_os_str().is_empty() { a.path.join("pareto.json") } else { file.clone() };
+            let doc = ParetoFile::new(&net.name, run.dir.display().to_string(), rows.clone(), bounds);
+            let json = serde_json::to_vec_pretty(&doc).map_err(fail)?;
+            write_atomic(&file, &json).map_err(fail)?;
+            Some((file, doc))
+        }
+        _ => None,
+    };
     for path in &a.baseline {
         rows.push(eval::baseline::<B>(path, a.data.as_ref(), opts, &dev).map_err(fail)?);
     }
     if let Some(file) = &a.plot {
-        let points: Vec<plot::Point> = rows.iter().map(point).collect();
+        let mut points: Vec<plot::Point> = rows.iter().map(point).collect();
+        if let Some((_, doc)) = &pareto {
+            points.extend(doc.front_points().map(|r| plot::Point {
+                series: "Pareto front".into(),
+                macs: r.macs,
+                top1: r.top1,
+                line: true,
+            }));
+        }
         plot::pareto(file, &format!("{}: test accuracy vs MACs", net.name), &points).map_err(Failure::Usage)?;
     }
     let data = &run.state.options.data;
@@ -76,6 +135,9 @@ fn go<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {
         let doc = json!({
             "network": net.name, "data": a.data.as_ref().unwrap_or(data).to_string(), "calibrate": a.calibrate,
             "test_images": run.test.len(), "results": rows,
+            "pareto": pareto.as_ref().map(|(file, doc)| json!({
+                "file": file.display().to_string(), "front": doc.front, "bounds": doc.bounds, "area": doc.area,
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(());
@@ -88,18 +150,31 @@ fn go<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {
         a.calibrate
     );
     println!("{:<28} {:>8} {:>8} {:>8} {:>10} {:>10}", "series", "width", "top-1", "top-5", "MACs", "params");
-    for r in &rows {
+    let on_front = |i: usize| pareto.as_ref().is_some_and(|(_, d)| d.front.contains(&i));
+    for (i, r) in rows.iter().enumerate() {
         let width = r.width.map_or_else(|| "config".to_string(), |w| format!("{w}"));
         let top5 = r.top5.map_or_else(|| "-".to_string(), |v| format!("{:.2}%", 100.0 * v));
         println!(
-            "{:<28} {:>8} {:>7.2}% {:>8} {:>10} {:>10}",
+            "{:<28} {:>8} {:>7.2}% {:>8} {:>10} {:>10}{}",
             r.series,
             width,
             100.0 * r.top1,
             top5,
             human(r.macs),
-            human(r.params)
+            human(r.params),
+            if on_front(i) { "  *" } else { "" }
         );
+    }
+    if let Some((file, doc)) = &pareto {
+        println!(
+            "* on the Pareto front ({} of {}); area under it over {}..{} MACs: {:.2}% (mean best top-1 per budget)",
+            doc.front.len(),
+            rows.len(),
+            human(doc.bounds[0]),
+            human(doc.bounds[1]),
+            100.0 * doc.area
+        );
+        println!("front: {} (export one with --config {}#BUDGET)", file.display(), file.display());
     }
     if let Some(file) = &a.plot {
         println!("plot: {}", file.display());
@@ -108,5 +183,17 @@ fn go<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {
 }
 
 fn point(r: &Row) -> plot::Point {
-    plot::Point { series: r.series.clone(), macs: r.macs, top1: r.top1 }
+    // Baselines and the pool are scattered points; widths and searched paths are lines.
+    let line = !(r.series.starts_with("fixed: ") || r.series == "joslim pool");
+    plot::Point { series: r.series.clone(), macs: r.macs, top1: r.top1, line }
+}
+
+/// `--macs-range LO:HI` with K, M and G suffixes.
+fn macs_range(s: &str) -> Result<[u64; 2], Failure> {
+    let bad = || Failure::Usage(format!("--macs-range takes LO:HI in MACs with LO < HI, e.g. 10M:41M, not `{s}`"));
+    let (lo, hi) = s.split_once(':').ok_or_else(bad)?;
+    match (parse_macs(lo), parse_macs(hi)) {
+        (Some(lo), Some(hi)) if lo < hi => Ok([lo, hi]),
+        _ => Err(bad()),
+    }
 }

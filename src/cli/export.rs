@@ -9,13 +9,10 @@ use serde_json::json;
 use slimc::cost::human;
 use slimc::data::DataSpec;
 use slimc::export::{self, Format, Subnet};
-use slimc::ir::Network;
 use slimc::runtime::checkpoint::write_atomic;
 use slimc::runtime::{SlimBackend, SlimNet, WidthConfig};
 use slimc::train::eval::{calibration, open};
-use slimc::train::search::SearchState;
 
-use super::search::{parse_fraction, parse_macs};
 use super::{fail, parse_data, parse_device, Device, Failure, Widths};
 
 /// The file format written.
@@ -33,9 +30,10 @@ pub enum FormatArg {
 pub struct ExportArgs {
     /// A run directory (from `slimc train`) or a checkpoint directory.
     path: PathBuf,
-    /// The width: one multiplier (0.5), one per search dimension (0.5,1,0.75,…), or a
-    /// `slimc search` result and target: search.json#50% (or #20M; the file alone when it
-    /// holds one configuration).
+    /// The width: one multiplier (0.5), one per search dimension (0.5,1,0.75,…), a
+    /// `slimc search` result and target (search.json#50% or #20M; the file alone when it
+    /// holds one configuration), or a `slimc eval --pareto` front and a MAC budget
+    /// (pareto.json#20M: its most accurate configuration within 20M MACs).
     #[arg(long)]
     config: String,
     #[arg(long, value_enum)]
@@ -148,7 +146,7 @@ fn config<B: SlimBackend>(s: &str, model: &SlimNet<B>) -> Result<WidthConfig, Fa
         None => (None, None),
     };
     if let Some(file) = file {
-        return searched(Path::new(file), target, net).map(WidthConfig::new);
+        return super::configured(Path::new(file), target, net).map(WidthConfig::new);
     }
     let ws = s.parse::<Widths>().map(|w| w.0).map_err(|_| {
         Failure::Usage(format!(
@@ -169,39 +167,4 @@ fn config<B: SlimBackend>(s: &str, model: &SlimNet<B>) -> Result<WidthConfig, Fa
         ))),
         _ => Ok(WidthConfig::new(net.space.decode(&ws, net.rounding).map_err(fail)?)),
     }
-}
-
-/// The channels a `slimc search` result found for `target` (`50%`, `0.5` or `20M`).
-fn searched(path: &Path, target: Option<&str>, net: &Network) -> Result<Vec<u32>, Failure> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
-    let state = SearchState::parse(&text, net).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
-    let full = slimc::cost::cost(net, &net.full_width()).0.macs;
-    let listing = || {
-        let ts: Vec<String> = state
-            .found
-            .iter()
-            .map(|f| format!("#{:.0}% ({} MACs)", 100.0 * f.target_macs as f64 / full as f64, human(f.target_macs)))
-            .collect();
-        if ts.is_empty() {
-            format!("{} has found no configuration yet", path.display())
-        } else {
-            format!("{} has {}", path.display(), ts.join(", "))
-        }
-    };
-    let found = match target {
-        None if state.found.len() == 1 => &state.found[0],
-        None => return Err(Failure::Usage(format!("name a target: {}", listing()))),
-        Some(t) => {
-            let macs = if t.ends_with('%') || t.trim().parse::<f64>().is_ok_and(|v| v <= 1.0) {
-                parse_fraction(t, full)
-            } else {
-                parse_macs(t)
-            };
-            let macs = macs.ok_or_else(|| Failure::Usage(format!("cannot read target `{t}`: {}", listing())))?;
-            // Targets given as percentages were rounded to MACs: allow that rounding.
-            state.target(macs, full / 1000).ok_or_else(|| Failure::Usage(format!("no target {t}: {}", listing())))?
-        }
-    };
-    Ok(found.point.channels.clone())
 }

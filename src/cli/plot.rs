@@ -1,5 +1,5 @@
-//! `slimc eval --plot` and `slimc search --plot`: accuracy against MACs, one line per
-//! series, except fixed-width baselines (series named `fixed: …`), drawn as markers. SVG or PNG by the file's extension; text
+//! `slimc eval --plot` and `slimc search --plot`: accuracy against MACs, one line or one
+//! set of markers per series. SVG or PNG by the file's extension; text
 //! uses the bundled DejaVu Sans (assets/), so no system fonts are needed.
 
 use std::path::Path;
@@ -10,8 +10,10 @@ use plotters::style::FontStyle;
 /// One point of a series.
 #[derive(Clone, Debug)]
 pub struct Point {
-    /// Its series; series named `fixed: …` are drawn as markers, the others as lines.
     pub series: String,
+    /// Whether its series is drawn as a line (else as markers: fixed-width baselines,
+    /// configuration pools).
+    pub line: bool,
     pub macs: u64,
     /// Top-1 accuracy in [0, 1].
     pub top1: f64,
@@ -60,12 +62,13 @@ where
         }
     }
     for (i, name) in series.iter().enumerate() {
+        let line = rows.iter().any(|r| r.series == *name && r.line);
         let mut points: Vec<(f64, f64)> =
             rows.iter().filter(|r| r.series == *name).map(|r| (r.macs as f64 / 1e6, 100.0 * r.top1)).collect();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         let color = Palette99::pick(i).to_rgba();
         let label = name.to_string();
-        if !name.starts_with("fixed: ") {
+        if line {
             chart
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
                 .map_err(err)?

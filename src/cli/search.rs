@@ -39,6 +39,10 @@ pub struct SearchArgs {
     /// or base/16 rounded to it).
     #[arg(long)]
     step: Option<u32>,
+    /// Start the greedy path at a configuration instead of full width: FILE#TARGET, a
+    /// `slimc eval --pareto` front and a MAC budget (pareto.json#20M) or a search result.
+    #[arg(long, value_name = "FILE#TARGET")]
+    from: Option<String>,
     /// How to pick each step's candidate.
     #[arg(long, value_enum, default_value_t = RankArg::Error)]
     rank: RankArg,
@@ -120,7 +124,7 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
     };
     let Loaded { model, state, dir, calib, val, .. } = open::<B>(&a.path, None, &dev).map_err(fail)?;
     let min_width = match state.options.scheme {
-        Scheme::Us => state.options.min_width,
+        Scheme::Us | Scheme::Joslim(_) => state.options.min_width,
         _ => return Err(fail(TrainError::NotUniversal)),
     };
     let net = model.net.clone();
@@ -138,7 +142,15 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
             )
         })
         .collect();
+    let start = match &a.from {
+        None => None,
+        Some(s) => {
+            let (file, target) = s.split_once('#').map_or((s.as_str(), None), |(f, t)| (f, Some(t)));
+            Some(super::configured(std::path::Path::new(file), target, &net)?)
+        }
+    };
     let options = SearchOptions {
+        start,
         targets: goals,
         steps,
         minimum,
@@ -178,7 +190,7 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
         let rows: Vec<plot::Point> = result
             .path
             .iter()
-            .map(|p| plot::Point { series: "greedy path".into(), macs: p.macs, top1: p.val_acc })
+            .map(|p| plot::Point { series: "greedy path".into(), macs: p.macs, top1: p.val_acc, line: true })
             .collect();
         plot::pareto(file, &format!("{}: AutoSlim search (validation)", net.name), &rows).map_err(Failure::Usage)?;
     }

@@ -11,6 +11,7 @@ use slimc::data::{self, DataSpec, Holdout, Normalize};
 use slimc::ir::ParamValue;
 use slimc::runtime::checkpoint::Meta;
 use slimc::runtime::{SlimAutodiff, SlimNet};
+use slimc::train::joslim::{JoslimOptions, Objective};
 use slimc::train::run::{self, EpochMetrics, Progress, Run, Schedule, Scheme, TrainOptions};
 use slimc::train::{Sampling, TrainError};
 
@@ -25,6 +26,20 @@ pub enum SchemeArg {
     S,
     /// One width (--width), plain training: a baseline.
     Fixed,
+    /// Joslim: max, min and --random widths from a pool that Gaussian processes over
+    /// validation loss and cost steer toward the Pareto front; inplace distillation.
+    Joslim,
+}
+
+/// Joslim's cost objective.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ObjectiveArg {
+    Macs,
+    Params,
+    /// Peak inference memory of one image (parameters plus the largest layer's working set).
+    Memory,
+    /// Measured forward time of one image on the training device.
+    Latency,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -57,13 +72,31 @@ pub struct TrainArgs {
     /// Fixed scheme: the one width trained.
     #[arg(long, value_parser = parse_width)]
     width: Option<f64>,
-    /// US scheme: random widths per step besides max and min.
+    /// US and joslim schemes: random widths per step besides max and min.
     #[arg(long, default_value_t = 2)]
     random: usize,
+    /// Joslim: uniform draws the configuration pool starts with.
+    #[arg(long, default_value_t = 20)]
+    prior: usize,
+    /// Joslim: steps between updates of the Gaussian processes (and of the pool).
+    #[arg(long, default_value_t = 50)]
+    tau: usize,
+    /// Joslim: configurations proposed at each update.
+    #[arg(long, default_value_t = 2)]
+    per_update: usize,
+    /// Joslim: the most configurations the pool holds (the oldest leave first).
+    #[arg(long, default_value_t = 20)]
+    pool: usize,
+    /// Joslim: the cost traded against validation loss.
+    #[arg(long, value_enum, default_value_t = ObjectiveArg::Macs)]
+    objective: ObjectiveArg,
+    /// Joslim: the confidence bound's width, in standard deviations of the GP.
+    #[arg(long, default_value_t = 1.0)]
+    beta: f64,
     /// US scheme: how the random widths are drawn.
     #[arg(long, value_enum, default_value_t = SamplingArg::Uniform)]
     sampling: SamplingArg,
-    /// US scheme: the smallest width trained.
+    /// US and joslim schemes: the smallest width trained.
     #[arg(long, default_value_t = 0.25, value_parser = parse_width)]
     min_width: f64,
     /// fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR or imagefolder:DIR.
@@ -146,6 +179,7 @@ fn parse_options(a: &TrainArgs) -> Result<TrainOptions, Failure> {
         SchemeArg::Us => Scheme::Us,
         SchemeArg::S => Scheme::S(a.widths.clone().map_or_else(|| vec![0.25, 0.5, 0.75, 1.0], |w| w.0)),
         SchemeArg::Fixed => Scheme::Fixed(a.width.ok_or_else(|| fail("--scheme fixed needs --width W"))?),
+        SchemeArg::Joslim => Scheme::Joslim(joslim_options(a)?),
     };
     let sampling = match a.sampling {
         SamplingArg::Uniform => Sampling::Uniform,
@@ -193,6 +227,34 @@ fn parse_options(a: &TrainArgs) -> Result<TrainOptions, Failure> {
     })
 }
 
+/// Joslim's flags; each count must be at least 1.
+fn joslim_options(a: &TrainArgs) -> Result<JoslimOptions, Failure> {
+    for (name, v) in [("--prior", a.prior), ("--tau", a.tau), ("--per-update", a.per_update), ("--pool", a.pool)] {
+        if v == 0 {
+            return Err(Failure::Usage(format!("{name} must be at least 1")));
+        }
+    }
+    if !(a.beta.is_finite() && a.beta >= 0.0) {
+        return Err(Failure::Usage(format!("--beta must be a non-negative number, got {}", a.beta)));
+    }
+    let objective = match a.objective {
+        ObjectiveArg::Macs => Objective::Macs,
+        ObjectiveArg::Params => Objective::Params,
+        ObjectiveArg::Memory => Objective::Memory,
+        ObjectiveArg::Latency => Objective::Latency,
+    };
+    Ok(JoslimOptions { prior: a.prior, tau: a.tau, per_update: a.per_update, pool: a.pool, objective, beta: a.beta })
+}
+
+/// Joslim's flags typed for another scheme (they would be ignored), as `--name`s.
+fn joslim_only(matches: &ArgMatches) -> Vec<String> {
+    ["prior", "tau", "per_update", "pool", "objective", "beta"]
+        .into_iter()
+        .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect()
+}
+
 /// `matches` are the `train` subcommand's, to tell typed flags from defaults.
 pub fn run(a: &TrainArgs, matches: Option<&ArgMatches>) -> Result<(), Failure> {
     if a.resume.is_some() {
@@ -203,6 +265,12 @@ pub fn run(a: &TrainArgs, matches: Option<&ArgMatches>) -> Result<(), Failure> {
                  start a new run with --out instead",
                 refused.join(", ")
             )));
+        }
+    }
+    if a.resume.is_none() && a.scheme != SchemeArg::Joslim {
+        let stray = matches.map(joslim_only).unwrap_or_default();
+        if !stray.is_empty() {
+            return Err(Failure::Usage(format!("{} only apply to --scheme joslim", stray.join(", "))));
         }
     }
     on_device!(a.device.spec, train, train(a))
@@ -303,12 +371,18 @@ fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, Pat
     }
     let holdout = a.val_fraction.map_or(Holdout::Images(a.val_images), Holdout::Fraction);
     opts.val = holdout.size(data.train.len()).map_err(|e| fail(format!("{e}; hold out fewer with --val-images")))?;
+    if matches!(opts.scheme, Scheme::Joslim(_)) && opts.val == 0 {
+        return Err(Failure::Usage(
+            "--scheme joslim measures its pool on validation images; hold some out (--val-images)".into(),
+        ));
+    }
     let (train_split, _) = run::splits(&data, &opts);
     let normalize = Normalize::measure(&train_split).map_err(fail)?;
     let scheme = match &opts.scheme {
         Scheme::Us => "us".to_string(),
         Scheme::S(_) => "s".to_string(),
         Scheme::Fixed(w) => format!("fixed{w}"),
+        Scheme::Joslim(_) => "joslim".to_string(),
     };
     let run_dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{}-{scheme}", net.name)));
     if run::checkpoint_dir(&run_dir).exists() {

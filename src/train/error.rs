@@ -15,6 +15,8 @@ pub enum TrainError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error("joslim: {0}")]
+    Joslim(#[from] super::joslim::JoslimError),
     /// The loss became NaN or infinite; the last checkpoint is kept.
     #[error(
         "the loss became {loss} at step {step} (epoch {}); training stopped, the last good checkpoint is kept",
@@ -41,8 +43,8 @@ pub enum TrainError {
     /// AutoSlim search needs a network trained at every width with shared BN.
     #[error("search needs a network trained with the US scheme (shared BN, every width)")]
     NotUniversal,
-    /// Search needs validation images to rank candidates.
-    #[error("the run holds out no validation images; search needs some")]
+    /// Search and Joslim need validation images to rank configurations.
+    #[error("the run holds out no validation images; search and joslim need some")]
     NoValidation,
     #[error("cannot encode the state as JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -79,4 +81,6 @@ pub enum SearchFileError {
     ConfigLine { line: usize, dims: usize },
     #[error("holds no configuration")]
     Empty,
+    #[error("not a `slimc eval --pareto` result: {0}")]
+    NotAPareto(String),
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use super::measure::{accuracy, calibration, Accuracy};
 use super::run::{self, RunState, Scheme, TrainOptions};
@@ -56,7 +56,7 @@ pub enum Target {
 }
 
 /// One evaluated configuration.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
     /// The series: `slimmable`, `search`, `uniform (same MACs)` or `fixed: PATH`.
     pub series: String,
@@ -81,13 +81,26 @@ pub struct EvalOptions {
 /// steps from its smallest width).
 pub fn default_widths(opts: &TrainOptions) -> Vec<f64> {
     match &opts.scheme {
-        Scheme::Us => {
+        Scheme::Us | Scheme::Joslim(_) => {
             let mut ws = vec![opts.min_width];
             ws.extend([0.25, 0.5, 0.75, 1.0].into_iter().filter(|&w| w > opts.min_width + 1e-9));
             ws
         }
         Scheme::S(ws) => ws.clone(),
         Scheme::Fixed(w) => vec![*w],
+    }
+}
+
+/// The uniform widths of a Pareto evaluation: eighth steps from the smallest trained
+/// width to 1 (the switches of an S-Nets run, the width of a fixed one).
+pub fn pareto_widths(opts: &TrainOptions) -> Vec<f64> {
+    match &opts.scheme {
+        Scheme::Us | Scheme::Joslim(_) => {
+            let mut ws = vec![opts.min_width];
+            ws.extend((1..=8).map(|k| f64::from(k) / 8.0).filter(|&w| w > opts.min_width + 1e-9));
+            ws
+        }
+        _ => default_widths(opts),
     }
 }
 

@@ -7,7 +7,9 @@
 pub mod bench;
 mod error;
 pub mod eval;
+pub mod joslim;
 mod measure;
+pub mod pareto;
 pub mod run;
 pub mod search;
 

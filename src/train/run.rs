@@ -14,10 +14,12 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use super::{measure, step, tensors, Sampling, Sandwich, StepLoss, StepOptions, TrainError};
+use super::joslim::{JoslimOptions, JoslimState};
+use super::{cross_entropy, measure, step, tensors, Sampling, Sandwich, StepLoss, StepOptions, TrainError};
 use crate::data::{self, DataSpec, Dataset, Normalize, Plan, Split};
 use crate::runtime::checkpoint::{self, CheckpointError, Meta};
-use crate::runtime::{RuntimeError, SlimAutodiff, SlimBackend, SlimNet, WidthConfig};
+use crate::runtime::{Mode, RuntimeError, SlimAutodiff, SlimBackend, SlimNet, WidthConfig};
+use burn::tensor::ElementConversion;
 
 /// Which widths each step trains.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -28,6 +30,9 @@ pub enum Scheme {
     S(Vec<f64>),
     /// One width, plain training (the baseline).
     Fixed(f64),
+    /// Joslim: the sandwich's random widths come from a pool that Gaussian processes over
+    /// loss and cost steer toward the Pareto front (`joslim`).
+    Joslim(JoslimOptions),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,7 +79,7 @@ impl TrainOptions {
     /// The smallest and largest widths the scheme trains.
     pub fn extremes(&self) -> (f64, f64) {
         match &self.scheme {
-            Scheme::Us => (self.min_width, 1.0),
+            Scheme::Us | Scheme::Joslim(_) => (self.min_width, 1.0),
             Scheme::S(ws) => (ws.iter().copied().fold(f64::INFINITY, f64::min), ws.iter().copied().fold(0.0, f64::max)),
             Scheme::Fixed(w) => (*w, *w),
         }
@@ -96,6 +101,10 @@ pub struct EpochMetrics {
     pub val_acc_max: Option<f64>,
     pub img_per_s: f64,
     pub seconds: f64,
+    /// Of `seconds`, the time spent in Joslim's updates (measuring the pool, fitting the
+    /// GPs, proposing).
+    #[serde(default)]
+    pub search_seconds: f64,
 }
 
 /// Where a run stands; stored in `meta.json` under `state`.
@@ -109,6 +118,9 @@ pub struct RunState {
     /// Steps trained in total.
     pub step: usize,
     pub history: Vec<EpochMetrics>,
+    /// Joslim's pool and GP data (`--scheme joslim` only).
+    #[serde(default)]
+    pub joslim: Option<JoslimState>,
 }
 
 /// What the training loop reports as it goes (the CLI draws a progress bar).
@@ -150,13 +162,26 @@ pub fn learning_rate(opts: &TrainOptions, step: usize, steps_per_epoch: usize) -
     }
 }
 
-/// The widths of step `step` under the scheme.
+/// The widths of step `step` under the scheme (Joslim's come from its pool).
 fn step_widths<B: Backend>(
     model: &SlimNet<B>,
     opts: &TrainOptions,
+    joslim: Option<&JoslimState>,
     step: usize,
 ) -> Result<Vec<WidthConfig>, RuntimeError> {
+    let net = &model.net;
+    let decode = |wm: &[f64]| net.space.decode(wm, net.rounding).map(WidthConfig::new).map_err(RuntimeError::from);
     match &opts.scheme {
+        Scheme::Joslim(_) => {
+            let n = net.space.search_dim();
+            let mut out = vec![decode(&vec![1.0; n])?, decode(&vec![opts.min_width; n])?];
+            if let Some(j) = joslim {
+                for wm in j.sample(opts.seed, step, opts.random) {
+                    out.push(decode(&wm)?);
+                }
+            }
+            Ok(out)
+        }
         Scheme::Us => {
             let sandwich = Sandwich {
                 min_width: opts.min_width,
@@ -202,7 +227,8 @@ impl<B: SlimAutodiff> Run<B> {
     pub fn start(model: SlimNet<B>, mut meta: Meta, opts: TrainOptions, normalize: Normalize) -> Run<B> {
         meta.switches = opts.switches();
         let optim = optimizer::<B>(&opts);
-        let state = RunState { options: opts, normalize, epoch: 0, batch: 0, step: 0, history: Vec::new() };
+        let state =
+            RunState { options: opts, normalize, epoch: 0, batch: 0, step: 0, history: Vec::new(), joslim: None };
         Run { model, meta, state, optim }
     }
 
@@ -228,6 +254,9 @@ impl<B: SlimAutodiff> Run<B> {
     ) -> Result<Run<B>, TrainError> {
         let opts = self.state.options.clone();
         let (train, val) = splits(data, &opts);
+        if matches!(opts.scheme, Scheme::Joslim(_)) && val.is_empty() {
+            return Err(TrainError::NoValidation);
+        }
         let per_epoch = train.len() / opts.batch;
         if per_epoch == 0 {
             return Err(TrainError::BatchTooLarge { batch: opts.batch, images: train.len() });
@@ -235,7 +264,7 @@ impl<B: SlimAutodiff> Run<B> {
         let shape = data.shape();
         let augment = opts.data.augment(shape[1]);
         let step_opts = |lr: f64| StepOptions {
-            distill: matches!(opts.scheme, Scheme::Us),
+            distill: matches!(opts.scheme, Scheme::Us | Scheme::Joslim(_)),
             lr,
             weight_decay: opts.weight_decay,
             label_smoothing: opts.label_smoothing,
@@ -251,6 +280,7 @@ impl<B: SlimAutodiff> Run<B> {
             let plan = Plan { batch: opts.batch, skip: self.state.batch, drop_last: true, augment, seed };
             let batches = data::batches(&train, order, &self.state.normalize, plan);
             let started = std::time::Instant::now();
+            let mut search_seconds = 0.0;
             let (mut loss_sum, mut steps, mut seen, mut lr) = (0.0, 0usize, 0usize, 0.0);
             // Step k's loss is read after step k+1 is queued (see `StepLoss`).
             let mut pending: Option<(StepLoss<B::InnerBackend>, usize, f64)> = None;
@@ -269,7 +299,12 @@ impl<B: SlimAutodiff> Run<B> {
             for batch in batches {
                 let batch = batch?;
                 lr = learning_rate(&opts, self.state.step, per_epoch);
-                let widths = step_widths(&self.model, &opts, self.state.step)?;
+                if let Scheme::Joslim(j) = &opts.scheme {
+                    let t = std::time::Instant::now();
+                    self.joslim_update(j, &val, device)?;
+                    search_seconds += t.elapsed().as_secs_f64();
+                }
+                let widths = step_widths(&self.model, &opts, self.state.joslim.as_ref(), self.state.step)?;
                 B::seed(device, opts.seed.wrapping_add(self.state.step as u64));
                 let (x, y) = tensors::<B>(&batch, shape, device);
                 let (model, loss) = step(self.model, &mut self.optim, x, y, &widths, &step_opts(lr))?;
@@ -329,6 +364,7 @@ impl<B: SlimAutodiff> Run<B> {
                 val_acc_max: acc[1],
                 img_per_s: seen as f64 / seconds.max(1e-9),
                 seconds,
+                search_seconds,
             };
             if complete {
                 self.state.epoch += 1;
@@ -339,6 +375,49 @@ impl<B: SlimAutodiff> Run<B> {
             progress.epoch_end(&metrics);
         }
         Ok(self)
+    }
+
+    /// Joslim's bookkeeping before a step: the prior pool at the first step, then an
+    /// update (the pool's losses on one validation batch, the GPs, new members) every
+    /// `tau` steps.
+    fn joslim_update(&mut self, j: &JoslimOptions, val: &Split, device: &B::Device) -> Result<(), TrainError> {
+        let opts = &self.state.options;
+        let inner = self.model.valid();
+        let net = inner.net.clone();
+        let shape = val.images.shape();
+        let decode = |wm: &[f64]| net.space.decode(wm, net.rounding).map(WidthConfig::new).map_err(RuntimeError::from);
+        let cost = |wm: &[f64]| -> Result<f64, TrainError> {
+            let cfg = decode(wm)?;
+            match j.objective.static_cost(&net, &cfg.dims) {
+                Some(c) => Ok(c),
+                None => latency_ms(&inner, &cfg, shape, device),
+            }
+        };
+        let state = match self.state.joslim.take() {
+            Some(s) => s,
+            None => JoslimState::start(j, net.space.search_dim(), opts.min_width, opts.seed, cost)?,
+        };
+        let mut state = state;
+        if state.due(j, self.state.step) {
+            // One validation batch per update, in turn, with batch statistics (the
+            // weights just moved; calibration would cost more than the update).
+            let n = opts.batch.min(val.len());
+            let start = (state.updates * n) % val.len();
+            let indices: Vec<usize> = (0..n).map(|k| val.indices[(start + k) % val.len()]).collect();
+            let batch = data::batches(val, indices, &self.state.normalize, Plan::eval(n))
+                .next()
+                .expect("a non-empty validation split gives a batch")?;
+            let (x, y) = tensors::<B::InnerBackend>(&batch, shape, device);
+            B::InnerBackend::seed(device, opts.seed ^ state.updates as u64);
+            let mut losses = Vec::with_capacity(state.pool.len());
+            for m in &state.pool {
+                let logits = inner.forward(x.clone(), &decode(&m.wm)?, Mode::Train)?.logits;
+                losses.push(f64::from(cross_entropy(logits, y.clone(), 0.0).into_scalar().elem::<f32>()));
+            }
+            state.update(j, &losses, opts.min_width, opts.seed, cost)?;
+        }
+        self.state.joslim = Some(state);
+        Ok(())
     }
 
     /// Writes the checkpoint (a fresh directory renamed over the old one) and
@@ -378,6 +457,29 @@ impl<B: SlimAutodiff> Run<B> {
         checkpoint::write_atomic(&run_dir.join("metrics.jsonl"), lines.as_bytes())?;
         Ok(())
     }
+}
+
+/// Forward time of one image at `cfg`, in milliseconds: the median of five runs after
+/// one warm-up.
+fn latency_ms<B: SlimBackend>(
+    model: &SlimNet<B>,
+    cfg: &WidthConfig,
+    shape: [usize; 3],
+    device: &B::Device,
+) -> Result<f64, TrainError> {
+    let [c, h, w] = shape;
+    let mut times = Vec::with_capacity(5);
+    for k in 0..6 {
+        let x = burn::tensor::Tensor::<B, 4>::zeros([1, c, h, w], device);
+        let t = std::time::Instant::now();
+        let logits = model.forward(x, cfg, Mode::Train)?.logits;
+        logits.into_data();
+        if k > 0 {
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
 }
 
 /// Loads the checkpoint of a run (see [`find_checkpoint`]) with its training state, and

@@ -1,5 +1,5 @@
 //! `slimc search`: AutoSlim's greedy slimming of a trained slimmable network. From full
-//! width, each iteration tries shrinking every search dimension by one step, evaluates each
+//! width (or a given configuration), each iteration tries shrinking every search dimension by one step, evaluates each
 //! candidate on the held-out validation split after BN calibration, and keeps the best
 //! (smallest error, or smallest error increase per MAC saved). A configuration is recorded
 //! each time the MACs fall to a target. The state is saved after every iteration, so a
@@ -38,6 +38,10 @@ pub struct SearchOptions {
     pub batch: usize,
     pub calibrate: usize,
     pub val_batches: usize,
+    /// Where the greedy path starts (a configuration from a search or a Pareto front);
+    /// full width when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<Vec<u32>>,
 }
 
 /// One configuration on the greedy path.
@@ -103,6 +107,11 @@ impl SearchState {
         for (field, got) in [("steps", self.options.steps.len()), ("minimum", self.options.minimum.len())] {
             if got != dims {
                 return Err(SearchFileError::OptionLength { field, expected: dims, got });
+            }
+        }
+        if let Some(start) = &self.options.start {
+            if let Err(error) = net.space.check(start) {
+                return Err(SearchFileError::Channels { entry: "options.start".into(), error });
             }
         }
         if let Some(dim) = self.options.steps.iter().position(|&s| s == 0) {
@@ -221,12 +230,13 @@ pub fn search<B: SlimBackend>(
         write_atomic(out, &json).map_err(TrainError::Checkpoint)
     };
     if state.path.is_empty() {
-        let full = measure(model, &net.full_width(), data, &opts, device)?;
-        state.path.push(full);
+        let start = opts.start.clone().unwrap_or_else(|| net.full_width());
+        let first = measure(model, &start, data, &opts, device)?;
+        state.path.push(first);
     }
     let lowest = opts.targets.iter().copied().min().unwrap_or(0);
     loop {
-        let current = state.path.last().expect("the path starts at full width").clone();
+        let current = state.path.last().expect("the path has its start").clone();
         for &t in &opts.targets {
             if current.macs <= t && !state.found.iter().any(|f| f.target_macs == t) {
                 state.found.push(found(net, t, &current));
