@@ -256,6 +256,19 @@ fn joslim_trains_resumes_exactly_and_its_front_feeds_export_and_search() {
     assert!(pool.iter().all(|m| m["born"].as_u64().unwrap() >= 1), "{ja}");
     // Resumed, the GP data and proposals are the same, bit for bit.
     assert_eq!(ja, jb, "the resumed pool differs");
+    // An edited pool is refused on resume, by name, and the checkpoint stays as it was.
+    let meta_path = Path::new(&split).join("checkpoint").join(checkpoint::META);
+    let mut meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    meta["state"]["joslim"]["pool"] = serde_json::json!([]);
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let o = slimc(&["train", "--resume", &split, "--max-steps", "12", "--quiet"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("joslim.pool is empty"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(weights(Path::new(&split)), b, "the run is untouched");
     assert!(metrics(Path::new(&straight)).iter().all(|m| m["search_seconds"].as_f64().is_some_and(|s| s > 0.0)));
 
     // The front: the pool's 6 configurations next to the uniform widths.

@@ -58,6 +58,9 @@ pub struct EvalArgs {
     /// [default: the run's smallest uniform width to full width].
     #[arg(long, requires = "pareto", value_name = "LO:HI")]
     macs_range: Option<String>,
+    /// Fronts of other runs (their `--pareto` files) to draw into --plot, to compare schemes.
+    #[arg(long, num_args = 1.., requires = "plot", value_name = "PARETO_FILE")]
+    overlay: Vec<PathBuf>,
 }
 
 pub fn run(a: &EvalArgs) -> Result<(), Failure> {
@@ -123,6 +126,19 @@ fn go<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {
         if let Some((_, doc)) = &pareto {
             points.extend(doc.front_points().map(|r| plot::Point {
                 series: "Pareto front".into(),
+                macs: r.macs,
+                top1: r.top1,
+                line: true,
+            }));
+        }
+        for path in &a.overlay {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
+            let other =
+                ParetoFile::parse(&text, &net).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
+            let series = format!("front: {}", path.display());
+            points.extend(other.front_points().map(|r| plot::Point {
+                series: series.clone(),
                 macs: r.macs,
                 top1: r.top1,
                 line: true,

@@ -276,6 +276,24 @@ pub fn run(a: &TrainArgs, matches: Option<&ArgMatches>) -> Result<(), Failure> {
     on_device!(a.device.spec, train, train(a))
 }
 
+/// The scheme as the user named it, with its settings.
+fn describe(scheme: &Scheme) -> String {
+    match scheme {
+        Scheme::Us => "scheme us".into(),
+        Scheme::S(ws) => format!("scheme s (widths {ws:?})"),
+        Scheme::Fixed(w) => format!("scheme fixed (width {w})"),
+        Scheme::Joslim(j) => format!(
+            "scheme joslim (prior {}, tau {}, {} per update, pool {}, objective {:?}, beta {})",
+            j.prior,
+            j.tau,
+            j.per_update,
+            j.pool,
+            format!("{:?}", j.objective).to_lowercase(),
+            j.beta
+        ),
+    }
+}
+
 /// A library error, with what the user can do about it where the message cannot name flags.
 fn train_failure(e: TrainError) -> Failure {
     match e {
@@ -303,12 +321,12 @@ fn train<B: SlimAutodiff>(a: &TrainArgs, dev: B::Device) -> Result<(), Failure> 
     };
     let opts = run.state.options.clone();
     eprintln!(
-        "training {} on {} ({} train / {} validation images), {:?}, {} epochs of batch {}, device {}",
+        "training {} on {} ({} train / {} validation images), {}, {} epochs of batch {}, device {}",
         run.model.net.name,
         opts.data,
         data.train.len() - opts.val,
         opts.val,
-        opts.scheme,
+        describe(&opts.scheme),
         opts.epochs,
         opts.batch,
         a.device.name

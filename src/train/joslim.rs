@@ -138,6 +138,29 @@ impl JoslimState {
         Ok(JoslimState { pool, updates: 0 })
     }
 
+    /// Why a stored state cannot continue a run of a network with `dims` search
+    /// dimensions trained from `min_width` (an edited checkpoint), if it cannot.
+    pub fn check(&self, dims: usize, min_width: f64) -> Result<(), String> {
+        if self.pool.is_empty() {
+            return Err("joslim.pool is empty".into());
+        }
+        for (i, m) in self.pool.iter().enumerate() {
+            if m.wm.len() != dims {
+                return Err(format!(
+                    "joslim.pool[{i}].wm has {} multipliers, the network has {dims} dimensions",
+                    m.wm.len()
+                ));
+            }
+            if let Some(w) = m.wm.iter().find(|w| !(min_width - 1e-12..=1.0).contains(*w)) {
+                return Err(format!("joslim.pool[{i}].wm holds {w}, outside [{min_width}, 1]"));
+            }
+            if !m.cost.is_finite() || m.loss.is_some_and(|l| !l.is_finite()) {
+                return Err(format!("joslim.pool[{i}] has a cost or loss that is not a number"));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether an update is due before `step`.
     pub fn due(&self, opts: &JoslimOptions, step: usize) -> bool {
         (self.updates + 1) * opts.tau <= step

@@ -235,6 +235,10 @@ impl<B: SlimAutodiff> Run<B> {
     /// Reopens the run in `run_dir` where its last checkpoint left it.
     pub fn resume(run_dir: &Path, device: &B::Device) -> Result<Run<B>, TrainError> {
         let (model, meta, state, dir) = open::<B>(run_dir, device)?;
+        if let Some(j) = &state.joslim {
+            j.check(model.net.space.search_dim(), state.options.min_width)
+                .map_err(|reason| CheckpointError::Corrupt { path: dir.join(checkpoint::META), reason })?;
+        }
         let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
         let path = dir.join(OPTIMIZER);
         let record = recorder
