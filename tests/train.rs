@@ -184,25 +184,33 @@ fn us_training_learns_and_eval_reports_every_width() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn resume_continues_exactly_where_the_run_stopped() {
-    let (dir, data) = synthetic_run("resume", 256);
+/// Trains a synthetic run straight to step 9 and another one to step 4, resumed to 9 (the
+/// epoch has 6 steps: interrupted mid-epoch, resumed past the epoch end), with `scheme`'s
+/// flags; the weights must agree. Returns both run directories and the resumed weights.
+fn straight_and_resumed(dir: &Path, data: &str, scheme: &[&str]) -> (String, String, Vec<f32>) {
     let straight = dir.join("straight").display().to_string();
     let split = dir.join("split").display().to_string();
     let train = |out: &str, steps: &str| {
-        let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--epochs", "2", "--out", out];
+        let mut args = vec!["train", "models/resnet20.slim", "--data", data, "--epochs", "2", "--out", out];
+        args.extend(scheme);
         args.extend(["--max-steps", steps]);
         args.extend(TINY);
         ok(&slimc(&args));
     };
     train(&straight, "9");
     train(&split, "4");
-    // Interrupted mid-epoch (the epoch has 6 steps), then resumed past the epoch end.
     ok(&slimc(&["train", "--resume", &split, "--max-steps", "9", "--quiet"]));
     let (a, b) = (weights(Path::new(&straight)), weights(Path::new(&split)));
     assert_eq!(a.len(), b.len());
     let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
     assert!(diff < 1e-5, "resumed weights differ from the uninterrupted run's by {diff}");
+    (straight, split, b)
+}
+
+#[test]
+fn resume_continues_exactly_where_the_run_stopped() {
+    let (dir, data) = synthetic_run("resume", 256);
+    let (straight, split, b) = straight_and_resumed(&dir, &data, &[]);
     let (ma, mb) = (metrics(Path::new(&straight)), metrics(Path::new(&split)));
     let last = |m: &[serde_json::Value]| m.last().unwrap()["step"].as_u64().unwrap();
     assert_eq!(last(&ma), 9);
@@ -228,21 +236,8 @@ fn resume_continues_exactly_where_the_run_stopped() {
 #[test]
 fn joslim_trains_resumes_exactly_and_its_front_feeds_export_and_search() {
     let (dir, data) = synthetic_run("joslim", 256);
-    let straight = dir.join("straight").display().to_string();
-    let split = dir.join("split").display().to_string();
-    let train = |out: &str, steps: &str| {
-        let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--epochs", "2", "--out", out];
-        args.extend(["--scheme", "joslim", "--prior", "4", "--tau", "2", "--per-update", "2", "--pool", "6"]);
-        args.extend(["--max-steps", steps]);
-        args.extend(TINY);
-        ok(&slimc(&args));
-    };
-    train(&straight, "9");
-    train(&split, "4");
-    ok(&slimc(&["train", "--resume", &split, "--max-steps", "9", "--quiet"]));
-    let (a, b) = (weights(Path::new(&straight)), weights(Path::new(&split)));
-    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-    assert!(diff < 1e-5, "resumed weights differ from the uninterrupted run's by {diff}");
+    let joslim = ["--scheme", "joslim", "--prior", "4", "--tau", "2", "--per-update", "2", "--pool", "6"];
+    let (straight, split, b) = straight_and_resumed(&dir, &data, &joslim);
     let state = |run: &str| {
         let meta = Path::new(run).join("checkpoint").join(checkpoint::META);
         let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(meta).unwrap()).unwrap();

@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::eval::Row;
+use super::search::check_config;
 use super::SearchFileError;
-use crate::cost;
 use crate::ir::Network;
 
 /// Indices of the rows on the front, by increasing MACs: each has a strictly higher top-1
@@ -75,18 +75,9 @@ impl ParetoFile {
             return Err(SearchFileError::OtherNetwork { expected: net.name.clone(), found: file.network.clone() });
         }
         for (i, p) in file.points.iter().enumerate() {
-            let entry = format!("points[{i}]");
-            if let Err(error) = net.space.check(&p.channels) {
-                return Err(SearchFileError::Channels { entry, error });
-            }
-            let (c, _) = cost::cost(net, &p.channels);
-            for (field, stored, actual) in [("macs", p.macs, c.macs), ("params", p.params, c.params)] {
-                if stored != actual {
-                    return Err(SearchFileError::Cost { entry, field, stored, actual });
-                }
-            }
+            check_config(net, format!("points[{i}]"), &p.channels, p.macs, p.params)?;
             if !(0.0..=1.0).contains(&p.top1) {
-                return Err(SearchFileError::NotAPareto(format!("{entry}.top1 is {}, not in [0, 1]", p.top1)));
+                return Err(SearchFileError::NotAPareto(format!("points[{i}].top1 is {}, not in [0, 1]", p.top1)));
             }
         }
         if file.front != front(&file.points) {

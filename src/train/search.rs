@@ -135,11 +135,23 @@ impl SearchState {
 }
 
 fn check_point(net: &Network, entry: String, p: &Point) -> Result<(), SearchFileError> {
-    if let Err(error) = net.space.check(&p.channels) {
+    check_config(net, entry, &p.channels, p.macs, p.params)
+}
+
+/// A stored configuration (of a search or a Pareto front) must be one of `net` and cost
+/// the MACs and parameters stored with it.
+pub(super) fn check_config(
+    net: &Network,
+    entry: String,
+    channels: &[u32],
+    macs: u64,
+    params: u64,
+) -> Result<(), SearchFileError> {
+    if let Err(error) = net.space.check(channels) {
         return Err(SearchFileError::Channels { entry, error });
     }
-    let (c, _) = cost::cost(net, &p.channels);
-    for (field, stored, actual) in [("macs", p.macs, c.macs), ("params", p.params, c.params)] {
+    let (c, _) = cost::cost(net, channels);
+    for (field, stored, actual) in [("macs", macs, c.macs), ("params", params, c.params)] {
         if stored != actual {
             return Err(SearchFileError::Cost { entry, field, stored, actual });
         }
