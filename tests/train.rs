@@ -266,6 +266,15 @@ fn joslim_trains_resumes_exactly_and_its_front_feeds_export_and_search() {
     assert_eq!(weights(Path::new(&split)), b, "the run is untouched");
     assert!(metrics(Path::new(&straight)).iter().all(|m| m["search_seconds"].as_f64().is_some_and(|s| s > 0.0)));
 
+    // The measured objective: each member's latency is taken once, when it joins the pool.
+    let timed = dir.join("latency").display().to_string();
+    let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--out", &timed, "--max-steps", "3"];
+    args.extend(["--scheme", "joslim", "--objective", "latency", "--prior", "3", "--tau", "2"]);
+    args.extend(TINY);
+    ok(&slimc(&args));
+    let j = state(&timed);
+    assert_eq!(j["pool"].as_array().unwrap().len(), 5, "{j}");
+    assert!(j["pool"].as_array().unwrap().iter().all(|m| m["cost"].as_f64().is_some_and(|ms| ms > 0.0 && ms < 1e4)));
     // The front: the pool's 6 configurations next to the uniform widths.
     let front = dir.join("front.json").display().to_string();
     let doc: serde_json::Value = serde_json::from_str(&ok(&slimc(&[

@@ -172,6 +172,9 @@ fn cifar_resnets() {
     assert_eq!(out.width, Width::Dim(0));
     // One shared width per stage plus one inner width per block: 3 + 9.
     assert_eq!(net.space.search_dim(), 12);
+    // Joslim's memory objective: the parameters plus the largest working set, a stage-1
+    // residual add (two 16x32x32 inputs and its output), in f32 bytes.
+    assert_eq!(slimc::cost::peak_memory(&net, &net.full_width()), 4 * (params + 3 * 16 * 32 * 32));
     assert_eq!(
         slimc::ir::dump::channel_space(&net.space.channel_space()),
         "[16, [16, 16, 16], [32, 32, 32, 32], [64, 64, 64, 64]]"

@@ -385,6 +385,9 @@ impl<B: SlimAutodiff> Run<B> {
     /// update (the pool's losses on one validation batch, the GPs, new members) every
     /// `tau` steps.
     fn joslim_update(&mut self, j: &JoslimOptions, val: &Split, device: &B::Device) -> Result<(), TrainError> {
+        if self.state.joslim.as_ref().is_some_and(|s| !s.due(j, self.state.step)) {
+            return Ok(());
+        }
         let opts = &self.state.options;
         let inner = self.model.valid();
         let net = inner.net.clone();
