@@ -2,7 +2,8 @@
 //! the smallest width and `random` widths in between; the largest learns from the labels,
 //! the others from its detached softmax (inplace distillation). One optimizer step per
 //! batch on the summed loss. `run` is the epoch loop of `slimc train`, `eval` measures
-//! accuracy per width.
+//! accuracy per width, `joslim` steers the sampled widths toward the Pareto front, `pareto`
+//! finds that front among evaluated configurations.
 
 pub mod bench;
 mod error;
