@@ -76,22 +76,22 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 2)]
     random: usize,
     /// Joslim: uniform draws the configuration pool starts with.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = JoslimOptions::default().prior)]
     prior: usize,
     /// Joslim: steps between updates of the Gaussian processes (and of the pool).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = JoslimOptions::default().tau)]
     tau: usize,
     /// Joslim: configurations proposed at each update.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = JoslimOptions::default().per_update)]
     per_update: usize,
     /// Joslim: the most configurations the pool holds (the oldest leave first).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = JoslimOptions::default().pool)]
     pool: usize,
     /// Joslim: the cost traded against validation loss.
     #[arg(long, value_enum, default_value_t = ObjectiveArg::Macs)]
     objective: ObjectiveArg,
     /// Joslim: the confidence bound's width, in standard deviations of the GP.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = JoslimOptions::default().beta)]
     beta: f64,
     /// US scheme: how the random widths are drawn.
     #[arg(long, value_enum, default_value_t = SamplingArg::Uniform)]

@@ -45,10 +45,9 @@ pub enum Objective {
 impl Objective {
     /// The cost of `dims` where it follows from the network alone (not latency).
     pub fn static_cost(self, net: &Network, dims: &[u32]) -> Option<f64> {
-        let (c, _) = cost::cost(net, dims);
         match self {
-            Objective::Macs => Some(c.macs as f64),
-            Objective::Params => Some(c.params as f64),
+            Objective::Macs => Some(cost::cost(net, dims).0.macs as f64),
+            Objective::Params => Some(cost::cost(net, dims).0.params as f64),
             Objective::Memory => Some(cost::peak_memory(net, dims) as f64),
             Objective::Latency => None,
         }
@@ -188,16 +187,15 @@ impl JoslimState {
         }
         self.updates += 1;
         let xs: Vec<Vec<f64>> = self.pool.iter().map(|m| m.wm.clone()).collect();
-        let loss: Vec<f64> = losses.to_vec();
         let costs: Vec<f64> = self.pool.iter().map(|m| m.cost).collect();
         let mut r = rng(seed, UPDATE, self.updates as u64);
         // A space of one point (min width 1, or no search dimension) leaves nothing to fit.
         let distinct = xs.iter().enumerate().filter(|(i, x)| !xs[..*i].contains(x)).count();
         let models = match distinct {
             0 | 1 => None,
-            _ => Some([Surrogate::fit(&xs, &loss)?, Surrogate::fit(&xs, &costs)?]),
+            _ => Some([Surrogate::fit(&xs, losses)?, Surrogate::fit(&xs, &costs)?]),
         };
-        let scale = [Range::of(&loss), Range::of(&costs)];
+        let scale = [Range::of(losses), Range::of(&costs)];
         for _ in 0..opts.per_update {
             let lambda = r.random_range(0.0..=1.0);
             let wm = match &models {
