@@ -142,6 +142,49 @@ pub fn parse_device(s: &str) -> Result<Device, String> {
     Ok(Device { spec, name })
 }
 
+/// `--devices`: several devices of one kind, each once, each one this build can run on.
+#[derive(Clone, Debug)]
+pub struct Devices {
+    pub specs: Vec<DeviceSpec>,
+    /// What runs each replica, as shown to the user.
+    pub name: String,
+}
+
+pub fn parse_devices(s: &str) -> Result<Devices, String> {
+    let specs = DeviceSpec::parse_list(s).map_err(|e| e.to_string())?;
+    let names = specs.iter().map(|d| d.describe()).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+    let name = match specs[0] {
+        DeviceSpec::Cpu => format!("{} CPU replicas (flex), each with its share of the cores", specs.len()),
+        _ => names.join(", "),
+    };
+    Ok(Devices { specs, name })
+}
+
+/// Calls `f::<B>(args…, devices)` with the training backend of `specs` (all of one kind,
+/// as [`parse_devices`] ensures) and one Burn device per spec.
+macro_rules! on_devices {
+    ($specs:expr, $f:ident($($arg:expr),*)) => {{
+        use slimc::runtime::device::DeviceSpec;
+        let specs: &[DeviceSpec] = $specs;
+        match specs[0] {
+            DeviceSpec::Cpu => $f::<slimc::runtime::device::CpuTrain>($($arg,)* specs.iter().map(|_| Default::default()).collect()),
+            #[cfg(feature = "cuda")]
+            DeviceSpec::Cuda(_) => $f::<slimc::runtime::device::CudaTrain>($($arg,)* specs.iter().map(|s| match s {
+                DeviceSpec::Cuda(n) => burn::backend::cuda::CudaDevice::new(*n),
+                other => unreachable!("{other} in a cuda list was refused by parse_devices"),
+            }).collect()),
+            #[cfg(feature = "wgpu")]
+            DeviceSpec::Wgpu(_) => $f::<slimc::runtime::device::WgpuTrain>($($arg,)* specs.iter().map(|s| match s {
+                DeviceSpec::Wgpu(a) => DeviceSpec::wgpu_device(*a),
+                other => unreachable!("{other} in a wgpu list was refused by parse_devices"),
+            }).collect()),
+            #[allow(unreachable_patterns)]
+            other => unreachable!("{other} was refused by parse_devices"),
+        }
+    }};
+}
+pub(crate) use on_devices;
+
 /// `--data`: fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR or imagefolder:DIR.
 pub fn parse_data(s: &str) -> Result<slimc::data::DataSpec, String> {
     slimc::data::DataSpec::parse(s).map_err(|e| e.to_string())

@@ -15,7 +15,16 @@ use slimc::train::joslim::{JoslimOptions, Objective};
 use slimc::train::run::{self, EpochMetrics, Progress, Run, Schedule, Scheme, TrainOptions};
 use slimc::train::{Sampling, TrainError};
 
-use super::{compile_one, fail, parse_data, parse_device, parse_width, read, CompileArgs, Device, Failure, Widths};
+use slimc::train::parallel::{self, Cluster, Endpoint, Nodes};
+
+use super::{
+    compile_one, fail, on_devices, parse_data, parse_device, parse_devices, parse_width, read, CompileArgs, Device,
+    Devices, Failure, Widths,
+};
+
+fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
+    Endpoint::parse(s)
+}
 
 /// Which widths each step trains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -138,6 +147,28 @@ pub struct TrainArgs {
     /// cpu, cuda[:N], wgpu[:N], wgpu:integrated[:N] or wgpu:cpu (the software adapter).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: Device,
+    /// Data-parallel: one replica per device, all of one kind (cpu:0,cpu:1 splits the cores;
+    /// cuda:0,cuda:1,…); --batch stays the global batch, split evenly.
+    #[arg(long, conflicts_with = "device", value_parser = parse_devices)]
+    devices: Option<Devices>,
+    /// Data-parallel over machines: how many nodes (one slimc process each) train together.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// This node's rank in 0..--nodes; node 0 runs the coordinator, validates and writes
+    /// the checkpoints.
+    #[arg(long, default_value_t = 0)]
+    node_rank: usize,
+    /// HOST:PORT of node 0's coordinator, the same on every node (needed with --nodes).
+    #[arg(long, value_parser = parse_endpoint)]
+    coordinator: Option<Endpoint>,
+    /// HOST:PORT at which the other nodes reach this one [default: the coordinator's host,
+    /// port + 1 + rank].
+    #[arg(long, value_parser = parse_endpoint)]
+    node_address: Option<Endpoint>,
+    /// Seconds a node waits for the coordinator, for the other nodes to join, and for any
+    /// exchange of gradients (node 0's validation included).
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
     /// The run directory (checkpoint/, metrics.jsonl); default runs/<network>-<scheme>.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -153,7 +184,8 @@ pub struct TrainArgs {
 }
 
 /// The flags `--resume` accepts; every other one is fixed by the run being continued.
-const RESUMABLE: &[&str] = &["resume", "epochs", "max_steps", "device", "quiet"];
+const RESUMABLE: &[&str] =
+    &["resume", "epochs", "max_steps", "device", "devices", "nodes", "node_rank", "coordinator", "node_address", "timeout", "quiet"];
 
 fn parse_fraction(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
@@ -261,8 +293,8 @@ pub fn run(a: &TrainArgs, matches: Option<&ArgMatches>) -> Result<(), Failure> {
         let refused = matches.map(refused_on_resume).unwrap_or_default();
         if !refused.is_empty() {
             return Err(Failure::Usage(format!(
-                "{} cannot change when a run is resumed (only --epochs, --max-steps, --device and --quiet can); \
-                 start a new run with --out instead",
+                "{} cannot change when a run is resumed (only --epochs, --max-steps, --quiet and the devices \
+                 and nodes can); start a new run with --out instead",
                 refused.join(", ")
             )));
         }
@@ -273,7 +305,77 @@ pub fn run(a: &TrainArgs, matches: Option<&ArgMatches>) -> Result<(), Failure> {
             return Err(Failure::Usage(format!("{} only apply to --scheme joslim", stray.join(", "))));
         }
     }
-    on_device!(a.device.spec, train, train(a))
+    let cluster = cluster(a)?;
+    if cluster.world() > 1 && std::env::var_os("SLIMC_DEBUG").is_none() {
+        quiet_collective();
+    }
+    if a.resume.is_none() {
+        cluster.check_batch(a.batch).map_err(fail)?;
+    }
+    cluster.check_network().map_err(fail)?;
+    if let Some(n) = cluster.nodes.as_ref().filter(|n| n.rank == 0) {
+        let port = n.coordinator.port;
+        // The orchestrator serves until SIGINT or SIGTERM (it takes over those signals).
+        std::thread::spawn(move || {
+            if let Err(e) = parallel::serve_orchestrator(port) {
+                eprintln!("error: {e}");
+            }
+            eprintln!("slimc: interrupted; the last checkpoint is kept");
+            std::process::exit(130);
+        });
+    }
+    let specs = a.devices.as_ref().map_or_else(|| vec![a.device.spec], |d| d.specs.clone());
+    on_devices!(&specs, train(a, &cluster))
+}
+
+/// burn-collective's servers log every connection (through a `tracing` subscriber they
+/// install unless one exists) and its async tasks panic where a peer disappears; slimc
+/// reports those failures itself, as one error, so both are silenced here.
+fn quiet_collective() {
+    let _ = tracing::subscriber::set_global_default(tracing::subscriber::NoSubscriber::default());
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        if !thread.name().is_some_and(|n| n.starts_with("tokio")) {
+            report(info);
+        }
+    }));
+}
+
+/// The replicas and nodes the flags describe.
+fn cluster(a: &TrainArgs) -> Result<Cluster, Failure> {
+    let devices = a.devices.as_ref().map_or(1, |d| d.specs.len());
+    let timeout = std::time::Duration::from_secs(a.timeout);
+    if a.timeout == 0 {
+        return Err(Failure::Usage("--timeout must be at least 1 second".into()));
+    }
+    if a.nodes == 0 || a.node_rank >= a.nodes {
+        return Err(Failure::Usage(format!(
+            "--node-rank {} is not a node of --nodes {} (ranks are 0..{})",
+            a.node_rank,
+            a.nodes,
+            a.nodes.max(1) - 1
+        )));
+    }
+    if a.nodes == 1 {
+        if a.coordinator.is_some() || a.node_address.is_some() {
+            return Err(Failure::Usage("--coordinator and --node-address need --nodes N (N > 1)".into()));
+        }
+        return Ok(Cluster::local(devices, timeout));
+    }
+    let coordinator = a.coordinator.clone().ok_or_else(|| {
+        Failure::Usage(format!("--nodes {} needs --coordinator HOST:PORT (node 0's address, the same on every node)", a.nodes))
+    })?;
+    let node = match &a.node_address {
+        Some(n) => n.clone(),
+        None => {
+            let port = usize::from(coordinator.port) + 1 + a.node_rank;
+            let port = u16::try_from(port)
+                .map_err(|_| Failure::Usage("the coordinator's port is too high to derive node ports; give --node-address".into()))?;
+            Endpoint { host: coordinator.host.clone(), port }
+        }
+    };
+    Ok(Cluster { devices, nodes: Some(Nodes { count: a.nodes, rank: a.node_rank, coordinator, node }), timeout })
 }
 
 /// The scheme as the user named it, with its settings.
@@ -303,37 +405,70 @@ fn train_failure(e: TrainError) -> Failure {
     }
 }
 
-fn train<B: SlimAutodiff>(a: &TrainArgs, dev: B::Device) -> Result<(), Failure> {
-    let (run, run_dir, data) = match &a.resume {
+fn train<B: SlimAutodiff>(a: &TrainArgs, cluster: &Cluster, devs: Vec<B::Device>) -> Result<(), Failure> {
+    let (runs, run_dir, data) = match &a.resume {
         Some(dir) => {
-            let mut run = Run::<B>::resume(dir, &dev).map_err(fail)?;
-            if let Some(e) = a.epochs {
-                run.state.options.epochs = e;
+            let mut runs = Vec::with_capacity(devs.len());
+            for dev in &devs {
+                let mut run = Run::<B>::resume(dir, dev).map_err(fail)?;
+                if let Some(e) = a.epochs {
+                    run.state.options.epochs = e;
+                }
+                if a.max_steps.is_some() {
+                    run.state.options.max_steps = a.max_steps;
+                }
+                runs.push(run);
             }
-            if a.max_steps.is_some() {
-                run.state.options.max_steps = a.max_steps;
-            }
-            let size = run.model.net.input[1] as usize;
-            let data = data::load(&run.state.options.data, size).map_err(fail)?;
-            (run, dir.clone(), data)
+            let size = runs[0].model.net.input[1] as usize;
+            let data = data::load(&runs[0].state.options.data, size).map_err(fail)?;
+            (runs, dir.clone(), data)
         }
-        None => fresh::<B>(a, &dev)?,
+        None => {
+            let (run, dir, data) = fresh::<B>(a, &devs[0])?;
+            let mut runs: Vec<Run<B>> = devs[1..].iter().map(|d| run.fork(d)).collect();
+            runs.insert(0, run);
+            (runs, dir, data)
+        }
     };
-    let opts = run.state.options.clone();
-    eprintln!(
-        "training {} on {} ({} train / {} validation images), {}, {} epochs of batch {}, device {}",
-        run.model.net.name,
-        opts.data,
-        data.train.len() - opts.val,
-        opts.val,
-        describe(&opts.scheme),
-        opts.epochs,
-        opts.batch,
-        a.device.name
-    );
-    let mut progress = Bar::new(a.quiet);
-    let run = run.train(&data, &run_dir, &dev, &mut progress).map_err(train_failure)?;
+    let opts = runs[0].state.options.clone();
+    let lead = cluster.rank(0) == 0;
+    if lead {
+        let devices = a.devices.as_ref().map_or(&a.device.name, |d| &d.name);
+        let nodes = cluster.nodes.as_ref().map_or(String::new(), |n| format!(" on each of {} nodes", n.count));
+        eprintln!(
+            "training {} on {} ({} train / {} validation images), {}, {} epochs of batch {}, device {devices}{nodes}",
+            runs[0].model.net.name,
+            opts.data,
+            data.train.len() - opts.val,
+            opts.val,
+            describe(&opts.scheme),
+            opts.epochs,
+            opts.batch,
+        );
+    }
+    let threads = match (a.devices.as_ref().map(|d| d.specs[0]), cluster.devices) {
+        (Some(slimc::runtime::device::DeviceSpec::Cpu), n) if n > 1 => {
+            Some((std::thread::available_parallelism().map_or(1, |c| c.get()) / n).max(1))
+        }
+        _ => None,
+    };
+    let mut progress = Bar::new(a.quiet || !lead);
+    let mut runs =
+        run::train_replicas(runs, devs, cluster, threads, &data, &run_dir, &mut progress).map_err(train_failure)?;
     progress.finish();
+    let run = runs.swap_remove(0);
+    if cluster.world() > 1 {
+        eprintln!(
+            "{} at step {}: all {} replicas hold the same weights (hash {:016x})",
+            cluster.nodes.as_ref().map_or("done".into(), |n| format!("node {} done", n.rank)),
+            run.state.step,
+            cluster.world(),
+            parallel::weights_hash(&run.model),
+        );
+    }
+    if !lead {
+        return Ok(());
+    }
     let s = &run.state;
     eprintln!(
         "checkpoint: {}  metrics: {}",

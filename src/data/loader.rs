@@ -59,12 +59,17 @@ pub struct Plan {
     pub drop_last: bool,
     pub augment: Augment,
     pub seed: u64,
+    /// Data-parallel training: this replica's part of each batch, `(index, count)`. Batch
+    /// `b` is cut from the order as without sharding, and replica `index` gets its
+    /// `index`-th of `count` equal slices; augmentation is keyed by the image's position in
+    /// the whole batch, so the replicas together see exactly the one-device batch.
+    pub shard: (usize, usize),
 }
 
 impl Plan {
     /// Every image once, in order, without augmentation.
     pub fn eval(batch: usize) -> Plan {
-        Plan { batch, skip: 0, drop_last: false, augment: Augment::NONE, seed: 0 }
+        Plan { batch, skip: 0, drop_last: false, augment: Augment::NONE, seed: 0, shard: (0, 1) }
     }
 }
 
@@ -73,8 +78,9 @@ pub fn batches(split: &Split, order: Vec<usize>, norm: &Normalize, plan: Plan) -
     let (tx, rx) = sync_channel(2);
     let images = split.images.clone();
     let norm = norm.clone();
-    let Plan { skip, drop_last, augment, seed, .. } = plan;
+    let Plan { skip, drop_last, augment, seed, shard: (part, parts), .. } = plan;
     let batch = plan.batch.max(1);
+    let parts = parts.max(1);
     let worker = std::thread::spawn(move || {
         let shape = images.shape();
         let len = shape.iter().product::<usize>();
@@ -82,13 +88,16 @@ pub fn batches(split: &Split, order: Vec<usize>, norm: &Normalize, plan: Plan) -
             if drop_last && chunk.len() < batch {
                 break;
             }
+            let each = chunk.len() / parts;
+            let first = part * each;
+            let chunk = &chunk[first..first + each];
             let mut x = vec![0f32; chunk.len() * len];
             let built: Result<(), DataError> =
                 x.par_chunks_mut(len).zip(chunk.par_iter().enumerate()).try_for_each_init(
                     || vec![0u8; len],
                     |raw, (out, (k, &i))| {
                         images.read(i, raw)?;
-                        let pos = (b * batch + k) as u64;
+                        let pos = (b * batch + first + k) as u64;
                         place(raw, out, shape, augment, &norm, mix(seed, pos));
                         Ok(())
                     },

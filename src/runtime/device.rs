@@ -42,6 +42,12 @@ pub enum DeviceSpec {
 pub enum DeviceError {
     #[error("unknown device `{0}`; use cpu, cuda[:N] or wgpu[:N|:integrated[:N]|:cpu]")]
     Unknown(String),
+    /// A device listed twice in `--devices`.
+    #[error("`{0}` is listed twice in --devices")]
+    Duplicate(String),
+    /// `--devices` naming two kinds of device.
+    #[error("--devices mixes {0} and {1}; list devices of one kind (cpu:0,cpu:1 or cuda:0,cuda:1 …)")]
+    Mixed(String, String),
     #[error("this slimc was built without {backend}; rebuild with `cargo build --release --features {backend}`")]
     NotBuilt { backend: &'static str },
     /// No wgpu adapter of the kind asked for.
@@ -75,6 +81,35 @@ impl DeviceSpec {
             ["wgpu", n] => Ok(DeviceSpec::Wgpu(Adapter::Discrete(index(n)?))),
             _ => Err(unknown()),
         }
+    }
+
+    /// A `--devices` list: `cpu:0,cpu:1` (CPU replicas, each with its share of the cores),
+    /// `cuda:0,cuda:1`, `wgpu:0,wgpu:1`; every entry once, all of one kind.
+    pub fn parse_list(s: &str) -> Result<Vec<DeviceSpec>, DeviceError> {
+        let mut seen: Vec<(String, DeviceSpec)> = Vec::new();
+        for item in s.split(',').map(str::trim) {
+            let (name, spec) = match item.split_once(':') {
+                Some(("cpu", n)) if n.parse::<usize>().is_ok() => (format!("cpu:{}", n.parse::<usize>().unwrap_or(0)), DeviceSpec::Cpu),
+                _ => {
+                    let spec = DeviceSpec::parse(item)?;
+                    let name = match spec {
+                        DeviceSpec::Cpu => "cpu:0".to_string(),
+                        other => other.to_string(),
+                    };
+                    (name, spec)
+                }
+            };
+            if seen.iter().any(|(n, _)| *n == name) {
+                return Err(DeviceError::Duplicate(item.to_string()));
+            }
+            if let Some((first, kind)) = seen.first() {
+                if std::mem::discriminant(kind) != std::mem::discriminant(&spec) {
+                    return Err(DeviceError::Mixed(first.clone(), name));
+                }
+            }
+            seen.push((name, spec));
+        }
+        Ok(seen.into_iter().map(|(_, s)| s).collect())
     }
 
     /// What runs the network: the backend, and for wgpu the adapter's name and graphics
@@ -192,6 +227,18 @@ mod tests {
             let shown = shown.split(' ').next().unwrap();
             assert_eq!(DeviceSpec::parse(shown), Ok(spec), "{name} shows as {shown}");
         }
+    }
+
+    #[test]
+    fn device_lists_parse() {
+        assert_eq!(DeviceSpec::parse_list("cpu:0,cpu:1"), Ok(vec![DeviceSpec::Cpu, DeviceSpec::Cpu]));
+        assert_eq!(DeviceSpec::parse_list("cuda:0, cuda:1"), Ok(vec![DeviceSpec::Cuda(0), DeviceSpec::Cuda(1)]));
+        assert_eq!(DeviceSpec::parse_list("cpu:0,cpu:0"), Err(DeviceError::Duplicate("cpu:0".into())));
+        assert_eq!(DeviceSpec::parse_list("cpu,cpu:0"), Err(DeviceError::Duplicate("cpu:0".into())));
+        assert_eq!(DeviceSpec::parse_list("cuda:1,cuda:1"), Err(DeviceError::Duplicate("cuda:1".into())));
+        assert_eq!(DeviceSpec::parse_list("cpu:0,cuda:0"), Err(DeviceError::Mixed("cpu:0".into(), "cuda:0".into())));
+        assert_eq!(DeviceSpec::parse_list("cpu:0,"), Err(DeviceError::Unknown("".into())));
+        assert_eq!(DeviceSpec::parse_list("cpu:x"), Err(DeviceError::Unknown("cpu:x".into())));
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub enum TrainError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Parallel(#[from] super::parallel::ParallelError),
     #[error("joslim: {0}")]
     Joslim(#[from] super::joslim::JoslimError),
     /// The loss became NaN or infinite; the last checkpoint is kept.

@@ -10,6 +10,7 @@ mod error;
 pub mod eval;
 pub mod joslim;
 mod measure;
+pub mod parallel;
 pub mod pareto;
 pub mod run;
 pub mod search;
@@ -114,7 +115,7 @@ pub fn soft_cross_entropy<B: burn::tensor::backend::Backend>(
 /// The first width's loss of a step, still on the device. Reading it waits for the step
 /// to finish, so a loop reads step k's loss after queueing step k+1: on a GPU the device
 /// then runs one step while the host builds the next.
-pub struct StepLoss<B: burn::tensor::backend::Backend>(Tensor<B, 1>);
+pub struct StepLoss<B: burn::tensor::backend::Backend>(pub Tensor<B, 1>);
 
 impl<B: burn::tensor::backend::Backend> StepLoss<B> {
     pub fn read(self) -> f32 {
@@ -138,6 +139,22 @@ where
     B: SlimAutodiff,
     O: Optimizer<SlimNet<B>, B>,
 {
+    let device = x.device();
+    match gradients(&model, x, y, widths, opts)? {
+        Some((grads, loss)) => Ok((apply(model, optim, grads, opts), StepLoss(loss))),
+        None => Ok((model, StepLoss(Tensor::zeros([1], &device)))),
+    }
+}
+
+/// The gradients of a step's summed loss over `widths` (see [`step`]), and the first
+/// width's loss; `None` for no widths.
+pub fn gradients<B: SlimAutodiff>(
+    model: &SlimNet<B>,
+    x: Tensor<B, 4>,
+    y: Tensor<B, 1, Int>,
+    widths: &[WidthConfig],
+    opts: &StepOptions,
+) -> Result<Option<(GradientsParams, Tensor<B::InnerBackend, 1>)>, RuntimeError> {
     let mut total: Option<Tensor<B, 1>> = None;
     let mut teacher: Option<(Tensor<B, 2>, Tensor<B, 1>)> = None;
     for cfg in widths {
@@ -157,16 +174,22 @@ where
         });
     }
     let (Some(total), Some((_, teacher_loss))) = (total, teacher) else {
-        let device = x.device();
-        return Ok((model, StepLoss(Tensor::zeros([1], &device))));
+        return Ok(None);
     };
     let grads = total.backward();
-    let mut grads = GradientsParams::from_grads(grads, &model);
+    Ok(Some((GradientsParams::from_grads(grads, model), teacher_loss.inner())))
+}
+
+/// The optimizer step on `grads`, with weight decay added to them.
+pub fn apply<B, O>(model: SlimNet<B>, optim: &mut O, mut grads: GradientsParams, opts: &StepOptions) -> SlimNet<B>
+where
+    B: SlimAutodiff,
+    O: Optimizer<SlimNet<B>, B>,
+{
     if opts.weight_decay > 0.0 {
         add_weight_decay(&model, &mut grads, opts.weight_decay);
     }
-    let model = optim.step(opts.lr, model, grads);
-    Ok((model, StepLoss(teacher_loss.inner())))
+    optim.step(opts.lr, model, grads)
 }
 
 /// `grad += wd · w` for conv and linear weights (not BN parameters or biases).

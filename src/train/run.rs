@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{Optimizer, SgdConfig};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
@@ -15,7 +15,10 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::joslim::{JoslimOptions, JoslimState};
-use super::{cross_entropy, measure, step, tensors, Sampling, Sandwich, StepLoss, StepOptions, TrainError};
+use super::parallel::{Cluster, ParallelError, Replica};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use super::{apply, cross_entropy, gradients, measure, tensors, Sampling, Sandwich, StepLoss, StepOptions, TrainError};
 use crate::data::{self, DataSpec, Dataset, Normalize, Plan, Split};
 use crate::runtime::checkpoint::{self, CheckpointError, Meta};
 use crate::runtime::{Mode, RuntimeError, SlimAutodiff, SlimBackend, SlimNet, WidthConfig};
@@ -232,6 +235,13 @@ impl<B: SlimAutodiff> Run<B> {
         Run { model, meta, state, optim }
     }
 
+    /// A replica of a fresh run on `device`: the same weights (new autodiff leaves), state
+    /// and options, and a fresh optimizer (a fresh run's has no state yet).
+    pub fn fork(&self, device: &B::Device) -> Run<B> {
+        let model = self.model.clone().fork(device);
+        Run::start(model, self.meta.clone(), self.state.options.clone(), self.state.normalize.clone())
+    }
+
     /// Reopens the run in `run_dir` where its last checkpoint left it.
     pub fn resume(run_dir: &Path, device: &B::Device) -> Result<Run<B>, TrainError> {
         let (model, meta, state, dir) = open::<B>(run_dir, device)?;
@@ -248,13 +258,16 @@ impl<B: SlimAutodiff> Run<B> {
         Ok(Run { model, meta, state, optim })
     }
 
-    /// Trains until the last epoch or `max_steps`, checkpointing into `run_dir`.
+    /// Trains until the last epoch or `max_steps`, checkpointing into `run_dir`. With
+    /// several replicas ([`Replica`]), each trains on its slice of every batch, the
+    /// gradients are averaged, and only replica 0 validates and writes the checkpoint.
     pub fn train(
         mut self,
         data: &Dataset,
         run_dir: &Path,
         device: &B::Device,
         progress: &mut dyn Progress,
+        replica: &Replica,
     ) -> Result<Run<B>, TrainError> {
         let opts = self.state.options.clone();
         let (train, val) = splits(data, &opts);
@@ -265,6 +278,20 @@ impl<B: SlimAutodiff> Run<B> {
         if per_epoch == 0 {
             return Err(TrainError::BatchTooLarge { batch: opts.batch, images: train.len() });
         }
+        if opts.batch % replica.world != 0 {
+            return Err(ParallelError::Uneven { batch: opts.batch, replicas: replica.world }.into());
+        }
+        let facts = [
+            ("the step", self.state.step as f64),
+            ("--batch", opts.batch as f64),
+            ("--seed", opts.seed as f64),
+            ("--epochs", opts.epochs as f64),
+            ("the replica count", replica.world as f64),
+            ("the training images", train.len() as f64),
+        ];
+        replica
+            .agree::<B::InnerBackend>(&facts, &self.model.valid(), device)
+            .map_err(|e| e.context("the replicas do not start from the same state (another seed or checkpoint)"))?;
         let shape = data.shape();
         let augment = opts.data.augment(shape[1]);
         let step_opts = |lr: f64| StepOptions {
@@ -281,7 +308,8 @@ impl<B: SlimAutodiff> Run<B> {
             progress.epoch_start(epoch, opts.epochs, per_epoch, self.state.batch);
             let order = data::epoch_order(&train, opts.seed, epoch);
             let seed = opts.seed ^ (epoch as u64).wrapping_mul(0x2545_f491_4f6c_dd1d);
-            let plan = Plan { batch: opts.batch, skip: self.state.batch, drop_last: true, augment, seed };
+            let plan =
+                Plan { batch: opts.batch, skip: self.state.batch, drop_last: true, augment, seed, shard: replica.shard() };
             let batches = data::batches(&train, order, &self.state.normalize, plan);
             let started = std::time::Instant::now();
             let mut search_seconds = 0.0;
@@ -305,14 +333,21 @@ impl<B: SlimAutodiff> Run<B> {
                 lr = learning_rate(&opts, self.state.step, per_epoch);
                 if let Scheme::Joslim(j) = &opts.scheme {
                     let t = std::time::Instant::now();
-                    self.joslim_update(j, &val, device)?;
+                    self.joslim_update(j, &val, device, replica)?;
                     search_seconds += t.elapsed().as_secs_f64();
                 }
                 let widths = step_widths(&self.model, &opts, self.state.joslim.as_ref(), self.state.step)?;
                 B::seed(device, opts.seed.wrapping_add(self.state.step as u64));
                 let (x, y) = tensors::<B>(&batch, shape, device);
-                let (model, loss) = step(self.model, &mut self.optim, x, y, &widths, &step_opts(lr))?;
-                self.model = model;
+                let step_opts = step_opts(lr);
+                let loss = match gradients(&self.model, x, y, &widths, &step_opts)? {
+                    Some((grads, loss)) => {
+                        let (grads, loss) = replica.average(&self.model, grads, loss)?;
+                        self.model = apply(self.model, &mut self.optim, grads, &step_opts);
+                        StepLoss(loss)
+                    }
+                    None => StepLoss(burn::tensor::Tensor::zeros([1], device)),
+                };
                 if let Some(previous) = pending.replace((loss, self.state.step, lr)) {
                     account(previous, last_n)?;
                 }
@@ -327,8 +362,15 @@ impl<B: SlimAutodiff> Run<B> {
                 account(last, last_n)?;
             }
             let complete = self.state.batch >= per_epoch;
-            progress.validating();
             let seconds = started.elapsed().as_secs_f64();
+            if !replica.is_lead() {
+                if complete {
+                    self.state.epoch += 1;
+                    self.state.batch = 0;
+                }
+                continue;
+            }
+            progress.validating();
             let (min_w, max_w) = opts.extremes();
             let inner = self.model.valid();
             let mut acc = Vec::new();
@@ -378,13 +420,26 @@ impl<B: SlimAutodiff> Run<B> {
             self.save(run_dir)?;
             progress.epoch_end(&metrics);
         }
+        // The replicas must end where they started: identical, bit for bit.
+        replica
+            .agree::<B::InnerBackend>(&[("the step", self.state.step as f64)], &self.model.valid(), device)
+            .map_err(|e| e.context("the replicas diverged"))?;
         Ok(self)
     }
 
     /// Joslim's bookkeeping before a step: the prior pool at the first step, then an
     /// update (the pool's losses on one validation batch, the GPs, new members) every
     /// `tau` steps.
-    fn joslim_update(&mut self, j: &JoslimOptions, val: &Split, device: &B::Device) -> Result<(), TrainError> {
+    /// With several replicas, each measures the pool on the same batch and the losses (and
+    /// latencies) are averaged, so that every replica fits the same GPs and proposes the
+    /// same configurations.
+    fn joslim_update(
+        &mut self,
+        j: &JoslimOptions,
+        val: &Split,
+        device: &B::Device,
+        replica: &Replica,
+    ) -> Result<(), TrainError> {
         if self.state.joslim.as_ref().is_some_and(|s| !s.due(j, self.state.step)) {
             return Ok(());
         }
@@ -397,7 +452,10 @@ impl<B: SlimAutodiff> Run<B> {
             let cfg = decode(wm)?;
             match j.objective.static_cost(&net, &cfg.dims) {
                 Some(c) => Ok(c),
-                None => latency_ms(&inner, &cfg, shape, device),
+                None => {
+                    let ms = latency_ms(&inner, &cfg, shape, device)?;
+                    Ok(replica.mean_values::<B::InnerBackend>(&[ms], device)?[0])
+                }
             }
         };
         let state = match self.state.joslim.take() {
@@ -421,6 +479,7 @@ impl<B: SlimAutodiff> Run<B> {
                 let logits = inner.forward(x.clone(), &decode(&m.wm)?, Mode::Train)?.logits;
                 losses.push(f64::from(cross_entropy(logits, y.clone(), 0.0).into_scalar().elem::<f32>()));
             }
+            let losses = replica.mean_values::<B::InnerBackend>(&losses, device)?;
             state.update(j, &losses, opts.min_width, opts.seed, cost)?;
         }
         self.state.joslim = Some(state);
@@ -463,6 +522,85 @@ impl<B: SlimAutodiff> Run<B> {
         }
         checkpoint::write_atomic(&run_dir.join("metrics.jsonl"), lines.as_bytes())?;
         Ok(())
+    }
+}
+
+/// Trains `runs` (one per device in `devices`, with identical weights and state) as the
+/// replicas of this process in `cluster`, each on its own thread (and, with `threads`, its
+/// own pool of that many CPU threads), and returns their runs, this process's first replica
+/// first. Only global replica 0 reports to `progress`. The first replica to fail stops the
+/// others; its error is the one returned.
+pub fn train_replicas<B: SlimAutodiff>(
+    runs: Vec<Run<B>>,
+    devices: Vec<B::Device>,
+    cluster: &Cluster,
+    threads: Option<usize>,
+    data: &Dataset,
+    run_dir: &Path,
+    progress: &mut (dyn Progress + Send),
+) -> Result<Vec<Run<B>>, TrainError> {
+    if cluster.world() == 1 {
+        let (Some(run), Some(device)) = (runs.into_iter().next(), devices.first()) else {
+            return Err(ParallelError::Threads("no device to train on".into()).into());
+        };
+        return Ok(vec![run.train(data, run_dir, device, progress, &Replica::single())?]);
+    }
+    let abort = Arc::new(AtomicBool::new(false));
+    let mut progress = Some(progress);
+    let results: Vec<Result<Run<B>, TrainError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = runs
+            .into_iter()
+            .zip(devices)
+            .enumerate()
+            .map(|(i, (run, device))| {
+                let mut progress = if cluster.rank(i) == 0 { progress.take() } else { None };
+                let abort = abort.clone();
+                s.spawn(move || {
+                    let work = || -> Result<Run<B>, TrainError> {
+                        let replica = Replica::join::<B::InnerBackend>(cluster, i, device.clone(), abort.clone())
+                            .inspect_err(|_| abort.store(true, Ordering::SeqCst))?;
+                        let mut quiet = Quiet;
+                        let progress: &mut dyn Progress = match progress.as_mut() {
+                            Some(p) => &mut **p,
+                            None => &mut quiet,
+                        };
+                        let result = run.train(data, run_dir, &device, progress, &replica);
+                        match &result {
+                            Ok(_) => replica.leave::<B::InnerBackend>(),
+                            Err(_) => replica.abort(),
+                        }
+                        result
+                    };
+                    match threads {
+                        None => work(),
+                        Some(n) => {
+                            let pool = rayon::ThreadPoolBuilder::new()
+                                .num_threads(n)
+                                .build()
+                                .map_err(|e| ParallelError::Threads(e.to_string()))?;
+                            pool.install(work)
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    });
+    let mut done = Vec::with_capacity(results.len());
+    let mut failure = None;
+    for r in results {
+        match r {
+            Ok(run) => done.push(run),
+            Err(TrainError::Parallel(ParallelError::PeerFailed)) => {}
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None if done.is_empty() => Err(ParallelError::PeerFailed.into()),
+        None => Ok(done),
     }
 }
 
