@@ -8,11 +8,19 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use burn::module::Module;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use flate2::write::GzEncoder;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use slimc::runtime::checkpoint;
-use slimc::runtime::device::Cpu;
+use slimc::runtime::device::{Cpu, CpuTrain};
 use slimc::runtime::SlimNet;
+use slimc::train::parallel::{Cluster, Replica};
+use slimc::train::{apply, gradients, Sandwich, StepOptions};
 
 use common::{onnx_check, require_onnxruntime, scratch};
 
@@ -188,6 +196,11 @@ fn us_training_learns_and_eval_reports_every_width() {
 /// epoch has 6 steps: interrupted mid-epoch, resumed past the epoch end), with `scheme`'s
 /// flags; the weights must agree. Returns both run directories and the resumed weights.
 fn straight_and_resumed(dir: &Path, data: &str, scheme: &[&str]) -> (String, String, Vec<f32>) {
+    resumed_on(dir, data, scheme, &[])
+}
+
+/// [`straight_and_resumed`], with `resume` (e.g. `--devices …`) added to the resumption.
+fn resumed_on(dir: &Path, data: &str, scheme: &[&str], resume: &[&str]) -> (String, String, Vec<f32>) {
     let straight = dir.join("straight").display().to_string();
     let split = dir.join("split").display().to_string();
     let train = |out: &str, steps: &str| {
@@ -199,7 +212,9 @@ fn straight_and_resumed(dir: &Path, data: &str, scheme: &[&str]) -> (String, Str
     };
     train(&straight, "9");
     train(&split, "4");
-    ok(&slimc(&["train", "--resume", &split, "--max-steps", "9", "--quiet"]));
+    let mut args = vec!["train", "--resume", &split, "--max-steps", "9", "--quiet"];
+    args.extend(resume);
+    ok(&slimc(&args));
     let (a, b) = (weights(Path::new(&straight)), weights(Path::new(&split)));
     assert_eq!(a.len(), b.len());
     let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
@@ -496,6 +511,303 @@ fn real_fashion_mnist_short_run_beats_the_stated_accuracy() {
 }
 
 /// The accuracy bars of the real run (validation top-1 after 150 US steps of batch 128).
+// Data-parallel training (`--devices`, `--nodes`). The tests that form a collective in this
+// process take turns: burn-collective's local server is one per process.
+static COLLECTIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A network without BN (so that one device on 2B images and two on B each compute the
+/// same thing): convs with biases, a slimmable linear.
+const PLAIN: &str = "network plain(classes = 10) {
+    input 1 x 12 x 12
+    stem  = conv(8, k=3, bias=true) -> relu
+    stage = conv(16, k=3, stride=2, bias=true) -> relu
+    head  = avgpool -> linear(24) -> relu -> linear(classes)
+}";
+
+/// Runs `f` on `n` replicas of a collective in this process, one thread each.
+fn in_replicas<T: Send>(n: usize, f: impl Fn(usize, &Replica) -> T + Sync) -> Vec<T> {
+    let _turn = COLLECTIVE.lock().unwrap_or_else(|e| e.into_inner());
+    // A session that an earlier failing test left open is forgotten.
+    burn_collective::reset_collective::<Cpu>();
+    let cluster = Cluster::local(n, std::time::Duration::from_secs(60));
+    let abort = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (cluster, abort, f) = (&cluster, abort.clone(), &f);
+                s.spawn(move || {
+                    let replica = Replica::join::<Cpu>(cluster, i, Default::default(), abort).unwrap();
+                    let out = f(i, &replica);
+                    replica.leave::<Cpu>();
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// Every gradient of `model` in `grads`, in layer order.
+fn grads_of(model: &SlimNet<CpuTrain>, grads: &GradientsParams) -> Vec<f32> {
+    let mut out = Vec::new();
+    for p in &model.layers {
+        let mut push = |d: Option<burn::tensor::TensorData>| out.extend(d.expect("a gradient").iter::<f32>());
+        if let Some(w) = &p.conv {
+            push(grads.get::<Cpu, 4>(w.id).map(|g| g.into_data()));
+        }
+        if let Some(w) = &p.linear {
+            push(grads.get::<Cpu, 2>(w.id).map(|g| g.into_data()));
+        }
+        if let Some(b) = &p.bias {
+            push(grads.get::<Cpu, 1>(b.id).map(|g| g.into_data()));
+        }
+    }
+    out
+}
+
+/// One sandwich step (4 widths, distillation, weight decay) on 2 replicas with 4 images each
+/// averages to the gradient of one device on all 8, and moves the weights the same way.
+#[test]
+fn two_replicas_average_to_the_one_device_gradient_and_step() {
+    let net = std::sync::Arc::new(slimc::compile(PLAIN, "plain", &Default::default()).unwrap().remove(0));
+    let device = Default::default();
+    let model = SlimNet::<CpuTrain>::new(net, Vec::new(), 3, &device);
+    let x = Tensor::<CpuTrain, 4>::random([8, 1, 12, 12], Distribution::Normal(0.0, 1.0), &device);
+    let y = Tensor::<CpuTrain, 1, Int>::from_data(TensorData::new((0..8i64).collect::<Vec<_>>(), [8]), &device);
+    let widths = Sandwich::default().widths(&model, &mut StdRng::seed_from_u64(5)).unwrap();
+    assert_eq!(widths.len(), 4);
+    let opts = StepOptions { distill: true, lr: 0.1, weight_decay: 5e-4, label_smoothing: 0.1 };
+    let sgd = || {
+        SgdConfig::new()
+            .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_nesterov(true).with_dampening(0.0)))
+            .init::<CpuTrain, SlimNet<CpuTrain>>()
+    };
+
+    let (grads, _) = gradients(&model, x.clone(), y.clone(), &widths, &opts).unwrap().unwrap();
+    let whole = grads_of(&model, &grads);
+    let stepped = flatten(&apply(model.clone(), &mut sgd(), grads, &opts));
+
+    let replicas = in_replicas(2, |i, replica| {
+        let mine = model.clone().fork(&device);
+        let rows = i * 4..i * 4 + 4;
+        let (g, loss) = gradients(&mine, x.clone().slice(rows.clone()), y.clone().slice(rows), &widths, &opts)
+            .unwrap()
+            .unwrap();
+        let (g, _) = replica.average(&mine, g, loss).unwrap();
+        (grads_of(&mine, &g), flatten(&apply(mine, &mut sgd(), g, &opts)))
+    });
+    for (i, (g, w)) in replicas.iter().enumerate() {
+        let (eg, ew) = (common::rel(&whole, g, 1e-6), common::rel(&stepped, w, 1e-6));
+        assert!(eg < 1e-5, "replica {i}: averaged gradients differ from one device's by {eg}");
+        assert!(ew < 1e-5, "replica {i}: new weights differ from one device's by {ew}");
+    }
+    assert_eq!(replicas[0], replicas[1], "the replicas' gradients and weights are identical");
+    assert!(whole.iter().any(|&v| v != 0.0));
+}
+
+/// The agreement check at the start and end of a distributed run sees a single differing
+/// weight, and passes identical replicas.
+#[test]
+fn replicas_that_differ_are_refused() {
+    let net = std::sync::Arc::new(slimc::compile(PLAIN, "plain", &Default::default()).unwrap().remove(0));
+    let device = Default::default();
+    let model = SlimNet::<Cpu>::new(net, Vec::new(), 3, &device);
+    let same = in_replicas(2, |_, r| r.agree::<Cpu>(&[("the step", 7.0)], &model, &device).is_ok());
+    assert_eq!(same, [true, true]);
+    let results = in_replicas(2, |i, r| {
+        let mut mine = model.clone();
+        if i == 1 {
+            let layer = mine.layers.iter_mut().find(|l| l.conv.is_some()).unwrap();
+            let w = layer.conv.take().unwrap();
+            let nudged = w.val().add_scalar(0.0).slice_assign([0..1, 0..1, 0..1, 0..1], Tensor::ones([1, 1, 1, 1], &device));
+            layer.conv = Some(burn::module::Param::initialized(w.id, nudged));
+        }
+        r.agree::<Cpu>(&[("the step", 7.0)], &mine, &device).map_err(|e| e.to_string())
+    });
+    for r in &results {
+        assert!(r.as_ref().is_err_and(|e| e.contains("weights differ")), "{results:?}");
+    }
+    let steps = in_replicas(2, |i, r| r.agree::<Cpu>(&[("the step", i as f64)], &model, &device).map_err(|e| e.to_string()));
+    assert!(steps[1].as_ref().is_err_and(|e| e.contains("the step is 1 here")), "{steps:?}");
+    assert!(steps[0].is_err(), "every replica learns of the difference: {steps:?}");
+}
+
+/// Picks a free TCP port on loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The line a distributed run ends with, naming the replicas' common weights.
+fn same_weights_line(stderr: &[u8]) -> String {
+    let err = String::from_utf8_lossy(stderr);
+    err.lines()
+        .find(|l| l.contains("replicas hold the same weights"))
+        .unwrap_or_else(|| panic!("no agreement line in:\n{err}"))
+        .split("(hash ")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// ResNet-20 (BN with per-replica batch statistics) on 2 CPU devices: 20 steps end with
+/// the replicas identical, bit for bit, and the loss lower; every scheme trains on 2
+/// devices; a 2-device run resumed on 2 devices repeats the uninterrupted one exactly.
+#[test]
+fn two_devices_keep_replicas_identical_for_every_scheme_and_resume_exactly() {
+    let (dir, data) = synthetic_run("devices", 256);
+    let out = dir.join("bn").display().to_string();
+    let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--epochs", "4", "--out", &out];
+    args.extend(["--devices", "cpu:0,cpu:1", "--max-steps", "20"]);
+    args.extend(TINY);
+    let o = slimc(&args);
+    ok(&o);
+    assert!(!same_weights_line(&o.stderr).is_empty());
+    let m = metrics(Path::new(&out));
+    assert_eq!(m.last().unwrap()["step"], 20);
+    let loss = |e: &serde_json::Value| e["train_loss"].as_f64().unwrap();
+    assert!(loss(m.last().unwrap()) < loss(&m[0]), "the loss did not decrease: {m:?}");
+
+    for (name, scheme) in [
+        ("s", &["--scheme", "s"][..]),
+        ("fixed", &["--scheme", "fixed", "--width", "0.5"]),
+        ("joslim", &["--scheme", "joslim", "--prior", "3", "--tau", "2", "--pool", "5"]),
+    ] {
+        let out = dir.join(name).display().to_string();
+        let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--out", &out, "--max-steps", "5"];
+        args.extend(["--devices", "cpu:0,cpu:1"]);
+        args.extend(scheme);
+        args.extend(TINY);
+        let o = slimc(&args);
+        ok(&o);
+        assert!(!same_weights_line(&o.stderr).is_empty(), "{name}");
+    }
+
+    let two = ["--devices", "cpu:0,cpu:1"];
+    resumed_on(&dir.join("resume"), &data, &two, &two);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two processes on loopback train together (node 0 runs the coordinator) and end with the
+/// same weights; a killed node makes the other stop with an error within the timeout, and
+/// node 0's last checkpoint stays readable.
+#[test]
+fn two_processes_on_loopback_train_together_and_a_lost_node_is_an_error() {
+    let (dir, data) = synthetic_run("nodes", 256);
+    let node = |rank: usize, port: u16, out: &str, extra: &[&str]| {
+        let coordinator = format!("127.0.0.1:{port}");
+        let address = format!("127.0.0.1:{}", free_port());
+        let rank = rank.to_string();
+        let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--out", out, "--nodes", "2"];
+        args.extend(["--node-rank", &rank, "--coordinator", &coordinator, "--node-address", &address]);
+        args.extend(["--timeout", "20"]);
+        args.extend(extra);
+        args.extend(TINY);
+        Command::new(env!("CARGO_BIN_EXE_slimc"))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let out = dir.join("run").display().to_string();
+    let port = free_port();
+    let steps = ["--epochs", "4", "--max-steps", "20"];
+    let (a, b) = (node(0, port, &out, &steps), node(1, port, &dir.join("unused").display().to_string(), &steps));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    ok(&a);
+    ok(&b);
+    assert_eq!(same_weights_line(&a.stderr), same_weights_line(&b.stderr), "the nodes' weights differ");
+    assert_eq!(metrics(Path::new(&out)).last().unwrap()["step"], 20);
+    assert!(!dir.join("unused").exists(), "only node 0 writes");
+
+    // Node 1 is killed after node 0's first checkpoint: node 0 stops with an error.
+    let out = dir.join("killed").display().to_string();
+    let port = free_port();
+    let long = ["--epochs", "1000"];
+    let mut a = node(0, port, &out, &long);
+    let mut b = node(1, port, &dir.join("unused").display().to_string(), &long);
+    let started = std::time::Instant::now();
+    while !Path::new(&out).join("metrics.jsonl").exists() {
+        assert!(started.elapsed().as_secs() < 120, "no checkpoint after 2 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    b.kill().unwrap();
+    let _ = b.wait();
+    let killed = std::time::Instant::now();
+    let done = loop {
+        if let Some(status) = a.try_wait().unwrap() {
+            break status;
+        }
+        assert!(killed.elapsed().as_secs() < 60, "node 0 still runs a minute after node 1 died");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let err = String::from_utf8_lossy(&a.wait_with_output().unwrap().stderr).into_owned();
+    assert_eq!(done.code(), Some(2), "{err}");
+    assert!(err.contains("another node stopped") || err.contains("no answer from the other replicas"), "{err}");
+    assert!(!weights(Path::new(&out)).is_empty(), "the last checkpoint loads");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Distributed settings that cannot work: one clear error each, exit 2, nothing written.
+#[test]
+fn bad_distributed_settings_are_clear_errors_and_write_nothing() {
+    let (dir, data) = synthetic_run("badnodes", 128);
+    let out = dir.join("run");
+    let out_s = out.display().to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--out", &out_s, "--quiet"];
+        args.extend(extra);
+        slimc(&args)
+    };
+    let dead = format!("127.0.0.1:{}", free_port());
+    let cases: &[(&[&str], &str)] = &[
+        (&["--devices", "cpu:0,cpu:0"], "listed twice"),
+        (&["--devices", "cpu:0,cuda:0"], "mixes"),
+        (&["--devices", "cpu:0,cpu:1,cpu:2", "--batch", "32"], "does not split evenly"),
+        (&["--nodes", "2", "--node-rank", "1", "--coordinator", &dead, "--timeout", "2"], "unreachable"),
+        (&["--nodes", "2", "--node-rank", "2", "--coordinator", &dead], "not a node"),
+        (&["--nodes", "2"], "needs --coordinator"),
+        (&["--coordinator", &dead], "need --nodes"),
+        (&["--nodes", "2", "--coordinator", "nowhere"], "HOST:PORT"),
+    ];
+    let mut cases = cases.to_vec();
+    if !cfg!(feature = "cuda") {
+        cases.push((&["--devices", "cuda:0"], "built without cuda"));
+    }
+    for (extra, message) in cases {
+        let o = run(extra);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(message), "{extra:?}: {err}");
+        assert!(!out.exists(), "{extra:?} wrote {}", out.display());
+    }
+    // Nodes started with different --nodes counts: neither trains or writes.
+    let port = free_port();
+    let coordinator = format!("127.0.0.1:{port}");
+    let spawn = |nodes: &str, rank: &str| {
+        let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--out", &out_s, "--quiet"];
+        args.extend(["--nodes", nodes, "--node-rank", rank, "--coordinator", &coordinator, "--timeout", "10"]);
+        args.extend(["--batch", "48", "--val-images", "32"]);
+        Command::new(env!("CARGO_BIN_EXE_slimc"))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn("2", "0");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let b = spawn("3", "1");
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    for o in [&a, &b] {
+        assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let errs = format!("{}{}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
+    assert!(errs.contains("different --nodes counts"), "{errs}");
+    assert!(!out.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 const FASHION_MAX: f64 = 0.45;
 const FASHION_MIN: f64 = 0.45;
 

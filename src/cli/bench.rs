@@ -10,7 +10,10 @@ use slimc::ir::Network;
 use slimc::runtime::{RuntimeError, SlimAutodiff, SlimNet};
 use slimc::train::bench::{self, BenchOptions, BenchReport, BenchWidths};
 
-use super::{fail, load_network, parse_device, parse_width, CompileArgs, Device, Failure, Widths};
+use super::{
+    fail, load_network, on_devices, parse_device, parse_devices, parse_width, CompileArgs, Device, Devices, Failure,
+    Widths,
+};
 
 /// The training step that is timed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -30,6 +33,10 @@ pub struct BenchArgs {
     /// cpu, cuda[:N], wgpu[:N], wgpu:integrated[:N] or wgpu:cpu (the software adapter).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: Device,
+    /// Also time data-parallel training on these devices (cpu:0,cpu:1 splits the cores;
+    /// cuda:0,cuda:1,…), --batch split over them, against one device (the first).
+    #[arg(long, conflicts_with = "device", value_parser = parse_devices)]
+    devices: Option<Devices>,
     #[arg(long, default_value_t = 128)]
     batch: usize,
     /// Timed steps (after two warm-up steps).
@@ -63,6 +70,18 @@ fn bench_on<B: SlimAutodiff>(
     bench::run(model, &dev, device_name, opts)
 }
 
+/// The data-parallel figure of `slimc bench --devices`: training images per second.
+fn data_parallel_on<B: SlimAutodiff>(
+    net: Arc<Network>,
+    opts: &BenchOptions,
+    cpu: bool,
+    devs: Vec<B::Device>,
+) -> Result<f64, slimc::train::TrainError> {
+    let threads = (cpu && devs.len() > 1)
+        .then(|| (std::thread::available_parallelism().map_or(1, |c| c.get()) / devs.len()).max(1));
+    bench::data_parallel::<B>(net, devs, threads, opts)
+}
+
 pub fn run(a: &BenchArgs) -> Result<(), Failure> {
     if a.batch == 0 || a.steps == 0 {
         return Err(Failure::Usage("--batch and --steps must be at least 1".into()));
@@ -80,7 +99,24 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
     };
     let net = Arc::new(load_network(&a.file, a.network.as_deref(), &a.compile.options())?);
     let opts = BenchOptions { batch: a.batch, steps: a.steps, warmup: 2, widths, infer_widths };
-    let report = on_device!(a.device.spec, train, bench_on(net, a.device.name.clone(), &opts)).map_err(fail)?;
+    let (spec, name) = match &a.devices {
+        Some(d) => (d.specs[0], d.specs[0].describe().map_err(fail)?),
+        None => (a.device.spec, a.device.name.clone()),
+    };
+    if let Some(d) = &a.devices {
+        if a.batch % d.specs.len() != 0 {
+            return Err(Failure::Usage(format!("--batch {} does not split evenly over {} devices", a.batch, d.specs.len())));
+        }
+    }
+    let report = on_device!(spec, train, bench_on(net.clone(), name, &opts)).map_err(fail)?;
+    let parallel = match &a.devices {
+        None => None,
+        Some(d) => {
+            let cpu = d.specs[0] == slimc::runtime::device::DeviceSpec::Cpu;
+            let img_per_s = on_devices!(&d.specs, data_parallel_on(net, &opts, cpu)).map_err(fail)?;
+            Some((d, img_per_s))
+        }
+    };
     if a.json {
         let infer: serde_json::Map<String, Value> =
             report.infer_img_per_s.iter().map(|t| (format!("{}", t.width), json!(t.img_per_s))).collect();
@@ -88,6 +124,9 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
             "network": report.network, "device": report.device, "batch": report.batch, "steps": report.steps,
             "widths": report.widths, "img_per_s": report.train_img_per_s, "train_img_per_s": report.train_img_per_s,
             "step_s": report.step_s, "infer_img_per_s": infer,
+            "data_parallel": parallel.as_ref().map(|(d, ips)| json!({
+                "devices": d.specs.len(), "train_img_per_s": ips, "scaling": ips / report.train_img_per_s,
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
@@ -95,6 +134,9 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
         println!("train ({}): {:.1} img/s ({:.3} s/step)", report.widths, report.train_img_per_s, report.step_s);
         for t in &report.infer_img_per_s {
             println!("inference at width {:<5} {:.1} img/s", t.width, t.img_per_s);
+        }
+        if let Some((d, ips)) = &parallel {
+            println!("data-parallel train on {}: {:.1} img/s, {:.2}x one device", d.name, ips, ips / report.train_img_per_s);
         }
     }
     Ok(())

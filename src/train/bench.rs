@@ -11,8 +11,13 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::ir::Network;
 use crate::runtime::{calibrate, Mode, RuntimeError, SlimAutodiff, SlimNet, WidthConfig};
-use crate::train::{self, Sandwich};
+use crate::train::parallel::{Cluster, ParallelError, Replica};
+use crate::train::{self, Sandwich, TrainError};
 
 /// What the benchmark's training step trains.
 #[derive(Clone, Debug, PartialEq)]
@@ -135,4 +140,91 @@ pub fn run<B: SlimAutodiff>(
         step_s,
         infer_img_per_s: infer,
     })
+}
+
+/// Data-parallel training throughput: the same step as [`run`]'s, on `devices` at once
+/// (one replica per device, each on `batch / devices` images, gradients averaged), with
+/// `threads` CPU threads per replica where given. Images per second of the global batch.
+pub fn data_parallel<B: SlimAutodiff>(
+    net: Arc<Network>,
+    devices: Vec<B::Device>,
+    threads: Option<usize>,
+    opts: &BenchOptions,
+) -> Result<f64, TrainError> {
+    let n = devices.len();
+    let cluster = Cluster::local(n, std::time::Duration::from_secs(600));
+    cluster.check_batch(opts.batch)?;
+    let abort = Arc::new(AtomicBool::new(false));
+    let per = opts.batch / n;
+    let seconds: Vec<Result<f64, TrainError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = devices
+            .into_iter()
+            .enumerate()
+            .map(|(i, device)| {
+                let (net, cluster, abort) = (net.clone(), &cluster, abort.clone());
+                s.spawn(move || {
+                    let work = || -> Result<f64, TrainError> {
+                        let replica = Replica::join::<B::InnerBackend>(cluster, i, device.clone(), abort)?;
+                        let result = replica_steps::<B>(net, &device, per, &replica, opts);
+                        match &result {
+                            Ok(_) => replica.leave::<B::InnerBackend>(),
+                            Err(_) => replica.abort(),
+                        }
+                        result
+                    };
+                    match threads {
+                        None => work(),
+                        Some(t) => rayon::ThreadPoolBuilder::new()
+                            .num_threads(t)
+                            .build()
+                            .map_err(|e| ParallelError::Threads(e.to_string()))?
+                            .install(work),
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    });
+    let mut slowest: f64 = 0.0;
+    for s in seconds {
+        slowest = slowest.max(s?);
+    }
+    Ok((opts.batch * opts.steps) as f64 / slowest.max(1e-9))
+}
+
+/// One replica's timed steps: seconds for `opts.steps` after the warm-up.
+fn replica_steps<B: SlimAutodiff>(
+    net: Arc<Network>,
+    device: &B::Device,
+    batch: usize,
+    replica: &Replica,
+    opts: &BenchOptions,
+) -> Result<f64, TrainError> {
+    let [c, h, w] = net.input.map(|v| v as usize);
+    let classes = net.layers[net.output].channels as usize;
+    let mut model = SlimNet::<B>::new(net, Vec::new(), 0, device);
+    let x = Tensor::<B, 4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), device);
+    let y = Tensor::<B, 1, Int>::random([batch], Distribution::Uniform(0.0, classes as f64), device);
+    let mut optim = SgdConfig::new()
+        .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0).with_nesterov(true)))
+        .init::<B, SlimNet<B>>();
+    let sandwich = Sandwich::default();
+    let mut rng = StdRng::seed_from_u64(0);
+    let step = train::StepOptions { distill: true, lr: 0.01, weight_decay: 5e-5, label_smoothing: 0.0 };
+    let mut start = Instant::now();
+    for i in 0..opts.warmup + opts.steps {
+        if i == opts.warmup {
+            start = Instant::now();
+        }
+        let widths = match opts.widths {
+            BenchWidths::Sandwich => sandwich.widths(&model, &mut rng)?,
+            BenchWidths::Fixed(w) => vec![model.uniform(w)?],
+        };
+        if let Some((grads, loss)) = train::gradients(&model, x.clone(), y.clone(), &widths, &step)? {
+            let (grads, loss) = replica.average(&model, grads, loss)?;
+            model = train::apply(model, &mut optim, grads, &step);
+            finite(train::StepLoss(loss))?;
+        }
+    }
+    Ok(start.elapsed().as_secs_f64())
 }

@@ -395,7 +395,7 @@ fn describe(e: CollectiveError) -> String {
     // burn-collective's global errors are not public types; their names are.
     let name = format!("{e:?}");
     if name.contains("LocalServerMissing") {
-        "the collective stopped (a peer or its connection failed)".into()
+        "the exchange broke off: another node stopped or lost its connection".into()
     } else if name.contains("RegisterParamsMismatch") {
         "the nodes were started with different --nodes counts".into()
     } else if name.contains("DoubleRegister") {
