@@ -590,9 +590,8 @@ fn two_replicas_average_to_the_one_device_gradient_and_step() {
     let replicas = in_replicas(2, |i, replica| {
         let mine = model.clone().fork(&device);
         let rows = i * 4..i * 4 + 4;
-        let (g, loss) = gradients(&mine, x.clone().slice(rows.clone()), y.clone().slice(rows), &widths, &opts)
-            .unwrap()
-            .unwrap();
+        let (g, loss) =
+            gradients(&mine, x.clone().slice(rows.clone()), y.clone().slice(rows), &widths, &opts).unwrap().unwrap();
         let (g, _) = replica.average(&mine, g, loss).unwrap();
         (grads_of(&mine, &g), flatten(&apply(mine, &mut sgd(), g, &opts)))
     });
@@ -619,7 +618,8 @@ fn replicas_that_differ_are_refused() {
         if i == 1 {
             let layer = mine.layers.iter_mut().find(|l| l.conv.is_some()).unwrap();
             let w = layer.conv.take().unwrap();
-            let nudged = w.val().add_scalar(0.0).slice_assign([0..1, 0..1, 0..1, 0..1], Tensor::ones([1, 1, 1, 1], &device));
+            let nudged =
+                w.val().add_scalar(0.0).slice_assign([0..1, 0..1, 0..1, 0..1], Tensor::ones([1, 1, 1, 1], &device));
             layer.conv = Some(burn::module::Param::initialized(w.id, nudged));
         }
         r.agree::<Cpu>(&[("the step", 7.0)], &mine, &device).map_err(|e| e.to_string())
@@ -627,7 +627,8 @@ fn replicas_that_differ_are_refused() {
     for r in &results {
         assert!(r.as_ref().is_err_and(|e| e.contains("weights differ")), "{results:?}");
     }
-    let steps = in_replicas(2, |i, r| r.agree::<Cpu>(&[("the step", i as f64)], &model, &device).map_err(|e| e.to_string()));
+    let steps =
+        in_replicas(2, |i, r| r.agree::<Cpu>(&[("the step", i as f64)], &model, &device).map_err(|e| e.to_string()));
     assert!(steps[1].as_ref().is_err_and(|e| e.contains("the step is 1 here")), "{steps:?}");
     assert!(steps[0].is_err(), "every replica learns of the difference: {steps:?}");
 }

@@ -104,8 +104,12 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
         None => (a.device.spec, a.device.name.clone()),
     };
     if let Some(d) = &a.devices {
-        if a.batch % d.specs.len() != 0 {
-            return Err(Failure::Usage(format!("--batch {} does not split evenly over {} devices", a.batch, d.specs.len())));
+        if !a.batch.is_multiple_of(d.specs.len()) {
+            return Err(Failure::Usage(format!(
+                "--batch {} does not split evenly over {} devices",
+                a.batch,
+                d.specs.len()
+            )));
         }
     }
     let report = on_device!(spec, train, bench_on(net.clone(), name, &opts)).map_err(fail)?;
@@ -136,7 +140,12 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
             println!("inference at width {:<5} {:.1} img/s", t.width, t.img_per_s);
         }
         if let Some((d, ips)) = &parallel {
-            println!("data-parallel train on {}: {:.1} img/s, {:.2}x one device", d.name, ips, ips / report.train_img_per_s);
+            println!(
+                "data-parallel train on {}: {:.1} img/s, {:.2}x one device",
+                d.name,
+                ips,
+                ips / report.train_img_per_s
+            );
         }
     }
     Ok(())

@@ -184,8 +184,19 @@ pub struct TrainArgs {
 }
 
 /// The flags `--resume` accepts; every other one is fixed by the run being continued.
-const RESUMABLE: &[&str] =
-    &["resume", "epochs", "max_steps", "device", "devices", "nodes", "node_rank", "coordinator", "node_address", "timeout", "quiet"];
+const RESUMABLE: &[&str] = &[
+    "resume",
+    "epochs",
+    "max_steps",
+    "device",
+    "devices",
+    "nodes",
+    "node_rank",
+    "coordinator",
+    "node_address",
+    "timeout",
+    "quiet",
+];
 
 fn parse_fraction(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
@@ -364,14 +375,18 @@ fn cluster(a: &TrainArgs) -> Result<Cluster, Failure> {
         return Ok(Cluster::local(devices, timeout));
     }
     let coordinator = a.coordinator.clone().ok_or_else(|| {
-        Failure::Usage(format!("--nodes {} needs --coordinator HOST:PORT (node 0's address, the same on every node)", a.nodes))
+        Failure::Usage(format!(
+            "--nodes {} needs --coordinator HOST:PORT (node 0's address, the same on every node)",
+            a.nodes
+        ))
     })?;
     let node = match &a.node_address {
         Some(n) => n.clone(),
         None => {
             let port = usize::from(coordinator.port) + 1 + a.node_rank;
-            let port = u16::try_from(port)
-                .map_err(|_| Failure::Usage("the coordinator's port is too high to derive node ports; give --node-address".into()))?;
+            let port = u16::try_from(port).map_err(|_| {
+                Failure::Usage("the coordinator's port is too high to derive node ports; give --node-address".into())
+            })?;
             Endpoint { host: coordinator.host.clone(), port }
         }
     };

@@ -89,7 +89,9 @@ impl DeviceSpec {
         let mut seen: Vec<(String, DeviceSpec)> = Vec::new();
         for item in s.split(',').map(str::trim) {
             let (name, spec) = match item.split_once(':') {
-                Some(("cpu", n)) if n.parse::<usize>().is_ok() => (format!("cpu:{}", n.parse::<usize>().unwrap_or(0)), DeviceSpec::Cpu),
+                Some(("cpu", n)) if n.parse::<usize>().is_ok() => {
+                    (format!("cpu:{}", n.parse::<usize>().unwrap_or(0)), DeviceSpec::Cpu)
+                }
                 _ => {
                     let spec = DeviceSpec::parse(item)?;
                     let name = match spec {

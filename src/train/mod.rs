@@ -146,6 +146,9 @@ where
     }
 }
 
+/// A step's gradients and its first width's loss.
+pub type StepGradients<B> = (GradientsParams, Tensor<<B as AutodiffBackend>::InnerBackend, 1>);
+
 /// The gradients of a step's summed loss over `widths` (see [`step`]), and the first
 /// width's loss; `None` for no widths.
 pub fn gradients<B: SlimAutodiff>(
@@ -154,7 +157,7 @@ pub fn gradients<B: SlimAutodiff>(
     y: Tensor<B, 1, Int>,
     widths: &[WidthConfig],
     opts: &StepOptions,
-) -> Result<Option<(GradientsParams, Tensor<B::InnerBackend, 1>)>, RuntimeError> {
+) -> Result<Option<StepGradients<B>>, RuntimeError> {
     let mut total: Option<Tensor<B, 1>> = None;
     let mut teacher: Option<(Tensor<B, 2>, Tensor<B, 1>)> = None;
     for cfg in widths {

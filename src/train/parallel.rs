@@ -73,7 +73,8 @@ pub struct Endpoint {
 impl Endpoint {
     pub fn parse(s: &str) -> Result<Endpoint, String> {
         let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("expected HOST:PORT, got `{s}`"))?;
-        let port = port.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| format!("`{port}` is not a port (1-65535)"))?;
+        let port =
+            port.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| format!("`{port}` is not a port (1-65535)"))?;
         if host.is_empty() {
             return Err(format!("expected HOST:PORT, got `{s}`"));
         }
@@ -130,7 +131,7 @@ impl Cluster {
 
     /// Whether `batch` splits evenly over the replicas.
     pub fn check_batch(&self, batch: usize) -> Result<(), ParallelError> {
-        if batch % self.world() == 0 {
+        if batch.is_multiple_of(self.world()) {
             Ok(())
         } else {
             Err(ParallelError::Uneven { batch, replicas: self.world() })
@@ -311,7 +312,9 @@ impl Replica {
             return Err(ParallelError::Mismatch(differ.join("; ")));
         }
         if any > 0.0 {
-            return Err(ParallelError::Mismatch("another node was started with other settings or another checkpoint".into()));
+            return Err(ParallelError::Mismatch(
+                "another node was started with other settings or another checkpoint".into(),
+            ));
         }
         let world = self.world as f64;
         if means[mine.len()..].iter().any(|&f| (f * world - 1.0).abs() > 1e-3) {

@@ -16,13 +16,13 @@ use serde::{Deserialize, Serialize};
 
 use super::joslim::{JoslimOptions, JoslimState};
 use super::parallel::{Cluster, ParallelError, Replica};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use super::{apply, cross_entropy, gradients, measure, tensors, Sampling, Sandwich, StepLoss, StepOptions, TrainError};
 use crate::data::{self, DataSpec, Dataset, Normalize, Plan, Split};
 use crate::runtime::checkpoint::{self, CheckpointError, Meta};
 use crate::runtime::{Mode, RuntimeError, SlimAutodiff, SlimBackend, SlimNet, WidthConfig};
 use burn::tensor::ElementConversion;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Which widths each step trains.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -278,7 +278,7 @@ impl<B: SlimAutodiff> Run<B> {
         if per_epoch == 0 {
             return Err(TrainError::BatchTooLarge { batch: opts.batch, images: train.len() });
         }
-        if opts.batch % replica.world != 0 {
+        if !opts.batch.is_multiple_of(replica.world) {
             return Err(ParallelError::Uneven { batch: opts.batch, replicas: replica.world }.into());
         }
         let facts = [
@@ -308,8 +308,14 @@ impl<B: SlimAutodiff> Run<B> {
             progress.epoch_start(epoch, opts.epochs, per_epoch, self.state.batch);
             let order = data::epoch_order(&train, opts.seed, epoch);
             let seed = opts.seed ^ (epoch as u64).wrapping_mul(0x2545_f491_4f6c_dd1d);
-            let plan =
-                Plan { batch: opts.batch, skip: self.state.batch, drop_last: true, augment, seed, shard: replica.shard() };
+            let plan = Plan {
+                batch: opts.batch,
+                skip: self.state.batch,
+                drop_last: true,
+                augment,
+                seed,
+                shard: replica.shard(),
+            };
             let batches = data::batches(&train, order, &self.state.normalize, plan);
             let started = std::time::Instant::now();
             let mut search_seconds = 0.0;
