@@ -357,7 +357,8 @@ impl<B: SlimAutodiff> Run<B> {
                 if let Some(previous) = pending.replace((loss, self.state.step, lr)) {
                     account(previous, last_n)?;
                 }
-                last_n = batch.n;
+                // Images of the global batch (every replica trained its slice).
+                last_n = batch.n * replica.world;
                 self.state.step += 1;
                 self.state.batch += 1;
                 if opts.max_steps.is_some_and(|m| self.state.step >= m) {
