@@ -633,6 +633,16 @@ fn replicas_that_differ_are_refused() {
     assert!(steps[0].is_err(), "every replica learns of the difference: {steps:?}");
 }
 
+/// Starts slimc in the background, its stderr captured.
+fn spawn_slimc(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_slimc"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Picks a free TCP port on loopback.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -703,12 +713,7 @@ fn two_processes_on_loopback_train_together_and_a_lost_node_is_an_error() {
         args.extend(["--timeout", "20"]);
         args.extend(extra);
         args.extend(TINY);
-        Command::new(env!("CARGO_BIN_EXE_slimc"))
-            .args(&args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+        spawn_slimc(&args)
     };
     let out = dir.join("run").display().to_string();
     let port = free_port();
@@ -789,12 +794,7 @@ fn bad_distributed_settings_are_clear_errors_and_write_nothing() {
         let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--out", &out_s, "--quiet"];
         args.extend(["--nodes", nodes, "--node-rank", rank, "--coordinator", &coordinator, "--timeout", "10"]);
         args.extend(["--batch", "48", "--val-images", "32"]);
-        Command::new(env!("CARGO_BIN_EXE_slimc"))
-            .args(&args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+        spawn_slimc(&args)
     };
     let a = spawn("2", "0");
     std::thread::sleep(std::time::Duration::from_millis(500));

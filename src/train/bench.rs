@@ -11,12 +11,11 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::ir::Network;
 use crate::runtime::{calibrate, Mode, RuntimeError, SlimAutodiff, SlimNet, WidthConfig};
-use crate::train::parallel::{Cluster, ParallelError, Replica};
+use crate::train::parallel::{self, Cluster, Replica};
 use crate::train::{self, Sandwich, TrainError};
 
 /// What the benchmark's training step trains.
@@ -154,41 +153,13 @@ pub fn data_parallel<B: SlimAutodiff>(
     let n = devices.len();
     let cluster = Cluster::local(n, std::time::Duration::from_secs(600));
     cluster.check_batch(opts.batch)?;
-    let abort = Arc::new(AtomicBool::new(false));
     let per = opts.batch / n;
-    let seconds: Vec<Result<f64, TrainError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = devices
-            .into_iter()
-            .enumerate()
-            .map(|(i, device)| {
-                let (net, cluster, abort) = (net.clone(), &cluster, abort.clone());
-                s.spawn(move || {
-                    let work = || -> Result<f64, TrainError> {
-                        let replica = Replica::join::<B::InnerBackend>(cluster, i, device.clone(), abort)?;
-                        let result = replica_steps::<B>(net, &device, per, &replica, opts);
-                        match &result {
-                            Ok(_) => replica.leave::<B::InnerBackend>(),
-                            Err(_) => replica.abort(),
-                        }
-                        result
-                    };
-                    match threads {
-                        None => work(),
-                        Some(t) => rayon::ThreadPoolBuilder::new()
-                            .num_threads(t)
-                            .build()
-                            .map_err(|e| ParallelError::Threads(e.to_string()))?
-                            .install(work),
-                    }
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
-    });
-    let mut slowest: f64 = 0.0;
-    for s in seconds {
-        slowest = slowest.max(s?);
-    }
+    let items = vec![(); n];
+    let seconds =
+        parallel::on_replicas::<B::InnerBackend, _, _>(&cluster, devices, items, threads, |(), device, replica| {
+            replica_steps::<B>(net.clone(), device, per, replica, opts)
+        })?;
+    let slowest = seconds.into_iter().fold(0.0, f64::max);
     Ok((opts.batch * opts.steps) as f64 / slowest.max(1e-9))
 }
 

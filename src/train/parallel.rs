@@ -23,6 +23,7 @@ use burn_collective::{CollectiveConfig, CollectiveError, PeerId, ReduceOperation
 use burn_communication::Address;
 
 use crate::runtime::SlimNet;
+use crate::train::TrainError;
 
 /// What can stop a data-parallel run.
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +190,67 @@ pub fn serve_orchestrator(port: u16) -> Result<(), ParallelError> {
         .map_err(|e| ParallelError::Listen { port, reason: e.to_string() })?;
     runtime.block_on(burn_collective::start_global_orchestrator(port));
     Ok(())
+}
+
+/// Runs `work` once per device, each on its own thread (and, with `threads`, its own pool
+/// of that many CPU threads) as this process's replicas in `cluster`: `items[i]` and the
+/// joined [`Replica`] go to the `i`-th. Returns the results in device order; the first
+/// replica to fail stops the others at their next exchange, and its error is returned.
+pub fn on_replicas<B: Backend, I: Send, T: Send>(
+    cluster: &Cluster,
+    devices: Vec<B::Device>,
+    items: Vec<I>,
+    threads: Option<usize>,
+    work: impl Fn(I, &B::Device, &Replica) -> Result<T, TrainError> + Sync,
+) -> Result<Vec<T>, TrainError> {
+    let abort = Arc::new(AtomicBool::new(false));
+    let results: Vec<Result<T, TrainError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = devices
+            .into_iter()
+            .zip(items)
+            .enumerate()
+            .map(|(i, (device, item))| {
+                let (abort, work) = (abort.clone(), &work);
+                s.spawn(move || {
+                    let run = || -> Result<T, TrainError> {
+                        let replica = Replica::join::<B>(cluster, i, device.clone(), abort.clone())
+                            .inspect_err(|_| abort.store(true, Ordering::SeqCst))?;
+                        let result = work(item, &device, &replica);
+                        match &result {
+                            Ok(_) => replica.leave::<B>(),
+                            Err(_) => replica.abort(),
+                        }
+                        result
+                    };
+                    match threads {
+                        None => run(),
+                        Some(n) => rayon::ThreadPoolBuilder::new()
+                            .num_threads(n)
+                            .build()
+                            .map_err(|e| ParallelError::Threads(e.to_string()))?
+                            .install(run),
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    });
+    let mut done = Vec::with_capacity(results.len());
+    let mut failure = None;
+    for r in results {
+        match r {
+            Ok(t) => done.push(t),
+            Err(TrainError::Parallel(ParallelError::PeerFailed)) => {}
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None if done.is_empty() => Err(ParallelError::PeerFailed.into()),
+        None => Ok(done),
+    }
 }
 
 /// One replica's handle on the collective: its rank, and how to exchange with the others.

@@ -15,14 +15,12 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::joslim::{JoslimOptions, JoslimState};
-use super::parallel::{Cluster, ParallelError, Replica};
+use super::parallel::{self, Cluster, ParallelError, Replica};
 use super::{apply, cross_entropy, gradients, measure, tensors, Sampling, Sandwich, StepLoss, StepOptions, TrainError};
 use crate::data::{self, DataSpec, Dataset, Normalize, Plan, Split};
 use crate::runtime::checkpoint::{self, CheckpointError, Meta};
 use crate::runtime::{Mode, RuntimeError, SlimAutodiff, SlimBackend, SlimNet, WidthConfig};
 use burn::tensor::ElementConversion;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 /// Which widths each step trains.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -552,63 +550,26 @@ pub fn train_replicas<B: SlimAutodiff>(
         };
         return Ok(vec![run.train(data, run_dir, device, progress, &Replica::single())?]);
     }
-    let abort = Arc::new(AtomicBool::new(false));
     let mut progress = Some(progress);
-    let results: Vec<Result<Run<B>, TrainError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = runs
-            .into_iter()
-            .zip(devices)
-            .enumerate()
-            .map(|(i, (run, device))| {
-                let mut progress = if cluster.rank(i) == 0 { progress.take() } else { None };
-                let abort = abort.clone();
-                s.spawn(move || {
-                    let work = || -> Result<Run<B>, TrainError> {
-                        let replica = Replica::join::<B::InnerBackend>(cluster, i, device.clone(), abort.clone())
-                            .inspect_err(|_| abort.store(true, Ordering::SeqCst))?;
-                        let mut quiet = Quiet;
-                        let progress: &mut dyn Progress = match progress.as_mut() {
-                            Some(p) => &mut **p,
-                            None => &mut quiet,
-                        };
-                        let result = run.train(data, run_dir, &device, progress, &replica);
-                        match &result {
-                            Ok(_) => replica.leave::<B::InnerBackend>(),
-                            Err(_) => replica.abort(),
-                        }
-                        result
-                    };
-                    match threads {
-                        None => work(),
-                        Some(n) => {
-                            let pool = rayon::ThreadPoolBuilder::new()
-                                .num_threads(n)
-                                .build()
-                                .map_err(|e| ParallelError::Threads(e.to_string()))?;
-                            pool.install(work)
-                        }
-                    }
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-    });
-    let mut done = Vec::with_capacity(results.len());
-    let mut failure = None;
-    for r in results {
-        match r {
-            Ok(run) => done.push(run),
-            Err(TrainError::Parallel(ParallelError::PeerFailed)) => {}
-            Err(e) => {
-                failure.get_or_insert(e);
-            }
-        }
-    }
-    match failure {
-        Some(e) => Err(e),
-        None if done.is_empty() => Err(ParallelError::PeerFailed.into()),
-        None => Ok(done),
-    }
+    let items: Vec<_> = runs
+        .into_iter()
+        .enumerate()
+        .map(|(i, run)| (run, if cluster.rank(i) == 0 { progress.take() } else { None }))
+        .collect();
+    parallel::on_replicas::<B::InnerBackend, _, _>(
+        cluster,
+        devices,
+        items,
+        threads,
+        |(run, progress), device, replica| {
+            let mut quiet = Quiet;
+            let progress: &mut dyn Progress = match progress {
+                Some(p) => p,
+                None => &mut quiet,
+            };
+            run.train(data, run_dir, device, progress, replica)
+        },
+    )
 }
 
 /// Forward time of one image at `cfg`, in milliseconds: the median of five runs after
