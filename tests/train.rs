@@ -804,7 +804,7 @@ fn bad_distributed_settings_are_clear_errors_and_write_nothing() {
         assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let errs = format!("{}{}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
-    assert!(errs.contains("different --nodes counts"), "{errs}");
+    assert!(errs.contains("different node counts"), "{errs}");
     assert!(!out.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

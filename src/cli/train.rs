@@ -15,7 +15,7 @@ use slimc::train::joslim::{JoslimOptions, Objective};
 use slimc::train::run::{self, EpochMetrics, Progress, Run, Schedule, Scheme, TrainOptions};
 use slimc::train::{Sampling, TrainError};
 
-use slimc::train::parallel::{self, Cluster, Endpoint, Nodes};
+use slimc::train::parallel::{self, Cluster, Endpoint, Nodes, ParallelError};
 
 use super::{
     compile_one, fail, on_devices, parse_data, parse_device, parse_devices, parse_width, read, CompileArgs, Device,
@@ -321,9 +321,9 @@ pub fn run(a: &TrainArgs, matches: Option<&ArgMatches>) -> Result<(), Failure> {
         quiet_collective();
     }
     if a.resume.is_none() {
-        cluster.check_batch(a.batch).map_err(fail)?;
+        cluster.check_batch(a.batch).map_err(parallel_failure)?;
     }
-    cluster.check_network().map_err(fail)?;
+    cluster.check_network().map_err(parallel_failure)?;
     if let Some(n) = cluster.nodes.as_ref().filter(|n| n.rank == 0) {
         let port = n.coordinator.port;
         // The orchestrator serves until SIGINT or SIGTERM (it takes over those signals).
@@ -416,8 +416,22 @@ fn train_failure(e: TrainError) -> Failure {
     match e {
         TrainError::Diverged { .. } => Failure::Usage(format!("{e} — try a lower --lr or a longer --warmup")),
         TrainError::BatchTooLarge { .. } => Failure::Usage(format!("{e}; use a smaller --batch")),
+        TrainError::Parallel(e) => parallel_failure(e),
         e => fail(e),
     }
+}
+
+/// A data-parallel error, with the flag that addresses it.
+fn parallel_failure(e: ParallelError) -> Failure {
+    let hint = match &e {
+        ParallelError::Timeout { .. } => "; if a node was only busy (validating a large set), raise --timeout",
+        ParallelError::Unreachable { .. } => "; start node 0 first, or check --coordinator (and --timeout)",
+        ParallelError::Listen { what: "coordinator", .. } => "; choose another --coordinator port",
+        ParallelError::Listen { .. } => "; choose another port with --node-address",
+        ParallelError::Uneven { .. } => "; choose a --batch that the replica count divides",
+        _ => "",
+    };
+    Failure::Usage(format!("{e}{hint}"))
 }
 
 fn train<B: SlimAutodiff>(a: &TrainArgs, cluster: &Cluster, devs: Vec<B::Device>) -> Result<(), Failure> {

@@ -29,7 +29,7 @@ use crate::train::TrainError;
 #[derive(Debug, thiserror::Error)]
 pub enum ParallelError {
     /// No answer from the other replicas within the timeout.
-    #[error("{what}: no answer from the other replicas within {seconds} s (a node stopped, or is still busy: raise --timeout)")]
+    #[error("{what}: no answer from the other replicas within {seconds} s (a node stopped, or is still busy)")]
     Timeout { what: &'static str, seconds: u64 },
     /// burn-collective reported an error.
     #[error("{what} failed: {detail}")]
@@ -38,11 +38,11 @@ pub enum ParallelError {
     #[error("another replica failed")]
     PeerFailed,
     /// The coordinator never accepted a connection.
-    #[error("the coordinator {address} is unreachable (no connection within {seconds} s); start node 0 first, or check --coordinator")]
+    #[error("the coordinator {address} is unreachable (no connection within {seconds} s)")]
     Unreachable { address: String, seconds: u64 },
-    /// Node 0 cannot listen on the coordinator's port.
-    #[error("node 0 cannot listen on port {port} for --coordinator: {reason}")]
-    Listen { port: u16, reason: String },
+    /// A port this node must serve on is taken (or not allowed).
+    #[error("cannot listen on port {port} for the {what}: {reason}")]
+    Listen { port: u16, what: &'static str, reason: String },
     /// The nodes were started with different settings or checkpoints.
     #[error("{0}")]
     Mismatch(String),
@@ -50,7 +50,7 @@ pub enum ParallelError {
     #[error("cannot start a replica's threads: {0}")]
     Threads(String),
     /// The global batch does not split evenly.
-    #[error("--batch {batch} does not split evenly over {replicas} replicas")]
+    #[error("a batch of {batch} does not split evenly over {replicas} replicas")]
     Uneven { batch: usize, replicas: usize },
 }
 
@@ -139,16 +139,21 @@ impl Cluster {
         }
     }
 
-    /// Node 0: checks that the coordinator's port is free (the orchestrator binds it on all
-    /// interfaces). Other nodes: waits until the coordinator accepts a TCP connection.
-    /// Either way before anything is trained or written.
+    /// Checks that this node's data port is free, and on node 0 the coordinator's (both are
+    /// served on all interfaces); other nodes wait until the coordinator accepts a TCP
+    /// connection. Before anything is trained or written.
     pub fn check_network(&self) -> Result<(), ParallelError> {
         let Some(n) = &self.nodes else { return Ok(()) };
+        let free = |port: u16, what: &'static str| {
+            std::net::TcpListener::bind(("0.0.0.0", port)).map(drop).map_err(|e| ParallelError::Listen {
+                port,
+                what,
+                reason: e.to_string(),
+            })
+        };
+        free(n.node.port, "node's data service")?;
         if n.rank == 0 {
-            let port = n.coordinator.port;
-            return std::net::TcpListener::bind(("0.0.0.0", port))
-                .map(drop)
-                .map_err(|e| ParallelError::Listen { port, reason: e.to_string() });
+            return free(n.coordinator.port, "coordinator");
         }
         let deadline = Instant::now() + self.timeout;
         let address = n.coordinator.to_string();
@@ -187,7 +192,7 @@ pub fn serve_orchestrator(port: u16) -> Result<(), ParallelError> {
         .worker_threads(1)
         .enable_all()
         .build()
-        .map_err(|e| ParallelError::Listen { port, reason: e.to_string() })?;
+        .map_err(|e| ParallelError::Listen { port, what: "coordinator", reason: e.to_string() })?;
     runtime.block_on(burn_collective::start_global_orchestrator(port));
     Ok(())
 }
@@ -304,11 +309,13 @@ impl Replica {
         }
     }
 
-    /// Leaves the collective (best effort: the run is over either way).
+    /// Leaves the collective (best effort, for at most 10 s: the run is over either way,
+    /// and node 0's orchestrator may already be gone).
     pub fn leave<B: Backend>(self) {
         if let Some(l) = &self.link {
             let peer = l.peer;
-            let _ = l.wait("leaving", move || burn_collective::finish_collective::<B>(peer));
+            let brief = Link { peer, timeout: l.timeout.min(Duration::from_secs(10)), abort: l.abort.clone() };
+            let _ = brief.wait("leaving", move || burn_collective::finish_collective::<B>(peer));
         }
     }
 
@@ -381,7 +388,7 @@ impl Replica {
         let world = self.world as f64;
         if means[mine.len()..].iter().any(|&f| (f * world - 1.0).abs() > 1e-3) {
             return Err(ParallelError::Mismatch(
-                "two nodes have the same --node-rank (each of 0..N-1 must be given once)".into(),
+                "two nodes have the same rank (each of 0..N-1 must be taken once)".into(),
             ));
         }
         Ok(())
@@ -462,9 +469,9 @@ fn describe(e: CollectiveError) -> String {
     if name.contains("LocalServerMissing") {
         "the exchange broke off: another node stopped or lost its connection".into()
     } else if name.contains("RegisterParamsMismatch") {
-        "the nodes were started with different --nodes counts".into()
+        "the nodes were started with different node counts".into()
     } else if name.contains("DoubleRegister") {
-        "two nodes use the same --node-address".into()
+        "two nodes use the same address".into()
     } else if name.contains("PeerLost") {
         format!("lost the connection to another node ({name})")
     } else {

@@ -281,9 +281,9 @@ impl<B: SlimAutodiff> Run<B> {
         }
         let facts = [
             ("the step", self.state.step as f64),
-            ("--batch", opts.batch as f64),
-            ("--seed", opts.seed as f64),
-            ("--epochs", opts.epochs as f64),
+            ("the batch size", opts.batch as f64),
+            ("the seed", opts.seed as f64),
+            ("the epoch count", opts.epochs as f64),
             ("the replica count", replica.world as f64),
             ("the training images", train.len() as f64),
         ];
