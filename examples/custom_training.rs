@@ -11,6 +11,7 @@ use rand::SeedableRng;
 use slimc::ir::ParamValue;
 use slimc::runtime::device::CpuTrain;
 use slimc::runtime::SlimNet;
+use slimc::train::parallel::Replica;
 use slimc::train::{step, Sandwich, StepOptions};
 
 fn main() {
@@ -23,12 +24,15 @@ fn main() {
     let mut optim = SgdConfig::new().init();
     let (sandwich, mut rng) = (Sandwich::default(), rand::rngs::StdRng::seed_from_u64(0));
     let opts = StepOptions { distill: true, lr: 0.05, weight_decay: 5e-4, label_smoothing: 0.0 };
+    // One replica: `step` averages nothing (several devices pass theirs, see `parallel`).
+    let one_device = Replica::single();
     // One fixed batch: the loss must fall as the network learns it.
     let x = Tensor::<CpuTrain, 4>::random([16, 3, 8, 8], Distribution::Normal(0.0, 1.0), &device);
     let y = Tensor::<CpuTrain, 1, Int>::random([16], Distribution::Uniform(0.0, 4.0), &device);
     for i in 0..20 {
         let widths = sandwich.widths(&model, &mut rng).expect("widths of the network");
-        let (next, loss) = step(model, &mut optim, x.clone(), y.clone(), &widths, &opts).expect("a training step");
+        let (next, loss) =
+            step(model, &mut optim, x.clone(), y.clone(), &widths, &opts, &one_device).expect("a training step");
         model = next;
         if i % 5 == 0 || i == 19 {
             println!("step {i:>2}: full-width loss {:.4}", loss.read());

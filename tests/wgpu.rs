@@ -43,6 +43,7 @@ use slimc::export::{HostTensor, Subnet};
 use slimc::ir::{LayerShape, Network, Op};
 use slimc::runtime::device::{Cpu, CpuTrain, DeviceSpec, Wgpu, WgpuTrain};
 use slimc::runtime::{calibrate, BnSet, LayerParams, Mode, SlimNet, WidthConfig};
+use slimc::train::parallel::Replica;
 use slimc::train::{cross_entropy, step, Sandwich, StepOptions};
 
 use common::{condition_bn, rel, relative_diff, small};
@@ -343,8 +344,9 @@ fn sandwich_steps_match_flex() {
             let y = Tensor::from_data(TensorData::new(labels.clone(), [BATCH]), &Default::default());
             let gy = Tensor::from_data(TensorData::new(labels, [BATCH]), &device());
             let widths = sandwich.widths(&slim, &mut rng).unwrap();
-            let (next, loss) = step(slim, &mut optim, Tensor::from_inner(x), y, &widths, &opts).unwrap();
-            let (gnext, gloss) = step(gpu, &mut goptim, Tensor::from_inner(gx), gy, &widths, &opts).unwrap();
+            let one = Replica::single();
+            let (next, loss) = step(slim, &mut optim, Tensor::from_inner(x), y, &widths, &opts, &one).unwrap();
+            let (gnext, gloss) = step(gpu, &mut goptim, Tensor::from_inner(gx), gy, &widths, &opts, &one).unwrap();
             (slim, gpu) = (next, gnext);
             let (loss, gloss) = (loss.read(), gloss.read());
             assert!((loss - gloss).abs() <= 1e-4 * loss.abs().max(1.0), "{name} step {k}: loss {loss} vs {gloss}");

@@ -7,8 +7,10 @@ use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
 use slimc::ir::Network;
-use slimc::runtime::{RuntimeError, SlimAutodiff, SlimNet};
+use slimc::runtime::{SlimAutodiff, SlimNet};
 use slimc::train::bench::{self, BenchOptions, BenchReport, BenchWidths};
+use slimc::train::parallel::Cluster;
+use slimc::train::TrainError;
 
 use super::{
     fail, load_network, on_devices, parse_device, parse_devices, parse_width, CompileArgs, Device, Devices, Failure,
@@ -65,7 +67,7 @@ fn bench_on<B: SlimAutodiff>(
     device_name: String,
     opts: &BenchOptions,
     dev: B::Device,
-) -> Result<BenchReport, RuntimeError> {
+) -> Result<BenchReport, TrainError> {
     let model = SlimNet::<B>::new(net, Vec::new(), 0, &dev);
     bench::run(model, &dev, device_name, opts)
 }
@@ -74,11 +76,9 @@ fn bench_on<B: SlimAutodiff>(
 fn data_parallel_on<B: SlimAutodiff>(
     net: Arc<Network>,
     opts: &BenchOptions,
-    cpu: bool,
+    threads: Option<usize>,
     devs: Vec<B::Device>,
-) -> Result<f64, slimc::train::TrainError> {
-    let threads = (cpu && devs.len() > 1)
-        .then(|| (std::thread::available_parallelism().map_or(1, |c| c.get()) / devs.len()).max(1));
+) -> Result<f64, TrainError> {
     bench::data_parallel::<B>(net, devs, threads, opts)
 }
 
@@ -104,20 +104,15 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
         None => (a.device.spec, a.device.name.clone()),
     };
     if let Some(d) = &a.devices {
-        if !a.batch.is_multiple_of(d.specs.len()) {
-            return Err(Failure::Usage(format!(
-                "--batch {} does not split evenly over {} devices",
-                a.batch,
-                d.specs.len()
-            )));
-        }
+        // Refused before the one-device run, not after it.
+        let cluster = Cluster::local(d.specs.len(), std::time::Duration::MAX);
+        cluster.check_batch(a.batch).map_err(|e| Failure::Usage(format!("{e}; choose a --batch that they divide")))?;
     }
     let report = on_device!(spec, train, bench_on(net.clone(), name, &opts)).map_err(fail)?;
     let parallel = match &a.devices {
         None => None,
         Some(d) => {
-            let cpu = d.specs[0] == slimc::runtime::device::DeviceSpec::Cpu;
-            let img_per_s = on_devices!(&d.specs, data_parallel_on(net, &opts, cpu)).map_err(fail)?;
+            let img_per_s = on_devices!(&d.specs, data_parallel_on(net, &opts, d.cpu_threads())).map_err(fail)?;
             Some((d, img_per_s))
         }
     };

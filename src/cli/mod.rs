@@ -150,6 +150,16 @@ pub struct Devices {
     pub name: String,
 }
 
+impl Devices {
+    /// Several CPU replicas: the rayon threads each gets, its share of the cores (one pool
+    /// per replica); `None` otherwise (GPU replicas, or one CPU device using them all).
+    pub fn cpu_threads(&self) -> Option<usize> {
+        let n = self.specs.len();
+        (self.specs[0] == DeviceSpec::Cpu && n > 1)
+            .then(|| (std::thread::available_parallelism().map_or(1, |c| c.get()) / n).max(1))
+    }
+}
+
 pub fn parse_devices(s: &str) -> Result<Devices, String> {
     let specs = DeviceSpec::parse_list(s).map_err(|e| e.to_string())?;
     let names = specs.iter().map(|d| d.describe()).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;

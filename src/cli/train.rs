@@ -475,12 +475,7 @@ fn train<B: SlimAutodiff>(a: &TrainArgs, cluster: &Cluster, devs: Vec<B::Device>
             opts.batch,
         );
     }
-    let threads = match (a.devices.as_ref().map(|d| d.specs[0]), cluster.devices) {
-        (Some(slimc::runtime::device::DeviceSpec::Cpu), n) if n > 1 => {
-            Some((std::thread::available_parallelism().map_or(1, |c| c.get()) / n).max(1))
-        }
-        _ => None,
-    };
+    let threads = a.devices.as_ref().and_then(Devices::cpu_threads);
     let mut progress = Bar::new(a.quiet || !lead);
     let mut runs =
         run::train_replicas(runs, devs, cluster, threads, &data, &run_dir, &mut progress).map_err(train_failure)?;

@@ -72,43 +72,10 @@ pub fn run<B: SlimAutodiff>(
     device: &B::Device,
     device_name: String,
     opts: &BenchOptions,
-) -> Result<BenchReport, RuntimeError> {
+) -> Result<BenchReport, TrainError> {
     let net = model.net.clone();
-    let [c, h, w] = net.input.map(|v| v as usize);
-    let classes = net.layers[net.output].channels as usize;
-    let x = Tensor::<B, 4>::random([opts.batch, c, h, w], Distribution::Normal(0.0, 1.0), device);
-    let y = Tensor::<B, 1, Int>::random([opts.batch], Distribution::Uniform(0.0, classes as f64), device);
-    let mut optim = SgdConfig::new()
-        .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0).with_nesterov(true)))
-        .init::<B, SlimNet<B>>();
-    let sandwich = Sandwich::default();
-    let mut rng = StdRng::seed_from_u64(0);
-    let mut model = model;
-    let mut last = None;
-    let mut start = Instant::now();
-    for i in 0..opts.warmup + opts.steps {
-        if i == opts.warmup {
-            // Wait for the warm-up steps, then time the rest as a stream: the host queues
-            // step k+1 while the device runs step k, as `slimc train` does.
-            if let Some(loss) = last.take() {
-                finite(loss)?;
-            }
-            start = Instant::now();
-        }
-        let widths = match opts.widths {
-            BenchWidths::Sandwich => sandwich.widths(&model, &mut rng)?,
-            BenchWidths::Fixed(w) => vec![model.uniform(w)?],
-        };
-        let step = train::StepOptions { distill: true, lr: 0.01, weight_decay: 5e-5, label_smoothing: 0.0 };
-        let (m, loss) = train::step(model, &mut optim, x.clone(), y.clone(), &widths, &step)?;
-        model = m;
-        last = Some(loss);
-    }
-    // Reading the last loss waits for the device to finish every timed step.
-    if let Some(loss) = last {
-        finite(loss)?;
-    }
-    let elapsed = start.elapsed().as_secs_f64();
+    let (x, y) = synthetic::<B>(&net, opts.batch, device);
+    let (model, elapsed) = timed_steps(model, x.clone(), y, &Replica::single(), opts)?;
     let step_s = elapsed / opts.steps.max(1) as f64;
     let train_img_per_s = opts.batch as f64 / step_s;
 
@@ -163,7 +130,17 @@ pub fn data_parallel<B: SlimAutodiff>(
     Ok((opts.batch * opts.steps) as f64 / slowest.max(1e-9))
 }
 
-/// One replica's timed steps: seconds for `opts.steps` after the warm-up.
+/// The training inputs of a benchmark: `batch` normal images and uniform labels.
+fn synthetic<B: SlimAutodiff>(net: &Network, batch: usize, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+    let [c, h, w] = net.input.map(|v| v as usize);
+    let classes = net.layers[net.output].channels as usize;
+    let x = Tensor::<B, 4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), device);
+    let y = Tensor::<B, 1, Int>::random([batch], Distribution::Uniform(0.0, classes as f64), device);
+    (x, y)
+}
+
+/// One replica's timed steps on a fresh model of `net`: seconds for `opts.steps` after the
+/// warm-up.
 fn replica_steps<B: SlimAutodiff>(
     net: Arc<Network>,
     device: &B::Device,
@@ -171,31 +148,49 @@ fn replica_steps<B: SlimAutodiff>(
     replica: &Replica,
     opts: &BenchOptions,
 ) -> Result<f64, TrainError> {
-    let [c, h, w] = net.input.map(|v| v as usize);
-    let classes = net.layers[net.output].channels as usize;
-    let mut model = SlimNet::<B>::new(net, Vec::new(), 0, device);
-    let x = Tensor::<B, 4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), device);
-    let y = Tensor::<B, 1, Int>::random([batch], Distribution::Uniform(0.0, classes as f64), device);
+    let (x, y) = synthetic::<B>(&net, batch, device);
+    let model = SlimNet::<B>::new(net, Vec::new(), 0, device);
+    Ok(timed_steps(model, x, y, replica, opts)?.1)
+}
+
+/// `opts.warmup` then `opts.steps` training steps of `model` on one batch, as `replica`;
+/// the trained model and the seconds of the timed steps.
+fn timed_steps<B: SlimAutodiff>(
+    model: SlimNet<B>,
+    x: Tensor<B, 4>,
+    y: Tensor<B, 1, Int>,
+    replica: &Replica,
+    opts: &BenchOptions,
+) -> Result<(SlimNet<B>, f64), TrainError> {
     let mut optim = SgdConfig::new()
         .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0).with_nesterov(true)))
         .init::<B, SlimNet<B>>();
     let sandwich = Sandwich::default();
     let mut rng = StdRng::seed_from_u64(0);
     let step = train::StepOptions { distill: true, lr: 0.01, weight_decay: 5e-5, label_smoothing: 0.0 };
+    let mut model = model;
+    let mut last = None;
     let mut start = Instant::now();
     for i in 0..opts.warmup + opts.steps {
         if i == opts.warmup {
+            // Wait for the warm-up steps, then time the rest as a stream: the host queues
+            // step k+1 while the device runs step k, as `slimc train` does.
+            if let Some(loss) = last.take() {
+                finite(loss)?;
+            }
             start = Instant::now();
         }
         let widths = match opts.widths {
             BenchWidths::Sandwich => sandwich.widths(&model, &mut rng)?,
             BenchWidths::Fixed(w) => vec![model.uniform(w)?],
         };
-        if let Some((grads, loss)) = train::gradients(&model, x.clone(), y.clone(), &widths, &step)? {
-            let (grads, loss) = replica.average(&model, grads, loss)?;
-            model = train::apply(model, &mut optim, grads, &step);
-            finite(train::StepLoss(loss))?;
-        }
+        let (m, loss) = train::step(model, &mut optim, x.clone(), y.clone(), &widths, &step, replica)?;
+        model = m;
+        last = Some(loss);
     }
-    Ok(start.elapsed().as_secs_f64())
+    // Reading the last loss waits for the device to finish every timed step.
+    if let Some(loss) = last {
+        finite(loss)?;
+    }
+    Ok((model, start.elapsed().as_secs_f64()))
 }

@@ -115,7 +115,7 @@ pub fn soft_cross_entropy<B: burn::tensor::backend::Backend>(
 /// The first width's loss of a step, still on the device. Reading it waits for the step
 /// to finish, so a loop reads step k's loss after queueing step k+1: on a GPU the device
 /// then runs one step while the host builds the next.
-pub struct StepLoss<B: burn::tensor::backend::Backend>(pub Tensor<B, 1>);
+pub struct StepLoss<B: burn::tensor::backend::Backend>(Tensor<B, 1>);
 
 impl<B: burn::tensor::backend::Backend> StepLoss<B> {
     pub fn read(self) -> f32 {
@@ -125,8 +125,9 @@ impl<B: burn::tensor::backend::Backend> StepLoss<B> {
 
 /// One optimizer step of `model` on a batch, training every width in `widths` (the first
 /// is the teacher when distilling). Weight decay applies to conv and linear weights only.
-/// Returns the updated model and the first width's loss (not yet read: nothing in the
-/// step waits for the device).
+/// With several replicas the gradients (and the loss) are averaged across them first.
+/// Returns the updated model and the first width's loss (not yet read: on one device
+/// nothing in the step waits for it).
 pub fn step<B, O>(
     model: SlimNet<B>,
     optim: &mut O,
@@ -134,14 +135,18 @@ pub fn step<B, O>(
     y: Tensor<B, 1, Int>,
     widths: &[WidthConfig],
     opts: &StepOptions,
-) -> Result<(SlimNet<B>, StepLoss<B::InnerBackend>), RuntimeError>
+    replica: &parallel::Replica,
+) -> Result<(SlimNet<B>, StepLoss<B::InnerBackend>), TrainError>
 where
     B: SlimAutodiff,
     O: Optimizer<SlimNet<B>, B>,
 {
     let device = x.device();
     match gradients(&model, x, y, widths, opts)? {
-        Some((grads, loss)) => Ok((apply(model, optim, grads, opts), StepLoss(loss))),
+        Some((grads, loss)) => {
+            let (grads, loss) = replica.average(&model, grads, loss)?;
+            Ok((apply(model, optim, grads, opts), StepLoss(loss)))
+        }
         None => Ok((model, StepLoss(Tensor::zeros([1], &device)))),
     }
 }

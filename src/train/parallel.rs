@@ -512,7 +512,6 @@ fn take<B: AutodiffBackend>(grads: &mut GradientsParams, e: &Entry) -> Option<Te
     match e.dims.len() {
         1 => grads.remove::<B::InnerBackend, 1>(e.id),
         2 => grads.remove::<B::InnerBackend, 2>(e.id).map(|g| g.reshape([n])),
-        3 => grads.remove::<B::InnerBackend, 3>(e.id).map(|g| g.reshape([n])),
         4 => grads.remove::<B::InnerBackend, 4>(e.id).map(|g| g.reshape([n])),
         r => unreachable!("slimc's parameters have rank 1, 2 or 4, not {r}"),
     }
@@ -523,7 +522,6 @@ fn put<B: AutodiffBackend>(grads: &mut GradientsParams, e: &Entry, g: Tensor<B::
     match d.len() {
         1 => grads.register(e.id, g),
         2 => grads.register(e.id, g.reshape([d[0], d[1]])),
-        3 => grads.register(e.id, g.reshape([d[0], d[1], d[2]])),
         4 => grads.register(e.id, g.reshape([d[0], d[1], d[2], d[3]])),
         r => unreachable!("slimc's parameters have rank 1, 2 or 4, not {r}"),
     }

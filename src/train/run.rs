@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::joslim::{JoslimOptions, JoslimState};
 use super::parallel::{self, Cluster, ParallelError, Replica};
-use super::{apply, cross_entropy, gradients, measure, tensors, Sampling, Sandwich, StepLoss, StepOptions, TrainError};
+use super::{cross_entropy, measure, step, tensors, Sampling, Sandwich, StepLoss, StepOptions, TrainError};
 use crate::data::{self, DataSpec, Dataset, Normalize, Plan, Split};
 use crate::runtime::checkpoint::{self, CheckpointError, Meta};
 use crate::runtime::{Mode, RuntimeError, SlimAutodiff, SlimBackend, SlimNet, WidthConfig};
@@ -343,15 +343,8 @@ impl<B: SlimAutodiff> Run<B> {
                 let widths = step_widths(&self.model, &opts, self.state.joslim.as_ref(), self.state.step)?;
                 B::seed(device, opts.seed.wrapping_add(self.state.step as u64));
                 let (x, y) = tensors::<B>(&batch, shape, device);
-                let step_opts = step_opts(lr);
-                let loss = match gradients(&self.model, x, y, &widths, &step_opts)? {
-                    Some((grads, loss)) => {
-                        let (grads, loss) = replica.average(&self.model, grads, loss)?;
-                        self.model = apply(self.model, &mut self.optim, grads, &step_opts);
-                        StepLoss(loss)
-                    }
-                    None => StepLoss(burn::tensor::Tensor::zeros([1], device)),
-                };
+                let (model, loss) = step(self.model, &mut self.optim, x, y, &widths, &step_opts(lr), replica)?;
+                self.model = model;
                 if let Some(previous) = pending.replace((loss, self.state.step, lr)) {
                     account(previous, last_n)?;
                 }
