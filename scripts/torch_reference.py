@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""The training steps `slimc bench` times, written in PyTorch eager, for a side-by-side
-comparison on the same machine (scripts/gpu-check.sh).
+"""The training steps and inference `slimc bench` times, written in PyTorch eager, for a
+side-by-side comparison on the same machine (scripts/compare-torch.sh on the CPU,
+scripts/gpu-check.sh on a GPU).
 
   resnet20 --scheme us     the US-Nets sandwich step slimc bench runs: widths 1.0, 0.25 and
                            two uniform random widths in [0.25, 1], each a forward on the
@@ -9,10 +10,20 @@ comparison on the same machine (scripts/gpu-check.sh).
                            (Nesterov momentum 0.9, weight decay 5e-5 on conv/linear
                            weights, lr 0.01) on the summed loss.
   resnet50 --scheme fixed  one width (default 1.0), plain cross-entropy, the same SGD.
+  mobilenet_v2             torchvision's MobileNetV2 as models/mobilenet_v2.slim (32x32
+                           input: --size); either scheme.
 
-Channels at width w are floor(w * c) (at least 1), slimc's `rounding floor` for both
-networks. Prints one JSON object: images per second over the timed steps (after two
-warm-up steps), the step time, and the device.
+Channels at width w are floor(w * c) (at least 1) for the ResNets, slimc's `rounding
+floor`, and torchvision's _make_divisible(w * c, 8) for MobileNetV2, whose expansion
+widths are multiplied as dimensions of their own (make_divisible(w * t * c_in)) and
+whose last 1x1 conv (1280) is never slimmed, as in slimc. --infer-widths then times
+inference (eval-mode BN with statistics of one batch, no autograd) at each width, as
+`slimc bench` does after training. --macs W prints the multiply-adds of width W and
+exits: scripts/compare-torch.sh checks them against `slimc cost` so that both sides run
+the same network.
+
+Prints one JSON object: training images per second over the timed steps (after two
+warm-up steps), the step time, inference images per second per width, and the device.
 """
 import argparse
 import json
@@ -28,27 +39,57 @@ def channels(c, w):
     return max(1, math.floor(w * c))
 
 
+def make_divisible(v, d=8):
+    """torchvision's _make_divisible."""
+    n = max(d, int(v + d / 2) // d * d)
+    return n + d if n < 0.9 * v else n
+
+
+MACS = [0]  # multiply-adds of the last forward (conv and linear), for --macs
+
+
 class Conv:
-    def __init__(self, cin, cout, k, stride, params, device):
-        w = torch.empty(cout, cin, k, k, device=device)
+    """A conv whose active weight is the slice [:cout, :cin]; depthwise takes [:c, :1]."""
+
+    def __init__(self, cin, cout, k, stride, params, device, depthwise=False):
+        w = torch.empty(cout, 1 if depthwise else cin, k, k, device=device)
         torch.nn.init.kaiming_normal_(w, mode="fan_out", nonlinearity="relu")
         self.w = w.requires_grad_()
-        self.stride, self.pad = stride, k // 2
+        self.stride, self.pad, self.depthwise = stride, k // 2, depthwise
         params["decay"].append(self.w)
 
-    def __call__(self, x, cout):
-        return F.conv2d(x, self.w[:cout, : x.shape[1]], None, self.stride, self.pad)
+    def __call__(self, x, cout=None):
+        cin = x.shape[1]
+        if self.depthwise:
+            w, groups = self.w[:cin], cin
+        else:
+            w, groups = self.w[:cout, :cin], 1
+        y = F.conv2d(x, w, None, self.stride, self.pad, 1, groups)
+        MACS[0] += y.shape[0] * y.shape[1] * w.shape[1] * w.shape[2] * w.shape[3] * y.shape[2] * y.shape[3]
+        return y
 
 
 class BN:
+    """Batch statistics in training; in eval mode the statistics `calibrate` stored (one
+    set, for the width being timed)."""
+
     def __init__(self, c, params, device):
         self.g = torch.ones(c, device=device, requires_grad=True)
         self.b = torch.zeros(c, device=device, requires_grad=True)
+        self.mean = self.var = None
+        self.mode = "train"
         params["other"] += [self.g, self.b]
+        params["bn"].append(self)
 
     def __call__(self, x):
         c = x.shape[1]
-        return F.batch_norm(x, None, None, self.g[:c], self.b[:c], training=True, eps=1e-5)
+        if self.mode == "train":
+            return F.batch_norm(x, None, None, self.g[:c], self.b[:c], training=True, eps=1e-5)
+        if self.mode == "calibrate":
+            self.mean = torch.zeros(c, device=x.device)
+            self.var = torch.ones(c, device=x.device)
+            return F.batch_norm(x, self.mean, self.var, self.g[:c], self.b[:c], training=True, momentum=1.0, eps=1e-5)
+        return F.batch_norm(x, self.mean, self.var, self.g[:c], self.b[:c], training=False, eps=1e-5)
 
 
 class Linear:
@@ -60,6 +101,7 @@ class Linear:
         params["other"].append(self.b)
 
     def __call__(self, x):
+        MACS[0] += x.shape[0] * self.w.shape[0] * x.shape[1]
         return F.linear(x, self.w[:, : x.shape[1]], self.b)
 
 
@@ -67,7 +109,7 @@ class ResNet20:
     """He et al. 2016 §4.2 with option-A shortcuts, as models/resnet20.slim."""
 
     def __init__(self, classes, device):
-        self.params = {"decay": [], "other": []}
+        self.params = {"decay": [], "other": [], "bn": []}
         p = self.params
         self.stem, self.stem_bn = Conv(3, 16, 3, 1, p, device), BN(16, p, device)
         self.blocks = []
@@ -97,7 +139,7 @@ class ResNet50:
     """torchvision's resnet50 (v1.5), as models/resnet50.slim."""
 
     def __init__(self, classes, device):
-        self.params = {"decay": [], "other": []}
+        self.params = {"decay": [], "other": [], "bn": []}
         p = self.params
         self.stem, self.stem_bn = Conv(3, 64, 7, 2, p, device), BN(64, p, device)
         self.blocks = []
@@ -128,9 +170,55 @@ class ResNet50:
         return self.fc(x.mean((2, 3)))
 
 
+class MobileNetV2:
+    """torchvision's mobilenet_v2, as models/mobilenet_v2.slim: the stem's stride 2 and
+    every block's stride as at 224x224, whatever the input size."""
+
+    SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+
+    def __init__(self, classes, device):
+        self.params = {"decay": [], "other": [], "bn": []}
+        p = self.params
+        self.stem, self.stem_bn = Conv(3, 32, 3, 2, p, device), BN(32, p, device)
+        self.blocks = []
+        cin = 32
+        for t, c, n, stride in self.SETTINGS:
+            for i in range(n):
+                s = stride if i == 0 else 1
+                hidden = cin * t
+                expand = None if t == 1 else (hidden, Conv(cin, hidden, 1, 1, p, device), BN(hidden, p, device))
+                dw = (Conv(hidden, hidden, 3, s, p, device, depthwise=True), BN(hidden, p, device))
+                project = (Conv(hidden, c, 1, 1, p, device), BN(c, p, device))
+                self.blocks.append((c, s == 1 and cin == c, expand, dw, project))
+                cin = c
+        self.last, self.last_bn = Conv(cin, 1280, 1, 1, p, device), BN(1280, p, device)
+        self.fc = Linear(1280, classes, p, device)
+        self.training = True
+
+    def __call__(self, x, w):
+        x = F.relu6(self.stem_bn(self.stem(x, make_divisible(32 * w))))
+        for c, residual, expand, (dw, dw_bn), (project, project_bn) in self.blocks:
+            y = x
+            if expand is not None:
+                hidden, conv, bn = expand
+                y = F.relu6(bn(conv(y, make_divisible(hidden * w))))
+            y = F.relu6(dw_bn(dw(y)))
+            y = project_bn(project(y, make_divisible(c * w)))
+            x = y + x if residual else y
+        x = F.relu6(self.last_bn(self.last(x, 1280)))
+        x = F.dropout(x.mean((2, 3)), 0.2, self.training)
+        return self.fc(x)
+
+
+def set_mode(net, mode):
+    for bn in net.params["bn"]:
+        bn.mode = mode
+    net.training = mode != "eval"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", choices=["resnet20", "resnet50"])
+    ap.add_argument("model", choices=["resnet20", "resnet50", "mobilenet_v2"])
     ap.add_argument("--scheme", choices=["us", "fixed"], default="us")
     ap.add_argument("--width", type=float, default=1.0, help="the width of --scheme fixed")
     ap.add_argument("--batch", type=int, default=128)
@@ -138,14 +226,23 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
+    ap.add_argument("--classes", type=int, help="classes (default 10 for resnet20 and mobilenet_v2, 1000 for resnet50)")
+    ap.add_argument("--infer-widths", default="", help="widths whose inference is timed, comma-separated")
+    ap.add_argument("--macs", type=float, metavar="W", help="print the multiply-adds of width W and exit")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     random.seed(0)
     dev = torch.device(a.device)
-    classes, size = (10, a.size or 32) if a.model == "resnet20" else (1000, a.size or 224)
-    net = (ResNet20 if a.model == "resnet20" else ResNet50)(classes, dev)
+    classes, size = {"resnet20": (10, 32), "resnet50": (1000, 224), "mobilenet_v2": (10, 32)}[a.model]
+    classes, size = a.classes or classes, a.size or size
+    net = {"resnet20": ResNet20, "resnet50": ResNet50, "mobilenet_v2": MobileNetV2}[a.model](classes, dev)
+    if a.macs is not None:
+        with torch.no_grad():
+            net(torch.randn(2, 3, size, size, device=dev), a.macs)  # two images: BN needs more than one
+        print(json.dumps({"model": a.model, "width": a.macs, "macs": MACS[0] // 2}))
+        return
     opt = torch.optim.SGD([{"params": net.params["decay"], "weight_decay": 5e-5},
                            {"params": net.params["other"], "weight_decay": 0.0}],
                           lr=0.01, momentum=0.9, nesterov=True)
@@ -178,10 +275,22 @@ def main():
     loss.item()
     sync()
     step_s = (time.perf_counter() - start) / a.steps
+    infer = {}
+    for w in [float(v) for v in a.infer_widths.split(",") if v]:
+        with torch.inference_mode():
+            set_mode(net, "calibrate")
+            net(x, w)
+            set_mode(net, "eval")
+            net(x, w).sum().item()
+            start = time.perf_counter()
+            for _ in range(a.steps):
+                net(x, w).sum().item()
+            infer[str(w)] = a.batch * a.steps / (time.perf_counter() - start)
+        set_mode(net, "train")
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     print(json.dumps({"framework": f"pytorch {torch.__version__} eager", "model": a.model, "scheme": a.scheme,
                       "device": name, "batch": a.batch, "size": size, "steps": a.steps,
-                      "img_per_s": a.batch / step_s, "step_s": step_s}))
+                      "img_per_s": a.batch / step_s, "step_s": step_s, "infer_img_per_s": infer}))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,24 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use cli::Failure;
 
+/// A training step frees and allocates the same large buffers every step (activations,
+/// gradients, column matrices). By default glibc's malloc serves those from `mmap` and
+/// trims freed memory, so the kernel hands each back as fresh zeroed pages: 10–18% of a
+/// ResNet-20 step in `perf` was `clear_page` (6% after this). Up to 32 MiB per buffer now
+/// comes from one heap (one arena: per-thread arenas trim on their own), never trimmed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // SAFETY: mallopt only sets allocator parameters; this runs before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
+
 #[derive(Parser)]
 #[command(name = "slimc", version, about = "Compiler for slimmable neural networks (.slim files)")]
 struct Cli {
@@ -42,6 +60,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     // Before clap: parsing `--device wgpu…` already asks the Vulkan driver for adapters.
     cli::quiet_mesa();
     let matches = Cli::command().get_matches();

@@ -418,4 +418,9 @@ impl Network {
     pub fn compute_layers(&self) -> impl Iterator<Item = (LayerId, &Layer)> {
         self.layers.iter().filter(|(_, l)| l.op != Op::Input)
     }
+
+    /// Whether a training forward draws random numbers (dropout or drop path with p > 0).
+    pub fn draws_random(&self) -> bool {
+        self.compute_layers().any(|(_, l)| matches!(l.op, Op::Dropout { p } | Op::DropPath { p } if p > 0.0))
+    }
 }

@@ -3,6 +3,11 @@
 //! transposed conv for the input) run several times slower than this on flex, and the
 //! weight gradient is most of a training step, so the flex backend routes here
 //! (`backend.rs`). Layouts are NCHW, weights `[out, in / groups, kh, kw]`, all contiguous.
+//!
+//! A conv whose groups hold one input channel each (depthwise, with any channel
+//! multiplier) has a 1-row column matrix per group, where a gemm call costs more than its
+//! arithmetic: those run as direct loops over kernel taps and output rows instead
+//! ([`Geometry::depthwise`]), parallel over planes.
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -45,6 +50,10 @@ impl Geometry {
     }
     pub fn weight_len(&self) -> usize {
         self.out_c * self.col_rows()
+    }
+    /// One input channel per group: every output channel reads a single input plane.
+    fn depthwise(&self) -> bool {
+        self.in_per_group() == 1
     }
 }
 
@@ -208,6 +217,10 @@ fn check(g: &Geometry, x: &[f32], w: &[f32], y: &[f32]) {
 pub fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let mut y = vec![0.0; g.batch * g.out_c * g.out_plane()];
     check(g, x, w, &y);
+    if g.depthwise() {
+        depthwise::forward(g, x, w, &mut y);
+        return y;
+    }
     let (cg, og, rows, p, plane) = (g.in_per_group(), g.out_per_group(), g.col_rows(), g.out_plane(), g.in_plane());
     y.par_chunks_mut(g.out_c * p.max(1)).zip(x.par_chunks(g.in_c * plane.max(1))).for_each_init(
         || cols_buffer(g),
@@ -231,6 +244,12 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
 /// The gradient of the weight: `dW_g = Σ_n dy[n, g] · cols(x[n, g])ᵀ`. Each thread sums a
 /// contiguous share of the batch; the shares are added in a fixed order.
 pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    if g.depthwise() {
+        let mut dw = vec![0.0; g.weight_len()];
+        check(g, x, &dw, dy);
+        depthwise::weight_grad(g, x, dy, &mut dw);
+        return dw;
+    }
     let (cg, og, rows, p, plane) = (g.in_per_group(), g.out_per_group(), g.col_rows(), g.out_plane(), g.in_plane());
     let partials: Vec<Vec<f32>> = split(g.batch, rayon::current_num_threads())
         .into_par_iter()
@@ -266,6 +285,10 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
 pub fn input_grad(g: &Geometry, w: &[f32], dy: &[f32]) -> Vec<f32> {
     let mut dx = vec![0.0; g.batch * g.in_c * g.in_plane()];
     check(g, &dx, w, dy);
+    if g.depthwise() {
+        depthwise::input_grad(g, w, dy, &mut dx);
+        return dx;
+    }
     let (cg, og, rows, p, plane) = (g.in_per_group(), g.out_per_group(), g.col_rows(), g.out_plane(), g.in_plane());
     dx.par_chunks_mut(g.in_c * plane.max(1)).zip(dy.par_chunks(g.out_c * p.max(1))).for_each_init(
         || cols_buffer(g),
@@ -294,6 +317,122 @@ pub fn bias_grad(g: &Geometry, dy: &[f32]) -> Vec<f32> {
         db[i % g.out_c] += plane.iter().sum::<f32>();
     }
     db
+}
+
+/// Direct loops for [`Geometry::depthwise`] convs: output channel `o` reads input channel
+/// `o / out_per_group` through its `kh × kw` taps. Each tap adds a scaled input row
+/// segment to an output row segment (contiguous at stride 1).
+mod depthwise {
+    use super::{valid, Geometry};
+    use rayon::prelude::*;
+
+    /// Planes handed to a rayon task at once: a task of at least ~16k elements.
+    fn planes_per_task(plane: usize) -> usize {
+        (16_384 / plane.max(1)).max(1)
+    }
+
+    /// The taps of one output channel: `(weight index, input row offset, output rows,
+    /// output columns, input column offset)` with every range already cut to the inside.
+    fn taps(g: &Geometry) -> Vec<(usize, usize, std::ops::Range<usize>, std::ops::Range<usize>, usize)> {
+        let [kh, kw] = g.kernel;
+        let mut out = Vec::with_capacity(kh * kw);
+        for ki in 0..kh {
+            let ys = valid(ki * g.dilation[0], g.stride[0], g.padding[0], g.in_hw[0], g.out_hw[0]);
+            for kj in 0..kw {
+                let xs = valid(kj * g.dilation[1], g.stride[1], g.padding[1], g.in_hw[1], g.out_hw[1]);
+                if !ys.is_empty() && !xs.is_empty() {
+                    out.push((ki * kw + kj, ki * g.dilation[0], ys.clone(), xs, kj * g.dilation[1]));
+                }
+            }
+        }
+        out
+    }
+
+    /// The input index of output position `o` along an axis with this tap offset.
+    fn source(o: usize, stride: usize, offset: usize, padding: usize) -> usize {
+        o * stride + offset - padding
+    }
+
+    pub fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
+        let (p, plane, k, og, ow, iw) =
+            (g.out_plane(), g.in_plane(), g.kernel[0] * g.kernel[1], g.out_c / g.groups, g.out_hw[1], g.in_hw[1]);
+        let taps = taps(g);
+        let [sy, sx] = g.stride;
+        let [py, px] = g.padding;
+        y.par_chunks_mut(p.max(1)).with_min_len(planes_per_task(p)).enumerate().for_each(|(i, yp)| {
+            let (n, o) = (i / g.out_c, i % g.out_c);
+            let xp = &x[(n * g.in_c + o / og) * plane..][..plane];
+            for &(t, y_off, ref ys, ref xs, x_off) in &taps {
+                let wv = w[o * k + t];
+                for oy in ys.clone() {
+                    let row = &xp[source(oy, sy, y_off, py) * iw..][..iw];
+                    let out = &mut yp[oy * ow..][..ow];
+                    if sx == 1 {
+                        let start = source(xs.start, 1, x_off, px);
+                        out[xs.clone()].iter_mut().zip(&row[start..start + xs.len()]).for_each(|(o, v)| *o += wv * v);
+                    } else {
+                        xs.clone().for_each(|ox| out[ox] += wv * row[source(ox, sx, x_off, px)]);
+                    }
+                }
+            }
+        });
+    }
+
+    pub fn input_grad(g: &Geometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+        let (p, plane, k, og, ow, iw) =
+            (g.out_plane(), g.in_plane(), g.kernel[0] * g.kernel[1], g.out_c / g.groups, g.out_hw[1], g.in_hw[1]);
+        let taps = taps(g);
+        let [sy, sx] = g.stride;
+        let [py, px] = g.padding;
+        dx.par_chunks_mut(plane.max(1)).with_min_len(planes_per_task(plane)).enumerate().for_each(|(i, dxp)| {
+            let (n, c) = (i / g.in_c, i % g.in_c);
+            for o in c * og..(c + 1) * og {
+                let dyp = &dy[(n * g.out_c + o) * p..][..p];
+                for &(t, y_off, ref ys, ref xs, x_off) in &taps {
+                    let wv = w[o * k + t];
+                    for oy in ys.clone() {
+                        let grad = &dyp[oy * ow..][..ow];
+                        let row = &mut dxp[source(oy, sy, y_off, py) * iw..][..iw];
+                        if sx == 1 {
+                            let start = source(xs.start, 1, x_off, px);
+                            row[start..start + xs.len()].iter_mut().zip(&grad[xs.clone()]).for_each(|(d, v)| *d += wv * v);
+                        } else {
+                            xs.clone().for_each(|ox| row[source(ox, sx, x_off, px)] += wv * grad[ox]);
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Each output channel's taps are summed over the batch by one task, in batch order.
+    pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+        let (p, plane, k, og, ow, iw) =
+            (g.out_plane(), g.in_plane(), g.kernel[0] * g.kernel[1], g.out_c / g.groups, g.out_hw[1], g.in_hw[1]);
+        let taps = taps(g);
+        let [sy, sx] = g.stride;
+        let [py, px] = g.padding;
+        dw.par_chunks_mut(k.max(1)).enumerate().for_each(|(o, dwo)| {
+            for n in 0..g.batch {
+                let xp = &x[(n * g.in_c + o / og) * plane..][..plane];
+                let dyp = &dy[(n * g.out_c + o) * p..][..p];
+                for &(t, y_off, ref ys, ref xs, x_off) in &taps {
+                    let mut acc = 0.0f32;
+                    for oy in ys.clone() {
+                        let grad = &dyp[oy * ow..][..ow];
+                        let row = &xp[source(oy, sy, y_off, py) * iw..][..iw];
+                        if sx == 1 {
+                            let start = source(xs.start, 1, x_off, px);
+                            acc += grad[xs.clone()].iter().zip(&row[start..start + xs.len()]).map(|(a, b)| a * b).sum::<f32>();
+                        } else {
+                            acc += xs.clone().map(|ox| grad[ox] * row[source(ox, sx, x_off, px)]).sum::<f32>();
+                        }
+                    }
+                    dwo[t] += acc;
+                }
+            }
+        });
+    }
 }
 
 #[cfg(test)]
@@ -360,6 +499,12 @@ mod tests {
             Geometry { kernel: [1, 1], padding: [0, 0], stride: [2, 2], out_hw: [4, 3], ..base },
             Geometry { groups: 2, ..base },
             Geometry { in_c: 6, groups: 6, ..base },
+            // Depthwise: strided, a channel multiplier of 2, dilated, a wide kernel.
+            Geometry { in_c: 6, out_c: 6, groups: 6, stride: [2, 2], out_hw: [4, 3], ..base },
+            Geometry { in_c: 3, out_c: 6, groups: 3, ..base },
+            Geometry { in_c: 6, out_c: 6, groups: 6, dilation: [2, 2], padding: [2, 2], ..base },
+            Geometry { in_c: 4, out_c: 4, groups: 4, kernel: [5, 3], padding: [2, 0], out_hw: [7, 4], ..base },
+            Geometry { in_c: 4, out_c: 4, groups: 4, kernel: [1, 1], padding: [0, 0], stride: [2, 2], out_hw: [4, 3], ..base },
             Geometry { kernel: [5, 3], padding: [2, 0], out_hw: [7, 4], ..base },
             Geometry { dilation: [2, 2], padding: [2, 2], ..base },
             Geometry { in_hw: [2, 2], kernel: [3, 3], padding: [2, 2], out_hw: [4, 4], ..base },

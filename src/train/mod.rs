@@ -17,7 +17,7 @@ pub mod search;
 
 pub use error::{SearchFileError, TrainError};
 
-use burn::module::{AutodiffModule, ParamId};
+use burn::module::{AutodiffModule, Module, ModuleMapper, Param, ParamId};
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::AutodiffBackend;
@@ -156,6 +156,13 @@ pub type StepGradients<B> = (GradientsParams, Tensor<<B as AutodiffBackend>::Inn
 
 /// The gradients of a step's summed loss over `widths` (see [`step`]), and the first
 /// width's loss; `None` for no widths.
+///
+/// With more than one rayon thread the widths run as two concurrent streams, the first
+/// width and the others: two forwards, then two backward passes whose gradients are added.
+/// The sum is the gradient of the summed loss (the teacher's softmax is detached), and
+/// each stream's serial stretches (autodiff bookkeeping, small elementwise ops) leave a
+/// core to the other's kernels. A network that draws random numbers (dropout, drop path)
+/// keeps its forwards in width order, so that its draws stay those of a serial step.
 pub fn gradients<B: SlimAutodiff>(
     model: &SlimNet<B>,
     x: Tensor<B, 4>,
@@ -163,29 +170,56 @@ pub fn gradients<B: SlimAutodiff>(
     widths: &[WidthConfig],
     opts: &StepOptions,
 ) -> Result<Option<StepGradients<B>>, RuntimeError> {
-    let mut total: Option<Tensor<B, 1>> = None;
-    let mut teacher: Option<(Tensor<B, 2>, Tensor<B, 1>)> = None;
-    for cfg in widths {
-        let logits = model.forward(x.clone(), cfg, Mode::Train)?.logits;
-        let loss = match &teacher {
-            Some((soft, _)) if opts.distill => soft_cross_entropy(logits, soft.clone()),
-            Some(_) => cross_entropy(logits, y.clone(), opts.label_smoothing),
-            None => {
-                let loss = cross_entropy(logits.clone(), y.clone(), opts.label_smoothing);
-                teacher = Some((softmax(logits.detach(), 1), loss.clone().detach()));
-                loss
-            }
-        };
-        total = Some(match total {
-            None => loss,
-            Some(t) => t + loss,
-        });
-    }
-    let (Some(total), Some((_, teacher_loss))) = (total, teacher) else {
+    let Some((first, rest)) = widths.split_first() else {
         return Ok(None);
     };
-    let grads = total.backward();
-    Ok(Some((GradientsParams::from_grads(grads, model), teacher_loss.inner())))
+    let concurrent = !rest.is_empty() && rayon::current_num_threads() > 1;
+    // The second stream's own leaves: Burn keeps graphs that share a node under one lock.
+    let second = if concurrent { own_leaves(model) } else { model.clone() };
+    let forward = |m: &SlimNet<B>, cfg: &WidthConfig| m.forward(x.clone(), cfg, Mode::Train).map(|f| f.logits);
+    let forward_rest = || rest.iter().map(|cfg| forward(&second, cfg)).collect::<Result<Vec<_>, _>>();
+    let (top, others) = if concurrent && !model.net.draws_random() {
+        rayon::join(|| forward(model, first), forward_rest)
+    } else {
+        (forward(model, first), forward_rest())
+    };
+    let top = top?;
+    let loss = cross_entropy(top.clone(), y.clone(), opts.label_smoothing);
+    let soft = softmax(top.detach(), 1);
+    let others = others?
+        .into_iter()
+        .map(|logits| match opts.distill {
+            true => soft_cross_entropy(logits, soft.clone()),
+            false => cross_entropy(logits, y.clone(), opts.label_smoothing),
+        })
+        .reduce(|a, b| a + b);
+    let teacher_loss = loss.clone().detach().inner();
+    let grads = match others {
+        Some(others) if concurrent => {
+            let (a, b) = rayon::join(
+                || GradientsParams::from_grads(loss.backward(), model),
+                || GradientsParams::from_grads(others.backward(), &second),
+            );
+            parallel::add_gradients(model, a, b)
+        }
+        Some(others) => GradientsParams::from_grads((loss + others).backward(), model),
+        None => GradientsParams::from_grads(loss.backward(), model),
+    };
+    Ok(Some((grads, teacher_loss)))
+}
+
+/// A copy of `model` whose trainable parameters are new autodiff leaves over the same
+/// values, so that its graph is apart from `model`'s.
+fn own_leaves<B: AutodiffBackend>(model: &SlimNet<B>) -> SlimNet<B> {
+    struct Leaves;
+    impl<B: AutodiffBackend> ModuleMapper<B> for Leaves {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            let (id, tensor, mapper) = param.consume();
+            let leaf = if tensor.is_require_grad() { tensor.detach().require_grad() } else { tensor };
+            Param::from_mapped_value(id, leaf, mapper)
+        }
+    }
+    model.clone().map(&mut Leaves)
 }
 
 /// The optimizer step on `grads`, with weight decay added to them.

@@ -427,6 +427,23 @@ impl Replica {
     }
 }
 
+/// `a + b`, parameter by parameter (a parameter in one of them only keeps its gradient).
+pub fn add_gradients<B: AutodiffBackend>(
+    model: &SlimNet<B>,
+    mut a: GradientsParams,
+    mut b: GradientsParams,
+) -> GradientsParams {
+    for e in entries(model) {
+        let sum = match (take::<B>(&mut a, &e), take::<B>(&mut b, &e)) {
+            (Some(x), Some(y)) => x + y,
+            (Some(g), None) | (None, Some(g)) => g,
+            (None, None) => continue,
+        };
+        put::<B>(&mut a, &e, sum);
+    }
+    a
+}
+
 impl Link {
     /// Runs one collective call on its own thread and waits for it at most `timeout`,
     /// giving up early when another replica of this process failed.
