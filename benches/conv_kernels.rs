@@ -47,7 +47,7 @@ fn main() {
         };
         println!(
             "{name:<20} {:>10.1} {:>10.1} {:>10.1}",
-            rate(&|| forward(&g, &x, &w)),
+            rate(&|| forward(&g, &x, &w, None)),
             rate(&|| weight_grad(&g, &x, &dy)),
             rate(&|| input_grad(&g, &w, &dy))
         );

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
+use slimc::data::{self, DataSpec, Split};
 use slimc::ir::Network;
 use slimc::runtime::{SlimAutodiff, SlimNet};
 use slimc::train::bench::{self, BenchOptions, BenchReport, BenchWidths};
@@ -13,8 +14,8 @@ use slimc::train::parallel::Cluster;
 use slimc::train::TrainError;
 
 use super::{
-    fail, load_network, on_devices, parse_device, parse_devices, parse_width, CompileArgs, Device, Devices, Failure,
-    Widths,
+    fail, load_network, on_devices, parse_data, parse_device, parse_devices, parse_width, CompileArgs, Device, Devices,
+    Failure, Widths,
 };
 
 /// The training step that is timed.
@@ -54,12 +55,20 @@ pub struct BenchArgs {
     /// [default: 0.25,0.5,0.75,1.0; with --scheme fixed, its width].
     #[arg(long)]
     widths: Option<Widths>,
+    /// Also time the data loader alone on this data set (fashion-mnist[:DIR], mnist:DIR,
+    /// cifar10:DIR, cifar100:DIR or imagefolder:DIR): training's batches of --batch, with
+    /// its augmentation, for 50 batches.
+    #[arg(long, value_parser = parse_data)]
+    data: Option<DataSpec>,
     #[command(flatten)]
     compile: CompileArgs,
     /// Print one JSON document on stdout.
     #[arg(long)]
     json: bool,
 }
+
+/// Batches the loader benchmark times.
+const LOADER_BATCHES: usize = 50;
 
 /// `slimc bench` on one backend: a freshly initialised model of `net`.
 fn bench_on<B: SlimAutodiff>(
@@ -108,6 +117,17 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
         let cluster = Cluster::local(d.specs.len(), std::time::Duration::MAX);
         cluster.check_batch(a.batch).map_err(|e| Failure::Usage(format!("{e}; choose a --batch that they divide")))?;
     }
+    // The data set is read before the timed runs, so a missing one fails at once.
+    let loader = match &a.data {
+        None => None,
+        Some(spec) => {
+            let size = net.input[1] as usize;
+            let set = data::load(spec, size).map_err(fail)?;
+            let augment = spec.augment(size);
+            let ips = bench::loader(&Split::all(set.train.clone()), augment, a.batch, LOADER_BATCHES).map_err(fail)?;
+            Some((spec, ips))
+        }
+    };
     let report = on_device!(spec, train, bench_on(net.clone(), name, &opts)).map_err(fail)?;
     let parallel = match &a.devices {
         None => None,
@@ -126,6 +146,7 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
             "data_parallel": parallel.as_ref().map(|(d, ips)| json!({
                 "devices": d.specs.len(), "train_img_per_s": ips, "scaling": ips / report.train_img_per_s,
             })),
+            "loader": loader.as_ref().map(|(spec, ips)| json!({ "data": spec.to_string(), "img_per_s": ips })),
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
@@ -133,6 +154,12 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
         println!("train ({}): {:.1} img/s ({:.3} s/step)", report.widths, report.train_img_per_s, report.step_s);
         for t in &report.infer_img_per_s {
             println!("inference at width {:<5} {:.1} img/s", t.width, t.img_per_s);
+        }
+        if let Some((spec, ips)) = &loader {
+            println!(
+                "loader alone ({spec}, training's augmentation): {ips:.1} img/s, {:.1}x training",
+                ips / report.train_img_per_s
+            );
         }
         if let Some((d, ips)) = &parallel {
             println!(

@@ -12,7 +12,7 @@ use burn::backend::autodiff::NodeId;
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, FloatTensorOps, ModuleOps};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, ModuleOps};
 use burn::tensor::{Bytes, DType, Shape, Tensor, TensorMetadata, TensorPrimitive};
 
 use super::kernels::{self, Geometry};
@@ -101,16 +101,16 @@ fn f32s(t: &FlexTensor) -> &[f32] {
 
 impl SlimBackend for Flex {
     fn slim_conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>, options: ConvOptions<2>) -> FlexTensor {
-        let Some(g) = geometry(&x, &weight, &options) else { return Flex::conv2d(x, weight, bias, options) };
+        let f32_bias = bias.as_ref().is_none_or(|b| b.dtype() == DType::F32);
+        let Some(g) = geometry(&x, &weight, &options).filter(|_| f32_bias) else {
+            return Flex::conv2d(x, weight, bias, options);
+        };
         let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
-        let y = flex(
-            kernels::forward(&g, f32s(&x), f32s(&weight)),
+        let bias = bias.map(|b| b.to_contiguous());
+        flex(
+            kernels::forward(&g, f32s(&x), f32s(&weight), bias.as_ref().map(f32s)),
             Shape::new([g.batch, g.out_c, g.out_hw[0], g.out_hw[1]]),
-        );
-        match bias {
-            Some(b) => Flex::float_add(y, Flex::float_reshape(b, Shape::new([1, g.out_c, 1, 1]))),
-            None => y,
-        }
+        )
     }
 
     fn slim_conv2d_backward(

@@ -32,7 +32,35 @@ pub fn transpose_forward<B: SlimBackend>(x: Tensor<B, 4>, p: &LayerParams<B>, op
 }
 
 pub fn forward<B: SlimBackend>(x: Tensor<B, 4>, p: &LayerParams<B>, op: &Op, s: LayerShape) -> Tensor<B, 4> {
-    let Op::Conv { stride, padding, dilation, groups, .. } = op else { unreachable!("conv::forward on {op:?}") };
+    let (weight, bias) = active(p, op, s);
+    run(x, weight, bias, op, s)
+}
+
+/// The conv followed by an evaluation-mode BN, folded into one conv: the weight of output
+/// channel `o` times `scale[o]`, the bias `shift + scale · bias` (`scale`, `shift`: the BN
+/// as a per-channel affine map, [`super::norm::affine`]).
+pub fn forward_folded<B: SlimBackend>(
+    x: Tensor<B, 4>,
+    p: &LayerParams<B>,
+    op: &Op,
+    s: LayerShape,
+    (scale, shift): (Tensor<B, 1>, Tensor<B, 1>),
+) -> Tensor<B, 4> {
+    let (weight, bias) = active(p, op, s);
+    let out = s.out as usize;
+    // As rows `[out, in·kh·kw]` times a column: flex broadcasts fast along the last dimension.
+    let dims = weight.dims();
+    let weight = (weight.reshape([out, dims[1] * dims[2] * dims[3]]) * scale.clone().reshape([out, 1])).reshape(dims);
+    let bias = match bias {
+        Some(b) => shift + b * scale,
+        None => shift,
+    };
+    run(x, weight, Some(bias), op, s)
+}
+
+/// The active slices of a conv's weight and bias at this layer shape.
+fn active<B: SlimBackend>(p: &LayerParams<B>, op: &Op, s: LayerShape) -> (Tensor<B, 4>, Option<Tensor<B, 1>>) {
+    let Op::Conv { groups, .. } = op else { unreachable!("conv::forward on {op:?}") };
     let weight = p.conv.as_ref().expect("conv has a weight").val();
     let [full_out, full_per_group, kh, kw] = weight.dims();
     let out = s.out as usize;
@@ -50,6 +78,17 @@ pub fn forward<B: SlimBackend>(x: Tensor<B, 4>, p: &LayerParams<B>, op: &Op, s: 
             b.slice(0..out)
         }
     });
+    (weight, bias)
+}
+
+fn run<B: SlimBackend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+    op: &Op,
+    s: LayerShape,
+) -> Tensor<B, 4> {
+    let Op::Conv { stride, padding, dilation, .. } = op else { unreachable!("conv::forward on {op:?}") };
     let options = ConvOptions::new(
         stride.map(|v| v as usize),
         padding.map(|v| v as usize),

@@ -213,12 +213,16 @@ fn check(g: &Geometry, x: &[f32], w: &[f32], y: &[f32]) {
     assert!(g.groups > 0 && g.in_c.is_multiple_of(g.groups) && g.out_c.is_multiple_of(g.groups), "conv: groups");
 }
 
-/// The forward pass: `y[n, g] = W_g · cols(x[n, g])`.
-pub fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+/// The forward pass: `y[n, g] = W_g · cols(x[n, g])`, plus `bias[o]` on every output
+/// plane `o` where given (added while the sample's output is still in cache).
+pub fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
     let mut y = vec![0.0; g.batch * g.out_c * g.out_plane()];
     check(g, x, w, &y);
+    if let Some(b) = bias {
+        assert_eq!(b.len(), g.out_c, "conv: bias length");
+    }
     if g.depthwise() {
-        depthwise::forward(g, x, w, &mut y);
+        depthwise::forward(g, x, w, bias, &mut y);
         return y;
     }
     let (cg, og, rows, p, plane) = (g.in_per_group(), g.out_per_group(), g.col_rows(), g.out_plane(), g.in_plane());
@@ -236,9 +240,17 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
                     matmul(yg, wg, Mat::row_major(cols, rows, p), false);
                 }
             }
+            if let Some(b) = bias {
+                add_bias(yn, b, p);
+            }
         },
     );
     y
+}
+
+/// `planes[o] += bias[o]` over consecutive planes of `p` values.
+fn add_bias(planes: &mut [f32], bias: &[f32], p: usize) {
+    planes.chunks_mut(p.max(1)).zip(bias).for_each(|(plane, b)| plane.iter_mut().for_each(|v| *v += b));
 }
 
 /// The gradient of the weight: `dW_g = Σ_n dy[n, g] · cols(x[n, g])ᵀ`. Each thread sums a
@@ -320,8 +332,9 @@ pub fn bias_grad(g: &Geometry, dy: &[f32]) -> Vec<f32> {
 }
 
 /// Direct loops for [`Geometry::depthwise`] convs: output channel `o` reads input channel
-/// `o / out_per_group` through its `kh × kw` taps. Each tap adds a scaled input row
-/// segment to an output row segment (contiguous at stride 1).
+/// `o / out_per_group` through its `kh × kw` taps. At stride 1 each tap is one
+/// multiply-add over a zero-padded copy of the plane (`Padded`); otherwise each tap adds
+/// a scaled input row segment to an output row segment.
 mod depthwise {
     use super::{valid, Geometry};
     use rayon::prelude::*;
@@ -329,6 +342,126 @@ mod depthwise {
     /// Planes handed to a rayon task at once: a task of at least ~16k elements.
     fn planes_per_task(plane: usize) -> usize {
         (16_384 / plane.max(1)).max(1)
+    }
+
+    /// Stride 1, any padding and dilation: the plane is copied once into a zero-padded
+    /// buffer `P` (`ph × pw`), and the output is computed in `P`'s row width, so that each
+    /// tap is one contiguous multiply-add over `L = (oh − 1)·pw + ow` values, whatever the
+    /// plane size (row by row, a 4×4 plane's taps were loop overhead). The `pw − ow`
+    /// columns between rows are computed and dropped.
+    struct Padded {
+        ph: usize,
+        pw: usize,
+        len: usize,
+    }
+
+    impl Padded {
+        fn new(g: &Geometry) -> Padded {
+            let (ph, pw) = (g.in_hw[0] + 2 * g.padding[0], g.in_hw[1] + 2 * g.padding[1]);
+            Padded { ph, pw, len: (g.out_hw[0] - 1) * pw + g.out_hw[1] }
+        }
+
+        /// Where tap `t` reads in `P`.
+        fn offset(&self, g: &Geometry, t: usize) -> usize {
+            let (ki, kj) = (t / g.kernel[1], t % g.kernel[1]);
+            ki * g.dilation[0] * self.pw + kj * g.dilation[1]
+        }
+
+        /// `P` from an input plane: zeros around it.
+        fn pad(&self, g: &Geometry, plane: &[f32], p: &mut [f32]) {
+            let ([h, w], [py, px]) = (g.in_hw, g.padding);
+            p.fill(0.0);
+            for (r, row) in plane.chunks(w).enumerate().take(h) {
+                p[(r + py) * self.pw + px..][..w].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// `Σ a·b` in eight lanes (vectorised; a fixed order, so deterministic).
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let mut lanes = [0.0f32; 8];
+        let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+        let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+        for (x, y) in ca.zip(cb) {
+            for l in 0..8 {
+                lanes[l] += x[l] * y[l];
+            }
+        }
+        lanes.iter().sum::<f32>() + tail
+    }
+
+    /// `dst[oy·pw + ox] = plane[oy·ow + ox]`, zeros in the columns between rows.
+    fn widen(plane: &[f32], ow: usize, pw: usize, dst: &mut [f32]) {
+        dst.fill(0.0);
+        for (oy, row) in plane.chunks(ow.max(1)).enumerate() {
+            dst[oy * pw..][..ow].copy_from_slice(row);
+        }
+    }
+
+    fn forward_stride1(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+        let pd = Padded::new(g);
+        let (p, plane, k, og, ow) =
+            (g.out_plane(), g.in_plane(), g.kernel[0] * g.kernel[1], g.out_c / g.groups, g.out_hw[1]);
+        let offsets: Vec<usize> = (0..k).map(|t| pd.offset(g, t)).collect();
+        y.par_chunks_mut(p.max(1)).with_min_len(planes_per_task(p)).enumerate().for_each_init(
+            || (vec![0.0; pd.ph * pd.pw], vec![0.0; pd.len]),
+            |(padded, z), (i, yp)| {
+                let (n, o) = (i / g.out_c, i % g.out_c);
+                pd.pad(g, &x[(n * g.in_c + o / og) * plane..][..plane], padded);
+                z.fill(bias.map_or(0.0, |b| b[o]));
+                for (t, &off) in offsets.iter().enumerate() {
+                    let wv = w[o * k + t];
+                    z.iter_mut().zip(&padded[off..off + pd.len]).for_each(|(a, v)| *a += wv * v);
+                }
+                for (oy, row) in yp.chunks_mut(ow.max(1)).enumerate() {
+                    row.copy_from_slice(&z[oy * pd.pw..][..ow]);
+                }
+            },
+        );
+    }
+
+    fn input_grad_stride1(g: &Geometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+        let pd = Padded::new(g);
+        let (p, plane, k, og, ow) =
+            (g.out_plane(), g.in_plane(), g.kernel[0] * g.kernel[1], g.out_c / g.groups, g.out_hw[1]);
+        let ([h, wd], [py, px]) = (g.in_hw, g.padding);
+        let offsets: Vec<usize> = (0..k).map(|t| pd.offset(g, t)).collect();
+        dx.par_chunks_mut(plane.max(1)).with_min_len(planes_per_task(plane)).enumerate().for_each_init(
+            || (vec![0.0; pd.ph * pd.pw], vec![0.0; pd.len]),
+            |(dpad, z), (i, dxp)| {
+                let (n, c) = (i / g.in_c, i % g.in_c);
+                dpad.fill(0.0);
+                for o in c * og..(c + 1) * og {
+                    widen(&dy[(n * g.out_c + o) * p..][..p], ow, pd.pw, z);
+                    for (t, &off) in offsets.iter().enumerate() {
+                        let wv = w[o * k + t];
+                        dpad[off..off + pd.len].iter_mut().zip(z.iter()).for_each(|(d, v)| *d += wv * v);
+                    }
+                }
+                for (iy, row) in dxp.chunks_mut(wd.max(1)).enumerate().take(h) {
+                    row.copy_from_slice(&dpad[(iy + py) * pd.pw + px..][..wd]);
+                }
+            },
+        );
+    }
+
+    fn weight_grad_stride1(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+        let pd = Padded::new(g);
+        let (p, plane, k, og, ow) =
+            (g.out_plane(), g.in_plane(), g.kernel[0] * g.kernel[1], g.out_c / g.groups, g.out_hw[1]);
+        let offsets: Vec<usize> = (0..k).map(|t| pd.offset(g, t)).collect();
+        dw.par_chunks_mut(k.max(1)).enumerate().for_each_init(
+            || (vec![0.0; pd.ph * pd.pw], vec![0.0; pd.len]),
+            |(padded, z), (o, dwo)| {
+                for n in 0..g.batch {
+                    pd.pad(g, &x[(n * g.in_c + o / og) * plane..][..plane], padded);
+                    widen(&dy[(n * g.out_c + o) * p..][..p], ow, pd.pw, z);
+                    for (t, &off) in offsets.iter().enumerate() {
+                        dwo[t] += dot(z, &padded[off..off + pd.len]);
+                    }
+                }
+            },
+        );
     }
 
     /// The taps of one output channel: `(weight index, input row offset, output rows,
@@ -353,7 +486,10 @@ mod depthwise {
         o * stride + offset - padding
     }
 
-    pub fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
+    pub fn forward(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+        if g.stride == [1, 1] {
+            return forward_stride1(g, x, w, bias, y);
+        }
         let (p, plane, k, og, ow, iw) =
             (g.out_plane(), g.in_plane(), g.kernel[0] * g.kernel[1], g.out_c / g.groups, g.out_hw[1], g.in_hw[1]);
         let taps = taps(g);
@@ -362,6 +498,9 @@ mod depthwise {
         y.par_chunks_mut(p.max(1)).with_min_len(planes_per_task(p)).enumerate().for_each(|(i, yp)| {
             let (n, o) = (i / g.out_c, i % g.out_c);
             let xp = &x[(n * g.in_c + o / og) * plane..][..plane];
+            if let Some(b) = bias {
+                yp.fill(b[o]);
+            }
             for &(t, y_off, ref ys, ref xs, x_off) in &taps {
                 let wv = w[o * k + t];
                 for oy in ys.clone() {
@@ -379,6 +518,9 @@ mod depthwise {
     }
 
     pub fn input_grad(g: &Geometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+        if g.stride == [1, 1] {
+            return input_grad_stride1(g, w, dy, dx);
+        }
         let (p, plane, k, og, ow, iw) =
             (g.out_plane(), g.in_plane(), g.kernel[0] * g.kernel[1], g.out_c / g.groups, g.out_hw[1], g.in_hw[1]);
         let taps = taps(g);
@@ -407,6 +549,9 @@ mod depthwise {
 
     /// Each output channel's taps are summed over the batch by one task, in batch order.
     pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+        if g.stride == [1, 1] {
+            return weight_grad_stride1(g, x, dy, dw);
+        }
         let (p, plane, k, og, ow, iw) =
             (g.out_plane(), g.in_plane(), g.kernel[0] * g.kernel[1], g.out_c / g.groups, g.out_hw[1], g.in_hw[1]);
         let taps = taps(g);
@@ -505,6 +650,10 @@ mod tests {
             Geometry { in_c: 6, out_c: 6, groups: 6, dilation: [2, 2], padding: [2, 2], ..base },
             Geometry { in_c: 4, out_c: 4, groups: 4, kernel: [5, 3], padding: [2, 0], out_hw: [7, 4], ..base },
             Geometry { in_c: 4, out_c: 4, groups: 4, kernel: [1, 1], padding: [0, 0], stride: [2, 2], out_hw: [4, 3], ..base },
+            // Depthwise on planes smaller than the kernel (MobileNetV2's last stages at 32x32).
+            Geometry { in_c: 4, out_c: 4, groups: 4, in_hw: [1, 1], padding: [1, 1], out_hw: [1, 1], ..base },
+            Geometry { in_c: 4, out_c: 8, groups: 4, in_hw: [2, 2], padding: [2, 2], out_hw: [4, 4], ..base },
+            Geometry { in_c: 4, out_c: 4, groups: 4, in_hw: [1, 2], stride: [2, 2], out_hw: [1, 1], ..base },
             Geometry { kernel: [5, 3], padding: [2, 0], out_hw: [7, 4], ..base },
             Geometry { dilation: [2, 2], padding: [2, 2], ..base },
             Geometry { in_hw: [2, 2], kernel: [3, 3], padding: [2, 2], out_hw: [4, 4], ..base },
@@ -522,10 +671,16 @@ mod tests {
             let x = values(g.batch * g.in_c * g.in_plane(), 1);
             let w = values(g.weight_len(), 2);
             let dy = values(g.batch * g.out_c * g.out_plane(), 3);
-            let y = forward(&g, &x, &w);
+            let y = forward(&g, &x, &w, None);
             let expect = naive(&g, &x, &w);
             for (a, b) in y.iter().zip(&expect) {
                 assert!((a - b).abs() < 1e-4, "{g:?}: forward {a} vs {b}");
+            }
+            let bias = values(g.out_c, 4);
+            let with_bias = forward(&g, &x, &w, Some(&bias));
+            for (i, (a, b)) in with_bias.iter().zip(&expect).enumerate() {
+                let want = b + bias[i / g.out_plane() % g.out_c];
+                assert!((a - want).abs() < 1e-4, "{g:?}: forward with bias {a} vs {want}");
             }
             let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f32>();
             let dw = weight_grad(&g, &x, &dy);

@@ -92,9 +92,22 @@ fn scale_shift<B: Backend>(
     var: Tensor<B, 1>,
     [n, c, h, w]: [usize; 4],
 ) -> Tensor<B, 4> {
-    let scale = slice_to(gamma, c) / var.add_scalar(BN_EPS).sqrt();
-    let shift = slice_to(beta, c) - mean * scale.clone();
+    let (scale, shift) = affine(gamma, beta, mean, var, c);
     (rows * per_row(scale, n, c) + per_row(shift, n, c)).reshape([n, c, h, w])
+}
+
+/// Evaluation-mode BN on `c` active channels as `x · scale + shift`:
+/// `scale = γ / sqrt(var + ε)`, `shift = β − mean · scale`.
+pub fn affine<B: Backend>(
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    mean: Tensor<B, 1>,
+    var: Tensor<B, 1>,
+    c: usize,
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let scale = slice_to(gamma, c) / slice_to(var, c).add_scalar(BN_EPS).sqrt();
+    let shift = slice_to(beta, c) - slice_to(mean, c) * scale.clone();
+    (scale, shift)
 }
 
 /// Layer norm over the active channels at each position ([`crate::ir::Op::LayerNorm`]).

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use std::sync::Arc;
 
+use crate::data::{self, Augment, DataError, Normalize, Plan, Split};
 use crate::ir::Network;
 use crate::runtime::{calibrate, Mode, RuntimeError, SlimAutodiff, SlimNet, WidthConfig};
 use crate::train::parallel::{self, Cluster, Replica};
@@ -128,6 +129,30 @@ pub fn data_parallel<B: SlimAutodiff>(
         })?;
     let slowest = seconds.into_iter().fold(0.0, f64::max);
     Ok((opts.batch * opts.steps) as f64 / slowest.max(1e-9))
+}
+
+/// Images per second of the data loader alone: training's batches of `split` (its
+/// augmentation and normalisation, built on the loader's thread with rayon) drawn as fast
+/// as they come, `batches` of them after one warm-up batch. Epochs follow each other as
+/// in training when the split holds fewer images.
+pub fn loader(split: &Split, augment: Augment, batch: usize, batches: usize) -> Result<f64, DataError> {
+    let norm = Normalize::measure(split)?;
+    let want = (batches + 1) * batch.max(1);
+    let order: Vec<usize> = (0..want.div_ceil(split.len().max(1)))
+        .flat_map(|epoch| data::epoch_order(split, 0, epoch))
+        .take(want)
+        .collect();
+    let plan = Plan { batch, skip: 0, drop_last: true, augment, seed: 0, shard: (0, 1) };
+    let mut it = data::batches(split, order, &norm, plan);
+    if let Some(first) = it.next() {
+        first?;
+    }
+    let start = Instant::now();
+    let mut images = 0;
+    for b in it {
+        images += b?.n;
+    }
+    Ok(images as f64 / start.elapsed().as_secs_f64().max(1e-9))
 }
 
 /// The training inputs of a benchmark: `batch` normal images and uniform labels.
