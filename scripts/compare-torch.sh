@@ -17,7 +17,8 @@
 # Rows: ResNet-20 (batch 128) and MobileNetV2 at 32x32 (batch 64), each the US-Nets
 # sandwich step (max, min, 2 random widths, inplace distillation, SGD Nesterov with weight
 # decay), inference at widths 1.0 / 0.5 / 0.25, and each process's peak resident memory
-# (GNU time's maximum RSS). Before timing, the script checks that both sides build the
+# (GNU time's maximum RSS); then, when Fashion-MNIST is installed, slimc's data loader
+# alone (`slimc bench --data`). Before timing, the script checks that both sides build the
 # same networks: PyTorch's multiply-adds at widths 1.0, 0.5 and 0.25 must equal
 # `slimc cost`'s.
 set -euo pipefail
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
         --steps) steps="$2"; shift 2 ;;
         --rounds) rounds="$2"; shift 2 ;;
         --quick) quick=1; shift ;;
-        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "compare-torch.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -110,6 +111,16 @@ echo "slimc: $("$slimc" --version)  torch: $("$python" -c 'import torch; print(t
 compare "ResNet-20, batch 128" resnet20 128
 compare "MobileNetV2 32x32, batch 64" mobilenet_v2 64 --set size=32 --set classes=10
 
+# The data pipeline next to training: slimc's loader alone on Fashion-MNIST, when installed.
+loader_row=
+if [ -d /usr/share/datasets/fashion-mnist ]; then
+    b=128; [ -z "$quick" ] || b=4
+    RAYON_NUM_THREADS="$threads" "$slimc" bench models/resnet20.slim --set in_channels=1 --set size=28 \
+        --data fashion-mnist --batch "$b" --steps 1 --widths 1.0 --json > "$out/loader.json"
+    loader_row="| Fashion-MNIST loader alone (batch $b, training's augmentation; slimc only) | $(field "$out/loader.json" '["loader"]["img_per_s"]' | xargs printf '%.0f') | | |"
+fi
+
 echo "| measurement | slimc | PyTorch | slimc / PyTorch |"
 echo "|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
+[ -z "$loader_row" ] || echo "$loader_row"

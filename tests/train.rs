@@ -561,8 +561,72 @@ fn grads_of(model: &SlimNet<CpuTrain>, grads: &GradientsParams) -> Vec<f32> {
         if let Some(b) = &p.bias {
             push(grads.get::<Cpu, 1>(b.id).map(|g| g.into_data()));
         }
+        for g in p.gamma.iter().chain(&p.beta) {
+            push(grads.get::<Cpu, 1>(g.id).map(|g| g.into_data()));
+        }
     }
     out
+}
+
+/// With two rayon threads a sandwich step runs its widths as two concurrent streams whose
+/// gradients are added; with one, one backward of the summed loss. Both are the same
+/// gradient: ResNet-20 (BN), and MobileNetV2, whose dropout keeps the forwards in width
+/// order so that both draw the same masks.
+#[test]
+fn concurrent_widths_give_the_serial_gradient() {
+    use slimc::ir::ParamValue;
+    let device = Default::default();
+    for (file, size) in [("models/resnet20.slim", 8), ("models/mobilenet_v2.slim", 16)] {
+        let options = slimc::Options {
+            settings: vec![("size".into(), ParamValue::Int(size)), ("classes".into(), ParamValue::Int(10))],
+            ..Default::default()
+        };
+        let src = std::fs::read_to_string(file).unwrap();
+        let net = std::sync::Arc::new(slimc::compile(&src, file, &options).unwrap().remove(0));
+        assert_eq!(net.draws_random(), file.contains("mobilenet"));
+        let model = SlimNet::<CpuTrain>::new(net, Vec::new(), 3, &device);
+        let size = size as usize;
+        let x = Tensor::<CpuTrain, 4>::random([6, 3, size, size], Distribution::Normal(0.0, 1.0), &device);
+        let y = Tensor::<CpuTrain, 1, Int>::from_data(TensorData::new((0..6i64).collect::<Vec<_>>(), [6]), &device);
+        let widths = Sandwich::default().widths(&model, &mut StdRng::seed_from_u64(5)).unwrap();
+        let opts = StepOptions { distill: true, lr: 0.1, weight_decay: 5e-4, label_smoothing: 0.1 };
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                CpuTrain::seed(&device, 11);
+                let (grads, loss) = gradients(&model, x.clone(), y.clone(), &widths, &opts).unwrap().unwrap();
+                (grads_of(&model, &grads), loss.into_scalar())
+            })
+        };
+        let ((serial, serial_loss), (concurrent, concurrent_loss)) = (on(1), on(2));
+        let d = common::rel(&serial, &concurrent, 1e-6);
+        assert!(d < 1e-5, "{file}: the concurrent step's gradients differ from the serial one's by {d}");
+        assert_eq!(serial_loss, concurrent_loss, "{file}: the first width's loss");
+        assert!(serial.iter().any(|&v| v != 0.0));
+        assert_eq!(on(2).0, concurrent, "{file}: the concurrent step is deterministic");
+    }
+}
+
+/// `slimc bench --data` times the loader alone next to training; a missing data set is
+/// one error, before anything is timed.
+#[test]
+fn bench_times_the_loader_alone() {
+    let dir = scratch("bench-loader");
+    synthetic(&dir, 64);
+    let data = format!("fashion-mnist:{}", dir.display());
+    let args = ["bench", "models/resnet20.slim", "--set", "in_channels=1", "--set", "size=12", "--batch", "8"];
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(&slimc(&[&args[..], &["--steps", "1", "--data", &data, "--json"]].concat()))).unwrap();
+    assert!(doc["loader"]["img_per_s"].as_f64().unwrap() > 0.0, "{doc}");
+    assert_eq!(doc["loader"]["data"], data.as_str());
+    let text = ok(&slimc(&[&args[..], &["--steps", "1", "--data", &data]].concat()));
+    assert!(text.contains("loader alone (") && text.contains("x training"), "{text}");
+    let missing = format!("fashion-mnist:{}", dir.join("nothing").display());
+    let o = slimc(&[&args[..], &["--data", &missing]].concat());
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("nothing") && !err.contains("panicked") && !err.contains("train ("), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// One sandwich step (4 widths, distillation, weight decay) on 2 replicas with 4 images each

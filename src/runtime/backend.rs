@@ -34,6 +34,12 @@ pub struct ConvGrads<B: Backend> {
 
 /// A Burn backend with slimc's convolution entry points. The defaults are Burn's own ops.
 pub trait SlimBackend: Backend {
+    /// Whether the backend computes on the host's threads (rayon), so that two halves of
+    /// an evaluation batch run faster side by side than the whole batch alone: each
+    /// half's serial stretches leave the cores to the other's kernels. A GPU backend
+    /// queues work for the device, where splitting a batch only adds launches.
+    const HOST_THREADS: bool = false;
+
     fn slim_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -100,6 +106,7 @@ fn f32s(t: &FlexTensor) -> &[f32] {
 }
 
 impl SlimBackend for Flex {
+    const HOST_THREADS: bool = true;
     fn slim_conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>, options: ConvOptions<2>) -> FlexTensor {
         let f32_bias = bias.as_ref().is_none_or(|b| b.dtype() == DType::F32);
         let Some(g) = geometry(&x, &weight, &options).filter(|_| f32_bias) else {
@@ -284,6 +291,7 @@ where
 }
 
 impl<B: SlimBackend, C: CheckpointStrategy> SlimBackend for Autodiff<B, C> {
+    const HOST_THREADS: bool = B::HOST_THREADS;
     fn slim_conv2d(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

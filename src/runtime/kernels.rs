@@ -156,6 +156,9 @@ fn for_each_tap(g: &Geometry, mut f: impl FnMut(usize, usize, Option<usize>, std
 
 /// Fills the column matrix `[col_rows, out_plane]` of one group of one sample.
 fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
+    if g.stride == [1, 1] && g.out_hw[1] == g.in_hw[1] {
+        return im2col_same_width(g, x, cols);
+    }
     let (w, ow, p, s, pad) = (g.in_hw[1], g.out_hw[1], g.out_plane(), g.stride[1], g.padding[1]);
     for_each_tap(g, |row, oy, iy, xs, x_off| {
         let out = &mut cols[row * p + oy * ow..row * p + (oy + 1) * ow];
@@ -175,6 +178,50 @@ fn im2col(g: &Geometry, x: &[f32], cols: &mut [f32]) {
             _ => xs.for_each(|ox| out[ox] = src[ox * s + x_off - pad]),
         }
     });
+}
+
+/// [`im2col`] at stride 1 with rows as wide as the input's ("same" padding along the
+/// width): a tap's column row is the input plane shifted by one constant offset, so it is
+/// copied in one piece; the values that wrapped around a row edge land exactly in the
+/// padding columns, which are then zeroed, as are the rows that read padding. One copy per
+/// tap instead of one per output row (a 32-wide row made the call overhead a third of
+/// inference).
+fn im2col_same_width(g: &Geometry, x: &[f32], cols: &mut [f32]) {
+    let ([kh, kw], [h, w], oh) = (g.kernel, g.in_hw, g.out_hw[0]);
+    let p = g.out_plane();
+    for c in 0..g.in_per_group() {
+        let plane = &x[c * h * w..(c + 1) * h * w];
+        for ki in 0..kh {
+            let ys = valid(ki * g.dilation[0], 1, g.padding[0], h, oh);
+            for kj in 0..kw {
+                let row = (c * kh + ki) * kw + kj;
+                let out = &mut cols[row * p..(row + 1) * p];
+                let xs = valid(kj * g.dilation[1], 1, g.padding[1], w, w);
+                if ys.is_empty() || xs.is_empty() {
+                    out.fill(0.0);
+                    continue;
+                }
+                // out[i] = plane[i + shift] for i in the valid rows, where it is inside.
+                let shift =
+                    (ki * g.dilation[0] * w + kj * g.dilation[1]) as isize - (g.padding[0] * w + g.padding[1]) as isize;
+                let lo = ((ys.start * w) as isize).max(-shift) as usize;
+                let hi = ((ys.end * w) as isize).min((h * w) as isize - shift) as usize;
+                out[..lo].fill(0.0);
+                out[hi..].fill(0.0);
+                if lo < hi {
+                    let from = (lo as isize + shift) as usize;
+                    out[lo..hi].copy_from_slice(&plane[from..from + (hi - lo)]);
+                }
+                if xs.start > 0 || xs.end < w {
+                    for oy in ys.clone() {
+                        let r = &mut out[oy * w..(oy + 1) * w];
+                        r[..xs.start].fill(0.0);
+                        r[xs.end..].fill(0.0);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Adds the column matrix of one group of one sample back onto its input gradient.
@@ -464,9 +511,21 @@ mod depthwise {
         );
     }
 
-    /// The taps of one output channel: `(weight index, input row offset, output rows,
-    /// output columns, input column offset)` with every range already cut to the inside.
-    fn taps(g: &Geometry) -> Vec<(usize, usize, std::ops::Range<usize>, std::ops::Range<usize>, usize)> {
+    /// One kernel tap of an output channel, its ranges already cut to the inside.
+    struct Tap {
+        /// The tap's index in the channel's weights.
+        t: usize,
+        /// Input row offset.
+        y_off: usize,
+        /// Output rows and columns that read inside the input.
+        ys: std::ops::Range<usize>,
+        xs: std::ops::Range<usize>,
+        /// Input column offset.
+        x_off: usize,
+    }
+
+    /// The taps of one output channel that read inside the input.
+    fn taps(g: &Geometry) -> Vec<Tap> {
         let [kh, kw] = g.kernel;
         let mut out = Vec::with_capacity(kh * kw);
         for ki in 0..kh {
@@ -474,7 +533,13 @@ mod depthwise {
             for kj in 0..kw {
                 let xs = valid(kj * g.dilation[1], g.stride[1], g.padding[1], g.in_hw[1], g.out_hw[1]);
                 if !ys.is_empty() && !xs.is_empty() {
-                    out.push((ki * kw + kj, ki * g.dilation[0], ys.clone(), xs, kj * g.dilation[1]));
+                    out.push(Tap {
+                        t: ki * kw + kj,
+                        y_off: ki * g.dilation[0],
+                        ys: ys.clone(),
+                        xs,
+                        x_off: kj * g.dilation[1],
+                    });
                 }
             }
         }
@@ -501,7 +566,7 @@ mod depthwise {
             if let Some(b) = bias {
                 yp.fill(b[o]);
             }
-            for &(t, y_off, ref ys, ref xs, x_off) in &taps {
+            for &Tap { t, y_off, ref ys, ref xs, x_off } in &taps {
                 let wv = w[o * k + t];
                 for oy in ys.clone() {
                     let row = &xp[source(oy, sy, y_off, py) * iw..][..iw];
@@ -530,14 +595,17 @@ mod depthwise {
             let (n, c) = (i / g.in_c, i % g.in_c);
             for o in c * og..(c + 1) * og {
                 let dyp = &dy[(n * g.out_c + o) * p..][..p];
-                for &(t, y_off, ref ys, ref xs, x_off) in &taps {
+                for &Tap { t, y_off, ref ys, ref xs, x_off } in &taps {
                     let wv = w[o * k + t];
                     for oy in ys.clone() {
                         let grad = &dyp[oy * ow..][..ow];
                         let row = &mut dxp[source(oy, sy, y_off, py) * iw..][..iw];
                         if sx == 1 {
                             let start = source(xs.start, 1, x_off, px);
-                            row[start..start + xs.len()].iter_mut().zip(&grad[xs.clone()]).for_each(|(d, v)| *d += wv * v);
+                            row[start..start + xs.len()]
+                                .iter_mut()
+                                .zip(&grad[xs.clone()])
+                                .for_each(|(d, v)| *d += wv * v);
                         } else {
                             xs.clone().for_each(|ox| row[source(ox, sx, x_off, px)] += wv * grad[ox]);
                         }
@@ -561,14 +629,18 @@ mod depthwise {
             for n in 0..g.batch {
                 let xp = &x[(n * g.in_c + o / og) * plane..][..plane];
                 let dyp = &dy[(n * g.out_c + o) * p..][..p];
-                for &(t, y_off, ref ys, ref xs, x_off) in &taps {
+                for &Tap { t, y_off, ref ys, ref xs, x_off } in &taps {
                     let mut acc = 0.0f32;
                     for oy in ys.clone() {
                         let grad = &dyp[oy * ow..][..ow];
                         let row = &xp[source(oy, sy, y_off, py) * iw..][..iw];
                         if sx == 1 {
                             let start = source(xs.start, 1, x_off, px);
-                            acc += grad[xs.clone()].iter().zip(&row[start..start + xs.len()]).map(|(a, b)| a * b).sum::<f32>();
+                            acc += grad[xs.clone()]
+                                .iter()
+                                .zip(&row[start..start + xs.len()])
+                                .map(|(a, b)| a * b)
+                                .sum::<f32>();
                         } else {
                             acc += xs.clone().map(|ox| grad[ox] * row[source(ox, sx, x_off, px)]).sum::<f32>();
                         }
@@ -649,7 +721,20 @@ mod tests {
             Geometry { in_c: 3, out_c: 6, groups: 3, ..base },
             Geometry { in_c: 6, out_c: 6, groups: 6, dilation: [2, 2], padding: [2, 2], ..base },
             Geometry { in_c: 4, out_c: 4, groups: 4, kernel: [5, 3], padding: [2, 0], out_hw: [7, 4], ..base },
-            Geometry { in_c: 4, out_c: 4, groups: 4, kernel: [1, 1], padding: [0, 0], stride: [2, 2], out_hw: [4, 3], ..base },
+            Geometry {
+                in_c: 4,
+                out_c: 4,
+                groups: 4,
+                kernel: [1, 1],
+                padding: [0, 0],
+                stride: [2, 2],
+                out_hw: [4, 3],
+                ..base
+            },
+            // Stride 1 with rows as wide as the input's (one copy per tap in im2col).
+            Geometry { kernel: [3, 5], padding: [1, 2], ..base },
+            Geometry { dilation: [2, 1], padding: [2, 1], ..base },
+            Geometry { kernel: [5, 3], padding: [1, 1], out_hw: [5, 6], ..base },
             // Depthwise on planes smaller than the kernel (MobileNetV2's last stages at 32x32).
             Geometry { in_c: 4, out_c: 4, groups: 4, in_hw: [1, 1], padding: [1, 1], out_hw: [1, 1], ..base },
             Geometry { in_c: 4, out_c: 8, groups: 4, in_hw: [2, 2], padding: [2, 2], out_hw: [4, 4], ..base },

@@ -122,6 +122,15 @@ pub enum Mode<'a, B: Backend> {
     Eval(&'a BnSet<B>),
 }
 
+// Not derived: a derive would ask `B: Copy`.
+impl<B: Backend> Clone for Mode<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: Backend> Copy for Mode<'_, B> {}
+
 /// The result of a forward pass.
 pub struct Forward<B: Backend, T = Tensor<B, 2>> {
     /// `[N, classes]` ([`SlimNet::forward`]), or the output map `[N, C, H, W]`
@@ -202,7 +211,31 @@ impl<B: SlimBackend> SlimNet<B> {
 
     /// Runs any network (a classifier, or one that outputs a map, such as a U-Net) at `cfg`
     /// on a `[N, C, H, W]` batch: the output `[N, C, H, W]`.
+    ///
+    /// In evaluation on a host backend with several threads, the two halves of the batch
+    /// run side by side ([`SlimBackend::HOST_THREADS`]); evaluation treats every sample on
+    /// its own, so the output is the whole batch's.
     pub fn forward_map(
+        &self,
+        x: Tensor<B, 4>,
+        cfg: &WidthConfig,
+        mode: Mode<'_, B>,
+    ) -> Result<Forward<B, Tensor<B, 4>>, RuntimeError> {
+        let n = x.dims()[0];
+        match mode {
+            Mode::Eval(_) if B::HOST_THREADS && n >= 2 && rayon::current_num_threads() > 1 => {
+                let half = n / 2;
+                let [c, h, w] = [1, 2, 3].map(|d| x.dims()[d]);
+                let (a, b) = (x.clone().slice([0..half, 0..c, 0..h, 0..w]), x.slice([half..n, 0..c, 0..h, 0..w]));
+                let (a, b) = rayon::join(|| self.forward_whole(a, cfg, mode), || self.forward_whole(b, cfg, mode));
+                let (a, b) = (a?, b?);
+                Ok(Forward { logits: Tensor::cat(vec![a.logits, b.logits], 0), batch_stats: a.batch_stats })
+            }
+            _ => self.forward_whole(x, cfg, mode),
+        }
+    }
+
+    fn forward_whole(
         &self,
         x: Tensor<B, 4>,
         cfg: &WidthConfig,
@@ -367,7 +400,9 @@ fn folded_bns(net: &Network) -> Vec<Option<usize>> {
     let ops: Vec<&Layer> = net.layers.iter().map(|(_, l)| l).collect();
     (0..ops.len())
         .map(|i| match (&ops[i].op, readers[i].as_slice()) {
-            (Op::Conv { .. }, &[j]) if ops[j].op == Op::BatchNorm && ops[j].inputs.len() == 1 && i != net.output.index() => {
+            (Op::Conv { .. }, &[j])
+                if ops[j].op == Op::BatchNorm && ops[j].inputs.len() == 1 && i != net.output.index() =>
+            {
                 Some(j)
             }
             _ => None,
