@@ -386,6 +386,33 @@ mod depthwise {
     use super::{valid, Geometry};
     use rayon::prelude::*;
 
+    /// The sizes every depthwise loop reads.
+    struct Sizes {
+        /// Output and input plane sizes.
+        p: usize,
+        plane: usize,
+        /// Taps per channel.
+        k: usize,
+        /// Output channels per input channel.
+        og: usize,
+        /// Output and input row widths.
+        ow: usize,
+        iw: usize,
+    }
+
+    impl Sizes {
+        fn of(g: &Geometry) -> Sizes {
+            Sizes {
+                p: g.out_plane(),
+                plane: g.in_plane(),
+                k: g.kernel[0] * g.kernel[1],
+                og: g.out_c / g.groups,
+                ow: g.out_hw[1],
+                iw: g.in_hw[1],
+            }
+        }
+    }
+
     /// Planes handed to a rayon task at once: a task of at least ~16k elements.
     fn planes_per_task(plane: usize) -> usize {
         (16_384 / plane.max(1)).max(1)
@@ -447,8 +474,7 @@ mod depthwise {
 
     fn forward_stride1(g: &Geometry, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
         let pd = Padded::new(g);
-        let (p, plane, k, og, ow) =
-            (g.out_plane(), g.in_plane(), g.kernel[0] * g.kernel[1], g.out_c / g.groups, g.out_hw[1]);
+        let Sizes { p, plane, k, og, ow, .. } = Sizes::of(g);
         let offsets: Vec<usize> = (0..k).map(|t| pd.offset(g, t)).collect();
         y.par_chunks_mut(p.max(1)).with_min_len(planes_per_task(p)).enumerate().for_each_init(
             || (vec![0.0; pd.ph * pd.pw], vec![0.0; pd.len]),
@@ -469,8 +495,7 @@ mod depthwise {
 
     fn input_grad_stride1(g: &Geometry, w: &[f32], dy: &[f32], dx: &mut [f32]) {
         let pd = Padded::new(g);
-        let (p, plane, k, og, ow) =
-            (g.out_plane(), g.in_plane(), g.kernel[0] * g.kernel[1], g.out_c / g.groups, g.out_hw[1]);
+        let Sizes { p, plane, k, og, ow, .. } = Sizes::of(g);
         let ([h, wd], [py, px]) = (g.in_hw, g.padding);
         let offsets: Vec<usize> = (0..k).map(|t| pd.offset(g, t)).collect();
         dx.par_chunks_mut(plane.max(1)).with_min_len(planes_per_task(plane)).enumerate().for_each_init(
@@ -494,8 +519,7 @@ mod depthwise {
 
     fn weight_grad_stride1(g: &Geometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
         let pd = Padded::new(g);
-        let (p, plane, k, og, ow) =
-            (g.out_plane(), g.in_plane(), g.kernel[0] * g.kernel[1], g.out_c / g.groups, g.out_hw[1]);
+        let Sizes { p, plane, k, og, ow, .. } = Sizes::of(g);
         let offsets: Vec<usize> = (0..k).map(|t| pd.offset(g, t)).collect();
         dw.par_chunks_mut(k.max(1)).enumerate().for_each_init(
             || (vec![0.0; pd.ph * pd.pw], vec![0.0; pd.len]),
@@ -555,8 +579,7 @@ mod depthwise {
         if g.stride == [1, 1] {
             return forward_stride1(g, x, w, bias, y);
         }
-        let (p, plane, k, og, ow, iw) =
-            (g.out_plane(), g.in_plane(), g.kernel[0] * g.kernel[1], g.out_c / g.groups, g.out_hw[1], g.in_hw[1]);
+        let Sizes { p, plane, k, og, ow, iw } = Sizes::of(g);
         let taps = taps(g);
         let [sy, sx] = g.stride;
         let [py, px] = g.padding;
@@ -586,8 +609,7 @@ mod depthwise {
         if g.stride == [1, 1] {
             return input_grad_stride1(g, w, dy, dx);
         }
-        let (p, plane, k, og, ow, iw) =
-            (g.out_plane(), g.in_plane(), g.kernel[0] * g.kernel[1], g.out_c / g.groups, g.out_hw[1], g.in_hw[1]);
+        let Sizes { p, plane, k, og, ow, iw } = Sizes::of(g);
         let taps = taps(g);
         let [sy, sx] = g.stride;
         let [py, px] = g.padding;
@@ -620,8 +642,7 @@ mod depthwise {
         if g.stride == [1, 1] {
             return weight_grad_stride1(g, x, dy, dw);
         }
-        let (p, plane, k, og, ow, iw) =
-            (g.out_plane(), g.in_plane(), g.kernel[0] * g.kernel[1], g.out_c / g.groups, g.out_hw[1], g.in_hw[1]);
+        let Sizes { p, plane, k, og, ow, iw } = Sizes::of(g);
         let taps = taps(g);
         let [sy, sx] = g.stride;
         let [py, px] = g.padding;
