@@ -157,7 +157,8 @@ pub type StepGradients<B> = (GradientsParams, Tensor<<B as AutodiffBackend>::Inn
 /// The gradients of a step's summed loss over `widths` (see [`step`]), and the first
 /// width's loss; `None` for no widths.
 ///
-/// With more than one rayon thread the widths run as two concurrent streams, the first
+/// On a host backend with more than one rayon thread the widths run as two concurrent
+/// streams, the first
 /// width and the others: two forwards, then two backward passes whose gradients are added.
 /// The sum is the gradient of the summed loss (the teacher's softmax is detached), and
 /// each stream's serial stretches (autodiff bookkeeping, small elementwise ops) leave a
@@ -173,7 +174,8 @@ pub fn gradients<B: SlimAutodiff>(
     let Some((first, rest)) = widths.split_first() else {
         return Ok(None);
     };
-    let concurrent = !rest.is_empty() && rayon::current_num_threads() > 1;
+    // Host backends only: a GPU queues both streams on one device anyway.
+    let concurrent = B::HOST_THREADS && !rest.is_empty() && rayon::current_num_threads() > 1;
     // The second stream's own leaves: Burn keeps graphs that share a node under one lock.
     let second = if concurrent { own_leaves(model) } else { model.clone() };
     let forward = |m: &SlimNet<B>, cfg: &WidthConfig| m.forward(x.clone(), cfg, Mode::Train).map(|f| f.logits);
