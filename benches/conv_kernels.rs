@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use slimc::runtime::kernels::{forward, input_grad, weight_grad, Geometry};
+use slimc::runtime::kernels::{forward, input_grad, weight_grad, Epilogue, Geometry};
 
 fn main() {
     let runs = std::env::var("RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(5usize);
@@ -47,7 +47,7 @@ fn main() {
         };
         println!(
             "{name:<20} {:>10.1} {:>10.1} {:>10.1}",
-            rate(&|| forward(&g, &x, &w, None)),
+            rate(&|| forward(&g, &x, &w, Epilogue::default())),
             rate(&|| weight_grad(&g, &x, &dy)),
             rate(&|| input_grad(&g, &w, &dy))
         );

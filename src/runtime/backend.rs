@@ -12,7 +12,7 @@ use burn::backend::autodiff::NodeId;
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, ModuleOps};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, FloatTensor, FloatTensorOps, ModuleOps};
 use burn::tensor::{Bytes, DType, Shape, Tensor, TensorMetadata, TensorPrimitive};
 
 use super::kernels::{self, Geometry};
@@ -47,6 +47,19 @@ pub trait SlimBackend: Backend {
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
         Self::conv2d(x, weight, bias, options)
+    }
+
+    /// An evaluation-only conv whose output is clamped to `[lo, hi]` (a ReLU or ReLU6
+    /// that reads nothing else): the conv, then the clamp. Host kernels clamp each
+    /// sample's output while it is still in cache, instead of one more pass.
+    fn slim_conv2d_clamped(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        options: ConvOptions<2>,
+        (lo, hi): (f32, f32),
+    ) -> FloatTensor<Self> {
+        Self::float_clamp(Self::slim_conv2d(x, weight, bias, options), lo.into(), hi.into())
     }
 
     fn slim_conv2d_backward(
@@ -105,19 +118,46 @@ fn f32s(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("a contiguous f32 tensor")
 }
 
+/// A flex conv through `kernels::forward` (Burn's own conv for other dtypes), clamped where
+/// asked.
+fn flex_conv(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    options: ConvOptions<2>,
+    clamp: Option<(f32, f32)>,
+) -> FlexTensor {
+    let f32_bias = bias.as_ref().is_none_or(|b| b.dtype() == DType::F32);
+    let Some(g) = geometry(&x, &weight, &options).filter(|_| f32_bias) else {
+        let y = Flex::conv2d(x, weight, bias, options);
+        return match clamp {
+            Some((lo, hi)) => Flex::float_clamp(y, lo.into(), hi.into()),
+            None => y,
+        };
+    };
+    let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
+    let bias = bias.map(|b| b.to_contiguous());
+    let epilogue = kernels::Epilogue { bias: bias.as_ref().map(f32s), clamp };
+    flex(
+        kernels::forward(&g, f32s(&x), f32s(&weight), epilogue),
+        Shape::new([g.batch, g.out_c, g.out_hw[0], g.out_hw[1]]),
+    )
+}
+
 impl SlimBackend for Flex {
     const HOST_THREADS: bool = true;
     fn slim_conv2d(x: FlexTensor, weight: FlexTensor, bias: Option<FlexTensor>, options: ConvOptions<2>) -> FlexTensor {
-        let f32_bias = bias.as_ref().is_none_or(|b| b.dtype() == DType::F32);
-        let Some(g) = geometry(&x, &weight, &options).filter(|_| f32_bias) else {
-            return Flex::conv2d(x, weight, bias, options);
-        };
-        let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
-        let bias = bias.map(|b| b.to_contiguous());
-        flex(
-            kernels::forward(&g, f32s(&x), f32s(&weight), bias.as_ref().map(f32s)),
-            Shape::new([g.batch, g.out_c, g.out_hw[0], g.out_hw[1]]),
-        )
+        flex_conv(x, weight, bias, options, None)
+    }
+
+    fn slim_conv2d_clamped(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: Option<FlexTensor>,
+        options: ConvOptions<2>,
+        clamp: (f32, f32),
+    ) -> FlexTensor {
+        flex_conv(x, weight, bias, options, Some(clamp))
     }
 
     fn slim_conv2d_backward(

@@ -33,18 +33,20 @@ pub fn transpose_forward<B: SlimBackend>(x: Tensor<B, 4>, p: &LayerParams<B>, op
 
 pub fn forward<B: SlimBackend>(x: Tensor<B, 4>, p: &LayerParams<B>, op: &Op, s: LayerShape) -> Tensor<B, 4> {
     let (weight, bias) = active(p, op, s);
-    run(x, weight, bias, op, s)
+    run(x, weight, bias, op, s, None)
 }
 
 /// The conv followed by an evaluation-mode BN, folded into one conv: the weight of output
 /// channel `o` times `scale[o]`, the bias `shift + scale · bias` (`scale`, `shift`: the BN
-/// as a per-channel affine map, [`super::norm::affine`]).
+/// as a per-channel affine map, [`super::norm::affine`]); then, where given, the clamp of
+/// the activation after the BN ([`super::activation::as_clamp`]).
 pub fn forward_folded<B: SlimBackend>(
     x: Tensor<B, 4>,
     p: &LayerParams<B>,
     op: &Op,
     s: LayerShape,
     (scale, shift): (Tensor<B, 1>, Tensor<B, 1>),
+    clamp: Option<(f32, f32)>,
 ) -> Tensor<B, 4> {
     let (weight, bias) = active(p, op, s);
     let out = s.out as usize;
@@ -55,7 +57,7 @@ pub fn forward_folded<B: SlimBackend>(
         Some(b) => shift + b * scale,
         None => shift,
     };
-    run(x, weight, Some(bias), op, s)
+    run(x, weight, Some(bias), op, s, clamp)
 }
 
 /// The active slices of a conv's weight and bias at this layer shape.
@@ -87,6 +89,7 @@ fn run<B: SlimBackend>(
     bias: Option<Tensor<B, 1>>,
     op: &Op,
     s: LayerShape,
+    clamp: Option<(f32, f32)>,
 ) -> Tensor<B, 4> {
     let Op::Conv { stride, padding, dilation, .. } = op else { unreachable!("conv::forward on {op:?}") };
     let options = ConvOptions::new(
@@ -95,11 +98,11 @@ fn run<B: SlimBackend>(
         dilation.map(|v| v as usize),
         s.groups as usize,
     );
-    let y = B::slim_conv2d(
-        x.into_primitive().tensor(),
-        weight.into_primitive().tensor(),
-        bias.map(|b| b.into_primitive().tensor()),
-        options,
-    );
+    let (x, weight, bias) =
+        (x.into_primitive().tensor(), weight.into_primitive().tensor(), bias.map(|b| b.into_primitive().tensor()));
+    let y = match clamp {
+        Some(range) => B::slim_conv2d_clamped(x, weight, bias, options, range),
+        None => B::slim_conv2d(x, weight, bias, options),
+    };
     Tensor::from_primitive(TensorPrimitive::Float(y))
 }

@@ -266,13 +266,21 @@ impl<B: SlimBackend> SlimNet<B> {
             Mode::Eval(_) => folded_bns(net),
             Mode::Train => Vec::new(),
         };
+        // The layers a conv computes inside itself, skipped when their turn comes.
+        let mut absorbed = vec![false; net.layers.len()];
+        for fold in folds.iter().flatten() {
+            absorbed[fold.bn] = true;
+            if let Some((act, _)) = fold.act {
+                absorbed[act] = true;
+            }
+        }
         let mut values: Vec<Option<Tensor<B, 4>>> = vec![None; net.layers.len()];
         let mut stats = vec![None; net.layers.len()];
         let mut x = Some(x);
         for (id, layer) in net.layers.iter() {
             let i = id.index();
-            if values[i].is_some() {
-                // A BN its conv already applied (folded); its input was never kept.
+            if absorbed[i] {
+                // A BN (or its activation) that a conv already applied; its input was never kept.
                 continue;
             }
             let inputs: Vec<Tensor<B, 4>> = layer
@@ -281,16 +289,17 @@ impl<B: SlimBackend> SlimNet<B> {
                 .map(|j| values[j.index()].clone().expect("inputs are computed before use"))
                 .collect();
             let folded = match &mode {
-                Mode::Eval(set) => folds[i].map(|bn| (bn, *set)),
+                Mode::Eval(set) => folds[i].map(|fold| (fold, *set)),
                 Mode::Train => None,
             };
-            // Where the output goes: this layer's slot, or the folded BN's.
+            // Where the output goes: this layer's slot, or the last folded layer's.
             let (slot, out) = match (&layer.op, folded) {
                 (Op::Input, _) => (i, x.take().expect("one input layer")),
-                (op, Some((bn, set))) => {
-                    let affine = self.bn_affine(bn, shapes[bn].out as usize, switch, set)?;
+                (op, Some((fold, set))) => {
+                    let affine = self.bn_affine(fold.bn, shapes[fold.bn].out as usize, switch, set)?;
                     let x = inputs.into_iter().next().expect("a conv has an input");
-                    (bn, conv::forward_folded(x, &self.layers[i], op, shapes[i], affine))
+                    let (slot, clamp) = fold.act.map_or((fold.bn, None), |(act, range)| (act, Some(range)));
+                    (slot, conv::forward_folded(x, &self.layers[i], op, shapes[i], affine, clamp))
                 }
                 (op, None) => (i, self.layer(op, i, inputs, shapes[i], switch, &mode, &mut stats)?),
             };
@@ -386,11 +395,22 @@ fn stored<B: Backend>(set: &BnSet<B>, i: usize) -> Result<&(Tensor<B, 1>, Tensor
     set.layers.get(i).and_then(Option::as_ref).ok_or_else(|| RuntimeError::NotCalibrated { key: set.key.clone() })
 }
 
-/// For each layer, the BN layer it folds in evaluation mode: a conv's, when that BN is
-/// the only reader of the conv's output and reads nothing else. Folding is exact up to
-/// rounding: `γ (W∗x + b − mean) / sqrt(var + ε) + β = (s·W)∗x + (β − s·mean + s·b)`
-/// with `s = γ / sqrt(var + ε)`, one pass over the activation instead of three.
-fn folded_bns(net: &Network) -> Vec<Option<usize>> {
+/// The layers after a conv that evaluation mode computes inside it.
+#[derive(Clone, Copy, Debug)]
+struct Fold {
+    /// The BN layer, folded into the conv's weight and bias.
+    bn: usize,
+    /// The activation after the BN, when it is a clamp, and its range: the conv's epilogue.
+    act: Option<(usize, (f32, f32))>,
+}
+
+/// For each layer, the layers it folds in evaluation mode: a conv's BN, when that BN is
+/// the only reader of the conv's output and reads nothing else; then the BN's activation,
+/// when it is a clamp (ReLU, ReLU6) and the BN's only reader. Folding the BN is exact up
+/// to rounding: `γ (W∗x + b − mean) / sqrt(var + ε) + β = (s·W)∗x + (β − s·mean + s·b)`
+/// with `s = γ / sqrt(var + ε)`; with the clamp, one pass over the activation instead of
+/// four.
+fn folded_bns(net: &Network) -> Vec<Option<Fold>> {
     let mut readers = vec![Vec::new(); net.layers.len()];
     for (id, l) in net.layers.iter() {
         for j in &l.inputs {
@@ -398,14 +418,19 @@ fn folded_bns(net: &Network) -> Vec<Option<usize>> {
         }
     }
     let ops: Vec<&Layer> = net.layers.iter().map(|(_, l)| l).collect();
+    let output = net.output.index();
+    let only_reader = |i: usize| match readers[i].as_slice() {
+        &[j] if i != output && ops[j].inputs.len() == 1 => Some(j),
+        _ => None,
+    };
     (0..ops.len())
-        .map(|i| match (&ops[i].op, readers[i].as_slice()) {
-            (Op::Conv { .. }, &[j])
-                if ops[j].op == Op::BatchNorm && ops[j].inputs.len() == 1 && i != net.output.index() =>
-            {
-                Some(j)
-            }
-            _ => None,
+        .map(|i| {
+            let bn = only_reader(i).filter(|&j| matches!(ops[i].op, Op::Conv { .. }) && ops[j].op == Op::BatchNorm)?;
+            let act = only_reader(bn).and_then(|a| match ops[a].op {
+                Op::Act(f) => activation::as_clamp(f).map(|range| (a, range)),
+                _ => None,
+            });
+            Some(Fold { bn, act })
         })
         .collect()
 }
