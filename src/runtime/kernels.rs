@@ -672,8 +672,8 @@ mod depthwise {
             |(q, z), (n, yn)| {
                 for (b, yb) in yn.chunks_mut(LANES * p.max(1)).enumerate() {
                     q.fill([0.0; LANES]);
-                    for l in 0..yb.len() / p.max(1) {
-                        let c = (b * LANES + l) / og;
+                    let channels = (b * LANES..).take(yb.len() / p.max(1)).map(|o| o / og);
+                    for (l, c) in channels.enumerate() {
                         let xp = &x[(n * g.in_c + c) * plane..][..plane];
                         xp.iter().zip(&sources).for_each(|(v, &at)| q[at][l] = *v);
                     }
