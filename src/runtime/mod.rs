@@ -20,6 +20,7 @@ use std::sync::Arc;
 use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
+use rayon::prelude::*;
 
 use crate::ir::{Layer, LayerShape, Network, Op};
 pub use backend::{SlimAutodiff, SlimBackend};
@@ -102,6 +103,11 @@ pub struct LayerParams<B: Backend> {
     pub gamma: Vec<Param<Tensor<B, 1>>>,
     pub beta: Vec<Param<Tensor<B, 1>>>,
 }
+
+/// The most samples per evaluation chunk on a host backend ([`SlimNet::forward_map`]): a
+/// chunk's activations stay nearer the cores than a half batch's (ResNet-20 at batch 128:
+/// +5% against halves, alternating runs; MobileNetV2's 32-sample halves keep their size).
+pub const EVAL_CHUNK: usize = 32;
 
 /// A slimmable network: full-width parameters plus the IR it runs.
 #[derive(Module, Debug)]
@@ -212,9 +218,9 @@ impl<B: SlimBackend> SlimNet<B> {
     /// Runs any network (a classifier, or one that outputs a map, such as a U-Net) at `cfg`
     /// on a `[N, C, H, W]` batch: the output `[N, C, H, W]`.
     ///
-    /// In evaluation on a host backend with several threads, the two halves of the batch
-    /// run side by side ([`SlimBackend::HOST_THREADS`]); evaluation treats every sample on
-    /// its own, so the output is the whole batch's.
+    /// In evaluation on a host backend with several threads, the batch runs as chunks side
+    /// by side (at least two, of at most [`EVAL_CHUNK`] samples; [`SlimBackend::HOST_THREADS`]);
+    /// evaluation treats every sample on its own, so the output is the whole batch's.
     pub fn forward_map(
         &self,
         x: Tensor<B, 4>,
@@ -224,12 +230,16 @@ impl<B: SlimBackend> SlimNet<B> {
         let n = x.dims()[0];
         match mode {
             Mode::Eval(_) if B::HOST_THREADS && n >= 2 && rayon::current_num_threads() > 1 => {
-                let half = n / 2;
+                let chunk = n.div_ceil(2).min(EVAL_CHUNK);
                 let [c, h, w] = [1, 2, 3].map(|d| x.dims()[d]);
-                let (a, b) = (x.clone().slice([0..half, 0..c, 0..h, 0..w]), x.slice([half..n, 0..c, 0..h, 0..w]));
-                let (a, b) = rayon::join(|| self.forward_whole(a, cfg, mode), || self.forward_whole(b, cfg, mode));
-                let (a, b) = (a?, b?);
-                Ok(Forward { logits: Tensor::cat(vec![a.logits, b.logits], 0), batch_stats: a.batch_stats })
+                let parts: Vec<Tensor<B, 4>> =
+                    (0..n).step_by(chunk).map(|s| x.clone().slice([s..(s + chunk).min(n), 0..c, 0..h, 0..w])).collect();
+                let outs = parts
+                    .into_par_iter()
+                    .map(|part| self.forward_whole(part, cfg, mode))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let batch_stats = outs[0].batch_stats.clone();
+                Ok(Forward { logits: Tensor::cat(outs.into_iter().map(|o| o.logits).collect(), 0), batch_stats })
             }
             _ => self.forward_whole(x, cfg, mode),
         }
