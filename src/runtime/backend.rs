@@ -34,10 +34,10 @@ pub struct ConvGrads<B: Backend> {
 
 /// A Burn backend with slimc's convolution entry points. The defaults are Burn's own ops.
 pub trait SlimBackend: Backend {
-    /// Whether the backend computes on the host's threads (rayon), so that two halves of
-    /// an evaluation batch run faster side by side than the whole batch alone: each
-    /// half's serial stretches leave the cores to the other's kernels. A GPU backend
-    /// queues work for the device, where splitting a batch only adds launches.
+    /// Whether the backend computes on the host's threads (rayon), so that chunks of an
+    /// evaluation batch run faster side by side than the whole batch alone: each chunk's
+    /// serial stretches leave the cores to the others' kernels. A GPU backend queues work
+    /// for the device, where splitting a batch only adds launches.
     const HOST_THREADS: bool = false;
 
     fn slim_conv2d(
