@@ -639,7 +639,7 @@ mod depthwise {
         lanes.iter().sum::<f32>() + tail
     }
 
-    /// Channels side by side in [`forward_lanes`].
+    /// Channels side by side in [`forward`].
     const LANES: usize = 16;
 
     /// [`LANES`] output channels of a sample at once, each in one lane of the phases
@@ -654,18 +654,11 @@ mod depthwise {
         // Where each input value goes in the phases, and where each output value is in the sums.
         let sources: Vec<usize> = (0..plane).map(|i| pd.position(i / iw, i % iw)).collect();
         let results: Vec<usize> = (0..p).map(|i| i / ow * pd.pw + i % ow).collect();
-        // Output channel `o`'s value of `f`, in lane `l` of block `b` (zero past the last channel).
-        let lane = |b: usize, l: usize, f: &dyn Fn(usize) -> f32| {
-            let o = b * LANES + l;
-            if o < g.out_c {
-                f(o)
-            } else {
-                0.0
-            }
-        };
+        // The output channel in lane `l` of block `b`, if any (lanes past the last stay zero).
+        let channel = |b: usize, l: usize| Some(b * LANES + l).filter(|&o| o < g.out_c);
         // Block `b`'s weights of tap `t` at `wl[b * k + t]`.
         let wl: Vec<[f32; LANES]> = (0..g.out_c.div_ceil(LANES) * k)
-            .map(|bt| std::array::from_fn(|l| lane(bt / k, l, &|o| w[o * k + bt % k])))
+            .map(|bt| std::array::from_fn(|l| channel(bt / k, l).map_or(0.0, |o| w[o * k + bt % k])))
             .collect();
         y.par_chunks_mut(g.out_c * p.max(1)).enumerate().for_each_init(
             || (vec![[0.0; LANES]; pd.size()], vec![[0.0; LANES]; pd.len]),
@@ -677,7 +670,7 @@ mod depthwise {
                         let xp = &x[(n * g.in_c + c) * plane..][..plane];
                         xp.iter().zip(&sources).for_each(|(v, &at)| q[at][l] = *v);
                     }
-                    z.fill(std::array::from_fn(|l| lane(b, l, &|o| epilogue.bias.map_or(0.0, |bias| bias[o]))));
+                    z.fill(std::array::from_fn(|l| channel(b, l).zip(epilogue.bias).map_or(0.0, |(o, bias)| bias[o])));
                     taps_lanes(z, q, &pd.offsets, &wl[b * k..][..k]);
                     for (l, yp) in yb.chunks_mut(p.max(1)).enumerate() {
                         yp.iter_mut().zip(&results).for_each(|(v, &at)| *v = z[at][l]);
