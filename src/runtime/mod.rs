@@ -106,7 +106,7 @@ pub struct LayerParams<B: Backend> {
 
 /// The most samples per evaluation chunk on a host backend ([`SlimNet::forward_map`]): a
 /// chunk's activations stay nearer the cores than a half batch's (ResNet-20 at batch 128:
-/// +5% against halves, alternating runs; MobileNetV2's 32-sample halves keep their size).
+/// +6% against halves, alternating runs; MobileNetV2's 32-sample halves keep their size).
 pub const EVAL_CHUNK: usize = 32;
 
 /// A slimmable network: full-width parameters plus the IR it runs.
