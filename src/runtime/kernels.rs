@@ -246,6 +246,17 @@ fn cols_buffer(g: &Geometry) -> Vec<f32> {
     vec![0.0; if g.pointwise() { 0 } else { g.col_rows() * g.out_plane() }]
 }
 
+/// The column matrix `[col_rows, out_plane]` of one group of one sample: the input itself
+/// for a pointwise conv, else filled into `cols` (from [`cols_buffer`]).
+fn columns<'a>(g: &Geometry, xg: &'a [f32], cols: &'a mut [f32]) -> &'a [f32] {
+    if g.pointwise() {
+        xg
+    } else {
+        im2col(g, xg, cols);
+        cols
+    }
+}
+
 /// Contiguous index ranges that split `0..n` into at most `parts` nearly equal pieces.
 fn split(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
     let parts = parts.clamp(1, n.max(1));
@@ -269,6 +280,14 @@ pub struct Epilogue<'a> {
 }
 
 impl Epilogue<'_> {
+    /// Applies the bias and the clamp to one sample's output planes of `p` values.
+    fn finish(&self, sample: &mut [f32], p: usize) {
+        if let Some(b) = self.bias {
+            add_bias(sample, b, p);
+        }
+        self.clamp(sample);
+    }
+
     /// Applies the clamp to consecutive output values.
     fn clamp(&self, values: &mut [f32]) {
         if let Some((lo, hi)) = self.clamp {
@@ -279,10 +298,9 @@ impl Epilogue<'_> {
 
 /// The forward pass: `y[n, g] = W_g · cols(x[n, g])`, then the epilogue.
 pub fn forward(g: &Geometry, x: &[f32], w: &[f32], epilogue: Epilogue<'_>) -> Vec<f32> {
-    let bias = epilogue.bias;
     let mut y = vec![0.0; g.batch * g.out_c * g.out_plane()];
     check(g, x, w, &y);
-    if let Some(b) = bias {
+    if let Some(b) = epilogue.bias {
         assert_eq!(b.len(), g.out_c, "conv: bias length");
     }
     if g.depthwise() {
@@ -301,17 +319,9 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32], epilogue: Epilogue<'_>) -> Ve
                 let xg = &xn[grp * cg * plane..(grp + 1) * cg * plane];
                 let wg = Mat::row_major(&w[grp * og * rows..(grp + 1) * og * rows], og, rows);
                 let yg = &mut yn[grp * og * p..(grp + 1) * og * p];
-                if g.pointwise() {
-                    matmul(yg, wg, Mat::row_major(xg, rows, p), false);
-                } else {
-                    im2col(g, xg, cols);
-                    matmul(yg, wg, Mat::row_major(cols, rows, p), false);
-                }
+                matmul(yg, wg, Mat::row_major(columns(g, xg, cols), rows, p), false);
             }
-            if let Some(b) = bias {
-                add_bias(yn, b, p);
-            }
-            epilogue.clamp(yn);
+            epilogue.finish(yn, p);
         },
     );
     y
@@ -334,13 +344,7 @@ fn forward_blocked(g: &Geometry, x: &[f32], w: &[f32], epilogue: Epilogue<'_>, y
             let ld = yb.len() / g.out_c;
             for grp in 0..g.groups {
                 for (s, xn) in xb.chunks(g.in_c * plane).enumerate() {
-                    let xg = &xn[grp * cg * plane..][..cg * plane];
-                    let src: &[f32] = if g.pointwise() {
-                        xg
-                    } else {
-                        im2col(g, xg, cols);
-                        cols
-                    };
+                    let src = columns(g, &xn[grp * cg * plane..][..cg * plane], cols);
                     for r in 0..rows {
                         block[r * ld + s * p..][..p].copy_from_slice(&src[r * p..][..p]);
                     }
@@ -353,12 +357,7 @@ fn forward_blocked(g: &Geometry, x: &[f32], w: &[f32], epilogue: Epilogue<'_>, y
                     }
                 }
             }
-            for yn in yb.chunks_mut(g.out_c * p) {
-                if let Some(b) = epilogue.bias {
-                    add_bias(yn, b, p);
-                }
-                epilogue.clamp(yn);
-            }
+            yb.chunks_mut(g.out_c * p).for_each(|yn| epilogue.finish(yn, p));
         },
     );
 }
@@ -395,12 +394,7 @@ pub fn weight_grad(g: &Geometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                     let xg = &x[(n * g.in_c + grp * cg) * plane..][..cg * plane];
                     let dyg = Mat::row_major(&dy[(n * g.out_c + grp * og) * p..][..og * p], og, p).t();
                     let dwg = &mut dwt[grp * og * rows..(grp + 1) * og * rows];
-                    if g.pointwise() {
-                        matmul(dwg, Mat::row_major(xg, rows, p), dyg, true);
-                    } else {
-                        im2col(g, xg, &mut cols);
-                        matmul(dwg, Mat::row_major(&cols, rows, p), dyg, true);
-                    }
+                    matmul(dwg, Mat::row_major(columns(g, xg, &mut cols), rows, p), dyg, true);
                 }
             }
             dwt

@@ -158,12 +158,12 @@ pub type StepGradients<B> = (GradientsParams, Tensor<<B as AutodiffBackend>::Inn
 /// width's loss; `None` for no widths.
 ///
 /// On a host backend with more than one rayon thread the widths run as two concurrent
-/// streams, the first
-/// width and the others: two forwards, then two backward passes whose gradients are added.
-/// The sum is the gradient of the summed loss (the teacher's softmax is detached), and
-/// each stream's serial stretches (autodiff bookkeeping, small elementwise ops) leave a
-/// core to the other's kernels. A network that draws random numbers (dropout, drop path)
-/// keeps its forwards in width order, so that its draws stay those of a serial step.
+/// streams, the first width and the others: two forwards, then two backward passes whose
+/// gradients are added. The sum is the gradient of the summed loss (the teacher's softmax
+/// is detached), and each stream's serial stretches (autodiff bookkeeping, small
+/// elementwise ops) leave a core to the other's kernels. A network that draws random
+/// numbers (dropout, drop path) keeps its forwards in width order, so that its draws stay
+/// those of a serial step.
 pub fn gradients<B: SlimAutodiff>(
     model: &SlimNet<B>,
     x: Tensor<B, 4>,
@@ -174,7 +174,8 @@ pub fn gradients<B: SlimAutodiff>(
     let Some((first, rest)) = widths.split_first() else {
         return Ok(None);
     };
-    // Host backends only: a GPU queues both streams on one device anyway.
+    // Host backends only: on wgpu two streams gave a different step from flex's
+    // (tests/wgpu.rs, cause not found), and a GPU queues both on one device anyway.
     let concurrent = B::HOST_THREADS && !rest.is_empty() && rayon::current_num_threads() > 1;
     // The second stream's own leaves: Burn keeps graphs that share a node under one lock.
     let second = if concurrent { own_leaves(model) } else { model.clone() };
