@@ -18,7 +18,7 @@ fn main() {
         let mut layers = 0;
         for _ in 0..runs {
             let t = Instant::now();
-            let nets = slimc::compile(&src, &shown, &slimc::Options::default()).expect("zoo compiles");
+            let nets = slimc_lang::compile(&src, &shown, &slimc_lang::Options::default()).expect("zoo compiles");
             times.push(t.elapsed());
             layers = nets[0].layers.len();
             std::hint::black_box(nets);

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use slimc::runtime::kernels::{forward, input_grad, weight_grad, Epilogue, Geometry};
+use slimc_runtime::runtime::kernels::{forward, input_grad, weight_grad, Epilogue, Geometry};
 
 fn main() {
     let runs = std::env::var("RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(5usize);

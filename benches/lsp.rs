@@ -17,7 +17,7 @@ fn main() {
     let text = std::fs::read_to_string(path).expect("run from the repository root");
     let runs = std::env::var("RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(200usize);
     let (server_side, client) = Connection::memory();
-    let server = std::thread::spawn(move || slimc::lsp::serve(&server_side));
+    let server = std::thread::spawn(move || slimc_lang::lsp::serve(&server_side));
     let send = |m: Message| client.sender.send(m).expect("server alive");
     let init = json!({"processId": null, "rootUri": null, "capabilities": {}});
     send(Request::new(RequestId::from(0), "initialize".into(), init).into());

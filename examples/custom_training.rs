@@ -8,17 +8,17 @@ use std::sync::Arc;
 use burn::optim::SgdConfig;
 use burn::tensor::{Distribution, Int, Tensor};
 use rand::SeedableRng;
-use slimc::ir::ParamValue;
-use slimc::runtime::device::CpuTrain;
-use slimc::runtime::SlimNet;
-use slimc::train::parallel::Replica;
-use slimc::train::{step, Sandwich, StepOptions};
+use slimc_lang::ir::ParamValue;
+use slimc_runtime::runtime::device::CpuTrain;
+use slimc_runtime::runtime::SlimNet;
+use slimc_runtime::train::parallel::Replica;
+use slimc_runtime::train::{step, Sandwich, StepOptions};
 
 fn main() {
     let source = include_str!("../models/resnet20.slim");
     let settings = vec![("size".into(), ParamValue::Int(8)), ("classes".into(), ParamValue::Int(4))];
-    let options = slimc::Options { settings, ..Default::default() };
-    let net = slimc::compile(source, "models/resnet20.slim", &options).expect("the zoo compiles").remove(0);
+    let options = slimc_lang::Options { settings, ..Default::default() };
+    let net = slimc_lang::compile(source, "models/resnet20.slim", &options).expect("the zoo compiles").remove(0);
     let device = Default::default();
     let mut model = SlimNet::<CpuTrain>::new(Arc::new(net), Vec::new(), 0, &device);
     let mut optim = SgdConfig::new().init();

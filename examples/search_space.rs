@@ -20,7 +20,7 @@ block basic(c, stride = 1) {
 "#;
 
 fn main() {
-    let networks = match slimc::compile(SOURCE, "tiny_resnet.slim", &slimc::Options::default()) {
+    let networks = match slimc_lang::compile(SOURCE, "tiny_resnet.slim", &slimc_lang::Options::default()) {
         Ok(nets) => nets,
         Err(diagnostics) => {
             eprint!("{}", diagnostics.render());
@@ -30,14 +30,14 @@ fn main() {
     for net in &networks {
         let space = &net.space;
         println!("network {}: {} search dimensions", net.name, space.search_dim());
-        println!("channel_space {}", slimc::ir::dump::channel_space(&space.channel_space()));
+        println!("channel_space {}", slimc_lang::ir::dump::channel_space(&space.channel_space()));
         for (i, dim) in space.dims.iter().enumerate() {
             let layers: Vec<&str> = dim.layers.iter().map(|l| net.layers[*l].name.as_str()).collect();
             println!("  dim {i}: {} channels at full width, sets {}", dim.base, layers.join(", "));
         }
         for width in [1.0, 0.5, 0.25] {
             let channels = net.decode_uniform(width, net.rounding).expect("a width in (0, 1]");
-            let (cost, _) = slimc::cost::cost(net, &channels);
+            let (cost, _) = slimc_lang::cost::cost(net, &channels);
             println!("  width {width}: channels {channels:?}, {} MACs, {} params", cost.macs, cost.params);
         }
     }

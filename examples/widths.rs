@@ -6,15 +6,15 @@
 use std::sync::Arc;
 
 use burn::tensor::{Distribution, Tensor};
-use slimc::ir::ParamValue;
-use slimc::runtime::device::Cpu;
-use slimc::runtime::{calibrate, Mode, SlimNet};
+use slimc_lang::ir::ParamValue;
+use slimc_runtime::runtime::device::Cpu;
+use slimc_runtime::runtime::{calibrate, Mode, SlimNet};
 
 fn main() {
     let source = include_str!("../models/resnet20.slim");
     // Small inputs keep the example fast: 16x16 images instead of CIFAR's 32x32.
-    let options = slimc::Options { settings: vec![("size".into(), ParamValue::Int(16))], ..Default::default() };
-    let net = slimc::compile(source, "models/resnet20.slim", &options).expect("the zoo compiles").remove(0);
+    let options = slimc_lang::Options { settings: vec![("size".into(), ParamValue::Int(16))], ..Default::default() };
+    let net = slimc_lang::compile(source, "models/resnet20.slim", &options).expect("the zoo compiles").remove(0);
     let device = Default::default();
     let model = SlimNet::<Cpu>::new(Arc::new(net), Vec::new(), 0, &device);
     let x = Tensor::<Cpu, 4>::random([8, 3, 16, 16], Distribution::Normal(0.0, 1.0), &device);

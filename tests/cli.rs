@@ -1,4 +1,4 @@
-//! The command-line contract (DESIGN.md §6): exit codes, JSON keys, human output.
+//! The command-line contract (docs/design.md §6): exit codes, JSON keys, human output.
 
 use std::process::{Command, Output};
 

@@ -5,16 +5,16 @@
 use std::path::Path;
 
 use serde_json::Value;
-use slimc::sema::builtins::{Builtin, CONSTANTS, SIGNATURES};
+use slimc_lang::sema::builtins::{Builtin, CONSTANTS, SIGNATURES};
 
 fn json(path: &str) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path} is not JSON: {e}"))
 }
 
-/// The keywords of `grammar/slim.pest`'s `keyword` rule.
+/// The keywords of `crates/slimc-lang/grammar/slim.pest`'s `keyword` rule.
 fn keywords() -> Vec<String> {
-    let pest = std::fs::read_to_string("grammar/slim.pest").unwrap();
+    let pest = std::fs::read_to_string("crates/slimc-lang/grammar/slim.pest").unwrap();
     let rule = pest.lines().find(|l| l.starts_with("keyword =")).expect("a keyword rule");
     rule.split('"').skip(1).step_by(2).map(String::from).collect()
 }

@@ -102,9 +102,9 @@ use std::sync::Arc;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 
-use slimc::ir::Network;
-use slimc::runtime::device::{Cpu, CpuTrain};
-use slimc::runtime::{BnSet, Mode, SlimNet, WidthConfig};
+use slimc_lang::ir::Network;
+use slimc_runtime::runtime::device::{Cpu, CpuTrain};
+use slimc_runtime::runtime::{BnSet, Mode, SlimNet, WidthConfig};
 
 use common::{condition_bn, relative_diff};
 
@@ -119,7 +119,7 @@ fn source(name: &str) -> String {
 
 fn compile(name: &str) -> Network {
     let src = std::fs::read_to_string(source(name)).unwrap();
-    let mut nets = slimc::compile(&src, name, &Default::default()).unwrap_or_else(|d| panic!("{}", d.render()));
+    let mut nets = slimc_lang::compile(&src, name, &Default::default()).unwrap_or_else(|d| panic!("{}", d.render()));
     nets.remove(0)
 }
 
@@ -127,7 +127,7 @@ fn compile(name: &str) -> Network {
 fn emitted_files_are_current() {
     let mut stale = Vec::new();
     for name in common::classifiers().chain(["edge_cases"]) {
-        let code = slimc::emit::emit(&compile(name), &source(name)).unwrap();
+        let code = slimc_lang::emit::emit(&compile(name), &source(name)).unwrap();
         let path = format!("tests/emitted/{name}.rs");
         if std::fs::read_to_string(&path).ok().as_deref() != Some(code.as_str()) {
             stale.push(path);
@@ -253,6 +253,6 @@ fn emitted_convnext_and_vgg_compute_the_runtime_logits() {
 
 #[test]
 fn the_unet_is_not_emitted() {
-    let e = slimc::emit::emit(&compile("unet"), "models/unet.slim").unwrap_err();
+    let e = slimc_lang::emit::emit(&compile("unet"), "models/unet.slim").unwrap_err();
     assert!(e.to_string().contains("outputs a 64x64 map"), "{e}");
 }

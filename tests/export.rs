@@ -12,11 +12,11 @@ use std::path::Path;
 
 use burn::tensor::{Distribution, Tensor};
 
-use slimc::export::burn::FixedNet;
-use slimc::export::{onnx, safetensors, Subnet};
-use slimc::runtime::checkpoint::Meta;
-use slimc::runtime::device::Cpu;
-use slimc::runtime::{Mode, SlimNet, WidthConfig};
+use slimc_runtime::export::burn::FixedNet;
+use slimc_runtime::export::{onnx, safetensors, Subnet};
+use slimc_runtime::runtime::checkpoint::Meta;
+use slimc_runtime::runtime::device::Cpu;
+use slimc_runtime::runtime::{Mode, SlimNet, WidthConfig};
 
 use common::{condition_bn, onnx_check, relative_diff, require_onnxruntime, scratch, small};
 
@@ -68,7 +68,7 @@ fn burn_subnet_equals_the_slimmed_forward_with_and_without_folding() {
         let params = c.subnet.parameter_count();
         assert_eq!(params, c.subnet.info.params, "{name}: stored parameters are the cost model's");
         let folded = c.subnet.fold_bn();
-        let has_bn = c.subnet.net.layers.iter().any(|(_, l)| l.op == slimc::ir::Op::BatchNorm);
+        let has_bn = c.subnet.net.layers.iter().any(|(_, l)| l.op == slimc_lang::ir::Op::BatchNorm);
         assert_eq!(folded > 0, has_bn, "{name}: some BN follows a conv");
         let fixed = FixedNet::<Cpu>::from_subnet(&c.subnet, &device);
         assert_close(name, "the BN-folded network", &c.logits, &fixed.forward(c.input.clone()));
@@ -86,8 +86,8 @@ fn burn_record_and_safetensors_read_back_the_same_model() {
         source: src,
         network: "mobilenet_v2".into(),
         settings: vec![
-            ("size".into(), slimc::ir::ParamValue::Int(32)),
-            ("classes".into(), slimc::ir::ParamValue::Int(7)),
+            ("size".into(), slimc_lang::ir::ParamValue::Int(32)),
+            ("classes".into(), slimc_lang::ir::ParamValue::Int(7)),
         ],
         rounding: "make_divisible(8)".into(),
         switches: vec![],
@@ -99,8 +99,8 @@ fn burn_record_and_safetensors_read_back_the_same_model() {
         if fold {
             c.subnet.fold_bn();
         }
-        let mpk = slimc::export::burn::save(&c.subnet, &meta, &dir.join("model.mpk")).unwrap();
-        let (loaded, info) = slimc::export::burn::open::<Cpu>(&mpk, &Default::default()).unwrap();
+        let mpk = slimc_runtime::export::burn::save(&c.subnet, &meta, &dir.join("model.mpk")).unwrap();
+        let (loaded, info) = slimc_runtime::export::burn::open::<Cpu>(&mpk, &Default::default()).unwrap();
         assert_eq!(info.info.channels, c.subnet.info.channels);
         assert_close("mobilenet_v2", "the reloaded Burn record", &c.logits, &loaded.forward(c.input.clone()));
 
@@ -116,15 +116,15 @@ fn burn_record_and_safetensors_read_back_the_same_model() {
     // A dotted name is written beside, never over, the file its first part names.
     std::fs::write(dir.join("other.mpk"), b"keep me").unwrap();
     let c = case("mobilenet_v2", 0.6);
-    let dotted = slimc::export::burn::save(&c.subnet, &meta, &dir.join("other.best.mpk")).unwrap();
+    let dotted = slimc_runtime::export::burn::save(&c.subnet, &meta, &dir.join("other.best.mpk")).unwrap();
     assert_eq!(dotted, dir.join("other.best.mpk"));
     assert_eq!(std::fs::read(dir.join("other.mpk")).unwrap(), b"keep me");
-    assert!(slimc::export::burn::open::<Cpu>(&dotted, &Default::default()).is_ok());
+    assert!(slimc_runtime::export::burn::open::<Cpu>(&dotted, &Default::default()).is_ok());
     // A record from another configuration, or a missing one, is an error, not a panic.
     std::fs::write(dir.join("model.mpk"), b"not a record").unwrap();
-    let err = slimc::export::burn::open::<Cpu>(&dir.join("model.mpk"), &Default::default()).unwrap_err();
+    let err = slimc_runtime::export::burn::open::<Cpu>(&dir.join("model.mpk"), &Default::default()).unwrap_err();
     assert!(err.to_string().contains("model.mpk"), "{err}");
-    let err = slimc::export::burn::open::<Cpu>(&dir.join("none.mpk"), &Default::default()).unwrap_err();
+    let err = slimc_runtime::export::burn::open::<Cpu>(&dir.join("none.mpk"), &Default::default()).unwrap_err();
     assert!(err.to_string().contains("none.json"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -22,7 +22,7 @@ const PATIENCE: Duration = Duration::from_secs(20);
 
 struct Client {
     conn: Connection,
-    server: Option<JoinHandle<Result<(), slimc::lsp::ServeError>>>,
+    server: Option<JoinHandle<Result<(), slimc_lang::lsp::ServeError>>>,
     next: i32,
 }
 
@@ -35,7 +35,7 @@ impl Client {
     /// client can refresh inlay hints.
     fn start(options: Value, utf8: bool) -> Client {
         let (server_side, conn) = Connection::memory();
-        let server = std::thread::spawn(move || slimc::lsp::serve(&server_side));
+        let server = std::thread::spawn(move || slimc_lang::lsp::serve(&server_side));
         let mut client = Client { conn, server: Some(server), next: 0 };
         let encodings = if utf8 { vec![PositionEncodingKind::UTF8] } else { vec![PositionEncodingKind::UTF16] };
         let init = json!({
@@ -433,7 +433,7 @@ fn unknown_requests_and_bad_params_get_errors_not_crashes() {
 fn every_offset_of_every_zoo_file_answers() {
     for bytes in zoo_sources() {
         let text = String::from_utf8(bytes).unwrap();
-        let a = slimc::lsp::Analysis::new(&text, "zoo.slim");
+        let a = slimc_lang::lsp::Analysis::new(&text, "zoo.slim");
         assert!(a.diagnostics().is_empty());
         for offset in 0..=text.len() {
             let _ = a.hover(offset, 0.37);
@@ -495,7 +495,7 @@ proptest! {
 #[test]
 fn hover_on_a_named_width_and_a_parameter() {
     let text = read("models/resnet50.slim");
-    let a = slimc::lsp::Analysis::new(&text, "resnet50.slim");
+    let a = slimc_lang::lsp::Analysis::new(&text, "resnet50.slim");
     let decl = text.find("width mid").unwrap() + 6;
     let (h, span) = a.hover(decl, 0.5).unwrap();
     assert_eq!(&text[span.start..span.end], "mid");

@@ -6,7 +6,7 @@ mod common;
 
 use common::mutate::{apply, edit, zoo_sources};
 use proptest::prelude::*;
-use slimc::{compile_bytes, Options};
+use slimc_lang::{compile_bytes, Options};
 
 /// Compiles and, on success, exercises decode and cost at an odd width and emits Rust
 /// (which the emitter parses back before printing).
@@ -14,10 +14,10 @@ fn run(bytes: &[u8]) {
     if let Ok(nets) = compile_bytes(bytes, "fuzz.slim", &Options::default()) {
         for net in nets {
             let dims = net.decode_uniform(0.37, net.rounding).unwrap();
-            let _ = slimc::cost::cost(&net, &dims);
+            let _ = slimc_lang::cost::cost(&net, &dims);
             // The refusals: two names that become the same Rust identifier, and a network
             // whose output is a map (the U-Net's).
-            if let Err(e) = slimc::emit::emit(&net, "fuzz.slim") {
+            if let Err(e) = slimc_lang::emit::emit(&net, "fuzz.slim") {
                 let e = e.to_string();
                 assert!(e.contains("rename a binding") || e.contains("outputs a"), "{e}");
             }
@@ -148,4 +148,66 @@ fn deep_block_nesting_is_bounded() {
         );
     }
     assert!(compile_bytes(net(" stem = conv(16) -> b59(16)", &ok).as_bytes(), "t", &Options::default()).is_ok());
+}
+
+/// Runs `f` on its own thread and fails the test, instead of hanging it, when it takes
+/// longer than two minutes (what an exponential parse of 40 levels would take many times over).
+fn finishes<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(f()));
+    rx.recv_timeout(std::time::Duration::from_secs(120)).unwrap_or_else(|_| panic!("{what} did not finish"))
+}
+
+/// Brackets at the deepest nesting allowed parse in linear time: a tuple and a bracketed
+/// expression are one grammar rule, so no level is read twice (the parse used to double
+/// with each level: 20 deep took 8 s, 30 deep never finished).
+#[test]
+fn nesting_at_the_limit_parses_in_linear_time() {
+    let limit = slimc_lang::syntax::MAX_NESTING;
+    // `network t(...) {` holds one level and `conv(` another.
+    let kernel = format!("{}3, 3{}", "(".repeat(limit - 2), ")".repeat(limit - 2));
+    let src = net(&format!(" stem = conv(16, k={kernel}) -> bn"), "");
+    let nets = finishes("a 40-deep kernel tuple", move || compile_bytes(src.as_bytes(), "t", &Options::default()));
+    assert_eq!(nets.unwrap()[0].layers.iter().filter(|(_, l)| l.op.kernel() == [3, 3]).count(), 1);
+    let stem = format!("{}conv(16){}", "(".repeat(limit - 2), ")".repeat(limit - 2));
+    let src = net(&format!(" stem = {stem} -> bn"), "");
+    let nets = finishes("a 40-deep bracketed call", move || compile_bytes(src.as_bytes(), "t", &Options::default()));
+    assert!(nets.is_ok());
+    // One level more is the nesting error, found before parsing.
+    fails_with(&net(&format!(" stem = ({stem}) -> bn"), ""), "E0002");
+    // A one-element tuple with a trailing comma stays a syntax error, as before.
+    fails_with(&net(" stem = conv(16, k=(3,)) -> bn", ""), "E0001");
+}
+
+/// Thousands of errors on one long line print a screenful: the first 50 diagnostics, a
+/// line counting the rest, and each source line cut to a window around its label.
+#[test]
+fn a_flood_of_errors_is_capped() {
+    let many: String = (0..5_000).map(|i| format!(" x{i} = nope{i};")).collect();
+    let src = net(&format!(" stem = conv(16) ->bn{many}"), "");
+    let d = finishes("5,000 errors", move || compile_bytes(src.as_bytes(), "t", &Options::default()).unwrap_err());
+    assert!(d.items.len() >= 5_000, "{}", d.items.len());
+    let text = d.render();
+    assert!(text.len() < 100_000, "{} bytes rendered", text.len());
+    assert!(text.contains("more not shown"), "{}", &text[text.len().saturating_sub(500)..]);
+    let widest = text.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest < 400, "a rendered line of {widest} characters");
+    // Columns are those of the original line: the 50th error sits far along line 3.
+    assert!(text.contains("t:3:"), "{}", &text[..500]);
+    let far = text.lines().filter_map(|l| l.trim().strip_prefix("┌─ t:3:")).last().unwrap();
+    assert!(far.parse::<usize>().unwrap() > 500, "column {far}");
+}
+
+/// A network whose MACs pass 2^64 is a diagnostic, not a saturated count printed as exact.
+#[test]
+fn counts_that_overflow_are_errors() {
+    let src = "network t() { input 65536 x 65536 x 65536\n stem = conv(65536, k=1024, padding=511) -> bn\n head = avgpool -> linear(10) }";
+    fails_with(src, "E0120");
+}
+
+/// A UTF-8 byte-order mark (what some Windows editors write first) is a blank.
+#[test]
+fn a_byte_order_mark_is_accepted() {
+    let src = format!("\u{feff}{}", net(" stem = conv(16) -> bn", ""));
+    assert_eq!(compile_bytes(src.as_bytes(), "t", &Options::default()).unwrap().len(), 1);
 }

@@ -14,10 +14,10 @@ use burn::nn::{BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig, Linear, L
 use burn::tensor::backend::Backend;
 use burn::tensor::{activation, Distribution, ElementConversion, Tensor};
 
-use slimc::ir::{Activation, Interp, LayerShape, Network, Op, ParamValue};
-use slimc::runtime::device::{Cpu, CpuTrain};
-use slimc::runtime::{calibrate, BnSet, Mode, SlimNet, WidthConfig};
-use slimc::Options;
+use slimc_lang::ir::{Activation, Interp, LayerShape, Network, Op, ParamValue};
+use slimc_lang::Options;
+use slimc_runtime::runtime::device::{Cpu, CpuTrain};
+use slimc_runtime::runtime::{calibrate, BnSet, Mode, SlimNet, WidthConfig};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -25,7 +25,12 @@ use rand::SeedableRng;
 /// Deterministic test data, independent of the backend's global RNG (tests run in parallel).
 fn data<const D: usize>(shape: [usize; D], mean: f64, std: f64, seed: u64) -> Tensor<Cpu, D> {
     let mut rng = StdRng::seed_from_u64(seed);
-    slimc::runtime::init::sample(shape, rand_distr::Normal::new(mean, std).unwrap(), &mut rng, &Default::default())
+    slimc_runtime::runtime::init::sample(
+        shape,
+        rand_distr::Normal::new(mean, std).unwrap(),
+        &mut rng,
+        &Default::default(),
+    )
 }
 
 use common::{condition_bn, small, ZOO};
@@ -452,7 +457,7 @@ fn inactive_slices_of(name: &str, size: usize) {
 fn conv_gradients_equal_burns() {
     use burn::tensor::ops::ConvOptions;
     use burn::tensor::TensorPrimitive;
-    use slimc::runtime::SlimBackend;
+    use slimc_runtime::runtime::SlimBackend;
 
     let cases = [
         ([4, 6, 9, 9], [8, 6, 3, 3], [1, 1], [1, 1], 1),
@@ -510,7 +515,7 @@ fn active_parameters_equal_cost() {
         let slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 1, &device);
         for w in [1.0, 0.5, 0.3] {
             let cfg = slim.uniform(w).unwrap();
-            let (cost, _) = slimc::cost::cost(&net, &cfg.dims);
+            let (cost, _) = slimc_lang::cost::cost(&net, &cfg.dims);
             assert_eq!(slim.active_params(&cfg), cost.params, "{name} at {w}");
         }
     }
@@ -680,12 +685,12 @@ fn switchable_bn_uses_one_set_per_switch() {
 
 mod checkpoints {
     use super::*;
-    use slimc::runtime::checkpoint::{self, CheckpointError, Meta};
+    use slimc_runtime::runtime::checkpoint::{self, CheckpointError, Meta};
 
     fn setup(dir: &std::path::Path) -> (SlimNet<Cpu>, Meta, String) {
         let src = std::fs::read_to_string("models/resnet20.slim").unwrap();
         let options = Options { settings: vec![("size".into(), ParamValue::Int(8))], ..Options::default() };
-        let net = Arc::new(slimc::compile(&src, "models/resnet20.slim", &options).unwrap().remove(0));
+        let net = Arc::new(slimc_lang::compile(&src, "models/resnet20.slim", &options).unwrap().remove(0));
         let slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 9, &Default::default());
         let cfg = slim.uniform(0.5).unwrap();
         let stats = calibrate(&slim, &cfg, [data([4, 3, 8, 8], 0.0, 1.0, 1)]).unwrap();

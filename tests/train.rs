@@ -16,11 +16,11 @@ use burn::tensor::{Distribution, Int, Tensor, TensorData};
 use flate2::write::GzEncoder;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use slimc::runtime::checkpoint;
-use slimc::runtime::device::{Cpu, CpuTrain};
-use slimc::runtime::SlimNet;
-use slimc::train::parallel::{Cluster, Replica};
-use slimc::train::{apply, gradients, Sandwich, StepOptions};
+use slimc_runtime::runtime::checkpoint;
+use slimc_runtime::runtime::device::{Cpu, CpuTrain};
+use slimc_runtime::runtime::SlimNet;
+use slimc_runtime::train::parallel::{Cluster, Replica};
+use slimc_runtime::train::{apply, gradients, Sandwich, StepOptions};
 
 use common::{onnx_check, require_onnxruntime, scratch};
 
@@ -481,9 +481,9 @@ fn missing_and_corrupt_data_are_clear_errors_and_write_nothing() {
 #[ignore = "needs Fashion-MNIST: apt-get install dataset-fashion-mnist"]
 fn real_fashion_mnist_short_run_beats_the_stated_accuracy() {
     assert!(
-        Path::new(slimc::data::FASHION_MNIST_DIR).is_dir(),
+        Path::new(slimc_runtime::data::FASHION_MNIST_DIR).is_dir(),
         "{} is missing: apt-get install dataset-fashion-mnist",
-        slimc::data::FASHION_MNIST_DIR
+        slimc_runtime::data::FASHION_MNIST_DIR
     );
     let dir = scratch("fashion");
     let out = dir.join("run").display().to_string();
@@ -574,15 +574,15 @@ fn grads_of(model: &SlimNet<CpuTrain>, grads: &GradientsParams) -> Vec<f32> {
 /// order so that both draw the same masks.
 #[test]
 fn concurrent_widths_give_the_serial_gradient() {
-    use slimc::ir::ParamValue;
+    use slimc_lang::ir::ParamValue;
     let device = Default::default();
     for (file, size) in [("models/resnet20.slim", 8), ("models/mobilenet_v2.slim", 16)] {
-        let options = slimc::Options {
+        let options = slimc_lang::Options {
             settings: vec![("size".into(), ParamValue::Int(size)), ("classes".into(), ParamValue::Int(10))],
             ..Default::default()
         };
         let src = std::fs::read_to_string(file).unwrap();
-        let net = std::sync::Arc::new(slimc::compile(&src, file, &options).unwrap().remove(0));
+        let net = std::sync::Arc::new(slimc_lang::compile(&src, file, &options).unwrap().remove(0));
         assert_eq!(net.draws_random(), file.contains("mobilenet"));
         let model = SlimNet::<CpuTrain>::new(net, Vec::new(), 3, &device);
         let size = size as usize;
@@ -633,7 +633,7 @@ fn bench_times_the_loader_alone() {
 /// averages to the gradient of one device on all 8, and moves the weights the same way.
 #[test]
 fn two_replicas_average_to_the_one_device_gradient_and_step() {
-    let net = std::sync::Arc::new(slimc::compile(PLAIN, "plain", &Default::default()).unwrap().remove(0));
+    let net = std::sync::Arc::new(slimc_lang::compile(PLAIN, "plain", &Default::default()).unwrap().remove(0));
     let device = Default::default();
     let model = SlimNet::<CpuTrain>::new(net, Vec::new(), 3, &device);
     let x = Tensor::<CpuTrain, 4>::random([8, 1, 12, 12], Distribution::Normal(0.0, 1.0), &device);
@@ -672,7 +672,7 @@ fn two_replicas_average_to_the_one_device_gradient_and_step() {
 /// weight, and passes identical replicas.
 #[test]
 fn replicas_that_differ_are_refused() {
-    let net = std::sync::Arc::new(slimc::compile(PLAIN, "plain", &Default::default()).unwrap().remove(0));
+    let net = std::sync::Arc::new(slimc_lang::compile(PLAIN, "plain", &Default::default()).unwrap().remove(0));
     let device = Default::default();
     let model = SlimNet::<Cpu>::new(net, Vec::new(), 3, &device);
     let same = in_replicas(2, |_, r| r.agree::<Cpu>(&[("the step", 7.0)], &model, &device).is_ok());
@@ -937,7 +937,7 @@ fn exported_subnet_runs_in_onnxruntime() {
     export("burn", "subnet.mpk", &[]);
     export("onnx", "subnet.onnx", &[]);
     export("onnx", "folded.onnx", &["--fold-bn"]);
-    let (fixed, _) = slimc::export::burn::open::<Cpu>(&dir.join("subnet.mpk"), &Default::default()).unwrap();
+    let (fixed, _) = slimc_runtime::export::burn::open::<Cpu>(&dir.join("subnet.mpk"), &Default::default()).unwrap();
     let x = burn::tensor::Tensor::<Cpu, 4>::random(
         [3, 1, 12, 12],
         burn::tensor::Distribution::Normal(0.0, 1.0),
@@ -975,7 +975,7 @@ fn exports_of_the_searched_configuration(dir: &Path, run: &str, found: &str) {
     assert_eq!(doc["channels"], first["channels"], "#70% is the search's 70% configuration");
     assert_eq!(doc["macs"], first["macs"]);
     assert!(doc["bytes"].as_u64().unwrap() > 1000, "{doc}");
-    let (_, meta) = slimc::export::burn::open::<Cpu>(&mpk, &Default::default()).unwrap();
+    let (_, meta) = slimc_runtime::export::burn::open::<Cpu>(&mpk, &Default::default()).unwrap();
     assert_eq!(meta.info.input_mean.len(), 1, "the input normalisation is recorded");
 
     let onnx = dir.join("subnet.onnx");
@@ -1032,7 +1032,7 @@ fn wgpu_device_trains_exports_and_benches() {
         let out = path.display().to_string();
         let args = ["export", &runs[1], "--config", "0.5", "--format", "safetensors", "-o", &out, "--calibrate", "2"];
         ok(&slimc(&[&args[..], &["--device", dev]].concat()));
-        slimc::export::safetensors::read(&std::fs::read(path).unwrap()).unwrap()
+        slimc_runtime::export::safetensors::read(&std::fs::read(path).unwrap()).unwrap()
     };
     let (want, got) = (export("cpu", "cpu.safetensors"), export(&device, "wgpu.safetensors"));
     assert_eq!(want.len(), got.len());
@@ -1047,5 +1047,130 @@ fn wgpu_device_trains_exports_and_benches() {
         serde_json::from_str(&ok(&slimc(&[&args[..], &["--device", &device]].concat()))).unwrap();
     assert!(doc["device"].as_str().unwrap().starts_with(&format!("{device} (")), "{doc}");
     assert!(doc["train_img_per_s"].as_f64().unwrap() > 0.0, "{doc}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn refused(o: &Output, needle: &str) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "expected a refusal naming {needle}; stderr:\n{err}");
+    assert!(err.contains(needle), "expected {needle} in:\n{err}");
+    err
+}
+
+/// Every file of a run directory, with its bytes.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(snapshot(&path));
+        } else {
+            out.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Edited state files are refused with the field named (never a panic), outputs never
+/// replace a file of another kind, a directory holding any run state is never reused,
+/// and a step that leaves non-finite weights writes no checkpoint.
+#[test]
+fn edited_state_and_hostile_output_paths_lose_nothing() {
+    let (dir, data) = synthetic_run("hostile", 256);
+    let run = dir.join("run");
+    let out = run.display().to_string();
+    let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--max-steps", "2", "--out", &out];
+    args.extend(TINY);
+    ok(&slimc(&args));
+    let meta_path = run.join("checkpoint").join(checkpoint::META);
+    let stored = std::fs::read(&meta_path).unwrap();
+    let meta: serde_json::Value = serde_json::from_slice(&stored).unwrap();
+
+    // Seeded mutations of meta.json: each refused on resume and on eval, the field named.
+    let mutations: &[(&[&str], serde_json::Value, &str)] = &[
+        (&["state", "options", "batch"], serde_json::json!(0), "options.`batch`"),
+        (&["state", "options", "random"], serde_json::json!(1_000_000_000u64), "options.`random`"),
+        (&["state", "options", "min_width"], serde_json::json!(0.0), "options.`min_width`"),
+        (&["state", "options", "max_steps"], serde_json::json!(0), "options.`max_steps`"),
+        (&["state", "options", "scheme"], serde_json::json!({"S": []}), "options.`scheme`"),
+        (&["state", "normalize", "mean"], serde_json::json!([]), "`normalize`"),
+        (&["state", "normalize", "std"], serde_json::json!([0.0]), "`normalize`"),
+    ];
+    for (path, value, needle) in mutations {
+        let mut edited = meta.clone();
+        let mut at = &mut edited;
+        for key in *path {
+            at = &mut at[*key];
+        }
+        *at = value.clone();
+        std::fs::write(&meta_path, serde_json::to_vec(&edited).unwrap()).unwrap();
+        refused(&slimc(&["train", "--resume", &out, "--epochs", "2", "--quiet"]), needle);
+        refused(&slimc(&["eval", &out, "--widths", "1.0", "--calibrate", "1"]), needle);
+    }
+    std::fs::write(&meta_path, &stored).unwrap();
+    let before = snapshot(&run);
+
+    // Outputs never replace a checkpoint's metadata, and flags out of range write nothing.
+    let meta_s = meta_path.display().to_string();
+    refused(&slimc(&["eval", &out, "--widths", "1.0", "--calibrate", "1", "--pareto", &meta_s]), "not replacing it");
+    refused(&slimc(&["eval", &out, "--widths", "1.0", "--calibrate", "0"]), "--calibrate");
+    refused(&slimc(&["train", "--resume", &out, "--max-steps", "0"]), "--max-steps");
+    assert_eq!(snapshot(&run), before, "every file of the run is byte-identical");
+
+    // `--pareto` alone writes RUN/pareto.json.
+    ok(&slimc(&["eval", &out, "--widths", "0.5,1.0", "--calibrate", "1", "--pareto"]));
+    assert!(run.join("pareto.json").is_file());
+
+    // A run killed between the checkpoint's renames leaves `checkpoint.old`: still a run.
+    let half = dir.join("half");
+    std::fs::create_dir_all(&half).unwrap();
+    std::fs::rename(run.join("checkpoint"), half.join("checkpoint.old")).unwrap();
+    let kept = snapshot(&half);
+    let half_s = half.display().to_string();
+    let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--max-steps", "1", "--out", &half_s];
+    args.extend(TINY);
+    refused(&slimc(&args), "already holds a run");
+    assert_eq!(snapshot(&half), kept);
+
+    // One step at a learning rate of 1e30: the weights overflow, no checkpoint is written.
+    let wild = dir.join("wild").display().to_string();
+    let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--max-steps", "1", "--out", &wild];
+    args.extend([
+        "--batch",
+        "32",
+        "--val-images",
+        "64",
+        "--calibrate",
+        "2",
+        "--quiet",
+        "--lr",
+        "1e30",
+        "--warmup",
+        "0",
+    ]);
+    let err = refused(&slimc(&args), "training diverged");
+    assert!(!Path::new(&wild).join("checkpoint").exists(), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A network that cannot fit in memory is refused before anything is allocated, with the
+/// estimate named (two 65,536-channel convs hold 38.7 G parameters).
+#[test]
+fn a_network_too_large_for_memory_is_refused_before_allocation() {
+    let (dir, data) = synthetic_run("huge", 64);
+    let file = dir.join("huge.slim");
+    std::fs::write(
+        &file,
+        "network huge(classes = 10, in_channels = 1, size = 12) {\n input in_channels x size x size\n \
+         stem = conv(65536, k=3) -> bn -> relu -> conv(65536, k=3) -> bn -> relu\n head = avgpool -> linear(classes)\n}\n",
+    )
+    .unwrap();
+    let out = dir.join("run").display().to_string();
+    let file_s = file.display().to_string();
+    let o = slimc(&["train", &file_s, "--data", &data, "--out", &out, "--batch", "8", "--val-images", "8", "--quiet"]);
+    let err = refused(&o, "more than the");
+    assert!(err.contains("GiB"), "{err}");
+    assert!(!Path::new(&out).exists(), "nothing written");
     let _ = std::fs::remove_dir_all(&dir);
 }

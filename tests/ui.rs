@@ -2,7 +2,7 @@
 //! warnings, no colour) is an insta snapshot. A `warn_*.slim` fixture compiles with
 //! warnings; every other fixture must fail. `cargo insta review` after changing a message.
 
-use slimc::{check_bytes, Options, Severity};
+use slimc_lang::{check_bytes, Options, Severity};
 
 #[test]
 fn ui() {

@@ -38,13 +38,13 @@ use burn::tensor::{Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use slimc::export::burn::FixedNet;
-use slimc::export::{HostTensor, Subnet};
-use slimc::ir::{LayerShape, Network, Op};
-use slimc::runtime::device::{Cpu, CpuTrain, DeviceSpec, Wgpu, WgpuTrain};
-use slimc::runtime::{calibrate, BnSet, LayerParams, Mode, SlimNet, WidthConfig};
-use slimc::train::parallel::Replica;
-use slimc::train::{cross_entropy, step, Sandwich, StepOptions};
+use slimc_lang::ir::{LayerShape, Network, Op};
+use slimc_runtime::export::burn::FixedNet;
+use slimc_runtime::export::{HostTensor, Subnet};
+use slimc_runtime::runtime::device::{Cpu, CpuTrain, DeviceSpec, Wgpu, WgpuTrain};
+use slimc_runtime::runtime::{calibrate, BnSet, LayerParams, Mode, SlimNet, WidthConfig};
+use slimc_runtime::train::parallel::Replica;
+use slimc_runtime::train::{cross_entropy, step, Sandwich, StepOptions};
 
 use common::{condition_bn, rel, relative_diff, small};
 
@@ -90,7 +90,7 @@ fn network(name: &str, size: i64) -> Arc<Network> {
 fn without_dropout(net: &Network) -> Arc<Network> {
     let mut net = net.clone();
     for i in 0..net.layers.len() {
-        let layer = net.layers.get_mut(slimc::ir::LayerId::new(i)).unwrap();
+        let layer = net.layers.get_mut(slimc_lang::ir::LayerId::new(i)).unwrap();
         if let Op::Dropout { p } | Op::DropPath { p } = &mut layer.op {
             *p = 0.0;
         }
@@ -107,10 +107,10 @@ fn without_dropout(net: &Network) -> Arc<Network> {
 /// close as the forward values are; the kinks themselves are Burn's generic autodiff,
 /// the same code on every backend.
 fn smooth(net: &Network) -> Arc<Network> {
-    use slimc::ir::Activation;
+    use slimc_lang::ir::Activation;
     let mut net = net.clone();
     for i in 0..net.layers.len() {
-        let layer = net.layers.get_mut(slimc::ir::LayerId::new(i)).unwrap();
+        let layer = net.layers.get_mut(slimc_lang::ir::LayerId::new(i)).unwrap();
         layer.op = match layer.op.clone() {
             Op::Act(Activation::Relu | Activation::Relu6 | Activation::Hswish) => Op::Act(Activation::Swish),
             Op::Act(Activation::Hsigmoid) => Op::Act(Activation::Sigmoid),
@@ -136,7 +136,7 @@ fn configs<B: Backend>(slim: &SlimNet<B>) -> Vec<WidthConfig> {
 fn batch(net: &Network, n: usize, seed: u64) -> (Tensor<Cpu, 4>, Tensor<Wgpu, 4>) {
     let [c, h, w] = net.input.map(|v| v as usize);
     let mut rng = StdRng::seed_from_u64(seed);
-    let x: Tensor<Cpu, 4> = slimc::runtime::init::sample(
+    let x: Tensor<Cpu, 4> = slimc_runtime::runtime::init::sample(
         [n, c, h, w],
         rand_distr::Normal::new(0.0, 1.0).unwrap(),
         &mut rng,
@@ -214,7 +214,7 @@ fn slimmed_forward_matches_flex() {
             assert!(d <= 1e-4, "{name} at {:?}: train-mode logits differ by {d} (relative)", cfg.dims);
             for (i, (a, b)) in want.batch_stats.into_iter().zip(got.batch_stats).enumerate() {
                 let (Some((am, av)), Some((bm, bv))) = (a, b) else { continue };
-                let layer = &net.layers[slimc::ir::LayerId::new(i)].name;
+                let layer = &net.layers[slimc_lang::ir::LayerId::new(i)].name;
                 let (dm, dv) = (rel(&host(am), &host(bm), 1.0), rel(&host(av), &host(bv), 1.0));
                 assert!(
                     dm <= 1e-4 && dv <= 1e-4,
@@ -411,11 +411,11 @@ fn emitted_modules_run_on_wgpu() {
     macro_rules! emitted {
         ($module:ident, $ty:ident, $name:literal, $size:literal) => {{
             let src = std::fs::read_to_string(concat!("models/", $name, ".slim")).unwrap();
-            let options = slimc::Options {
-                settings: vec![("size".into(), slimc::ir::ParamValue::Int($size))],
+            let options = slimc_lang::Options {
+                settings: vec![("size".into(), slimc_lang::ir::ParamValue::Int($size))],
                 ..Default::default()
             };
-            let net = without_dropout(&slimc::compile(&src, $name, &options).unwrap().remove(0));
+            let net = without_dropout(&slimc_lang::compile(&src, $name, &options).unwrap().remove(0));
             let mut slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 19, &Default::default());
             let mut stats = condition_bn(&mut slim, &Default::default());
             let gpu = moved::<Cpu, Wgpu>(&slim, &device());

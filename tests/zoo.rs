@@ -1,11 +1,11 @@
-//! The model zoo against published numbers (DESIGN.md §7) and the search-space
+//! The model zoo against published numbers (docs/design.md §7) and the search-space
 //! conventions of the reference implementations.
 
 mod common;
 
-use slimc::cost::cost;
-use slimc::ir::{Network, Op, Rounding, Section, Width};
-use slimc::{compile, Options};
+use slimc_lang::cost::cost;
+use slimc_lang::ir::{Network, Op, Rounding, Section, Width};
+use slimc_lang::{compile, Options};
 
 fn load_with(name: &str, options: &Options) -> Network {
     let path = format!("models/{name}.slim");
@@ -49,9 +49,9 @@ fn every_zoo_model_checks_and_validates() {
     for name in ZOO {
         let net = load(name);
         assert_eq!(net.name, *name);
-        slimc::ir::validate(&net).unwrap();
+        slimc_lang::ir::validate(&net).unwrap();
         assert!(net.space.search_dim() > 0, "{name} has something to slim");
-        // Every zoo network takes classes, in_channels and size (DESIGN.md §6).
+        // Every zoo network takes classes, in_channels and size (docs/design.md §6).
         for p in ["classes", "in_channels", "size"] {
             assert!(net.params.iter().any(|(k, _)| k == p), "{name} lacks parameter {p}");
         }
@@ -84,8 +84,8 @@ fn convnext_and_vgg_match_torchvision_exactly() {
 #[test]
 fn unet_runs_forward_at_any_width() {
     use burn::tensor::{Distribution, Tensor};
-    use slimc::runtime::device::Cpu;
-    use slimc::runtime::{Mode, SlimNet};
+    use slimc_runtime::runtime::device::Cpu;
+    use slimc_runtime::runtime::{Mode, SlimNet};
     let net = std::sync::Arc::new(load("unet"));
     assert_eq!(net.layers[net.output].hw, [64, 64]);
     let slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 3, &Default::default());
@@ -141,7 +141,7 @@ fn mobilenet_v1_width_table() {
     for (w, published) in [(1.0, 569), (0.75, 325), (0.5, 150), (0.25, 41)] {
         let ours = macs_at(&net, w);
         // US-Nets' profiler also counts the final 7x7 average pool (one MAC per input
-        // element), which DESIGN.md §5 leaves out; with it, every entry matches exactly.
+        // element), which docs/design.md §5 leaves out; with it, every entry matches exactly.
         let dims = net.decode_uniform(w, net.rounding).unwrap();
         let shapes = net.layer_shapes(&dims);
         let pool: u64 = net
@@ -174,9 +174,9 @@ fn cifar_resnets() {
     assert_eq!(net.space.search_dim(), 12);
     // Joslim's memory objective: the parameters plus the largest working set, a stage-1
     // residual add (two 16x32x32 inputs and its output), in f32 bytes.
-    assert_eq!(slimc::cost::peak_memory(&net, &net.full_width()), 4 * (params + 3 * 16 * 32 * 32));
+    assert_eq!(slimc_lang::cost::peak_memory(&net, &net.full_width()), 4 * (params + 3 * 16 * 32 * 32));
     assert_eq!(
-        slimc::ir::dump::channel_space(&net.space.channel_space()),
+        slimc_lang::ir::dump::channel_space(&net.space.channel_space()),
         "[16, [16, 16, 16], [32, 32, 32, 32], [64, 64, 64, 64]]"
     );
     // Zero-padded shortcuts bound stage widths from below by their input's.
@@ -212,7 +212,7 @@ fn joslim_conventions() {
 fn group_widths_divide_regnet_dimensions() {
     let net = load("regnetx_400mf");
     for (id, l) in net.layers.iter() {
-        if let Op::Conv { groups: slimc::ir::Groups::Width(gw), .. } = l.op {
+        if let Op::Conv { groups: slimc_lang::ir::Groups::Width(gw), .. } = l.op {
             let Width::Dim(d) = l.width else { panic!("{} not a dimension", l.name) };
             assert_eq!(net.space.dims[d].divisor % gw, 0);
             // The group conv's input and output are one width.
@@ -248,7 +248,7 @@ fn decoded_widths_are_consistent_everywhere() {
                     Op::Split { parts, .. } | Op::Shuffle { groups: parts } => {
                         assert_eq!(s.in_c % parts, 0, "{name} {} at {w}", l.name)
                     }
-                    Op::Conv { groups: slimc::ir::Groups::Depthwise, .. } => assert_eq!(s.in_c, s.out),
+                    Op::Conv { groups: slimc_lang::ir::Groups::Depthwise, .. } => assert_eq!(s.in_c, s.out),
                     Op::ZeroPad => assert!(s.out >= s.in_c, "{name} {} at {w}", l.name),
                     Op::Flatten => {
                         let [h, w] = net.layers[l.inputs[0]].hw;
@@ -268,8 +268,8 @@ fn decoded_widths_are_consistent_everywhere() {
 fn set_retargets_a_network() {
     let options = Options {
         settings: vec![
-            ("classes".into(), slimc::ir::ParamValue::Int(100)),
-            ("size".into(), slimc::ir::ParamValue::Int(64)),
+            ("classes".into(), slimc_lang::ir::ParamValue::Int(100)),
+            ("size".into(), slimc_lang::ir::ParamValue::Int(64)),
         ],
         ..Options::default()
     };
@@ -280,8 +280,8 @@ fn set_retargets_a_network() {
         "resnet20",
         &Options {
             settings: vec![
-                ("in_channels".into(), slimc::ir::ParamValue::Int(1)),
-                ("size".into(), slimc::ir::ParamValue::Int(28)),
+                ("in_channels".into(), slimc_lang::ir::ParamValue::Int(1)),
+                ("size".into(), slimc_lang::ir::ParamValue::Int(28)),
             ],
             ..Options::default()
         },
@@ -301,13 +301,13 @@ fn rounding_override() {
 
 #[test]
 fn resnet20_search_space_snapshot() {
-    insta::assert_snapshot!(slimc::ir::dump::dump(&load("resnet20")));
+    insta::assert_snapshot!(slimc_lang::ir::dump::dump(&load("resnet20")));
 }
 
 #[test]
 fn shufflenet_space_snapshot() {
     let net = load("shufflenet_v2");
-    let head: String = slimc::ir::dump::dump(&net).lines().take(30).collect::<Vec<_>>().join("\n");
+    let head: String = slimc_lang::ir::dump::dump(&net).lines().take(30).collect::<Vec<_>>().join("\n");
     insta::assert_snapshot!(head);
 }
 
@@ -331,7 +331,7 @@ fn pool_sizes_follow_pytorch_ceil_mode() {
                 let src = format!(
                     "network n(classes = 4) {{ input 1 x {h} x {h}\n stem = conv(4, k=1) -> {op}(k={k}, stride={s}, padding={p}, ceil_mode={mode})\n head = avgpool -> linear(classes) }}"
                 );
-                let net = slimc::compile(&src, "pool.slim", &Options::default()).map_err(|d| d.render()).unwrap();
+                let net = slimc_lang::compile(&src, "pool.slim", &Options::default()).map_err(|d| d.render()).unwrap();
                 let pool = net.iter().flat_map(|n| n.layers.iter()).find(|(_, l)| l.op.kind() == op).unwrap().1;
                 assert_eq!(pool.hw, [want, want], "{op} H={h} k={k} s={s} p={p} ceil_mode={mode}");
             }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 
-use slimc::data::{self, DataSpec, Split};
-use slimc::ir::Network;
-use slimc::runtime::{SlimAutodiff, SlimNet};
-use slimc::train::bench::{self, BenchOptions, BenchReport, BenchWidths};
-use slimc::train::parallel::Cluster;
-use slimc::train::TrainError;
+use slimc_lang::ir::Network;
+use slimc_runtime::data::{self, DataSpec, Split};
+use slimc_runtime::runtime::{SlimAutodiff, SlimNet};
+use slimc_runtime::train::bench::{self, BenchOptions, BenchReport, BenchWidths};
+use slimc_runtime::train::parallel::Cluster;
+use slimc_runtime::train::TrainError;
 
 use super::{
     fail, load_network, on_devices, parse_data, parse_device, parse_devices, parse_width, CompileArgs, Device, Devices,

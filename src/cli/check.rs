@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::{json, Value};
 
-use slimc::cost::{self, human};
+use slimc_lang::cost::{self, human};
 
 use super::{print_diagnostics, CompileArgs, Failure};
 
@@ -31,9 +31,9 @@ enum Deny {
 }
 
 /// The `--json` entries of the diagnostics of one severity.
-fn entries(d: &slimc::Diagnostics, severity: slimc::Severity) -> Vec<Value> {
-    let name = if severity == slimc::Severity::Warning { "warning" } else { "error" };
-    let entry = |i: &slimc::Diagnostic| json!({"code": i.code, "severity": name, "message": i.message, "start": i.position().start, "end": i.position().end});
+fn entries(d: &slimc_lang::Diagnostics, severity: slimc_lang::Severity) -> Vec<Value> {
+    let name = if severity == slimc_lang::Severity::Warning { "warning" } else { "error" };
+    let entry = |i: &slimc_lang::Diagnostic| json!({"code": i.code, "severity": name, "message": i.message, "start": i.position().start, "end": i.position().end});
     d.items.iter().filter(|i| i.severity == severity).map(entry).collect()
 }
 
@@ -43,10 +43,10 @@ pub fn run(a: &CheckArgs) -> Result<(), Failure> {
     let (mut unreadable, mut failed) = (0usize, false);
     for path in &a.files {
         let shown = path.display().to_string();
-        let bytes = match std::fs::read(path) {
+        let bytes = match slimc_lang::read_source(path) {
             Ok(b) => b,
             Err(e) => {
-                let msg = format!("cannot read {shown}: {e}");
+                let msg = e.to_string();
                 if a.json {
                     docs.push(json!({"file": shown, "ok": false, "read_error": msg, "networks": [], "errors": []}));
                 } else {
@@ -56,11 +56,25 @@ pub fn run(a: &CheckArgs) -> Result<(), Failure> {
                 continue;
             }
         };
-        let checked = slimc::check_bytes(&bytes, &shown, &options);
+        let checked = slimc_lang::check_bytes(&bytes, &shown, &options);
         let all = checked.diagnostics(a.deny.is_some());
         let (errors, warnings) = all.counts();
-        let (warning, error) = (slimc::Severity::Warning, slimc::Severity::Error);
+        let (warning, error) = (slimc_lang::Severity::Warning, slimc_lang::Severity::Error);
         match checked.networks {
+            // Other commands refuse such a file ("defines no network"); say it here too.
+            Ok(nets) if errors == 0 && nets.is_empty() => {
+                let msg = format!("{shown} defines no network");
+                if a.json {
+                    docs.push(json!({"file": shown, "ok": false, "networks": [], "errors": [{"code": null, "severity": "error", "message": "defines no network"}], "warnings": entries(&all, warning), "rendered": all.render()}));
+                } else {
+                    if warnings > 0 {
+                        print_diagnostics(&all);
+                    }
+                    eprintln!("error: {msg}");
+                    eprintln!("  = help: a file declares its networks as `network NAME(...) {{ ... }}`");
+                }
+                failed = true;
+            }
             Ok(nets) if errors == 0 => {
                 if !a.json && warnings > 0 {
                     print_diagnostics(&all);

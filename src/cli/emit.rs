@@ -21,10 +21,10 @@ pub struct EmitArgs {
 
 pub fn run(a: &EmitArgs) -> Result<(), Failure> {
     let net = load_network(&a.file, a.network.as_deref(), &a.compile.options())?;
-    let code = slimc::emit::emit(&net, &a.file.display().to_string()).map_err(fail)?;
+    let code = slimc_lang::emit::emit(&net, &a.file.display().to_string()).map_err(fail)?;
     match &a.out {
         Some(path) => {
-            slimc::runtime::checkpoint::write_atomic(path, code.as_bytes()).map_err(fail)?;
+            slimc_lang::write_output(path, code.as_bytes(), slimc_lang::FileKind::RustSource).map_err(fail)?;
             eprintln!("wrote {} ({} lines)", path.display(), code.lines().count());
         }
         None => print!("{code}"),

@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
-use slimc::cost::{self, human};
-use slimc::data::DataSpec;
-use slimc::runtime::checkpoint::write_atomic;
-use slimc::runtime::SlimBackend;
-use slimc::train::eval::{self, EvalOptions, Row, Target};
-use slimc::train::pareto::ParetoFile;
+use slimc_lang::cost::{self, human};
+use slimc_lang::{write_output, FileKind};
+use slimc_runtime::data::DataSpec;
+use slimc_runtime::runtime::SlimBackend;
+use slimc_runtime::train::eval::{self, EvalOptions, Row, Target};
+use slimc_runtime::train::pareto::ParetoFile;
 
 use super::search::parse_macs;
 use super::{fail, parse_data, parse_device, plot, Device, Failure, Widths};
@@ -52,8 +52,9 @@ pub struct EvalArgs {
     /// mark the Pareto front of test top-1 against MACs, and write it with the area under
     /// it to FILE [default: RUN/pareto.json]; `slimc export --config FILE#20M` and
     /// `slimc search --from FILE#20M` take its configurations by MAC budget.
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
-    pareto: Option<PathBuf>,
+    // `Option<Option<_>>`: `--pareto` alone is `Some(None)` (clap refuses an empty path).
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pareto: Option<Option<PathBuf>>,
     /// The MAC range of the area under the front, LO:HI (e.g. 10M:41M)
     /// [default: the run's smallest uniform width to full width].
     #[arg(long, requires = "pareto", value_name = "LO:HI")]
@@ -66,6 +67,9 @@ pub struct EvalArgs {
 pub fn run(a: &EvalArgs) -> Result<(), Failure> {
     if a.batch == 0 {
         return Err(Failure::Usage("--batch must be at least 1".into()));
+    }
+    if a.calibrate == 0 {
+        return Err(Failure::Usage(super::CALIBRATE_ZERO.into()));
     }
     on_device!(a.device.spec, infer, go(a))
 }
@@ -110,10 +114,10 @@ fn go<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {
     }
     let pareto = match (&a.pareto, bounds) {
         (Some(file), Some(bounds)) => {
-            let file = if file.as_os_str().is_empty() { a.path.join("pareto.json") } else { file.clone() };
+            let file = file.clone().unwrap_or_else(|| a.path.join("pareto.json"));
             let doc = ParetoFile::new(&net.name, run.dir.display().to_string(), rows.clone(), bounds);
             let json = serde_json::to_vec_pretty(&doc).map_err(fail)?;
-            write_atomic(&file, &json).map_err(fail)?;
+            write_output(&file, &json, FileKind::Pareto).map_err(fail)?;
             Some((file, doc))
         }
         _ => None,

@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use slimc::cost::human;
-use slimc::data::DataSpec;
-use slimc::export::{self, Format, Subnet};
-use slimc::runtime::checkpoint::write_atomic;
-use slimc::runtime::{SlimBackend, SlimNet, WidthConfig};
-use slimc::train::eval::{calibration, open};
+use slimc_lang::cost::human;
+use slimc_runtime::data::DataSpec;
+use slimc_runtime::export::{self, Format, Subnet};
+use slimc_runtime::runtime::{SlimBackend, SlimNet, WidthConfig};
+use slimc_runtime::train::eval::{calibration, open};
 
 use super::{fail, parse_data, parse_device, Device, Failure, Widths};
 
@@ -61,6 +60,9 @@ pub struct ExportArgs {
 }
 
 pub fn run(a: &ExportArgs) -> Result<(), Failure> {
+    if a.calibrate == 0 {
+        return Err(Failure::Usage(super::CALIBRATE_ZERO.into()));
+    }
     on_device!(a.device.spec, infer, go(a))
 }
 
@@ -125,7 +127,7 @@ fn format_name(f: FormatArg) -> String {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<Vec<PathBuf>, Failure> {
-    write_atomic(path, bytes).map_err(fail)?;
+    slimc_lang::write_output(path, bytes, slimc_lang::FileKind::Weights).map_err(fail)?;
     Ok(vec![path.to_path_buf()])
 }
 

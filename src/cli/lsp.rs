@@ -1,5 +1,5 @@
 //! `slimc lsp`: the language server on stdin/stdout, for editors (README: Editor support).
-//! The server is the library's (`slimc::lsp::serve`); this file only opens the transport.
+//! The server is the library's (`slimc_lang::lsp::serve`); this file only opens the transport.
 
 use clap::Args;
 use lsp_server::Connection;
@@ -16,7 +16,7 @@ pub struct LspArgs {
 
 pub fn run(_: &LspArgs) -> Result<(), Failure> {
     let (connection, io) = Connection::stdio();
-    let served = slimc::lsp::serve(&connection);
+    let served = slimc_lang::lsp::serve(&connection);
     // Dropping the connection closes the writer thread's channel, so `join` returns.
     drop(connection);
     let joined = io.join();

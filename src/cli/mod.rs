@@ -3,7 +3,7 @@
 //! Exit codes: 0 success, 1 the input has errors (diagnostics printed), 2 usage or IO error.
 
 /// Calls `f::<B>(args…, device)` with the backend `--device` chose: for `infer`,
-/// `slimc::runtime::device`'s `Cpu`, `Cuda` or `Wgpu`; for `train`, their autodiff
+/// `slimc_runtime::runtime::device`'s `Cpu`, `Cuda` or `Wgpu`; for `train`, their autodiff
 /// `CpuTrain`, `CudaTrain` or `WgpuTrain`. A backend this build lacks was refused by
 /// `parse_device`.
 macro_rules! on_device {
@@ -15,15 +15,15 @@ macro_rules! on_device {
     };
     (@ $spec:expr, $cpu:ident, $cuda:ident, $wgpu:ident, $f:ident($($arg:expr),*)) => {
         match $spec {
-            slimc::runtime::device::DeviceSpec::Cpu => $f::<slimc::runtime::device::$cpu>($($arg,)* Default::default()),
+            slimc_runtime::runtime::device::DeviceSpec::Cpu => $f::<slimc_runtime::runtime::device::$cpu>($($arg,)* Default::default()),
             #[cfg(feature = "cuda")]
-            slimc::runtime::device::DeviceSpec::Cuda(n) => {
-                $f::<slimc::runtime::device::$cuda>($($arg,)* burn::backend::cuda::CudaDevice::new(n))
+            slimc_runtime::runtime::device::DeviceSpec::Cuda(n) => {
+                $f::<slimc_runtime::runtime::device::$cuda>($($arg,)* burn::backend::cuda::CudaDevice::new(n))
             }
             #[cfg(feature = "wgpu")]
-            slimc::runtime::device::DeviceSpec::Wgpu(adapter) => {
-                let device = slimc::runtime::device::DeviceSpec::wgpu_device(adapter);
-                $f::<slimc::runtime::device::$wgpu>($($arg,)* device)
+            slimc_runtime::runtime::device::DeviceSpec::Wgpu(adapter) => {
+                let device = slimc_runtime::runtime::device::DeviceSpec::wgpu_device(adapter);
+                $f::<slimc_runtime::runtime::device::$wgpu>($($arg,)* device)
             }
             #[allow(unreachable_patterns)]
             other => unreachable!("{other} was refused by parse_device"),
@@ -47,9 +47,9 @@ use std::path::Path;
 use clap::Args;
 use codespan_reporting::term::termcolor::{ColorChoice, StandardStream};
 
-use slimc::ir::{Network, ParamValue, Rounding};
-use slimc::runtime::device::DeviceSpec;
-use slimc::{Diagnostics, Options};
+use slimc_lang::ir::{Network, ParamValue, Rounding};
+use slimc_lang::{Diagnostics, Options};
+use slimc_runtime::runtime::device::DeviceSpec;
 
 /// A failure that ends the command with its exit code.
 #[derive(Debug)]
@@ -88,7 +88,7 @@ const ROUNDINGS: &[&str] = &["floor", "nearest", "make_divisible(8)"];
 /// `--rounding`: floor, nearest or make_divisible(N), with a suggestion for a typo.
 fn parse_rounding(s: &str) -> Result<Rounding, String> {
     Rounding::parse(s).ok_or_else(|| {
-        let close = slimc::sema::builtins::similar(s, ROUNDINGS.iter().copied());
+        let close = slimc_lang::sema::builtins::similar(s, ROUNDINGS.iter().copied());
         let hint = close.first().map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
         format!("not a rounding policy{hint}; use {}", ROUNDINGS.join(", "))
     })
@@ -174,17 +174,17 @@ pub fn parse_devices(s: &str) -> Result<Devices, String> {
 /// as [`parse_devices`] ensures) and one Burn device per spec.
 macro_rules! on_devices {
     ($specs:expr, $f:ident($($arg:expr),*)) => {{
-        use slimc::runtime::device::DeviceSpec;
+        use slimc_runtime::runtime::device::DeviceSpec;
         let specs: &[DeviceSpec] = $specs;
         match specs[0] {
-            DeviceSpec::Cpu => $f::<slimc::runtime::device::CpuTrain>($($arg,)* specs.iter().map(|_| Default::default()).collect()),
+            DeviceSpec::Cpu => $f::<slimc_runtime::runtime::device::CpuTrain>($($arg,)* specs.iter().map(|_| Default::default()).collect()),
             #[cfg(feature = "cuda")]
-            DeviceSpec::Cuda(_) => $f::<slimc::runtime::device::CudaTrain>($($arg,)* specs.iter().map(|s| match s {
+            DeviceSpec::Cuda(_) => $f::<slimc_runtime::runtime::device::CudaTrain>($($arg,)* specs.iter().map(|s| match s {
                 DeviceSpec::Cuda(n) => burn::backend::cuda::CudaDevice::new(*n),
                 other => unreachable!("{other} in a cuda list was refused by parse_devices"),
             }).collect()),
             #[cfg(feature = "wgpu")]
-            DeviceSpec::Wgpu(_) => $f::<slimc::runtime::device::WgpuTrain>($($arg,)* specs.iter().map(|s| match s {
+            DeviceSpec::Wgpu(_) => $f::<slimc_runtime::runtime::device::WgpuTrain>($($arg,)* specs.iter().map(|s| match s {
                 DeviceSpec::Wgpu(a) => DeviceSpec::wgpu_device(*a),
                 other => unreachable!("{other} in a wgpu list was refused by parse_devices"),
             }).collect()),
@@ -196,8 +196,8 @@ macro_rules! on_devices {
 pub(crate) use on_devices;
 
 /// `--data`: fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR or imagefolder:DIR.
-pub fn parse_data(s: &str) -> Result<slimc::data::DataSpec, String> {
-    slimc::data::DataSpec::parse(s).map_err(|e| e.to_string())
+pub fn parse_data(s: &str) -> Result<slimc_runtime::data::DataSpec, String> {
+    slimc_runtime::data::DataSpec::parse(s).map_err(|e| e.to_string())
 }
 
 /// A list of widths in (0, 1]: `0.25,0.5,1.0` or a range `START:END:STEP`. The one meaning
@@ -237,8 +237,13 @@ pub fn parse_width(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Why `--calibrate 0` is refused wherever a width is evaluated.
+pub const CALIBRATE_ZERO: &str =
+    "--calibrate must be at least 1: a width's accuracy needs BN statistics calibrated at that width";
+
+/// A source file's bytes, bounded in size (`slimc_lang::read_source`).
 pub fn read(path: &Path) -> Result<Vec<u8>, Failure> {
-    std::fs::read(path).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))
+    slimc_lang::read_source(path).map_err(|e| Failure::Usage(e.to_string()))
 }
 
 pub fn print_diagnostics(d: &Diagnostics) {
@@ -268,25 +273,25 @@ pub fn load_network(file: &Path, network: Option<&str>, options: &Options) -> Re
 /// Compiles `bytes` (read from `file`) and picks the network to use.
 pub fn compile_one(file: &Path, bytes: &[u8], network: Option<&str>, options: &Options) -> Result<Network, Failure> {
     let shown = file.display().to_string();
-    let checked = slimc::check_bytes(bytes, &shown, options);
+    let checked = slimc_lang::check_bytes(bytes, &shown, options);
     let all = checked.diagnostics(false);
     if !all.items.is_empty() {
         print_diagnostics(&all);
     }
     let nets = checked.networks.map_err(|_| Failure::Input)?;
-    slimc::pick_network(nets, network).map_err(|e| Failure::Usage(format!("{shown}: {e}")))
+    slimc_lang::pick_network(nets, network).map_err(|e| Failure::Usage(format!("{shown}: {e}")))
 }
 
 /// The channels a configuration file names: a `slimc search` result's configuration for
 /// `target` (`50%`, `0.5` or `20M`), or the most accurate point of a `slimc eval --pareto`
 /// front within the budget `target`.
 pub fn configured(path: &Path, target: Option<&str>, net: &Network) -> Result<Vec<u32>, Failure> {
-    use slimc::cost::human;
-    use slimc::train::pareto::ParetoFile;
-    use slimc::train::search::SearchState;
+    use slimc_lang::cost::human;
+    use slimc_runtime::train::pareto::ParetoFile;
+    use slimc_runtime::train::search::SearchState;
     let text =
         std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
-    let full = slimc::cost::cost(net, &net.full_width()).0.macs;
+    let full = slimc_lang::cost::cost(net, &net.full_width()).0.macs;
     let macs = |t: &str| {
         if t.ends_with('%') || t.trim().parse::<f64>().is_ok_and(|v| v <= 1.0) {
             search::parse_fraction(t, full)

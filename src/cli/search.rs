@@ -6,13 +6,15 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use slimc::cost::{self, human};
-use slimc::data::Split;
-use slimc::runtime::SlimBackend;
-use slimc::train::eval::{open, Loaded};
-use slimc::train::run::Scheme;
-use slimc::train::search::{self, default_step, Point, Rank, SearchData, SearchOptions, SearchProgress, SearchState};
-use slimc::train::TrainError;
+use slimc_lang::cost::{self, human};
+use slimc_runtime::data::Split;
+use slimc_runtime::runtime::SlimBackend;
+use slimc_runtime::train::eval::{open, Loaded};
+use slimc_runtime::train::run::Scheme;
+use slimc_runtime::train::search::{
+    self, default_step, Point, Rank, SearchData, SearchOptions, SearchProgress, SearchState,
+};
+use slimc_runtime::train::TrainError;
 
 use super::{fail, parse_device, plot, Device, Failure};
 
@@ -111,6 +113,9 @@ fn targets(a: &SearchArgs, full: u64) -> Result<Vec<u64>, Failure> {
 }
 
 pub fn run(a: &SearchArgs) -> Result<(), Failure> {
+    if a.calibrate == 0 {
+        return Err(Failure::Usage(super::CALIBRATE_ZERO.into()));
+    }
     on_device!(a.device.spec, infer, go(a))
 }
 

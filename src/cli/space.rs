@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::{json, Value};
 
-use slimc::cost::{self, human};
-use slimc::ir::{self, Network};
+use slimc_lang::cost::{self, human};
+use slimc_lang::ir::{self, Network};
 
 use super::{load_network, CompileArgs, Failure};
 

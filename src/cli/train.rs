@@ -7,15 +7,15 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use slimc::data::{self, DataSpec, Holdout, Normalize};
-use slimc::ir::ParamValue;
-use slimc::runtime::checkpoint::Meta;
-use slimc::runtime::{SlimAutodiff, SlimNet};
-use slimc::train::joslim::{JoslimOptions, Objective};
-use slimc::train::run::{self, EpochMetrics, Progress, Run, Schedule, Scheme, TrainOptions};
-use slimc::train::{Sampling, TrainError};
+use slimc_lang::ir::ParamValue;
+use slimc_runtime::data::{self, DataSpec, Holdout, Normalize};
+use slimc_runtime::runtime::checkpoint::Meta;
+use slimc_runtime::runtime::{SlimAutodiff, SlimNet};
+use slimc_runtime::train::joslim::{JoslimOptions, Objective};
+use slimc_runtime::train::run::{self, EpochMetrics, Progress, Run, Schedule, Scheme, TrainOptions};
+use slimc_runtime::train::{Sampling, TrainError};
 
-use slimc::train::parallel::{self, Cluster, Endpoint, Nodes, ParallelError};
+use slimc_runtime::train::parallel::{self, Cluster, Endpoint, Nodes, ParallelError};
 
 use super::{
     compile_one, fail, on_devices, parse_data, parse_device, parse_devices, parse_width, read, CompileArgs, Device,
@@ -249,7 +249,7 @@ fn parse_options(a: &TrainArgs) -> Result<TrainOptions, Failure> {
     if !(0.0..1.0).contains(&a.label_smoothing) {
         return Err(Failure::Usage(format!("--label-smoothing must be in [0, 1), got {}", a.label_smoothing)));
     }
-    Ok(TrainOptions {
+    let opts = TrainOptions {
         scheme,
         sampling,
         min_width: a.min_width,
@@ -267,7 +267,13 @@ fn parse_options(a: &TrainArgs) -> Result<TrainOptions, Failure> {
         val: 0,
         calibrate: a.calibrate,
         data: a.data.clone(),
-    })
+    };
+    // The library's validation, the one a resumed run's stored options pass too.
+    opts.validate().map_err(|e| match e.field {
+        "scheme" => Failure::Usage(e.problem.replace("per_update", "--per-update").replace("`pool`", "--pool")),
+        field => Failure::Usage(format!("--{} {}", field.replace('_', "-"), e.problem)),
+    })?;
+    Ok(opts)
 }
 
 /// Joslim's flags; each count must be at least 1.
@@ -300,6 +306,9 @@ fn joslim_only(matches: &ArgMatches) -> Vec<String> {
 
 /// `matches` are the `train` subcommand's, to tell typed flags from defaults.
 pub fn run(a: &TrainArgs, matches: Option<&ArgMatches>) -> Result<(), Failure> {
+    if a.max_steps == Some(0) {
+        return Err(Failure::Usage("--max-steps must be at least 1".into()));
+    }
     if a.resume.is_some() {
         let refused = matches.map(refused_on_resume).unwrap_or_default();
         if !refused.is_empty() {
@@ -532,7 +541,7 @@ fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, Pat
         .map(|(k, v)| (k.to_string(), ParamValue::Int(v as i64)))
         .to_vec();
     let net = compile_one(file, &bytes, a.network.as_deref(), &options)?;
-    slimc::runtime::RuntimeError::classifier(&net).map_err(fail)?;
+    slimc_runtime::runtime::RuntimeError::classifier(&net).map_err(fail)?;
     if net.input[0] as usize != c || net.input[1] as usize != h || net.input[2] as usize != w {
         return Err(Failure::Usage(format!(
             "{} takes {:?} inputs but {} images are [{c}, {h}, {w}]; set the network's input parameters with --set",
@@ -562,7 +571,7 @@ fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, Pat
         Scheme::Joslim(_) => "joslim".to_string(),
     };
     let run_dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{}-{scheme}", net.name)));
-    if run::checkpoint_dir(&run_dir).exists() {
+    if run::holds_run(&run_dir) {
         return Err(Failure::Usage(format!(
             "{} already holds a run; continue it with --resume {0} or choose another --out",
             run_dir.display()
@@ -575,6 +584,11 @@ fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, Pat
         &options,
         opts.switches(),
     );
+    // On a host backend the run lives in this machine's memory: refuse what cannot fit
+    // before allocating it.
+    if B::HOST_THREADS {
+        slimc_runtime::train::memory::check_host(&net, opts.batch).map_err(fail)?;
+    }
     let model = SlimNet::<B>::new(Arc::new(net), opts.switches(), opts.seed, dev);
     Ok((Run::start(model, meta, opts, normalize), run_dir, data))
 }

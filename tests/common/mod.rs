@@ -11,9 +11,9 @@ use burn::module::Param;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, ElementConversion, Tensor};
 
-use slimc::ir::{Network, ParamValue};
-use slimc::runtime::{BnSet, SlimNet};
-use slimc::Options;
+use slimc_lang::ir::{Network, ParamValue};
+use slimc_lang::Options;
+use slimc_runtime::runtime::{BnSet, SlimNet};
 
 /// Every model of the zoo, as named in `models/`.
 pub const ZOO: &[&str] = &[
@@ -56,7 +56,7 @@ pub fn small(name: &str, size: i64) -> Arc<Network> {
         settings: vec![("size".into(), ParamValue::Int(size)), ("classes".into(), ParamValue::Int(7))],
         ..Options::default()
     };
-    let mut nets = slimc::compile(&src, name, &options).unwrap_or_else(|d| panic!("{}", d.render()));
+    let mut nets = slimc_lang::compile(&src, name, &options).unwrap_or_else(|d| panic!("{}", d.render()));
     Arc::new(nets.remove(0))
 }
 

@@ -70,6 +70,30 @@ pub struct JoslimOptions {
     pub beta: f64,
 }
 
+impl JoslimOptions {
+    /// Every count at least 1, no more proposals per update than the pool keeps, `beta` a
+    /// non-negative number: for the flags and for the options stored in a run alike.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in
+            [("prior", self.prior), ("tau", self.tau), ("per_update", self.per_update), ("pool", self.pool)]
+        {
+            if v == 0 {
+                return Err(format!("joslim `{name}` must be at least 1"));
+            }
+        }
+        if self.per_update > self.pool {
+            return Err(format!(
+                "joslim proposes {} configurations per update but its pool keeps {}: `per_update` must be at most `pool`",
+                self.per_update, self.pool
+            ));
+        }
+        if !(self.beta.is_finite() && self.beta >= 0.0) {
+            return Err(format!("joslim `beta` must be a non-negative number, got {}", self.beta));
+        }
+        Ok(())
+    }
+}
+
 impl Default for JoslimOptions {
     fn default() -> Self {
         JoslimOptions { prior: 20, tau: 50, per_update: 2, pool: 20, objective: Objective::Macs, beta: 1.0 }

@@ -14,7 +14,6 @@ use super::{SearchFileError, TrainError};
 use crate::cost;
 use crate::data::{Normalize, Split};
 use crate::ir::{Network, Op};
-use crate::runtime::checkpoint::write_atomic;
 use crate::runtime::{SlimBackend, SlimNet, WidthConfig};
 
 /// How candidates are ranked.
@@ -239,7 +238,7 @@ pub fn search<B: SlimBackend>(
     let opts = state.options.clone();
     let save = |s: &SearchState| -> Result<(), TrainError> {
         let json = serde_json::to_vec_pretty(s)?;
-        write_atomic(out, &json).map_err(TrainError::Checkpoint)
+        Ok(slimc_lang::write_output(out, &json, slimc_lang::FileKind::SearchState)?)
     };
     if state.path.is_empty() {
         let start = opts.start.clone().unwrap_or_else(|| net.full_width());

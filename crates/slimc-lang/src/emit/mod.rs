@@ -571,6 +571,7 @@ impl<'n> Emitter<'n> {
     }
 
     /// `LayerMut` and `layers_mut()`: every parameter layer by its slimc name.
+    #[deny(clippy::wildcard_enum_match_arm)]
     fn layers_mut(&self) -> TokenStream {
         let mut entries = Vec::new();
         for (id, l) in self.net.layers.iter() {
@@ -581,7 +582,24 @@ impl<'n> Emitter<'n> {
                 Op::BatchNorm => quote!(BatchNorm),
                 Op::LayerNorm { .. } => quote!(LayerNorm),
                 Op::LayerScale { .. } => quote!(LayerScale),
-                _ => continue,
+                // Every op without weights, listed so that a new op must be named here.
+                Op::Input
+                | Op::Act(_)
+                | Op::MaxPool { .. }
+                | Op::AvgPool { .. }
+                | Op::GlobalAvgPool
+                | Op::AdaptiveAvgPool { .. }
+                | Op::Flatten
+                | Op::Upsample { .. }
+                | Op::Dropout { .. }
+                | Op::DropPath { .. }
+                | Op::Add
+                | Op::Mul
+                | Op::Concat
+                | Op::Split { .. }
+                | Op::Shuffle { .. }
+                | Op::Subsample { .. }
+                | Op::ZeroPad => continue,
             };
             let path = self.path(id.index());
             let name = &l.name;

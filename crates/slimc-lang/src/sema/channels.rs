@@ -1,4 +1,4 @@
-//! Channel inference: a union-find over channel *groups* (DESIGN.md §3).
+//! Channel inference: a union-find over channel *groups* (docs/design.md §3).
 //!
 //! Every tensor's channel count is a [`Term`] over groups. A group is free (a future
 //! search dimension), fixed, or defined by a derived term (a concat sum, a split part,

@@ -1,29 +1,31 @@
-//! slimc: a compiler for slimmable neural networks.
+//! slimc's language: `.slim` text to the IR of a slimmable network, and everything that
+//! needs no tensor library — the search space, costs, diagnostics, the language server's
+//! analysis and the Rust source `slimc emit` writes.
 //!
 //! ```text
 //! .slim text ─ syntax (pest grammar → AST with spans)
 //!            ─ sema   (resolve → elaborate: shapes + channel union-find → search space)
 //!            ─ ir     (arena of layers + SearchSpace: search_dim, channel_space, decode)
 //!            ├ cost   (MACs / params at any width)
-//!            ├ runtime(Burn module over the IR, any width; data, train, search on top)
-//!            │   └ export (fixed-width subnet: Burn record, safetensors, ONNX)
 //!            ├ emit   (Rust source of a Burn module)
 //!            └ lsp    (the language server: diagnostics, hover, names, completion)
 //! ```
 //!
-//! The library never prints or exits; the command line (`src/main.rs`, `src/cli/`) does. Entry point: [`compile`].
+//! This crate does not depend on Burn (the runtime, training and export are the
+//! `slimc-runtime` crate, built on top of this one), and it never prints or exits (the
+//! `slimc` binary does). Entry point: [`compile`].
 
 pub mod cost;
-pub mod data;
 pub mod diagnostic;
 pub mod emit;
-pub mod export;
+pub mod files;
 pub mod ir;
 pub mod lsp;
 pub mod sema;
 pub mod syntax;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use files::{read_source, write_output, FileKind, SourceError, WriteError, MAX_SOURCE_BYTES};
 pub use sema::Options;
 
 /// Compiles `.slim` source into one IR network per `network` definition, or every error
@@ -80,10 +82,33 @@ pub fn check_parsed(file: &syntax::ast::File, source: &str, path: &str, options:
                     let d = Diagnostic::new("E0900", format!("internal error: invalid IR for `{}`: {e}", net.name));
                     return Err(Diagnostics::new(path, source, vec![d]));
                 }
+                if let Some(d) = count_overflow(net) {
+                    return Err(Diagnostics::new(path, source, vec![d]));
+                }
             }
             Ok(networks)
         });
     Checked { networks, warnings }
+}
+
+/// E0120: a network whose MACs or parameters at full width pass what 64 bits count
+/// ([`cost::Cost`] saturates instead of wrapping). Every narrower width costs less, so full
+/// width is the one to check; the label is the layer where the running total overflowed.
+fn count_overflow(net: &ir::Network) -> Option<Diagnostic> {
+    let (_, per) = cost::cost(net, &net.full_width());
+    let mut total = cost::Cost::default();
+    for ((_, layer), c) in net.layers.iter().zip(per) {
+        total += c;
+        if cost::overflowed(total) {
+            let what = if total.macs == u64::MAX { "MACs" } else { "parameters" };
+            return Some(
+                Diagnostic::new("E0120", format!("`{}` is too large to count: its {what} pass 2^64", net.name))
+                    .primary(layer.span, format!("the count of {what} overflows at this layer"))
+                    .help("no machine trains a network this size; use smaller channel counts, kernels or input sizes"),
+            );
+        }
+    }
+    None
 }
 
 /// [`check`] for raw bytes: invalid UTF-8 is a diagnostic, not a failure.
@@ -129,6 +154,3 @@ pub fn pick_network(nets: Vec<ir::Network>, name: Option<&str>) -> Result<ir::Ne
     };
     Ok(nets.into_iter().nth(index).expect("index found above"))
 }
-
-pub mod runtime;
-pub mod train;

@@ -10,6 +10,7 @@ mod error;
 pub mod eval;
 pub mod joslim;
 mod measure;
+pub mod memory;
 pub mod parallel;
 pub mod pareto;
 pub mod run;

@@ -1,4 +1,4 @@
-//! MACs and parameters at any width (DESIGN.md §5): conv `out·oh·ow·(in/groups)·kh·kw`,
+//! MACs and parameters at any width (docs/design.md §5): conv `out·oh·ow·(in/groups)·kh·kw`,
 //! transposed conv `in·out·kh·kw·ih·iw`,
 //! linear `in·out`; BN, layer norm, layer scale, activations, adds, multiplies, pooling and
 //! upsampling cost no MACs (torchvision's counting). Parameters are the weight slices in use
@@ -22,31 +22,62 @@ impl std::ops::AddAssign for Cost {
 }
 
 /// The cost of one layer with the given channels and output size.
+#[deny(clippy::wildcard_enum_match_arm)]
 pub fn layer_cost(op: &Op, shape: LayerShape, hw: [u32; 2]) -> Cost {
     let (i, o) = (u64::from(shape.in_c), u64::from(shape.out));
     match op {
         Op::Conv { kernel, groups: _, bias, .. } => {
-            let per_out = i / u64::from(shape.groups.max(1)) * u64::from(kernel[0]) * u64::from(kernel[1]);
+            let per_out = (i / u64::from(shape.groups.max(1))).saturating_mul(area(*kernel));
             let weights = o.saturating_mul(per_out);
-            Cost {
-                macs: weights.saturating_mul(u64::from(hw[0]) * u64::from(hw[1])),
-                params: weights + if *bias { o } else { 0 },
-            }
+            Cost { macs: weights.saturating_mul(area(hw)), params: weights.saturating_add(if *bias { o } else { 0 }) }
         }
         // Every input pixel meets the whole kernel once (fvcore's and thop's count).
         Op::ConvTranspose { kernel, stride, padding, output_padding, bias } => {
-            let weights = i.saturating_mul(o) * u64::from(kernel[0]) * u64::from(kernel[1]);
+            let weights = i.saturating_mul(o).saturating_mul(area(*kernel));
             let input = [0, 1].map(|a| {
-                let grown = hw[a] + 2 * padding[a] - kernel[a] - output_padding[a];
-                u64::from(grown / stride[a] + 1)
+                let grown =
+                    u64::from(hw[a]) + 2 * u64::from(padding[a]) - u64::from(kernel[a]) - u64::from(output_padding[a]);
+                grown / u64::from(stride[a]) + 1
             });
-            Cost { macs: weights.saturating_mul(input[0] * input[1]), params: weights + if *bias { o } else { 0 } }
+            Cost {
+                macs: weights.saturating_mul(input[0].saturating_mul(input[1])),
+                params: weights.saturating_add(if *bias { o } else { 0 }),
+            }
         }
-        Op::Linear { bias } => Cost { macs: i * o, params: i * o + if *bias { o } else { 0 } },
+        Op::Linear { bias } => {
+            Cost { macs: i.saturating_mul(o), params: i.saturating_mul(o).saturating_add(if *bias { o } else { 0 }) }
+        }
         Op::BatchNorm | Op::LayerNorm { .. } => Cost { macs: 0, params: 2 * o },
         Op::LayerScale { .. } => Cost { macs: 0, params: o },
-        _ => Cost::default(),
+        // Every op without weights, listed so that a new op must be costed here.
+        Op::Input
+        | Op::Act(_)
+        | Op::MaxPool { .. }
+        | Op::AvgPool { .. }
+        | Op::GlobalAvgPool
+        | Op::AdaptiveAvgPool { .. }
+        | Op::Flatten
+        | Op::Upsample { .. }
+        | Op::Dropout { .. }
+        | Op::DropPath { .. }
+        | Op::Add
+        | Op::Mul
+        | Op::Concat
+        | Op::Split { .. }
+        | Op::Shuffle { .. }
+        | Op::Subsample { .. }
+        | Op::ZeroPad => Cost::default(),
     }
+}
+
+fn area(a: [u32; 2]) -> u64 {
+    u64::from(a[0]) * u64::from(a[1])
+}
+
+/// Whether a count saturated: [`Cost`]'s arithmetic stops at `u64::MAX` instead of
+/// wrapping, so a count that reached it overflowed (no network has 1.8·10^19 MACs).
+pub fn overflowed(c: Cost) -> bool {
+    c.macs == u64::MAX || c.params == u64::MAX
 }
 
 /// Per-layer costs (indexed like `net.layers`) and the total, when the search dimensions

@@ -16,6 +16,8 @@ pub enum TrainError {
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
+    Write(#[from] slimc_lang::WriteError),
+    #[error(transparent)]
     Parallel(#[from] super::parallel::ParallelError),
     #[error("joslim: {0}")]
     Joslim(#[from] super::joslim::JoslimError),
@@ -25,6 +27,12 @@ pub enum TrainError {
         epoch + 1
     )]
     Diverged { step: usize, epoch: usize, loss: f64 },
+    /// Weights or BN statistics became NaN or infinite; nothing was written.
+    #[error(
+        "{what} became NaN or infinite by step {step}: training diverged (try a lower learning rate); \
+         the last good checkpoint is kept"
+    )]
+    NonFinite { step: usize, what: String },
     /// Not one full batch per epoch.
     #[error("a batch of {batch} is larger than the {images} training images")]
     BatchTooLarge { batch: usize, images: usize },

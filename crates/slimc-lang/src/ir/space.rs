@@ -1,4 +1,4 @@
-//! Width multipliers → channels (DESIGN.md §4), and the hierarchical `channel_space`.
+//! Width multipliers → channels (docs/design.md §4), and the hierarchical `channel_space`.
 
 use serde::Serialize;
 

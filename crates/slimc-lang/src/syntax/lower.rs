@@ -196,10 +196,16 @@ fn primary(pair: Pair<Rule>) -> Result<Expr> {
         }
         Rule::boolean => ExprKind::Bool(pair.as_str() == "true"),
         Rule::name => ExprKind::Name(ident(pair)),
-        Rule::expr => return expr(pair),
         Rule::call => call(pair)?,
         Rule::if_expr => if_expr(pair)?,
-        Rule::tuple => ExprKind::Tuple(pair.into_inner().map(expr).collect::<Result<_>>()?),
+        Rule::tuple => {
+            let mut items = pair.into_inner().map(expr).collect::<Result<Vec<_>>>()?;
+            // `(a)` is `a` itself, with its own span (the grammar's one rule for both forms).
+            if items.len() == 1 {
+                return Ok(items.pop().expect("one item"));
+            }
+            ExprKind::Tuple(items)
+        }
         other => unreachable!("primary rule {other:?}"),
     };
     Ok(Expr { kind, span: sp })

@@ -59,6 +59,7 @@ pub struct BurnMeta {
 
 impl<B: Backend> FixedNet<B> {
     /// Layers with fresh parameters of the right shapes (`folded`: BNs folded away).
+    #[deny(clippy::wildcard_enum_match_arm)]
     fn skeleton(net: Arc<Network>, shapes: Vec<LayerShape>, folded: &[bool], device: &B::Device) -> FixedNet<B> {
         // Convs whose BN was folded into them: they have a bias.
         let mut folded_into = vec![false; shapes.len()];
@@ -101,7 +102,26 @@ impl<B: Backend> FixedNet<B> {
                     layer.layer_norm = Some(LayerNormConfig::new(o).with_epsilon(*eps).init(device))
                 }
                 Op::LayerScale { .. } => layer.scale = Some(Param::from_tensor(Tensor::ones([o], device))),
-                _ => {}
+                // A folded BN lives in its conv; every op without weights is listed, so that
+                // a new op must get its Burn module here.
+                Op::BatchNorm
+                | Op::Input
+                | Op::Act(_)
+                | Op::MaxPool { .. }
+                | Op::AvgPool { .. }
+                | Op::GlobalAvgPool
+                | Op::AdaptiveAvgPool { .. }
+                | Op::Flatten
+                | Op::Upsample { .. }
+                | Op::Dropout { .. }
+                | Op::DropPath { .. }
+                | Op::Add
+                | Op::Mul
+                | Op::Concat
+                | Op::Split { .. }
+                | Op::Shuffle { .. }
+                | Op::Subsample { .. }
+                | Op::ZeroPad => {}
             }
             layers.push(layer);
         }

@@ -27,6 +27,7 @@ pub fn sample<B: Backend, const D: usize>(
 }
 
 /// The parameters of layer `index`, from a generator seeded by `(seed, index)`.
+#[deny(clippy::wildcard_enum_match_arm)]
 pub fn layer<B: Backend>(
     op: &Op,
     net: &Network,
@@ -87,7 +88,24 @@ pub fn layer<B: Backend>(
             p.beta.push(Param::from_tensor(Tensor::zeros([out], device)));
         }
         Op::LayerScale { init } => p.gamma.push(Param::from_tensor(Tensor::full([out], *init, device))),
-        _ => {}
+        // Every op without weights, listed so that a new op must be initialised here.
+        Op::Input
+        | Op::Act(_)
+        | Op::MaxPool { .. }
+        | Op::AvgPool { .. }
+        | Op::GlobalAvgPool
+        | Op::AdaptiveAvgPool { .. }
+        | Op::Flatten
+        | Op::Upsample { .. }
+        | Op::Dropout { .. }
+        | Op::DropPath { .. }
+        | Op::Add
+        | Op::Mul
+        | Op::Concat
+        | Op::Split { .. }
+        | Op::Shuffle { .. }
+        | Op::Subsample { .. }
+        | Op::ZeroPad => {}
     }
     p
 }

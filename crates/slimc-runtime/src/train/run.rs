@@ -68,7 +68,64 @@ pub struct TrainOptions {
     pub data: DataSpec,
 }
 
+/// The most random widths a sandwich step trains besides the largest and the smallest
+/// (the papers use 2; each costs a forward and backward pass).
+pub const MAX_RANDOM: usize = 64;
+
+/// The most switches (widths) an S-Nets run trains, each with its own BN.
+pub const MAX_SWITCHES: usize = 64;
+
+/// A training option out of its range: `field` is its name in `meta.json`'s
+/// `state.options` (the flag is the same with dashes).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("`{field}` {problem}")]
+pub struct OptionError {
+    pub field: &'static str,
+    pub problem: String,
+}
+
+fn check(ok: bool, field: &'static str, problem: impl FnOnce() -> String) -> Result<(), OptionError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(OptionError { field, problem: problem() })
+    }
+}
+
 impl TrainOptions {
+    /// Every option in its range: the one validation for the flags of a new run and for
+    /// the options stored in a run's `meta.json` (resume, eval), so that an edited state
+    /// file is refused with the field named instead of failing inside the loop.
+    pub fn validate(&self) -> Result<(), OptionError> {
+        let width = |w: f64| w > 0.0 && w <= 1.0;
+        let non_negative = |v: f64| v.is_finite() && v >= 0.0;
+        check(self.epochs >= 1, "epochs", || "must be at least 1".into())?;
+        check(self.batch >= 1, "batch", || "must be at least 1".into())?;
+        check(self.random <= MAX_RANDOM, "random", || format!("must be at most {MAX_RANDOM}, got {}", self.random))?;
+        check(width(self.min_width), "min_width", || format!("must be in (0, 1], got {}", self.min_width))?;
+        check(non_negative(self.lr), "lr", || format!("must be a non-negative number, got {}", self.lr))?;
+        check(non_negative(self.weight_decay), "weight_decay", || {
+            format!("must be a non-negative number, got {}", self.weight_decay)
+        })?;
+        check(non_negative(self.warmup), "warmup", || format!("must be a non-negative number, got {}", self.warmup))?;
+        check((0.0..1.0).contains(&self.momentum), "momentum", || format!("must be in [0, 1), got {}", self.momentum))?;
+        check((0.0..1.0).contains(&self.label_smoothing), "label_smoothing", || {
+            format!("must be in [0, 1), got {}", self.label_smoothing)
+        })?;
+        check(self.max_steps != Some(0), "max_steps", || "must be at least 1".into())?;
+        match &self.scheme {
+            Scheme::Us => Ok(()),
+            Scheme::Fixed(w) => check(width(*w), "scheme", || format!("fixed width must be in (0, 1], got {w}")),
+            Scheme::S(ws) => {
+                check(!ws.is_empty() && ws.len() <= MAX_SWITCHES, "scheme", || {
+                    format!("s needs 1 to {MAX_SWITCHES} widths, got {}", ws.len())
+                })?;
+                check(ws.iter().all(|&w| width(w)), "scheme", || format!("s widths must be in (0, 1], got {ws:?}"))
+            }
+            Scheme::Joslim(j) => j.validate().map_err(|problem| OptionError { field: "scheme", problem }),
+        }
+    }
+
     /// The BN switches the model needs: the S-Nets widths, else none (shared BN).
     pub fn switches(&self) -> Vec<f64> {
         match &self.scheme {
@@ -108,6 +165,31 @@ pub struct EpochMetrics {
     pub search_seconds: f64,
 }
 
+impl RunState {
+    /// Stored state that `net` can train and evaluate: options in range, one normalisation
+    /// mean and (positive) standard deviation per input channel, a position inside the
+    /// epoch, a Joslim pool of the network's dimensions. The first problem is named.
+    pub fn validate(&self, net: &crate::ir::Network) -> Result<(), String> {
+        self.options.validate().map_err(|e| format!("options.{e}"))?;
+        let channels = net.input[0] as usize;
+        let (mean, std) = (&self.normalize.mean, &self.normalize.std);
+        if mean.len() != channels || std.len() != channels {
+            return Err(format!(
+                "`normalize` has {} means and {} standard deviations; the network takes {channels} input channels",
+                mean.len(),
+                std.len()
+            ));
+        }
+        if !mean.iter().all(|m| m.is_finite()) || !std.iter().all(|s| s.is_finite() && *s > 0.0) {
+            return Err("`normalize` needs finite means and positive standard deviations".into());
+        }
+        if let Some(j) = &self.joslim {
+            j.check(net.space.search_dim(), self.options.min_width)?;
+        }
+        Ok(())
+    }
+}
+
 /// Where a run stands; stored in `meta.json` under `state`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
@@ -139,6 +221,15 @@ impl Progress for Quiet {}
 /// The checkpoint directory of a run directory.
 pub fn checkpoint_dir(run: &Path) -> PathBuf {
     run.join("checkpoint")
+}
+
+/// Whether `dir` holds any state of a run: a checkpoint (also the `.old` or half-written
+/// one an interrupted save leaves), metrics, a search or a front. Such a directory is a
+/// run, and a new run never starts there (it would replace what is saved).
+pub fn holds_run(dir: &Path) -> bool {
+    ["checkpoint", "checkpoint.old", "checkpoint.tmp-write", "metrics.jsonl", "search.json", "pareto.json"]
+        .iter()
+        .any(|name| dir.join(name).exists())
 }
 
 const OPTIMIZER: &str = "optimizer";
@@ -242,11 +333,8 @@ impl<B: SlimAutodiff> Run<B> {
 
     /// Reopens the run in `run_dir` where its last checkpoint left it.
     pub fn resume(run_dir: &Path, device: &B::Device) -> Result<Run<B>, TrainError> {
+        // `open` validated the stored state (options, normalisation, Joslim's pool).
         let (model, meta, state, dir) = open::<B>(run_dir, device)?;
-        if let Some(j) = &state.joslim {
-            j.check(model.net.space.search_dim(), state.options.min_width)
-                .map_err(|reason| CheckpointError::Corrupt { path: dir.join(checkpoint::META), reason })?;
-        }
         let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
         let path = dir.join(OPTIMIZER);
         let record = recorder
@@ -487,7 +575,19 @@ impl<B: SlimAutodiff> Run<B> {
     /// Writes the checkpoint (a fresh directory renamed over the old one) and
     /// `metrics.jsonl` (rewritten from the state, so the two always agree).
     pub fn save(&mut self, run_dir: &Path) -> Result<(), TrainError> {
-        self.meta.state = serde_json::to_value(&self.state)?;
+        // Non-finite weights or BN statistics are divergence (a finite loss can still be
+        // followed by an update to infinity): JSON would store them as `null`, a checkpoint
+        // no command can read. The last good checkpoint stays.
+        if let Some(what) = non_finite(&self.model, &self.meta) {
+            return Err(TrainError::NonFinite { step: self.state.step, what });
+        }
+        let state = serde_json::to_value(&self.state)?;
+        // Whatever else is non-finite (a metric, Joslim's data) would be a `null` that does
+        // not read back: the state must survive its own round trip before it is written.
+        if serde_json::from_value::<RunState>(state.clone()).is_err() {
+            return Err(TrainError::NonFinite { step: self.state.step, what: "the run's metrics or state".into() });
+        }
+        self.meta.state = state;
         let dir = checkpoint_dir(run_dir);
         let fresh = run_dir.join("checkpoint.tmp-write");
         let old = run_dir.join("checkpoint.old");
@@ -600,7 +700,34 @@ pub fn open<B: SlimBackend>(
         path: dir.join(checkpoint::META),
         reason: format!("no training state, was it written by `slimc train`? ({e})"),
     })?;
+    state.validate(&model.net).map_err(|reason| CheckpointError::Corrupt {
+        path: dir.join(checkpoint::META),
+        reason: format!("state.{reason}"),
+    })?;
     Ok((model, meta, state, dir))
+}
+
+/// The first non-finite value of a model's weights or stored BN statistics, described.
+fn non_finite<B: Backend>(model: &SlimNet<B>, meta: &Meta) -> Option<String> {
+    let finite = |data: burn::tensor::TensorData| data.iter::<f32>().all(f32::is_finite);
+    for (l, p) in model.net.layers.iter().map(|(_, l)| l).zip(&model.layers) {
+        let weights = p
+            .conv
+            .iter()
+            .map(|w| finite(w.val().into_data()))
+            .chain(p.linear.iter().map(|w| finite(w.val().into_data())));
+        let vectors = p.bias.iter().chain(&p.gamma).chain(&p.beta).map(|t| finite(t.val().into_data()));
+        if !weights.chain(vectors).all(|ok| ok) {
+            return Some(format!("the parameters of `{}`", l.name));
+        }
+    }
+    for stats in &meta.bn {
+        let bad = stats.layers.iter().flatten().any(|(m, v)| !m.iter().chain(v).all(|x| x.is_finite()));
+        if bad {
+            return Some(format!("the BN statistics `{}`", stats.key));
+        }
+    }
+    None
 }
 
 /// The checkpoint directory `path` names: a run directory's `checkpoint/` (or, after an

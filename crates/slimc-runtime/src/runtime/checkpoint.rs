@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{BnStats, SlimNet};
 use crate::ir::{Network, ParamValue, Rounding};
 use crate::Options;
+use slimc_lang::files::temporary_beside;
 
 pub const META: &str = "meta.json";
 pub const WEIGHTS: &str = "model";
@@ -70,11 +71,18 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     move |error| CheckpointError::Io { path: path.to_path_buf(), error }
 }
 
-/// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
+/// Writes `bytes` to `path` atomically: a temporary file of its own in the same directory
+/// (`slimc_lang::files::temporary_beside`: unique per process and call, removed on failure),
+/// then a rename. For the run's own files; user-named outputs go through
+/// `slimc_lang::write_output`, which also refuses to replace a file of another kind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let tmp = path.with_extension("tmp-write");
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    let tmp = temporary_beside(path).map_err(io(path))?;
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(CheckpointError::Io { path: path.to_path_buf(), error: e });
+    }
+    Ok(())
 }
 
 /// Saves `model` and `meta` into `dir` (created if needed).
@@ -126,15 +134,19 @@ pub fn compile_saved(
 /// path, through a temporary file and a rename, so that no reader sees half a record.
 pub fn write_record<B: Backend, M: Module<B>>(module: M, target: &Path) -> Result<(), CheckpointError> {
     let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-    // The recorder sets the `.mpk` extension itself, replacing any other: use a stem
-    // without dots, so that the temporary file is `STEM-tmp-write.mpk` beside the target
-    // (and never another file whose name the target's stem begins with).
-    let stem = target.file_stem().map(|s| s.to_string_lossy().replace('.', "_")).unwrap_or_default();
-    let tmp = target.with_file_name(format!("{stem}-tmp-write"));
-    module
-        .save_file(&tmp, &recorder)
-        .map_err(|e| CheckpointError::Corrupt { path: tmp.clone(), reason: e.to_string() })?;
-    std::fs::rename(tmp.with_extension("mpk"), target).map_err(io(target))
+    // The recorder sets the `.mpk` extension itself, replacing the reserved name's `.tmp`:
+    // the record goes to `.NAME.PID.N.mpk`, as unique as the reserved name.
+    let reserved = temporary_beside(target).map_err(io(target))?;
+    let tmp = reserved.with_extension("mpk");
+    let saved = module
+        .save_file(&reserved, &recorder)
+        .map_err(|e| CheckpointError::Corrupt { path: tmp.clone(), reason: e.to_string() })
+        .and_then(|()| std::fs::rename(&tmp, target).map_err(io(target)));
+    let _ = std::fs::remove_file(&reserved);
+    if saved.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    saved
 }
 
 /// Loads a checkpoint: rebuilds the network from its source, then reads the weights and

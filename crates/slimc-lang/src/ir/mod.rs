@@ -18,7 +18,7 @@ use crate::syntax::ast::Span;
 
 pub type LayerId = Handle<Layer>;
 
-/// How a real-valued channel count `base × w` becomes an integer (DESIGN.md §4).
+/// How a real-valued channel count `base × w` becomes an integer (docs/design.md §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum Rounding {
     /// `int(v)` (Joslim, S-ResNet).
