@@ -194,7 +194,7 @@ fn a_flood_of_errors_is_capped() {
     assert!(widest < 400, "a rendered line of {widest} characters");
     // Columns are those of the original line: the 50th error sits far along line 3.
     assert!(text.contains("t:3:"), "{}", &text[..500]);
-    let far = text.lines().filter_map(|l| l.trim().strip_prefix("┌─ t:3:")).last().unwrap();
+    let far = text.lines().filter_map(|l| l.trim().strip_prefix("┌─ t:3:")).next_back().unwrap();
     assert!(far.parse::<usize>().unwrap() > 500, "column {far}");
 }
 
