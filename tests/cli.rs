@@ -326,6 +326,18 @@ fn lsp_over_stdio() {
     let o = run_lsp(b"Content-Length: 5\r\n\r\nnope!");
     assert_eq!(code(&o), 2);
     assert_eq!(String::from_utf8_lossy(&o.stderr).lines().count(), 1, "{}", String::from_utf8_lossy(&o.stderr));
+    // Hostile frames: sizes refused before any allocation, the real cause named.
+    for (frame, cause) in [
+        (&b"Content-Length: 20000000000000000000\r\n\r\n"[..], "is not a byte count"),
+        (b"Content-Length: 100000000000\r\n\r\n", "exceeds the limit"),
+        (b"Garbage\r\n\r\n", "malformed LSP header"),
+        (b"Content-Length: 2\r\n\r\n\xff\xfe", "not UTF-8"),
+    ] {
+        let o = run_lsp(frame);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 2, "{err}");
+        assert!(err.contains(cause) && !err.contains("closed the connection"), "{err}");
+    }
 }
 
 #[test]

@@ -870,6 +870,26 @@ fn bad_distributed_settings_are_clear_errors_and_write_nothing() {
     let errs = format!("{}{}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
     assert!(errs.contains("different node counts"), "{errs}");
     assert!(!out.exists());
+    // Nodes whose options differ in one that changes the arithmetic (here the learning
+    // rate): refused before the first step, the option named.
+    let port = free_port();
+    let coordinator = format!("127.0.0.1:{port}");
+    let spawn = |rank: &str, lr: &str| {
+        let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--out", &out_s, "--quiet"];
+        args.extend(["--nodes", "2", "--node-rank", rank, "--coordinator", &coordinator, "--timeout", "20"]);
+        args.extend(["--batch", "48", "--val-images", "32", "--lr", lr]);
+        spawn_slimc(&args)
+    };
+    let a = spawn("0", "0.1");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let b = spawn("1", "0.2");
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    for o in [&a, &b] {
+        assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let errs = format!("{}{}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
+    assert!(errs.contains("the option `lr` differs"), "{errs}");
+    assert!(!out.join("checkpoint").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,8 +1,8 @@
 //! `slimc lsp`: the language server on stdin/stdout, for editors (README: Editor support).
-//! The server is the library's (`slimc_lang::lsp::serve`); this file only opens the transport.
+//! The server is the library's (`slimc_lang::lsp::serve`), and so is the transport
+//! (`slimc_lang::lsp::transport`: frames bounded, a bad one named); this file connects them.
 
 use clap::Args;
-use lsp_server::Connection;
 
 use super::Failure;
 
@@ -15,11 +15,11 @@ pub struct LspArgs {
 }
 
 pub fn run(_: &LspArgs) -> Result<(), Failure> {
-    let (connection, io) = Connection::stdio();
-    let served = slimc_lang::lsp::serve(&connection);
-    // Dropping the connection closes the writer thread's channel, so `join` returns.
-    drop(connection);
-    let joined = io.join();
-    served.map_err(|e| Failure::Usage(e.to_string()))?;
-    joined.map_err(|e| Failure::Usage(format!("slimc lsp: {e}")))
+    let stdio = slimc_lang::lsp::transport::stdio();
+    let served = slimc_lang::lsp::serve(&stdio.connection);
+    // A frame the reader refused ends the connection: that is the reason to report, not
+    // the disconnection the server saw.
+    let read = stdio.close();
+    read.map_err(|e| Failure::Usage(format!("slimc lsp: {e}")))?;
+    served.map_err(|e| Failure::Usage(format!("slimc lsp: {e}")))
 }

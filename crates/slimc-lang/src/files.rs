@@ -66,6 +66,10 @@ fn is_fifo(_: &std::fs::FileType) -> bool {
     false
 }
 
+/// The most of a JSON file read to tell its kind (a search or a front of a large pool is a
+/// few MiB).
+const MAX_JSON_BYTES: u64 = 256 << 20;
+
 /// What an output file holds; an existing file of one kind is never replaced by another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileKind {
@@ -118,18 +122,18 @@ impl FileKind {
         if by_name.is_some() || ext != "json" {
             return by_name;
         }
-        // Enough of the file to see its top-level keys (a checkpoint's metadata starts
-        // with `slimc_version`; a search state with `network`, then `checkpoint`, `options`).
-        let mut head = Vec::new();
+        // The top-level keys of the JSON document (values skipped unread): a checkpoint's
+        // metadata has `slimc_version`, a front `front` and `area`, a search `found`,
+        // `path` and `complete`. A file that does not parse is nothing slimc wrote.
         let file = std::fs::File::open(path).ok()?;
-        file.take(1 << 16).read_to_end(&mut head).ok()?;
-        let head = String::from_utf8_lossy(&head);
-        let has = |key: &str| head.contains(&format!("\"{key}\""));
+        let reader = std::io::BufReader::new(file.take(MAX_JSON_BYTES));
+        let keys: std::collections::BTreeMap<String, serde::de::IgnoredAny> = serde_json::from_reader(reader).ok()?;
+        let has = |key: &str| keys.contains_key(key);
         if has("slimc_version") {
             Some(FileKind::Metadata)
         } else if has("front") && has("area") {
             Some(FileKind::Pareto)
-        } else if has("found") || (has("path") && has("complete")) {
+        } else if has("found") && has("path") && has("complete") {
             Some(FileKind::SearchState)
         } else {
             None

@@ -17,5 +17,6 @@ use slimc_lang::{compile, cost, ir, Diagnostics, Options};
 
 pub mod data;
 pub mod export;
+pub mod hash;
 pub mod runtime;
 pub mod train;

@@ -9,6 +9,7 @@ mod complete;
 mod hover;
 mod names;
 mod server;
+pub mod transport;
 
 pub use complete::{Completion, CompletionKind};
 pub use names::DeclKind;

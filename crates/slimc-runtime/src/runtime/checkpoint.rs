@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::module::Module;
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
-use super::{BnStats, SlimNet};
+use super::{BnStats, SlimNet, SlimNetRecord};
 use crate::ir::{Network, ParamValue, Rounding};
 use crate::Options;
 use slimc_lang::files::temporary_beside;
@@ -162,9 +162,18 @@ pub fn load<B: Backend>(
     let expected = shapes(&fresh);
     let path = dir.join(format!("{WEIGHTS}.mpk"));
     let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-    let model = fresh
-        .load_file(dir.join(WEIGHTS), &recorder, device)
+    let record: SlimNetRecord<B> = recorder
+        .load(dir.join(WEIGHTS), device)
         .map_err(|e| CheckpointError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+    // Burn panics when a record's structure (which tensors a layer has, how many BN
+    // copies) differs from the module's: an edited `switches` list, or weights of another
+    // network. Compare the structure first.
+    if !fits(&fresh, &record) {
+        let reason =
+            "the weights do not fit the network's layers (another network, or a different list of BN switches)";
+        return Err(CheckpointError::Corrupt { path, reason: reason.into() });
+    }
+    let model = fresh.load_record(record);
     if shapes(&model) != expected {
         return Err(CheckpointError::Corrupt { path, reason: "the weights do not fit the network's layers".into() });
     }
@@ -176,6 +185,19 @@ pub fn load<B: Backend>(
         });
     }
     Ok((model, meta))
+}
+
+/// Whether `record` has the structure of `model`: as many layers, each with the same
+/// tensors present and as many BN copies.
+fn fits<B: Backend>(model: &SlimNet<B>, record: &SlimNetRecord<B>) -> bool {
+    model.layers.len() == record.layers.len()
+        && model.layers.iter().zip(&record.layers).all(|(m, r)| {
+            m.conv.is_some() == r.conv.is_some()
+                && m.linear.is_some() == r.linear.is_some()
+                && m.bias.is_some() == r.bias.is_some()
+                && m.gamma.len() == r.gamma.len()
+                && m.beta.len() == r.beta.len()
+        })
 }
 
 /// Every parameter's shape, in order.

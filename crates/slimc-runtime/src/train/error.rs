@@ -66,6 +66,9 @@ pub enum TrainError {
 /// What is wrong with a stored search result, entry by entry.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SearchFileError {
+    /// `complete` without a single step of the greedy path: not a search slimc wrote.
+    #[error("is marked complete but holds no search path")]
+    CompleteWithoutPath,
     #[error("not a `slimc search` result: {0}")]
     NotASearch(String),
     #[error("searched on network `{found}`, not `{expected}`")]

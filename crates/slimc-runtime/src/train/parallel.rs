@@ -350,7 +350,7 @@ impl Replica {
     /// broadcast between nodes).
     pub fn agree<B: Backend>(
         &self,
-        facts: &[(&str, f64)],
+        facts: &[(impl AsRef<str>, f64)],
         model: &SlimNet<B>,
         device: &B::Device,
     ) -> Result<(), ParallelError> {
@@ -369,8 +369,9 @@ impl Replica {
             .zip(&means)
             .enumerate()
             .filter(|(_, (a, m))| (*a - *m).abs() > 1e-6 * m.abs().max(1.0))
-            .map(|(i, (a, _))| match facts.get(i) {
-                Some((name, _)) => format!("{name} is {a} here and different on another replica"),
+            .map(|(i, (a, _))| match facts.get(i).map(|(name, _)| name.as_ref()) {
+                Some(hashed) if hashed.starts_with('#') => format!("{} differs from another replica's", &hashed[1..]),
+                Some(name) => format!("{name} is {a} here and different on another replica"),
                 None => "the weights differ between replicas".to_string(),
             })
             .collect::<std::collections::BTreeSet<_>>()
@@ -544,14 +545,20 @@ fn put<B: AutodiffBackend>(grads: &mut GradientsParams, e: &Entry, g: Tensor<B::
     }
 }
 
+pub use crate::hash::{fnv1a, FNV_START};
+
+/// A hash as four 16-bit facts for [`Replica::agree`] (f32 means carry them exactly),
+/// named `#what` so that a difference is reported as "what differs".
+pub fn hash_facts(what: &str, hash: u64) -> impl Iterator<Item = (String, f64)> + '_ {
+    (0..4).map(move |k| (format!("#{what}"), ((hash >> (16 * k)) & 0xffff) as f64))
+}
+
 /// A 64-bit FNV-1a hash of every weight's bits, in the model's layer order.
 pub fn weights_hash<B: Backend>(model: &SlimNet<B>) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h: u64 = FNV_START;
     let mut add = |values: burn::tensor::TensorData| {
         for v in values.iter::<f32>() {
-            for b in v.to_bits().to_le_bytes() {
-                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-            }
+            h = fnv1a(h, &v.to_bits().to_le_bytes());
         }
     };
     for l in &model.layers {

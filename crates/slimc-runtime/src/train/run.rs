@@ -367,14 +367,27 @@ impl<B: SlimAutodiff> Run<B> {
         if !opts.batch.is_multiple_of(replica.world) {
             return Err(ParallelError::Uneven { batch: opts.batch, replicas: replica.world }.into());
         }
-        let facts = [
+        let mut facts: Vec<(String, f64)> = [
             ("the step", self.state.step as f64),
             ("the batch size", opts.batch as f64),
             ("the seed", opts.seed as f64),
             ("the epoch count", opts.epochs as f64),
             ("the replica count", replica.world as f64),
             ("the training images", train.len() as f64),
-        ];
+        ]
+        .map(|(name, v)| (name.to_string(), v))
+        .to_vec();
+        // Every option that changes the arithmetic, each named, and the data's content:
+        // nodes that differ in any are refused before the first step.
+        if replica.world > 1 {
+            for (field, hash) in option_hashes(&opts) {
+                facts.extend(parallel::hash_facts(&format!("the option `{field}`"), hash).collect::<Vec<_>>());
+            }
+            let data = train.fingerprint()?;
+            facts.extend(
+                parallel::hash_facts("the training data (labels and sampled pixels)", data).collect::<Vec<_>>(),
+            );
+        }
         replica
             .agree::<B::InnerBackend>(&facts, &self.model.valid(), device)
             .map_err(|e| e.context("the replicas do not start from the same state (another seed or checkpoint)"))?;
@@ -700,11 +713,35 @@ pub fn open<B: SlimBackend>(
         path: dir.join(checkpoint::META),
         reason: format!("no training state, was it written by `slimc train`? ({e})"),
     })?;
+    if meta.switches != state.options.switches() {
+        let reason = format!(
+            "`switches` {:?} are not the BN switches of the run's scheme {:?}",
+            meta.switches,
+            state.options.switches()
+        );
+        return Err(CheckpointError::Corrupt { path: dir.join(checkpoint::META), reason }.into());
+    }
     state.validate(&model.net).map_err(|reason| CheckpointError::Corrupt {
         path: dir.join(checkpoint::META),
         reason: format!("state.{reason}"),
     })?;
     Ok((model, meta, state, dir))
+}
+
+/// A hash of each training option's stored value, by field, except the data set's path
+/// (which may differ between machines; its content is compared instead).
+fn option_hashes(opts: &TrainOptions) -> Vec<(String, u64)> {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(opts) else {
+        return Vec::new();
+    };
+    fields
+        .into_iter()
+        .filter(|(field, _)| field != "data")
+        .map(|(field, value)| {
+            let hash = parallel::fnv1a(parallel::FNV_START, value.to_string().as_bytes());
+            (field, hash)
+        })
+        .collect()
 }
 
 /// The first non-finite value of a model's weights or stored BN statistics, described.

@@ -116,6 +116,9 @@ impl SearchState {
         if let Some(dim) = self.options.steps.iter().position(|&s| s == 0) {
             return Err(SearchFileError::ZeroStep { dim });
         }
+        if self.path.is_empty() && self.complete {
+            return Err(SearchFileError::CompleteWithoutPath);
+        }
         if self.path.is_empty() && !self.found.is_empty() {
             return Err(SearchFileError::FoundWithoutPath(self.found.len()));
         }
