@@ -56,6 +56,24 @@ fn a_run_written_before_the_split_resumes_evaluates_searches_and_exports() {
     ok(&slimc(&["eval", &dir, "--configs", &search, "--calibrate", "1"]));
     let onnx = run.parent().unwrap().join("tiny.onnx").display().to_string();
     ok(&slimc(&["export", &dir, "--config", &format!("{pareto}#100%"), "--format", "onnx", "-o", &onnx]));
+    // One reader of configuration references: every command takes every form.
+    let lines = run.parent().unwrap().join("configs.txt");
+    std::fs::write(&lines, "# two configurations of tiny's 2 dimensions\n0.5, 1.0\n1.0, 0.5\n").unwrap();
+    let lines = lines.display().to_string();
+    let second = format!("{lines}#3");
+    for reference in [pareto.as_str(), &format!("{search}#50%"), &lines, &second] {
+        let json: Value =
+            serde_json::from_str(&ok(&slimc(&["eval", &dir, "--configs", reference, "--calibrate", "1", "--json"])))
+                .unwrap();
+        assert!(!json["results"].as_array().unwrap().is_empty(), "{reference}: {json}");
+    }
+    for reference in [format!("{pareto}#60%"), format!("{search}#50%"), second.clone()] {
+        let out = run.parent().unwrap().join("one.safetensors").display().to_string();
+        ok(&slimc(&["export", &dir, "--config", &reference, "--format", "safetensors", "-o", &out]));
+    }
+    let o = slimc(&["export", &dir, "--config", &lines, "--format", "safetensors", "-o", "x.safetensors"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(2) && err.contains("#TARGET") && err.contains("lines #2, #3"), "{err}");
     ok(&slimc(&["train", "--resume", &dir, "--epochs", "2", "--quiet"]));
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 2, "one line per epoch, the first from the old run:\n{metrics}");

@@ -10,8 +10,10 @@ use slimc_lang::cost::{self, human};
 use slimc_lang::{write_output, FileKind};
 use slimc_runtime::data::DataSpec;
 use slimc_runtime::runtime::SlimBackend;
+use slimc_runtime::train::configs::ConfigRef;
 use slimc_runtime::train::eval::{self, EvalOptions, Row, Target};
 use slimc_runtime::train::pareto::ParetoFile;
+use slimc_runtime::train::rundir::RunDir;
 
 use super::search::parse_macs;
 use super::{fail, parse_data, parse_device, plot, Device, Failure, Widths};
@@ -26,8 +28,9 @@ pub struct EvalArgs {
     widths: Option<Widths>,
     /// Non-uniform configurations: a `slimc search` result, or one configuration per line,
     /// a multiplier per search dimension, comma-separated (`#` starts a comment).
-    #[arg(long, conflicts_with = "widths")]
-    configs: Option<PathBuf>,
+    /// Also a Pareto front (`pareto.json`), and `FILE#TARGET` for one of a file's configurations.
+    #[arg(long, conflicts_with = "widths", value_name = "FILE[#TARGET]")]
+    configs: Option<String>,
     /// BN calibration batches (training images, cumulative average) per configuration.
     #[arg(long, default_value_t = 10)]
     calibrate: usize,
@@ -87,7 +90,7 @@ fn go<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {
         _ => None,
     };
     let mut targets: Vec<Target> = match (&a.configs, &a.widths) {
-        (Some(file), _) => eval::read_configs(file, &net).map_err(fail)?,
+        (Some(reference), _) => eval::read_configs(&ConfigRef::parse(reference), &net).map_err(fail)?,
         (None, Some(ws)) => ws.0.iter().copied().map(Target::Uniform).collect(),
         (None, None) if a.pareto.is_some() => {
             eval::pareto_widths(&run.state.options).into_iter().map(Target::Uniform).collect()
@@ -114,7 +117,7 @@ fn go<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {
     }
     let pareto = match (&a.pareto, bounds) {
         (Some(file), Some(bounds)) => {
-            let file = file.clone().unwrap_or_else(|| a.path.join("pareto.json"));
+            let file = file.clone().unwrap_or_else(|| RunDir::new(&a.path).pareto());
             let doc = ParetoFile::new(&net.name, run.dir.display().to_string(), rows.clone(), bounds);
             let json = serde_json::to_vec_pretty(&doc).map_err(fail)?;
             write_output(&file, &json, FileKind::Pareto).map_err(fail)?;

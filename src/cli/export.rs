@@ -142,13 +142,8 @@ fn size(bytes: u64) -> String {
 /// `--config`: a uniform multiplier, one multiplier per dimension, or `FILE#TARGET`.
 fn config<B: SlimBackend>(s: &str, model: &SlimNet<B>) -> Result<WidthConfig, Failure> {
     let net = &model.net;
-    let (file, target) = match s.split_once('#') {
-        Some((f, t)) => (Some(f), Some(t)),
-        None if Path::new(s).is_file() => (Some(s), None),
-        None => (None, None),
-    };
-    if let Some(file) = file {
-        return super::configured(Path::new(file), target, net).map(WidthConfig::new);
+    if s.contains('#') || Path::new(s).is_file() {
+        return super::configured(s, net).map(WidthConfig::new);
     }
     let ws = s.parse::<Widths>().map(|w| w.0).map_err(|_| {
         Failure::Usage(format!(

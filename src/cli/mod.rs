@@ -282,60 +282,9 @@ pub fn compile_one(file: &Path, bytes: &[u8], network: Option<&str>, options: &O
     slimc_lang::pick_network(nets, network).map_err(|e| Failure::Usage(format!("{shown}: {e}")))
 }
 
-/// The channels a configuration file names: a `slimc search` result's configuration for
-/// `target` (`50%`, `0.5` or `20M`), or the most accurate point of a `slimc eval --pareto`
-/// front within the budget `target`.
-pub fn configured(path: &Path, target: Option<&str>, net: &Network) -> Result<Vec<u32>, Failure> {
-    use slimc_lang::cost::human;
-    use slimc_runtime::train::pareto::ParetoFile;
-    use slimc_runtime::train::search::SearchState;
-    let text =
-        std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
-    let full = slimc_lang::cost::cost(net, &net.full_width()).0.macs;
-    let macs = |t: &str| {
-        if t.ends_with('%') || t.trim().parse::<f64>().is_ok_and(|v| v <= 1.0) {
-            search::parse_fraction(t, full)
-        } else {
-            search::parse_macs(t)
-        }
-    };
-    let is_pareto = serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v.get("front").is_some());
-    if is_pareto {
-        let file = ParetoFile::parse(&text, net).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
-        let listing = || {
-            let ts: Vec<String> = file.front_points().map(|p| human(p.macs)).collect();
-            format!("{}'s front has configurations at {} MACs", path.display(), ts.join(", "))
-        };
-        let Some(t) = target else {
-            return Err(Failure::Usage(format!("name a MAC budget, e.g. {}#{}: {}", path.display(), "20M", listing())));
-        };
-        let budget = macs(t).ok_or_else(|| Failure::Usage(format!("cannot read budget `{t}`: {}", listing())))?;
-        let p = file
-            .pick(budget)
-            .ok_or_else(|| Failure::Usage(format!("no configuration within {} MACs: {}", human(budget), listing())))?;
-        return Ok(p.channels.clone());
-    }
-    let state = SearchState::parse(&text, net).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
-    let listing = || {
-        let ts: Vec<String> = state
-            .found
-            .iter()
-            .map(|f| format!("#{:.0}% ({} MACs)", 100.0 * f.target_macs as f64 / full as f64, human(f.target_macs)))
-            .collect();
-        if ts.is_empty() {
-            format!("{} has found no configuration yet", path.display())
-        } else {
-            format!("{} has {}", path.display(), ts.join(", "))
-        }
-    };
-    let found = match target {
-        None if state.found.len() == 1 => &state.found[0],
-        None => return Err(Failure::Usage(format!("name a target: {}", listing()))),
-        Some(t) => {
-            let m = macs(t).ok_or_else(|| Failure::Usage(format!("cannot read target `{t}`: {}", listing())))?;
-            // Targets given as percentages were rounded to MACs: allow that rounding.
-            state.target(m, full / 1000).ok_or_else(|| Failure::Usage(format!("no target {t}: {}", listing())))?
-        }
-    };
-    Ok(found.point.channels.clone())
+/// The channels a configuration reference names (`FILE#TARGET`; the library's one reader
+/// for `export --config` and `search --from`, as for `eval --configs`).
+pub fn configured(reference: &str, net: &Network) -> Result<Vec<u32>, Failure> {
+    use slimc_runtime::train::configs::{channels, ConfigRef};
+    channels(&ConfigRef::parse(reference), net).map_err(fail)
 }

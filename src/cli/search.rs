@@ -11,6 +11,7 @@ use slimc_runtime::data::Split;
 use slimc_runtime::runtime::SlimBackend;
 use slimc_runtime::train::eval::{open, Loaded};
 use slimc_runtime::train::run::Scheme;
+use slimc_runtime::train::rundir::RunDir;
 use slimc_runtime::train::search::{
     self, default_step, Point, Rank, SearchData, SearchOptions, SearchProgress, SearchState,
 };
@@ -74,28 +75,8 @@ pub struct SearchArgs {
     quiet: bool,
 }
 
-/// `20M` → 20 000 000.
-pub fn parse_macs(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let (num, scale) = match s.char_indices().last()? {
-        (i, 'K' | 'k') => (&s[..i], 1e3),
-        (i, 'M' | 'm') => (&s[..i], 1e6),
-        (i, 'G' | 'g') => (&s[..i], 1e9),
-        _ => (s, 1.0),
-    };
-    let v = num.trim().parse::<f64>().ok().filter(|v| v.is_finite() && *v > 0.0)? * scale;
-    Some(v.round() as u64)
-}
-
-/// `75%` or `0.75` of `full` MACs.
-pub fn parse_fraction(t: &str, full: u64) -> Option<u64> {
-    let t = t.trim();
-    let frac = match t.strip_suffix('%') {
-        Some(p) => p.trim().parse::<f64>().ok()? / 100.0,
-        None => t.parse::<f64>().ok()?,
-    };
-    (frac > 0.0 && frac <= 1.0).then(|| (frac * full as f64).round() as u64)
-}
+// `20M` and `75%`: the configuration references' own parsers, shared with `--targets`.
+pub use slimc_runtime::train::configs::{parse_fraction, parse_macs};
 
 /// The target MACs of `--targets` (fractions of `full`) or `--macs`.
 fn targets(a: &SearchArgs, full: u64) -> Result<Vec<u64>, Failure> {
@@ -149,10 +130,7 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
         .collect();
     let start = match &a.from {
         None => None,
-        Some(s) => {
-            let (file, target) = s.split_once('#').map_or((s.as_str(), None), |(f, t)| (f, Some(t)));
-            Some(super::configured(std::path::Path::new(file), target, &net)?)
-        }
+        Some(s) => Some(super::configured(s, &net)?),
     };
     let options = SearchOptions {
         start,
@@ -164,7 +142,7 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
         calibrate: a.calibrate,
         val_batches: a.val_batches,
     };
-    let out = a.out.clone().unwrap_or_else(|| a.path.join("search.json"));
+    let out = a.out.clone().unwrap_or_else(|| RunDir::new(&a.path).search());
     let fresh = SearchState {
         network: net.name.clone(),
         checkpoint: dir.display().to_string(),

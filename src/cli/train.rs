@@ -1,18 +1,17 @@
 //! `slimc train FILE [options]` and `slimc train --resume RUN`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use slimc_lang::ir::ParamValue;
-use slimc_runtime::data::{self, DataSpec, Holdout, Normalize};
-use slimc_runtime::runtime::checkpoint::Meta;
-use slimc_runtime::runtime::{SlimAutodiff, SlimNet};
+use slimc_runtime::data::{self, DataError, DataSpec, Holdout};
+use slimc_runtime::runtime::SlimAutodiff;
 use slimc_runtime::train::joslim::{JoslimOptions, Objective};
 use slimc_runtime::train::run::{self, EpochMetrics, Progress, Run, Schedule, Scheme, TrainOptions};
+use slimc_runtime::train::rundir::RunDir;
+use slimc_runtime::train::start;
 use slimc_runtime::train::{Sampling, TrainError};
 
 use slimc_runtime::train::parallel::{self, Cluster, Endpoint, Nodes, ParallelError};
@@ -426,6 +425,15 @@ fn train_failure(e: TrainError) -> Failure {
         TrainError::Diverged { .. } => Failure::Usage(format!("{e} — try a lower --lr or a longer --warmup")),
         TrainError::BatchTooLarge { .. } => Failure::Usage(format!("{e}; use a smaller --batch")),
         TrainError::Parallel(e) => parallel_failure(e),
+        TrainError::DataShape { .. } => Failure::Usage(format!("{e}; set the network's input parameters with --set")),
+        TrainError::Classes { classes, .. } => Failure::Usage(format!("{e}; use --set classes={classes}")),
+        TrainError::Data(DataError::NoTrainingImages { .. }) => {
+            Failure::Usage(format!("{e}; hold out fewer with --val-images or --val-fraction"))
+        }
+        TrainError::NoValidation => Failure::Usage(format!("{e}; hold some out with --val-images")),
+        TrainError::RunExists(ref dir) => {
+            Failure::Usage(format!("{e}; continue it with --resume {} or choose another --out", dir.display()))
+        }
         e => fail(e),
     }
 }
@@ -446,19 +454,19 @@ fn parallel_failure(e: ParallelError) -> Failure {
 fn train<B: SlimAutodiff>(a: &TrainArgs, cluster: &Cluster, devs: Vec<B::Device>) -> Result<(), Failure> {
     let (runs, run_dir, data) = match &a.resume {
         Some(dir) => {
-            let mut runs = Vec::with_capacity(devs.len());
-            for dev in &devs {
-                let mut run = Run::<B>::resume(dir, dev).map_err(fail)?;
+            let (first, data) = Run::<B>::resume_with_data(dir, &devs[0]).map_err(train_failure)?;
+            let mut runs = vec![first];
+            for dev in &devs[1..] {
+                runs.push(Run::<B>::resume(dir, dev).map_err(fail)?);
+            }
+            for run in &mut runs {
                 if let Some(e) = a.epochs {
                     run.state.options.epochs = e;
                 }
                 if a.max_steps.is_some() {
                     run.state.options.max_steps = a.max_steps;
                 }
-                runs.push(run);
             }
-            let size = runs[0].model.net.input[1] as usize;
-            let data = data::load(&runs[0].state.options.data, size).map_err(fail)?;
             (runs, dir.clone(), data)
         }
         None => {
@@ -506,7 +514,7 @@ fn train<B: SlimAutodiff>(a: &TrainArgs, cluster: &Cluster, devs: Vec<B::Device>
     eprintln!(
         "checkpoint: {}  metrics: {}",
         run::checkpoint_dir(&run_dir).display(),
-        run_dir.join("metrics.jsonl").display()
+        RunDir::new(&run_dir).metrics().display()
     );
     if s.epoch < s.options.epochs {
         eprintln!(
@@ -519,78 +527,27 @@ fn train<B: SlimAutodiff>(a: &TrainArgs, cluster: &Cluster, devs: Vec<B::Device>
     Ok(())
 }
 
-/// A new run: loads the data, compiles the network with the data set's input shape and
-/// classes offered for its parameters, builds the model.
+/// A new run: the library loads the data and offers its shape and classes to the
+/// network's parameters; the network is compiled here (its diagnostics printed); the
+/// library checks and creates the run.
 fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, PathBuf, data::Dataset), Failure> {
     let file = a.file.as_ref().expect("clap requires FILE without --resume");
-    let spec = a.data.clone();
-    let mut opts = parse_options(a)?;
-    let mut options = a.compile.options();
+    let options = parse_options(a)?;
+    let mut compile = a.compile.options();
     let bytes = read(file)?;
-    // Images of a folder are resized to the network's size: the one set, else ImageNet's.
-    let size = match options.settings.iter().find(|(n, _)| n == "size") {
-        Some((_, ParamValue::Int(s))) if *s > 0 => *s as usize,
-        _ => 224,
+    let (data, context) = start::load_data(&a.data, &compile.settings).map_err(train_failure)?;
+    compile.context = context;
+    let net = compile_one(file, &bytes, a.network.as_deref(), &compile)?;
+    let setup = start::Setup {
+        source_path: file.display().to_string(),
+        source: String::from_utf8_lossy(&bytes).into_owned(),
+        compile,
+        options,
+        holdout: a.val_fraction.map_or(Holdout::Images(a.val_images), Holdout::Fraction),
+        out: a.out.clone(),
     };
-    let data = data::load(&spec, size).map_err(fail)?;
-    let [c, h, w] = data.shape();
-    if h != w {
-        return Err(Failure::Usage(format!("{} images are {h}×{w}; slimc's networks take square inputs", spec)));
-    }
-    options.context = [("in_channels", c), ("size", h), ("classes", data.classes)]
-        .map(|(k, v)| (k.to_string(), ParamValue::Int(v as i64)))
-        .to_vec();
-    let net = compile_one(file, &bytes, a.network.as_deref(), &options)?;
-    slimc_runtime::runtime::RuntimeError::classifier(&net).map_err(fail)?;
-    if net.input[0] as usize != c || net.input[1] as usize != h || net.input[2] as usize != w {
-        return Err(Failure::Usage(format!(
-            "{} takes {:?} inputs but {} images are [{c}, {h}, {w}]; set the network's input parameters with --set",
-            net.name, net.input, spec
-        )));
-    }
-    let classes = net.layers[net.output].channels as usize;
-    if classes != data.classes {
-        return Err(Failure::Usage(format!(
-            "{} has {classes} outputs but {} has {} classes; use --set classes={}",
-            net.name, spec, data.classes, data.classes
-        )));
-    }
-    let holdout = a.val_fraction.map_or(Holdout::Images(a.val_images), Holdout::Fraction);
-    opts.val = holdout.size(data.train.len()).map_err(|e| fail(format!("{e}; hold out fewer with --val-images")))?;
-    if matches!(opts.scheme, Scheme::Joslim(_)) && opts.val == 0 {
-        return Err(Failure::Usage(
-            "--scheme joslim measures its pool on validation images; hold some out (--val-images)".into(),
-        ));
-    }
-    let (train_split, _) = run::splits(&data, &opts);
-    let normalize = Normalize::measure(&train_split).map_err(fail)?;
-    let scheme = match &opts.scheme {
-        Scheme::Us => "us".to_string(),
-        Scheme::S(_) => "s".to_string(),
-        Scheme::Fixed(w) => format!("fixed{w}"),
-        Scheme::Joslim(_) => "joslim".to_string(),
-    };
-    let run_dir = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/{}-{scheme}", net.name)));
-    if run::holds_run(&run_dir) {
-        return Err(Failure::Usage(format!(
-            "{} already holds a run; continue it with --resume {0} or choose another --out",
-            run_dir.display()
-        )));
-    }
-    let meta = Meta::new(
-        &file.display().to_string(),
-        std::str::from_utf8(&bytes).unwrap_or_default(),
-        &net,
-        &options,
-        opts.switches(),
-    );
-    // On a host backend the run lives in this machine's memory: refuse what cannot fit
-    // before allocating it.
-    if B::HOST_THREADS {
-        slimc_runtime::train::memory::check_host(&net, opts.batch).map_err(fail)?;
-    }
-    let model = SlimNet::<B>::new(Arc::new(net), opts.switches(), opts.seed, dev);
-    Ok((Run::start(model, meta, opts, normalize), run_dir, data))
+    let (run, dir) = Run::<B>::create(net, &data, setup, dev).map_err(train_failure)?;
+    Ok((run, dir.root().to_path_buf(), data))
 }
 
 /// The progress bar of an epoch, and one summary line per epoch.

@@ -18,6 +18,21 @@ pub enum TrainError {
     #[error(transparent)]
     Write(#[from] slimc_lang::WriteError),
     #[error(transparent)]
+    Config(#[from] super::configs::ConfigError),
+    #[error("training option {0}")]
+    Option(super::run::OptionError),
+    #[error(transparent)]
+    Memory(#[from] super::memory::TooLarge),
+    /// The images are not square.
+    #[error("{data} images are {height}×{width}; slimc's networks take square inputs")]
+    NotSquare { data: String, height: usize, width: usize },
+    /// The classifier's outputs are not the data set's classes.
+    #[error("{network} has {outputs} outputs but {data} has {classes} classes")]
+    Classes { network: String, outputs: usize, data: String, classes: usize },
+    /// A new run's directory already holds a run's state.
+    #[error("{} already holds a run", .0.display())]
+    RunExists(PathBuf),
+    #[error(transparent)]
     Parallel(#[from] super::parallel::ParallelError),
     #[error("joslim: {0}")]
     Joslim(#[from] super::joslim::JoslimError),

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::configs::{self, ConfigRef};
 pub use super::measure::{accuracy, calibration, Accuracy};
 use super::run::{self, RunState, Scheme, TrainOptions};
-use super::search::SearchState;
-use super::{SearchFileError, TrainError};
+use super::TrainError;
 use crate::cost;
 use crate::data::{self, DataSpec, Split};
 use crate::ir::Network;
@@ -34,10 +34,8 @@ pub fn open<B: SlimBackend>(path: &Path, data: Option<&DataSpec>, dev: &B::Devic
     let (model, meta, state, dir) = run::open::<B>(path, dev)?;
     let spec = data.cloned().unwrap_or_else(|| state.options.data.clone());
     let loaded = data::load(&spec, model.net.input[1] as usize)?;
-    let want = model.net.input.map(|v| v as usize);
-    if loaded.shape() != want {
-        return Err(TrainError::DataShape { data: spec.to_string(), shape: loaded.shape(), want });
-    }
+    // The check a new run and a resumed one make.
+    super::start::fits(&model.net, &loaded)?;
     let (calib, val) = run::splits(&loaded, &state.options);
     Ok(Loaded { model, state, meta, dir, calib, val, test: Split::all(loaded.test.clone()) })
 }
@@ -185,37 +183,20 @@ pub fn baseline<B: SlimBackend>(
     measure(&b, &format!("fixed: {}", path.display()), Some(w), &cfg, opts, dev)
 }
 
-/// A configuration file for `net`: a `slimc search` result (each target's channels, then
-/// the uniform width of the same MACs, by increasing MACs), or text lines of
-/// per-dimension multipliers (`#` starts a comment).
-pub fn read_configs(path: &Path, net: &Network) -> Result<Vec<Target>, TrainError> {
-    let text = std::fs::read_to_string(path).map_err(|error| {
-        TrainError::Checkpoint(crate::runtime::checkpoint::CheckpointError::Io { path: path.to_path_buf(), error })
-    })?;
-    let bad = |what| TrainError::SearchFile { path: path.to_path_buf(), what };
-    if text.trim_start().starts_with('{') {
-        let mut found = SearchState::parse(&text, net).map_err(bad)?.found;
-        found.sort_by_key(|f| f.point.macs);
-        return Ok(found
-            .into_iter()
-            .flat_map(|f| [Target::Channels(f.point.channels), Target::SameMacs(f.point.macs)])
-            .collect());
-    }
-    let dims = net.space.search_dim();
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let wm: Result<Vec<f64>, _> = line.split(',').map(|t| t.trim().parse::<f64>()).collect();
-        match wm {
-            Ok(wm) if wm.len() == dims && wm.iter().all(|&w| w > 0.0 && w <= 1.0) => out.push(Target::Multipliers(wm)),
-            _ => return Err(bad(SearchFileError::ConfigLine { line: i + 1, dims })),
-        }
-    }
-    if out.is_empty() {
-        return Err(bad(SearchFileError::Empty));
-    }
-    Ok(out)
+/// The configurations a reference names ([`configs`]: a search result, a Pareto front or
+/// text lines of per-dimension multipliers, optionally `#TARGET`), each exact one followed
+/// by the uniform width of the same MACs, by increasing MACs.
+pub fn read_configs(reference: &ConfigRef, net: &Network) -> Result<Vec<Target>, TrainError> {
+    let picked = configs::targets(reference, net)?;
+    // Each exact configuration is evaluated next to the uniform width of the same MACs.
+    Ok(picked
+        .into_iter()
+        .flat_map(|t| match t {
+            Target::Channels(ch) => {
+                let macs = cost::cost(net, &ch).0.macs;
+                vec![Target::Channels(ch), Target::SameMacs(macs)]
+            }
+            other => vec![other],
+        })
+        .collect())
 }

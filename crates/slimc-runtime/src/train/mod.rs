@@ -6,6 +6,7 @@
 //! finds that front among evaluated configurations.
 
 pub mod bench;
+pub mod configs;
 mod error;
 pub mod eval;
 pub mod joslim;
@@ -14,7 +15,9 @@ pub mod memory;
 pub mod parallel;
 pub mod pareto;
 pub mod run;
+pub mod rundir;
 pub mod search;
+pub mod start;
 
 pub use error::{SearchFileError, TrainError};
 

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::joslim::{JoslimOptions, JoslimState};
 use super::parallel::{self, Cluster, ParallelError, Replica};
+use super::rundir::RunDir;
 use super::{cross_entropy, measure, step, tensors, Sampling, Sandwich, StepLoss, StepOptions, TrainError};
 use crate::data::{self, DataSpec, Dataset, Normalize, Plan, Split};
 use crate::runtime::checkpoint::{self, CheckpointError, Meta};
@@ -89,6 +90,18 @@ fn check(ok: bool, field: &'static str, problem: impl FnOnce() -> String) -> Res
         Ok(())
     } else {
         Err(OptionError { field, problem: problem() })
+    }
+}
+
+impl Scheme {
+    /// The scheme's part of a default run directory's name: `us`, `s`, `fixed0.5`, `joslim`.
+    pub fn run_name(&self) -> String {
+        match self {
+            Scheme::Us => "us".to_string(),
+            Scheme::S(_) => "s".to_string(),
+            Scheme::Fixed(w) => format!("fixed{w}"),
+            Scheme::Joslim(_) => "joslim".to_string(),
+        }
     }
 }
 
@@ -220,16 +233,12 @@ impl Progress for Quiet {}
 
 /// The checkpoint directory of a run directory.
 pub fn checkpoint_dir(run: &Path) -> PathBuf {
-    run.join("checkpoint")
+    RunDir::new(run).checkpoint()
 }
 
-/// Whether `dir` holds any state of a run: a checkpoint (also the `.old` or half-written
-/// one an interrupted save leaves), metrics, a search or a front. Such a directory is a
-/// run, and a new run never starts there (it would replace what is saved).
+/// Whether `dir` holds any state of a run ([`RunDir::holds_run`]).
 pub fn holds_run(dir: &Path) -> bool {
-    ["checkpoint", "checkpoint.old", "checkpoint.tmp-write", "metrics.jsonl", "search.json", "pareto.json"]
-        .iter()
-        .any(|name| dir.join(name).exists())
+    RunDir::new(dir).holds_run()
 }
 
 const OPTIMIZER: &str = "optimizer";
@@ -601,9 +610,8 @@ impl<B: SlimAutodiff> Run<B> {
             return Err(TrainError::NonFinite { step: self.state.step, what: "the run's metrics or state".into() });
         }
         self.meta.state = state;
-        let dir = checkpoint_dir(run_dir);
-        let fresh = run_dir.join("checkpoint.tmp-write");
-        let old = run_dir.join("checkpoint.old");
+        let layout = RunDir::new(run_dir);
+        let (dir, fresh, old) = (layout.checkpoint(), layout.next_checkpoint(), layout.previous_checkpoint());
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |error| TrainError::Checkpoint(CheckpointError::Io { path, error })
@@ -631,7 +639,7 @@ impl<B: SlimAutodiff> Run<B> {
             lines.push_str(&serde_json::to_string(m)?);
             lines.push('\n');
         }
-        checkpoint::write_atomic(&run_dir.join("metrics.jsonl"), lines.as_bytes())?;
+        checkpoint::write_atomic(&layout.metrics(), lines.as_bytes())?;
         Ok(())
     }
 }
@@ -770,10 +778,8 @@ fn non_finite<B: Backend>(model: &SlimNet<B>, meta: &Meta) -> Option<String> {
 /// The checkpoint directory `path` names: a run directory's `checkpoint/` (or, after an
 /// interrupted save, `checkpoint.old/`), or a checkpoint directory itself.
 pub fn find_checkpoint(path: &Path) -> Result<PathBuf, TrainError> {
-    for dir in [checkpoint_dir(path), path.join("checkpoint.old"), path.to_path_buf()] {
-        if dir.join(checkpoint::META).is_file() {
-            return Ok(dir);
-        }
-    }
-    Err(TrainError::NotARun(path.to_path_buf()))
+    let run = RunDir::new(path);
+    run.readable_checkpoint(checkpoint::META)
+        .or_else(|| path.join(checkpoint::META).is_file().then(|| path.to_path_buf()))
+        .ok_or_else(|| TrainError::NotARun(path.to_path_buf()))
 }
