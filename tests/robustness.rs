@@ -42,6 +42,27 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
         run(&bytes);
     }
+
+    /// Any nesting depth of brackets around a kernel tuple, a call or an expression parses
+    /// (in linear time) up to the limit and is error E0002 past it.
+    #[test]
+    fn any_nesting_depth_parses_or_is_the_nesting_error(depth in 0..60usize, form in 0..3usize) {
+        let open = "(".repeat(depth);
+        let close = ")".repeat(depth);
+        let body = match form {
+            0 => format!(" stem = conv(16, k={open}(3, 3){close}) -> bn"),
+            1 => format!(" stem = {open}conv(16){close} -> bn"),
+            _ => format!(" c = {open}8 + 8{close}\n stem = conv(c) -> bn"),
+        };
+        let src = net(&body, "");
+        match compile_bytes(src.as_bytes(), "t", &Options::default()) {
+            Ok(nets) => prop_assert_eq!(nets.len(), 1),
+            Err(d) => {
+                prop_assert!(depth + 3 > slimc_lang::syntax::MAX_NESTING, "depth {}: {}", depth, d.render());
+                prop_assert!(d.items.iter().any(|i| i.code == "E0002"), "{}", d.render());
+            }
+        }
+    }
 }
 
 fn net(body: &str, blocks: &str) -> String {
