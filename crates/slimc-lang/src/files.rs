@@ -178,18 +178,24 @@ pub fn write_output(path: &Path, bytes: &[u8], kind: FileKind) -> Result<(), Wri
         }
         Err(_) => {}
     }
-    let tmp = temporary_beside(&target).map_err(io(&target))?;
+    replace_atomically(&target, bytes).map_err(io(path))
+}
+
+/// Replaces `target` with `bytes` atomically: a temporary file of its own beside it
+/// ([`temporary_beside`]), synced, then renamed over the target; the temporary is removed
+/// on any failure. [`write_output`] and the runtime's writes of a run's own files share it.
+pub fn replace_atomically(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = temporary_beside(target)?;
     let written = (|| {
         let mut file = std::fs::OpenOptions::new().write(true).open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
-        std::fs::rename(&tmp, &target)
+        std::fs::rename(&tmp, target)
     })();
-    if let Err(e) = written {
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        return Err(WriteError::Io { path: path.to_path_buf(), source: e });
     }
-    Ok(())
+    written
 }
 
 /// Creates an empty, new file beside `target` with a name no other call uses:

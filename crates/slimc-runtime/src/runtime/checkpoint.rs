@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{BnStats, SlimNet, SlimNetRecord};
 use crate::ir::{Network, ParamValue, Rounding};
 use crate::Options;
-use slimc_lang::files::temporary_beside;
+use slimc_lang::files::{replace_atomically, temporary_beside};
 
 pub const META: &str = "meta.json";
 pub const WEIGHTS: &str = "model";
@@ -71,18 +71,12 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     move |error| CheckpointError::Io { path: path.to_path_buf(), error }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file of its own in the same directory
-/// (`slimc_lang::files::temporary_beside`: unique per process and call, removed on failure),
-/// then a rename. For the run's own files; user-named outputs go through
+/// Writes `bytes` to `path` atomically (`slimc_lang::files::replace_atomically`: a
+/// temporary file of its own, unique per process and call, removed on failure, then a
+/// rename). For the run's own files; user-named outputs go through
 /// `slimc_lang::write_output`, which also refuses to replace a file of another kind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    let tmp = temporary_beside(path).map_err(io(path))?;
-    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(CheckpointError::Io { path: path.to_path_buf(), error: e });
-    }
-    Ok(())
+    replace_atomically(path, bytes).map_err(io(path))
 }
 
 /// Saves `model` and `meta` into `dir` (created if needed).
