@@ -232,22 +232,6 @@ fn parse_options(a: &TrainArgs) -> Result<TrainOptions, Failure> {
         ScheduleArg::Linear => Schedule::Linear,
     };
     let epochs = a.epochs.unwrap_or(10);
-    if epochs == 0 || a.batch == 0 {
-        return Err(Failure::Usage("--epochs and --batch must be at least 1".into()));
-    }
-    let positive = |name: &str, v: f64| {
-        if v.is_finite() && v >= 0.0 {
-            Ok(())
-        } else {
-            Err(Failure::Usage(format!("{name} must be a non-negative number, got {v}")))
-        }
-    };
-    positive("--lr", a.lr)?;
-    positive("--weight-decay", a.weight_decay)?;
-    positive("--warmup", a.warmup)?;
-    if !(0.0..1.0).contains(&a.label_smoothing) {
-        return Err(Failure::Usage(format!("--label-smoothing must be in [0, 1), got {}", a.label_smoothing)));
-    }
     let opts = TrainOptions {
         scheme,
         sampling,
@@ -267,24 +251,14 @@ fn parse_options(a: &TrainArgs) -> Result<TrainOptions, Failure> {
         calibrate: a.calibrate,
         data: a.data.clone(),
     };
-    // The library's validation, the one a resumed run's stored options pass too.
-    opts.validate().map_err(|e| match e.field {
-        "scheme" => Failure::Usage(e.problem.replace("per_update", "--per-update").replace("`pool`", "--pool")),
-        field => Failure::Usage(format!("--{} {}", field.replace('_', "-"), e.problem)),
-    })?;
+    // The library's validation, the one a resumed run's stored options pass too; each
+    // field is the flag of the same name.
+    opts.validate().map_err(|e| Failure::Usage(format!("--{} {}", e.field.replace('_', "-"), e.problem)))?;
     Ok(opts)
 }
 
-/// Joslim's flags; each count must be at least 1.
+/// Joslim's flags (checked with the other options, `JoslimOptions::validate`).
 fn joslim_options(a: &TrainArgs) -> Result<JoslimOptions, Failure> {
-    for (name, v) in [("--prior", a.prior), ("--tau", a.tau), ("--per-update", a.per_update), ("--pool", a.pool)] {
-        if v == 0 {
-            return Err(Failure::Usage(format!("{name} must be at least 1")));
-        }
-    }
-    if !(a.beta.is_finite() && a.beta >= 0.0) {
-        return Err(Failure::Usage(format!("--beta must be a non-negative number, got {}", a.beta)));
-    }
     let objective = match a.objective {
         ObjectiveArg::Macs => Objective::Macs,
         ObjectiveArg::Params => Objective::Params,

@@ -7,6 +7,15 @@ use crate::ir::ChannelsError;
 use crate::runtime::checkpoint::CheckpointError;
 use crate::runtime::RuntimeError;
 
+/// A training option out of its range: `field` is its name in `meta.json`'s
+/// `state.options` (Joslim's inside its scheme), and the flag is the same with dashes.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("`{field}` {problem}")]
+pub struct OptionError {
+    pub field: &'static str,
+    pub problem: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error(transparent)]
@@ -20,7 +29,7 @@ pub enum TrainError {
     #[error(transparent)]
     Config(#[from] super::configs::ConfigError),
     #[error("training option {0}")]
-    Option(super::run::OptionError),
+    Option(OptionError),
     #[error(transparent)]
     Memory(#[from] super::memory::TooLarge),
     /// The images are not square.

@@ -16,6 +16,7 @@
 //! Everything random is a function of the seed and a counter, so a resumed run repeats the
 //! original exactly.
 
+use super::OptionError;
 use egobox_gp::basin_optimizer::{self, Algorithm, Settings};
 use egobox_gp::correlation_models::Matern52Corr;
 use egobox_gp::mean_models::ConstantMean;
@@ -73,22 +74,21 @@ pub struct JoslimOptions {
 impl JoslimOptions {
     /// Every count at least 1, no more proposals per update than the pool keeps, `beta` a
     /// non-negative number: for the flags and for the options stored in a run alike.
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, v) in
+    pub fn validate(&self) -> Result<(), OptionError> {
+        let error = |field, problem| Err(OptionError { field, problem });
+        for (field, v) in
             [("prior", self.prior), ("tau", self.tau), ("per_update", self.per_update), ("pool", self.pool)]
         {
             if v == 0 {
-                return Err(format!("joslim `{name}` must be at least 1"));
+                return error(field, "must be at least 1".into());
             }
         }
         if self.per_update > self.pool {
-            return Err(format!(
-                "joslim proposes {} configurations per update but its pool keeps {}: `per_update` must be at most `pool`",
-                self.per_update, self.pool
-            ));
+            let problem = format!("must be at most the pool's {} configurations, got {}", self.pool, self.per_update);
+            return error("per_update", problem);
         }
         if !(self.beta.is_finite() && self.beta >= 0.0) {
-            return Err(format!("joslim `beta` must be a non-negative number, got {}", self.beta));
+            return error("beta", format!("must be a non-negative number, got {}", self.beta));
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ pub mod rundir;
 pub mod search;
 pub mod start;
 
-pub use error::{SearchFileError, TrainError};
+pub use error::{OptionError, SearchFileError, TrainError};
 
 use burn::module::{AutodiffModule, Module, ModuleMapper, Param, ParamId};
 use burn::optim::{GradientsParams, Optimizer};

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::joslim::{JoslimOptions, JoslimState};
 use super::parallel::{self, Cluster, ParallelError, Replica};
 use super::rundir::RunDir;
+use super::OptionError;
 use super::{cross_entropy, measure, step, tensors, Sampling, Sandwich, StepLoss, StepOptions, TrainError};
 use crate::data::{self, DataSpec, Dataset, Normalize, Plan, Split};
 use crate::runtime::checkpoint::{self, CheckpointError, Meta};
@@ -76,15 +77,6 @@ pub const MAX_RANDOM: usize = 64;
 /// The most switches (widths) an S-Nets run trains, each with its own BN.
 pub const MAX_SWITCHES: usize = 64;
 
-/// A training option out of its range: `field` is its name in `meta.json`'s
-/// `state.options` (the flag is the same with dashes).
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("`{field}` {problem}")]
-pub struct OptionError {
-    pub field: &'static str,
-    pub problem: String,
-}
-
 fn check(ok: bool, field: &'static str, problem: impl FnOnce() -> String) -> Result<(), OptionError> {
     if ok {
         Ok(())
@@ -135,7 +127,7 @@ impl TrainOptions {
                 })?;
                 check(ws.iter().all(|&w| width(w)), "scheme", || format!("s widths must be in (0, 1], got {ws:?}"))
             }
-            Scheme::Joslim(j) => j.validate().map_err(|problem| OptionError { field: "scheme", problem }),
+            Scheme::Joslim(j) => j.validate(),
         }
     }
 
