@@ -487,7 +487,7 @@ fn train<B: SlimAutodiff>(a: &TrainArgs, cluster: &Cluster, devs: Vec<B::Device>
     let s = &run.state;
     eprintln!(
         "checkpoint: {}  metrics: {}",
-        run::checkpoint_dir(&run_dir).display(),
+        RunDir::new(&run_dir).checkpoint().display(),
         RunDir::new(&run_dir).metrics().display()
     );
     if s.epoch < s.options.epochs {

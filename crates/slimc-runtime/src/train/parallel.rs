@@ -545,7 +545,7 @@ fn put<B: AutodiffBackend>(grads: &mut GradientsParams, e: &Entry, g: Tensor<B::
     }
 }
 
-pub use crate::hash::{fnv1a, FNV_START};
+use crate::hash::{fnv1a, FNV_START};
 
 /// A hash as four 16-bit facts for [`Replica::agree`] (f32 means carry them exactly),
 /// named `#what` so that a difference is reported as "what differs".

@@ -223,16 +223,6 @@ pub trait Progress {
 pub struct Quiet;
 impl Progress for Quiet {}
 
-/// The checkpoint directory of a run directory.
-pub fn checkpoint_dir(run: &Path) -> PathBuf {
-    RunDir::new(run).checkpoint()
-}
-
-/// Whether `dir` holds any state of a run ([`RunDir::holds_run`]).
-pub fn holds_run(dir: &Path) -> bool {
-    RunDir::new(dir).holds_run()
-}
-
 const OPTIMIZER: &str = "optimizer";
 
 /// The train / validation split of a data set for these options.
@@ -738,7 +728,7 @@ fn option_hashes(opts: &TrainOptions) -> Vec<(String, u64)> {
         .into_iter()
         .filter(|(field, _)| field != "data")
         .map(|(field, value)| {
-            let hash = parallel::fnv1a(parallel::FNV_START, value.to_string().as_bytes());
+            let hash = crate::hash::fnv1a(crate::hash::FNV_START, value.to_string().as_bytes());
             (field, hash)
         })
         .collect()
