@@ -13,7 +13,8 @@ use slimc_runtime::data::{DataSpec, Holdout};
 use slimc_runtime::runtime::device::{Cpu, CpuTrain};
 use slimc_runtime::train::eval::{self, EvalOptions, Target};
 use slimc_runtime::train::parallel::Replica;
-use slimc_runtime::train::run::{Quiet, Run, Schedule, Scheme, TrainOptions};
+use slimc_runtime::train::run::{Quiet, Run, Schedule, TrainOptions};
+use slimc_runtime::train::scheme::Scheme;
 use slimc_runtime::train::start::{self, Setup};
 use slimc_runtime::train::Sampling;
 

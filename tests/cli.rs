@@ -117,6 +117,32 @@ fn width_vectors_and_overrides() {
     assert!(text.contains("search_dim") && text.contains("total"), "{text}");
 }
 
+/// `slimc bench` times the training step of every scheme `slimc train` has, each one's
+/// widths: the S-Nets switches (its own BN per switch) and Joslim's prior pool.
+#[test]
+fn bench_times_every_scheme() {
+    let args = ["bench", "models/resnet20.slim", "--set", "size=8", "--batch", "2", "--steps", "1", "--json"];
+    for (scheme, label, widths) in
+        [("us", "sandwich", 4), ("s", "switches", 2), ("fixed", "fixed 0.5", 1), ("joslim", "joslim", 4)]
+    {
+        let mut argv = args.to_vec();
+        argv.extend(["--scheme", scheme]);
+        match scheme {
+            "fixed" => argv.extend(["--width", "0.5"]),
+            "s" => argv.extend(["--widths", "0.5,1.0"]),
+            _ => {}
+        }
+        let o = slimc(&argv);
+        assert_eq!(code(&o), 0, "--scheme {scheme}: {}", String::from_utf8_lossy(&o.stderr));
+        let d = json(&o);
+        assert!(d["widths"].as_str().unwrap().contains(label), "--scheme {scheme}: {}", d["widths"]);
+        assert!(d["train_img_per_s"].as_f64().unwrap() > 0.0);
+        assert_eq!(d["infer_img_per_s"].as_object().unwrap().len(), widths, "--scheme {scheme}");
+    }
+    let o = slimc(&[&args[..], &["--scheme", "us", "--width", "0.5"]].concat());
+    assert_eq!(code(&o), 2, "--width belongs to --scheme fixed");
+}
+
 #[test]
 fn bench_reports_throughput() {
     let o = slimc(&["bench", "models/resnet20.slim", "--set", "size=8", "--batch", "4", "--steps", "1", "--json"]);

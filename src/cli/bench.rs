@@ -3,29 +3,21 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde_json::{json, Value};
 
 use slimc_lang::ir::Network;
 use slimc_runtime::data::{self, DataSpec, Split};
-use slimc_runtime::runtime::{SlimAutodiff, SlimNet};
-use slimc_runtime::train::bench::{self, BenchOptions, BenchReport, BenchWidths};
+use slimc_runtime::runtime::SlimAutodiff;
+use slimc_runtime::train::bench::{self, BenchOptions, BenchReport};
+use slimc_runtime::train::joslim::JoslimOptions;
 use slimc_runtime::train::parallel::Cluster;
 use slimc_runtime::train::TrainError;
 
 use super::{
     fail, load_network, on_devices, parse_data, parse_device, parse_devices, parse_width, CompileArgs, Device, Devices,
-    Failure, Widths,
+    Failure, SchemeArg, Widths,
 };
-
-/// The training step that is timed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BenchScheme {
-    /// The US-Nets sandwich step: max, min, 2 random widths, inplace distillation.
-    Us,
-    /// Plain training of one width (--width).
-    Fixed,
-}
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -45,14 +37,15 @@ pub struct BenchArgs {
     /// Timed steps (after two warm-up steps).
     #[arg(long, default_value_t = 10)]
     steps: usize,
-    /// The training step to time.
-    #[arg(long, value_enum, default_value_t = BenchScheme::Us)]
-    scheme: BenchScheme,
+    /// The training step to time: us, s, fixed or joslim (its sandwich over the prior pool),
+    /// each as `slimc train --scheme` trains it.
+    #[arg(long, value_enum, default_value_t = SchemeArg::Us)]
+    scheme: SchemeArg,
     /// The width trained by --scheme fixed.
     #[arg(long, value_parser = parse_width)]
     width: Option<f64>,
-    /// Widths whose inference is timed: W1,W2,... or START:END:STEP
-    /// [default: 0.25,0.5,0.75,1.0; with --scheme fixed, its width].
+    /// Widths whose inference is timed, W1,W2,... or START:END:STEP; with --scheme s, also
+    /// the switches trained [default: 0.25,0.5,0.75,1.0; with --scheme fixed, its width].
     #[arg(long)]
     widths: Option<Widths>,
     /// Also time the data loader alone on this data set (fashion-mnist[:DIR], mnist:DIR,
@@ -77,8 +70,7 @@ fn bench_on<B: SlimAutodiff>(
     opts: &BenchOptions,
     dev: B::Device,
 ) -> Result<BenchReport, TrainError> {
-    let model = SlimNet::<B>::new(net, Vec::new(), 0, &dev);
-    bench::run(model, &dev, device_name, opts)
+    bench::run::<B>(net, &dev, device_name, opts)
 }
 
 /// The data-parallel figure of `slimc bench --devices`: training images per second.
@@ -95,19 +87,14 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
     if a.batch == 0 || a.steps == 0 {
         return Err(Failure::Usage("--batch and --steps must be at least 1".into()));
     }
-    let widths = match (a.scheme, a.width) {
-        (BenchScheme::Us, None) => BenchWidths::Sandwich,
-        (BenchScheme::Fixed, Some(w)) => BenchWidths::Fixed(w),
-        (BenchScheme::Us, Some(_)) => return Err(Failure::Usage("--width goes with --scheme fixed".into())),
-        (BenchScheme::Fixed, None) => return Err(Failure::Usage("--scheme fixed needs --width W".into())),
-    };
-    let infer_widths = match (&a.widths, &widths) {
-        (Some(ws), _) => ws.0.clone(),
-        (None, BenchWidths::Sandwich) => vec![0.25, 0.5, 0.75, 1.0],
-        (None, BenchWidths::Fixed(w)) => vec![*w],
-    };
+    if a.width.is_some() && a.scheme != SchemeArg::Fixed {
+        return Err(Failure::Usage("--width goes with --scheme fixed".into()));
+    }
+    let scheme = a.scheme.scheme(a.width, a.widths.as_ref(), || Ok(JoslimOptions::default()))?;
+    scheme.validate().map_err(|e| Failure::Usage(e.problem))?;
     let net = Arc::new(load_network(&a.file, a.network.as_deref(), &a.compile.options())?);
-    let opts = BenchOptions { batch: a.batch, steps: a.steps, warmup: 2, widths, infer_widths };
+    let infer_widths = a.widths.as_ref().map(|w| w.0.clone());
+    let opts = BenchOptions { batch: a.batch, steps: a.steps, warmup: 2, scheme, infer_widths };
     let (spec, name) = match &a.devices {
         Some(d) => (d.specs[0], d.specs[0].describe().map_err(fail)?),
         None => (a.device.spec, a.device.name.clone()),

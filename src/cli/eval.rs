@@ -6,12 +6,12 @@ use std::path::PathBuf;
 use clap::Args;
 use serde_json::json;
 
-use slimc_lang::cost::{self, human};
+use slimc_lang::cost::human;
 use slimc_lang::{write_output, FileKind};
 use slimc_runtime::data::DataSpec;
 use slimc_runtime::runtime::SlimBackend;
 use slimc_runtime::train::configs::ConfigRef;
-use slimc_runtime::train::eval::{self, EvalOptions, Row, Target};
+use slimc_runtime::train::eval::{self, EvalOptions, ParetoRequest, Report, Request, Row};
 use slimc_runtime::train::pareto::ParetoFile;
 use slimc_runtime::train::rundir::RunDir;
 
@@ -80,54 +80,25 @@ pub fn run(a: &EvalArgs) -> Result<(), Failure> {
 fn go<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {
     let run = eval::open::<B>(&a.path, a.data.as_ref(), &dev).map_err(fail)?;
     let net = run.model.net.clone();
-    let full = cost::cost(&net, &net.full_width()).0.macs;
-    let bounds = match (&a.pareto, &a.macs_range) {
-        (Some(_), Some(r)) => Some(macs_range(r)?),
-        (Some(_), None) => {
-            let lo = net.decode_uniform(run.state.options.extremes().0, net.rounding).map_err(fail)?;
-            Some([cost::cost(&net, &lo).0.macs, full])
-        }
-        _ => None,
+    let macs_range = a.macs_range.as_deref().map(macs_range).transpose()?;
+    let req = Request {
+        widths: a.widths.as_ref().map(|w| w.0.clone()),
+        configs: a.configs.as_deref().map(ConfigRef::parse),
+        pareto: a.pareto.as_ref().map(|_| ParetoRequest { macs_range }),
+        baselines: a.baseline.clone(),
+        data: a.data.clone(),
+        opts: EvalOptions { batch: a.batch, calibrate: a.calibrate },
     };
-    let mut targets: Vec<Target> = match (&a.configs, &a.widths) {
-        (Some(reference), _) => eval::read_configs(&ConfigRef::parse(reference), &net).map_err(fail)?,
-        (None, Some(ws)) => ws.0.iter().copied().map(Target::Uniform).collect(),
-        (None, None) if a.pareto.is_some() => {
-            eval::pareto_widths(&run.state.options).into_iter().map(Target::Uniform).collect()
-        }
-        (None, None) => eval::default_widths(&run.state.options).into_iter().map(Target::Uniform).collect(),
-    };
-    if a.pareto.is_some() && a.configs.is_some() {
-        let uniform = a.widths.as_ref().map_or_else(|| eval::pareto_widths(&run.state.options), |w| w.0.clone());
-        targets.extend(uniform.into_iter().map(Target::Uniform));
-    }
-    let listed = targets.len();
-    if a.pareto.is_some() {
-        let pool = run.state.joslim.iter().flat_map(|j| j.pool.iter().map(|m| Target::Multipliers(m.wm.clone())));
-        targets.extend(pool);
-    }
-    let opts = EvalOptions { batch: a.batch, calibrate: a.calibrate };
-    let mut rows = eval::evaluate(&run, &targets, opts, &dev).map_err(fail)?;
-    // The pool's rows are the last ones (`evaluate` keeps the order and skips only
-    // same-MACs targets, which are listed).
-    let pooled = targets.len() - listed;
-    let first = rows.len() - pooled;
-    for r in &mut rows[first..] {
-        r.series = "joslim pool".into();
-    }
-    let pareto = match (&a.pareto, bounds) {
-        (Some(file), Some(bounds)) => {
+    let Report { rows, pareto } = eval::report(&run, &req, &dev).map_err(fail)?;
+    let pareto = match (&a.pareto, pareto) {
+        (Some(file), Some(doc)) => {
             let file = file.clone().unwrap_or_else(|| RunDir::new(&a.path).pareto());
-            let doc = ParetoFile::new(&net.name, run.dir.display().to_string(), rows.clone(), bounds);
             let json = serde_json::to_vec_pretty(&doc).map_err(fail)?;
             write_output(&file, &json, FileKind::Pareto).map_err(fail)?;
             Some((file, doc))
         }
         _ => None,
     };
-    for path in &a.baseline {
-        rows.push(eval::baseline::<B>(path, a.data.as_ref(), opts, &dev).map_err(fail)?);
-    }
     if let Some(file) = &a.plot {
         let mut points: Vec<plot::Point> = rows.iter().map(point).collect();
         if let Some((_, doc)) = &pareto {

@@ -50,6 +50,8 @@ use codespan_reporting::term::termcolor::{ColorChoice, StandardStream};
 use slimc_lang::ir::{Network, ParamValue, Rounding};
 use slimc_lang::{Diagnostics, Options};
 use slimc_runtime::runtime::device::DeviceSpec;
+use slimc_runtime::train::joslim::JoslimOptions;
+use slimc_runtime::train::scheme::{Scheme, DEFAULT_SWITCHES};
 
 /// A failure that ends the command with its exit code.
 #[derive(Debug)]
@@ -234,6 +236,38 @@ pub fn parse_width(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
         Ok(w) if w > 0.0 && w <= 1.0 => Ok(w),
         _ => Err(format!("expected a width in (0, 1], got `{s}`")),
+    }
+}
+
+/// `--scheme`: which widths each training step trains (`slimc train` and `slimc bench`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchemeArg {
+    /// US-Nets: max, min and random widths, inplace distillation.
+    Us,
+    /// S-Nets: every width of --widths each step, one BN per width.
+    S,
+    /// One width (--width), plain training: a baseline.
+    Fixed,
+    /// Joslim: max, min and --random widths from a pool that Gaussian processes over
+    /// validation loss and cost steer toward the Pareto front; inplace distillation.
+    Joslim,
+}
+
+impl SchemeArg {
+    /// The library's [`Scheme`] from the flag and the flags it reads: `--width` (fixed),
+    /// `--widths` (the S-Nets switches, by default the paper's four), Joslim's settings.
+    pub fn scheme(
+        self,
+        width: Option<f64>,
+        widths: Option<&Widths>,
+        joslim: impl FnOnce() -> Result<JoslimOptions, Failure>,
+    ) -> Result<Scheme, Failure> {
+        Ok(match self {
+            SchemeArg::Us => Scheme::Us,
+            SchemeArg::S => Scheme::S(widths.map_or_else(|| DEFAULT_SWITCHES.to_vec(), |w| w.0.clone())),
+            SchemeArg::Fixed => Scheme::Fixed(width.ok_or_else(|| fail("--scheme fixed needs --width W"))?),
+            SchemeArg::Joslim => Scheme::Joslim(joslim()?),
+        })
     }
 }
 

@@ -10,7 +10,6 @@ use slimc_lang::cost::{self, human};
 use slimc_runtime::data::Split;
 use slimc_runtime::runtime::SlimBackend;
 use slimc_runtime::train::eval::{open, Loaded};
-use slimc_runtime::train::run::Scheme;
 use slimc_runtime::train::rundir::RunDir;
 use slimc_runtime::train::search::{
     self, default_step, Point, Rank, SearchData, SearchOptions, SearchProgress, SearchState,
@@ -109,10 +108,8 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
         RankArg::PerMac => Rank::PerMac,
     };
     let Loaded { model, state, dir, calib, val, .. } = open::<B>(&a.path, None, &dev).map_err(fail)?;
-    let min_width = match state.options.scheme {
-        Scheme::Us | Scheme::Joslim(_) => state.options.min_width,
-        _ => return Err(fail(TrainError::NotUniversal)),
-    };
+    let min_width =
+        state.options.scheme.universal(state.options.min_width).ok_or_else(|| fail(TrainError::NotUniversal))?;
     let net = model.net.clone();
     let full = cost::cost(&net, &net.full_width()).0.macs;
     let goals = targets(a, full)?;

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use slimc_runtime::data::{self, DataError, DataSpec, Holdout};
 use slimc_runtime::runtime::SlimAutodiff;
 use slimc_runtime::train::joslim::{JoslimOptions, Objective};
-use slimc_runtime::train::run::{self, EpochMetrics, Progress, Run, Schedule, Scheme, TrainOptions};
+use slimc_runtime::train::run::{self, EpochMetrics, Progress, Run, Schedule, TrainOptions};
 use slimc_runtime::train::rundir::RunDir;
 use slimc_runtime::train::start;
 use slimc_runtime::train::{Sampling, TrainError};
@@ -18,25 +18,11 @@ use slimc_runtime::train::parallel::{self, Cluster, Endpoint, Nodes, ParallelErr
 
 use super::{
     compile_one, fail, on_devices, parse_data, parse_device, parse_devices, parse_width, read, CompileArgs, Device,
-    Devices, Failure, Widths,
+    Devices, Failure, SchemeArg, Widths,
 };
 
 fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
     Endpoint::parse(s)
-}
-
-/// Which widths each step trains.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum SchemeArg {
-    /// US-Nets: max, min and random widths, inplace distillation.
-    Us,
-    /// S-Nets: every width of --widths each step, one BN per width.
-    S,
-    /// One width (--width), plain training: a baseline.
-    Fixed,
-    /// Joslim: max, min and --random widths from a pool that Gaussian processes over
-    /// validation loss and cost steer toward the Pareto front; inplace distillation.
-    Joslim,
 }
 
 /// Joslim's cost objective.
@@ -217,12 +203,7 @@ fn refused_on_resume(matches: &ArgMatches) -> Vec<String> {
 }
 
 fn parse_options(a: &TrainArgs) -> Result<TrainOptions, Failure> {
-    let scheme = match a.scheme {
-        SchemeArg::Us => Scheme::Us,
-        SchemeArg::S => Scheme::S(a.widths.clone().map_or_else(|| vec![0.25, 0.5, 0.75, 1.0], |w| w.0)),
-        SchemeArg::Fixed => Scheme::Fixed(a.width.ok_or_else(|| fail("--scheme fixed needs --width W"))?),
-        SchemeArg::Joslim => Scheme::Joslim(joslim_options(a)?),
-    };
+    let scheme = a.scheme.scheme(a.width, a.widths.as_ref(), || joslim_options(a))?;
     let sampling = match a.sampling {
         SamplingArg::Uniform => Sampling::Uniform,
         SamplingArg::PerDim => Sampling::PerDim,
@@ -375,24 +356,6 @@ fn cluster(a: &TrainArgs) -> Result<Cluster, Failure> {
     Ok(Cluster { devices, nodes: Some(Nodes { count: a.nodes, rank: a.node_rank, coordinator, node }), timeout })
 }
 
-/// The scheme as the user named it, with its settings.
-fn describe(scheme: &Scheme) -> String {
-    match scheme {
-        Scheme::Us => "scheme us".into(),
-        Scheme::S(ws) => format!("scheme s (widths {ws:?})"),
-        Scheme::Fixed(w) => format!("scheme fixed (width {w})"),
-        Scheme::Joslim(j) => format!(
-            "scheme joslim (prior {}, tau {}, {} per update, pool {}, objective {:?}, beta {})",
-            j.prior,
-            j.tau,
-            j.per_update,
-            j.pool,
-            format!("{:?}", j.objective).to_lowercase(),
-            j.beta
-        ),
-    }
-}
-
 /// A library error, with what the user can do about it where the message cannot name flags.
 fn train_failure(e: TrainError) -> Failure {
     match e {
@@ -461,7 +424,7 @@ fn train<B: SlimAutodiff>(a: &TrainArgs, cluster: &Cluster, devs: Vec<B::Device>
             opts.data,
             data.train.len() - opts.val,
             opts.val,
-            describe(&opts.scheme),
+            opts.scheme.describe(),
             opts.epochs,
             opts.batch,
         );

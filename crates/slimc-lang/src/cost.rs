@@ -21,36 +21,33 @@ impl std::ops::AddAssign for Cost {
     }
 }
 
-/// The cost of one layer with the given channels and output size.
+/// The cost of one layer with the given channels and output size. Parameters are the
+/// op's [`Op::weights`] at this shape; MACs are counted here, per op.
 #[deny(clippy::wildcard_enum_match_arm)]
 pub fn layer_cost(op: &Op, shape: LayerShape, hw: [u32; 2]) -> Cost {
+    let params = op.weights(shape).count();
     let (i, o) = (u64::from(shape.in_c), u64::from(shape.out));
-    match op {
-        Op::Conv { kernel, groups: _, bias, .. } => {
+    let macs = match op {
+        Op::Conv { kernel, .. } => {
             let per_out = (i / u64::from(shape.groups.max(1))).saturating_mul(area(*kernel));
-            let weights = o.saturating_mul(per_out);
-            Cost { macs: weights.saturating_mul(area(hw)), params: weights.saturating_add(if *bias { o } else { 0 }) }
+            o.saturating_mul(per_out).saturating_mul(area(hw))
         }
         // Every input pixel meets the whole kernel once (fvcore's and thop's count).
-        Op::ConvTranspose { kernel, stride, padding, output_padding, bias } => {
+        Op::ConvTranspose { kernel, stride, padding, output_padding, .. } => {
             let weights = i.saturating_mul(o).saturating_mul(area(*kernel));
             let input = [0, 1].map(|a| {
                 let grown =
                     u64::from(hw[a]) + 2 * u64::from(padding[a]) - u64::from(kernel[a]) - u64::from(output_padding[a]);
                 grown / u64::from(stride[a]) + 1
             });
-            Cost {
-                macs: weights.saturating_mul(input[0].saturating_mul(input[1])),
-                params: weights.saturating_add(if *bias { o } else { 0 }),
-            }
+            weights.saturating_mul(input[0].saturating_mul(input[1]))
         }
-        Op::Linear { bias } => {
-            Cost { macs: i.saturating_mul(o), params: i.saturating_mul(o).saturating_add(if *bias { o } else { 0 }) }
-        }
-        Op::BatchNorm | Op::LayerNorm { .. } => Cost { macs: 0, params: 2 * o },
-        Op::LayerScale { .. } => Cost { macs: 0, params: o },
-        // Every op without weights, listed so that a new op must be costed here.
-        Op::Input
+        Op::Linear { .. } => i.saturating_mul(o),
+        // Every op without MACs, listed so that a new op must be costed here.
+        Op::BatchNorm
+        | Op::LayerNorm { .. }
+        | Op::LayerScale { .. }
+        | Op::Input
         | Op::Act(_)
         | Op::MaxPool { .. }
         | Op::AvgPool { .. }
@@ -66,8 +63,9 @@ pub fn layer_cost(op: &Op, shape: LayerShape, hw: [u32; 2]) -> Cost {
         | Op::Split { .. }
         | Op::Shuffle { .. }
         | Op::Subsample { .. }
-        | Op::ZeroPad => Cost::default(),
-    }
+        | Op::ZeroPad => 0,
+    };
+    Cost { macs, params }
 }
 
 fn area(a: [u32; 2]) -> u64 {

@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::ir::{Groups, Interp, Layer, LayerId, LayerShape, Network, Op, Rounding, Width};
+use crate::ir::{Groups, Interp, Layer, LayerId, LayerShape, Network, Op, Rounding, Weights, Width};
 use parts::{Helper, ParamKind};
 
 /// What went wrong emitting a network.
@@ -430,11 +430,11 @@ impl<'n> Emitter<'n> {
                 field = Some((quote!(SlimConv2d<B>), conv_init(&l.op, s)));
                 quote!(self.#var.forward(#x, #w))
             }
-            Op::ConvTranspose { kernel, stride, padding, output_padding, bias } => {
-                let shape = [s.in_c, s.out, kernel[0], kernel[1]].map(lit);
+            Op::ConvTranspose { stride, padding, output_padding, bias, .. } => {
+                let shape = kernel_shape(&l.op, s);
                 let (st, pd, op) = (pair(*stride), pair(*padding), pair(*output_padding));
                 self.helpers.insert(Helper::Param(ParamKind::ConvTranspose));
-                let init = quote!(SlimConvTranspose2d::new([#(#shape),*], #st, #pd, #op, #bias, device));
+                let init = quote!(SlimConvTranspose2d::new(#shape, #st, #pd, #op, #bias, device));
                 field = Some((quote!(SlimConvTranspose2d<B>), init));
                 quote!(self.#var.forward(#x, #w))
             }
@@ -705,14 +705,20 @@ fn use_var(v: &Ident, reads: &mut HashMap<String, usize>) -> TokenStream {
     }
 }
 
+/// A conv's or transposed conv's weight shape at full width, as [`Op::weights`] lays it out.
+fn kernel_shape(op: &Op, s: LayerShape) -> TokenStream {
+    let Weights::Kernel { shape, .. } = op.weights(s) else { unreachable!("kernel_shape on {op:?}") };
+    let shape = shape.map(|d| lit(d as u64));
+    quote!([#(#shape),*])
+}
+
 /// `SlimConv2d::new(shape, padding, device)` with the builder calls for what is not the
 /// default (stride 1, no dilation, dense, no bias). `s`: the layer at full width.
 fn conv_init(op: &Op, s: LayerShape) -> TokenStream {
-    let Op::Conv { kernel, stride, padding, dilation, groups, bias } = op else { unreachable!("conv_init on {op:?}") };
-    let per_group = s.in_c / groups.eval(s.in_c).max(1);
-    let shape = [s.out, per_group, kernel[0], kernel[1]].map(lit);
+    let Op::Conv { stride, padding, dilation, groups, bias, .. } = op else { unreachable!("conv_init on {op:?}") };
+    let shape = kernel_shape(op, s);
     let pd = pair(*padding);
-    let mut init = quote!(SlimConv2d::new([#(#shape),*], #pd, device));
+    let mut init = quote!(SlimConv2d::new(#shape, #pd, device));
     if *stride != [1, 1] {
         let st = pair(*stride);
         init = quote!(#init.with_stride(#st));

@@ -5,12 +5,16 @@
 
 mod arena;
 pub mod dump;
+mod graph;
 mod space;
 mod validate;
+mod weights;
 
 pub use arena::{Arena, Handle};
+pub use graph::BnFold;
 pub use space::{ChannelsError, DecodeError, LayerShape, SpaceEntry};
 pub use validate::{validate, IrError};
+pub use weights::Weights;
 
 use serde::Serialize;
 

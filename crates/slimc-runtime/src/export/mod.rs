@@ -16,8 +16,8 @@ use ::burn::tensor::backend::Backend;
 use ::burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::ir::{LayerShape, Network, Op};
-use crate::runtime::{BnSet, RuntimeError, SlimNet, WidthConfig, BN_EPS};
+use crate::ir::{LayerShape, Network, Op, Weights};
+use crate::runtime::{leading, BnSet, RuntimeError, SlimNet, WidthConfig, BN_EPS};
 
 /// The file formats of `slimc export`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,25 +124,25 @@ impl Subnet {
         let mut layers = Vec::with_capacity(shapes.len());
         for (id, l) in net.layers.iter() {
             let (s, p) = (shapes[id.index()], &model.layers[id.index()]);
-            let (i, o) = (s.in_c as usize, s.out as usize);
+            let o = s.out as usize;
             let mut fixed = FixedParams::default();
-            if let Some(w) = &p.conv {
-                let [_, _, kh, kw] = w.val().dims();
-                let slice = match l.op {
-                    Op::ConvTranspose { .. } => [0..i, 0..o, 0..kh, 0..kw],
-                    _ => [0..o, 0..i / s.groups as usize, 0..kh, 0..kw],
-                };
-                fixed.weight = Some(HostTensor::of(w.val().slice(slice)));
-            }
-            if let Some(w) = &p.linear {
-                fixed.weight = Some(HostTensor::of(w.val().slice([0..i, 0..o])));
+            match l.op.weights(s) {
+                Weights::Kernel { shape, .. } => {
+                    fixed.weight = p.conv.as_ref().map(|w| HostTensor::of(leading(w.val(), shape)));
+                }
+                Weights::Matrix { shape, .. } => {
+                    fixed.weight = p.linear.as_ref().map(|w| HostTensor::of(leading(w.val(), shape)));
+                }
+                // BN's γ and β go with its statistics, below.
+                Weights::Affine { .. } if l.op == Op::BatchNorm => {}
+                Weights::Affine { .. } | Weights::Scale { .. } => {
+                    fixed.weight = p.gamma.first().map(|g| HostTensor::of(leading(g.val(), [o])));
+                    fixed.bias = p.beta.first().map(|b| HostTensor::of(leading(b.val(), [o])));
+                }
+                Weights::None => {}
             }
             if let Some(b) = &p.bias {
-                fixed.bias = Some(HostTensor::of(b.val().slice(0..o)));
-            }
-            if matches!(l.op, Op::LayerNorm { .. } | Op::LayerScale { .. }) {
-                fixed.weight = Some(HostTensor::of(p.gamma[0].val().slice(0..o)));
-                fixed.bias = p.beta.first().map(|b| HostTensor::of(b.val().slice(0..o)));
+                fixed.bias = Some(HostTensor::of(leading(b.val(), [o])));
             }
             if l.op == Op::BatchNorm {
                 let (mean, var) = stats.layers[id.index()]
@@ -170,24 +170,14 @@ impl Subnet {
         Ok(Subnet { net, shapes, layers, info })
     }
 
-    /// Folds every BN whose input is a conv read by nothing else into that conv:
-    /// `W' = W · s`, `b' = (b − mean) · s + β` with `s = γ / sqrt(var + ε)` per output
+    /// Folds every BN of the IR's fold plan ([`Network::bn_folds`]: a BN whose input is a
+    /// conv read by nothing else) into that conv: `W' = W · s`, `b' = (b − mean) · s + β` with `s = γ / sqrt(var + ε)` per output
     /// channel. Returns how many were folded.
     pub fn fold_bn(&mut self) -> usize {
-        let mut readers = vec![0usize; self.layers.len()];
-        for (_, l) in self.net.layers.iter() {
-            for j in &l.inputs {
-                readers[j.index()] += 1;
-            }
-        }
         let mut folded = 0;
-        for (id, l) in self.net.layers.iter() {
-            let Some(&conv) = l.inputs.first() else { continue };
-            let ci = conv.index();
-            let is_conv = matches!(self.net.layers[conv].op, Op::Conv { .. });
-            if l.op != Op::BatchNorm || !is_conv || readers[ci] != 1 || conv == self.net.output {
-                continue;
-            }
+        for (ci, fold) in self.net.bn_folds().into_iter().enumerate() {
+            let Some(fold) = fold else { continue };
+            let id = fold.bn;
             let Some(bn) = self.layers[id.index()].bn.take() else { continue };
             let target = &mut self.layers[ci];
             let weight = target.weight.as_mut().expect("a conv has a weight");

@@ -20,16 +20,6 @@ pub fn forward<B: Backend>(x: Tensor<B, 4>, a: Activation) -> Tensor<B, 4> {
     }
 }
 
-/// The activations that are a clamp to `[lo, hi]`, as that range: a conv's epilogue can
-/// apply them ([`super::conv::forward_folded`]).
-pub fn as_clamp(a: Activation) -> Option<(f32, f32)> {
-    match a {
-        Activation::Relu => Some((0.0, f32::INFINITY)),
-        Activation::Relu6 => Some((0.0, 6.0)),
-        _ => None,
-    }
-}
-
 /// relu6(x + 3) / 6
 fn hsigmoid<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     (x.add_scalar(3.0).clamp(0.0, 6.0)).div_scalar(6.0)

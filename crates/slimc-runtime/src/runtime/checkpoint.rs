@@ -196,19 +196,7 @@ fn fits<B: Backend>(model: &SlimNet<B>, record: &SlimNetRecord<B>) -> bool {
 
 /// Every parameter's shape, in order.
 fn shapes<B: Backend>(m: &SlimNet<B>) -> Vec<Vec<usize>> {
-    let mut out = Vec::new();
-    for p in &m.layers {
-        if let Some(w) = &p.conv {
-            out.push(w.val().dims().to_vec());
-        }
-        if let Some(w) = &p.linear {
-            out.push(w.val().dims().to_vec());
-        }
-        for t in p.bias.iter().chain(&p.gamma).chain(&p.beta) {
-            out.push(t.val().dims().to_vec());
-        }
-    }
-    out
+    m.learned().into_iter().map(|l| l.dims).collect()
 }
 
 impl Meta {

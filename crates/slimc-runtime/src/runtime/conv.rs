@@ -4,28 +4,15 @@
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Tensor, TensorPrimitive};
 
-use super::{LayerParams, SlimBackend};
-use crate::ir::{Groups, LayerShape, Op};
-
-/// Input channels per group at this width: a fixed group count slims them with the
-/// input; a group width (and depthwise, width 1) keeps the full-width count.
-pub fn active_per_group(groups: Groups, s: LayerShape, full_per_group: usize) -> usize {
-    match groups {
-        Groups::Count(_) => (s.in_c / s.groups) as usize,
-        Groups::Width(_) | Groups::Depthwise => full_per_group,
-    }
-}
+use super::{leading, LayerParams, SlimBackend};
+use crate::ir::{LayerShape, Op, Weights};
 
 /// A transposed conv on the active slice `weight[..in, ..out]` ([`Op::ConvTranspose`]).
 pub fn transpose_forward<B: SlimBackend>(x: Tensor<B, 4>, p: &LayerParams<B>, op: &Op, s: LayerShape) -> Tensor<B, 4> {
     let Op::ConvTranspose { stride, padding, output_padding, .. } = op else {
         unreachable!("conv::transpose_forward on {op:?}")
     };
-    let weight = p.conv.as_ref().expect("a transposed conv has a weight").val();
-    let [full_in, full_out, kh, kw] = weight.dims();
-    let (i, o) = (s.in_c as usize, s.out as usize);
-    let weight = if i == full_in && o == full_out { weight } else { weight.slice([0..i, 0..o, 0..kh, 0..kw]) };
-    let bias = p.bias.as_ref().map(|b| if o == full_out { b.val() } else { b.val().slice(0..o) });
+    let (weight, bias) = active(p, op, s);
     let us = |a: &[u32; 2]| a.map(|v| v as usize);
     let options = ConvTransposeOptions::new(us(stride), us(padding), us(output_padding), [1, 1], 1);
     burn::tensor::module::conv_transpose2d(x, weight, bias, options)
@@ -39,7 +26,7 @@ pub fn forward<B: SlimBackend>(x: Tensor<B, 4>, p: &LayerParams<B>, op: &Op, s: 
 /// The conv followed by an evaluation-mode BN, folded into one conv: the weight of output
 /// channel `o` times `scale[o]`, the bias `shift + scale · bias` (`scale`, `shift`: the BN
 /// as a per-channel affine map, [`super::norm::affine`]); then, where given, the clamp of
-/// the activation after the BN ([`super::activation::as_clamp`]).
+/// the activation after the BN ([`crate::ir::Activation::clamp_range`]).
 pub fn forward_folded<B: SlimBackend>(
     x: Tensor<B, 4>,
     p: &LayerParams<B>,
@@ -60,26 +47,12 @@ pub fn forward_folded<B: SlimBackend>(
     run(x, weight, Some(bias), op, s, clamp)
 }
 
-/// The active slices of a conv's weight and bias at this layer shape.
+/// The active slices of a conv's (or a transposed conv's) weight and bias at this layer
+/// shape: the leading extents [`Op::weights`] gives.
 fn active<B: SlimBackend>(p: &LayerParams<B>, op: &Op, s: LayerShape) -> (Tensor<B, 4>, Option<Tensor<B, 1>>) {
-    let Op::Conv { groups, .. } = op else { unreachable!("conv::forward on {op:?}") };
-    let weight = p.conv.as_ref().expect("conv has a weight").val();
-    let [full_out, full_per_group, kh, kw] = weight.dims();
-    let out = s.out as usize;
-    let per_group = active_per_group(*groups, s, full_per_group);
-    let weight = if out == full_out && per_group == full_per_group {
-        weight
-    } else {
-        weight.slice([0..out, 0..per_group, 0..kh, 0..kw])
-    };
-    let bias = p.bias.as_ref().map(|b| {
-        let b = b.val();
-        if b.dims()[0] == out {
-            b
-        } else {
-            b.slice(0..out)
-        }
-    });
+    let Weights::Kernel { shape, .. } = op.weights(s) else { unreachable!("conv::active on {op:?}") };
+    let weight = leading(p.conv.as_ref().expect("a conv has a weight").val(), shape);
+    let bias = p.bias.as_ref().map(|b| leading(b.val(), [s.out as usize]));
     (weight, bias)
 }
 

@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Normal, Uniform};
 
 use super::LayerParams;
-use crate::ir::{Groups, Layer, Network, Op};
+use crate::ir::{Layer, LayerShape, Network, Op, Weights};
 
 /// A tensor of `shape` drawn on the host from its own seeded generator, so that
 /// initialisation does not depend on the backend's global RNG or on other threads.
@@ -26,7 +26,8 @@ pub fn sample<B: Backend, const D: usize>(
     Tensor::from_data(TensorData::new(data, shape), device)
 }
 
-/// The parameters of layer `index`, from a generator seeded by `(seed, index)`.
+/// The parameters of layer `index`, from a generator seeded by `(seed, index)`, shaped by
+/// the op's [`Op::weights`] at full width.
 #[deny(clippy::wildcard_enum_match_arm)]
 pub fn layer<B: Backend>(
     op: &Op,
@@ -39,73 +40,38 @@ pub fn layer<B: Backend>(
 ) -> LayerParams<B> {
     let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(index as u64));
     let mut p = LayerParams { conv: None, linear: None, bias: None, gamma: Vec::new(), beta: Vec::new() };
-    let in_c = l.inputs.first().map_or(net.input[0], |i| net.layers[*i].channels) as usize;
+    let in_c = l.inputs.first().map_or(net.input[0], |i| net.layers[*i].channels);
+    let groups = if let Op::Conv { groups, .. } = op { groups.eval(in_c) } else { 1 };
     let out = l.channels as usize;
-    match op {
-        Op::Conv { kernel, groups, bias, .. } => {
-            let per_group = match groups {
-                Groups::Count(n) => in_c / *n as usize,
-                Groups::Width(k) => *k as usize,
-                Groups::Depthwise => 1,
-            };
-            let [kh, kw] = kernel.map(|k| k as usize);
-            let fan_out = (out * kh * kw) as f64;
-            let std = (2.0 / fan_out).sqrt();
+    let zeros = |n: usize| Param::from_tensor(Tensor::zeros([n], device));
+    match op.weights(LayerShape { in_c, out: l.channels, groups }) {
+        // Kaiming-normal over the `out·kh·kw` weights each output (a transposed conv: each
+        // input pixel) feeds.
+        Weights::Kernel { shape, bias } => {
+            let std = (2.0 / (out * shape[2] * shape[3]) as f64).sqrt();
             let normal = Normal::new(0.0, std).expect("positive std");
-            let w = sample([out, per_group, kh, kw], normal, &mut rng, device);
-            p.conv = Some(Param::from_tensor(w));
-            if *bias {
-                p.bias = Some(Param::from_tensor(Tensor::zeros([out], device)));
-            }
+            p.conv = Some(Param::from_tensor(sample(shape, normal, &mut rng, device)));
+            p.bias = bias.map(zeros);
         }
-        // Kaiming-normal over the `out·kh·kw` weights each input pixel feeds.
-        Op::ConvTranspose { kernel, bias, .. } => {
-            let [kh, kw] = kernel.map(|k| k as usize);
-            let normal = Normal::new(0.0, (2.0 / (out * kh * kw) as f64).sqrt()).expect("positive std");
-            p.conv = Some(Param::from_tensor(sample([in_c, out, kh, kw], normal, &mut rng, device)));
-            if *bias {
-                p.bias = Some(Param::from_tensor(Tensor::zeros([out], device)));
-            }
-        }
-        Op::Linear { bias } => {
-            let bound = 1.0 / (in_c as f64).sqrt();
+        Weights::Matrix { shape, bias } => {
+            let bound = 1.0 / (shape[0] as f64).sqrt();
             let uniform = Uniform::new_inclusive(-bound, bound).expect("finite bound");
-            let w = sample([in_c, out], uniform, &mut rng, device);
-            p.linear = Some(Param::from_tensor(w));
-            if *bias {
-                let b = sample([out], uniform, &mut rng, device);
-                p.bias = Some(Param::from_tensor(b));
-            }
+            p.linear = Some(Param::from_tensor(sample(shape, uniform, &mut rng, device)));
+            p.bias = bias.map(|n| Param::from_tensor(sample([n], uniform, &mut rng, device)));
         }
-        Op::BatchNorm => {
+        // Switchable BN keeps one γ and β per switch; layer norm has one.
+        Weights::Affine { channels } => {
+            let copies = if *op == Op::BatchNorm { copies } else { 1 };
             for _ in 0..copies {
-                p.gamma.push(Param::from_tensor(Tensor::ones([out], device)));
-                p.beta.push(Param::from_tensor(Tensor::zeros([out], device)));
+                p.gamma.push(Param::from_tensor(Tensor::ones([channels], device)));
+                p.beta.push(zeros(channels));
             }
         }
-        Op::LayerNorm { .. } => {
-            p.gamma.push(Param::from_tensor(Tensor::ones([out], device)));
-            p.beta.push(Param::from_tensor(Tensor::zeros([out], device)));
+        Weights::Scale { channels } => {
+            let init = if let Op::LayerScale { init } = op { *init } else { 1.0 };
+            p.gamma.push(Param::from_tensor(Tensor::full([channels], init, device)));
         }
-        Op::LayerScale { init } => p.gamma.push(Param::from_tensor(Tensor::full([out], *init, device))),
-        // Every op without weights, listed so that a new op must be initialised here.
-        Op::Input
-        | Op::Act(_)
-        | Op::MaxPool { .. }
-        | Op::AvgPool { .. }
-        | Op::GlobalAvgPool
-        | Op::AdaptiveAvgPool { .. }
-        | Op::Flatten
-        | Op::Upsample { .. }
-        | Op::Dropout { .. }
-        | Op::DropPath { .. }
-        | Op::Add
-        | Op::Mul
-        | Op::Concat
-        | Op::Split { .. }
-        | Op::Shuffle { .. }
-        | Op::Subsample { .. }
-        | Op::ZeroPad => {}
+        Weights::None => {}
     }
     p
 }

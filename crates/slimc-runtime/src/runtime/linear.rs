@@ -4,15 +4,13 @@ use burn::tensor::backend::Backend;
 use burn::tensor::module::linear;
 use burn::tensor::Tensor;
 
-use super::LayerParams;
+use super::{leading, LayerParams};
 use crate::ir::LayerShape;
 
 pub fn forward<B: Backend>(x: Tensor<B, 4>, p: &LayerParams<B>, s: LayerShape) -> Tensor<B, 4> {
     let [n, c, _, _] = x.dims();
-    let weight = p.linear.as_ref().expect("linear has a weight").val();
-    let [full_in, full_out] = weight.dims();
-    let (i, o) = (s.in_c as usize, s.out as usize);
-    let weight = if i == full_in && o == full_out { weight } else { weight.slice([0..i, 0..o]) };
-    let bias = p.bias.as_ref().map(|b| if o == full_out { b.val() } else { b.val().slice(0..o) });
+    let o = s.out as usize;
+    let weight = leading(p.linear.as_ref().expect("linear has a weight").val(), [s.in_c as usize, o]);
+    let bias = p.bias.as_ref().map(|b| leading(b.val(), [o]));
     linear(x.reshape([n, c]), weight, bias).reshape([n, o, 1, 1])
 }

@@ -17,12 +17,12 @@ pub(crate) mod pool;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use burn::module::{Module, Param};
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-use crate::ir::{Layer, LayerShape, Network, Op};
+use crate::ir::{LayerShape, Network, Op};
 pub use backend::{SlimAutodiff, SlimBackend};
 pub use norm::{calibrate, BnSet, BnStats, BN_EPS};
 
@@ -109,6 +109,16 @@ pub struct LayerParams<B: Backend> {
 /// +6% against halves, alternating runs; MobileNetV2's 32-sample halves keep their size).
 pub const EVAL_CHUNK: usize = 32;
 
+/// The leading slice `[..extents[0], ..extents[1], …]` of a full-width tensor: the part a
+/// narrower width uses ([`Op::weights`] gives the extents); the tensor itself at full width.
+pub fn leading<B: Backend, const D: usize>(t: Tensor<B, D>, extents: [usize; D]) -> Tensor<B, D> {
+    if t.dims() == extents {
+        t
+    } else {
+        t.slice(extents.map(|e| 0..e))
+    }
+}
+
 /// A slimmable network: full-width parameters plus the IR it runs.
 #[derive(Module, Debug)]
 pub struct SlimNet<B: Backend> {
@@ -146,6 +156,29 @@ pub struct Forward<B: Backend, T = Tensor<B, 2>> {
     pub batch_stats: Vec<Option<(Tensor<B, 1>, Tensor<B, 1>)>>,
 }
 
+/// One learned tensor of a [`SlimNet`] ([`SlimNet::learned`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Learned {
+    /// The IR layer it belongs to (an index into `net.layers`).
+    pub layer: usize,
+    pub id: ParamId,
+    pub dims: Vec<usize>,
+}
+
+/// Burn's walk over a layer's parameters, in declaration order, handing each to `f`.
+struct Walk<F> {
+    f: F,
+}
+
+impl<B: Backend, F: FnMut(ParamId, Vec<usize>, Option<TensorData>)> ModuleVisitor<B> for Walk<(bool, F)> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let t = param.val();
+        let dims = t.dims().to_vec();
+        let (values, f) = &mut self.f;
+        f(param.id, dims, values.then(|| t.into_data()));
+    }
+}
+
 impl<B: Backend> SlimNet<B> {
     /// Builds the module with freshly initialised parameters (Kaiming-normal convs,
     /// PyTorch-default linears, BN γ = 1, β = 0), reproducibly from `seed`.
@@ -154,6 +187,27 @@ impl<B: Backend> SlimNet<B> {
         let layers =
             net.layers.iter().map(|(id, l)| init::layer(&l.op, &net, l, id.index(), seed, copies, device)).collect();
         SlimNet { layers, net, switches }
+    }
+
+    /// Every learned tensor, in the model's order: layer by layer, and in a layer its
+    /// weight, bias, γs and βs. The one walk that checkpoints, hashes, gradient exchange
+    /// and divergence checks share.
+    pub fn learned(&self) -> Vec<Learned> {
+        let mut out = Vec::new();
+        for (layer, p) in self.layers.iter().enumerate() {
+            p.visit(&mut Walk { f: (false, |id, dims, _| out.push(Learned { layer, id, dims })) });
+        }
+        out
+    }
+
+    /// Each learned tensor's values (read back to the host), in the order of
+    /// [`SlimNet::learned`], with its layer index.
+    pub fn for_each_value(&self, mut f: impl FnMut(usize, TensorData)) {
+        for (layer, p) in self.layers.iter().enumerate() {
+            p.visit(&mut Walk {
+                f: (true, |_, _, values: Option<TensorData>| f(layer, values.expect("values asked"))),
+            });
+        }
     }
 
     /// The width configuration of a uniform multiplier (and the matching switch, if any).
@@ -168,36 +222,11 @@ impl<B: Backend> SlimNet<B> {
         Ok(WidthConfig { dims, switch })
     }
 
-    /// Parameters in use at `cfg`: the active slices of every weight, bias and BN affine.
+    /// Parameters in use at `cfg`: the active slices of every weight, bias and BN affine
+    /// ([`Op::weights`] at each layer's shape, as [`crate::cost`] counts them).
     pub fn active_params(&self, cfg: &WidthConfig) -> u64 {
         let shapes = self.net.layer_shapes(&cfg.dims);
-        let mut total = 0u64;
-        for (id, l) in self.net.layers.iter() {
-            let s = shapes[id.index()];
-            let p = &self.layers[id.index()];
-            let (i, o) = (u64::from(s.in_c), u64::from(s.out));
-            if let (Some(w), Op::Conv { groups, .. }) = (&p.conv, &l.op) {
-                let [_, full_per_group, kh, kw] = w.val().dims();
-                total += o * (conv::active_per_group(*groups, s, full_per_group) * kh * kw) as u64;
-            }
-            if let (Some(w), Op::ConvTranspose { .. }) = (&p.conv, &l.op) {
-                let [_, _, kh, kw] = w.val().dims();
-                total += i * o * (kh * kw) as u64;
-            }
-            if p.linear.is_some() {
-                total += i * o;
-            }
-            if p.bias.is_some() {
-                total += o;
-            }
-            if !p.gamma.is_empty() {
-                total += o;
-            }
-            if !p.beta.is_empty() {
-                total += o;
-            }
-        }
-        total
+        self.net.layers.iter().map(|(id, l)| l.op.weights(shapes[id.index()]).count()).sum()
     }
 
     /// Every BN layer's statistics slots, empty, for a configuration.
@@ -271,17 +300,17 @@ impl<B: SlimBackend> SlimNet<B> {
             return Err(RuntimeError::NoSuchSwitch { switch, count });
         }
         let shapes = net.layer_shapes(&cfg.dims);
-        let last_use = last_uses(net);
+        let last_use = net.last_uses();
         let folds = match mode {
-            Mode::Eval(_) => folded_bns(net),
+            Mode::Eval(_) => net.bn_folds(),
             Mode::Train => Vec::new(),
         };
         // The layers a conv computes inside itself, skipped when their turn comes.
         let mut absorbed = vec![false; net.layers.len()];
         for fold in folds.iter().flatten() {
-            absorbed[fold.bn] = true;
-            if let Some((act, _)) = fold.act {
-                absorbed[act] = true;
+            absorbed[fold.bn.index()] = true;
+            if let Some((act, _)) = fold.clamp {
+                absorbed[act.index()] = true;
             }
         }
         let mut values: Vec<Option<Tensor<B, 4>>> = vec![None; net.layers.len()];
@@ -306,9 +335,10 @@ impl<B: SlimBackend> SlimNet<B> {
             let (slot, out) = match (&layer.op, folded) {
                 (Op::Input, _) => (i, x.take().expect("one input layer")),
                 (op, Some((fold, set))) => {
-                    let affine = self.bn_affine(fold.bn, shapes[fold.bn].out as usize, switch, set)?;
+                    let bn = fold.bn.index();
+                    let affine = self.bn_affine(bn, shapes[bn].out as usize, switch, set)?;
                     let x = inputs.into_iter().next().expect("a conv has an input");
-                    let (slot, clamp) = fold.act.map_or((fold.bn, None), |(act, range)| (act, Some(range)));
+                    let (slot, clamp) = fold.clamp.map_or((bn, None), |(act, range)| (act.index(), Some(range)));
                     (slot, conv::forward_folded(x, &self.layers[i], op, shapes[i], affine, clamp))
                 }
                 (op, None) => (i, self.layer(op, i, inputs, shapes[i], switch, &mode, &mut stats)?),
@@ -403,58 +433,6 @@ impl<B: SlimBackend> SlimNet<B> {
 /// BN layer `i`'s stored statistics.
 fn stored<B: Backend>(set: &BnSet<B>, i: usize) -> Result<&(Tensor<B, 1>, Tensor<B, 1>), RuntimeError> {
     set.layers.get(i).and_then(Option::as_ref).ok_or_else(|| RuntimeError::NotCalibrated { key: set.key.clone() })
-}
-
-/// The layers after a conv that evaluation mode computes inside it.
-#[derive(Clone, Copy, Debug)]
-struct Fold {
-    /// The BN layer, folded into the conv's weight and bias.
-    bn: usize,
-    /// The activation after the BN, when it is a clamp, and its range: the conv's epilogue.
-    act: Option<(usize, (f32, f32))>,
-}
-
-/// For each layer, the layers it folds in evaluation mode: a conv's BN, when that BN is
-/// the only reader of the conv's output and reads nothing else; then the BN's activation,
-/// when it is a clamp (ReLU, ReLU6) and the BN's only reader. Folding the BN is exact up
-/// to rounding: `γ (W∗x + b − mean) / sqrt(var + ε) + β = (s·W)∗x + (β − s·mean + s·b)`
-/// with `s = γ / sqrt(var + ε)`; with the clamp, one pass over the activation instead of
-/// four.
-fn folded_bns(net: &Network) -> Vec<Option<Fold>> {
-    let mut readers = vec![Vec::new(); net.layers.len()];
-    for (id, l) in net.layers.iter() {
-        for j in &l.inputs {
-            readers[j.index()].push(id.index());
-        }
-    }
-    let ops: Vec<&Layer> = net.layers.iter().map(|(_, l)| l).collect();
-    let output = net.output.index();
-    let only_reader = |i: usize| match readers[i].as_slice() {
-        &[j] if i != output && ops[j].inputs.len() == 1 => Some(j),
-        _ => None,
-    };
-    (0..ops.len())
-        .map(|i| {
-            let bn = only_reader(i).filter(|&j| matches!(ops[i].op, Op::Conv { .. }) && ops[j].op == Op::BatchNorm)?;
-            let act = only_reader(bn).and_then(|a| match ops[a].op {
-                Op::Act(f) => activation::as_clamp(f).map(|range| (a, range)),
-                _ => None,
-            });
-            Some(Fold { bn, act })
-        })
-        .collect()
-}
-
-/// For each layer, the index of the last layer that reads it.
-fn last_uses(net: &Network) -> Vec<usize> {
-    let mut last: Vec<usize> = (0..net.layers.len()).collect();
-    for (id, l) in net.layers.iter() {
-        for j in &l.inputs {
-            last[j.index()] = id.index();
-        }
-    }
-    last[net.output.index()] = usize::MAX;
-    last
 }
 
 /// Calibrated BN statistics for many configurations, by [`WidthConfig::key`].

@@ -1,14 +1,13 @@
 //! Benchmarks: training-step and inference throughput of a network on synthetic data.
-//! Training runs the US-Nets sandwich step (max, min and random widths with inplace
-//! distillation, one SGD step); inference runs each width after BN calibration.
+//! Training runs one SGD step of any [`Scheme`] (the US-Nets sandwich with inplace
+//! distillation, every S-Nets switch, a fixed width, or Joslim's sandwich over its prior
+//! pool); inference runs each width after BN calibration.
 
 use std::time::Instant;
 
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::SgdConfig;
 use burn::tensor::{Distribution, Int, Tensor};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use serde::Serialize;
 
 use std::sync::Arc;
@@ -16,26 +15,28 @@ use std::sync::Arc;
 use crate::data::{self, Augment, DataError, Normalize, Plan, Split};
 use crate::ir::Network;
 use crate::runtime::{calibrate, Mode, RuntimeError, SlimAutodiff, SlimNet, WidthConfig};
+use crate::train::joslim::JoslimState;
 use crate::train::parallel::{self, Cluster, Replica};
+use crate::train::scheme::Scheme;
 use crate::train::{self, Sandwich, TrainError};
-
-/// What the benchmark's training step trains.
-#[derive(Clone, Debug, PartialEq)]
-pub enum BenchWidths {
-    /// The sandwich rule (max, min, 2 random, distillation).
-    Sandwich,
-    /// Plain training of one uniform width.
-    Fixed(f64),
-}
 
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
     pub batch: usize,
     pub steps: usize,
     pub warmup: usize,
-    pub widths: BenchWidths,
-    /// Widths whose inference is timed.
-    pub infer_widths: Vec<f64>,
+    /// The scheme whose training step is timed, with the papers' sandwich (smallest width
+    /// 0.25, two random widths).
+    pub scheme: Scheme,
+    /// Widths whose inference is timed; `None`: the scheme's default evaluation widths.
+    pub infer_widths: Option<Vec<f64>>,
+}
+
+impl BenchOptions {
+    /// The widths whose inference is timed.
+    pub fn infer_widths(&self) -> Vec<f64> {
+        self.infer_widths.clone().unwrap_or_else(|| self.scheme.default_widths(Sandwich::default().min_width))
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -68,13 +69,15 @@ fn finite<B: burn::tensor::backend::Backend>(loss: train::StepLoss<B>) -> Result
     }
 }
 
+/// Times `opts.steps` training steps and each width's inference of a freshly initialised
+/// model of `net` on `device`.
 pub fn run<B: SlimAutodiff>(
-    model: SlimNet<B>,
+    net: Arc<Network>,
     device: &B::Device,
     device_name: String,
     opts: &BenchOptions,
 ) -> Result<BenchReport, TrainError> {
-    let net = model.net.clone();
+    let model = SlimNet::<B>::new(net.clone(), opts.scheme.switches(), 0, device);
     let (x, y) = synthetic::<B>(&net, opts.batch, device);
     let (model, elapsed) = timed_steps(model, x.clone(), y, &Replica::single(), opts)?;
     let step_s = elapsed / opts.steps.max(1) as f64;
@@ -83,7 +86,7 @@ pub fn run<B: SlimAutodiff>(
     let inner = train::inference(&model);
     let xi = x.inner();
     let mut infer = Vec::new();
-    for &w in &opts.infer_widths {
+    for w in opts.infer_widths() {
         let cfg: WidthConfig = inner.uniform(w)?;
         let stats = calibrate(&inner, &cfg, [xi.clone()])?;
         let _ = inner.forward(xi.clone(), &cfg, Mode::Eval(&stats))?.logits.into_data();
@@ -99,10 +102,7 @@ pub fn run<B: SlimAutodiff>(
         device: device_name,
         batch: opts.batch,
         steps: opts.steps,
-        widths: match opts.widths {
-            BenchWidths::Sandwich => "sandwich (max, min, 2 random; inplace distillation)".into(),
-            BenchWidths::Fixed(w) => format!("fixed {w}"),
-        },
+        widths: opts.scheme.step_summary(&Sandwich { distill: opts.scheme.distills(), ..Sandwich::default() }),
         train_img_per_s,
         step_s,
         infer_img_per_s: infer,
@@ -174,7 +174,7 @@ fn replica_steps<B: SlimAutodiff>(
     opts: &BenchOptions,
 ) -> Result<f64, TrainError> {
     let (x, y) = synthetic::<B>(&net, batch, device);
-    let model = SlimNet::<B>::new(net, Vec::new(), 0, device);
+    let model = SlimNet::<B>::new(net, opts.scheme.switches(), 0, device);
     Ok(timed_steps(model, x, y, replica, opts)?.1)
 }
 
@@ -190,9 +190,21 @@ fn timed_steps<B: SlimAutodiff>(
     let mut optim = SgdConfig::new()
         .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0).with_nesterov(true)))
         .init::<B, SlimNet<B>>();
-    let sandwich = Sandwich::default();
-    let mut rng = StdRng::seed_from_u64(0);
-    let step = train::StepOptions { distill: true, lr: 0.01, weight_decay: 5e-5, label_smoothing: 0.0 };
+    let sandwich = Sandwich { distill: opts.scheme.distills(), ..Sandwich::default() };
+    let net = model.net.clone();
+    // Joslim's steps draw from its prior pool, costed by MACs (the pool's updates are
+    // occasional and not part of a step).
+    let joslim = match &opts.scheme {
+        Scheme::Joslim(j) => {
+            let macs = |wm: &[f64]| -> Result<f64, RuntimeError> {
+                let dims = net.space.decode(wm, net.rounding)?;
+                Ok(crate::cost::cost(&net, &dims).0.macs as f64)
+            };
+            Some(JoslimState::start(j, net.space.search_dim(), sandwich.min_width, 0, macs)?)
+        }
+        Scheme::Us | Scheme::S(_) | Scheme::Fixed(_) => None,
+    };
+    let step = train::StepOptions { distill: sandwich.distill, lr: 0.01, weight_decay: 5e-5, label_smoothing: 0.0 };
     let mut model = model;
     let mut last = None;
     let mut start = Instant::now();
@@ -205,10 +217,7 @@ fn timed_steps<B: SlimAutodiff>(
             }
             start = Instant::now();
         }
-        let widths = match opts.widths {
-            BenchWidths::Sandwich => sandwich.widths(&model, &mut rng)?,
-            BenchWidths::Fixed(w) => vec![model.uniform(w)?],
-        };
+        let widths = opts.scheme.step_widths(&model, &sandwich, joslim.as_ref(), (0, i))?;
         let (m, loss) = train::step(model, &mut optim, x.clone(), y.clone(), &widths, &step, replica)?;
         model = m;
         last = Some(loss);

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::configs::{self, ConfigRef};
 pub use super::measure::{accuracy, calibration, Accuracy};
-use super::run::{self, RunState, Scheme, TrainOptions};
+use super::pareto::ParetoFile;
+use super::run::{self, RunState};
+use super::scheme::Scheme;
 use super::TrainError;
 use crate::cost;
 use crate::data::{self, DataSpec, Split};
@@ -75,33 +77,6 @@ pub struct EvalOptions {
     pub calibrate: usize,
 }
 
-/// The widths a run is evaluated at by default: those its scheme trained (US: quarter
-/// steps from its smallest width).
-pub fn default_widths(opts: &TrainOptions) -> Vec<f64> {
-    match &opts.scheme {
-        Scheme::Us | Scheme::Joslim(_) => {
-            let mut ws = vec![opts.min_width];
-            ws.extend([0.25, 0.5, 0.75, 1.0].into_iter().filter(|&w| w > opts.min_width + 1e-9));
-            ws
-        }
-        Scheme::S(ws) => ws.clone(),
-        Scheme::Fixed(w) => vec![*w],
-    }
-}
-
-/// The uniform widths of a Pareto evaluation: eighth steps from the smallest trained
-/// width to 1 (the switches of an S-Nets run, the width of a fixed one).
-pub fn pareto_widths(opts: &TrainOptions) -> Vec<f64> {
-    match &opts.scheme {
-        Scheme::Us | Scheme::Joslim(_) => {
-            let mut ws = vec![opts.min_width];
-            ws.extend((1..=8).map(|k| f64::from(k) / 8.0).filter(|&w| w > opts.min_width + 1e-9));
-            ws
-        }
-        _ => default_widths(opts),
-    }
-}
-
 /// The largest uniform width (on a 0.001 grid) whose MACs do not exceed `macs`.
 pub fn uniform_at_macs(net: &Network, macs: u64) -> Option<f64> {
     (1..=1000)
@@ -146,7 +121,7 @@ pub fn evaluate<B: SlimBackend>(
 ) -> Result<Vec<Row>, TrainError> {
     let net = &l.model.net;
     let non_uniform = targets.iter().any(|t| !matches!(t, Target::Uniform(_) | Target::SameMacs(_)));
-    if non_uniform && matches!(l.state.options.scheme, Scheme::S(_)) {
+    if non_uniform && !l.state.options.switches().is_empty() {
         return Err(TrainError::SwitchableBn);
     }
     let mut rows = Vec::new();
@@ -199,4 +174,87 @@ pub fn read_configs(reference: &ConfigRef, net: &Network) -> Result<Vec<Target>,
             other => vec![other],
         })
         .collect())
+}
+
+/// What `slimc eval` measures on an opened run ([`report`]).
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Uniform widths; `None`: the run's default widths ([`Scheme::default_widths`]), or
+    /// with `pareto` its Pareto widths ([`Scheme::pareto_widths`]).
+    pub widths: Option<Vec<f64>>,
+    /// Non-uniform configurations, each next to the uniform width of the same MACs
+    /// ([`read_configs`]); with `pareto`, the uniform widths are evaluated too.
+    pub configs: Option<ConfigRef>,
+    /// Mark the Pareto front of test top-1 against MACs, over the run's Joslim pool too.
+    pub pareto: Option<ParetoRequest>,
+    /// Fixed-width runs evaluated as baselines (never on the front).
+    pub baselines: Vec<PathBuf>,
+    /// The data the baselines are opened with (`None`: each its own).
+    pub data: Option<DataSpec>,
+    pub opts: EvalOptions,
+}
+
+/// The Pareto part of a [`Request`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ParetoRequest {
+    /// The MAC range of the area under the front; `None`: the run's smallest uniform
+    /// width to full width.
+    pub macs_range: Option<[u64; 2]>,
+}
+
+/// What [`report`] measured: the rows in order (the listed targets, the Joslim pool's
+/// configurations as the series `joslim pool`, then the baselines) and the Pareto document
+/// over the rows before the baselines.
+#[derive(Clone, Debug)]
+pub struct Report {
+    pub rows: Vec<Row>,
+    pub pareto: Option<ParetoFile>,
+}
+
+/// Evaluates `run` as `req` asks: the library side of `slimc eval`.
+pub fn report<B: SlimBackend>(run: &Loaded<B>, req: &Request, dev: &B::Device) -> Result<Report, TrainError> {
+    let net = &run.model.net;
+    let options = &run.state.options;
+    let uniform = |pareto: bool| {
+        let ws = match (&req.widths, pareto) {
+            (Some(ws), _) => ws.clone(),
+            (None, true) => options.scheme.pareto_widths(options.min_width),
+            (None, false) => options.scheme.default_widths(options.min_width),
+        };
+        ws.into_iter().map(Target::Uniform)
+    };
+    let mut targets: Vec<Target> = match &req.configs {
+        Some(reference) => read_configs(reference, net)?,
+        None => uniform(req.pareto.is_some()).collect(),
+    };
+    if req.pareto.is_some() && req.configs.is_some() {
+        targets.extend(uniform(true));
+    }
+    let mut rows = evaluate(run, &targets, req.opts, dev)?;
+    let pareto = match &req.pareto {
+        Some(p) => {
+            let pool: Vec<Target> = run
+                .state
+                .joslim
+                .iter()
+                .flat_map(|j| j.pool.iter().map(|m| Target::Multipliers(m.wm.clone())))
+                .collect();
+            let mut pooled = evaluate(run, &pool, req.opts, dev)?;
+            pooled.iter_mut().for_each(|r| r.series = "joslim pool".into());
+            rows.extend(pooled);
+            let bounds = match p.macs_range {
+                Some(bounds) => bounds,
+                None => {
+                    let lo = net.decode_uniform(options.extremes().0, net.rounding).map_err(RuntimeError::from)?;
+                    [cost::cost(net, &lo).0.macs, cost::cost(net, &net.full_width()).0.macs]
+                }
+            };
+            Some(ParetoFile::new(&net.name, run.dir.display().to_string(), rows.clone(), bounds))
+        }
+        None => None,
+    };
+    for path in &req.baselines {
+        rows.push(baseline::<B>(path, req.data.as_ref(), req.opts, dev)?);
+    }
+    Ok(Report { rows, pareto })
 }

@@ -16,12 +16,13 @@ pub mod parallel;
 pub mod pareto;
 pub mod run;
 pub mod rundir;
+pub mod scheme;
 pub mod search;
 pub mod start;
 
 pub use error::{OptionError, SearchFileError, TrainError};
 
-use burn::module::{AutodiffModule, Module, ModuleMapper, Param, ParamId};
+use burn::module::{AutodiffModule, Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::AutodiffBackend;
@@ -241,27 +242,23 @@ where
     optim.step(opts.lr, model, grads)
 }
 
-/// `grad += wd · w` for conv and linear weights (not BN parameters or biases).
+/// `grad += wd · w` for conv and linear weights, the tensors of rank 2 and 4 (not BN
+/// parameters or biases, which have rank 1).
 fn add_weight_decay<B: AutodiffBackend>(model: &SlimNet<B>, grads: &mut GradientsParams, wd: f64) {
-    for p in &model.layers {
-        if let Some(w) = &p.conv {
-            decay::<B, 4>(grads, w.id, w.val().inner(), wd);
-        }
-        if let Some(w) = &p.linear {
-            decay::<B, 2>(grads, w.id, w.val().inner(), wd);
+    struct Decay<'a> {
+        grads: &'a mut GradientsParams,
+        wd: f64,
+    }
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Decay<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if D > 1 {
+                if let Some(g) = self.grads.remove::<B::InnerBackend, D>(param.id) {
+                    self.grads.register::<B::InnerBackend, D>(param.id, g + param.val().inner().mul_scalar(self.wd));
+                }
+            }
         }
     }
-}
-
-fn decay<B: AutodiffBackend, const D: usize>(
-    grads: &mut GradientsParams,
-    id: ParamId,
-    w: Tensor<B::InnerBackend, D>,
-    wd: f64,
-) {
-    if let Some(g) = grads.remove::<B::InnerBackend, D>(id) {
-        grads.register::<B::InnerBackend, D>(id, g + w.mul_scalar(wd));
-    }
+    model.visit(&mut Decay { grads, wd });
 }
 
 /// The inference copy of a training model.

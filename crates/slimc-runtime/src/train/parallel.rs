@@ -15,7 +15,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use burn::module::{Param, ParamId};
+use burn::module::ParamId;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorPrimitive};
@@ -509,20 +509,9 @@ impl Entry {
     }
 }
 
-/// Every parameter, in the model's (deterministic) layer order.
+/// Every parameter, in the model's (deterministic) order ([`SlimNet::learned`]).
 fn entries<B: Backend>(model: &SlimNet<B>) -> Vec<Entry> {
-    fn entry<B: Backend, const D: usize>(p: &Param<Tensor<B, D>>) -> Entry {
-        Entry { id: p.id, dims: p.val().dims().to_vec() }
-    }
-    let mut out = Vec::new();
-    for l in &model.layers {
-        out.extend(l.conv.iter().map(entry));
-        out.extend(l.linear.iter().map(entry));
-        out.extend(l.bias.iter().map(entry));
-        out.extend(l.gamma.iter().map(entry));
-        out.extend(l.beta.iter().map(entry));
-    }
-    out
+    model.learned().into_iter().map(|l| Entry { id: l.id, dims: l.dims }).collect()
 }
 
 fn take<B: AutodiffBackend>(grads: &mut GradientsParams, e: &Entry) -> Option<Tensor<B::InnerBackend, 1>> {
@@ -556,16 +545,10 @@ pub fn hash_facts(what: &str, hash: u64) -> impl Iterator<Item = (String, f64)> 
 /// A 64-bit FNV-1a hash of every weight's bits, in the model's layer order.
 pub fn weights_hash<B: Backend>(model: &SlimNet<B>) -> u64 {
     let mut h: u64 = FNV_START;
-    let mut add = |values: burn::tensor::TensorData| {
+    model.for_each_value(|_, values| {
         for v in values.iter::<f32>() {
             h = fnv1a(h, &v.to_bits().to_le_bytes());
         }
-    };
-    for l in &model.layers {
-        l.conv.iter().for_each(|p| add(p.val().into_data()));
-        l.linear.iter().for_each(|p| add(p.val().into_data()));
-        l.bias.iter().for_each(|p| add(p.val().into_data()));
-        l.gamma.iter().chain(&l.beta).for_each(|p| add(p.val().into_data()));
-    }
+    });
     h
 }

@@ -10,33 +10,18 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{Optimizer, SgdConfig};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::Backend;
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::joslim::{JoslimOptions, JoslimState};
 use super::parallel::{self, Cluster, ParallelError, Replica};
 use super::rundir::RunDir;
+use super::scheme::Scheme;
 use super::OptionError;
 use super::{cross_entropy, measure, step, tensors, Sampling, Sandwich, StepLoss, StepOptions, TrainError};
 use crate::data::{self, DataSpec, Dataset, Normalize, Plan, Split};
 use crate::runtime::checkpoint::{self, CheckpointError, Meta};
 use crate::runtime::{Mode, RuntimeError, SlimAutodiff, SlimBackend, SlimNet, WidthConfig};
 use burn::tensor::ElementConversion;
-
-/// Which widths each step trains.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Scheme {
-    /// US-Nets: max, min and random widths, inplace distillation.
-    Us,
-    /// S-Nets: every listed width each step, one BN per width.
-    S(Vec<f64>),
-    /// One width, plain training (the baseline).
-    Fixed(f64),
-    /// Joslim: the sandwich's random widths come from a pool that Gaussian processes over
-    /// loss and cost steer toward the Pareto front (`joslim`).
-    Joslim(JoslimOptions),
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Schedule {
@@ -74,26 +59,11 @@ pub struct TrainOptions {
 /// (the papers use 2; each costs a forward and backward pass).
 pub const MAX_RANDOM: usize = 64;
 
-/// The most switches (widths) an S-Nets run trains, each with its own BN.
-pub const MAX_SWITCHES: usize = 64;
-
 fn check(ok: bool, field: &'static str, problem: impl FnOnce() -> String) -> Result<(), OptionError> {
     if ok {
         Ok(())
     } else {
         Err(OptionError { field, problem: problem() })
-    }
-}
-
-impl Scheme {
-    /// The scheme's part of a default run directory's name: `us`, `s`, `fixed0.5`, `joslim`.
-    pub fn run_name(&self) -> String {
-        match self {
-            Scheme::Us => "us".to_string(),
-            Scheme::S(_) => "s".to_string(),
-            Scheme::Fixed(w) => format!("fixed{w}"),
-            Scheme::Joslim(_) => "joslim".to_string(),
-        }
     }
 }
 
@@ -118,33 +88,26 @@ impl TrainOptions {
             format!("must be in [0, 1), got {}", self.label_smoothing)
         })?;
         check(self.max_steps != Some(0), "max_steps", || "must be at least 1".into())?;
-        match &self.scheme {
-            Scheme::Us => Ok(()),
-            Scheme::Fixed(w) => check(width(*w), "scheme", || format!("fixed width must be in (0, 1], got {w}")),
-            Scheme::S(ws) => {
-                check(!ws.is_empty() && ws.len() <= MAX_SWITCHES, "scheme", || {
-                    format!("s needs 1 to {MAX_SWITCHES} widths, got {}", ws.len())
-                })?;
-                check(ws.iter().all(|&w| width(w)), "scheme", || format!("s widths must be in (0, 1], got {ws:?}"))
-            }
-            Scheme::Joslim(j) => j.validate(),
-        }
+        self.scheme.validate()
     }
 
-    /// The BN switches the model needs: the S-Nets widths, else none (shared BN).
+    /// The BN switches the model needs ([`Scheme::switches`]).
     pub fn switches(&self) -> Vec<f64> {
-        match &self.scheme {
-            Scheme::S(ws) => ws.clone(),
-            _ => Vec::new(),
-        }
+        self.scheme.switches()
     }
 
-    /// The smallest and largest widths the scheme trains.
+    /// The smallest and largest widths the scheme trains ([`Scheme::extremes`]).
     pub fn extremes(&self) -> (f64, f64) {
-        match &self.scheme {
-            Scheme::Us | Scheme::Joslim(_) => (self.min_width, 1.0),
-            Scheme::S(ws) => (ws.iter().copied().fold(f64::INFINITY, f64::min), ws.iter().copied().fold(0.0, f64::max)),
-            Scheme::Fixed(w) => (*w, *w),
+        self.scheme.extremes(self.min_width)
+    }
+
+    /// The sandwich rule of the scheme's steps, from these options.
+    pub fn sandwich(&self) -> Sandwich {
+        Sandwich {
+            min_width: self.min_width,
+            random: self.random,
+            sampling: self.sampling.clone(),
+            distill: self.scheme.distills(),
         }
     }
 }
@@ -245,44 +208,6 @@ pub fn learning_rate(opts: &TrainOptions, step: usize, steps_per_epoch: usize) -
     }
 }
 
-/// The widths of step `step` under the scheme (Joslim's come from its pool).
-fn step_widths<B: Backend>(
-    model: &SlimNet<B>,
-    opts: &TrainOptions,
-    joslim: Option<&JoslimState>,
-    step: usize,
-) -> Result<Vec<WidthConfig>, RuntimeError> {
-    let net = &model.net;
-    let decode = |wm: &[f64]| net.space.decode(wm, net.rounding).map(WidthConfig::new).map_err(RuntimeError::from);
-    match &opts.scheme {
-        Scheme::Joslim(_) => {
-            let n = net.space.search_dim();
-            let mut out = vec![decode(&vec![1.0; n])?, decode(&vec![opts.min_width; n])?];
-            if let Some(j) = joslim {
-                for wm in j.sample(opts.seed, step, opts.random) {
-                    out.push(decode(&wm)?);
-                }
-            }
-            Ok(out)
-        }
-        Scheme::Us => {
-            let sandwich = Sandwich {
-                min_width: opts.min_width,
-                random: opts.random,
-                sampling: opts.sampling.clone(),
-                distill: true,
-            };
-            sandwich.widths(model, &mut StdRng::seed_from_u64(opts.seed.wrapping_mul(31).wrapping_add(step as u64)))
-        }
-        Scheme::S(ws) => {
-            let mut ws = ws.clone();
-            ws.sort_by(|a, b| b.total_cmp(a));
-            ws.iter().map(|&w| model.uniform(w)).collect()
-        }
-        Scheme::Fixed(w) => Ok(vec![model.uniform(*w)?]),
-    }
-}
-
 type Sgd<B> = burn::optim::adaptor::OptimizerAdaptor<
     burn::optim::Sgd<<B as burn::tensor::backend::AutodiffBackend>::InnerBackend>,
     SlimNet<B>,
@@ -348,7 +273,7 @@ impl<B: SlimAutodiff> Run<B> {
     ) -> Result<Run<B>, TrainError> {
         let opts = self.state.options.clone();
         let (train, val) = splits(data, &opts);
-        if matches!(opts.scheme, Scheme::Joslim(_)) && val.is_empty() {
+        if opts.scheme.needs_validation() && val.is_empty() {
             return Err(TrainError::NoValidation);
         }
         let per_epoch = train.len() / opts.batch;
@@ -385,7 +310,7 @@ impl<B: SlimAutodiff> Run<B> {
         let shape = data.shape();
         let augment = opts.data.augment(shape[1]);
         let step_opts = |lr: f64| StepOptions {
-            distill: matches!(opts.scheme, Scheme::Us | Scheme::Joslim(_)),
+            distill: opts.scheme.distills(),
             lr,
             weight_decay: opts.weight_decay,
             label_smoothing: opts.label_smoothing,
@@ -432,7 +357,12 @@ impl<B: SlimAutodiff> Run<B> {
                     self.joslim_update(j, &val, device, replica)?;
                     search_seconds += t.elapsed().as_secs_f64();
                 }
-                let widths = step_widths(&self.model, &opts, self.state.joslim.as_ref(), self.state.step)?;
+                let widths = opts.scheme.step_widths(
+                    &self.model,
+                    &opts.sandwich(),
+                    self.state.joslim.as_ref(),
+                    (opts.seed, self.state.step),
+                )?;
                 B::seed(device, opts.seed.wrapping_add(self.state.step as u64));
                 let (x, y) = tensors::<B>(&batch, shape, device);
                 let (model, loss) = step(self.model, &mut self.optim, x, y, &widths, &step_opts(lr), replica)?;
@@ -736,17 +666,15 @@ fn option_hashes(opts: &TrainOptions) -> Vec<(String, u64)> {
 
 /// The first non-finite value of a model's weights or stored BN statistics, described.
 fn non_finite<B: Backend>(model: &SlimNet<B>, meta: &Meta) -> Option<String> {
-    let finite = |data: burn::tensor::TensorData| data.iter::<f32>().all(f32::is_finite);
-    for (l, p) in model.net.layers.iter().map(|(_, l)| l).zip(&model.layers) {
-        let weights = p
-            .conv
-            .iter()
-            .map(|w| finite(w.val().into_data()))
-            .chain(p.linear.iter().map(|w| finite(w.val().into_data())));
-        let vectors = p.bias.iter().chain(&p.gamma).chain(&p.beta).map(|t| finite(t.val().into_data()));
-        if !weights.chain(vectors).all(|ok| ok) {
-            return Some(format!("the parameters of `{}`", l.name));
+    let mut bad = None;
+    model.for_each_value(|layer, data| {
+        if bad.is_none() && !data.iter::<f32>().all(f32::is_finite) {
+            bad = Some(layer);
         }
+    });
+    if let Some(layer) = bad {
+        let name = &model.net.layers.iter().nth(layer).expect("a layer of the network").1.name;
+        return Some(format!("the parameters of `{name}`"));
     }
     for stats in &meta.bn {
         let bad = stats.layers.iter().flatten().any(|(m, v)| !m.iter().chain(v).all(|x| x.is_finite()));

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::memory;
-use super::run::{self, Run, Scheme, TrainOptions};
+use super::run::{self, Run, TrainOptions};
 use super::rundir::RunDir;
 use super::TrainError;
 use crate::data::{self, DataSpec, Dataset, Holdout, Normalize};
@@ -87,7 +87,7 @@ impl<B: SlimAutodiff> Run<B> {
         options.validate().map_err(TrainError::Option)?;
         fits(&net, data)?;
         options.val = holdout.size(data.train.len())?;
-        if matches!(options.scheme, Scheme::Joslim(_)) && options.val == 0 {
+        if options.scheme.needs_validation() && options.val == 0 {
             return Err(TrainError::NoValidation);
         }
         let (train, _) = run::splits(data, &options);

@@ -1,0 +1,123 @@
+//! The facts of each op that every backend needs: which tensors a layer learns, their
+//! shapes at a layer shape, and so its parameter count and the slice of the full-width
+//! tensors a narrower width uses; whether it is the identity in evaluation. One match per
+//! fact, each exhaustive, so a new op makes the compiler list what it must answer here.
+
+use super::{Activation, LayerShape, Op};
+
+/// The tensors a layer learns, with their shapes at one [`LayerShape`]. At full width these
+/// are the shapes stored; at a narrower width, the extents of the leading slice in use (a
+/// narrower width is a prefix of a wider one on every axis, as [`Op`] specifies).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Weights {
+    /// Nothing learned.
+    None,
+    /// A conv kernel `[out, in / groups, kh, kw]` (a transposed conv's is `[in, out, kh,
+    /// kw]`, PyTorch's layout), and a bias `[out]` where the op has one.
+    Kernel { shape: [usize; 4], bias: Option<usize> },
+    /// A linear map stored `[in, out]` (`y = x W + b`), and a bias `[out]`.
+    Matrix { shape: [usize; 2], bias: Option<usize> },
+    /// A per-channel scale γ and shift β `[out]` (batch norm, layer norm).
+    Affine { channels: usize },
+    /// A per-channel scale γ `[out]` (layer scale).
+    Scale { channels: usize },
+}
+
+impl Weights {
+    /// The number of learned values (one set of BN affine parameters: switchable BN's
+    /// copies are a training scheme's, not the op's).
+    pub fn count(self) -> u64 {
+        let n = |d: &[usize]| d.iter().fold(1u64, |a, &v| a.saturating_mul(v as u64));
+        match self {
+            Weights::None => 0,
+            Weights::Kernel { shape, bias } => n(&shape).saturating_add(bias.unwrap_or(0) as u64),
+            Weights::Matrix { shape, bias } => n(&shape).saturating_add(bias.unwrap_or(0) as u64),
+            Weights::Affine { channels } => 2 * channels as u64,
+            Weights::Scale { channels } => channels as u64,
+        }
+    }
+}
+
+impl Op {
+    /// What this op learns at layer shape `s` ([`Weights`]): the one parameter-layout rule
+    /// that initialisation, slicing, costing, export and emitted code share.
+    #[deny(clippy::wildcard_enum_match_arm)]
+    pub fn weights(&self, s: LayerShape) -> Weights {
+        let (i, o) = (s.in_c as usize, s.out as usize);
+        let bias = |b: bool| b.then_some(o);
+        match self {
+            Op::Conv { kernel, bias: b, .. } => {
+                let per_group = i / (s.groups.max(1) as usize);
+                Weights::Kernel { shape: [o, per_group, kernel[0] as usize, kernel[1] as usize], bias: bias(*b) }
+            }
+            Op::ConvTranspose { kernel, bias: b, .. } => {
+                Weights::Kernel { shape: [i, o, kernel[0] as usize, kernel[1] as usize], bias: bias(*b) }
+            }
+            Op::Linear { bias: b } => Weights::Matrix { shape: [i, o], bias: bias(*b) },
+            Op::BatchNorm | Op::LayerNorm { .. } => Weights::Affine { channels: o },
+            Op::LayerScale { .. } => Weights::Scale { channels: o },
+            Op::Input
+            | Op::Act(_)
+            | Op::MaxPool { .. }
+            | Op::AvgPool { .. }
+            | Op::GlobalAvgPool
+            | Op::AdaptiveAvgPool { .. }
+            | Op::Flatten
+            | Op::Upsample { .. }
+            | Op::Dropout { .. }
+            | Op::DropPath { .. }
+            | Op::Add
+            | Op::Mul
+            | Op::Concat
+            | Op::Split { .. }
+            | Op::Shuffle { .. }
+            | Op::Subsample { .. }
+            | Op::ZeroPad => Weights::None,
+        }
+    }
+
+    /// Whether evaluation mode passes the input through unchanged (dropout, drop path).
+    #[deny(clippy::wildcard_enum_match_arm)]
+    pub fn is_identity_in_eval(&self) -> bool {
+        match self {
+            Op::Dropout { .. } | Op::DropPath { .. } => true,
+            Op::Input
+            | Op::Conv { .. }
+            | Op::ConvTranspose { .. }
+            | Op::Linear { .. }
+            | Op::BatchNorm
+            | Op::Act(_)
+            | Op::MaxPool { .. }
+            | Op::AvgPool { .. }
+            | Op::GlobalAvgPool
+            | Op::AdaptiveAvgPool { .. }
+            | Op::Flatten
+            | Op::LayerNorm { .. }
+            | Op::LayerScale { .. }
+            | Op::Upsample { .. }
+            | Op::Add
+            | Op::Mul
+            | Op::Concat
+            | Op::Split { .. }
+            | Op::Shuffle { .. }
+            | Op::Subsample { .. }
+            | Op::ZeroPad => false,
+        }
+    }
+}
+
+impl Activation {
+    /// The range of an activation that is a clamp (ReLU `[0, ∞)`, ReLU6 `[0, 6]`): a conv
+    /// followed by BN and such an activation runs in evaluation as one conv with a clamped
+    /// output ([`super::Network::bn_folds`]).
+    #[deny(clippy::wildcard_enum_match_arm)]
+    pub fn clamp_range(self) -> Option<(f32, f32)> {
+        match self {
+            Activation::Relu => Some((0.0, f32::INFINITY)),
+            Activation::Relu6 => Some((0.0, 6.0)),
+            Activation::Hswish | Activation::Swish | Activation::Sigmoid | Activation::Hsigmoid | Activation::Gelu => {
+                None
+            }
+        }
+    }
+}
