@@ -81,6 +81,7 @@ fn burn_record_and_safetensors_read_back_the_same_model() {
     let dir = scratch("files");
     let src = std::fs::read_to_string("models/mobilenet_v2.slim").unwrap();
     let meta = Meta {
+        format: slimc_runtime::format::META,
         slimc_version: String::new(),
         source_path: "models/mobilenet_v2.slim".into(),
         source: src,

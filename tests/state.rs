@@ -80,6 +80,89 @@ fn a_run_written_before_the_split_resumes_evaluates_searches_and_exports() {
     let _ = std::fs::remove_dir_all(run.parent().unwrap());
 }
 
+/// The object keys along every path of `v` (array indices dropped), sorted and each once:
+/// a document's layout, whatever its values.
+fn layout(v: &Value) -> Vec<String> {
+    let mut all = Vec::new();
+    paths(v, Vec::new(), &mut all);
+    let mut keys: Vec<String> = all
+        .iter()
+        .map(|p| p.iter().filter(|k| k.parse::<usize>().is_err()).cloned().collect::<Vec<_>>().join("."))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// Today's stored types read the committed run's files and write every field back under
+/// the name it had: a renamed or removed field fails here, not in a user's old run. (A
+/// change of layout bumps `slimc_runtime::format` and reads the old number explicitly.)
+#[test]
+fn stored_types_keep_the_layout_of_the_committed_run() {
+    use slimc_runtime::runtime::checkpoint::{self, Meta};
+    use slimc_runtime::train::pareto::ParetoFile;
+    use slimc_runtime::train::run::RunState;
+    use slimc_runtime::train::search::SearchState;
+
+    let read = |file: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(Path::new(FIXTURE).join(file)).unwrap()).unwrap()
+    };
+    // The files carry no `format`: they were written before formats were numbered.
+    let without_format = |mut v: Value| {
+        v.as_object_mut().unwrap().remove("format");
+        v
+    };
+    let stored = read("checkpoint/meta.json");
+    let meta: Meta = serde_json::from_value(stored.clone()).unwrap();
+    assert_eq!(meta.format, 1, "a meta.json without a format number has format 1");
+    let state: RunState = serde_json::from_value(meta.state.clone()).unwrap();
+    let mut again = serde_json::to_value(&meta).unwrap();
+    again["state"] = serde_json::to_value(&state).unwrap();
+    assert_eq!(layout(&without_format(again)), layout(&stored), "meta.json (with the run state)");
+
+    let net = checkpoint::network(&meta, None).unwrap();
+    for file in ["search.json", "pareto.json"] {
+        let stored = read(file);
+        let text = std::fs::read_to_string(Path::new(FIXTURE).join(file)).unwrap();
+        let again = match file {
+            "search.json" => serde_json::to_value(SearchState::parse(&text, &net).unwrap()).unwrap(),
+            _ => serde_json::to_value(ParetoFile::parse(&text, &net).unwrap()).unwrap(),
+        };
+        assert_eq!(again["format"], 1, "{file}");
+        assert_eq!(layout(&without_format(again)), layout(&stored), "{file}");
+    }
+}
+
+/// A file from a newer slimc is refused by its format number, with the file named, and
+/// nothing of the run is touched.
+#[test]
+fn a_newer_format_is_refused_by_its_number() {
+    let cases = [
+        ("checkpoint/meta.json", vec!["eval", "{dir}", "--widths", "1.0", "--calibrate", "1"]),
+        ("search.json", vec!["eval", "{dir}", "--configs", "{dir}/search.json", "--calibrate", "1"]),
+        (
+            "pareto.json",
+            vec!["export", "{dir}", "--config", "{dir}/pareto.json#100%", "--format", "onnx", "-o", "{dir}/../x.onnx"],
+        ),
+    ];
+    for (file, args) in cases {
+        let run = copy_of_fixture(&format!("format-{}", file.replace('/', "-")));
+        let dir = run.display().to_string();
+        let path = run.join(file);
+        let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        doc["format"] = serde_json::json!(7);
+        let edited = serde_json::to_string_pretty(&doc).unwrap();
+        std::fs::write(&path, &edited).unwrap();
+        let args: Vec<String> = args.iter().map(|a| a.replace("{dir}", &dir)).collect();
+        let o = slimc(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{file}: {err}");
+        assert!(err.contains("format version 7") && err.contains(file.rsplit('/').next().unwrap()), "{file}: {err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), edited, "{file} is left as it was");
+        let _ = std::fs::remove_dir_all(run.parent().unwrap());
+    }
+}
+
 /// Every path to a value inside `v` (object keys and array indices), `v` itself first.
 fn paths(v: &Value, at: Vec<String>, out: &mut Vec<Vec<String>>) {
     out.push(at.clone());

@@ -32,7 +32,7 @@ pub struct EvalArgs {
     #[arg(long, conflicts_with = "widths", value_name = "FILE[#TARGET]")]
     configs: Option<String>,
     /// BN calibration batches (training images, cumulative average) per configuration.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::parse_calibrate)]
     calibrate: usize,
     #[arg(long, default_value_t = 256)]
     batch: usize,
@@ -70,9 +70,6 @@ pub struct EvalArgs {
 pub fn run(a: &EvalArgs) -> Result<(), Failure> {
     if a.batch == 0 {
         return Err(Failure::Usage("--batch must be at least 1".into()));
-    }
-    if a.calibrate == 0 {
-        return Err(Failure::Usage(super::CALIBRATE_ZERO.into()));
     }
     on_device!(a.device.spec, infer, go(a))
 }

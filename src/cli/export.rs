@@ -8,9 +8,9 @@ use serde_json::json;
 
 use slimc_lang::cost::human;
 use slimc_runtime::data::DataSpec;
-use slimc_runtime::export::{self, Format, Subnet};
+use slimc_runtime::export::{self, ExtractOptions, Format, Subnet};
 use slimc_runtime::runtime::{SlimBackend, SlimNet, WidthConfig};
-use slimc_runtime::train::eval::{calibration, open};
+use slimc_runtime::train::eval::open;
 
 use super::{fail, parse_data, parse_device, Device, Failure, Widths};
 
@@ -44,7 +44,7 @@ pub struct ExportArgs {
     #[arg(long)]
     fold_bn: bool,
     /// BN calibration batches (training images, cumulative average) at the chosen width.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::parse_calibrate)]
     calibrate: usize,
     #[arg(long, default_value_t = 256)]
     batch: usize,
@@ -60,9 +60,6 @@ pub struct ExportArgs {
 }
 
 pub fn run(a: &ExportArgs) -> Result<(), Failure> {
-    if a.calibrate == 0 {
-        return Err(Failure::Usage(super::CALIBRATE_ZERO.into()));
-    }
     on_device!(a.device.spec, infer, go(a))
 }
 
@@ -72,8 +69,8 @@ fn go<B: SlimBackend>(a: &ExportArgs, dev: B::Device) -> Result<(), Failure> {
         FormatArg::Safetensors => Format::Safetensors,
         FormatArg::Onnx => Format::Onnx,
     };
-    if a.batch == 0 || a.calibrate == 0 {
-        return Err(Failure::Usage("--batch and --calibrate must be at least 1".into()));
+    if a.batch == 0 {
+        return Err(Failure::Usage("--batch must be at least 1".into()));
     }
     if let Some(parent) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
         if !parent.is_dir() {
@@ -82,11 +79,8 @@ fn go<B: SlimBackend>(a: &ExportArgs, dev: B::Device) -> Result<(), Failure> {
     }
     let l = open::<B>(&a.path, a.data.as_ref(), &dev).map_err(fail)?;
     let cfg = config(&a.config, &l.model)?;
-    let stats = calibration(&l.model, &cfg, &l.calib, &l.state.normalize, a.batch, a.calibrate, &dev).map_err(fail)?;
-    let mut subnet = Subnet::extract(&l.model, &cfg, &stats).map_err(fail)?;
-    subnet.info.input_mean = l.state.normalize.mean.clone();
-    subnet.info.input_std = l.state.normalize.std.clone();
-    let folded = if a.fold_bn { subnet.fold_bn() } else { 0 };
+    let opts = ExtractOptions { batch: a.batch, calibrate: a.calibrate, fold_bn: a.fold_bn };
+    let (subnet, folded) = Subnet::of_run(&l, &cfg, opts, &dev).map_err(fail)?;
     let written = match format {
         Format::Onnx => write(&a.out, &export::onnx::to_bytes(&subnet))?,
         Format::Safetensors => write(&a.out, &export::safetensors::to_bytes(&subnet).map_err(fail)?)?,

@@ -271,9 +271,16 @@ impl SchemeArg {
     }
 }
 
-/// Why `--calibrate 0` is refused wherever a width is evaluated.
-pub const CALIBRATE_ZERO: &str =
-    "--calibrate must be at least 1: a width's accuracy needs BN statistics calibrated at that width";
+/// `--calibrate N` of eval, export and search: at least one batch, since a width's
+/// accuracy needs BN statistics calibrated at that width.
+pub fn parse_calibrate(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "expected a number of batches, at least 1 (a width's accuracy needs BN statistics calibrated at that width), got `{s}`"
+        )),
+    }
+}
 
 /// A source file's bytes, bounded in size (`slimc_lang::read_source`).
 pub fn read(path: &Path) -> Result<Vec<u8>, Failure> {

@@ -7,13 +7,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use slimc_lang::cost::{self, human};
-use slimc_runtime::data::Split;
 use slimc_runtime::runtime::SlimBackend;
-use slimc_runtime::train::eval::{open, Loaded};
+use slimc_runtime::train::eval::open;
 use slimc_runtime::train::rundir::RunDir;
-use slimc_runtime::train::search::{
-    self, default_step, Point, Rank, SearchData, SearchOptions, SearchProgress, SearchState,
-};
+use slimc_runtime::train::search::{self, Point, Rank, SearchProgress, SearchRequest};
 use slimc_runtime::train::TrainError;
 
 use super::{fail, parse_device, plot, Device, Failure};
@@ -52,7 +49,7 @@ pub struct SearchArgs {
     #[arg(long, default_value_t = 10)]
     val_batches: usize,
     /// BN calibration batches per candidate.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = super::parse_calibrate)]
     calibrate: usize,
     #[arg(long, default_value_t = 256)]
     batch: usize,
@@ -93,9 +90,6 @@ fn targets(a: &SearchArgs, full: u64) -> Result<Vec<u64>, Failure> {
 }
 
 pub fn run(a: &SearchArgs) -> Result<(), Failure> {
-    if a.calibrate == 0 {
-        return Err(Failure::Usage(super::CALIBRATE_ZERO.into()));
-    }
     on_device!(a.device.spec, infer, go(a))
 }
 
@@ -107,65 +101,26 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
         RankArg::Error => Rank::Error,
         RankArg::PerMac => Rank::PerMac,
     };
-    let Loaded { model, state, dir, calib, val, .. } = open::<B>(&a.path, None, &dev).map_err(fail)?;
-    let min_width =
-        state.options.scheme.universal(state.options.min_width).ok_or_else(|| fail(TrainError::NotUniversal))?;
-    let net = model.net.clone();
+    let run = open::<B>(&a.path, None, &dev).map_err(fail)?;
+    let net = run.model.net.clone();
     let full = cost::cost(&net, &net.full_width()).0.macs;
-    let goals = targets(a, full)?;
-    let minimum = net.decode_uniform(min_width, net.rounding).map_err(fail)?;
-    let steps: Vec<u32> = net
-        .space
-        .dims
-        .iter()
-        .map(|d| {
-            a.step.map_or_else(
-                || default_step(d.base, d.divisor),
-                |s| s.max(1).div_ceil(d.divisor.max(1)) * d.divisor.max(1),
-            )
-        })
-        .collect();
-    let start = match &a.from {
-        None => None,
-        Some(s) => Some(super::configured(s, &net)?),
-    };
-    let options = SearchOptions {
-        start,
-        targets: goals,
-        steps,
-        minimum,
+    let req = SearchRequest {
+        targets: targets(a, full)?,
+        step: a.step,
+        start: a.from.as_deref().map(|s| super::configured(s, &net)).transpose()?,
         rank,
         batch: a.batch,
         calibrate: a.calibrate,
         val_batches: a.val_batches,
     };
     let out = a.out.clone().unwrap_or_else(|| RunDir::new(&a.path).search());
-    let fresh = SearchState {
-        network: net.name.clone(),
-        checkpoint: dir.display().to_string(),
-        options: options.clone(),
-        path: Vec::new(),
-        found: Vec::new(),
-        complete: false,
-    };
-    let start = search::resume_or_start(&out, fresh, &net).map_err(|e| match e {
+    let mut progress = Bar::new(a.quiet, out.clone());
+    let result = search::run(&run, &req, &out, &dev, &mut progress).map_err(|e| match e {
         TrainError::SearchFile { .. } => fail(format!("{e}; delete it or choose another --out")),
         e => fail(e),
     })?;
-    if !start.path.is_empty() && !start.complete {
-        eprintln!("continuing the search in {} ({} steps done)", out.display(), start.path.len().saturating_sub(1));
-    }
-    if val.is_empty() {
-        return Err(fail(TrainError::NoValidation));
-    }
-    let val = Split {
-        images: val.images.clone(),
-        indices: val.indices.iter().copied().take(a.val_batches * a.batch).collect(),
-    };
-    let sd = SearchData { calib: &calib, val: &val, normalize: &state.normalize };
-    let mut progress = Bar::new(a.quiet);
-    let result = search::search(&model, start, &sd, &out, &dev, &mut progress).map_err(fail)?;
     progress.finish();
+    let validated = run.val.len().min(a.val_batches * a.batch);
     if let Some(file) = &a.plot {
         let rows: Vec<plot::Point> = result
             .path
@@ -182,7 +137,7 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
         "{}: greedy search, {} steps, validation on {} images ({})",
         net.name,
         result.path.len() - 1,
-        val.len(),
+        validated,
         out.display()
     );
     println!("{:>10} {:>10} {:>10} {:>8}  channels", "target", "MACs", "params", "val acc");
@@ -199,7 +154,7 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
             ch.join(",")
         );
     }
-    for t in &options.targets {
+    for t in &req.targets {
         if !found.iter().any(|f| f.target_macs == *t) {
             println!("{:>10} not reached: every dimension is at its minimum (the run's --min-width)", human(*t));
         }
@@ -210,10 +165,12 @@ fn go<B: SlimBackend>(a: &SearchArgs, dev: B::Device) -> Result<(), Failure> {
 
 struct Bar {
     bar: Option<ProgressBar>,
+    /// The search file, named when a stored search continues.
+    out: PathBuf,
 }
 
 impl Bar {
-    fn new(quiet: bool) -> Bar {
+    fn new(quiet: bool, out: PathBuf) -> Bar {
         let bar = (!quiet).then(|| {
             let b = ProgressBar::new_spinner();
             b.set_style(
@@ -222,7 +179,7 @@ impl Bar {
             );
             b
         });
-        Bar { bar }
+        Bar { bar, out }
     }
     fn finish(&mut self) {
         if let Some(b) = self.bar.take() {
@@ -232,6 +189,9 @@ impl Bar {
 }
 
 impl SearchProgress for Bar {
+    fn resumed(&mut self, steps_done: usize) {
+        eprintln!("continuing the search in {} ({steps_done} steps done)", self.out.display());
+    }
     fn candidate(&mut self, done: usize, of: usize) {
         if let Some(b) = &self.bar {
             b.tick();

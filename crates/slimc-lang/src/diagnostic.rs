@@ -135,23 +135,10 @@ impl Diagnostics {
     /// Renders the diagnostics as plain text (no colour), as snapshots and `--json` use it:
     /// the first [`MAX_SHOWN`], then a line counting the rest.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        let config = term::Config::default();
-        let long_lines = has_long_line(&self.source);
-        for d in self.items.iter().take(MAX_SHOWN) {
-            let d = self.to_codespan(d);
-            // Rendering into a String cannot fail: spans are clamped to the source above.
-            let _ = if long_lines {
-                let view = Excerpt::new(&self.path, &self.source, &d);
-                term::emit_to_string(&mut out, &config, &view, &view.relabel(d))
-            } else {
-                term::emit_to_string(&mut out, &config, &SimpleFile::new(&self.path, &self.source), &d)
-            };
-        }
-        if let Some(more) = self.more() {
-            let _ = term::emit_to_string(&mut out, &config, &SimpleFile::new(&self.path, ""), &more);
-        }
-        out
+        let mut out = term::termcolor::NoColor::new(Vec::new());
+        // Writing into memory cannot fail: spans are clamped to the source.
+        let _ = self.emit(&mut out);
+        String::from_utf8_lossy(&out.into_inner()).into_owned()
     }
 
     /// Renders into a colour-capable writer (the terminal), as [`Diagnostics::render`].

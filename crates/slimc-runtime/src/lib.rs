@@ -17,6 +17,7 @@ use slimc_lang::{compile, cost, ir, Diagnostics, Options};
 
 pub mod data;
 pub mod export;
+pub mod format;
 pub mod hash;
 pub mod runtime;
 pub mod train;

@@ -110,9 +110,41 @@ pub enum ExportError {
     NotF32 { name: String, dtype: String },
     #[error("cannot encode the export's metadata: {0}")]
     Json(#[from] serde_json::Error),
+    /// Opening the run or calibrating its BN at the exported width.
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
+}
+
+/// How [`Subnet::of_run`] prepares a subnet.
+#[derive(Clone, Copy, Debug)]
+pub struct ExtractOptions {
+    /// Images per BN calibration batch.
+    pub batch: usize,
+    /// BN calibration batches (training images, cumulative average) at the width.
+    pub calibrate: usize,
+    /// Fold every foldable BN into its conv ([`Subnet::fold_bn`]).
+    pub fold_bn: bool,
 }
 
 impl Subnet {
+    /// The subnet of an opened run at `cfg`, as `slimc export` writes it: BN calibrated
+    /// there on the run's training images, the run's input normalisation recorded, BN
+    /// folded into convs where asked. Returns how many BNs were folded too.
+    pub fn of_run<B: crate::runtime::SlimBackend>(
+        l: &crate::train::eval::Loaded<B>,
+        cfg: &WidthConfig,
+        opts: ExtractOptions,
+        device: &B::Device,
+    ) -> Result<(Subnet, usize), ExportError> {
+        let norm = &l.state.normalize;
+        let stats = crate::train::eval::calibration(&l.model, cfg, &l.calib, norm, opts.batch, opts.calibrate, device)?;
+        let mut subnet = Subnet::extract(&l.model, cfg, &stats)?;
+        subnet.info.input_mean = norm.mean.clone();
+        subnet.info.input_std = norm.std.clone();
+        let folded = if opts.fold_bn { subnet.fold_bn() } else { 0 };
+        Ok((subnet, folded))
+    }
+
     /// The active slices of `model` at `cfg`, with the BN statistics `stats` (calibrated
     /// at `cfg`).
     pub fn extract<B: Backend>(model: &SlimNet<B>, cfg: &WidthConfig, stats: &BnSet<B>) -> Result<Subnet, ExportError> {

@@ -23,6 +23,9 @@ pub const WEIGHTS: &str = "model";
 /// What `meta.json` holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Meta {
+    /// The layout of this file and of `state` ([`crate::format::META`]).
+    #[serde(default = "crate::format::unnumbered")]
+    pub format: u32,
     pub slimc_version: String,
     /// Where the source was read from (informational).
     pub source_path: String,
@@ -46,6 +49,9 @@ pub enum CheckpointError {
     Io { path: PathBuf, error: std::io::Error },
     #[error("{} is not a valid slimc checkpoint: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
+    /// Metadata written by a slimc with a newer format.
+    #[error("{} {error}", path.display())]
+    Format { path: PathBuf, error: crate::format::FormatError },
     /// The `.slim` file given now differs from the one the checkpoint was trained from.
     #[error(
         "the checkpoint was trained from a different version of {source_path} (first difference at line {line}); \
@@ -92,7 +98,11 @@ pub fn save<B: Backend>(model: &SlimNet<B>, meta: &Meta, dir: &Path) -> Result<(
 pub fn read_meta(dir: &Path) -> Result<Meta, CheckpointError> {
     let path = dir.join(META);
     let bytes = std::fs::read(&path).map_err(io(&path))?;
-    serde_json::from_slice(&bytes).map_err(|e| CheckpointError::Corrupt { path, reason: e.to_string() })
+    let corrupt = |e: serde_json::Error| CheckpointError::Corrupt { path: path.clone(), reason: e.to_string() };
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(corrupt)?;
+    crate::format::check(&doc, crate::format::META)
+        .map_err(|error| CheckpointError::Format { path: path.clone(), error })?;
+    serde_json::from_value(doc).map_err(corrupt)
 }
 
 /// Compiles the network a checkpoint was trained from. When `current` is given (the
@@ -211,6 +221,7 @@ impl Meta {
             }
         }
         Meta {
+            format: crate::format::META,
             slimc_version: env!("CARGO_PKG_VERSION").to_string(),
             source_path: source_path.to_string(),
             source: source.to_string(),

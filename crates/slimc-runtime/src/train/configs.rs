@@ -150,7 +150,7 @@ impl ConfigFile {
     }
 
     /// The configurations `target` names, cheapest first (all of them without a target).
-    fn pick(&self, target: Option<&str>, net: &Network, path: &Path) -> Result<Vec<Target>, ConfigError> {
+    fn pick(&self, target: Option<&str>, net: &Network, path: &Path) -> Result<Vec<Stored>, ConfigError> {
         let full = cost::cost(net, &net.full_width()).0.macs;
         let listing = || self.listing(path, full);
         let unreadable = |t: &str| ConfigError::BadTarget { path: path.into(), target: t.into(), listing: listing() };
@@ -169,24 +169,24 @@ impl ConfigFile {
                     return Err(ConfigError::File { path: path.into(), what: SearchFileError::Empty });
                 }
                 found.sort_by_key(|f| f.point.macs);
-                Ok(found.into_iter().map(|f| Target::Channels(f.point.channels.clone())).collect())
+                Ok(found.into_iter().map(|f| Stored::Channels(f.point.channels.clone())).collect())
             }
             ConfigFile::Pareto(file) => match target {
-                None => Ok(file.front_points().map(|r| Target::Channels(r.channels.clone())).collect()),
+                None => Ok(file.front_points().map(|r| Stored::Channels(r.channels.clone())).collect()),
                 Some(t) => {
                     let budget = target_macs(t, full).ok_or_else(|| unreadable(t))?;
                     let over =
                         || ConfigError::OverBudget { path: path.into(), budget: human(budget), listing: listing() };
                     let p = file.pick(budget).ok_or_else(over)?;
-                    Ok(vec![Target::Channels(p.channels.clone())])
+                    Ok(vec![Stored::Channels(p.channels.clone())])
                 }
             },
             ConfigFile::Lines(lines) => match target {
-                None => Ok(lines.iter().map(|(_, wm)| Target::Multipliers(wm.clone())).collect()),
+                None => Ok(lines.iter().map(|(_, wm)| Stored::Multipliers(wm.clone())).collect()),
                 Some(t) => {
                     let n = t.trim().parse::<usize>().map_err(|_| unreadable(t))?;
                     let (_, wm) = lines.iter().find(|(line, _)| *line == n).ok_or_else(|| missing(t))?;
-                    Ok(vec![Target::Multipliers(wm.clone())])
+                    Ok(vec![Stored::Multipliers(wm.clone())])
                 }
             },
         }
@@ -199,7 +199,22 @@ fn line_numbers(lines: &[(usize, Vec<f64>)]) -> String {
 
 /// Every configuration `reference` names, cheapest first (`eval --configs`).
 pub fn targets(reference: &ConfigRef, net: &Network) -> Result<Vec<Target>, ConfigError> {
-    ConfigFile::read(&reference.path, net)?.pick(reference.target.as_deref(), net, &reference.path)
+    let picked = ConfigFile::read(&reference.path, net)?.pick(reference.target.as_deref(), net, &reference.path)?;
+    Ok(picked
+        .into_iter()
+        .map(|c| match c {
+            Stored::Channels(ch) => Target::Channels(ch),
+            Stored::Multipliers(wm) => Target::Multipliers(wm),
+        })
+        .collect())
+}
+
+/// A configuration as a file stores it.
+enum Stored {
+    /// Channels per search dimension (a search result, a front).
+    Channels(Vec<u32>),
+    /// A multiplier per search dimension (a text line).
+    Multipliers(Vec<f64>),
 }
 
 /// The one configuration `reference` names, as channels per search dimension
@@ -213,17 +228,10 @@ pub fn channels(reference: &ConfigRef, net: &Network) -> Result<Vec<u32>, Config
         return Err(ConfigError::NoTarget { path: path.clone(), listing: file.listing(path, full) });
     }
     match picked.remove(0) {
-        Target::Channels(ch) => Ok(ch),
-        Target::Multipliers(wm) => net
+        Stored::Channels(ch) => Ok(ch),
+        Stored::Multipliers(wm) => net
             .space
             .decode(&wm, net.rounding)
             .map_err(|e| ConfigError::Decode { path: path.clone(), reason: e.to_string() }),
-        // Files hold channels or multipliers; a uniform width is not a file's.
-        Target::Uniform(w) => {
-            Err(ConfigError::Decode { path: path.clone(), reason: format!("width {w} is not a configuration") })
-        }
-        Target::SameMacs(m) => {
-            Err(ConfigError::Decode { path: path.clone(), reason: format!("{m} MACs is not a configuration") })
-        }
     }
 }

@@ -95,6 +95,9 @@ pub enum SearchFileError {
     CompleteWithoutPath,
     #[error("not a `slimc search` result: {0}")]
     NotASearch(String),
+    /// Written by a slimc with a newer format.
+    #[error(transparent)]
+    Format(#[from] crate::format::FormatError),
     #[error("searched on network `{found}`, not `{expected}`")]
     OtherNetwork { expected: String, found: String },
     /// A per-dimension list of the options (steps, minimum) of the wrong length.

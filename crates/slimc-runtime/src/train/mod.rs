@@ -10,6 +10,7 @@ pub mod configs;
 mod error;
 pub mod eval;
 pub mod joslim;
+mod loaded;
 mod measure;
 pub mod memory;
 pub mod parallel;

@@ -49,6 +49,9 @@ pub fn area(rows: &[Row], front: &[usize], [lo, hi]: [u64; 2]) -> f64 {
 /// What `slimc eval --pareto` writes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ParetoFile {
+    /// The layout of this file ([`crate::format::PARETO`]).
+    #[serde(default = "crate::format::unnumbered")]
+    pub format: u32,
     pub network: String,
     pub checkpoint: String,
     /// The MAC range of `area`.
@@ -64,13 +67,24 @@ impl ParetoFile {
     pub fn new(network: &str, checkpoint: String, points: Vec<Row>, bounds: [u64; 2]) -> ParetoFile {
         let f = front(&points);
         let area = area(&points, &f, bounds);
-        ParetoFile { network: network.to_string(), checkpoint, bounds, area, points, front: f }
+        ParetoFile {
+            format: crate::format::PARETO,
+            network: network.to_string(),
+            checkpoint,
+            bounds,
+            area,
+            points,
+            front: f,
+        }
     }
 
     /// Reads a stored front for `net`: every point must be a configuration of the network
     /// with the MACs and parameters its channels cost, and the front must be the points'.
     pub fn parse(text: &str, net: &Network) -> Result<ParetoFile, SearchFileError> {
-        let file: ParetoFile = serde_json::from_str(text).map_err(|e| SearchFileError::NotAPareto(e.to_string()))?;
+        let not_a_pareto = |e: serde_json::Error| SearchFileError::NotAPareto(e.to_string());
+        let doc: serde_json::Value = serde_json::from_str(text).map_err(not_a_pareto)?;
+        crate::format::check(&doc, crate::format::PARETO)?;
+        let file: ParetoFile = serde_json::from_value(doc).map_err(not_a_pareto)?;
         if file.network != net.name {
             return Err(SearchFileError::OtherNetwork { expected: net.name.clone(), found: file.network.clone() });
         }

@@ -230,6 +230,29 @@ pub struct Run<B: SlimAutodiff> {
     optim: Sgd<B>,
 }
 
+/// What every epoch of a run uses, fixed before its first step ([`Run::train`]).
+struct EpochPlan {
+    train: Split,
+    /// The held-out validation split (may be empty).
+    val: Split,
+    per_epoch: usize,
+    shape: [usize; 3],
+    augment: data::Augment,
+}
+
+/// What one epoch's steps measured, for its [`EpochMetrics`].
+#[derive(Default)]
+struct EpochTally {
+    loss_sum: f64,
+    steps: usize,
+    /// Images of the global batches trained.
+    seen: usize,
+    /// The learning rate of the last step.
+    lr: f64,
+    search_seconds: f64,
+    seconds: f64,
+}
+
 impl<B: SlimAutodiff> Run<B> {
     /// A fresh run of `model` (its network compiled from `meta.source`).
     pub fn start(model: SlimNet<B>, mut meta: Meta, opts: TrainOptions, normalize: Normalize) -> Run<B> {
@@ -263,6 +286,8 @@ impl<B: SlimAutodiff> Run<B> {
     /// Trains until the last epoch or `max_steps`, checkpointing into `run_dir`. With
     /// several replicas ([`Replica`]), each trains on its slice of every batch, the
     /// gradients are averaged, and only replica 0 validates and writes the checkpoint.
+    /// Each epoch: [`Run::train_epoch`], then on the lead replica [`Run::validate`], the
+    /// metrics and a checkpoint.
     pub fn train(
         mut self,
         data: &Dataset,
@@ -271,8 +296,58 @@ impl<B: SlimAutodiff> Run<B> {
         progress: &mut dyn Progress,
         replica: &Replica,
     ) -> Result<Run<B>, TrainError> {
+        let plan = self.prepare(data, device, replica)?;
         let opts = self.state.options.clone();
-        let (train, val) = splits(data, &opts);
+        while self.state.epoch < opts.epochs && opts.max_steps.is_none_or(|m| self.state.step < m) {
+            let epoch = self.state.epoch;
+            let (run, tally) = self.train_epoch(&plan, device, progress, replica)?;
+            self = run;
+            let complete = self.state.batch >= plan.per_epoch;
+            if !replica.is_lead() {
+                if complete {
+                    self.state.epoch += 1;
+                    self.state.batch = 0;
+                }
+                continue;
+            }
+            progress.validating();
+            let (min_w, max_w) = opts.extremes();
+            let val_acc_min = self.validate(&plan, min_w, device)?;
+            let val_acc_max = self.validate(&plan, max_w, device)?;
+            let metrics = EpochMetrics {
+                epoch: epoch + 1,
+                step: self.state.step,
+                complete,
+                train_loss: tally.loss_sum / tally.steps.max(1) as f64,
+                lr: tally.lr,
+                min_width: min_w,
+                max_width: max_w,
+                val_acc_min,
+                val_acc_max,
+                img_per_s: tally.seen as f64 / tally.seconds.max(1e-9),
+                seconds: tally.seconds,
+                search_seconds: tally.search_seconds,
+            };
+            if complete {
+                self.state.epoch += 1;
+                self.state.batch = 0;
+            }
+            self.state.history.push(metrics.clone());
+            self.save(run_dir)?;
+            progress.epoch_end(&metrics);
+        }
+        // The replicas must end where they started: identical, bit for bit.
+        replica
+            .agree::<B::InnerBackend>(&[("the step", self.state.step as f64)], &self.model.valid(), device)
+            .map_err(|e| e.context("the replicas diverged"))?;
+        Ok(self)
+    }
+
+    /// Before the first step: the splits, the checks that the data suits the options, and
+    /// the replicas' agreement on the state they start from.
+    fn prepare(&self, data: &Dataset, device: &B::Device, replica: &Replica) -> Result<EpochPlan, TrainError> {
+        let opts = &self.state.options;
+        let (train, val) = splits(data, opts);
         if opts.scheme.needs_validation() && val.is_empty() {
             return Err(TrainError::NoValidation);
         }
@@ -296,7 +371,7 @@ impl<B: SlimAutodiff> Run<B> {
         // Every option that changes the arithmetic, each named, and the data's content:
         // nodes that differ in any are refused before the first step.
         if replica.world > 1 {
-            for (field, hash) in option_hashes(&opts) {
+            for (field, hash) in option_hashes(opts) {
                 facts.extend(parallel::hash_facts(&format!("the option `{field}`"), hash).collect::<Vec<_>>());
             }
             let data = train.fingerprint()?;
@@ -308,143 +383,110 @@ impl<B: SlimAutodiff> Run<B> {
             .agree::<B::InnerBackend>(&facts, &self.model.valid(), device)
             .map_err(|e| e.context("the replicas do not start from the same state (another seed or checkpoint)"))?;
         let shape = data.shape();
-        let augment = opts.data.augment(shape[1]);
+        Ok(EpochPlan { augment: opts.data.augment(shape[1]), shape, train, val, per_epoch })
+    }
+
+    /// The steps of the current epoch from where the state stands, up to its end or
+    /// `max_steps`: the batches, Joslim's updates, each step's widths, the optimizer step.
+    fn train_epoch(
+        mut self,
+        plan: &EpochPlan,
+        device: &B::Device,
+        progress: &mut dyn Progress,
+        replica: &Replica,
+    ) -> Result<(Run<B>, EpochTally), TrainError> {
+        let opts = self.state.options.clone();
+        let epoch = self.state.epoch;
+        progress.epoch_start(epoch, opts.epochs, plan.per_epoch, self.state.batch);
+        let order = data::epoch_order(&plan.train, opts.seed, epoch);
+        let batches = data::batches(
+            &plan.train,
+            order,
+            &self.state.normalize,
+            Plan {
+                batch: opts.batch,
+                skip: self.state.batch,
+                drop_last: true,
+                augment: plan.augment,
+                seed: opts.seed ^ (epoch as u64).wrapping_mul(0x2545_f491_4f6c_dd1d),
+                shard: replica.shard(),
+            },
+        );
         let step_opts = |lr: f64| StepOptions {
             distill: opts.scheme.distills(),
             lr,
             weight_decay: opts.weight_decay,
             label_smoothing: opts.label_smoothing,
         };
-        while self.state.epoch < opts.epochs {
+        let started = std::time::Instant::now();
+        let mut tally = EpochTally::default();
+        // Step k's loss is read after step k+1 is queued (see `StepLoss`).
+        let mut pending: Option<(StepLoss<B::InnerBackend>, usize, f64)> = None;
+        let mut account = |(loss, step, step_lr): (StepLoss<B::InnerBackend>, usize, f64), n: usize| {
+            let loss = f64::from(loss.read());
+            if !loss.is_finite() {
+                return Err(TrainError::Diverged { step, epoch, loss });
+            }
+            tally.loss_sum += loss;
+            tally.steps += 1;
+            tally.seen += n;
+            progress.step(loss, step_lr, tally.seen as f64 / started.elapsed().as_secs_f64());
+            Ok(())
+        };
+        let (mut last_n, mut lr, mut search_seconds) = (0, 0.0, 0.0);
+        for batch in batches {
+            let batch = batch?;
+            lr = learning_rate(&opts, self.state.step, plan.per_epoch);
+            if let Scheme::Joslim(j) = &opts.scheme {
+                let t = std::time::Instant::now();
+                self.joslim_update(j, &plan.val, device, replica)?;
+                search_seconds += t.elapsed().as_secs_f64();
+            }
+            let widths = opts.scheme.step_widths(
+                &self.model,
+                &opts.sandwich(),
+                self.state.joslim.as_ref(),
+                (opts.seed, self.state.step),
+            )?;
+            B::seed(device, opts.seed.wrapping_add(self.state.step as u64));
+            let (x, y) = tensors::<B>(&batch, plan.shape, device);
+            let (model, loss) = step(self.model, &mut self.optim, x, y, &widths, &step_opts(lr), replica)?;
+            self.model = model;
+            if let Some(previous) = pending.replace((loss, self.state.step, lr)) {
+                account(previous, last_n)?;
+            }
+            // Images of the global batch (every replica trained its slice).
+            last_n = batch.n * replica.world;
+            self.state.step += 1;
+            self.state.batch += 1;
             if opts.max_steps.is_some_and(|m| self.state.step >= m) {
                 break;
             }
-            let epoch = self.state.epoch;
-            progress.epoch_start(epoch, opts.epochs, per_epoch, self.state.batch);
-            let order = data::epoch_order(&train, opts.seed, epoch);
-            let seed = opts.seed ^ (epoch as u64).wrapping_mul(0x2545_f491_4f6c_dd1d);
-            let plan = Plan {
-                batch: opts.batch,
-                skip: self.state.batch,
-                drop_last: true,
-                augment,
-                seed,
-                shard: replica.shard(),
-            };
-            let batches = data::batches(&train, order, &self.state.normalize, plan);
-            let started = std::time::Instant::now();
-            let mut search_seconds = 0.0;
-            let (mut loss_sum, mut steps, mut seen, mut lr) = (0.0, 0usize, 0usize, 0.0);
-            // Step k's loss is read after step k+1 is queued (see `StepLoss`).
-            let mut pending: Option<(StepLoss<B::InnerBackend>, usize, f64)> = None;
-            let mut account = |(loss, step, step_lr): (StepLoss<B::InnerBackend>, usize, f64), n: usize| {
-                let loss = f64::from(loss.read());
-                if !loss.is_finite() {
-                    return Err(TrainError::Diverged { step, epoch, loss });
-                }
-                loss_sum += loss;
-                steps += 1;
-                seen += n;
-                progress.step(loss, step_lr, seen as f64 / started.elapsed().as_secs_f64());
-                Ok(())
-            };
-            let mut last_n = 0;
-            for batch in batches {
-                let batch = batch?;
-                lr = learning_rate(&opts, self.state.step, per_epoch);
-                if let Scheme::Joslim(j) = &opts.scheme {
-                    let t = std::time::Instant::now();
-                    self.joslim_update(j, &val, device, replica)?;
-                    search_seconds += t.elapsed().as_secs_f64();
-                }
-                let widths = opts.scheme.step_widths(
-                    &self.model,
-                    &opts.sandwich(),
-                    self.state.joslim.as_ref(),
-                    (opts.seed, self.state.step),
-                )?;
-                B::seed(device, opts.seed.wrapping_add(self.state.step as u64));
-                let (x, y) = tensors::<B>(&batch, shape, device);
-                let (model, loss) = step(self.model, &mut self.optim, x, y, &widths, &step_opts(lr), replica)?;
-                self.model = model;
-                if let Some(previous) = pending.replace((loss, self.state.step, lr)) {
-                    account(previous, last_n)?;
-                }
-                // Images of the global batch (every replica trained its slice).
-                last_n = batch.n * replica.world;
-                self.state.step += 1;
-                self.state.batch += 1;
-                if opts.max_steps.is_some_and(|m| self.state.step >= m) {
-                    break;
-                }
-            }
-            if let Some(last) = pending.take() {
-                account(last, last_n)?;
-            }
-            let complete = self.state.batch >= per_epoch;
-            let seconds = started.elapsed().as_secs_f64();
-            if !replica.is_lead() {
-                if complete {
-                    self.state.epoch += 1;
-                    self.state.batch = 0;
-                }
-                continue;
-            }
-            progress.validating();
-            let (min_w, max_w) = opts.extremes();
-            let inner = self.model.valid();
-            let mut acc = Vec::new();
-            for w in [min_w, max_w] {
-                let cfg = inner.uniform(w)?;
-                let (stats, result) = if val.is_empty() {
-                    (None, None)
-                } else {
-                    let calib = measure::calibration(
-                        &inner,
-                        &cfg,
-                        &train,
-                        &self.state.normalize,
-                        opts.batch,
-                        opts.calibrate,
-                        device,
-                    )?;
-                    let r = measure::accuracy(&inner, &cfg, &calib, &val, &self.state.normalize, opts.batch, device)?;
-                    (Some(calib), Some(r.top1))
-                };
-                if let Some(s) = stats {
-                    let host = s.to_host();
-                    self.meta.bn.retain(|b| b.key != host.key);
-                    self.meta.bn.push(host);
-                }
-                acc.push(result);
-            }
-            let metrics = EpochMetrics {
-                epoch: epoch + 1,
-                step: self.state.step,
-                complete,
-                train_loss: loss_sum / steps.max(1) as f64,
-                lr,
-                min_width: min_w,
-                max_width: max_w,
-                val_acc_min: acc[0],
-                val_acc_max: acc[1],
-                img_per_s: seen as f64 / seconds.max(1e-9),
-                seconds,
-                search_seconds,
-            };
-            if complete {
-                self.state.epoch += 1;
-                self.state.batch = 0;
-            }
-            self.state.history.push(metrics.clone());
-            self.save(run_dir)?;
-            progress.epoch_end(&metrics);
         }
-        // The replicas must end where they started: identical, bit for bit.
-        replica
-            .agree::<B::InnerBackend>(&[("the step", self.state.step as f64)], &self.model.valid(), device)
-            .map_err(|e| e.context("the replicas diverged"))?;
-        Ok(self)
+        if let Some(last) = pending.take() {
+            account(last, last_n)?;
+        }
+        tally.lr = lr;
+        tally.search_seconds = search_seconds;
+        tally.seconds = started.elapsed().as_secs_f64();
+        Ok((self, tally))
+    }
+
+    /// Validation top-1 at uniform width `w` after calibrating BN there (the statistics
+    /// are kept in the checkpoint's metadata); `None` without a validation split.
+    fn validate(&mut self, plan: &EpochPlan, w: f64, device: &B::Device) -> Result<Option<f64>, TrainError> {
+        if plan.val.is_empty() {
+            return Ok(None);
+        }
+        let (opts, norm) = (&self.state.options, &self.state.normalize);
+        let inner = self.model.valid();
+        let cfg = inner.uniform(w)?;
+        let calib = measure::calibration(&inner, &cfg, &plan.train, norm, opts.batch, opts.calibrate, device)?;
+        let top1 = measure::accuracy(&inner, &cfg, &calib, &plan.val, norm, opts.batch, device)?.top1;
+        let host = calib.to_host();
+        self.meta.bn.retain(|b| b.key != host.key);
+        self.meta.bn.push(host);
+        Ok(Some(top1))
     }
 
     /// Joslim's bookkeeping before a step: the prior pool at the first step, then an

@@ -9,12 +9,13 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::loaded::Loaded;
 use super::measure::{accuracy, calibration};
 use super::{SearchFileError, TrainError};
 use crate::cost;
 use crate::data::{Normalize, Split};
 use crate::ir::{Network, Op};
-use crate::runtime::{SlimBackend, SlimNet, WidthConfig};
+use crate::runtime::{RuntimeError, SlimBackend, SlimNet, WidthConfig};
 
 /// How candidates are ranked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +79,9 @@ pub struct LayerChannels {
 /// The whole search, as written to the output file after every iteration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SearchState {
+    /// The layout of this file ([`crate::format::SEARCH`]).
+    #[serde(default = "crate::format::unnumbered")]
+    pub format: u32,
     pub network: String,
     pub checkpoint: String,
     pub options: SearchOptions,
@@ -90,7 +94,10 @@ impl SearchState {
     /// Reads a stored search for `net` from JSON text and checks it against the network
     /// ([`validate`](Self::validate)).
     pub fn parse(text: &str, net: &Network) -> Result<SearchState, SearchFileError> {
-        let state: SearchState = serde_json::from_str(text).map_err(|e| SearchFileError::NotASearch(e.to_string()))?;
+        let not_a_search = |e: serde_json::Error| SearchFileError::NotASearch(e.to_string());
+        let doc: serde_json::Value = serde_json::from_str(text).map_err(not_a_search)?;
+        crate::format::check(&doc, crate::format::SEARCH)?;
+        let state: SearchState = serde_json::from_value(doc).map_err(not_a_search)?;
         state.validate(net)?;
         Ok(state)
     }
@@ -180,8 +187,94 @@ pub fn resume_or_start(out: &Path, fresh: SearchState, net: &Network) -> Result<
     Ok(old)
 }
 
+/// What `slimc search` asks of an opened run ([`run`]).
+#[derive(Clone, Debug)]
+pub struct SearchRequest {
+    /// Target MACs, in any order.
+    pub targets: Vec<u64>,
+    /// Channels removed per step in every dimension, rounded up to each one's divisor;
+    /// `None`: [`default_step`] per dimension.
+    pub step: Option<u32>,
+    /// Where the greedy path starts (channels per dimension); full width when absent.
+    pub start: Option<Vec<u32>>,
+    pub rank: Rank,
+    pub batch: usize,
+    pub calibrate: usize,
+    /// Validation batches each candidate is ranked on.
+    pub val_batches: usize,
+}
+
+impl SearchRequest {
+    /// The search's stored options for the run `l`: every dimension's minimum is the
+    /// smallest width the run trained, which only a universal run (US, Joslim) has.
+    pub fn options<B: SlimBackend>(&self, l: &Loaded<B>) -> Result<SearchOptions, TrainError> {
+        let opts = &l.state.options;
+        let min_width = opts.scheme.universal(opts.min_width).ok_or(TrainError::NotUniversal)?;
+        let net = &l.model.net;
+        let minimum = net.decode_uniform(min_width, net.rounding).map_err(RuntimeError::from)?;
+        let steps = net
+            .space
+            .dims
+            .iter()
+            .map(|d| {
+                let divisor = d.divisor.max(1);
+                self.step.map_or_else(|| default_step(d.base, d.divisor), |s| s.max(1).div_ceil(divisor) * divisor)
+            })
+            .collect();
+        Ok(SearchOptions {
+            start: self.start.clone(),
+            targets: self.targets.clone(),
+            steps,
+            minimum,
+            rank: self.rank,
+            batch: self.batch,
+            calibrate: self.calibrate,
+            val_batches: self.val_batches,
+        })
+    }
+}
+
+/// The search of an opened run as `req` asks, written to `out` after every iteration: a
+/// stored search there with the same options continues ([`SearchProgress::resumed`]), one
+/// with others is refused. Candidates are ranked on the first `val_batches · batch`
+/// validation images.
+pub fn run<B: SlimBackend>(
+    l: &Loaded<B>,
+    req: &SearchRequest,
+    out: &Path,
+    device: &B::Device,
+    progress: &mut dyn SearchProgress,
+) -> Result<SearchState, TrainError> {
+    let net = &l.model.net;
+    let options = req.options(l)?;
+    let fresh = SearchState {
+        format: crate::format::SEARCH,
+        network: net.name.clone(),
+        checkpoint: l.dir.display().to_string(),
+        options,
+        path: Vec::new(),
+        found: Vec::new(),
+        complete: false,
+    };
+    let start = resume_or_start(out, fresh, net)?;
+    if !start.path.is_empty() && !start.complete {
+        progress.resumed(start.path.len().saturating_sub(1));
+    }
+    if l.val.is_empty() {
+        return Err(TrainError::NoValidation);
+    }
+    let val = Split {
+        images: l.val.images.clone(),
+        indices: l.val.indices.iter().copied().take(req.val_batches * req.batch).collect(),
+    };
+    let data = SearchData { calib: &l.calib, val: &val, normalize: &l.state.normalize };
+    search(&l.model, start, &data, out, device, progress)
+}
+
 /// What the search reports as it goes.
 pub trait SearchProgress {
+    /// A stored search continues, `steps_done` steps along its path.
+    fn resumed(&mut self, _steps_done: usize) {}
     fn candidate(&mut self, _done: usize, _of: usize) {}
     fn iteration(&mut self, _point: &Point, _lowest_target: u64) {}
 }

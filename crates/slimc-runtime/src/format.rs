@@ -1,0 +1,44 @@
+//! Format versions of the files slimc writes and reads back: a checkpoint's `meta.json`
+//! (with the run's state), a search's `search.json` and a front's `pareto.json`. Each
+//! carries `format`; a file without it was written before formats were numbered and has
+//! format 1's layout. A reader checks the number before it reads anything else, so a file
+//! from a newer slimc is refused by its version instead of by a field it does not know.
+//! Changing a stored type's fields changes its format: bump the number here and read the
+//! old one explicitly (`tests/state.rs` holds the committed run directory to its layout).
+
+/// `meta.json` (and the run state it holds).
+pub const META: u32 = 1;
+/// `search.json`.
+pub const SEARCH: u32 = 1;
+/// `pareto.json`.
+pub const PARETO: u32 = 1;
+
+/// A stored file of a format this slimc cannot read (the error that holds it names the
+/// file).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "has format version {found}; slimc {} reads versions up to {supported}: open it with the slimc that wrote it",
+    env!("CARGO_PKG_VERSION")
+)]
+pub struct FormatError {
+    /// The `format` value as written.
+    pub found: String,
+    pub supported: u32,
+}
+
+/// The format of a stored JSON document: its `format` field, 1 when it has none, refused
+/// when above `supported` or not a whole number from 1.
+pub fn check(doc: &serde_json::Value, supported: u32) -> Result<u32, FormatError> {
+    match doc.get("format") {
+        None => Ok(1),
+        Some(v) => match v.as_u64() {
+            Some(found) if (1..=u64::from(supported)).contains(&found) => Ok(found as u32),
+            _ => Err(FormatError { found: v.to_string(), supported }),
+        },
+    }
+}
+
+/// serde's default for the field of a file written before formats were numbered.
+pub fn unnumbered() -> u32 {
+    1
+}
