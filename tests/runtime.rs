@@ -521,6 +521,42 @@ fn active_parameters_equal_cost() {
     }
 }
 
+/// Each layer stores the tensors `Op::weights` lays out at full width, in the order
+/// `SlimNet::learned` walks them (a switchable BN: a γ per switch, then a β per switch), so
+/// the leading slices `Op::weights` gives at a narrower width are always in range.
+#[test]
+fn stored_tensors_are_the_ir_layout_at_full_width() {
+    use slimc_lang::ir::Weights;
+    let device = Default::default();
+    for name in ZOO {
+        let net = small(name, 32);
+        let switches = vec![0.5, 1.0];
+        let slim = SlimNet::<Cpu>::new(net.clone(), switches.clone(), 1, &device);
+        let shapes = net.layer_shapes(&net.full_width());
+        let mut stored = vec![Vec::new(); net.layers.len()];
+        for t in slim.learned() {
+            stored[t.layer].push(t.dims);
+        }
+        for (id, l) in net.layers.iter() {
+            let with_bias = |mut v: Vec<Vec<usize>>, bias: Option<usize>| {
+                v.extend(bias.map(|b| vec![b]));
+                v
+            };
+            let want = match l.op.weights(shapes[id.index()]) {
+                Weights::None => Vec::new(),
+                Weights::Kernel { shape, bias } => with_bias(vec![shape.to_vec()], bias),
+                Weights::Matrix { shape, bias } => with_bias(vec![shape.to_vec()], bias),
+                Weights::Affine { channels } => {
+                    let copies = if l.op == Op::BatchNorm { switches.len() } else { 1 };
+                    vec![vec![channels]; 2 * copies]
+                }
+                Weights::Scale { channels } => vec![vec![channels]],
+            };
+            assert_eq!(stored[id.index()], want, "{name}: {}", l.name);
+        }
+    }
+}
+
 /// Per-channel mean and unbiased variance of `y` (`[N, C, H, W]`), two-pass in f64.
 fn channel_stats(y: Tensor<Cpu, 4>) -> Vec<(f64, f64)> {
     let [n, c, h, w] = y.dims();

@@ -121,3 +121,49 @@ impl Activation {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::Groups;
+
+    fn conv(groups: Groups, bias: bool) -> Op {
+        Op::Conv { kernel: [3, 3], stride: [1, 1], padding: [1, 1], dilation: [1, 1], groups, bias }
+    }
+
+    #[test]
+    fn a_narrower_width_uses_a_leading_slice_of_each_tensor() {
+        let full = LayerShape { in_c: 64, out: 128, groups: 1 };
+        let half = LayerShape { in_c: 32, out: 64, groups: 1 };
+        assert_eq!(
+            conv(Groups::Count(1), true).weights(full),
+            Weights::Kernel { shape: [128, 64, 3, 3], bias: Some(128) }
+        );
+        assert_eq!(conv(Groups::Count(1), false).weights(half), Weights::Kernel { shape: [64, 32, 3, 3], bias: None });
+        // Depthwise and group-width convs keep their channels per group at every width.
+        let dw = LayerShape { in_c: 32, out: 32, groups: 32 };
+        assert_eq!(conv(Groups::Depthwise, false).weights(dw), Weights::Kernel { shape: [32, 1, 3, 3], bias: None });
+        let grouped = LayerShape { in_c: 48, out: 48, groups: 3 };
+        assert_eq!(conv(Groups::Width(16), false).weights(grouped).count(), 48 * 16 * 9);
+        let t =
+            Op::ConvTranspose { kernel: [2, 2], stride: [2, 2], padding: [0, 0], output_padding: [0, 0], bias: true };
+        assert_eq!(t.weights(half), Weights::Kernel { shape: [32, 64, 2, 2], bias: Some(64) });
+        assert_eq!(Op::Linear { bias: true }.weights(half), Weights::Matrix { shape: [32, 64], bias: Some(64) });
+        assert_eq!(Op::Linear { bias: true }.weights(half).count(), 32 * 64 + 64);
+    }
+
+    #[test]
+    fn norms_learn_per_channel_and_the_rest_nothing() {
+        let s = LayerShape { in_c: 24, out: 24, groups: 1 };
+        assert_eq!(Op::BatchNorm.weights(s).count(), 48);
+        assert_eq!(Op::LayerNorm { eps: 1e-6 }.weights(s).count(), 48);
+        assert_eq!(Op::LayerScale { init: 1e-6 }.weights(s), Weights::Scale { channels: 24 });
+        for op in [Op::Add, Op::Act(Activation::Relu), Op::GlobalAvgPool, Op::Dropout { p: 0.2 }] {
+            assert_eq!(op.weights(s), Weights::None, "{op:?}");
+        }
+        assert!(Op::Dropout { p: 0.2 }.is_identity_in_eval() && Op::DropPath { p: 0.1 }.is_identity_in_eval());
+        assert!(!Op::BatchNorm.is_identity_in_eval());
+        assert_eq!(Activation::Relu6.clamp_range(), Some((0.0, 6.0)));
+        assert_eq!(Activation::Hswish.clamp_range(), None);
+    }
+}

@@ -191,3 +191,42 @@ fn steps_from(lo: f64, parts: u32) -> Vec<f64> {
     ws.extend((1..=parts).map(|k| f64::from(k) / f64::from(parts)).filter(|&w| w > lo + 1e-9));
     ws
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evaluation_widths_follow_what_the_scheme_trained() {
+        assert_eq!(Scheme::Us.default_widths(0.25), vec![0.25, 0.5, 0.75, 1.0]);
+        assert_eq!(Scheme::Us.default_widths(0.35), vec![0.35, 0.5, 0.75, 1.0]);
+        assert_eq!(Scheme::Us.pareto_widths(0.25), vec![0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]);
+        assert_eq!(Scheme::S(vec![0.5, 1.0]).pareto_widths(0.25), vec![0.5, 1.0]);
+        assert_eq!(Scheme::Fixed(0.75).default_widths(0.25), vec![0.75]);
+        assert_eq!(Scheme::S(vec![1.0, 0.3]).extremes(0.25), (0.3, 1.0));
+        assert_eq!(Scheme::Fixed(0.5).extremes(0.25), (0.5, 0.5));
+    }
+
+    #[test]
+    fn each_decision_per_scheme() {
+        let joslim = Scheme::Joslim(JoslimOptions::default());
+        assert!(Scheme::Us.distills() && joslim.distills());
+        assert!(!Scheme::S(vec![1.0]).distills() && !Scheme::Fixed(1.0).distills());
+        assert!(joslim.needs_validation() && !Scheme::Us.needs_validation());
+        assert_eq!(Scheme::S(vec![0.5, 1.0]).switches(), vec![0.5, 1.0]);
+        assert!(Scheme::Us.switches().is_empty() && joslim.switches().is_empty());
+        assert_eq!(Scheme::Us.universal(0.3), Some(0.3));
+        assert_eq!(Scheme::Fixed(1.0).universal(0.3), None);
+        assert_eq!(Scheme::Fixed(0.5).run_name(), "fixed0.5");
+        assert_eq!(joslim.run_name(), "joslim");
+    }
+
+    #[test]
+    fn settings_out_of_range_name_the_scheme_field() {
+        for bad in [Scheme::Fixed(0.0), Scheme::Fixed(1.5), Scheme::S(vec![]), Scheme::S(vec![0.5, 2.0])] {
+            assert_eq!(bad.validate().unwrap_err().field, "scheme", "{bad:?}");
+        }
+        assert_eq!(Scheme::S(vec![0.5; MAX_SWITCHES + 1]).validate().unwrap_err().field, "scheme");
+        assert!(Scheme::S(DEFAULT_SWITCHES.to_vec()).validate().is_ok());
+    }
+}
