@@ -40,7 +40,7 @@ use rand::SeedableRng;
 
 use slimc_lang::ir::{LayerShape, Network, Op};
 use slimc_runtime::export::burn::FixedNet;
-use slimc_runtime::export::{HostTensor, Subnet};
+use slimc_runtime::export::{FixedParams, HostTensor, Subnet};
 use slimc_runtime::runtime::device::{Cpu, CpuTrain, DeviceSpec, Wgpu, WgpuTrain};
 use slimc_runtime::runtime::{calibrate, BnSet, LayerParams, Mode, SlimNet, WidthConfig};
 use slimc_runtime::train::parallel::Replica;
@@ -388,7 +388,9 @@ fn calibration_and_export_match_flex() {
             let gsubnet = Subnet::extract(&gpu, cfg, &gstats).unwrap();
             assert_eq!(subnet.info.channels, gsubnet.info.channels);
             let tensors = |s: &Subnet| -> Vec<HostTensor> {
-                s.layers.iter().flat_map(|l| l.weight.iter().chain(&l.bias).cloned().collect::<Vec<_>>()).collect()
+                // Weights and biases (BN's calibrated statistics are compared above).
+                let learned = s.layers.iter().filter(|l| !matches!(l, FixedParams::Bn(_)));
+                learned.flat_map(|l| l.tensors().into_iter().map(|(_, t)| t)).collect()
             };
             for (a, b) in tensors(&subnet).iter().zip(&tensors(&gsubnet)) {
                 assert_eq!(a.shape, b.shape, "{name}: exported shapes");

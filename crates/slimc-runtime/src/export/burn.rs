@@ -16,7 +16,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::{ExportError, HostTensor, Subnet, SubnetInfo};
+use super::{ExportError, FixedParams, HostTensor, Subnet, SubnetInfo};
 use crate::ir::{LayerId, LayerShape, Network, Op, ParamValue};
 use crate::runtime::checkpoint::{self, write_atomic};
 use crate::runtime::{activation, merge, pool, BN_EPS};
@@ -130,30 +130,42 @@ impl<B: Backend> FixedNet<B> {
 
     /// The subnet's parameters in Burn layers on `device`.
     pub fn from_subnet(subnet: &Subnet, device: &B::Device) -> FixedNet<B> {
-        let folded: Vec<bool> = subnet.layers.iter().map(|p| p.folded).collect();
+        let folded: Vec<bool> = subnet.layers.iter().map(|p| *p == FixedParams::Folded).collect();
         let mut fixed = Self::skeleton(subnet.net.clone(), subnet.shapes.clone(), &folded, device);
         for (layer, p) in fixed.layers.iter_mut().zip(&subnet.layers) {
-            let bias = p.bias.as_ref().map(|b| Param::from_tensor(tensor::<B, 1>(b, device)));
-            if let Some(conv) = &mut layer.conv {
-                conv.weight = Param::from_tensor(tensor(p.weight.as_ref().expect("conv weight"), device));
-                conv.bias = bias;
-            } else if let Some(conv) = &mut layer.conv_transpose {
-                conv.weight = Param::from_tensor(tensor(p.weight.as_ref().expect("transposed conv weight"), device));
-                conv.bias = bias;
-            } else if let Some(lin) = &mut layer.linear {
-                lin.weight = Param::from_tensor(tensor(p.weight.as_ref().expect("linear weight"), device));
-                lin.bias = bias;
-            } else if let Some(ln) = &mut layer.layer_norm {
-                ln.gamma = Param::from_tensor(tensor(p.weight.as_ref().expect("layer norm γ"), device));
-                ln.beta = bias;
-            } else if let Some(scale) = &mut layer.scale {
-                *scale = Param::from_tensor(tensor(p.weight.as_ref().expect("layer scale γ"), device));
-            } else if let (Some(bn), Some(v)) = (&mut layer.bn, &p.bn) {
-                let t = |d: &Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(d.clone(), [d.len()]), device);
-                bn.gamma = Param::from_tensor(t(&v.gamma));
-                bn.beta = Param::from_tensor(t(&v.beta));
-                bn.running_mean = RunningState::new(t(&v.mean));
-                bn.running_var = RunningState::new(t(&v.var));
+            let param = |t: &HostTensor| Param::from_tensor(tensor::<B, 1>(t, device));
+            match p {
+                FixedParams::Weighted { weight, bias } => {
+                    let bias = bias.as_ref().map(param);
+                    if let Some(conv) = &mut layer.conv {
+                        conv.weight = Param::from_tensor(tensor(weight, device));
+                        conv.bias = bias;
+                    } else if let Some(conv) = &mut layer.conv_transpose {
+                        conv.weight = Param::from_tensor(tensor(weight, device));
+                        conv.bias = bias;
+                    } else if let Some(lin) = &mut layer.linear {
+                        lin.weight = Param::from_tensor(tensor(weight, device));
+                        lin.bias = bias;
+                    }
+                }
+                FixedParams::Scale { gamma, beta } => {
+                    if let Some(ln) = &mut layer.layer_norm {
+                        ln.gamma = param(gamma);
+                        ln.beta = beta.as_ref().map(param);
+                    } else if let Some(scale) = &mut layer.scale {
+                        *scale = param(gamma);
+                    }
+                }
+                FixedParams::Bn(v) => {
+                    if let Some(bn) = &mut layer.bn {
+                        let t = |d: &Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(d.clone(), [d.len()]), device);
+                        bn.gamma = Param::from_tensor(t(&v.gamma));
+                        bn.beta = Param::from_tensor(t(&v.beta));
+                        bn.running_mean = RunningState::new(t(&v.mean));
+                        bn.running_var = RunningState::new(t(&v.var));
+                    }
+                }
+                FixedParams::None | FixedParams::Folded => {}
             }
         }
         fixed
@@ -242,7 +254,7 @@ pub fn save(subnet: &Subnet, source: &checkpoint::Meta, path: &Path) -> Result<P
         source: source.source.clone(),
         settings: source.settings.clone(),
         rounding: source.rounding.clone(),
-        folded: subnet.layers.iter().enumerate().filter(|(_, p)| p.folded).map(|(i, _)| i).collect(),
+        folded: subnet.layers.iter().enumerate().filter(|(_, p)| **p == FixedParams::Folded).map(|(i, _)| i).collect(),
         info: subnet.info.clone(),
     };
     let json = serde_json::to_vec_pretty(&meta)?;

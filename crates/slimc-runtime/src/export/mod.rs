@@ -12,6 +12,7 @@ pub mod safetensors;
 
 use std::sync::Arc;
 
+use ::burn::module::Param;
 use ::burn::tensor::backend::Backend;
 use ::burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -55,16 +56,43 @@ pub struct BnParams {
     pub var: Vec<f32>,
 }
 
-/// The parameters of one layer of a subnet; what a layer does not have is `None`.
+/// The parameters of one layer of a subnet, by what the layer is ([`Op::weights`]).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct FixedParams {
-    /// Conv `[out, in / groups, kh, kw]`, transposed conv `[in, out, kh, kw]`, linear `[in, out]` (Burn's layout), or the γ `[C]`
-    /// of a layer norm or layer scale (whose `bias` is the layer norm's β).
-    pub weight: Option<HostTensor>,
-    pub bias: Option<HostTensor>,
-    pub bn: Option<BnParams>,
+pub enum FixedParams {
+    /// Nothing learned.
+    #[default]
+    None,
+    /// A conv `[out, in / groups, kh, kw]`, transposed conv `[in, out, kh, kw]` or linear
+    /// `[in, out]` (Burn's layout), with its bias `[out]` if it has one.
+    Weighted { weight: HostTensor, bias: Option<HostTensor> },
+    /// The γ `[C]` of a layer norm (with its β) or of a layer scale (no β).
+    Scale { gamma: HostTensor, beta: Option<HostTensor> },
+    /// A batch norm at inference.
+    Bn(BnParams),
     /// A BN folded into the conv before it: this layer passes its input on unchanged.
-    pub folded: bool,
+    Folded,
+}
+
+impl FixedParams {
+    /// Every tensor as `(suffix, tensor)` under PyTorch's names (`weight`, `bias`,
+    /// `running_mean`, `running_var`), as stored.
+    pub fn tensors(&self) -> Vec<(&'static str, HostTensor)> {
+        let v = |d: &Vec<f32>| HostTensor { shape: vec![d.len()], data: d.clone() };
+        let pair = |w: &HostTensor, b: &Option<HostTensor>| {
+            std::iter::once(("weight", w.clone())).chain(b.clone().map(|b| ("bias", b))).collect()
+        };
+        match self {
+            FixedParams::None | FixedParams::Folded => Vec::new(),
+            FixedParams::Weighted { weight, bias } => pair(weight, bias),
+            FixedParams::Scale { gamma, beta } => pair(gamma, beta),
+            FixedParams::Bn(bn) => vec![
+                ("weight", v(&bn.gamma)),
+                ("bias", v(&bn.beta)),
+                ("running_mean", v(&bn.mean)),
+                ("running_var", v(&bn.var)),
+            ],
+        }
+    }
 }
 
 /// What a subnet records about where it came from (written into every format's metadata).
@@ -157,37 +185,36 @@ impl Subnet {
         for (id, l) in net.layers.iter() {
             let (s, p) = (shapes[id.index()], &model.layers[id.index()]);
             let o = s.out as usize;
-            let mut fixed = FixedParams::default();
-            match l.op.weights(s) {
+            let slice = |t: &Param<Tensor<B, 1>>| HostTensor::of(leading(t.val(), [o]));
+            let bias = p.bias.as_ref().map(slice);
+            let fixed = match l.op.weights(s) {
                 Weights::Kernel { shape, .. } => {
-                    fixed.weight = p.conv.as_ref().map(|w| HostTensor::of(leading(w.val(), shape)));
+                    let weight = p.conv.as_ref().expect("a conv has a weight");
+                    FixedParams::Weighted { weight: HostTensor::of(leading(weight.val(), shape)), bias }
                 }
                 Weights::Matrix { shape, .. } => {
-                    fixed.weight = p.linear.as_ref().map(|w| HostTensor::of(leading(w.val(), shape)));
+                    let weight = p.linear.as_ref().expect("a linear has a weight");
+                    FixedParams::Weighted { weight: HostTensor::of(leading(weight.val(), shape)), bias }
                 }
-                // BN's γ and β go with its statistics, below.
-                Weights::Affine { .. } if l.op == Op::BatchNorm => {}
-                Weights::Affine { .. } | Weights::Scale { .. } => {
-                    fixed.weight = p.gamma.first().map(|g| HostTensor::of(leading(g.val(), [o])));
-                    fixed.bias = p.beta.first().map(|b| HostTensor::of(leading(b.val(), [o])));
+                // At the calibrated statistics, with the γ and β of the configuration's switch.
+                Weights::Affine { .. } if l.op == Op::BatchNorm => {
+                    let (mean, var) = stats.layers[id.index()]
+                        .clone()
+                        .ok_or_else(|| RuntimeError::NotCalibrated { key: stats.key.clone() })?;
+                    let host = |t: Tensor<B, 1>| HostTensor::of(t.slice(0..o)).data;
+                    FixedParams::Bn(BnParams {
+                        gamma: host(p.gamma[switch].val()),
+                        beta: host(p.beta[switch].val()),
+                        mean: host(mean),
+                        var: host(var),
+                    })
                 }
-                Weights::None => {}
-            }
-            if let Some(b) = &p.bias {
-                fixed.bias = Some(HostTensor::of(leading(b.val(), [o])));
-            }
-            if l.op == Op::BatchNorm {
-                let (mean, var) = stats.layers[id.index()]
-                    .clone()
-                    .ok_or_else(|| RuntimeError::NotCalibrated { key: stats.key.clone() })?;
-                let host = |t: Tensor<B, 1>| HostTensor::of(t.slice(0..o)).data;
-                fixed.bn = Some(BnParams {
-                    gamma: host(p.gamma[switch].val()),
-                    beta: host(p.beta[switch].val()),
-                    mean: host(mean),
-                    var: host(var),
-                });
-            }
+                Weights::Affine { .. } | Weights::Scale { .. } => FixedParams::Scale {
+                    gamma: slice(p.gamma.first().expect("a norm or scale has a γ")),
+                    beta: p.beta.first().map(slice),
+                },
+                Weights::None => FixedParams::None,
+            };
             layers.push(fixed);
         }
         let (cost, _) = crate::cost::cost_of_shapes(&net, &shapes);
@@ -210,12 +237,14 @@ impl Subnet {
         for (ci, fold) in self.net.bn_folds().into_iter().enumerate() {
             let Some(fold) = fold else { continue };
             let id = fold.bn;
-            let Some(bn) = self.layers[id.index()].bn.take() else { continue };
-            let target = &mut self.layers[ci];
-            let weight = target.weight.as_mut().expect("a conv has a weight");
+            let FixedParams::Bn(bn) = std::mem::replace(&mut self.layers[id.index()], FixedParams::Folded) else {
+                unreachable!("the fold plan's BN holds BN parameters")
+            };
+            let FixedParams::Weighted { weight, bias: old_bias } = &mut self.layers[ci] else {
+                unreachable!("the fold plan's conv holds a weight")
+            };
             let out = weight.shape[0];
             let per_out = weight.data.len() / out;
-            let old_bias = target.bias.take();
             let bias = (0..out)
                 .map(|c| {
                     let scale = f64::from(bn.gamma[c]) / (f64::from(bn.var[c]) + BN_EPS).sqrt();
@@ -226,8 +255,7 @@ impl Subnet {
                     ((b - f64::from(bn.mean[c])) * scale + f64::from(bn.beta[c])) as f32
                 })
                 .collect();
-            target.bias = Some(HostTensor { shape: vec![out], data: bias });
-            self.layers[id.index()].folded = true;
+            *old_bias = Some(HostTensor { shape: vec![out], data: bias });
             folded += 1;
         }
         self.info.bn_folded = folded > 0;
@@ -246,12 +274,9 @@ impl Subnet {
     pub fn parameter_count(&self) -> u64 {
         self.layers
             .iter()
-            .map(|p| {
-                let w = p.weight.as_ref().map_or(0, |t| t.data.len());
-                let b = p.bias.as_ref().map_or(0, |t| t.data.len());
-                let bn = p.bn.as_ref().map_or(0, |bn| 2 * bn.gamma.len());
-                (w + b + bn) as u64
-            })
+            .flat_map(FixedParams::tensors)
+            .filter(|(name, _)| !name.starts_with("running_"))
+            .map(|(_, t)| t.data.len() as u64)
             .sum()
     }
 
@@ -261,19 +286,10 @@ impl Subnet {
         let mut out = Vec::new();
         for (id, l) in self.net.layers.iter() {
             let p = &self.layers[id.index()];
-            if let Some(w) = &p.weight {
-                let w = if matches!(l.op, Op::Linear { .. }) { transpose(w) } else { w.clone() };
-                out.push((format!("{}.weight", l.name), w));
-            }
-            if let Some(b) = &p.bias {
-                out.push((format!("{}.bias", l.name), b.clone()));
-            }
-            if let Some(bn) = &p.bn {
-                let t = |v: &Vec<f32>| HostTensor { shape: vec![v.len()], data: v.clone() };
-                out.push((format!("{}.weight", l.name), t(&bn.gamma)));
-                out.push((format!("{}.bias", l.name), t(&bn.beta)));
-                out.push((format!("{}.running_mean", l.name), t(&bn.mean)));
-                out.push((format!("{}.running_var", l.name), t(&bn.var)));
+            for (suffix, t) in p.tensors() {
+                // PyTorch stores a linear's weight `[out, in]`.
+                let t = if suffix == "weight" && matches!(l.op, Op::Linear { .. }) { transpose(&t) } else { t };
+                out.push((format!("{}.{suffix}", l.name), t));
             }
         }
         out

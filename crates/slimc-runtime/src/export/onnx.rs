@@ -82,17 +82,11 @@ fn layer(g: &mut Graph, l: &Layer, input_hw: [u32; 2], s: LayerShape, p: &FixedP
             let shape = g.int64s(&format!("{out}.shape"), &[0, i64::from(s.out), 1, 1]);
             g.node("Reshape", vec![y, shape], &out, vec![])
         }
-        Op::BatchNorm if p.folded => x,
+        Op::BatchNorm if *p == FixedParams::Folded => x,
         Op::BatchNorm => {
-            let bn = p.bn.as_ref().expect("BN parameters");
-            let v = |d: &Vec<f32>| HostTensor { shape: vec![d.len()], data: d.clone() };
-            let inputs = vec![
-                x,
-                g.init(&format!("{out}.weight"), &v(&bn.gamma)),
-                g.init(&format!("{out}.bias"), &v(&bn.beta)),
-                g.init(&format!("{out}.running_mean"), &v(&bn.mean)),
-                g.init(&format!("{out}.running_var"), &v(&bn.var)),
-            ];
+            // γ, β, running mean, running variance: BatchNormalization's input order.
+            let mut inputs = vec![x];
+            inputs.extend(p.tensors().iter().map(|(suffix, t)| g.init(&format!("{out}.{suffix}"), t)));
             g.node("BatchNormalization", inputs, &out, vec![float("epsilon", BN_EPS as f32)])
         }
         Op::Act(a) => activation(g, *a, x, &out),
@@ -124,7 +118,7 @@ fn layer(g: &mut Graph, l: &Layer, input_hw: [u32; 2], s: LayerShape, p: &FixedP
             g.node("Transpose", vec![y], &out, vec![ints("perm", vec![0, 3, 1, 2])])
         }
         Op::LayerScale { .. } => {
-            let gamma = p.weight.as_ref().expect("layer scale γ");
+            let FixedParams::Scale { gamma, .. } = p else { unreachable!("layer scale holds a γ") };
             let column = HostTensor { shape: vec![gamma.data.len(), 1, 1], data: gamma.data.clone() };
             let gamma = g.init(&format!("{out}.weight"), &column);
             g.node("Mul", vec![x, gamma], &out, vec![])
@@ -193,10 +187,8 @@ fn layer(g: &mut Graph, l: &Layer, input_hw: [u32; 2], s: LayerShape, p: &FixedP
 
 /// A layer's input followed by its weight and, if it has one, its bias (initializers).
 fn weighted(g: &mut Graph, x: String, out: &str, p: &FixedParams) -> Vec<String> {
-    let mut inputs = vec![x, g.init(&format!("{out}.weight"), p.weight.as_ref().expect("a weight"))];
-    if let Some(b) = &p.bias {
-        inputs.push(g.init(&format!("{out}.bias"), b));
-    }
+    let mut inputs = vec![x];
+    inputs.extend(p.tensors().iter().map(|(suffix, t)| g.init(&format!("{out}.{suffix}"), t)));
     inputs
 }
 
