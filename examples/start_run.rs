@@ -1,6 +1,6 @@
 //! A real run through the library, as `slimc train` and `slimc eval` make it: load a data
 //! set, compile the network for it, create the run (checked against the data, its memory
-//! estimated), train it with checkpoints, then open it again and evaluate every width.
+//! estimated), train it with checkpoints, then open it again and report it: every width and the Pareto front.
 //! Trains the small network of `tests/fixtures/tiny.slim` on the synthetic set committed
 //! beside it (30 short epochs, about a second), into a temporary directory: from 10% (chance)
 //! to about half right at full width.
@@ -11,7 +11,7 @@ use std::path::Path;
 
 use slimc_runtime::data::{DataSpec, Holdout};
 use slimc_runtime::runtime::device::{Cpu, CpuTrain};
-use slimc_runtime::train::eval::{self, EvalOptions, Target};
+use slimc_runtime::train::eval::{self, EvalOptions};
 use slimc_runtime::train::parallel::Replica;
 use slimc_runtime::train::run::{Quiet, Run, Schedule, TrainOptions};
 use slimc_runtime::train::scheme::Scheme;
@@ -60,12 +60,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for m in &trained.state.history {
         println!("epoch {}: loss {:.3}", m.epoch, m.train_loss);
     }
-    // Open the run as `slimc eval` does and measure test accuracy at four widths.
+    // Open the run and report it as `slimc eval --pareto` does: test accuracy at the
+    // scheme's Pareto widths, and the front among them.
     let loaded = eval::open::<Cpu>(dir.root(), None, &Default::default())?;
-    let targets: Vec<Target> = [0.25, 0.5, 0.75, 1.0].map(Target::Uniform).to_vec();
-    for row in eval::evaluate(&loaded, &targets, EvalOptions { batch: 64, calibrate: 2 }, &Default::default())? {
-        println!("width {:.2}: top-1 {:.1}% at {} MACs", row.width.unwrap_or(0.0), 100.0 * row.top1, row.macs);
+    let request = eval::Request {
+        widths: None,
+        configs: None,
+        pareto: Some(eval::ParetoRequest::default()),
+        baselines: Vec::new(),
+        data: None,
+        opts: EvalOptions { batch: 64, calibrate: 2 },
+    };
+    let report = eval::report(&loaded, &request, &Default::default())?;
+    for row in &report.rows {
+        println!("width {:.3}: top-1 {:.1}% at {} MACs", row.width.unwrap_or(0.0), 100.0 * row.top1, row.macs);
     }
+    let front = report.pareto.expect("a Pareto document was asked for");
+    println!(
+        "{} of {} widths on the front; area under it {:.1}%",
+        front.front.len(),
+        report.rows.len(),
+        100.0 * front.area
+    );
     assert!(Path::new(&dir.metrics()).is_file(), "the run wrote its metrics");
     std::fs::remove_dir_all(&out)?;
     Ok(())
