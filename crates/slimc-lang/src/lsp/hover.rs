@@ -5,10 +5,10 @@
 
 use std::fmt::Write;
 
-use super::names::DeclKind;
 use super::Analysis;
 use crate::cost::{self, human, Cost};
 use crate::ir::{dump, Block, LayerShape, Network, Width};
+use crate::sema::names::DeclKind;
 use crate::syntax::ast::Span;
 
 /// Rows shown per table before "… and N more".

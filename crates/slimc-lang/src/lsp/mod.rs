@@ -7,19 +7,18 @@
 
 mod complete;
 mod hover;
-mod names;
 mod server;
 pub mod transport;
 
+pub use crate::sema::names::DeclKind;
 pub use complete::{Completion, CompletionKind};
-pub use names::DeclKind;
 pub use server::{serve, ServeError, Settings};
 
 use crate::diagnostic::Diagnostic;
 use crate::ir::{Network, Section};
+use crate::sema::names::Names;
 use crate::syntax::{self, ast::Span};
 use crate::Options;
-use names::Names;
 
 /// One file, analysed.
 pub struct Analysis {
@@ -48,7 +47,7 @@ impl Analysis {
         let (names, networks, diagnostics) = match syntax::parse(source) {
             Err(e) => (Names::default(), Vec::new(), vec![e.to_diagnostic()]),
             Ok(file) => {
-                let names = Names::new(&file);
+                let names = crate::sema::name_table(&file);
                 let checked = crate::check_parsed(&file, source, path, &Options::default());
                 let diagnostics = checked.diagnostics(false).items;
                 (names, checked.networks.unwrap_or_default(), diagnostics)

@@ -8,6 +8,7 @@ pub mod channels;
 pub mod error;
 mod eval;
 mod functions;
+pub mod names;
 mod network;
 mod resolve;
 mod space;
@@ -16,6 +17,7 @@ pub mod warning;
 
 pub use error::SemaError;
 pub use eval::limits;
+pub use resolve::name_table;
 pub use warning::Warning;
 
 use crate::ir::{self, ParamValue, Rounding};

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::builtins::{self, Signature, CONSTANTS, SIGNATURES};
 use super::error::SemaError;
+use super::names::{DeclKind, Names};
 use super::warning::Warning;
 use crate::syntax::ast::*;
 
@@ -19,6 +20,31 @@ const NETWORK_SECTIONS: &[&str] = &["stem", "stage", "head"];
 const FIELDS: &[&str] = &["c", "h", "w"];
 
 pub fn resolve(file: &File) -> Result<Index<'_>, Vec<SemaError>> {
+    resolve_with_names(file).0
+}
+
+/// Every declaration and use in `file`, linked as resolution links them (also when it
+/// reports errors): what the language server answers definitions, references and hovers
+/// from.
+pub fn name_table(file: &File) -> Names {
+    resolve_with_names(file).1
+}
+
+/// [`resolve`], recording the name table as it goes.
+fn resolve_with_names(file: &File) -> (Result<Index<'_>, Vec<SemaError>>, Names) {
+    let mut table = Names::default();
+    // Each block's declaration and its parameters' first, so that calls above a block's
+    // definition find it; of blocks with one name, uses mean the first (the one sema
+    // reports the others against).
+    let mut own: Vec<(usize, Vec<usize>)> = Vec::new();
+    let mut block_decls: HashMap<&str, (usize, Vec<usize>)> = HashMap::new();
+    for def in &file.blocks {
+        let at = table.declare(&def.name, DeclKind::Block, def.span, None);
+        let params =
+            def.params.iter().map(|p| table.declare(&p.name, DeclKind::Param, p.name.span, Some(at))).collect();
+        own.push((at, params));
+        block_decls.entry(def.name.name.as_str()).or_insert_with(|| own[own.len() - 1].clone());
+    }
     let mut errors = Vec::new();
     let mut blocks: HashMap<&str, &Definition> = HashMap::new();
     let mut networks: HashMap<&str, &Definition> = HashMap::new();
@@ -37,50 +63,80 @@ pub fn resolve(file: &File) -> Result<Index<'_>, Vec<SemaError>> {
     }
     let mut index = Index { blocks, warnings: Vec::new() };
     let mut warnings = Vec::new();
-    for def in &file.blocks {
-        let mut scope = Scope::new(&index, &mut errors, false);
-        scope.definition(def);
+    for (def, (at, params)) in file.blocks.iter().zip(&own) {
+        let mut scope = Scope::new(&index, &mut errors, false, Recorder { table: &mut table, blocks: &block_decls });
+        scope.definition(def, *at, Some(params));
         for p in def.params.iter().filter(|p| !scope.used.contains(&p.name.name)) {
             let (block, name) = (def.name.name.clone(), p.name.name.clone());
             warnings.push(Warning::UnusedParameter { block, name, span: p.name.span });
         }
     }
     for def in &file.networks {
-        Scope::new(&index, &mut errors, true).definition(def);
+        let at = table.declare(&def.name, DeclKind::Network, def.span, None);
+        Scope::new(&index, &mut errors, true, Recorder { table: &mut table, blocks: &block_decls })
+            .definition(def, at, None);
     }
     find_cycles(file, &index, &mut errors);
     index.warnings = warnings;
-    if errors.is_empty() {
-        Ok(index)
-    } else {
-        Err(errors)
-    }
+    let result = if errors.is_empty() { Ok(index) } else { Err(errors) };
+    (result, table)
+}
+
+/// Where a [`Scope`] writes the name table: the declarations and uses, and the blocks'
+/// declarations (with their parameters') by name.
+struct Recorder<'t, 'f> {
+    table: &'t mut Names,
+    blocks: &'t HashMap<&'f str, (usize, Vec<usize>)>,
 }
 
 fn duplicate(what: &'static str, second: &Ident, first: &Ident) -> SemaError {
     SemaError::Duplicate { what, name: second.name.clone(), first: first.span, second: second.span }
 }
 
-struct Scope<'i, 'a, 'e> {
+struct Scope<'i, 'a, 'e, 't, 'f> {
     index: &'i Index<'a>,
     errors: &'e mut Vec<SemaError>,
     names: HashMap<String, Span>,
     /// Every name read.
     used: HashSet<String>,
     network: bool,
+    record: Recorder<'t, 'f>,
+    /// The name table's declaration of each name in scope.
+    decls: HashMap<String, usize>,
 }
 
-impl<'i, 'a, 'e> Scope<'i, 'a, 'e> {
-    fn new(index: &'i Index<'a>, errors: &'e mut Vec<SemaError>, network: bool) -> Self {
-        Scope { index, errors, names: HashMap::new(), used: HashSet::new(), network }
+impl<'i, 'a, 'e, 't, 'f> Scope<'i, 'a, 'e, 't, 'f> {
+    fn new(index: &'i Index<'a>, errors: &'e mut Vec<SemaError>, network: bool, record: Recorder<'t, 'f>) -> Self {
+        Scope { index, errors, names: HashMap::new(), used: HashSet::new(), network, record, decls: HashMap::new() }
     }
 
-    fn definition(&mut self, def: &Definition) {
-        for p in &def.params {
+    /// Adds `name` to the name table (in the definition `at`) and to its scope.
+    fn record_decl(&mut self, name: &Ident, kind: DeclKind, full: Span, at: usize) {
+        let d = self.record.table.declare(name, kind, full, Some(at));
+        self.decls.insert(name.name.clone(), d);
+    }
+
+    /// A use of `id`, if it names a declaration in scope or a block.
+    fn record_use(&mut self, id: &Ident) {
+        let d = self.decls.get(&id.name).copied().or_else(|| self.record.blocks.get(id.name.as_str()).map(|b| b.0));
+        if let Some(d) = d {
+            self.record.table.uses.push((id.span, d));
+        }
+    }
+
+    /// `at`: the definition's declaration in the name table; `params`: a block's parameter
+    /// declarations, already made (`None` for a network).
+    fn definition(&mut self, def: &Definition, at: usize, params: Option<&[usize]>) {
+        for (i, p) in def.params.iter().enumerate() {
             if let Some(d) = &p.default {
                 self.expr(d);
             }
             self.declare(&p.name);
+            let decl = match params {
+                Some(ps) => ps[i],
+                None => self.record.table.declare(&p.name, DeclKind::Param, p.name.span, Some(at)),
+            };
+            self.decls.insert(p.name.name.clone(), decl);
         }
         if !self.network {
             self.names.insert("in".to_string(), def.name.span);
@@ -104,9 +160,11 @@ impl<'i, 'a, 'e> Scope<'i, 'a, 'e> {
                 Stmt::Width { name, value } => {
                     self.expr(value);
                     self.declare(name);
+                    self.record_decl(name, DeclKind::Width, name.span.to(value.span), at);
                 }
                 Stmt::Bind { name, value } => {
                     self.expr(value);
+                    self.record_decl(name, DeclKind::Binding, name.span.to(value.span), at);
                     if self.network && NETWORK_SECTIONS.contains(&name.name.as_str()) {
                         continue;
                     }
@@ -137,6 +195,7 @@ impl<'i, 'a, 'e> Scope<'i, 'a, 'e> {
         match &e.kind {
             ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => {}
             ExprKind::Name(id) => {
+                self.record_use(id);
                 self.used.insert(id.name.clone());
                 if self.unknown(&id.name) {
                     let mut pool: Vec<&str> = self.names.keys().map(String::as_str).collect();
@@ -158,6 +217,7 @@ impl<'i, 'a, 'e> Scope<'i, 'a, 'e> {
                     match &x.kind {
                         // After an arrow a bare name is a layer: an unknown one is an unknown op.
                         ExprKind::Name(id) if i > 0 && self.unknown(&id.name) => {
+                            self.record_use(id);
                             self.used.insert(id.name.clone());
                             let pool =
                                 SIGNATURES.iter().map(|s: &Signature| s.name).chain(self.index.blocks.keys().copied());
@@ -188,7 +248,21 @@ impl<'i, 'a, 'e> Scope<'i, 'a, 'e> {
             ExprKind::Tuple(items) => items.iter().for_each(|x| self.expr(x)),
             ExprKind::Call { callee, args } => {
                 self.call(callee, args);
-                args.iter().for_each(|a| self.expr(&a.value));
+                let block = self.record.blocks.get(callee.name.as_str()).cloned();
+                if let Some((d, _)) = &block {
+                    self.record.table.uses.push((callee.span, *d));
+                }
+                for a in args {
+                    // A keyword argument of a block call names that block's parameter.
+                    if let (Some(name), Some((d, params))) = (&a.name, &block) {
+                        let decls = &self.record.table.decls;
+                        let param = params.iter().copied().find(|&p| decls[p].name == name.name);
+                        if let Some(p) = param.filter(|&p| decls[p].parent == Some(*d)) {
+                            self.record.table.uses.push((name.span, p));
+                        }
+                    }
+                    self.expr(&a.value);
+                }
             }
         }
     }
