@@ -30,7 +30,7 @@ pub struct FormatError {
 /// when above `supported` or not a whole number from 1.
 pub fn check(doc: &serde_json::Value, supported: u32) -> Result<u32, FormatError> {
     match doc.get("format") {
-        None => Ok(1),
+        None => Ok(unnumbered()),
         Some(v) => match v.as_u64() {
             Some(found) if (1..=u64::from(supported)).contains(&found) => Ok(found as u32),
             _ => Err(FormatError { found: v.to_string(), supported }),
@@ -38,7 +38,8 @@ pub fn check(doc: &serde_json::Value, supported: u32) -> Result<u32, FormatError
     }
 }
 
-/// serde's default for the field of a file written before formats were numbered.
+/// The format of a file written before formats were numbered (serde's default for the
+/// field).
 pub fn unnumbered() -> u32 {
     1
 }

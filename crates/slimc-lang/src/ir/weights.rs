@@ -1,7 +1,7 @@
 //! The facts of each op that every backend needs: which tensors a layer learns, their
 //! shapes at a layer shape, and so its parameter count and the slice of the full-width
-//! tensors a narrower width uses; whether it is the identity in evaluation. One match per
-//! fact, each exhaustive, so a new op makes the compiler list what it must answer here.
+//! tensors a narrower width uses; which activations are a clamp. One match per fact, each
+//! exhaustive, so a new op makes the compiler list what it must answer here.
 
 use super::{Activation, LayerShape, Op};
 
@@ -75,35 +75,6 @@ impl Op {
             | Op::ZeroPad => Weights::None,
         }
     }
-
-    /// Whether evaluation mode passes the input through unchanged (dropout, drop path).
-    #[deny(clippy::wildcard_enum_match_arm)]
-    pub fn is_identity_in_eval(&self) -> bool {
-        match self {
-            Op::Dropout { .. } | Op::DropPath { .. } => true,
-            Op::Input
-            | Op::Conv { .. }
-            | Op::ConvTranspose { .. }
-            | Op::Linear { .. }
-            | Op::BatchNorm
-            | Op::Act(_)
-            | Op::MaxPool { .. }
-            | Op::AvgPool { .. }
-            | Op::GlobalAvgPool
-            | Op::AdaptiveAvgPool { .. }
-            | Op::Flatten
-            | Op::LayerNorm { .. }
-            | Op::LayerScale { .. }
-            | Op::Upsample { .. }
-            | Op::Add
-            | Op::Mul
-            | Op::Concat
-            | Op::Split { .. }
-            | Op::Shuffle { .. }
-            | Op::Subsample { .. }
-            | Op::ZeroPad => false,
-        }
-    }
 }
 
 impl Activation {
@@ -161,8 +132,6 @@ mod tests {
         for op in [Op::Add, Op::Act(Activation::Relu), Op::GlobalAvgPool, Op::Dropout { p: 0.2 }] {
             assert_eq!(op.weights(s), Weights::None, "{op:?}");
         }
-        assert!(Op::Dropout { p: 0.2 }.is_identity_in_eval() && Op::DropPath { p: 0.1 }.is_identity_in_eval());
-        assert!(!Op::BatchNorm.is_identity_in_eval());
         assert_eq!(Activation::Relu6.clamp_range(), Some((0.0, 6.0)));
         assert_eq!(Activation::Hswish.clamp_range(), None);
     }
