@@ -180,12 +180,15 @@ macro_rules! compare_training {
         let c = slim.net.input[0] as usize;
         for cfg in cfgs {
             let x = Tensor::<CpuTrain, 4>::random([4, c, 64, 64], Distribution::Normal(0.0, 1.0), &Default::default());
-            let ours = slim.forward(x.clone(), &cfg, Mode::Train).unwrap().logits;
             let widths: Vec<usize> = cfg.dims.iter().map(|&d| d as usize).collect();
-            let theirs = emitted.forward(x, &widths);
-            let d = relative_diff(ours, theirs.clone());
+            let (ours, theirs, grads) = common::alone(|| {
+                let ours = slim.forward(x.clone(), &cfg, Mode::Train).unwrap().logits;
+                let theirs = emitted.forward(x, &widths);
+                let grads = theirs.clone().sum().backward();
+                (ours, theirs, grads)
+            });
+            let d = relative_diff(ours, theirs);
             assert!(d <= 1e-4, "{name} at {:?}: emitted (training) differs by {d} (relative)", cfg.dims);
-            let grads = theirs.sum().backward();
             let mut params = emitted.clone();
             let (_, first) = params.layers_mut().into_iter().next().unwrap();
             let $module::LayerMut::Conv(conv) = first else { panic!("{name}: the first layer is a conv") };

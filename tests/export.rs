@@ -93,7 +93,7 @@ fn burn_record_and_safetensors_read_back_the_same_model() {
         rounding: "make_divisible(8)".into(),
         switches: vec![],
         bn: vec![],
-        state: serde_json::Value::Null,
+        state: None,
     };
     for fold in [false, true] {
         let mut c = case("mobilenet_v2", 0.6);
@@ -121,6 +121,26 @@ fn burn_record_and_safetensors_read_back_the_same_model() {
     assert_eq!(dotted, dir.join("other.best.mpk"));
     assert_eq!(std::fs::read(dir.join("other.mpk")).unwrap(), b"keep me");
     assert!(slimc_runtime::export::burn::open::<Cpu>(&dotted, &Default::default()).is_ok());
+    // The record of another network's layers (other kinds, another count) beside this
+    // network's JSON is refused, never loaded into the wrong layers.
+    let other = case("resnet20", 0.5);
+    slimc_runtime::export::burn::save(&other.subnet, &meta, &dir.join("resnet.mpk")).unwrap();
+    std::fs::copy(dir.join("resnet.mpk"), dir.join("other.best.mpk")).unwrap();
+    let err = slimc_runtime::export::burn::open::<Cpu>(&dotted, &Default::default()).unwrap_err();
+    assert!(err.to_string().contains("do not fit"), "{err}");
+    // An export from before formats were numbered (format 1: another record layout), or
+    // from a newer slimc, is refused by its number.
+    let json = dir.join("resnet.json");
+    let mut doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for (format, says) in [(None, "format version 1"), (Some(99), "format version 99")] {
+        match format {
+            None => doc.as_object_mut().unwrap().remove("format"),
+            Some(v) => doc.as_object_mut().unwrap().insert("format".into(), v.into()),
+        };
+        std::fs::write(&json, serde_json::to_vec(&doc).unwrap()).unwrap();
+        let err = slimc_runtime::export::burn::open::<Cpu>(&dir.join("resnet.mpk"), &Default::default()).unwrap_err();
+        assert!(err.to_string().contains(says), "{err}");
+    }
     // A record from another configuration, or a missing one, is an error, not a panic.
     std::fs::write(dir.join("model.mpk"), b"not a record").unwrap();
     let err = slimc_runtime::export::burn::open::<Cpu>(&dir.join("model.mpk"), &Default::default()).unwrap_err();

@@ -17,7 +17,7 @@ use burn::tensor::{activation, Distribution, ElementConversion, Tensor};
 use slimc_lang::ir::{Activation, Interp, LayerShape, Network, Op, ParamValue};
 use slimc_lang::Options;
 use slimc_runtime::runtime::device::{Cpu, CpuTrain};
-use slimc_runtime::runtime::{calibrate, BnSet, Mode, SlimNet, WidthConfig};
+use slimc_runtime::runtime::{calibrate, BnSet, LayerParams, Mode, SlimNet, WidthConfig};
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -82,16 +82,18 @@ fn fixed_network<B: Backend>(
                         .with_groups(g)
                         .with_bias(*bias)
                         .init::<B>(device);
-                    let full = p.conv.as_ref().unwrap().val();
+                    let kernel = p.kernel().unwrap();
+                    let full = kernel.weight.val();
                     conv.weight = Param::from_tensor(full.slice([0..o, 0..i / g, 0..kh, 0..kw]));
-                    if let Some(b) = &p.bias {
+                    if let Some(b) = &kernel.bias {
                         conv.bias = Some(Param::from_tensor(b.val().slice(0..o)));
                     }
                     Plain::Conv(conv)
                 }
                 Op::Linear { bias } => {
                     let mut lin = LinearConfig::new(i, o).with_bias(*bias).init::<B>(device);
-                    let full = p.linear.as_ref().unwrap().val();
+                    let matrix = p.matrix().unwrap();
+                    let full = matrix.weight.val();
                     // After a flatten of a map, input feature (c, y, x) is row c·H·W + y·W + x of
                     // the full weight: gather the rows of the active channels one by one.
                     let source = &net.layers[l.inputs[0]];
@@ -107,7 +109,7 @@ fn fixed_network<B: Backend>(
                         _ => full,
                     };
                     lin.weight = Param::from_tensor(rows.slice([0..i, 0..o]));
-                    if let Some(b) = &p.bias {
+                    if let Some(b) = &matrix.bias {
                         lin.bias = Some(Param::from_tensor(b.val().slice(0..o)));
                     }
                     Plain::Linear(lin)
@@ -115,8 +117,9 @@ fn fixed_network<B: Backend>(
                 Op::BatchNorm => {
                     let mut bn = BatchNormConfig::new(o).with_epsilon(1e-5).init::<B>(device);
                     let sw = 0;
-                    bn.gamma = Param::from_tensor(p.gamma[sw].val().slice(0..o));
-                    bn.beta = Param::from_tensor(p.beta[sw].val().slice(0..o));
+                    let (gamma, beta) = p.affine().unwrap().at(sw);
+                    bn.gamma = Param::from_tensor(gamma.slice(0..o));
+                    bn.beta = Param::from_tensor(beta.slice(0..o));
                     let (m, v) = stats.layers[id.index()].clone().expect("calibrated");
                     bn.running_mean = burn::module::RunningState::new(m.slice(0..o));
                     bn.running_var = burn::module::RunningState::new(v.slice(0..o));
@@ -124,15 +127,17 @@ fn fixed_network<B: Backend>(
                 }
                 Op::LayerNorm { eps } => {
                     let mut ln = LayerNormConfig::new(o).with_epsilon(*eps).init::<B>(device);
-                    ln.gamma = Param::from_tensor(p.gamma[0].val().slice(0..o));
-                    ln.beta = Some(Param::from_tensor(p.beta[0].val().slice(0..o)));
+                    let (gamma, beta) = p.affine().unwrap().at(0);
+                    ln.gamma = Param::from_tensor(gamma.slice(0..o));
+                    ln.beta = Some(Param::from_tensor(beta.slice(0..o)));
                     Plain::LayerNorm(ln)
                 }
-                Op::LayerScale { .. } => Plain::Scale(p.gamma[0].val().slice(0..o)),
+                Op::LayerScale { .. } => Plain::Scale(p.scale().unwrap().gamma.val().slice(0..o)),
                 Op::ConvTranspose { kernel, stride, padding, output_padding, .. } => {
                     let [kh, kw] = kernel.map(|v| v as usize);
-                    let w = p.conv.as_ref().unwrap().val().slice([0..i, 0..o, 0..kh, 0..kw]);
-                    let b = p.bias.as_ref().map(|b| b.val().slice(0..o));
+                    let kernel = p.kernel().unwrap();
+                    let w = kernel.weight.val().slice([0..i, 0..o, 0..kh, 0..kw]);
+                    let b = kernel.bias.as_ref().map(|b| b.val().slice(0..o));
                     let [s0, s1, p0, p1, q0, q1] =
                         [stride[0], stride[1], padding[0], padding[1], output_padding[0], output_padding[1]];
                     Plain::ConvT(w, b, [s0, s1, p0, p1, q0, q1].map(|v| v as usize))
@@ -405,15 +410,14 @@ fn inactive_slices_of(name: &str, size: usize) {
     let slim = SlimNet::<CpuTrain>::new(net.clone(), Vec::new(), 3, &device);
     let cfg = slim.uniform(0.5).unwrap();
     let x = Tensor::random([4, 3, size, size], Distribution::Normal(0.0, 1.0), &device);
-    let f = slim.forward(x, &cfg, Mode::Train).unwrap();
-    let grads = f.logits.sum().backward();
+    let grads = common::alone(|| slim.forward(x, &cfg, Mode::Train).unwrap().logits.sum().backward());
     let shapes = net.layer_shapes(&cfg.dims);
     let mut checked = 0;
     for (id, l) in net.layers.iter() {
         let p = &slim.layers[id.index()];
         let s = shapes[id.index()];
-        if let Some(w) = &p.conv {
-            let g = w.val().grad(&grads).expect("conv weight has a gradient");
+        if let Some(k) = p.kernel() {
+            let g = k.weight.val().grad(&grads).expect("conv weight has a gradient");
             let [o, i, _, _] = g.dims();
             let [_, _, kh, kw] = g.dims();
             let (so, si) = (s.out as usize, (s.in_c / s.groups) as usize);
@@ -429,8 +433,8 @@ fn inactive_slices_of(name: &str, size: usize) {
             }
             checked += 1;
         }
-        if let Some(w) = &p.linear {
-            let g = w.val().grad(&grads).expect("linear weight has a gradient");
+        if let Some(m) = p.matrix() {
+            let g = m.weight.val().grad(&grads).expect("linear weight has a gradient");
             let [i, o] = g.dims();
             let (si, so) = (s.in_c as usize, s.out as usize);
             if si < i {
@@ -439,8 +443,13 @@ fn inactive_slices_of(name: &str, size: usize) {
             }
             assert!(g.slice([0..si, 0..so]).abs().sum().into_scalar() > 0.0, "{} active slice", l.name);
         }
-        if !p.gamma.is_empty() {
-            let g = p.gamma[0].val().grad(&grads).unwrap();
+        let gamma = match p {
+            LayerParams::Affine(a) => Some(&a.gamma[0]),
+            LayerParams::Scale(s) => Some(&s.gamma),
+            _ => None,
+        };
+        if let Some(gamma) = gamma {
+            let g = gamma.val().grad(&grads).unwrap();
             let c = g.dims()[0];
             if (s.out as usize) < c {
                 let rest = g.slice(s.out as usize..c).abs().sum().into_scalar();
@@ -470,6 +479,7 @@ fn conv_gradients_equal_burns() {
     for (i, (xs, ws, stride, padding, groups)) in cases.into_iter().enumerate() {
         let options = ConvOptions::new(stride, padding, [1, 1], groups);
         let grads = |ours: bool| {
+            let _alone = slimc_runtime::runtime::graphs::backward();
             let x = Tensor::<CpuTrain, 4>::from_inner(data(xs, 0.0, 1.0, 1)).require_grad();
             let w = Tensor::<CpuTrain, 4>::from_inner(data(ws, 0.0, 1.0, 2)).require_grad();
             let b = Tensor::<CpuTrain, 1>::from_inner(data([ws[0]], 0.0, 1.0, 3)).require_grad();
@@ -542,7 +552,9 @@ fn stored_tensors_are_the_ir_layout_at_full_width() {
                 v.extend(bias.map(|b| vec![b]));
                 v
             };
-            let want = match l.op.weights(shapes[id.index()]) {
+            let weights = l.op.weights(shapes[id.index()]);
+            assert!(slim.layers[id.index()].is(weights), "{name}: {} holds {weights:?}", l.name);
+            let want = match weights {
                 Weights::None => Vec::new(),
                 Weights::Kernel { shape, bias } => with_bias(vec![shape.to_vec()], bias),
                 Weights::Matrix { shape, bias } => with_bias(vec![shape.to_vec()], bias),
@@ -591,7 +603,7 @@ fn calibration_statistics_match_an_independent_computation() {
     let stem = layer.inputs[0];
     let Op::Conv { stride, padding, dilation, .. } = net.layers[stem].op else { panic!("the stem is a conv") };
     let c = cfg.dims[0] as usize;
-    let weight = slim.layers[stem.index()].conv.as_ref().unwrap().val();
+    let weight = slim.layers[stem.index()].kernel().unwrap().weight.val();
     let [_, i, kh, kw] = weight.dims();
     let weight = weight.slice([0..c, 0..i, 0..kh, 0..kw]);
     let us = |a: [u32; 2]| a.map(|v| v as usize);
@@ -646,8 +658,8 @@ fn calibration_restores_accuracy_at_a_narrow_width() {
     let mut slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 11, &device);
     // Without its bias the classifier's decision follows the features, so labels vary.
     let head = net.output.index();
-    slim.layers[head].bias =
-        Some(Param::from_tensor(Tensor::zeros([net.layers[net.output].channels as usize], &device)));
+    let LayerParams::Matrix(classifier) = &mut slim.layers[head] else { panic!("the head is a linear") };
+    classifier.bias = Some(Param::from_tensor(Tensor::zeros([net.layers[net.output].channels as usize], &device)));
     let narrow = slim.uniform(0.25).unwrap();
     let full = slim.uniform(1.0).unwrap();
     let train: Vec<Tensor<Cpu, 4>> = (0..8).map(|i| data([32, 3, 8, 8], 1.0, 2.0, 100 + i)).collect();
@@ -709,14 +721,15 @@ fn switchable_bn_uses_one_set_per_switch() {
     let net = small("resnet20", 8);
     let slim = SlimNet::<CpuTrain>::new(net.clone(), vec![0.25, 0.5, 1.0], 5, &device);
     let bn = net.layers.iter().find(|(_, l)| l.op == Op::BatchNorm).unwrap().0.index();
-    assert_eq!(slim.layers[bn].gamma.len(), 3);
+    let gamma = &slim.layers[bn].affine().unwrap().gamma;
+    assert_eq!(gamma.len(), 3);
     let cfg = slim.uniform(0.5).unwrap();
     assert_eq!(cfg.switch, Some(1));
     assert!(slim.uniform(0.75).is_err(), "0.75 is not a switch");
     let x = Tensor::random([2, 3, 8, 8], Distribution::Normal(0.0, 1.0), &device);
-    let grads = slim.forward(x, &cfg, Mode::Train).unwrap().logits.sum().backward();
-    assert!(slim.layers[bn].gamma[0].val().grad(&grads).map_or(0.0, |g| g.abs().sum().into_scalar()) == 0.0);
-    assert!(slim.layers[bn].gamma[1].val().grad(&grads).unwrap().abs().sum().into_scalar() > 0.0);
+    let grads = common::alone(|| slim.forward(x, &cfg, Mode::Train).unwrap().logits.sum().backward());
+    assert!(gamma[0].val().grad(&grads).map_or(0.0, |g| g.abs().sum().into_scalar()) == 0.0);
+    assert!(gamma[1].val().grad(&grads).unwrap().abs().sum().into_scalar() > 0.0);
 }
 
 mod checkpoints {

@@ -99,9 +99,10 @@ fn layout(v: &Value) -> Vec<String> {
 /// change of layout bumps `slimc_runtime::format` and reads the old number explicitly.)
 #[test]
 fn stored_types_keep_the_layout_of_the_committed_run() {
+    use slimc_runtime::format;
     use slimc_runtime::runtime::checkpoint::{self, Meta};
     use slimc_runtime::train::pareto::ParetoFile;
-    use slimc_runtime::train::run::RunState;
+    use slimc_runtime::train::run::{EpochMetrics, RunState};
     use slimc_runtime::train::search::SearchState;
 
     let read = |file: &str| -> Value {
@@ -113,12 +114,20 @@ fn stored_types_keep_the_layout_of_the_committed_run() {
         v
     };
     let stored = read("checkpoint/meta.json");
-    let meta: Meta = serde_json::from_value(stored.clone()).unwrap();
-    assert_eq!(meta.format, 1, "a meta.json without a format number has format 1");
-    let state: RunState = serde_json::from_value(meta.state.clone()).unwrap();
-    let mut again = serde_json::to_value(&meta).unwrap();
-    again["state"] = serde_json::to_value(&state).unwrap();
-    assert_eq!(layout(&without_format(again)), layout(&stored), "meta.json (with the run state)");
+    let original: Meta = serde_json::from_value(stored.clone()).unwrap();
+    assert_eq!(original.format, 1, "a meta.json without a format number has format 1");
+    // Into the library's own types and back: the same fields, the same values.
+    let mut meta = original.clone();
+    let state = RunState::from(meta.state.clone().expect("the run's state"));
+    meta.state = Some(format::run::State::from(&state));
+    let again = without_format(serde_json::from_str(&serde_json::to_string(&meta).unwrap()).unwrap());
+    assert_eq!(layout(&again), layout(&stored), "meta.json (with the run state)");
+    assert_eq!(serde_json::from_value::<Meta>(again).unwrap(), original, "meta.json read back");
+    for line in std::fs::read_to_string(Path::new(FIXTURE).join("metrics.jsonl")).unwrap().lines() {
+        let stored: Value = serde_json::from_str(line).unwrap();
+        let metrics = EpochMetrics::from(serde_json::from_value::<format::run::Metrics>(stored.clone()).unwrap());
+        assert_eq!(serde_json::to_value(format::run::Metrics::from(&metrics)).unwrap(), stored, "metrics.jsonl");
+    }
 
     let net = checkpoint::network(&meta, None).unwrap();
     for file in ["search.json", "pareto.json"] {

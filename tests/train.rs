@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use slimc_runtime::runtime::checkpoint;
 use slimc_runtime::runtime::device::{Cpu, CpuTrain};
-use slimc_runtime::runtime::SlimNet;
+use slimc_runtime::runtime::{LayerParams, SlimNet};
 use slimc_runtime::train::parallel::{Cluster, Replica};
 use slimc_runtime::train::{apply, gradients, Sandwich, StepOptions};
 
@@ -95,7 +95,7 @@ fn weights(run: &Path) -> Vec<f32> {
 
 fn flatten<B: Backend>(m: &SlimNet<B>) -> Vec<f32> {
     let mut out = Vec::new();
-    for p in &m.layers {
+    for p in &m.clone().stored().layers {
         let mut push = |d: burn::tensor::TensorData| out.extend(d.iter::<f32>());
         if let Some(w) = &p.conv {
             push(w.val().into_data());
@@ -550,7 +550,7 @@ fn in_replicas<T: Send>(n: usize, f: impl Fn(usize, &Replica) -> T + Sync) -> Ve
 /// Every gradient of `model` in `grads`, in layer order.
 fn grads_of(model: &SlimNet<CpuTrain>, grads: &GradientsParams) -> Vec<f32> {
     let mut out = Vec::new();
-    for p in &model.layers {
+    for p in &model.clone().stored().layers {
         let mut push = |d: Option<burn::tensor::TensorData>| out.extend(d.expect("a gradient").iter::<f32>());
         if let Some(w) = &p.conv {
             push(grads.get::<Cpu, 4>(w.id).map(|g| g.into_data()));
@@ -680,11 +680,15 @@ fn replicas_that_differ_are_refused() {
     let results = in_replicas(2, |i, r| {
         let mut mine = model.clone();
         if i == 1 {
-            let layer = mine.layers.iter_mut().find(|l| l.conv.is_some()).unwrap();
-            let w = layer.conv.take().unwrap();
+            let kernel = mine
+                .layers
+                .iter_mut()
+                .find_map(|l| if let LayerParams::Kernel(k) = l { Some(k) } else { None })
+                .unwrap();
+            let w = kernel.weight.clone();
             let nudged =
                 w.val().add_scalar(0.0).slice_assign([0..1, 0..1, 0..1, 0..1], Tensor::ones([1, 1, 1, 1], &device));
-            layer.conv = Some(burn::module::Param::initialized(w.id, nudged));
+            kernel.weight = burn::module::Param::initialized(w.id, nudged);
         }
         r.agree::<Cpu>(&[("the step", 7.0)], &mine, &device).map_err(|e| e.to_string())
     });

@@ -42,7 +42,8 @@ use slimc_lang::ir::{LayerShape, Network, Op};
 use slimc_runtime::export::burn::FixedNet;
 use slimc_runtime::export::{FixedParams, HostTensor, Subnet};
 use slimc_runtime::runtime::device::{Cpu, CpuTrain, DeviceSpec, Wgpu, WgpuTrain};
-use slimc_runtime::runtime::{calibrate, BnSet, LayerParams, Mode, SlimNet, WidthConfig};
+use slimc_runtime::runtime::params::{StoredLayer, StoredNet};
+use slimc_runtime::runtime::{calibrate, BnSet, Mode, SlimNet, WidthConfig};
 use slimc_runtime::train::parallel::Replica;
 use slimc_runtime::train::{cross_entropy, step, Sandwich, StepOptions};
 
@@ -157,9 +158,11 @@ fn param<A: Backend, B: Backend, const D: usize>(p: &Param<Tensor<A, D>>, device
 /// The same network and parameters on another backend.
 fn moved<A: Backend, B: Backend>(slim: &SlimNet<A>, device: &B::Device) -> SlimNet<B> {
     let layers = slim
+        .clone()
+        .stored()
         .layers
         .iter()
-        .map(|p| LayerParams {
+        .map(|p| StoredLayer {
             conv: p.conv.as_ref().map(|w| param(w, device)),
             linear: p.linear.as_ref().map(|w| param(w, device)),
             bias: p.bias.as_ref().map(|b| param(b, device)),
@@ -167,13 +170,13 @@ fn moved<A: Backend, B: Backend>(slim: &SlimNet<A>, device: &B::Device) -> SlimN
             beta: p.beta.iter().map(|b| param(b, device)).collect(),
         })
         .collect();
-    SlimNet { layers, net: slim.net.clone(), switches: slim.switches.clone() }
+    SlimNet::from_stored(StoredNet { layers }, slim.net.clone(), slim.switches.clone()).unwrap()
 }
 
 /// Every parameter of a model on the host, named `layer.kind`, in layer order.
 fn parameters<B: Backend>(slim: &SlimNet<B>) -> Vec<(String, Vec<f32>)> {
     let mut out = Vec::new();
-    for ((_, l), p) in slim.net.layers.iter().zip(&slim.layers) {
+    for ((_, l), p) in slim.net.layers.iter().zip(slim.clone().stored().layers) {
         let name = |kind: &str| format!("{}.{kind}", l.name);
         if let Some(w) = &p.conv {
             out.push((name("weight"), host(w.val())));
@@ -266,25 +269,34 @@ fn gradients_match_flex_and_vanish_on_inactive_slices() {
         let y = Tensor::<CpuTrain, 1, Int>::from_data(TensorData::new(labels.clone(), [BATCH]), &Default::default());
         let gy = Tensor::<WgpuTrain, 1, Int>::from_data(TensorData::new(labels, [BATCH]), &device());
         for cfg in configs(&slim) {
-            let loss = cross_entropy(
-                slim.forward(Tensor::from_inner(x.clone()), &cfg, Mode::Train).unwrap().logits,
-                y.clone(),
-                0.1,
-            );
-            let gloss = cross_entropy(
-                gpu.forward(Tensor::from_inner(gx.clone()), &cfg, Mode::Train).unwrap().logits,
-                gy.clone(),
-                0.1,
-            );
-            let (grads, ggrads) = (loss.backward(), gloss.backward());
+            let (grads, ggrads) = common::alone(|| {
+                let loss = cross_entropy(
+                    slim.forward(Tensor::from_inner(x.clone()), &cfg, Mode::Train).unwrap().logits,
+                    y.clone(),
+                    0.1,
+                );
+                let gloss = cross_entropy(
+                    gpu.forward(Tensor::from_inner(gx.clone()), &cfg, Mode::Train).unwrap().logits,
+                    gy.clone(),
+                    0.1,
+                );
+                (loss.backward(), gloss.backward())
+            });
             let shapes = net.layer_shapes(&cfg.dims);
             // (layer, kind, flex gradient, wgpu gradient, full shape, active shape)
             let mut pairs = Vec::new();
-            for (((id, l), p), gp) in net.layers.iter().zip(&slim.layers).zip(&gpu.layers) {
+            let (stored, gstored) = (slim.clone().stored(), gpu.clone().stored());
+            for (((id, l), p), gp) in net.layers.iter().zip(&stored.layers).zip(&gstored.layers) {
                 let s = shapes[id.index()];
                 let mut add = |kind: &'static str, want: Option<Vec<f32>>, got: Option<Vec<f32>>, full: Vec<usize>| {
-                    let (Some(want), Some(got)) = (want, got) else {
-                        panic!("{name} {}.{kind}: a gradient on one backend only", l.name)
+                    let (Some(want), Some(got)) = (want.clone(), got.clone()) else {
+                        panic!(
+                            "{name} {}.{kind} at {:?}: a gradient on one backend only (flex: {}, wgpu: {})",
+                            l.name,
+                            cfg.dims,
+                            want.is_some(),
+                            got.is_some()
+                        )
                     };
                     pairs.push((l.name.clone(), kind, want, got, full, s));
                 };

@@ -125,7 +125,8 @@ fn go<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {
     if a.json {
         let doc = json!({
             "network": net.name, "data": a.data.as_ref().unwrap_or(data).to_string(), "calibrate": a.calibrate,
-            "test_images": run.test.len(), "results": rows,
+            "test_images": run.test.len(),
+            "results": rows.iter().map(slimc_runtime::format::eval::Row::from).collect::<Vec<_>>(),
             "pareto": pareto.as_ref().map(|(file, doc)| json!({
                 "file": file.display().to_string(), "front": doc.front, "bounds": doc.bounds, "area": doc.area,
             })),

@@ -13,7 +13,7 @@ use burn::tensor::{Distribution, ElementConversion, Tensor};
 
 use slimc_lang::ir::{Network, ParamValue};
 use slimc_lang::Options;
-use slimc_runtime::runtime::{BnSet, SlimNet};
+use slimc_runtime::runtime::{BnSet, LayerParams, SlimNet};
 
 /// Every model of the zoo, as named in `models/`.
 pub const ZOO: &[&str] = &[
@@ -60,22 +60,38 @@ pub fn small(name: &str, size: i64) -> Arc<Network> {
     Arc::new(nets.remove(0))
 }
 
+/// Runs `f` (forward passes and the backward pass of their loss) alone among this
+/// process's autodiff graphs: tests run side by side, and Burn 0.21's backward pass can
+/// free another thread's graph under construction (`slimc_runtime::runtime::graphs`).
+#[allow(dead_code)]
+pub fn alone<T>(f: impl FnOnce() -> T) -> T {
+    let _alone = slimc_runtime::runtime::graphs::backward();
+    f()
+}
+
 /// Random but well-conditioned BN parameters and statistics (variances in [0.5, 2]), so
 /// that the comparison measures slicing, not the chaos of an untrained deep network
 /// normalised by near-zero variances.
 pub fn condition_bn<B: Backend>(slim: &mut SlimNet<B>, device: &B::Device) -> BnSet<B> {
     let mut set = slim.empty_stats(String::new());
     for (i, p) in slim.layers.iter_mut().enumerate() {
-        if p.gamma.is_empty() {
-            continue;
-        }
-        let c = p.gamma[0].val().dims()[0];
-        for g in p.gamma.iter_mut() {
-            *g = Param::from_tensor(Tensor::random([c], Distribution::Uniform(0.5, 1.5), device));
-        }
-        for b in p.beta.iter_mut() {
-            *b = Param::from_tensor(Tensor::random([c], Distribution::Uniform(-0.2, 0.2), device));
-        }
+        let gamma = |c: usize| Param::from_tensor(Tensor::random([c], Distribution::Uniform(0.5, 1.5), device));
+        let c = match p {
+            LayerParams::Affine(a) => {
+                let c = a.gamma[0].val().dims()[0];
+                a.gamma.iter_mut().for_each(|g| *g = gamma(c));
+                for b in a.beta.iter_mut() {
+                    *b = Param::from_tensor(Tensor::random([c], Distribution::Uniform(-0.2, 0.2), device));
+                }
+                c
+            }
+            LayerParams::Scale(s) => {
+                let c = s.gamma.val().dims()[0];
+                s.gamma = gamma(c);
+                c
+            }
+            _ => continue,
+        };
         let mean = Tensor::random([c], Distribution::Normal(0.0, 0.2), device);
         let var = Tensor::random([c], Distribution::Uniform(0.5, 2.0), device);
         set.layers[i] = Some((mean, var));
@@ -145,8 +161,9 @@ macro_rules! loaded {
     (@ $module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr; $p:ident $i:ident $st:ident; bn $($kinds:ident)*; $($arms:tt)*) => {
         loaded!(@ $module, $ty, $b, $slim, $stats; $p $i $st; $($kinds)*; $($arms)*
             LayerMut::BatchNorm(bn) => {
-                bn.gamma = Param::from_tensor($p.gamma[0].val());
-                bn.beta = Param::from_tensor($p.beta[0].val());
+                let (gamma, beta) = $p.affine().unwrap().at(0);
+                bn.gamma = Param::from_tensor(gamma);
+                bn.beta = Param::from_tensor(beta);
                 let (mean, var) = $st.layers[$i].clone().unwrap();
                 bn.mean = RunningState::new(mean);
                 bn.var = RunningState::new(var);
@@ -156,17 +173,18 @@ macro_rules! loaded {
     (@ $module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr; $p:ident $i:ident $st:ident; norms $($kinds:ident)*; $($arms:tt)*) => {
         loaded!(@ $module, $ty, $b, $slim, $stats; $p $i $st; $($kinds)*; $($arms)*
             LayerMut::LayerNorm(n) => {
-                n.gamma = Param::from_tensor($p.gamma[0].val());
-                n.beta = Param::from_tensor($p.beta[0].val());
+                let (gamma, beta) = $p.affine().unwrap().at(0);
+                n.gamma = Param::from_tensor(gamma);
+                n.beta = Param::from_tensor(beta);
             }
-            LayerMut::LayerScale(s) => s.gamma = Param::from_tensor($p.gamma[0].val()),
+            LayerMut::LayerScale(s) => s.gamma = Param::from_tensor($p.scale().unwrap().gamma.val()),
         )
     };
     (@ $module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr; $p:ident $i:ident $st:ident; up $($kinds:ident)*; $($arms:tt)*) => {
         loaded!(@ $module, $ty, $b, $slim, $stats; $p $i $st; $($kinds)*; $($arms)*
             LayerMut::ConvTranspose(c) => {
-                c.weight = Param::from_tensor($p.conv.as_ref().unwrap().val());
-                c.bias = $p.bias.as_ref().map(|b| Param::from_tensor(b.val()));
+                c.weight = Param::from_tensor($p.kernel().unwrap().weight.val());
+                c.bias = $p.kernel().unwrap().bias.as_ref().map(|b| Param::from_tensor(b.val()));
             }
         )
     };
@@ -190,18 +208,18 @@ macro_rules! loaded {
             let $p = &slim.layers[$i];
             match target {
                 LayerMut::Conv(c) => {
-                    c.weight = Param::from_tensor($p.conv.as_ref().unwrap().val());
-                    c.bias = $p.bias.as_ref().map(|b| Param::from_tensor(b.val()));
+                    c.weight = Param::from_tensor($p.kernel().unwrap().weight.val());
+                    c.bias = $p.kernel().unwrap().bias.as_ref().map(|b| Param::from_tensor(b.val()));
                 }
                 LayerMut::Linear(l) => {
-                    l.weight = Param::from_tensor($p.linear.as_ref().unwrap().val());
-                    l.bias = $p.bias.as_ref().map(|b| Param::from_tensor(b.val()));
+                    l.weight = Param::from_tensor($p.matrix().unwrap().weight.val());
+                    l.bias = $p.matrix().unwrap().bias.as_ref().map(|b| Param::from_tensor(b.val()));
                 }
                 $($arms)*
             }
             copied += 1;
         }
-        let with_params = slim.layers.iter().filter(|p| p.conv.is_some() || p.linear.is_some() || !p.gamma.is_empty());
+        let with_params = slim.layers.iter().filter(|p| !matches!(p, slimc_runtime::runtime::LayerParams::None(_)));
         assert_eq!(copied, with_params.count(), "layers_mut lists every parameter layer");
         emitted
     }};

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
 
 pub use loader::{batches, epoch_order, Batch, Batches, Plan};
 
@@ -23,7 +22,7 @@ pub use loader::{batches, epoch_order, Batch, Batches, Plan};
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
 /// A `--data` value.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum DataSpec {
     FashionMnist(PathBuf),
     Mnist(PathBuf),
@@ -280,7 +279,7 @@ impl Holdout {
 
 /// Random crop (zero padding of `pad` pixels, then a crop of the original size) and
 /// horizontal flip.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Augment {
     pub pad: usize,
     pub flip: bool,
@@ -291,7 +290,7 @@ impl Augment {
 }
 
 /// Per-channel mean and standard deviation of pixel values in [0, 1].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Normalize {
     pub mean: Vec<f32>,
     pub std: Vec<f32>,

@@ -5,13 +5,14 @@
 //! channels the layers were built from. [`open`] rebuilds the network from the JSON and
 //! loads the record: no slimmable network or checkpoint is needed to run it.
 
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
@@ -21,16 +22,18 @@ use crate::ir::{LayerId, LayerShape, Network, Op, ParamValue};
 use crate::runtime::checkpoint::{self, write_atomic};
 use crate::runtime::{activation, merge, pool, BN_EPS};
 
-/// One IR layer's parameters; empty for parameter-free layers and folded BNs.
+/// One IR layer's parameters as a Burn layer.
 #[derive(Module, Debug)]
-pub struct FixedLayer<B: Backend> {
-    pub conv: Option<Conv2d<B>>,
-    pub conv_transpose: Option<ConvTranspose2d<B>>,
-    pub linear: Option<Linear<B>>,
-    pub bn: Option<BatchNorm<B>>,
-    pub layer_norm: Option<LayerNorm<B>>,
+pub enum FixedLayer<B: Backend> {
+    /// A layer without parameters, or a BN folded into its conv.
+    None(PhantomData<B>),
+    Conv(Conv2d<B>),
+    ConvTranspose(ConvTranspose2d<B>),
+    Linear(Linear<B>),
+    BatchNorm(BatchNorm<B>),
+    LayerNorm(LayerNorm<B>),
     /// A layer scale's γ.
-    pub scale: Option<Param<Tensor<B, 1>>>,
+    Scale(Param<Tensor<B, 1>>),
 }
 
 /// A fixed-width network of plain Burn layers, run over the IR at fixed channels.
@@ -46,6 +49,9 @@ pub struct FixedNet<B: Backend> {
 /// `OUT.json`: what [`open`] rebuilds the network from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BurnMeta {
+    /// [`crate::format::BURN`]; 1 when absent (written before exports were numbered).
+    #[serde(default = "crate::format::unnumbered")]
+    pub format: u32,
     pub slimc_version: String,
     pub source_path: String,
     pub source: String,
@@ -72,9 +78,7 @@ impl<B: Backend> FixedNet<B> {
         for (id, l) in net.layers.iter() {
             let s = shapes[id.index()];
             let (i, o) = (s.in_c as usize, s.out as usize);
-            let mut layer =
-                FixedLayer { conv: None, conv_transpose: None, linear: None, bn: None, layer_norm: None, scale: None };
-            match &l.op {
+            let layer = match &l.op {
                 Op::Conv { kernel, stride, padding, dilation, bias, .. } => {
                     let [ph, pw] = padding.map(|v| v as usize);
                     let conv = Conv2dConfig::new([i, o], kernel.map(|v| v as usize))
@@ -83,7 +87,7 @@ impl<B: Backend> FixedNet<B> {
                         .with_padding(PaddingConfig2d::Explicit(ph, pw, ph, pw))
                         .with_groups(s.groups as usize)
                         .with_bias(*bias || folded_into[id.index()]);
-                    layer.conv = Some(conv.init(device));
+                    FixedLayer::Conv(conv.init(device))
                 }
                 Op::ConvTranspose { kernel, stride, padding, output_padding, bias } => {
                     let us = |a: &[u32; 2]| a.map(|v| v as usize);
@@ -92,16 +96,14 @@ impl<B: Backend> FixedNet<B> {
                         .with_padding(us(padding))
                         .with_padding_out(us(output_padding))
                         .with_bias(*bias);
-                    layer.conv_transpose = Some(conv.init(device));
+                    FixedLayer::ConvTranspose(conv.init(device))
                 }
-                Op::Linear { bias } => layer.linear = Some(LinearConfig::new(i, o).with_bias(*bias).init(device)),
+                Op::Linear { bias } => FixedLayer::Linear(LinearConfig::new(i, o).with_bias(*bias).init(device)),
                 Op::BatchNorm if !folded[id.index()] => {
-                    layer.bn = Some(BatchNormConfig::new(o).with_epsilon(BN_EPS).init(device));
+                    FixedLayer::BatchNorm(BatchNormConfig::new(o).with_epsilon(BN_EPS).init(device))
                 }
-                Op::LayerNorm { eps } => {
-                    layer.layer_norm = Some(LayerNormConfig::new(o).with_epsilon(*eps).init(device))
-                }
-                Op::LayerScale { .. } => layer.scale = Some(Param::from_tensor(Tensor::ones([o], device))),
+                Op::LayerNorm { eps } => FixedLayer::LayerNorm(LayerNormConfig::new(o).with_epsilon(*eps).init(device)),
+                Op::LayerScale { .. } => FixedLayer::Scale(Param::from_tensor(Tensor::ones([o], device))),
                 // A folded BN lives in its conv; every op without weights is listed, so that
                 // a new op must get its Burn module here.
                 Op::BatchNorm
@@ -121,8 +123,8 @@ impl<B: Backend> FixedNet<B> {
                 | Op::Split { .. }
                 | Op::Shuffle { .. }
                 | Op::Subsample { .. }
-                | Op::ZeroPad => {}
-            }
+                | Op::ZeroPad => FixedLayer::None(PhantomData),
+            };
             layers.push(layer);
         }
         FixedNet { layers, net, shapes }
@@ -134,38 +136,33 @@ impl<B: Backend> FixedNet<B> {
         let mut fixed = Self::skeleton(subnet.net.clone(), subnet.shapes.clone(), &folded, device);
         for (layer, p) in fixed.layers.iter_mut().zip(&subnet.layers) {
             let param = |t: &HostTensor| Param::from_tensor(tensor::<B, 1>(t, device));
-            match p {
-                FixedParams::Weighted { weight, bias } => {
-                    let bias = bias.as_ref().map(param);
-                    if let Some(conv) = &mut layer.conv {
-                        conv.weight = Param::from_tensor(tensor(weight, device));
-                        conv.bias = bias;
-                    } else if let Some(conv) = &mut layer.conv_transpose {
-                        conv.weight = Param::from_tensor(tensor(weight, device));
-                        conv.bias = bias;
-                    } else if let Some(lin) = &mut layer.linear {
-                        lin.weight = Param::from_tensor(tensor(weight, device));
-                        lin.bias = bias;
-                    }
+            match (p, layer) {
+                (FixedParams::Weighted { weight, bias }, FixedLayer::Conv(conv)) => {
+                    conv.weight = Param::from_tensor(tensor(weight, device));
+                    conv.bias = bias.as_ref().map(param);
                 }
-                FixedParams::Scale { gamma, beta } => {
-                    if let Some(ln) = &mut layer.layer_norm {
-                        ln.gamma = param(gamma);
-                        ln.beta = beta.as_ref().map(param);
-                    } else if let Some(scale) = &mut layer.scale {
-                        *scale = param(gamma);
-                    }
+                (FixedParams::Weighted { weight, bias }, FixedLayer::ConvTranspose(conv)) => {
+                    conv.weight = Param::from_tensor(tensor(weight, device));
+                    conv.bias = bias.as_ref().map(param);
                 }
-                FixedParams::Bn(v) => {
-                    if let Some(bn) = &mut layer.bn {
-                        let t = |d: &Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(d.clone(), [d.len()]), device);
-                        bn.gamma = Param::from_tensor(t(&v.gamma));
-                        bn.beta = Param::from_tensor(t(&v.beta));
-                        bn.running_mean = RunningState::new(t(&v.mean));
-                        bn.running_var = RunningState::new(t(&v.var));
-                    }
+                (FixedParams::Weighted { weight, bias }, FixedLayer::Linear(lin)) => {
+                    lin.weight = Param::from_tensor(tensor(weight, device));
+                    lin.bias = bias.as_ref().map(param);
                 }
-                FixedParams::None | FixedParams::Folded => {}
+                (FixedParams::Scale { gamma, beta }, FixedLayer::LayerNorm(ln)) => {
+                    ln.gamma = param(gamma);
+                    ln.beta = beta.as_ref().map(param);
+                }
+                (FixedParams::Scale { gamma, .. }, FixedLayer::Scale(scale)) => *scale = param(gamma),
+                (FixedParams::Bn(v), FixedLayer::BatchNorm(bn)) => {
+                    let t = |d: &Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(d.clone(), [d.len()]), device);
+                    bn.gamma = Param::from_tensor(t(&v.gamma));
+                    bn.beta = Param::from_tensor(t(&v.beta));
+                    bn.running_mean = RunningState::new(t(&v.mean));
+                    bn.running_var = RunningState::new(t(&v.var));
+                }
+                (FixedParams::None | FixedParams::Folded, FixedLayer::None(_)) => {}
+                (p, layer) => unreachable!("a subnet layer's {p:?} in a Burn {layer:?}"),
             }
         }
         fixed
@@ -182,22 +179,21 @@ impl<B: Backend> FixedNet<B> {
             let p = &self.layers[i];
             let out = match &l.op {
                 Op::Input => input.take().expect("one input"),
-                Op::Conv { .. } => p.conv.as_ref().expect("conv").forward(ins.next().expect("conv input")),
-                Op::ConvTranspose { .. } => {
-                    p.conv_transpose.as_ref().expect("transposed conv").forward(ins.next().expect("input"))
-                }
-                Op::Linear { .. } => {
-                    let x = ins.next().expect("linear input");
-                    let [n, c, _, _] = x.dims();
-                    let y = p.linear.as_ref().expect("linear").forward(x.reshape([n, c]));
-                    let o = y.dims()[1];
-                    y.reshape([n, o, 1, 1])
-                }
-                Op::BatchNorm => {
-                    let x = ins.next().expect("bn input");
-                    match &p.bn {
-                        Some(bn) => bn.forward(x),
-                        None => x,
+                Op::Conv { .. } | Op::ConvTranspose { .. } | Op::Linear { .. } | Op::BatchNorm => {
+                    let x = ins.next().expect("an input");
+                    match p {
+                        FixedLayer::Conv(conv) => conv.forward(x),
+                        FixedLayer::ConvTranspose(conv) => conv.forward(x),
+                        FixedLayer::Linear(linear) => {
+                            let [n, c, _, _] = x.dims();
+                            let y = linear.forward(x.reshape([n, c]));
+                            let o = y.dims()[1];
+                            y.reshape([n, o, 1, 1])
+                        }
+                        FixedLayer::BatchNorm(bn) => bn.forward(x),
+                        // A BN folded into its conv.
+                        FixedLayer::None(_) => x,
+                        FixedLayer::LayerNorm(_) | FixedLayer::Scale(_) => unreachable!("{:?} holds {p:?}", l.op),
                     }
                 }
                 Op::Act(a) => activation::forward(ins.next().expect("input"), *a),
@@ -208,13 +204,15 @@ impl<B: Backend> FixedNet<B> {
                 | Op::Flatten
                 | Op::Upsample { .. } => pool::forward(ins.next().expect("input"), &l.op),
                 Op::LayerNorm { .. } => {
+                    let FixedLayer::LayerNorm(ln) = p else { unreachable!("a layer norm's layer is {p:?}") };
                     let x = ins.next().expect("layer norm input").permute([0, 2, 3, 1]);
-                    p.layer_norm.as_ref().expect("layer norm").forward(x).permute([0, 3, 1, 2])
+                    ln.forward(x).permute([0, 3, 1, 2])
                 }
                 Op::LayerScale { .. } => {
+                    let FixedLayer::Scale(scale) = p else { unreachable!("a layer scale's layer is {p:?}") };
                     let x = ins.next().expect("layer scale input");
                     let c = x.dims()[1];
-                    x * p.scale.as_ref().expect("layer scale").val().reshape([1, c, 1, 1])
+                    x * scale.val().reshape([1, c, 1, 1])
                 }
                 Op::Dropout { .. } | Op::DropPath { .. } => ins.next().expect("input"),
                 Op::Add => ins.reduce(|a, b| a + b).expect("operands"),
@@ -249,6 +247,7 @@ pub fn save(subnet: &Subnet, source: &checkpoint::Meta, path: &Path) -> Result<P
     let fixed = FixedNet::<crate::runtime::device::Cpu>::from_subnet(subnet, &device);
     checkpoint::write_record(fixed, &mpk)?;
     let meta = BurnMeta {
+        format: crate::format::BURN,
         slimc_version: env!("CARGO_PKG_VERSION").into(),
         source_path: source.source_path.clone(),
         source: source.source.clone(),
@@ -268,7 +267,16 @@ pub fn open<B: Backend>(path: &Path, device: &B::Device) -> Result<(FixedNet<B>,
     let json_path = meta_path(&mpk);
     let bytes = std::fs::read(&json_path).map_err(|error| ExportError::Io { path: json_path.clone(), error })?;
     let corrupt = |reason: String| ExportError::NotAnExport { path: json_path.clone(), reason };
-    let meta: BurnMeta = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| corrupt(e.to_string()))?;
+    let found = crate::format::check(&doc, crate::format::BURN).map_err(|e| corrupt(e.to_string()))?;
+    if found < crate::format::BURN {
+        return Err(corrupt(format!(
+            "has format version {found}, from an older slimc; slimc {} reads version {}: export it again from its run",
+            env!("CARGO_PKG_VERSION"),
+            crate::format::BURN
+        )));
+    }
+    let meta: BurnMeta = serde_json::from_value(doc).map_err(|e| corrupt(e.to_string()))?;
     let info = &meta.info;
     let net = checkpoint::compile_saved(&meta.source_path, &meta.source, &meta.settings, &meta.rounding, &info.network)
         .map_err(|why| corrupt(format!("its source {why}")))?;
@@ -288,42 +296,70 @@ pub fn open<B: Backend>(path: &Path, device: &B::Device) -> Result<(FixedNet<B>,
     let skeleton = FixedNet::<B>::skeleton(Arc::new(net), shapes, &folded, device);
     let expected: Vec<Vec<usize>> = skeleton.param_shapes();
     let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-    let fixed = skeleton
-        .load_file(&mpk, &recorder, device)
+    let record: FixedNetRecord<B> = recorder
+        .load(mpk.clone(), device)
         .map_err(|e| ExportError::NotAnExport { path: mpk.clone(), reason: e.to_string() })?;
+    let misfit = || ExportError::NotAnExport { path: mpk.clone(), reason: "the weights do not fit the network".into() };
+    // Burn panics when a record's structure (its layer count, a layer's kind) is not the
+    // module's: compare first.
+    if !skeleton.fits(&record) {
+        return Err(misfit());
+    }
+    let fixed = skeleton.load_record(record);
     if fixed.param_shapes() != expected {
-        let reason = "the weights do not fit the network".into();
-        return Err(ExportError::NotAnExport { path: mpk.clone(), reason });
+        return Err(misfit());
     }
     Ok((fixed, meta))
 }
 
 impl<B: Backend> FixedNet<B> {
+    /// Whether `record` has this network's structure: as many layers, each of the same
+    /// kind, with the same optional tensors present.
+    fn fits(&self, record: &FixedNetRecord<B>) -> bool {
+        self.layers.len() == record.layers.len()
+            && self.layers.iter().zip(&record.layers).all(|(m, r)| match (m, r) {
+                (FixedLayer::None(_), FixedLayerRecord::None(_)) => true,
+                (FixedLayer::Conv(m), FixedLayerRecord::Conv(r)) => m.bias.is_some() == r.bias.is_some(),
+                (FixedLayer::ConvTranspose(m), FixedLayerRecord::ConvTranspose(r)) => {
+                    m.bias.is_some() == r.bias.is_some()
+                }
+                (FixedLayer::Linear(m), FixedLayerRecord::Linear(r)) => m.bias.is_some() == r.bias.is_some(),
+                (FixedLayer::BatchNorm(_), FixedLayerRecord::BatchNorm(_))
+                | (FixedLayer::Scale(_), FixedLayerRecord::Scale(_)) => true,
+                (FixedLayer::LayerNorm(m), FixedLayerRecord::LayerNorm(r)) => m.beta.is_some() == r.beta.is_some(),
+                _ => false,
+            })
+    }
+
     /// Every parameter's shape, in order (to check a loaded record against the network).
     fn param_shapes(&self) -> Vec<Vec<usize>> {
         let mut out = Vec::new();
         for l in &self.layers {
-            if let Some(c) = &l.conv {
-                out.push(c.weight.val().dims().to_vec());
-                out.extend(c.bias.as_ref().map(|b| b.val().dims().to_vec()));
+            let mut push = |t: Option<Vec<usize>>| out.extend(t);
+            match l {
+                FixedLayer::None(_) => {}
+                FixedLayer::Conv(c) => {
+                    push(Some(c.weight.dims().to_vec()));
+                    push(c.bias.as_ref().map(|b| b.dims().to_vec()));
+                }
+                FixedLayer::ConvTranspose(c) => {
+                    push(Some(c.weight.dims().to_vec()));
+                    push(c.bias.as_ref().map(|b| b.dims().to_vec()));
+                }
+                FixedLayer::Linear(lin) => {
+                    push(Some(lin.weight.dims().to_vec()));
+                    push(lin.bias.as_ref().map(|b| b.dims().to_vec()));
+                }
+                FixedLayer::BatchNorm(bn) => {
+                    push(Some(bn.gamma.dims().to_vec()));
+                    push(Some(bn.running_var.value().dims().to_vec()));
+                }
+                FixedLayer::LayerNorm(ln) => {
+                    push(Some(ln.gamma.dims().to_vec()));
+                    push(ln.beta.as_ref().map(|b| b.dims().to_vec()));
+                }
+                FixedLayer::Scale(s) => push(Some(s.dims().to_vec())),
             }
-            if let Some(c) = &l.conv_transpose {
-                out.push(c.weight.val().dims().to_vec());
-                out.extend(c.bias.as_ref().map(|b| b.val().dims().to_vec()));
-            }
-            if let Some(lin) = &l.linear {
-                out.push(lin.weight.val().dims().to_vec());
-                out.extend(lin.bias.as_ref().map(|b| b.val().dims().to_vec()));
-            }
-            if let Some(bn) = &l.bn {
-                out.push(bn.gamma.val().dims().to_vec());
-                out.push(bn.running_var.value().dims().to_vec());
-            }
-            if let Some(ln) = &l.layer_norm {
-                out.push(ln.gamma.val().dims().to_vec());
-                out.extend(ln.beta.as_ref().map(|b| b.val().dims().to_vec()));
-            }
-            out.extend(l.scale.as_ref().map(|s| s.val().dims().to_vec()));
         }
         out
     }

@@ -18,7 +18,7 @@ use ::burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::ir::{LayerShape, Network, Op, Weights};
-use crate::runtime::{leading, BnSet, RuntimeError, SlimNet, WidthConfig, BN_EPS};
+use crate::runtime::{leading, BnSet, LayerParams, RuntimeError, SlimNet, WidthConfig, BN_EPS};
 
 /// The file formats of `slimc export`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,34 +186,32 @@ impl Subnet {
             let (s, p) = (shapes[id.index()], &model.layers[id.index()]);
             let o = s.out as usize;
             let slice = |t: &Param<Tensor<B, 1>>| HostTensor::of(leading(t.val(), [o]));
-            let bias = p.bias.as_ref().map(slice);
-            let fixed = match l.op.weights(s) {
-                Weights::Kernel { shape, .. } => {
-                    let weight = p.conv.as_ref().expect("a conv has a weight");
-                    FixedParams::Weighted { weight: HostTensor::of(leading(weight.val(), shape)), bias }
-                }
-                Weights::Matrix { shape, .. } => {
-                    let weight = p.linear.as_ref().expect("a linear has a weight");
-                    FixedParams::Weighted { weight: HostTensor::of(leading(weight.val(), shape)), bias }
-                }
+            let fixed = match (l.op.weights(s), p) {
+                (Weights::Kernel { shape, .. }, LayerParams::Kernel(k)) => FixedParams::Weighted {
+                    weight: HostTensor::of(leading(k.weight.val(), shape)),
+                    bias: k.bias.as_ref().map(slice),
+                },
+                (Weights::Matrix { shape, .. }, LayerParams::Matrix(m)) => FixedParams::Weighted {
+                    weight: HostTensor::of(leading(m.weight.val(), shape)),
+                    bias: m.bias.as_ref().map(slice),
+                },
                 // At the calibrated statistics, with the γ and β of the configuration's switch.
-                Weights::Affine { .. } if l.op == Op::BatchNorm => {
+                (Weights::Affine { .. }, LayerParams::Affine(a)) if l.op == Op::BatchNorm => {
                     let (mean, var) = stats.layers[id.index()]
                         .clone()
                         .ok_or_else(|| RuntimeError::NotCalibrated { key: stats.key.clone() })?;
                     let host = |t: Tensor<B, 1>| HostTensor::of(t.slice(0..o)).data;
-                    FixedParams::Bn(BnParams {
-                        gamma: host(p.gamma[switch].val()),
-                        beta: host(p.beta[switch].val()),
-                        mean: host(mean),
-                        var: host(var),
-                    })
+                    let (gamma, beta) = a.at(switch);
+                    FixedParams::Bn(BnParams { gamma: host(gamma), beta: host(beta), mean: host(mean), var: host(var) })
                 }
-                Weights::Affine { .. } | Weights::Scale { .. } => FixedParams::Scale {
-                    gamma: slice(p.gamma.first().expect("a norm or scale has a γ")),
-                    beta: p.beta.first().map(slice),
-                },
-                Weights::None => FixedParams::None,
+                (Weights::Affine { .. }, LayerParams::Affine(a)) => {
+                    FixedParams::Scale { gamma: slice(&a.gamma[0]), beta: Some(slice(&a.beta[0])) }
+                }
+                (Weights::Scale { .. }, LayerParams::Scale(sc)) => {
+                    FixedParams::Scale { gamma: slice(&sc.gamma), beta: None }
+                }
+                (Weights::None, LayerParams::None(_)) => FixedParams::None,
+                (w, p) => unreachable!("layer {} learns {w:?} but holds {} parameters", l.name, p.kind()),
             };
             layers.push(fixed);
         }

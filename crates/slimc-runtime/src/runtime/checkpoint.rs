@@ -12,7 +12,8 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
-use super::{BnStats, SlimNet, SlimNetRecord};
+use super::params::{StoredNet, StoredNetRecord};
+use super::{BnStats, SlimNet};
 use crate::ir::{Network, ParamValue, Rounding};
 use crate::Options;
 use slimc_lang::files::{replace_atomically, temporary_beside};
@@ -38,9 +39,9 @@ pub struct Meta {
     pub switches: Vec<f64>,
     /// Calibrated BN statistics, one entry per width configuration.
     pub bn: Vec<BnStats>,
-    /// Free-form state of the command that wrote it (training progress, ...).
+    /// Where the run that wrote it stands (absent in a checkpoint no training wrote).
     #[serde(default)]
-    pub state: serde_json::Value,
+    pub state: Option<crate::format::run::State>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +89,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
 /// Saves `model` and `meta` into `dir` (created if needed).
 pub fn save<B: Backend>(model: &SlimNet<B>, meta: &Meta, dir: &Path) -> Result<(), CheckpointError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    write_record(model.clone(), &dir.join(format!("{WEIGHTS}.mpk")))?;
+    write_record(model.clone().stored(), &dir.join(format!("{WEIGHTS}.mpk")))?;
     let json = serde_json::to_vec_pretty(meta)
         .map_err(|e| CheckpointError::Corrupt { path: dir.join(META), reason: e.to_string() })?;
     write_atomic(&dir.join(META), &json)
@@ -162,22 +163,26 @@ pub fn load<B: Backend>(
 ) -> Result<(SlimNet<B>, Meta), CheckpointError> {
     let meta = read_meta(dir)?;
     let net = Arc::new(network(&meta, current)?);
-    let fresh = SlimNet::<B>::new(net, meta.switches.clone(), 0, device);
+    let fresh = SlimNet::<B>::new(net.clone(), meta.switches.clone(), 0, device);
     let expected = shapes(&fresh);
     let path = dir.join(format!("{WEIGHTS}.mpk"));
     let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-    let record: SlimNetRecord<B> = recorder
+    let record: StoredNetRecord<B> = recorder
         .load(dir.join(WEIGHTS), device)
         .map_err(|e| CheckpointError::Corrupt { path: path.clone(), reason: e.to_string() })?;
     // Burn panics when a record's structure (which tensors a layer has, how many BN
     // copies) differs from the module's: an edited `switches` list, or weights of another
     // network. Compare the structure first.
+    let fresh = fresh.stored();
+    let misfit = || CheckpointError::Corrupt {
+        path: path.clone(),
+        reason: "the weights do not fit the network's layers (another network, or a different list of BN switches)"
+            .into(),
+    };
     if !fits(&fresh, &record) {
-        let reason =
-            "the weights do not fit the network's layers (another network, or a different list of BN switches)";
-        return Err(CheckpointError::Corrupt { path, reason: reason.into() });
+        return Err(misfit());
     }
-    let model = fresh.load_record(record);
+    let model = SlimNet::from_stored(fresh.load_record(record), net, meta.switches.clone()).ok_or_else(misfit)?;
     if shapes(&model) != expected {
         return Err(CheckpointError::Corrupt { path, reason: "the weights do not fit the network's layers".into() });
     }
@@ -193,7 +198,7 @@ pub fn load<B: Backend>(
 
 /// Whether `record` has the structure of `model`: as many layers, each with the same
 /// tensors present and as many BN copies.
-fn fits<B: Backend>(model: &SlimNet<B>, record: &SlimNetRecord<B>) -> bool {
+fn fits<B: Backend>(model: &StoredNet<B>, record: &StoredNetRecord<B>) -> bool {
     model.layers.len() == record.layers.len()
         && model.layers.iter().zip(&record.layers).all(|(m, r)| {
             m.conv.is_some() == r.conv.is_some()
@@ -230,7 +235,7 @@ impl Meta {
             rounding: net.rounding.to_string(),
             switches,
             bn: Vec::new(),
-            state: serde_json::Value::Null,
+            state: None,
         }
     }
 }

@@ -51,8 +51,9 @@ pub fn forward_folded<B: SlimBackend>(
 /// shape: the leading extents [`Op::weights`] gives.
 fn active<B: SlimBackend>(p: &LayerParams<B>, op: &Op, s: LayerShape) -> (Tensor<B, 4>, Option<Tensor<B, 1>>) {
     let Weights::Kernel { shape, .. } = op.weights(s) else { unreachable!("conv::active on {op:?}") };
-    let weight = leading(p.conv.as_ref().expect("a conv has a weight").val(), shape);
-    let bias = p.bias.as_ref().map(|b| leading(b.val(), [s.out as usize]));
+    let kernel = p.kernel().expect("a conv has a kernel");
+    let weight = leading(kernel.weight.val(), shape);
+    let bias = kernel.bias.as_ref().map(|b| leading(b.val(), [s.out as usize]));
     (weight, bias)
 }
 

@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal, Uniform};
 
-use super::LayerParams;
+use super::params::{Affine, Kernel, LayerParams, Matrix, Scale};
 use crate::ir::{Layer, LayerShape, Network, Op, Weights};
 
 /// A tensor of `shape` drawn on the host from its own seeded generator, so that
@@ -39,7 +39,6 @@ pub fn layer<B: Backend>(
     device: &B::Device,
 ) -> LayerParams<B> {
     let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(index as u64));
-    let mut p = LayerParams { conv: None, linear: None, bias: None, gamma: Vec::new(), beta: Vec::new() };
     let in_c = l.inputs.first().map_or(net.input[0], |i| net.layers[*i].channels);
     let groups = if let Op::Conv { groups, .. } = op { groups.eval(in_c) } else { 1 };
     let out = l.channels as usize;
@@ -50,28 +49,28 @@ pub fn layer<B: Backend>(
         Weights::Kernel { shape, bias } => {
             let std = (2.0 / (out * shape[2] * shape[3]) as f64).sqrt();
             let normal = Normal::new(0.0, std).expect("positive std");
-            p.conv = Some(Param::from_tensor(sample(shape, normal, &mut rng, device)));
-            p.bias = bias.map(zeros);
+            let weight = Param::from_tensor(sample(shape, normal, &mut rng, device));
+            LayerParams::Kernel(Kernel { weight, bias: bias.map(zeros) })
         }
         Weights::Matrix { shape, bias } => {
             let bound = 1.0 / (shape[0] as f64).sqrt();
             let uniform = Uniform::new_inclusive(-bound, bound).expect("finite bound");
-            p.linear = Some(Param::from_tensor(sample(shape, uniform, &mut rng, device)));
-            p.bias = bias.map(|n| Param::from_tensor(sample([n], uniform, &mut rng, device)));
+            let weight = Param::from_tensor(sample(shape, uniform, &mut rng, device));
+            let bias = bias.map(|n| Param::from_tensor(sample([n], uniform, &mut rng, device)));
+            LayerParams::Matrix(Matrix { weight, bias })
         }
         // Switchable BN keeps one γ and β per switch; layer norm has one.
         Weights::Affine { channels } => {
             let copies = if *op == Op::BatchNorm { copies } else { 1 };
-            for _ in 0..copies {
-                p.gamma.push(Param::from_tensor(Tensor::ones([channels], device)));
-                p.beta.push(zeros(channels));
-            }
+            LayerParams::Affine(Affine {
+                gamma: (0..copies).map(|_| Param::from_tensor(Tensor::ones([channels], device))).collect(),
+                beta: (0..copies).map(|_| zeros(channels)).collect(),
+            })
         }
         Weights::Scale { channels } => {
             let init = if let Op::LayerScale { init } = op { *init } else { 1.0 };
-            p.gamma.push(Param::from_tensor(Tensor::full([channels], init, device)));
+            LayerParams::Scale(Scale { gamma: Param::from_tensor(Tensor::full([channels], init, device)) })
         }
-        Weights::None => {}
+        Weights::None => LayerParams::None(std::marker::PhantomData),
     }
-    p
 }

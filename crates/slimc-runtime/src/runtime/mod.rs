@@ -7,11 +7,13 @@ pub mod backend;
 pub mod checkpoint;
 mod conv;
 pub mod device;
+pub mod graphs;
 pub mod init;
 pub mod kernels;
 mod linear;
 pub(crate) mod merge;
 mod norm;
+pub mod params;
 pub(crate) mod pool;
 
 use std::collections::HashMap;
@@ -25,6 +27,7 @@ use rayon::prelude::*;
 use crate::ir::{LayerShape, Network, Op};
 pub use backend::{SlimAutodiff, SlimBackend};
 pub use norm::{calibrate, BnSet, BnStats, BN_EPS};
+pub use params::LayerParams;
 
 /// A width configuration: channels per search dimension (after decode), and for
 /// switchable BN, which switch's parameters to use.
@@ -88,20 +91,6 @@ impl RuntimeError {
             [h, w] => Err(RuntimeError::SpatialOutput { network: net.name.clone(), c: out.channels, h, w }),
         }
     }
-}
-
-/// The parameters of one IR layer at full width (unused fields are `None`/empty).
-#[derive(Module, Debug)]
-pub struct LayerParams<B: Backend> {
-    /// Conv weight `[out, in / groups, kh, kw]`; a transposed conv's is `[in, out, kh, kw]`.
-    pub conv: Option<Param<Tensor<B, 4>>>,
-    /// Linear weight `[in, out]` (Burn's layout: `y = x W + b`).
-    pub linear: Option<Param<Tensor<B, 2>>>,
-    pub bias: Option<Param<Tensor<B, 1>>>,
-    /// BN affine parameters: one entry when shared, one per switch for switchable BN.
-    /// Layer norm has one γ and one β, layer scale one γ.
-    pub gamma: Vec<Param<Tensor<B, 1>>>,
-    pub beta: Vec<Param<Tensor<B, 1>>>,
 }
 
 /// The most samples per evaluation chunk on a host backend ([`SlimNet::forward_map`]): a
@@ -187,6 +176,28 @@ impl<B: Backend> SlimNet<B> {
         let layers =
             net.layers.iter().map(|(id, l)| init::layer(&l.op, &net, l, id.index(), seed, copies, device)).collect();
         SlimNet { layers, net, switches }
+    }
+
+    /// The parameters in their stored form ([`params::StoredNet`], what a checkpoint
+    /// writes), with their ids.
+    pub fn stored(self) -> params::StoredNet<B> {
+        params::StoredNet { layers: self.layers.into_iter().map(LayerParams::stored).collect() }
+    }
+
+    /// The network `net` (with BN `switches`) on stored parameters, or `None` where a
+    /// layer's stored tensors are not the kind its op learns.
+    pub fn from_stored(stored: params::StoredNet<B>, net: Arc<Network>, switches: Vec<f64>) -> Option<SlimNet<B>> {
+        if stored.layers.len() != net.layers.len() {
+            return None;
+        }
+        let shapes = net.layer_shapes(&net.full_width());
+        let layers = stored
+            .layers
+            .into_iter()
+            .zip(net.layers.iter())
+            .map(|(s, (id, l))| s.typed().filter(|p| p.is(l.op.weights(shapes[id.index()]))))
+            .collect::<Option<Vec<_>>>()?;
+        Some(SlimNet { layers, net, switches })
     }
 
     /// Every learned tensor, in the model's order: layer by layer, and in a layer its
@@ -374,7 +385,7 @@ impl<B: SlimBackend> SlimNet<B> {
             Op::ConvTranspose { .. } => conv::transpose_forward(x, p, op, shape),
             Op::Linear { .. } => linear::forward(x, p, shape),
             Op::BatchNorm => {
-                let (gamma, beta) = (p.gamma[switch].val(), p.beta[switch].val());
+                let (gamma, beta) = p.affine().expect("a BN has γ and β").at(switch);
                 match mode {
                     Mode::Train => {
                         let (y, mean, var) = norm::train(x, gamma, beta, shape.out as usize);
@@ -394,8 +405,11 @@ impl<B: SlimBackend> SlimNet<B> {
             | Op::AdaptiveAvgPool { .. }
             | Op::Flatten
             | Op::Upsample { .. } => pool::forward(x, op),
-            Op::LayerNorm { eps } => norm::layer_norm(x, p.gamma[0].val(), p.beta[0].val(), *eps),
-            Op::LayerScale { .. } => norm::layer_scale(x, p.gamma[0].val()),
+            Op::LayerNorm { eps } => {
+                let (gamma, beta) = p.affine().expect("a layer norm has γ and β").at(0);
+                norm::layer_norm(x, gamma, beta, *eps)
+            }
+            Op::LayerScale { .. } => norm::layer_scale(x, p.scale().expect("a layer scale has γ").gamma.val()),
             Op::Dropout { p: rate } => match mode {
                 Mode::Train => merge::dropout(x, *rate),
                 Mode::Eval(_) => x,
@@ -424,9 +438,9 @@ impl<B: SlimBackend> SlimNet<B> {
         switch: usize,
         set: &BnSet<B>,
     ) -> Result<(Tensor<B, 1>, Tensor<B, 1>), RuntimeError> {
-        let p = &self.layers[i];
+        let (gamma, beta) = self.layers[i].affine().expect("a BN has γ and β").at(switch);
         let (mean, var) = stored(set, i)?;
-        Ok(norm::affine(p.gamma[switch].val(), p.beta[switch].val(), mean.clone(), var.clone(), c))
+        Ok(norm::affine(gamma, beta, mean.clone(), var.clone(), c))
     }
 }
 

@@ -3,8 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
-
 use super::configs::{self, ConfigRef};
 pub use super::loaded::{open, Loaded};
 pub use super::measure::{accuracy, calibration, Accuracy};
@@ -30,8 +28,8 @@ pub enum Target {
     SameMacs(u64),
 }
 
-/// One evaluated configuration.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// One evaluated configuration (stored as [`crate::format::eval::Row`]).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Row {
     /// The series: `slimmable`, `search`, `uniform (same MACs)` or `fixed: PATH`.
     pub series: String,
@@ -43,6 +41,13 @@ pub struct Row {
     pub top5: Option<f64>,
     pub macs: u64,
     pub params: u64,
+}
+
+impl From<&Row> for crate::format::eval::Row {
+    fn from(r: &Row) -> crate::format::eval::Row {
+        let Row { series, width, wm, channels, top1, top5, macs, params } = r.clone();
+        crate::format::eval::Row { series, width, wm, channels, top1, top5, macs, params }
+    }
 }
 
 /// Batch size and calibration batches of an evaluation.
@@ -224,7 +229,7 @@ pub fn report<B: SlimBackend>(run: &Loaded<B>, req: &Request, dev: &B::Device) -
                     [cost::cost(net, &lo).0.macs, cost::cost(net, &net.full_width()).0.macs]
                 }
             };
-            Some(ParetoFile::new(&net.name, run.dir.display().to_string(), rows.clone(), bounds))
+            Some(ParetoFile::new(&net.name, run.dir.display().to_string(), &rows, bounds))
         }
         None => None,
     };

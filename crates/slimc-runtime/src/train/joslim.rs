@@ -26,13 +26,12 @@ use linfa::Dataset;
 use ndarray::{Array1, Array2};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 
 use crate::cost;
 use crate::ir::Network;
 
 /// The cost the second GP models.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Objective {
     Macs,
     Params,
@@ -56,7 +55,7 @@ impl Objective {
 }
 
 /// Joslim's settings (stored with the run).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct JoslimOptions {
     /// Uniform draws the pool starts with.
     pub prior: usize,
@@ -101,7 +100,7 @@ impl Default for JoslimOptions {
 }
 
 /// A configuration of the pool with its latest measurements.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Member {
     /// One multiplier per search dimension.
     pub wm: Vec<f64>,
@@ -113,7 +112,7 @@ pub struct Member {
 }
 
 /// Where Joslim stands (part of the run's checkpoint).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct JoslimState {
     pub pool: Vec<Member>,
     /// GP updates done; update `u` runs before step `u·tau`.

@@ -20,6 +20,7 @@ pub mod rundir;
 pub mod scheme;
 pub mod search;
 pub mod start;
+mod stored;
 
 pub use error::{OptionError, SearchFileError, TrainError};
 
@@ -32,10 +33,10 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 use crate::data::Batch;
-use crate::runtime::{Mode, RuntimeError, SlimAutodiff, SlimNet, WidthConfig};
+use crate::runtime::{graphs, Mode, RuntimeError, SlimAutodiff, SlimNet, WidthConfig};
 
 /// How each step picks the widths it trains.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Sampling {
     /// One multiplier for the whole network.
     Uniform,
@@ -183,6 +184,7 @@ pub fn gradients<B: SlimAutodiff>(
     // Host backends only: on wgpu two streams gave a different step from flex's
     // (tests/wgpu.rs, cause not found), and a GPU queues both on one device anyway.
     let concurrent = B::HOST_THREADS && !rest.is_empty() && rayon::current_num_threads() > 1;
+    let building = graphs::building();
     // The second stream's own leaves: Burn keeps graphs that share a node under one lock.
     let second = if concurrent { own_leaves(model) } else { model.clone() };
     let forward = |m: &SlimNet<B>, cfg: &WidthConfig| m.forward(x.clone(), cfg, Mode::Train).map(|f| f.logits);
@@ -203,6 +205,8 @@ pub fn gradients<B: SlimAutodiff>(
         })
         .reduce(|a, b| a + b);
     let teacher_loss = loss.clone().detach().inner();
+    drop(building);
+    let _backward = graphs::backward();
     let grads = match others {
         Some(others) if concurrent => {
             let (a, b) = rayon::join(

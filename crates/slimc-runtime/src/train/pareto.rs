@@ -5,9 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::eval::Row;
+use super::eval;
 use super::search::check_config;
 use super::SearchFileError;
+use crate::format::eval::Row;
 use crate::ir::Network;
 
 /// Indices of the rows on the front, by increasing MACs: each has a strictly higher top-1
@@ -64,7 +65,8 @@ pub struct ParetoFile {
 }
 
 impl ParetoFile {
-    pub fn new(network: &str, checkpoint: String, points: Vec<Row>, bounds: [u64; 2]) -> ParetoFile {
+    pub fn new(network: &str, checkpoint: String, rows: &[eval::Row], bounds: [u64; 2]) -> ParetoFile {
+        let points: Vec<Row> = rows.iter().map(Row::from).collect();
         let f = front(&points);
         let area = area(&points, &f, bounds);
         ParetoFile {
@@ -136,7 +138,20 @@ mod tests {
         assert!((area(&rows, &f, [30, 100]) - 0.7).abs() < 1e-12);
         assert_eq!(area(&rows, &f, [5, 5]), 0.0);
         // A budget below every point picks nothing; others the best within it.
-        let file = ParetoFile::new("n", String::new(), rows, [0, 40]);
+        let rows: Vec<eval::Row> = rows
+            .into_iter()
+            .map(|r| eval::Row {
+                series: r.series,
+                width: r.width,
+                wm: r.wm,
+                channels: r.channels,
+                top1: r.top1,
+                top5: r.top5,
+                macs: r.macs,
+                params: r.params,
+            })
+            .collect();
+        let file = ParetoFile::new("n", String::new(), &rows, [0, 40]);
         assert!(file.pick(9).is_none());
         assert_eq!(file.pick(29).map(|r| r.macs), Some(10));
         assert_eq!(file.pick(1000).map(|r| r.macs), Some(30));

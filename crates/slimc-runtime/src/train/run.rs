@@ -10,7 +10,6 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{Optimizer, SgdConfig};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::Backend;
-use serde::{Deserialize, Serialize};
 
 use super::joslim::{JoslimOptions, JoslimState};
 use super::parallel::{self, Cluster, ParallelError, Replica};
@@ -23,14 +22,15 @@ use crate::runtime::checkpoint::{self, CheckpointError, Meta};
 use crate::runtime::{Mode, RuntimeError, SlimAutodiff, SlimBackend, SlimNet, WidthConfig};
 use burn::tensor::ElementConversion;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Schedule {
     Cosine,
     Linear,
 }
 
-/// Everything that determines a run (stored in the checkpoint for `--resume`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Everything that determines a run (stored in the checkpoint for `--resume`, as
+/// [`crate::format::run::Options`]).
+#[derive(Clone, Debug, PartialEq)]
 pub struct TrainOptions {
     pub scheme: Scheme,
     pub sampling: Sampling,
@@ -112,8 +112,9 @@ impl TrainOptions {
     }
 }
 
-/// Metrics of one epoch (or of the partial epoch where `--max-steps` stopped).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Metrics of one epoch (or of the partial epoch where `--max-steps` stopped); stored as
+/// [`crate::format::run::Metrics`].
+#[derive(Clone, Debug, PartialEq)]
 pub struct EpochMetrics {
     pub epoch: usize,
     pub step: usize,
@@ -129,7 +130,6 @@ pub struct EpochMetrics {
     pub seconds: f64,
     /// Of `seconds`, the time spent in Joslim's updates (measuring the pool, fitting the
     /// GPs, proposing).
-    #[serde(default)]
     pub search_seconds: f64,
 }
 
@@ -158,8 +158,8 @@ impl RunState {
     }
 }
 
-/// Where a run stands; stored in `meta.json` under `state`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Where a run stands; stored in `meta.json` under `state` ([`crate::format::run::State`]).
+#[derive(Clone, Debug, PartialEq)]
 pub struct RunState {
     pub options: TrainOptions,
     pub normalize: Normalize,
@@ -170,7 +170,6 @@ pub struct RunState {
     pub step: usize,
     pub history: Vec<EpochMetrics>,
     /// Joslim's pool and GP data (`--scheme joslim` only).
-    #[serde(default)]
     pub joslim: Option<JoslimState>,
 }
 
@@ -557,13 +556,14 @@ impl<B: SlimAutodiff> Run<B> {
         if let Some(what) = non_finite(&self.model, &self.meta) {
             return Err(TrainError::NonFinite { step: self.state.step, what });
         }
-        let state = serde_json::to_value(&self.state)?;
+        let state = crate::format::run::State::from(&self.state);
         // Whatever else is non-finite (a metric, Joslim's data) would be a `null` that does
         // not read back: the state must survive its own round trip before it is written.
-        if serde_json::from_value::<RunState>(state.clone()).is_err() {
+        let round_trip = serde_json::to_value(&state)?;
+        if serde_json::from_value::<crate::format::run::State>(round_trip).is_err() {
             return Err(TrainError::NonFinite { step: self.state.step, what: "the run's metrics or state".into() });
         }
-        self.meta.state = state;
+        self.meta.state = Some(state);
         let layout = RunDir::new(run_dir);
         let (dir, fresh, old) = (layout.checkpoint(), layout.next_checkpoint(), layout.previous_checkpoint());
         let io = |path: &Path| {
@@ -590,7 +590,7 @@ impl<B: SlimAutodiff> Run<B> {
         }
         let mut lines = String::new();
         for m in &self.state.history {
-            lines.push_str(&serde_json::to_string(m)?);
+            lines.push_str(&serde_json::to_string(&crate::format::run::Metrics::from(m))?);
             lines.push('\n');
         }
         checkpoint::write_atomic(&layout.metrics(), lines.as_bytes())?;
@@ -671,9 +671,9 @@ pub fn open<B: SlimBackend>(
 ) -> Result<(SlimNet<B>, Meta, RunState, PathBuf), TrainError> {
     let dir = find_checkpoint(path)?;
     let (model, meta) = checkpoint::load::<B>(&dir, None, device)?;
-    let state: RunState = serde_json::from_value(meta.state.clone()).map_err(|e| CheckpointError::Corrupt {
+    let state: RunState = meta.state.clone().map(RunState::from).ok_or_else(|| CheckpointError::Corrupt {
         path: dir.join(checkpoint::META),
-        reason: format!("no training state, was it written by `slimc train`? ({e})"),
+        reason: "no training state, was it written by `slimc train`?".into(),
     })?;
     if meta.switches != state.options.switches() {
         let reason = format!(
@@ -693,7 +693,7 @@ pub fn open<B: SlimBackend>(
 /// A hash of each training option's stored value, by field, except the data set's path
 /// (which may differ between machines; its content is compared instead).
 fn option_hashes(opts: &TrainOptions) -> Vec<(String, u64)> {
-    let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(opts) else {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(crate::format::run::Options::from(opts)) else {
         return Vec::new();
     };
     fields

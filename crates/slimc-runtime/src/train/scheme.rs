@@ -6,14 +6,13 @@
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
 
 use super::joslim::{JoslimOptions, JoslimState};
 use super::{OptionError, Sandwich};
 use crate::runtime::{RuntimeError, SlimNet, WidthConfig};
 
 /// Which widths each step trains.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Scheme {
     /// US-Nets: max, min and random widths, inplace distillation.
     Us,

@@ -1,10 +1,18 @@
 //! Format versions of the files slimc writes and reads back: a checkpoint's `meta.json`
-//! (with the run's state), a search's `search.json` and a front's `pareto.json`. Each
+//! (with the run's state), a search's `search.json`, a front's `pareto.json` and a Burn
+//! export's `OUT.json` (which also numbers its `OUT.mpk` record). Each
 //! carries `format`; a file without it was written before formats were numbered and has
 //! format 1's layout. A reader checks the number before it reads anything else, so a file
 //! from a newer slimc is refused by its version instead of by a field it does not know.
 //! Changing a stored type's fields changes its format: bump the number here and read the
 //! old one explicitly (`tests/state.rs` holds the committed run directory to its layout).
+//!
+//! The documents inside those files that the library also uses in memory have types of
+//! their own here ([`run`]: the run state and metrics; [`eval`]: an evaluated
+//! configuration), converted at the boundary, so an internal rename cannot change a file.
+
+pub mod eval;
+pub mod run;
 
 /// `meta.json` (and the run state it holds).
 pub const META: u32 = 1;
@@ -12,6 +20,10 @@ pub const META: u32 = 1;
 pub const SEARCH: u32 = 1;
 /// `pareto.json`.
 pub const PARETO: u32 = 1;
+/// A Burn export's `OUT.json` and `OUT.mpk`. Format 1 stored each layer as a struct of
+/// optional Burn modules; format 2 stores one Burn module per layer (an enum record).
+/// Exports are made again from their run, so format 1 is refused by its number.
+pub const BURN: u32 = 2;
 
 /// A stored file of a format this slimc cannot read (the error that holds it names the
 /// file).
