@@ -154,17 +154,18 @@ pub struct Learned {
     pub dims: Vec<usize>,
 }
 
-/// Burn's walk over a layer's parameters, in declaration order, handing each to `f`.
+/// Burn's walk over a layer's parameters, in declaration order, handing each to `f` with
+/// its values read back to the host where `values` asks.
 struct Walk<F> {
+    values: bool,
     f: F,
 }
 
-impl<B: Backend, F: FnMut(ParamId, Vec<usize>, Option<TensorData>)> ModuleVisitor<B> for Walk<(bool, F)> {
+impl<B: Backend, F: FnMut(ParamId, Vec<usize>, Option<TensorData>)> ModuleVisitor<B> for Walk<F> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         let t = param.val();
         let dims = t.dims().to_vec();
-        let (values, f) = &mut self.f;
-        f(param.id, dims, values.then(|| t.into_data()));
+        (self.f)(param.id, dims, self.values.then(|| t.into_data()));
     }
 }
 
@@ -206,7 +207,7 @@ impl<B: Backend> SlimNet<B> {
     pub fn learned(&self) -> Vec<Learned> {
         let mut out = Vec::new();
         for (layer, p) in self.layers.iter().enumerate() {
-            p.visit(&mut Walk { f: (false, |id, dims, _| out.push(Learned { layer, id, dims })) });
+            p.visit(&mut Walk { values: false, f: |id, dims, _| out.push(Learned { layer, id, dims }) });
         }
         out
     }
@@ -216,7 +217,8 @@ impl<B: Backend> SlimNet<B> {
     pub fn for_each_value(&self, mut f: impl FnMut(usize, TensorData)) {
         for (layer, p) in self.layers.iter().enumerate() {
             p.visit(&mut Walk {
-                f: (true, |_, _, values: Option<TensorData>| f(layer, values.expect("values asked"))),
+                values: true,
+                f: |_, _, values: Option<TensorData>| f(layer, values.expect("values asked")),
             });
         }
     }

@@ -33,6 +33,11 @@ pub struct BenchOptions {
 }
 
 impl BenchOptions {
+    /// The sandwich rule of the timed steps: the defaults, distilling where the scheme does.
+    pub fn sandwich(&self) -> Sandwich {
+        Sandwich { distill: self.scheme.distills(), ..Sandwich::default() }
+    }
+
     /// The widths whose inference is timed.
     pub fn infer_widths(&self) -> Vec<f64> {
         self.infer_widths.clone().unwrap_or_else(|| self.scheme.default_widths(Sandwich::default().min_width))
@@ -102,7 +107,7 @@ pub fn run<B: SlimAutodiff>(
         device: device_name,
         batch: opts.batch,
         steps: opts.steps,
-        widths: opts.scheme.step_summary(&Sandwich { distill: opts.scheme.distills(), ..Sandwich::default() }),
+        widths: opts.scheme.step_summary(&opts.sandwich()),
         train_img_per_s,
         step_s,
         infer_img_per_s: infer,
@@ -190,7 +195,7 @@ fn timed_steps<B: SlimAutodiff>(
     let mut optim = SgdConfig::new()
         .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0).with_nesterov(true)))
         .init::<B, SlimNet<B>>();
-    let sandwich = Sandwich { distill: opts.scheme.distills(), ..Sandwich::default() };
+    let sandwich = opts.sandwich();
     let net = model.net.clone();
     // Joslim's steps draw from its prior pool, costed by MACs (the pool's updates are
     // occasional and not part of a step).

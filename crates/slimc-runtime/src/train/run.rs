@@ -433,6 +433,7 @@ impl<B: SlimAutodiff> Run<B> {
             Ok(())
         };
         let (mut last_n, mut lr, mut search_seconds) = (0, 0.0, 0.0);
+        let sandwich = opts.sandwich();
         for batch in batches {
             let batch = batch?;
             lr = learning_rate(&opts, self.state.step, plan.per_epoch);
@@ -443,7 +444,7 @@ impl<B: SlimAutodiff> Run<B> {
             }
             let widths = opts.scheme.step_widths(
                 &self.model,
-                &opts.sandwich(),
+                &sandwich,
                 self.state.joslim.as_ref(),
                 (opts.seed, self.state.step),
             )?;
