@@ -117,40 +117,33 @@ impl ParetoFile {
 mod tests {
     use super::*;
 
-    fn row(macs: u64, top1: f64) -> Row {
-        Row { series: "t".into(), width: None, wm: vec![], channels: vec![], top1, top5: None, macs, params: 0 }
+    fn row(macs: u64, top1: f64) -> eval::Row {
+        eval::Row { series: "t".into(), width: None, wm: vec![], channels: vec![], top1, top5: None, macs, params: 0 }
+    }
+
+    /// The rows as a Pareto file stores them.
+    fn stored(rows: &[eval::Row]) -> Vec<Row> {
+        rows.iter().map(Row::from).collect()
     }
 
     #[test]
     fn the_front_keeps_only_undominated_points() {
         let rows = vec![row(10, 0.5), row(20, 0.4), row(30, 0.7), row(20, 0.6), row(40, 0.7), row(5, 0.1)];
-        assert_eq!(front(&rows), vec![5, 0, 3, 2]);
+        assert_eq!(front(&stored(&rows)), vec![5, 0, 3, 2]);
     }
 
     #[test]
     fn the_area_is_the_staircase_mean() {
         let rows = vec![row(10, 0.5), row(30, 0.7)];
-        let f = front(&rows);
+        let points = stored(&rows);
+        let f = front(&points);
         // [0, 10): nothing, [10, 30): 0.5, [30, 40]: 0.7.
-        let a = area(&rows, &f, [0, 40]);
+        let a = area(&points, &f, [0, 40]);
         assert!((a - (0.5 * 20.0 + 0.7 * 10.0) / 40.0).abs() < 1e-12, "{a}");
-        assert!((area(&rows, &f, [10, 30]) - 0.5).abs() < 1e-12);
-        assert!((area(&rows, &f, [30, 100]) - 0.7).abs() < 1e-12);
-        assert_eq!(area(&rows, &f, [5, 5]), 0.0);
+        assert!((area(&points, &f, [10, 30]) - 0.5).abs() < 1e-12);
+        assert!((area(&points, &f, [30, 100]) - 0.7).abs() < 1e-12);
+        assert_eq!(area(&points, &f, [5, 5]), 0.0);
         // A budget below every point picks nothing; others the best within it.
-        let rows: Vec<eval::Row> = rows
-            .into_iter()
-            .map(|r| eval::Row {
-                series: r.series,
-                width: r.width,
-                wm: r.wm,
-                channels: r.channels,
-                top1: r.top1,
-                top5: r.top5,
-                macs: r.macs,
-                params: r.params,
-            })
-            .collect();
         let file = ParetoFile::new("n", String::new(), &rows, [0, 40]);
         assert!(file.pick(9).is_none());
         assert_eq!(file.pick(29).map(|r| r.macs), Some(10));
