@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let source_path = "tests/fixtures/tiny.slim";
     let spec = DataSpec::parse("mnist:tests/fixtures/data")?;
     // The data set offers its image shape and class count to the network's parameters.
-    let (data, context) = start::load_data(&spec, &[])?;
+    let (data, context) = start::load_data(&spec, &[], None)?;
     let source = std::fs::read_to_string(source_path)?;
     let compile = slimc_lang::Options { context, ..Default::default() };
     let net = slimc_lang::compile(&source, source_path, &compile).map_err(|d| d.render())?.remove(0);
@@ -44,6 +44,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         val: 0,
         calibrate: 2,
         data: spec,
+        // The data set's own: no augmentation for digits.
+        augment: None,
+        eval_resize: None,
     };
     let out = std::env::temp_dir().join(format!("slimc-example-run-{}", std::process::id()));
     let setup = Setup {

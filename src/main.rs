@@ -51,6 +51,8 @@ enum Command {
     Eval(cli::eval::EvalArgs),
     /// AutoSlim greedy search for the best configuration at target MACs.
     Search(cli::search::SearchArgs),
+    /// Pack an image folder into WebDataset shards (tar files), read as `--data webdataset:DIR`.
+    Pack(cli::pack::PackArgs),
     /// A fixed-width subnet as a standalone model: Burn record, safetensors or ONNX.
     Export(cli::export::ExportArgs),
     /// Rust source of a Burn module for a network (a struct per block kind, any width).
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cli::eval::run(&args),
         Command::Search(args) => cli::search::run(&args),
         Command::Export(args) => cli::export::run(&args),
+        Command::Pack(args) => cli::pack::run(&args),
         Command::Emit(args) => cli::emit::run(&args),
         Command::Lsp(args) => cli::lsp::run(&args),
     };

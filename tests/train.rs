@@ -878,9 +878,13 @@ fn bad_distributed_settings_are_clear_errors_and_write_nothing() {
     // rate): refused before the first step, the option named.
     let port = free_port();
     let coordinator = format!("127.0.0.1:{port}");
+    // Each node's data service on a port of its own asking (the default, the coordinator's
+    // port + 1 + rank, may already be taken by another test's connection).
+    let addresses = [free_port(), free_port()].map(|p| format!("127.0.0.1:{p}"));
     let spawn = |rank: &str, lr: &str| {
         let mut args = vec!["train", "models/resnet20.slim", "--data", &data, "--out", &out_s, "--quiet"];
         args.extend(["--nodes", "2", "--node-rank", rank, "--coordinator", &coordinator, "--timeout", "20"]);
+        args.extend(["--node-address", &addresses[rank.parse::<usize>().unwrap()]]);
         args.extend(["--batch", "48", "--val-images", "32", "--lr", lr]);
         spawn_slimc(&args)
     };

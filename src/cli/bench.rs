@@ -16,7 +16,7 @@ use slimc_runtime::train::TrainError;
 
 use super::{
     fail, load_network, on_devices, parse_data, parse_device, parse_devices, parse_width, CompileArgs, Device, Devices,
-    Failure, SchemeArg, Widths,
+    Failure, LoaderArgs, SchemeArg, Widths,
 };
 
 #[derive(Args)]
@@ -28,6 +28,8 @@ pub struct BenchArgs {
     /// cpu, cuda[:N], wgpu[:N], wgpu:integrated[:N] or wgpu:cpu (the software adapter).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: Device,
+    #[command(flatten)]
+    loader: LoaderArgs,
     /// Also time data-parallel training on these devices (cpu:0,cpu:1 splits the cores;
     /// cuda:0,cuda:1,…), --batch split over them, against one device (the first).
     #[arg(long, conflicts_with = "device", value_parser = parse_devices)]
@@ -48,9 +50,10 @@ pub struct BenchArgs {
     /// the switches trained [default: 0.25,0.5,0.75,1.0; with --scheme fixed, its width].
     #[arg(long)]
     widths: Option<Widths>,
-    /// Also time the data loader alone on this data set (fashion-mnist[:DIR], mnist:DIR,
-    /// cifar10:DIR, cifar100:DIR or imagefolder:DIR): training's batches of --batch, with
-    /// its augmentation, for 50 batches.
+    /// Also time the data loader on this data set (fashion-mnist[:DIR], mnist:DIR,
+    /// cifar10:DIR, cifar100:DIR, imagefolder:DIR or webdataset:DIR): alone, training's
+    /// batches of --batch with its default augmentation for 50 batches; then the training
+    /// step fed by it, for --steps steps.
     #[arg(long, value_parser = parse_data)]
     data: Option<DataSpec>,
     #[command(flatten)]
@@ -73,6 +76,17 @@ fn bench_on<B: SlimAutodiff>(
     bench::run::<B>(net, &dev, device_name, opts)
 }
 
+/// Training images per second fed by the data loader.
+fn fed_on<B: SlimAutodiff>(
+    net: Arc<Network>,
+    split: &Split,
+    augment: data::Augment,
+    opts: &BenchOptions,
+    dev: B::Device,
+) -> Result<f64, TrainError> {
+    bench::fed::<B>(net, &dev, split, augment, opts)
+}
+
 /// The data-parallel figure of `slimc bench --devices`: training images per second.
 fn data_parallel_on<B: SlimAutodiff>(
     net: Arc<Network>,
@@ -90,6 +104,7 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
     if a.width.is_some() && a.scheme != SchemeArg::Fixed {
         return Err(Failure::Usage("--width goes with --scheme fixed".into()));
     }
+    a.loader.apply(a.devices.as_ref().map_or(&a.device.spec, |d| &d.specs[0]))?;
     let scheme = a.scheme.scheme(a.width, a.widths.as_ref(), || Ok(JoslimOptions::default()))?;
     scheme.validate().map_err(|e| Failure::Usage(e.problem))?;
     let net = Arc::new(load_network(&a.file, a.network.as_deref(), &a.compile.options())?);
@@ -109,13 +124,22 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
         None => None,
         Some(spec) => {
             let size = net.input[1] as usize;
-            let set = data::load(spec, size).map_err(fail)?;
+            let set = data::load(spec, size, DataSpec::eval_resize(size)).map_err(fail)?;
             let augment = spec.augment(size);
-            let ips = bench::loader(&Split::all(set.train.clone()), augment, a.batch, LOADER_BATCHES).map_err(fail)?;
-            Some((spec, ips))
+            let split = Split::all(set.train.clone());
+            let ips = bench::loader(&split, augment, a.batch, LOADER_BATCHES).map_err(fail)?;
+            // The step fed by the loader, where the network takes these images.
+            let fits = set.shape() == net.input.map(|v| v as usize);
+            Some((spec, ips, fits.then_some((split, augment))))
         }
     };
     let report = on_device!(spec, train, bench_on(net.clone(), name, &opts)).map_err(fail)?;
+    let fed = match &loader {
+        Some((_, _, Some((split, augment)))) => {
+            Some(on_device!(spec, train, fed_on(net.clone(), split, *augment, &opts)).map_err(fail)?)
+        }
+        _ => None,
+    };
     let parallel = match &a.devices {
         None => None,
         Some(d) => {
@@ -133,7 +157,11 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
             "data_parallel": parallel.as_ref().map(|(d, ips)| json!({
                 "devices": d.specs.len(), "train_img_per_s": ips, "scaling": ips / report.train_img_per_s,
             })),
-            "loader": loader.as_ref().map(|(spec, ips)| json!({ "data": spec.to_string(), "img_per_s": ips })),
+            "loader": loader.as_ref().map(|(spec, ips, _)| json!({
+                "data": spec.to_string(), "workers": data::workers(), "img_per_s": ips,
+                "train_fed_img_per_s": fed,
+                "fed_vs_synthetic": fed.map(|f| f / report.train_img_per_s),
+            })),
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
@@ -142,11 +170,19 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
         for t in &report.infer_img_per_s {
             println!("inference at width {:<5} {:.1} img/s", t.width, t.img_per_s);
         }
-        if let Some((spec, ips)) = &loader {
+        if let Some((spec, ips, _)) = &loader {
             println!(
-                "loader alone ({spec}, training's augmentation): {ips:.1} img/s, {:.1}x training",
+                "loader alone ({spec}, training's augmentation, {} workers): {ips:.1} img/s, {:.1}x training",
+                data::workers(),
                 ips / report.train_img_per_s
             );
+            match fed {
+                Some(f) => println!(
+                    "train fed by the loader: {f:.1} img/s, {:.2}x training on one synthetic batch",
+                    f / report.train_img_per_s
+                ),
+                None => println!("(the network does not take these images: the step fed by the loader is not timed)"),
+            }
         }
         if let Some((d, ips)) = &parallel {
             println!(

@@ -16,7 +16,7 @@ use slimc_runtime::train::pareto::ParetoFile;
 use slimc_runtime::train::rundir::RunDir;
 
 use super::search::parse_macs;
-use super::{fail, parse_data, parse_device, plot, Device, Failure, Widths};
+use super::{fail, parse_data, parse_device, plot, Device, Failure, LoaderArgs, Widths};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -42,6 +42,8 @@ pub struct EvalArgs {
     /// cpu, cuda[:N], wgpu[:N], wgpu:integrated[:N] or wgpu:cpu (the software adapter).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: Device,
+    #[command(flatten)]
+    loader: LoaderArgs,
     /// Print one JSON document on stdout.
     #[arg(long)]
     json: bool,
@@ -71,6 +73,7 @@ pub fn run(a: &EvalArgs) -> Result<(), Failure> {
     if a.batch == 0 {
         return Err(Failure::Usage("--batch must be at least 1".into()));
     }
+    a.loader.apply(&a.device.spec)?;
     on_device!(a.device.spec, infer, go(a))
 }
 

@@ -12,7 +12,7 @@ use slimc_runtime::export::{self, ExtractOptions, Format, Subnet};
 use slimc_runtime::runtime::{SlimBackend, SlimNet, WidthConfig};
 use slimc_runtime::train::eval::open;
 
-use super::{fail, parse_data, parse_device, Device, Failure, Widths};
+use super::{fail, parse_data, parse_device, Device, Failure, LoaderArgs, Widths};
 
 /// The file format written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -54,12 +54,15 @@ pub struct ExportArgs {
     /// cpu, cuda[:N], wgpu[:N], wgpu:integrated[:N] or wgpu:cpu (for calibration).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: Device,
+    #[command(flatten)]
+    loader: LoaderArgs,
     /// Print the report as one JSON document on stdout.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(a: &ExportArgs) -> Result<(), Failure> {
+    a.loader.apply(&a.device.spec)?;
     on_device!(a.device.spec, infer, go(a))
 }
 

@@ -37,6 +37,7 @@ pub mod emit;
 pub mod eval;
 pub mod export;
 pub mod lsp;
+pub mod pack;
 pub mod plot;
 pub mod search;
 pub mod space;
@@ -65,6 +66,33 @@ pub enum Failure {
 /// A library error as a usage/IO failure (exit 2).
 pub fn fail(e: impl std::fmt::Display) -> Failure {
     Failure::Usage(e.to_string())
+}
+
+/// `--workers`, shared by every command that reads a data set.
+#[derive(Args, Clone, Debug, Default)]
+pub struct LoaderArgs {
+    /// Threads that decode and augment images, a pool apart from the one the network runs
+    /// on; results do not depend on it [default: a quarter of the cores when the network
+    /// runs on the CPU, all but one core with a GPU].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+}
+
+impl LoaderArgs {
+    /// Sizes the loader's pool for a network running on `device`.
+    pub fn apply(&self, device: &DeviceSpec) -> Result<(), Failure> {
+        use slimc_runtime::runtime::device::Adapter;
+        let n = match self.workers {
+            Some(0) => return Err(Failure::Usage("--workers must be at least 1".into())),
+            Some(n) => n,
+            None => match device {
+                DeviceSpec::Cpu | DeviceSpec::Wgpu(Adapter::Cpu) => slimc_runtime::data::default_workers(),
+                _ => std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1).max(1),
+            },
+        };
+        slimc_runtime::data::set_workers(n);
+        Ok(())
+    }
 }
 
 /// `--rounding` and `--set`, shared by every command that compiles a file.
@@ -197,7 +225,8 @@ macro_rules! on_devices {
 }
 pub(crate) use on_devices;
 
-/// `--data`: fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR or imagefolder:DIR.
+/// `--data`: fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR, imagefolder:DIR or
+/// webdataset:DIR.
 pub fn parse_data(s: &str) -> Result<slimc_runtime::data::DataSpec, String> {
     slimc_runtime::data::DataSpec::parse(s).map_err(|e| e.to_string())
 }

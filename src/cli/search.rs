@@ -13,7 +13,7 @@ use slimc_runtime::train::rundir::RunDir;
 use slimc_runtime::train::search::{self, Point, Rank, SearchProgress, SearchRequest};
 use slimc_runtime::train::TrainError;
 
-use super::{fail, parse_device, plot, Device, Failure};
+use super::{fail, parse_device, plot, Device, Failure, LoaderArgs};
 
 /// How candidates are ranked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -63,6 +63,8 @@ pub struct SearchArgs {
     /// cpu, cuda[:N], wgpu[:N], wgpu:integrated[:N] or wgpu:cpu (the software adapter).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: Device,
+    #[command(flatten)]
+    loader: LoaderArgs,
     /// Print the result as one JSON document on stdout.
     #[arg(long)]
     json: bool,
@@ -90,6 +92,7 @@ fn targets(a: &SearchArgs, full: u64) -> Result<Vec<u64>, Failure> {
 }
 
 pub fn run(a: &SearchArgs) -> Result<(), Failure> {
+    a.loader.apply(&a.device.spec)?;
     on_device!(a.device.spec, infer, go(a))
 }
 

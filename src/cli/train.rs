@@ -18,7 +18,7 @@ use slimc_runtime::train::parallel::{self, Cluster, Endpoint, Nodes, ParallelErr
 
 use super::{
     compile_one, fail, on_devices, parse_data, parse_device, parse_devices, parse_width, read, CompileArgs, Device,
-    Devices, Failure, SchemeArg, Widths,
+    Devices, Failure, LoaderArgs, SchemeArg, Widths,
 };
 
 fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
@@ -42,6 +42,19 @@ pub enum SamplingArg {
     Uniform,
     /// One multiplier per search dimension.
     PerDim,
+}
+
+/// The training augmentation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AugmentArg {
+    /// Random resized crop, colour jitter, PCA lighting, flip (the seeds' ImageNet recipe;
+    /// the default for imagefolder and webdataset).
+    Inception,
+    /// Random crop after zero padding (4 pixels for CIFAR, 2 for Fashion-MNIST, an eighth of
+    /// the size otherwise) and a flip (the default for small images).
+    Pad,
+    /// None.
+    None,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -93,9 +106,24 @@ pub struct TrainArgs {
     /// US and joslim schemes: the smallest width trained.
     #[arg(long, default_value_t = 0.25, value_parser = parse_width)]
     min_width: f64,
-    /// fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR or imagefolder:DIR.
+    /// fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR, imagefolder:DIR or
+    /// webdataset:DIR (shards `slimc pack` writes).
     #[arg(long, default_value = "fashion-mnist", value_parser = parse_data)]
     data: DataSpec,
+    /// The training augmentation [default: inception for imagefolder and webdataset, pad
+    /// for CIFAR and Fashion-MNIST, none for MNIST].
+    #[arg(long, value_enum)]
+    augment: Option<AugmentArg>,
+    /// Inception augmentation: the smallest share of an image's area a crop takes (0.08
+    /// for ResNets, 0.25 for the mobile networks, as the seeds train them).
+    #[arg(long, value_name = "MIN")]
+    crop_scale: Option<f64>,
+    /// imagefolder and webdataset: evaluation resizes the shorter side to this many pixels,
+    /// then crops the centre to the input size [default: size / 0.875, 256 for 224].
+    #[arg(long, value_name = "PIXELS")]
+    eval_resize: Option<usize>,
+    #[command(flatten)]
+    loader: LoaderArgs,
     /// Training images held out for validation (a count).
     #[arg(long, default_value_t = 5000, conflicts_with = "val_fraction")]
     val_images: usize,
@@ -181,6 +209,7 @@ const RESUMABLE: &[&str] = &[
     "node_address",
     "timeout",
     "quiet",
+    "workers",
 ];
 
 fn parse_fraction(s: &str) -> Result<f64, String> {
@@ -195,6 +224,9 @@ fn refused_on_resume(matches: &ArgMatches) -> Vec<String> {
     let mut ids: Vec<&str> = matches
         .ids()
         .map(|id| id.as_str())
+        // A flattened struct (`CompileArgs`, `LoaderArgs`) is also a group id, named after
+        // the struct; its flags are listed (or allowed) by their own ids.
+        .filter(|id| !id.starts_with(|c: char| c.is_ascii_uppercase()))
         .filter(|id| !RESUMABLE.contains(id))
         .filter(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
         .collect();
@@ -231,11 +263,42 @@ fn parse_options(a: &TrainArgs) -> Result<TrainOptions, Failure> {
         val: 0,
         calibrate: a.calibrate,
         data: a.data.clone(),
+        // Set once the data set's image size is known (`augment`).
+        augment: None,
+        eval_resize: a.eval_resize,
     };
     // The library's validation, the one a resumed run's stored options pass too; each
     // field is the flag of the same name.
     opts.validate().map_err(|e| Failure::Usage(format!("--{} {}", e.field.replace('_', "-"), e.problem)))?;
     Ok(opts)
+}
+
+/// The augmentation `--augment` and `--crop-scale` choose for images of side `size`.
+fn augment(a: &TrainArgs, size: usize) -> Result<data::Augment, Failure> {
+    let default = if a.data.is_photographs() { AugmentArg::Inception } else { AugmentArg::Pad };
+    let chosen = match a.augment.unwrap_or(default) {
+        AugmentArg::Inception => {
+            let mut aug = data::Inception::default();
+            if let Some(min) = a.crop_scale {
+                aug.scale.0 = min;
+            }
+            aug.check().map_err(|e| Failure::Usage(format!("--crop-scale: {e}")))?;
+            return Ok(data::Augment::Inception(aug));
+        }
+        AugmentArg::Pad => match a.data.small_augment(size) {
+            // MNIST's own is none; asked for by name, it gets the padded crop without the
+            // flip (digits are not symmetric).
+            data::Augment::Pad { pad: 0, .. } if a.augment.is_some() => {
+                data::Augment::Pad { pad: size / 8, flip: false }
+            }
+            aug => aug,
+        },
+        AugmentArg::None => data::Augment::NONE,
+    };
+    if a.crop_scale.is_some() {
+        return Err(Failure::Usage("--crop-scale goes with --augment inception".into()));
+    }
+    Ok(chosen)
 }
 
 /// Joslim's flags (checked with the other options, `JoslimOptions::validate`).
@@ -279,6 +342,10 @@ pub fn run(a: &TrainArgs, matches: Option<&ArgMatches>) -> Result<(), Failure> {
             return Err(Failure::Usage(format!("{} only apply to --scheme joslim", stray.join(", "))));
         }
     }
+    if a.eval_resize.is_some() && !a.data.is_photographs() {
+        return Err(Failure::Usage("--eval-resize applies to photographs (imagefolder:DIR, webdataset:DIR)".into()));
+    }
+    a.loader.apply(a.devices.as_ref().map_or(&a.device.spec, |d| &d.specs[0]))?;
     let cluster = cluster(a)?;
     if cluster.world() > 1 && std::env::var_os("SLIMC_DEBUG").is_none() {
         quiet_collective();
@@ -469,10 +536,11 @@ fn train<B: SlimAutodiff>(a: &TrainArgs, cluster: &Cluster, devs: Vec<B::Device>
 /// library checks and creates the run.
 fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, PathBuf, data::Dataset), Failure> {
     let file = a.file.as_ref().expect("clap requires FILE without --resume");
-    let options = parse_options(a)?;
+    let mut options = parse_options(a)?;
     let mut compile = a.compile.options();
     let bytes = read(file)?;
-    let (data, context) = start::load_data(&a.data, &compile.settings).map_err(train_failure)?;
+    let (data, context) = start::load_data(&a.data, &compile.settings, a.eval_resize).map_err(train_failure)?;
+    options.augment = Some(augment(a, data.shape()[1])?);
     compile.context = context;
     let net = compile_one(file, &bytes, a.network.as_deref(), &compile)?;
     let setup = start::Setup {

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! ir::Network ─ runtime (SlimNet: forward/backward at any width; flex CPU, wgpu, CUDA)
-//!             ├ data    (IDX / CIFAR / ImageFolder readers, seeded augmented batches)
+//!             ├ data    (IDX / CIFAR / ImageFolder / WebDataset readers, seeded augmented batches)
 //!             ├ train   (sandwich steps, schemes, runs, evaluation, AutoSlim, Joslim,
 //!             │          Pareto fronts, data-parallel replicas, benchmarks)
 //!             └ export  (fixed-width subnet: Burn record, safetensors, ONNX)

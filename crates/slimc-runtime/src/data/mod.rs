@@ -1,13 +1,17 @@
 //! Data sets for `slimc train` / `eval`: Fashion-MNIST and MNIST (IDX files, gzip'd or
-//! not), CIFAR-10/100 (binary batches) and ImageFolder trees. Images are u8 `[C, H, W]`;
-//! batches are normalised f32 with seeded augmentation (random crop with zero padding,
-//! horizontal flip), built on a background thread while the previous batch trains.
-//! Nothing is downloaded: a missing data set is an error that says how to get it.
+//! not), CIFAR-10/100 (binary batches), ImageFolder trees and WebDataset shards. Images
+//! are u8 `[C, H, W]`; batches are normalised f32 with seeded augmentation (for small
+//! images a random crop with zero padding and a flip, for photographs the Inception
+//! recipe of [`transform`]), built by the loader's own workers while the previous batch
+//! trains. Nothing is downloaded: a missing data set is an error that says how to get it.
 
 mod cifar;
+pub mod encoded;
 mod folder;
 mod idx;
 mod loader;
+pub mod shards;
+pub mod transform;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,7 +20,8 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-pub use loader::{batches, epoch_order, Batch, Batches, Plan};
+pub use loader::{batches, default_workers, epoch_order, set_workers, workers, Batch, Batches, Plan, PREFETCH};
+pub use transform::{Inception, Region};
 
 /// Where Debian's `dataset-fashion-mnist` package puts the files.
 pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
@@ -29,10 +34,13 @@ pub enum DataSpec {
     Cifar10(PathBuf),
     Cifar100(PathBuf),
     ImageFolder(PathBuf),
+    /// WebDataset shards ([`shards`]).
+    WebDataset(PathBuf),
 }
 
 impl DataSpec {
-    /// `fashion-mnist[:DIR]`, `mnist:DIR`, `cifar10:DIR`, `cifar100:DIR`, `imagefolder:DIR`.
+    /// `fashion-mnist[:DIR]`, `mnist:DIR`, `cifar10:DIR`, `cifar100:DIR`, `imagefolder:DIR`,
+    /// `webdataset:DIR`.
     pub fn parse(s: &str) -> Result<DataSpec, SpecError> {
         let (kind, dir) = match s.split_once(':') {
             Some((k, d)) if !d.is_empty() => (k, Some(PathBuf::from(d))),
@@ -46,6 +54,7 @@ impl DataSpec {
             "cifar10" => DataSpec::Cifar10(need(dir)?),
             "cifar100" => DataSpec::Cifar100(need(dir)?),
             "imagefolder" => DataSpec::ImageFolder(need(dir)?),
+            "webdataset" => DataSpec::WebDataset(need(dir)?),
             _ => return Err(SpecError::Unknown(kind.into())),
         })
     }
@@ -56,18 +65,41 @@ impl DataSpec {
             | DataSpec::Mnist(d)
             | DataSpec::Cifar10(d)
             | DataSpec::Cifar100(d)
-            | DataSpec::ImageFolder(d) => d,
+            | DataSpec::ImageFolder(d)
+            | DataSpec::WebDataset(d) => d,
         }
     }
 
-    /// The augmentation that suits the data: none for digits, crop + flip otherwise.
+    /// Whether the set holds photographs of any size (decoded and cut to the network's
+    /// input), rather than small images of one size.
+    pub fn is_photographs(&self) -> bool {
+        matches!(self, DataSpec::ImageFolder(_) | DataSpec::WebDataset(_))
+    }
+
+    /// The augmentation that suits the data: none for digits, a padded crop and a flip for
+    /// small images, the Inception recipe for photographs.
     pub fn augment(&self, size: usize) -> Augment {
         match self {
-            DataSpec::Mnist(_) => Augment { pad: 0, flip: false },
-            DataSpec::FashionMnist(_) => Augment { pad: 2, flip: true },
-            DataSpec::Cifar10(_) | DataSpec::Cifar100(_) => Augment { pad: 4, flip: true },
-            DataSpec::ImageFolder(_) => Augment { pad: size / 8, flip: true },
+            DataSpec::ImageFolder(_) | DataSpec::WebDataset(_) => Augment::Inception(Inception::default()),
+            _ => self.small_augment(size),
         }
+    }
+
+    /// The augmentation of runs started before photographs had their own (and of small
+    /// images now): none for digits, crop + flip otherwise.
+    pub fn small_augment(&self, size: usize) -> Augment {
+        match self {
+            DataSpec::Mnist(_) => Augment::NONE,
+            DataSpec::FashionMnist(_) => Augment::Pad { pad: 2, flip: true },
+            DataSpec::Cifar10(_) | DataSpec::Cifar100(_) => Augment::Pad { pad: 4, flip: true },
+            DataSpec::ImageFolder(_) | DataSpec::WebDataset(_) => Augment::Pad { pad: size / 8, flip: true },
+        }
+    }
+
+    /// Evaluation's resize before the centre crop of `size` (photographs): ImageNet's
+    /// 256 for 224, i.e. `size / 0.875`.
+    pub fn eval_resize(size: usize) -> usize {
+        (size as f64 / 0.875).round() as usize
     }
 }
 
@@ -79,6 +111,7 @@ impl std::fmt::Display for DataSpec {
             DataSpec::Cifar10(_) => "cifar10",
             DataSpec::Cifar100(_) => "cifar100",
             DataSpec::ImageFolder(_) => "imagefolder",
+            DataSpec::WebDataset(_) => "webdataset",
         };
         write!(f, "{kind}:{}", self.dir().display())
     }
@@ -97,6 +130,12 @@ pub enum DataError {
     /// The validation hold-out takes every training image.
     #[error("holding out {val} validation images leaves none of the {train} training images")]
     NoTrainingImages { val: usize, train: usize },
+    /// An output that would be overwritten.
+    #[error("{} already exists; choose another output (nothing was written)", .0.display())]
+    Exists(PathBuf),
+    /// The evaluation resize is smaller than the crop it is cut to.
+    #[error("the evaluation resize {resize} is smaller than the input size {size}")]
+    ResizeBelowSize { resize: usize, size: usize },
 }
 
 /// A data-set name that is not one slimc reads.
@@ -107,7 +146,7 @@ pub enum SpecError {
     #[error("`{0}` needs a directory: `{0}:DIR`")]
     NeedsDir(String),
     #[error(
-        "unknown data set `{0}`; use fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR or imagefolder:DIR"
+        "unknown data set `{0}`; use fashion-mnist[:DIR], mnist:DIR, cifar10:DIR, cifar100:DIR, imagefolder:DIR or webdataset:DIR"
     )]
     Unknown(String),
 }
@@ -121,8 +160,26 @@ pub trait Images: Send + Sync {
     /// `[C, H, W]`.
     fn shape(&self) -> [usize; 3];
     fn label(&self, i: usize) -> u32;
-    /// Writes image `i` (u8, `C·H·W` values) into `out`.
+    /// Writes image `i` (u8, `C·H·W` values) into `out`: for photographs, the centre view.
     fn read(&self, i: usize, out: &mut [u8]) -> Result<(), DataError>;
+    /// Writes the region `pick(width, height)` of image `i`, resized to the set's shape,
+    /// into `out`; `width × height` is the image's size as stored (for photographs, before
+    /// any resize). Sets of one size crop what `read` writes; those of encoded images
+    /// decode only what the region needs.
+    fn read_region(&self, i: usize, pick: &dyn Fn(u32, u32) -> Region, out: &mut [u8]) -> Result<(), DataError> {
+        let [c, h, w] = self.shape();
+        let mut raw = vec![0u8; c * h * w];
+        self.read(i, &mut raw)?;
+        let plane = h * w;
+        let picture = image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
+            let at = y as usize * w + x as usize;
+            image::Rgb(std::array::from_fn(|k| raw[k.min(c - 1) * plane + at]))
+        });
+        let mut rgb = vec![0u8; 3 * plane];
+        transform::resample(&picture, pick(w as u32, h as u32), h, &mut rgb);
+        out.copy_from_slice(&rgb[..c * plane]);
+        Ok(())
+    }
 }
 
 /// Images held in memory.
@@ -163,8 +220,12 @@ impl Dataset {
     }
 }
 
-/// Loads a data set. `size` is the side ImageFolder images are resized to.
-pub fn load(spec: &DataSpec, size: usize) -> Result<Dataset, DataError> {
+/// Loads a data set. `size` is the side photographs are cut to, and `resize` the shorter
+/// side they are resized to before the centre crop of evaluation (at least `size`).
+pub fn load(spec: &DataSpec, size: usize, resize: usize) -> Result<Dataset, DataError> {
+    if spec.is_photographs() && resize < size {
+        return Err(DataError::ResizeBelowSize { resize, size });
+    }
     let dir = spec.dir();
     if !dir.is_dir() {
         let hint = match spec {
@@ -175,6 +236,7 @@ pub fn load(spec: &DataSpec, size: usize) -> Result<Dataset, DataError> {
             DataSpec::Cifar10(_) => cifar::LAYOUT_10.into(),
             DataSpec::Cifar100(_) => cifar::LAYOUT_100.into(),
             DataSpec::ImageFolder(_) => folder::LAYOUT.into(),
+            DataSpec::WebDataset(_) => shards::LAYOUT.into(),
         };
         return Err(DataError::Missing { path: dir.to_path_buf(), hint });
     }
@@ -191,7 +253,12 @@ pub fn load(spec: &DataSpec, size: usize) -> Result<Dataset, DataError> {
             (Arc::new(train), Arc::new(test), 100)
         }
         DataSpec::ImageFolder(d) => {
-            let (train, test) = folder::load(d, size)?;
+            let (train, test) = folder::load(d, size, resize)?;
+            let classes = train.classes.len();
+            (Arc::new(train), Arc::new(test), classes)
+        }
+        DataSpec::WebDataset(d) => {
+            let (train, test) = shards::load(d, size, resize)?;
             let classes = train.classes.len();
             (Arc::new(train), Arc::new(test), classes)
         }
@@ -277,16 +344,28 @@ impl Holdout {
     }
 }
 
-/// Random crop (zero padding of `pad` pixels, then a crop of the original size) and
-/// horizontal flip.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Augment {
-    pub pad: usize,
-    pub flip: bool,
+/// How training images are augmented.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Augment {
+    /// Random crop (zero padding of `pad` pixels, then a crop of the original size) and
+    /// horizontal flip: small images of one size.
+    Pad { pad: usize, flip: bool },
+    /// The Inception recipe (random resized crop, colour jitter, lighting, flip):
+    /// photographs.
+    Inception(Inception),
 }
 
 impl Augment {
-    pub const NONE: Augment = Augment { pad: 0, flip: false };
+    pub const NONE: Augment = Augment::Pad { pad: 0, flip: false };
+
+    /// Whether the settings are in range (the Inception recipe's distributions).
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            Augment::Pad { pad, .. } if *pad > 1 << 12 => Err(format!("the crop padding {pad} is too large")),
+            Augment::Pad { .. } => Ok(()),
+            Augment::Inception(i) => i.check(),
+        }
+    }
 }
 
 /// Per-channel mean and standard deviation of pixel values in [0, 1].

@@ -14,8 +14,11 @@
 pub mod eval;
 pub mod run;
 
-/// `meta.json` (and the run state it holds).
-pub const META: u32 = 1;
+/// `meta.json` (and the run state it holds). Format 2 adds the training augmentation
+/// (`options.augment`), evaluation's resize of photographs (`options.eval_resize`) and the
+/// `WebDataset` data set. A format-1 run has neither option and reads them as absent: it
+/// keeps the padded crop and the resize to the input size it trained with.
+pub const META: u32 = 2;
 /// `search.json`.
 pub const SEARCH: u32 = 1;
 /// `pareto.json`.

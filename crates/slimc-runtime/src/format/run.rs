@@ -47,6 +47,21 @@ pub struct Options {
     /// Batches of BN calibration before each validation.
     pub calibrate: usize,
     pub data: Data,
+    /// The training augmentation; absent in runs started before it was stored, which
+    /// trained with the padded crop and flip of their data set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment: Option<Augment>,
+    /// Photographs: the shorter side before evaluation's centre crop; absent in runs
+    /// started before it was stored, which resized to the input size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_resize: Option<usize>,
+}
+
+/// A training augmentation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Augment {
+    Pad { pad: usize, flip: bool },
+    Inception { scale: (f64, f64), ratio: (f64, f64), jitter: f32, lighting: f32 },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -96,6 +111,7 @@ pub enum Data {
     Cifar10(PathBuf),
     Cifar100(PathBuf),
     ImageFolder(PathBuf),
+    WebDataset(PathBuf),
 }
 
 /// Per-channel mean and standard deviation of pixel values in [0, 1].

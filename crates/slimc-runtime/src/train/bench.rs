@@ -84,7 +84,8 @@ pub fn run<B: SlimAutodiff>(
 ) -> Result<BenchReport, TrainError> {
     let model = SlimNet::<B>::new(net.clone(), opts.scheme.switches(), 0, device);
     let (x, y) = synthetic::<B>(&net, opts.batch, device);
-    let (model, elapsed) = timed_steps(model, x.clone(), y, &Replica::single(), opts)?;
+    let mut same = || Ok((x.clone(), y.clone()));
+    let (model, elapsed) = timed_steps(model, &mut same, &Replica::single(), opts)?;
     let step_s = elapsed / opts.steps.max(1) as f64;
     let train_img_per_s = opts.batch as f64 / step_s;
 
@@ -137,16 +138,13 @@ pub fn data_parallel<B: SlimAutodiff>(
 }
 
 /// Images per second of the data loader alone: training's batches of `split` (its
-/// augmentation and normalisation, built on the loader's thread with rayon) drawn as fast
-/// as they come, `batches` of them after one warm-up batch. Epochs follow each other as
-/// in training when the split holds fewer images.
+/// augmentation and normalisation, built by the loader's workers) drawn as fast as they
+/// come, `batches` of them after one warm-up batch. Epochs follow each other as in
+/// training when the split holds fewer images.
 pub fn loader(split: &Split, augment: Augment, batch: usize, batches: usize) -> Result<f64, DataError> {
     let norm = Normalize::measure(split)?;
     let want = (batches + 1) * batch.max(1);
-    let order: Vec<usize> = (0..want.div_ceil(split.len().max(1)))
-        .flat_map(|epoch| data::epoch_order(split, 0, epoch))
-        .take(want)
-        .collect();
+    let order = epochs(split, want);
     let plan = Plan { batch, skip: 0, drop_last: true, augment, seed: 0, shard: (0, 1) };
     let mut it = data::batches(split, order, &norm, plan);
     if let Some(first) = it.next() {
@@ -180,15 +178,50 @@ fn replica_steps<B: SlimAutodiff>(
 ) -> Result<f64, TrainError> {
     let (x, y) = synthetic::<B>(&net, batch, device);
     let model = SlimNet::<B>::new(net, opts.scheme.switches(), 0, device);
-    Ok(timed_steps(model, x, y, replica, opts)?.1)
+    let mut same = || Ok((x.clone(), y.clone()));
+    Ok(timed_steps(model, &mut same, replica, opts)?.1)
 }
 
-/// `opts.warmup` then `opts.steps` training steps of `model` on one batch, as `replica`;
-/// the trained model and the seconds of the timed steps.
+/// A training step's inputs: the benchmark's one synthetic batch, or the loader's next.
+type Inputs<'a, B> = dyn FnMut() -> Result<(Tensor<B, 4>, Tensor<B, 1, Int>), TrainError> + 'a;
+
+/// Images per second of training fed by the data loader: the timed steps of [`run`] on
+/// `split`'s batches as training draws them (augmented, normalised, built by the
+/// loader's workers while the step runs). Against [`run`]'s figure on one synthetic batch,
+/// it says whether the loader keeps up with the step.
+pub fn fed<B: SlimAutodiff>(
+    net: Arc<Network>,
+    device: &B::Device,
+    split: &Split,
+    augment: Augment,
+    opts: &BenchOptions,
+) -> Result<f64, TrainError> {
+    let norm = Normalize::measure(split)?;
+    let shape = split.images.shape();
+    let want = (opts.warmup + opts.steps) * opts.batch.max(1);
+    let order = epochs(split, want);
+    let plan = Plan { batch: opts.batch, skip: 0, drop_last: true, augment, seed: 0, shard: (0, 1) };
+    let mut batches = data::batches(split, order, &norm, plan);
+    let mut next = || match batches.next() {
+        Some(b) => Ok(train::tensors::<B>(&b?, shape, device)),
+        // Only an empty split runs out (the order repeats epochs up to what is asked).
+        None => Err(TrainError::BatchTooLarge { batch: opts.batch, images: split.len() }),
+    };
+    let model = SlimNet::<B>::new(net, opts.scheme.switches(), 0, device);
+    let (_, elapsed) = timed_steps(model, &mut next, &Replica::single(), opts)?;
+    Ok((opts.batch * opts.steps) as f64 / elapsed.max(1e-9))
+}
+
+/// Training's epoch orders of `split` one after another, cut to `want` images.
+fn epochs(split: &Split, want: usize) -> Vec<usize> {
+    (0..want.div_ceil(split.len().max(1))).flat_map(|epoch| data::epoch_order(split, 0, epoch)).take(want).collect()
+}
+
+/// `opts.warmup` then `opts.steps` training steps of `model` on the batches `inputs`
+/// gives, as `replica`; the trained model and the seconds of the timed steps.
 fn timed_steps<B: SlimAutodiff>(
     model: SlimNet<B>,
-    x: Tensor<B, 4>,
-    y: Tensor<B, 1, Int>,
+    inputs: &mut Inputs<'_, B>,
     replica: &Replica,
     opts: &BenchOptions,
 ) -> Result<(SlimNet<B>, f64), TrainError> {
@@ -223,7 +256,8 @@ fn timed_steps<B: SlimAutodiff>(
             start = Instant::now();
         }
         let widths = opts.scheme.step_widths(&model, &sandwich, joslim.as_ref(), (0, i))?;
-        let (m, loss) = train::step(model, &mut optim, x.clone(), y.clone(), &widths, &step, replica)?;
+        let (x, y) = inputs()?;
+        let (m, loss) = train::step(model, &mut optim, x, y, &widths, &step, replica)?;
         model = m;
         last = Some(loss);
     }

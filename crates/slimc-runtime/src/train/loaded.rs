@@ -26,7 +26,8 @@ pub struct Loaded<B: SlimBackend> {
 pub fn open<B: SlimBackend>(path: &Path, data: Option<&DataSpec>, dev: &B::Device) -> Result<Loaded<B>, TrainError> {
     let (model, meta, state, dir) = run::open::<B>(path, dev)?;
     let spec = data.cloned().unwrap_or_else(|| state.options.data.clone());
-    let loaded = data::load(&spec, model.net.input[1] as usize)?;
+    let size = model.net.input[1] as usize;
+    let loaded = data::load(&spec, size, state.options.eval_resize(size))?;
     // The check a new run and a resumed one make.
     super::start::fits(&model.net, &loaded)?;
     let (calib, val) = run::splits(&loaded, &state.options);

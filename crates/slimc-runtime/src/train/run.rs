@@ -53,6 +53,12 @@ pub struct TrainOptions {
     /// Batches of BN calibration before each validation.
     pub calibrate: usize,
     pub data: DataSpec,
+    /// The training augmentation; `None` in runs started before it was stored: the data
+    /// set's padded crop ([`DataSpec::small_augment`]).
+    pub augment: Option<data::Augment>,
+    /// Photographs: the shorter side evaluation resizes to before its centre crop; `None`
+    /// in runs started before it was stored: the input size.
+    pub eval_resize: Option<usize>,
 }
 
 /// The most random widths a sandwich step trains besides the largest and the smallest
@@ -88,7 +94,23 @@ impl TrainOptions {
             format!("must be in [0, 1), got {}", self.label_smoothing)
         })?;
         check(self.max_steps != Some(0), "max_steps", || "must be at least 1".into())?;
+        if let Some(a) = &self.augment {
+            a.check().map_err(|problem| OptionError { field: "augment", problem })?;
+        }
+        check(self.eval_resize.is_none_or(|r| (1..=1 << 16).contains(&r)), "eval_resize", || {
+            "must be a positive number of pixels".into()
+        })?;
         self.scheme.validate()
+    }
+
+    /// The training augmentation of images of side `size`.
+    pub fn augment(&self, size: usize) -> data::Augment {
+        self.augment.unwrap_or_else(|| self.data.small_augment(size))
+    }
+
+    /// The shorter side photographs of input side `size` are resized to for evaluation.
+    pub fn eval_resize(&self, size: usize) -> usize {
+        self.eval_resize.unwrap_or(size)
     }
 
     /// The BN switches the model needs ([`Scheme::switches`]).
@@ -382,7 +404,7 @@ impl<B: SlimAutodiff> Run<B> {
             .agree::<B::InnerBackend>(&facts, &self.model.valid(), device)
             .map_err(|e| e.context("the replicas do not start from the same state (another seed or checkpoint)"))?;
         let shape = data.shape();
-        Ok(EpochPlan { augment: opts.data.augment(shape[1]), shape, train, val, per_epoch })
+        Ok(EpochPlan { augment: opts.augment(shape[1]), shape, train, val, per_epoch })
     }
 
     /// The steps of the current epoch from where the state stands, up to its end or

@@ -16,17 +16,19 @@ use crate::runtime::{RuntimeError, SlimAutodiff, SlimNet};
 use crate::Options;
 
 /// The data set a new run trains on, and the parameters a network compiled for it is
-/// offered (`in_channels`, `size`, `classes`: the data set's). Images of a folder are
-/// resized to the network's `size` when the settings give one, else to ImageNet's 224.
+/// offered (`in_channels`, `size`, `classes`: the data set's). Photographs are cut to the
+/// network's `size` when the settings give one, else to ImageNet's 224, and evaluated
+/// after resizing their shorter side to `eval_resize` (default `size / 0.875`).
 pub fn load_data(
     spec: &DataSpec,
     settings: &[(String, ParamValue)],
+    eval_resize: Option<usize>,
 ) -> Result<(Dataset, Vec<(String, ParamValue)>), TrainError> {
     let size = match settings.iter().find(|(n, _)| n == "size") {
         Some((_, ParamValue::Int(s))) if *s > 0 => *s as usize,
         _ => 224,
     };
-    let data = data::load(spec, size)?;
+    let data = data::load(spec, size, eval_resize.unwrap_or_else(|| DataSpec::eval_resize(size)))?;
     let [c, h, w] = data.shape();
     if h != w {
         return Err(TrainError::NotSquare { data: spec.to_string(), height: h, width: w });
@@ -64,7 +66,9 @@ pub struct Setup {
     pub source: String,
     /// The options the network was compiled with (stored, so that it compiles again).
     pub compile: Options,
-    /// The training options; `val` is set from `holdout`.
+    /// The training options; `val` is set from `holdout`, and an augmentation or evaluation
+    /// resize left `None` is the data set's default ([`DataSpec::augment`],
+    /// [`DataSpec::eval_resize`]).
     pub options: TrainOptions,
     pub holdout: Holdout,
     /// The run directory; by default `runs/NETWORK-SCHEME`.
@@ -84,6 +88,12 @@ impl<B: SlimAutodiff> Run<B> {
         device: &B::Device,
     ) -> Result<(Run<B>, RunDir), TrainError> {
         let Setup { source_path, source, compile, mut options, holdout, out } = setup;
+        // The data set's defaults, stored so that the run keeps them.
+        let size = data.shape()[1];
+        options.augment.get_or_insert_with(|| data.spec.augment(size));
+        if data.spec.is_photographs() {
+            options.eval_resize.get_or_insert_with(|| DataSpec::eval_resize(size));
+        }
         options.validate().map_err(TrainError::Option)?;
         fits(&net, data)?;
         options.val = holdout.size(data.train.len())?;
@@ -108,7 +118,9 @@ impl<B: SlimAutodiff> Run<B> {
     /// trained on, checked against the network as a new run's is ([`fits`]).
     pub fn resume_with_data(dir: &Path, device: &B::Device) -> Result<(Run<B>, Dataset), TrainError> {
         let run = Run::<B>::resume(dir, device)?;
-        let data = data::load(&run.state.options.data, run.model.net.input[1] as usize)?;
+        let size = run.model.net.input[1] as usize;
+        let opts = &run.state.options;
+        let data = data::load(&opts.data, size, opts.eval_resize(size))?;
         fits(&run.model.net, &data)?;
         Ok((run, data))
     }

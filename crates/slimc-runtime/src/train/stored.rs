@@ -6,7 +6,7 @@ use super::joslim::{JoslimOptions, JoslimState, Member, Objective};
 use super::run::{EpochMetrics, RunState, Schedule, TrainOptions};
 use super::scheme::Scheme;
 use super::Sampling;
-use crate::data::{DataSpec, Normalize};
+use crate::data::{Augment, DataSpec, Inception, Normalize};
 use crate::format::run as doc;
 
 impl From<&RunState> for doc::State {
@@ -76,6 +76,8 @@ impl From<&TrainOptions> for doc::Options {
             val,
             calibrate,
             data,
+            augment,
+            eval_resize,
         } = o;
         doc::Options {
             scheme: match scheme {
@@ -125,7 +127,15 @@ impl From<&TrainOptions> for doc::Options {
                 DataSpec::Cifar10(d) => doc::Data::Cifar10(d),
                 DataSpec::Cifar100(d) => doc::Data::Cifar100(d),
                 DataSpec::ImageFolder(d) => doc::Data::ImageFolder(d),
+                DataSpec::WebDataset(d) => doc::Data::WebDataset(d),
             },
+            augment: augment.map(|a| match a {
+                Augment::Pad { pad, flip } => doc::Augment::Pad { pad, flip },
+                Augment::Inception(Inception { scale, ratio, jitter, lighting }) => {
+                    doc::Augment::Inception { scale, ratio, jitter, lighting }
+                }
+            }),
+            eval_resize: *eval_resize,
         }
     }
 }
@@ -150,6 +160,8 @@ impl From<doc::Options> for TrainOptions {
             val,
             calibrate,
             data,
+            augment,
+            eval_resize,
         } = o;
         TrainOptions {
             scheme: match scheme {
@@ -199,7 +211,15 @@ impl From<doc::Options> for TrainOptions {
                 doc::Data::Cifar10(d) => DataSpec::Cifar10(d),
                 doc::Data::Cifar100(d) => DataSpec::Cifar100(d),
                 doc::Data::ImageFolder(d) => DataSpec::ImageFolder(d),
+                doc::Data::WebDataset(d) => DataSpec::WebDataset(d),
             },
+            augment: augment.map(|a| match a {
+                doc::Augment::Pad { pad, flip } => Augment::Pad { pad, flip },
+                doc::Augment::Inception { scale, ratio, jitter, lighting } => {
+                    Augment::Inception(Inception { scale, ratio, jitter, lighting })
+                }
+            }),
+            eval_resize,
         }
     }
 }
