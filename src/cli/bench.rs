@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use slimc_lang::ir::Network;
-use slimc_runtime::data::{self, DataSpec, Split};
+use slimc_runtime::data::{self, DataSpec, Normalize, Split};
 use slimc_runtime::runtime::SlimAutodiff;
 use slimc_runtime::train::bench::{self, BenchOptions, BenchReport};
 use slimc_runtime::train::joslim::JoslimOptions;
@@ -80,11 +80,12 @@ fn bench_on<B: SlimAutodiff>(
 fn fed_on<B: SlimAutodiff>(
     net: Arc<Network>,
     split: &Split,
+    norm: &Normalize,
     augment: data::Augment,
     opts: &BenchOptions,
     dev: B::Device,
 ) -> Result<f64, TrainError> {
-    bench::fed::<B>(net, &dev, split, augment, opts)
+    bench::fed::<B>(net, &dev, split, norm, augment, opts)
 }
 
 /// The data-parallel figure of `slimc bench --devices`: training images per second.
@@ -127,16 +128,18 @@ pub fn run(a: &BenchArgs) -> Result<(), Failure> {
             let set = data::load(spec, size, DataSpec::eval_resize(size)).map_err(fail)?;
             let augment = spec.augment(size);
             let split = Split::all(set.train.clone());
-            let ips = bench::loader(&split, augment, a.batch, LOADER_BATCHES).map_err(fail)?;
+            // Measured once, for both timings (for photographs it decodes up to 10,000).
+            let norm = Normalize::measure(&split).map_err(fail)?;
+            let ips = bench::loader(&split, &norm, augment, a.batch, LOADER_BATCHES).map_err(fail)?;
             // The step fed by the loader, where the network takes these images.
             let fits = set.shape() == net.input.map(|v| v as usize);
-            Some((spec, ips, fits.then_some((split, augment))))
+            Some((spec, ips, fits.then_some((split, norm, augment))))
         }
     };
     let report = on_device!(spec, train, bench_on(net.clone(), name, &opts)).map_err(fail)?;
     let fed = match &loader {
-        Some((_, _, Some((split, augment)))) => {
-            Some(on_device!(spec, train, fed_on(net.clone(), split, *augment, &opts)).map_err(fail)?)
+        Some((_, _, Some((split, norm, augment)))) => {
+            Some(on_device!(spec, train, fed_on(net.clone(), split, norm, *augment, &opts)).map_err(fail)?)
         }
         _ => None,
     };

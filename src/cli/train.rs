@@ -275,9 +275,10 @@ fn parse_options(a: &TrainArgs) -> Result<TrainOptions, Failure> {
 
 /// The augmentation `--augment` and `--crop-scale` choose for images of side `size`.
 fn augment(a: &TrainArgs, size: usize) -> Result<data::Augment, Failure> {
-    let default = if a.data.is_photographs() { AugmentArg::Inception } else { AugmentArg::Pad };
-    let chosen = match a.augment.unwrap_or(default) {
-        AugmentArg::Inception => {
+    let chosen = match a.augment {
+        // The data set's own: its padded crop (none for digits); photographs take the arm below.
+        None if !a.data.is_photographs() => a.data.augment(size),
+        None | Some(AugmentArg::Inception) => {
             let mut aug = data::Inception::default();
             if let Some(min) = a.crop_scale {
                 aug.scale.0 = min;
@@ -285,15 +286,13 @@ fn augment(a: &TrainArgs, size: usize) -> Result<data::Augment, Failure> {
             aug.check().map_err(|e| Failure::Usage(format!("--crop-scale: {e}")))?;
             return Ok(data::Augment::Inception(aug));
         }
-        AugmentArg::Pad => match a.data.small_augment(size) {
+        Some(AugmentArg::Pad) => match a.data.small_augment(size) {
             // MNIST's own is none; asked for by name, it gets the padded crop without the
             // flip (digits are not symmetric).
-            data::Augment::Pad { pad: 0, .. } if a.augment.is_some() => {
-                data::Augment::Pad { pad: size / 8, flip: false }
-            }
+            data::Augment::Pad { pad: 0, .. } => data::Augment::Pad { pad: size / 8, flip: false },
             aug => aug,
         },
-        AugmentArg::None => data::Augment::NONE,
+        Some(AugmentArg::None) => data::Augment::NONE,
     };
     if a.crop_scale.is_some() {
         return Err(Failure::Usage("--crop-scale goes with --augment inception".into()));

@@ -55,15 +55,11 @@ impl Encoded {
     }
 
     /// Where image `i` is, for messages: its file, or its shard and member.
-    pub fn describe(&self, i: usize) -> PathBuf {
+    fn describe(&self, i: usize) -> PathBuf {
         match &self.images[i].0 {
             Place::File(p) => p.clone(),
             Place::Member { shard, name, .. } => self.shards[*shard].0.join(name),
         }
-    }
-
-    pub fn places(&self) -> impl Iterator<Item = &(Place, u32)> {
-        self.images.iter()
     }
 
     /// The encoded bytes of image `i`.

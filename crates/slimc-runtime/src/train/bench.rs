@@ -138,15 +138,20 @@ pub fn data_parallel<B: SlimAutodiff>(
 }
 
 /// Images per second of the data loader alone: training's batches of `split` (its
-/// augmentation and normalisation, built by the loader's workers) drawn as fast as they
-/// come, `batches` of them after one warm-up batch. Epochs follow each other as in
+/// augmentation, normalised by `norm`, built by the loader's workers) drawn as fast as
+/// they come, `batches` of them after one warm-up batch. Epochs follow each other as in
 /// training when the split holds fewer images.
-pub fn loader(split: &Split, augment: Augment, batch: usize, batches: usize) -> Result<f64, DataError> {
-    let norm = Normalize::measure(split)?;
+pub fn loader(
+    split: &Split,
+    norm: &Normalize,
+    augment: Augment,
+    batch: usize,
+    batches: usize,
+) -> Result<f64, DataError> {
     let want = (batches + 1) * batch.max(1);
     let order = epochs(split, want);
     let plan = Plan { batch, skip: 0, drop_last: true, augment, seed: 0, shard: (0, 1) };
-    let mut it = data::batches(split, order, &norm, plan);
+    let mut it = data::batches(split, order, norm, plan);
     if let Some(first) = it.next() {
         first?;
     }
@@ -193,15 +198,15 @@ pub fn fed<B: SlimAutodiff>(
     net: Arc<Network>,
     device: &B::Device,
     split: &Split,
+    norm: &Normalize,
     augment: Augment,
     opts: &BenchOptions,
 ) -> Result<f64, TrainError> {
-    let norm = Normalize::measure(split)?;
     let shape = split.images.shape();
     let want = (opts.warmup + opts.steps) * opts.batch.max(1);
     let order = epochs(split, want);
     let plan = Plan { batch: opts.batch, skip: 0, drop_last: true, augment, seed: 0, shard: (0, 1) };
-    let mut batches = data::batches(split, order, &norm, plan);
+    let mut batches = data::batches(split, order, norm, plan);
     let mut next = || match batches.next() {
         Some(b) => Ok(train::tensors::<B>(&b?, shape, device)),
         // Only an empty split runs out (the order repeats epochs up to what is asked).
