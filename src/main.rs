@@ -55,7 +55,7 @@ enum Command {
     Pack(cli::pack::PackArgs),
     /// A fixed-width subnet as a standalone model: Burn record, safetensors or ONNX.
     Export(cli::export::ExportArgs),
-    /// Rust source of a Burn module for a network (a struct per block kind, any width).
+    /// Source of the network for Burn (Rust) or PyTorch (Python): a class per block kind, any width
     Emit(cli::emit::EmitArgs),
     /// The language server for editors, over stdin/stdout (LSP).
     Lsp(cli::lsp::LspArgs),

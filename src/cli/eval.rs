@@ -1,7 +1,7 @@
 //! `slimc eval RUN [--widths … | --configs FILE] [--calibrate N] [--baseline RUN…]
 //! [--pareto [FILE] [--macs-range LO:HI]] [--plot FILE] [--json]`: the library evaluates, this formats.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde_json::json;
@@ -9,19 +9,35 @@ use serde_json::json;
 use slimc_lang::cost::human;
 use slimc_lang::{write_output, FileKind};
 use slimc_runtime::data::DataSpec;
+use slimc_runtime::export::named;
+use slimc_runtime::runtime::checkpoint::Meta;
 use slimc_runtime::runtime::SlimBackend;
 use slimc_runtime::train::configs::ConfigRef;
-use slimc_runtime::train::eval::{self, EvalOptions, ParetoRequest, Report, Request, Row};
+use slimc_runtime::train::eval::{self, EvalOptions, Loaded, ParetoRequest, Report, Request, Row};
 use slimc_runtime::train::pareto::ParetoFile;
 use slimc_runtime::train::rundir::RunDir;
+use slimc_runtime::train::start;
 
 use super::search::parse_macs;
-use super::{fail, parse_data, parse_device, plot, Device, Failure, LoaderArgs, Widths};
+use super::{
+    compile_one, fail, parse_data, parse_device, plot, read, CompileArgs, Device, Failure, LoaderArgs, Widths,
+};
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// A run directory (from `slimc train --out`) or a checkpoint directory.
+    /// A run directory (from `slimc train --out`) or a checkpoint directory; with --init,
+    /// the .slim file of the network the weights are for.
     path: PathBuf,
+    /// Evaluate these full-width weights (safetensors under slimc's layer names: an
+    /// emitted PyTorch module's `state_dict()`) in the network of the .slim file PATH, on
+    /// --data (default fashion-mnist); BN is calibrated per width as for a run.
+    #[arg(long, value_name = "WEIGHTS")]
+    init: Option<PathBuf>,
+    /// With --init: which network of the file (needed when it holds several).
+    #[arg(long, requires = "init")]
+    network: Option<String>,
+    #[command(flatten)]
+    compile: CompileArgs,
     /// Widths: W1,W2,... or START:END:STEP (0.25:1.0:0.05).
     /// Default: the widths the run trained (US: 0.25 steps from its smallest width; S: its switches).
     #[arg(long)]
@@ -73,12 +89,20 @@ pub fn run(a: &EvalArgs) -> Result<(), Failure> {
     if a.batch == 0 {
         return Err(Failure::Usage("--batch must be at least 1".into()));
     }
+    if a.init.is_none() && (!a.compile.set.is_empty() || a.compile.rounding.is_some()) {
+        return Err(Failure::Usage(
+            "--set and --rounding go with --init (a run is evaluated with the settings it trained with)".into(),
+        ));
+    }
     a.loader.apply(&a.device.spec)?;
     on_device!(a.device.spec, infer, go(a))
 }
 
 fn go<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {
-    let run = eval::open::<B>(&a.path, a.data.as_ref(), &dev).map_err(fail)?;
+    let run = match &a.init {
+        Some(weights) => from_weights::<B>(a, weights, &dev)?,
+        None => eval::open::<B>(&a.path, a.data.as_ref(), &dev).map_err(fail)?,
+    };
     let net = run.model.net.clone();
     let macs_range = a.macs_range.as_deref().map(macs_range).transpose()?;
     let req = Request {
@@ -175,6 +199,25 @@ fn go<B: SlimBackend>(a: &EvalArgs, dev: B::Device) -> Result<(), Failure> {
         println!("plot: {}", file.display());
     }
     Ok(())
+}
+
+/// The network of the .slim file `a.path`, compiled for the data set (its image size and
+/// classes), holding the weights of `weights`.
+fn from_weights<B: SlimBackend>(a: &EvalArgs, weights: &Path, dev: &B::Device) -> Result<Loaded<B>, Failure> {
+    if a.pareto == Some(None) {
+        return Err(Failure::Usage("--pareto with --init needs a FILE to write the front to".into()));
+    }
+    // The weights first: a wrong file is reported before a data set is read.
+    let tensors = named::read_file(weights).map_err(fail)?;
+    let spec = a.data.clone().map_or_else(|| DataSpec::parse("fashion-mnist").map_err(fail), Ok)?;
+    let mut compile = a.compile.options();
+    let bytes = read(&a.path)?;
+    let (data, context) = start::load_data(&spec, &compile.settings, None).map_err(fail)?;
+    compile.context = context;
+    let net = compile_one(&a.path, &bytes, a.network.as_deref(), &compile)?;
+    let source = String::from_utf8_lossy(&bytes).into_owned();
+    let meta = Meta::new(&a.path.display().to_string(), &source, &net, &compile, Vec::new());
+    eval::from_weights::<B>(net, meta, (weights, tensors), &data, dev).map_err(fail)
 }
 
 fn point(r: &Row) -> plot::Point {

@@ -7,6 +7,7 @@ use clap::{ArgMatches, Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use slimc_runtime::data::{self, DataError, DataSpec, Holdout};
+use slimc_runtime::export::named;
 use slimc_runtime::runtime::SlimAutodiff;
 use slimc_runtime::train::joslim::{JoslimOptions, Objective};
 use slimc_runtime::train::run::{self, EpochMetrics, Progress, Run, Schedule, TrainOptions};
@@ -182,6 +183,12 @@ pub struct TrainArgs {
     /// exchange of gradients (node 0's validation included).
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// Start from these full-width weights instead of a random initialisation: a
+    /// safetensors file under slimc's layer names, as an emitted PyTorch module's
+    /// `state_dict()` (`slimc emit --target pytorch`) or a full-width
+    /// `slimc export --format safetensors` holds them. BN statistics in it are not used.
+    #[arg(long, value_name = "WEIGHTS")]
+    init: Option<PathBuf>,
     /// The run directory (checkpoint/, metrics.jsonl); default runs/<network>-<scheme>.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -536,6 +543,8 @@ fn train<B: SlimAutodiff>(a: &TrainArgs, cluster: &Cluster, devs: Vec<B::Device>
 fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, PathBuf, data::Dataset), Failure> {
     let file = a.file.as_ref().expect("clap requires FILE without --resume");
     let mut options = parse_options(a)?;
+    // The weights first: a wrong file is reported before a data set is read.
+    let init = a.init.as_ref().map(|p| named::read_file(p).map(|t| (p, t))).transpose().map_err(fail)?;
     let mut compile = a.compile.options();
     let bytes = read(file)?;
     let (data, context) = start::load_data(&a.data, &compile.settings, a.eval_resize).map_err(train_failure)?;
@@ -550,7 +559,11 @@ fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, Pat
         holdout: a.val_fraction.map_or(Holdout::Images(a.val_images), Holdout::Fraction),
         out: a.out.clone(),
     };
-    let (run, dir) = Run::<B>::create(net, &data, setup, dev).map_err(train_failure)?;
+    let (mut run, dir) = Run::<B>::create(net, &data, setup, dev).map_err(train_failure)?;
+    if let Some((path, tensors)) = init {
+        run.model.load_named(tensors, path, dev).map_err(fail)?;
+        eprintln!("starting from the weights in {}", path.display());
+    }
     Ok((run, dir.root().to_path_buf(), data))
 }
 

@@ -87,6 +87,8 @@ pub enum FileKind {
     Metrics,
     /// Rust source (`slimc emit`).
     RustSource,
+    /// Python source (`slimc emit --target pytorch`).
+    PythonSource,
     /// A plot (SVG or PNG).
     Plot,
 }
@@ -101,6 +103,7 @@ impl std::fmt::Display for FileKind {
             FileKind::Weights => "model weights",
             FileKind::Metrics => "a run's metrics",
             FileKind::RustSource => "Rust source",
+            FileKind::PythonSource => "Python source",
             FileKind::Plot => "a plot",
         })
     }
@@ -116,6 +119,7 @@ impl FileKind {
             "mpk" | "onnx" | "safetensors" => Some(FileKind::Weights),
             "jsonl" => Some(FileKind::Metrics),
             "rs" => Some(FileKind::RustSource),
+            "py" => Some(FileKind::PythonSource),
             "svg" | "png" => Some(FileKind::Plot),
             _ => None,
         };

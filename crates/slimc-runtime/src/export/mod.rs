@@ -6,6 +6,7 @@
 //! ([`onnx`]).
 
 pub mod burn;
+pub mod named;
 pub mod onnx;
 mod proto;
 pub mod safetensors;

@@ -43,6 +43,9 @@ pub enum TrainError {
     RunExists(PathBuf),
     #[error(transparent)]
     Parallel(#[from] super::parallel::ParallelError),
+    /// Weights given by name (`--init`) that do not fit the network.
+    #[error(transparent)]
+    Weights(#[from] crate::export::named::WeightsError),
     #[error("joslim: {0}")]
     Joslim(#[from] super::joslim::JoslimError),
     /// The loss became NaN or infinite; the last checkpoint is kept.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::configs::{self, ConfigRef};
-pub use super::loaded::{open, Loaded};
+pub use super::loaded::{from_weights, open, Loaded};
 pub use super::measure::{accuracy, calibration, Accuracy};
 use super::pareto::ParetoFile;
 

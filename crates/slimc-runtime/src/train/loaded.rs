@@ -1,10 +1,13 @@
 //! A trained run opened with its data: what evaluation, search and export start from.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::run::{self, RunState};
+use super::run::{self, RunState, TrainOptions};
 use super::TrainError;
-use crate::data::{self, DataSpec, Split};
+use crate::data::{self, DataSpec, Dataset, Normalize, Split};
+use crate::export::HostTensor;
+use crate::ir::Network;
 use crate::runtime::checkpoint::Meta;
 use crate::runtime::{SlimBackend, SlimNet};
 
@@ -32,4 +35,28 @@ pub fn open<B: SlimBackend>(path: &Path, data: Option<&DataSpec>, dev: &B::Devic
     super::start::fits(&model.net, &loaded)?;
     let (calib, val) = run::splits(&loaded, &state.options);
     Ok(Loaded { model, state, meta, dir, calib, val, test: Split::all(loaded.test.clone()) })
+}
+
+/// A network with full-width weights (`slimc eval FILE.slim --init WEIGHTS`: `tensors`
+/// read from `weights` with [`crate::export::named::read_file`], loaded by [`SlimNet::load_named`]),
+/// opened for evaluation as a run on `data` would be: checked against the data
+/// ([`super::start::fits`]), the input normalised with the training images' statistics, BN
+/// calibrated per width on them, the US scheme's default widths.
+pub fn from_weights<B: SlimBackend>(
+    net: Network,
+    meta: Meta,
+    (weights, tensors): (&Path, Vec<(String, HostTensor)>),
+    data: &Dataset,
+    dev: &B::Device,
+) -> Result<Loaded<B>, TrainError> {
+    super::start::fits(&net, data)?;
+    let size = net.input[1] as usize;
+    let mut model = SlimNet::<B>::new(Arc::new(net), Vec::new(), 0, dev);
+    model.load_named(tensors, weights, dev)?;
+    let options = TrainOptions::evaluating(data.spec.clone(), size);
+    let (calib, val) = run::splits(data, &options);
+    let normalize = Normalize::measure(&calib)?;
+    let state = RunState { options, normalize, epoch: 0, batch: 0, step: 0, history: Vec::new(), joslim: None };
+    let test = Split::all(data.test.clone());
+    Ok(Loaded { model, state, meta, dir: weights.to_path_buf(), calib, val, test })
 }

@@ -103,6 +103,35 @@ impl TrainOptions {
         self.scheme.validate()
     }
 
+    /// The options of a network evaluated from weights alone, without a run (`slimc eval
+    /// FILE.slim --init WEIGHTS`): what evaluation reads is the data set, its evaluation
+    /// resize (photographs) and the US scheme's default widths, 0.25 to 1; nothing is held
+    /// out. The training fields (never used) are `slimc train`'s defaults.
+    pub fn evaluating(data: DataSpec, size: usize) -> TrainOptions {
+        let eval_resize = data.is_photographs().then(|| DataSpec::eval_resize(size));
+        TrainOptions {
+            scheme: Scheme::Us,
+            sampling: Sampling::Uniform,
+            min_width: 0.25,
+            random: 2,
+            epochs: 1,
+            batch: 128,
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            schedule: Schedule::Cosine,
+            warmup: 0.0,
+            label_smoothing: 0.0,
+            seed: 0,
+            max_steps: None,
+            val: 0,
+            calibrate: 10,
+            data,
+            augment: Some(data::Augment::NONE),
+            eval_resize,
+        }
+    }
+
     /// The training augmentation of images of side `size`.
     pub fn augment(&self, size: usize) -> data::Augment {
         self.augment.unwrap_or_else(|| self.data.small_augment(size))

@@ -1,0 +1,237 @@
+//! The fixed parts of an emitted PyTorch module: the submodule container and the slimmable
+//! layers, each written once per file when used. Each computes what [`crate::ir::Op`]
+//! specifies for its op, on the leading slices of its full-width tensors.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Part {
+    Scope,
+    /// The base class of the slimmable layers (`set_in_ch`, `set_out_ch`, `set_groups`).
+    Slim,
+    Conv,
+    ConvTranspose,
+    Linear,
+    BatchNorm,
+    LayerNorm,
+    LayerScale,
+    ZeroPad,
+    Split,
+    Shuffle,
+    DropPath,
+}
+
+impl Part {
+    /// Whether the part is a slimmable layer (a subclass of `Slim`).
+    pub fn is_module(self) -> bool {
+        matches!(
+            self,
+            Part::Conv
+                | Part::ConvTranspose
+                | Part::Linear
+                | Part::BatchNorm
+                | Part::LayerNorm
+                | Part::LayerScale
+                | Part::ZeroPad
+        )
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Part::Scope => SCOPE,
+            Part::Slim => SLIM,
+            Part::Conv => CONV,
+            Part::ConvTranspose => CONV_TRANSPOSE,
+            Part::Linear => LINEAR,
+            Part::BatchNorm => BATCH_NORM,
+            Part::LayerNorm => LAYER_NORM,
+            Part::LayerScale => LAYER_SCALE,
+            Part::ZeroPad => ZERO_PAD,
+            Part::Split => SPLIT,
+            Part::Shuffle => SHUFFLE,
+            Part::DropPath => DROP_PATH,
+        }
+    }
+}
+
+const SCOPE: &str = r#"class Scope(nn.Module):
+    """Submodules under the components of slimc's layer names (`0`, `main`, `conv1`), so
+    that `state_dict()` keys are the names `slimc space` lists."""
+
+    def __init__(self, *ordered, **named):
+        super().__init__()
+        for i, module in enumerate(ordered):
+            self._modules[str(i)] = module
+        for name, module in named.items():
+            self._modules[name] = module
+
+    def __getitem__(self, key):
+        return self._modules[str(key)]
+"#;
+
+const SLIM: &str = r#"class Slim(nn.Module):
+    """A slimmable layer: full-width parameters, run at the channels last set."""
+
+    def __init__(self, in_ch, out_ch, groups=1):
+        super().__init__()
+        self.in_ch, self.out_ch, self.groups = in_ch, out_ch, groups
+
+    def set_in_ch(self, in_ch):
+        self.in_ch = in_ch
+
+    def set_out_ch(self, out_ch):
+        self.out_ch = out_ch
+
+    def set_groups(self, groups):
+        self.groups = groups
+"#;
+
+const CONV: &str = r#"class SlimConv2d(Slim):
+    """A conv with weights `[out, in / groups, kh, kw]` at full width; it runs on the slice
+    `[:out_ch, :in_ch / groups]`. `group_width`: channels per group (groups follow the
+    input); initialised Kaiming-normal (fan-out, ReLU gain), as slimc does."""
+
+    def __init__(
+        self,
+        in_ch,
+        out_ch,
+        kernel,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        group_width=None,
+        bias=False,
+    ):
+        groups = groups if group_width is None else max(1, in_ch // group_width)
+        super().__init__(in_ch, out_ch, groups)
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+        std = math.sqrt(2.0 / (out_ch * kh * kw))
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch // groups, kh, kw) * std)
+        self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
+
+    def forward(self, x):
+        w = self.weight[: self.out_ch, : self.in_ch // self.groups]
+        b = None if self.bias is None else self.bias[: self.out_ch]
+        return F.conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups)
+"#;
+
+const CONV_TRANSPOSE: &str = r#"class SlimConvTranspose2d(Slim):
+    """A transposed conv with weights `[in, out, kh, kw]` at full width (PyTorch's layout);
+    it runs on the slice `[:in_ch, :out_ch]`."""
+
+    def __init__(self, in_ch, out_ch, kernel, stride, padding, output_padding, bias):
+        super().__init__(in_ch, out_ch)
+        self.stride, self.padding, self.output_padding = stride, padding, output_padding
+        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+        std = math.sqrt(2.0 / (out_ch * kh * kw))
+        self.weight = nn.Parameter(torch.randn(in_ch, out_ch, kh, kw) * std)
+        self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
+
+    def forward(self, x):
+        w = self.weight[: self.in_ch, : self.out_ch]
+        b = None if self.bias is None else self.bias[: self.out_ch]
+        return F.conv_transpose2d(
+            x, w, b, self.stride, self.padding, self.output_padding
+        )
+"#;
+
+const LINEAR: &str = r#"class SlimLinear(Slim):
+    """A linear map with weights `[out, in]` at full width, run on `[:out_ch, :in_ch]`, on
+    a `[N, C, 1, 1]` input; initialised as PyTorch's `nn.Linear`."""
+
+    def __init__(self, in_ch, out_ch, bias=True):
+        super().__init__(in_ch, out_ch)
+        bound = 1.0 / math.sqrt(in_ch)
+        self.weight = nn.Parameter(torch.empty(out_ch, in_ch).uniform_(-bound, bound))
+        self.bias = (
+            nn.Parameter(torch.empty(out_ch).uniform_(-bound, bound)) if bias else None
+        )
+
+    def forward(self, x):
+        w = self.weight[: self.out_ch, : self.in_ch]
+        b = None if self.bias is None else self.bias[: self.out_ch]
+        return F.linear(x.flatten(1), w, b)[:, :, None, None]
+"#;
+
+const BATCH_NORM: &str = r#"class SlimBatchNorm2d(Slim):
+    """Batch norm (eps 1e-5) over the leading channels of its full-width parameters and
+    statistics: batch statistics in training, the stored ones in evaluation."""
+
+    def __init__(self, ch):
+        super().__init__(ch, ch)
+        self.momentum = 0.1
+        self.weight = nn.Parameter(torch.ones(ch))
+        self.bias = nn.Parameter(torch.zeros(ch))
+        self.register_buffer("running_mean", torch.zeros(ch))
+        self.register_buffer("running_var", torch.ones(ch))
+
+    def forward(self, x):
+        c = x.shape[1]
+        return F.batch_norm(
+            x,
+            self.running_mean[:c],
+            self.running_var[:c],
+            self.weight[:c],
+            self.bias[:c],
+            self.training,
+            self.momentum,
+            1e-5,
+        )
+"#;
+
+const LAYER_NORM: &str = r#"class SlimLayerNorm2d(Slim):
+    """Layer norm over the active channels at each position (ConvNeXt's `LayerNorm2d`)."""
+
+    def __init__(self, ch, eps):
+        super().__init__(ch, ch)
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(ch))
+        self.bias = nn.Parameter(torch.zeros(ch))
+
+    def forward(self, x):
+        c = x.shape[1]
+        y = x.permute(0, 2, 3, 1)
+        y = F.layer_norm(y, (c,), self.weight[:c], self.bias[:c], self.eps)
+        return y.permute(0, 3, 1, 2)
+"#;
+
+const LAYER_SCALE: &str = r#"class SlimLayerScale(Slim):
+    """A learned per-channel multiplier (ConvNeXt's layer scale)."""
+
+    def __init__(self, ch, init):
+        super().__init__(ch, ch)
+        self.weight = nn.Parameter(torch.full((ch,), float(init)))
+
+    def forward(self, x):
+        return x * self.weight[: x.shape[1], None, None]
+"#;
+
+const ZERO_PAD: &str = r#"class ZeroPad(Slim):
+    """Zero channels after the input's, up to `out_ch` (an option-A shortcut)."""
+
+    def __init__(self, in_ch, out_ch):
+        super().__init__(in_ch, out_ch)
+
+    def forward(self, x):
+        return F.pad(x, (0, 0, 0, 0, 0, self.out_ch - x.shape[1]))
+"#;
+
+const SPLIT: &str = r#"def _split(x, part, parts):
+    """Part `part` of `parts` equal channel chunks."""
+    c = x.shape[1] // parts
+    return x[:, part * c : (part + 1) * c]
+"#;
+
+const SHUFFLE: &str = r#"def _shuffle(x, groups):
+    """Channel shuffle: channels viewed as `[groups, C / groups]`, transposed, flattened."""
+    n, c, h, w = x.shape
+    return x.reshape(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+"#;
+
+const DROP_PATH: &str = r#"def _drop_path(x, p, training):
+    """Stochastic depth: each sample's tensor zeroed with probability `p` in training."""
+    if not training or p == 0.0:
+        return x
+    keep = (torch.rand(x.shape[0], 1, 1, 1, device=x.device) >= p).to(x.dtype)
+    return x * keep / (1.0 - p)
+"#;

@@ -1,0 +1,148 @@
+//! Full-width weights by name into a slimmable network: the tensors an emitted PyTorch
+//! module's `state_dict()` holds, or a full-width `slimc export --format safetensors`,
+//! under slimc's layer names with PyTorch's suffixes and layout (a linear's weight
+//! `[out, in]`). `slimc train --init` and `slimc eval FILE.slim --init` start from them.
+//! Every tensor is checked against the layer's full-width shape ([`Op::weights`]); BN
+//! running statistics are accepted and left out, since slimc calibrates them per width.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::Param;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+
+use super::{safetensors, transpose, HostTensor};
+use crate::ir::{Op, Weights};
+use crate::runtime::params::{Affine, Kernel, Matrix, Scale};
+use crate::runtime::{LayerParams, SlimNet};
+
+/// Why a weights file does not fit a network; each names the tensor.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    #[error("cannot read weights {}: {error}", path.display())]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("{} is not a safetensors file of f32 tensors: {reason}", path.display())]
+    Format { path: PathBuf, reason: String },
+    #[error("{}: tensor `{name}` is missing (layer `{layer}` of `{network}` learns it)", path.display())]
+    Missing { path: PathBuf, name: String, layer: String, network: String },
+    #[error("{}: tensor `{name}` is {got:?}; layer `{layer}` at full width needs {expected:?}", path.display())]
+    Shape { path: PathBuf, name: String, layer: String, got: Vec<usize>, expected: Vec<usize> },
+    #[error(
+        "{}: tensor `{name}` is no parameter of `{network}` (names are the layers `slimc space` lists, with `.weight`, `.bias`, `.running_mean` or `.running_var`)",
+        path.display()
+    )]
+    Unknown { path: PathBuf, name: String, network: String },
+    #[error("{}: tensor `{name}` holds a value that is not finite", path.display())]
+    NonFinite { path: PathBuf, name: String },
+}
+
+/// Reads a safetensors file of f32 tensors.
+pub fn read_file(path: &Path) -> Result<Vec<(String, HostTensor)>, WeightsError> {
+    let bytes = std::fs::read(path).map_err(|error| WeightsError::Read { path: path.to_path_buf(), error })?;
+    safetensors::read(&bytes).map_err(|e| WeightsError::Format { path: path.to_path_buf(), reason: e.to_string() })
+}
+
+impl<B: Backend> SlimNet<B> {
+    /// Replaces every parameter with the tensor of the same name in `tensors` (read from
+    /// `path`, which errors name): each must be there, with the layer's full-width shape,
+    /// finite; a tensor of no layer is an error. Switchable BN's copies all take the one γ
+    /// and β given. Nothing changes unless every tensor fits.
+    pub fn load_named(
+        &mut self,
+        tensors: Vec<(String, HostTensor)>,
+        path: &Path,
+        device: &B::Device,
+    ) -> Result<(), WeightsError> {
+        let net = self.net.clone();
+        let path = path.to_path_buf();
+        let mut by_name: BTreeMap<String, HostTensor> = tensors.into_iter().collect();
+        let shapes = net.layer_shapes(&net.full_width());
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for (id, l) in net.layers.iter() {
+            let weights = l.op.weights(shapes[id.index()]);
+            let mut take = |suffix: &str, expected: Vec<usize>| -> Result<HostTensor, WeightsError> {
+                let name = format!("{}.{suffix}", l.name);
+                let Some(t) = by_name.remove(&name) else {
+                    return Err(WeightsError::Missing {
+                        path: path.clone(),
+                        name,
+                        layer: l.name.clone(),
+                        network: net.name.clone(),
+                    });
+                };
+                if t.shape != expected {
+                    return Err(WeightsError::Shape {
+                        path: path.clone(),
+                        name,
+                        layer: l.name.clone(),
+                        got: t.shape,
+                        expected,
+                    });
+                }
+                if !t.data.iter().all(|v| v.is_finite()) {
+                    return Err(WeightsError::NonFinite { path: path.clone(), name });
+                }
+                Ok(t)
+            };
+            let copies = self.layers[id.index()].affine().map_or(1, |a| a.gamma.len());
+            let params = match weights {
+                Weights::None => LayerParams::None(std::marker::PhantomData),
+                Weights::Kernel { shape, bias } => {
+                    let weight = take("weight", shape.to_vec())?;
+                    let bias = bias.map(|o| take("bias", vec![o]).map(|b| tensor(b, [o], device))).transpose()?;
+                    LayerParams::Kernel(Kernel {
+                        weight: Param::from_tensor(tensor(weight, shape, device)),
+                        bias: bias.map(Param::from_tensor),
+                    })
+                }
+                Weights::Matrix { shape: [i, o], bias } => {
+                    let weight = transpose(&take("weight", vec![o, i])?);
+                    let bias = bias.map(|o| take("bias", vec![o]).map(|b| tensor(b, [o], device))).transpose()?;
+                    LayerParams::Matrix(Matrix {
+                        weight: Param::from_tensor(tensor(weight, [i, o], device)),
+                        bias: bias.map(Param::from_tensor),
+                    })
+                }
+                Weights::Affine { channels: c } => {
+                    let gamma = take("weight", vec![c])?;
+                    let beta = take("bias", vec![c])?;
+                    if l.op == Op::BatchNorm {
+                        for stat in ["running_mean", "running_var", "num_batches_tracked"] {
+                            if let Some(t) = by_name.remove(&format!("{}.{stat}", l.name)) {
+                                let expected = if stat == "num_batches_tracked" { vec![] } else { vec![c] };
+                                if t.shape != expected {
+                                    return Err(WeightsError::Shape {
+                                        path: path.clone(),
+                                        name: format!("{}.{stat}", l.name),
+                                        layer: l.name.clone(),
+                                        got: t.shape,
+                                        expected,
+                                    });
+                                }
+                            }
+                        }
+                    }
+                    LayerParams::Affine(Affine {
+                        gamma: (0..copies).map(|_| Param::from_tensor(tensor(gamma.clone(), [c], device))).collect(),
+                        beta: (0..copies).map(|_| Param::from_tensor(tensor(beta.clone(), [c], device))).collect(),
+                    })
+                }
+                Weights::Scale { channels: c } => {
+                    let gamma = take("weight", vec![c])?;
+                    LayerParams::Scale(Scale { gamma: Param::from_tensor(tensor(gamma, [c], device)) })
+                }
+            };
+            layers.push(params);
+        }
+        if let Some(name) = by_name.into_keys().next() {
+            return Err(WeightsError::Unknown { path, name, network: net.name.clone() });
+        }
+        self.layers = layers;
+        Ok(())
+    }
+}
+
+fn tensor<B: Backend, const D: usize>(t: HostTensor, shape: [usize; D], device: &B::Device) -> Tensor<B, D> {
+    Tensor::from_data(TensorData::new(t.data, shape), device)
+}

@@ -1,0 +1,281 @@
+//! `slimc emit --target pytorch` against slimc itself, in PyTorch (from PyPI, with
+//! safetensors and ruff): for every zoo model the generated module's `search_dim`,
+//! `channel_space`, `decode_wm` and `decode_ch` are `slimc space --json`'s, `set_real_ch`
+//! and `width_mult` give every layer its channels, and with slimc's weights its logits
+//! equal slimc's runtime at three widths; ruff accepts the code as it is formatted. One
+//! sandwich step of ResNet-20 in PyTorch updates the weights as slimc's step does, and
+//! weights saved from the PyTorch module load back into slimc with the same logits.
+//!
+//! These tests need `python3 -m pip install torch safetensors ruff numpy`: they are
+//! ignored, run by `cargo test -- --include-ignored` (as `bash .ci/run` does).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use burn::backend::Autodiff;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::SgdConfig;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Distribution, Int, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::StandardNormal;
+use serde_json::{json, Value};
+
+use slimc_runtime::export::{named, safetensors, Subnet};
+use slimc_runtime::runtime::device::Cpu;
+use slimc_runtime::runtime::{Mode, SlimNet, WidthConfig};
+use slimc_runtime::train::parallel::Replica;
+use slimc_runtime::train::{step, StepOptions};
+
+use common::{condition_bn, relative_diff, scratch, small};
+
+/// The input size each model is tested at (ImageNet models at 32, CIFAR ones at 16).
+fn size(name: &str) -> i64 {
+    match name {
+        "resnet20" | "resnet32" | "resnet44" | "resnet56" | "wrn40_4" => 16,
+        _ => 32,
+    }
+}
+
+fn source(name: &str) -> String {
+    if name == "edge_cases" {
+        "tests/edge_cases.slim".into()
+    } else {
+        format!("models/{name}.slim")
+    }
+}
+
+fn require_torch() {
+    let ok = Command::new("python3")
+        .args(["-c", "import torch, safetensors, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "python3 cannot import torch, safetensors and numpy: python3 -m pip install torch safetensors numpy ruff"
+    );
+}
+
+/// The `slimc` binary with `args` (the settings every model here is compiled with added).
+fn slimc(args: &[&str], name: &str) -> Output {
+    let s = size(name).to_string();
+    let settings = ["--set", &format!("size={s}"), "--set", "classes=7"];
+    Command::new(env!("CARGO_BIN_EXE_slimc")).args(args).args(settings).output().unwrap()
+}
+
+fn ok(o: Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn write_f32(path: &Path, t: Vec<f32>) {
+    std::fs::write(path, t.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+}
+
+/// Emits `name`'s PyTorch module into `dir` through the binary.
+fn emit(dir: &Path, name: &str) -> PathBuf {
+    let module = dir.join(format!("{name}.py"));
+    let src = source(name);
+    ok(slimc(&["emit", &src, "--target", "pytorch", "-o", module.to_str().unwrap()], name), "slimc emit");
+    module
+}
+
+fn python(args: &[&str]) -> Output {
+    Command::new("python3").args(args).output().unwrap()
+}
+
+#[test]
+#[ignore = "needs PyTorch: python3 -m pip install torch safetensors numpy ruff"]
+fn emitted_pytorch_module_of_every_zoo_model_computes_what_slimc_does() {
+    require_torch();
+    let dir = scratch("pytorch");
+    let device = Default::default();
+    for name in common::classifiers().chain(["edge_cases"]) {
+        let module = emit(&dir, name);
+        let net = small(name, size(name));
+        let mut slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 11, &device);
+        let mut stats = condition_bn(&mut slim, &device);
+        let s = size(name) as usize;
+        let input = Tensor::<Cpu, 4>::random([2, net.input[0] as usize, s, s], Distribution::Normal(0.0, 1.0), &device);
+        let in_path = dir.join(format!("{name}.in.f32"));
+        write_f32(&in_path, input.to_data().convert::<f32>().to_vec().unwrap());
+        let dims = net.space.search_dim();
+        // Full width, a uniform width (through `width_mult`) and a non-uniform one.
+        let cases: [(Vec<f64>, Option<f64>); 3] = [
+            (vec![1.0; dims], Some(1.0)),
+            (vec![0.5; dims], Some(0.5)),
+            ((0..dims).map(|i| if i % 3 == 1 { 1.0 } else { 0.6 }).collect(), None),
+        ];
+        let mut docs = Vec::new();
+        for (k, (wm, uniform)) in cases.into_iter().enumerate() {
+            let cfg = WidthConfig::new(net.space.decode(&wm, net.rounding).unwrap());
+            stats.key = cfg.key();
+            let logits = slim.forward(input.clone(), &cfg, Mode::Eval(&stats)).unwrap().logits;
+            let weights = dir.join(format!("{name}.{k}.safetensors"));
+            std::fs::write(&weights, safetensors::to_bytes(&Subnet::extract(&slim, &cfg, &stats).unwrap()).unwrap())
+                .unwrap();
+            let out = dir.join(format!("{name}.{k}.out.f32"));
+            write_f32(&out, logits.to_data().convert::<f32>().to_vec().unwrap());
+            let wm_arg = wm.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
+            let space: Value =
+                serde_json::from_str(&ok(slimc(&["space", &source(name), "--wm", &wm_arg, "--json"], name), "space"))
+                    .unwrap();
+            docs.push(json!({
+                "wm": wm, "uniform": uniform, "space": space, "full": k == 0,
+                "weights": weights, "input": in_path, "shape": input.dims(), "logits": out,
+            }));
+        }
+        let cases = dir.join(format!("{name}.json"));
+        std::fs::write(&cases, serde_json::to_vec(&docs).unwrap()).unwrap();
+        let o = python(&["scripts/pytorch_check.py", "model", module.to_str().unwrap(), cases.to_str().unwrap()]);
+        eprintln!("{name}:\n{}", String::from_utf8_lossy(&o.stdout).trim_end());
+        ok(o, &format!("{name}: the PyTorch module against slimc"));
+    }
+    // The code as emitted: it compiles, lints clean and is formatted as ruff formats it.
+    let modules: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "py"))
+        .map(|p| p.display().to_string())
+        .collect();
+    let args = |cmd: &[&str]| cmd.iter().map(|s| s.to_string()).chain(modules.iter().cloned()).collect::<Vec<_>>();
+    ok(Command::new("python3").args(args(&["-m", "py_compile"])).output().unwrap(), "py_compile");
+    ok(Command::new("ruff").args(args(&["check", "--no-cache", "--isolated"])).output().unwrap(), "ruff check");
+    ok(
+        Command::new("ruff").args(args(&["format", "--check", "--no-cache", "--isolated"])).output().unwrap(),
+        "ruff format",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs PyTorch: python3 -m pip install torch safetensors numpy ruff"]
+fn a_sandwich_step_in_pytorch_updates_the_weights_as_slimcs_does() {
+    require_torch();
+    type Ad = Autodiff<Cpu>;
+    let dir = scratch("pytorch-step");
+    let device = Default::default();
+    let module = emit(&dir, "resnet20");
+    let net = small("resnet20", 32);
+    let seed: u64 = std::env::var("SLIMC_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    // Seeded throughout (the weights, `condition_bn`'s draws, the batch): one fixed start.
+    <Ad as Backend>::seed(&device, seed);
+    let mut slim = SlimNet::<Ad>::new(net.clone(), Vec::new(), seed, &device);
+    let mut stats = condition_bn(&mut slim, &device);
+    let full = WidthConfig::new(net.full_width());
+    let low = WidthConfig::new(net.decode_uniform(0.5, net.rounding).unwrap());
+    stats.key = full.key();
+    let start = dir.join("start.safetensors");
+    std::fs::write(&start, safetensors::to_bytes(&Subnet::extract(&slim, &full, &stats).unwrap()).unwrap()).unwrap();
+    // A batch of 16 at 32×32 (BN's batch statistics over enough values), from a seeded generator.
+    let mut rng = StdRng::seed_from_u64(seed);
+    let pixels: Vec<f32> = (0..16 * 3 * 32 * 32).map(|_| rng.sample::<f32, _>(StandardNormal)).collect();
+    let x = Tensor::<Ad, 4>::from_data(TensorData::new(pixels, [16, 3, 32, 32]), &device);
+    let labels: Vec<i64> = (0..16).map(|i| (i * 3) % 7).collect();
+    let y = Tensor::<Ad, 1, Int>::from_data(TensorData::new(labels.clone(), [16]), &device);
+    let opts = StepOptions { distill: true, lr: 0.1, weight_decay: 5e-4, label_smoothing: 0.0 };
+    let mut optim = SgdConfig::new()
+        .with_momentum(Some(MomentumConfig::new().with_momentum(0.9).with_dampening(0.0).with_nesterov(true)))
+        .init();
+    let (slim, _) = step(slim, &mut optim, x.clone(), y, &[full.clone(), low], &opts, &Replica::single()).unwrap();
+    let end = dir.join("end.safetensors");
+    std::fs::write(&end, safetensors::to_bytes(&Subnet::extract(&slim, &full, &stats).unwrap()).unwrap()).unwrap();
+    let input = dir.join("input.f32");
+    write_f32(&input, x.to_data().convert::<f32>().to_vec().unwrap());
+    let label_path = dir.join("labels.i64");
+    std::fs::write(&label_path, labels.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let case = dir.join("step.json");
+    let doc = json!({
+        "start": start, "end": end, "input": input, "labels": label_path, "shape": [16, 3, 32, 32],
+        "uniform": 0.5, "lr": opts.lr, "weight_decay": opts.weight_decay,
+    });
+    std::fs::write(&case, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let o = python(&["scripts/pytorch_check.py", "step", module.to_str().unwrap(), case.to_str().unwrap()]);
+    eprintln!("{}", String::from_utf8_lossy(&o.stdout).trim_end());
+    ok(o, "the PyTorch step against slimc's");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs PyTorch: python3 -m pip install torch safetensors numpy ruff"]
+fn weights_saved_from_the_pytorch_module_load_into_slimc() {
+    require_torch();
+    let dir = scratch("pytorch-back");
+    let device = Default::default();
+    let name = "mobilenet_v2";
+    let module = emit(&dir, name);
+    // PyTorch initialises the module and saves its state_dict (random BN statistics, so
+    // that evaluation uses them).
+    let weights = dir.join("torch.safetensors");
+    let code = format!(
+        "import importlib.util, torch\n\
+         from safetensors.torch import save_file\n\
+         spec = importlib.util.spec_from_file_location('m', {module:?})\n\
+         m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n\
+         torch.manual_seed(3)\n\
+         net = [c for c in vars(m).values() if isinstance(c, type) and c.__module__ == 'm' and hasattr(c, 'search_dim')][0]()\n\
+         for k, v in net.state_dict().items():\n    \
+             if k.endswith('running_var'): v.uniform_(0.5, 2.0)\n    \
+             elif v.dim() == 1 and k.endswith('.weight'): v.uniform_(0.5, 1.5)\n    \
+             elif v.dim() == 1: v.normal_(0.0, 0.2)\n\
+         save_file(net.state_dict(), {weights:?})\n\
+         net.eval()\n\
+         x = torch.randn(2, 3, 32, 32)\n\
+         x.numpy().astype('<f4').tofile({:?})\n\
+         net(x).detach().numpy().astype('<f4').tofile({:?})\n",
+        dir.join("x.f32"),
+        dir.join("y.f32"),
+        module = module.display().to_string(),
+        weights = weights.display().to_string(),
+    );
+    ok(python(&["-c", &code]), "saving the PyTorch module's weights");
+    let net = small(name, 32);
+    let mut slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 0, &device);
+    let tensors = named::read_file(&weights).unwrap();
+    // BN statistics are not parameters: slimc keeps them per width; here the PyTorch ones.
+    let mut stats = slim.empty_stats(String::new());
+    for (id, l) in net.layers.iter() {
+        if l.op == slimc_lang::ir::Op::BatchNorm {
+            let get = |s: &str| {
+                let t = &tensors.iter().find(|(n, _)| *n == format!("{}.{s}", l.name)).unwrap().1;
+                Tensor::<Cpu, 1>::from_data(TensorData::new(t.data.clone(), [t.data.len()]), &device)
+            };
+            stats.layers[id.index()] = Some((get("running_mean"), get("running_var")));
+        }
+    }
+    slim.load_named(tensors, &weights, &device).unwrap();
+    let read = |p: &str| -> Vec<f32> {
+        std::fs::read(dir.join(p)).unwrap().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+    };
+    let x = Tensor::<Cpu, 4>::from_data(TensorData::new(read("x.f32"), [2, 3, 32, 32]), &device);
+    let theirs = Tensor::<Cpu, 2>::from_data(TensorData::new(read("y.f32"), [2, 7]), &device);
+    let full = WidthConfig::new(net.full_width());
+    stats.key = full.key();
+    let ours = slim.forward(x, &full, Mode::Eval(&stats)).unwrap().logits;
+    let d = relative_diff(ours, theirs);
+    assert!(d < 1e-4, "slimc on the PyTorch weights differs from PyTorch by {d} (relative)");
+    // A tensor of the wrong shape, a missing one and a stray one are each one error naming it.
+    let mut tensors = named::read_file(&weights).unwrap();
+    tensors[0].1.shape.push(1);
+    let first = tensors[0].0.clone();
+    let err = slim.load_named(tensors, &weights, &device).unwrap_err().to_string();
+    assert!(err.contains(&first) && err.contains("full width needs"), "{err}");
+    let mut tensors = named::read_file(&weights).unwrap();
+    let k = tensors.iter().position(|(n, _)| n.ends_with(".weight")).unwrap();
+    let gone = tensors.remove(k).0;
+    let err = slim.load_named(tensors, &weights, &device).unwrap_err().to_string();
+    assert!(err.contains(&gone) && err.contains("missing"), "{err}");
+    let mut tensors = named::read_file(&weights).unwrap();
+    tensors.push(("stem.conv9.weight".into(), tensors[0].1.clone()));
+    let err = slim.load_named(tensors, &weights, &device).unwrap_err().to_string();
+    assert!(err.contains("stem.conv9.weight") && err.contains("no parameter"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
