@@ -279,3 +279,83 @@ fn weights_saved_from_the_pytorch_module_load_into_slimc() {
     assert!(err.contains("stem.conv9.weight") && err.contains("no parameter"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+#[ignore = "needs PyTorch: python3 -m pip install torch safetensors numpy ruff"]
+fn switchable_bn_crosses_both_ways() {
+    require_torch();
+    let dir = scratch("pytorch-switches");
+    let device = Default::default();
+    let name = "mobilenet_v2";
+    let module = dir.join("switched.py");
+    let args = ["emit", "models/mobilenet_v2.slim", "--target", "pytorch", "--switches", "0.5,1.0", "-o"];
+    ok(slimc(&[&args[..], &[module.to_str().unwrap()]].concat(), name), "slimc emit --switches");
+    // An S-Nets model: each switch its own γ, β and statistics.
+    let net = small(name, 32);
+    let switches = vec![0.5, 1.0];
+    let mut slim = SlimNet::<Cpu>::new(net.clone(), switches.clone(), 3, &device);
+    let mut stats = condition_bn(&mut slim, &device);
+    let x = Tensor::<Cpu, 4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    write_f32(&dir.join("x.f32"), x.to_data().convert::<f32>().to_vec().unwrap());
+    let mut expected = Vec::new();
+    for (k, &w) in switches.iter().enumerate() {
+        let cfg = slim.uniform(w).unwrap();
+        stats.key = cfg.key();
+        let logits = slim.forward(x.clone(), &cfg, Mode::Eval(&stats)).unwrap().logits;
+        write_f32(&dir.join(format!("y{k}.f32")), logits.to_data().convert::<f32>().to_vec().unwrap());
+        let export = safetensors::to_bytes(&Subnet::extract(&slim, &cfg, &stats).unwrap()).unwrap();
+        std::fs::write(dir.join(format!("w{k}.safetensors")), export).unwrap();
+        expected.push(logits);
+    }
+    // Each switch's export into the module; logits at each switch; its state_dict saved.
+    let code = format!(
+        "import importlib.util, numpy as np, torch\n\
+         from safetensors.torch import load_file, save_file\n\
+         spec = importlib.util.spec_from_file_location('m', {module:?})\n\
+         m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n\
+         net = m.MobilenetV2()\n\
+         d = {dir:?}\n\
+         for k, w in enumerate(m.SWITCHES):\n    \
+             net.load_subnet(load_file(f'{{d}}/w{{k}}.safetensors'), width_mult=w)\n\
+         net.eval()\n\
+         x = torch.from_numpy(np.fromfile(f'{{d}}/x.f32', dtype='<f4').reshape(2, 3, 32, 32))\n\
+         for k, w in enumerate(m.SWITCHES):\n    \
+             net.apply(lambda mod, w=w: setattr(mod, 'width_mult', w))\n    \
+             y = torch.from_numpy(np.fromfile(f'{{d}}/y{{k}}.f32', dtype='<f4').reshape(2, -1))\n    \
+             diff = float((net(x) - y).abs().max()) / max(1.0, float(y.abs().max()))\n    \
+             print(f'switch {{w}}: {{diff:.3g}}')\n    \
+             assert diff < 1e-4, diff\n\
+         save_file(net.state_dict(), f'{{d}}/back.safetensors')\n",
+        module = module.display().to_string(),
+        dir = dir.display().to_string(),
+    );
+    let o = python(&["-c", &code]);
+    eprintln!("{}", String::from_utf8_lossy(&o.stdout).trim_end());
+    ok(o, "switchable BN in PyTorch against slimc");
+    // Back into slimc: `[switches, C]` BN tensors, one row per switch; each switch's logits
+    // with that row's statistics are slimc's.
+    let back = dir.join("back.safetensors");
+    let tensors = named::read_file(&back).unwrap();
+    let mut again = SlimNet::<Cpu>::new(net.clone(), switches.clone(), 0, &device);
+    for (k, &w) in switches.iter().enumerate() {
+        let cfg = again.uniform(w).unwrap();
+        let mut set = again.empty_stats(cfg.key());
+        for (id, l) in net.layers.iter() {
+            if l.op == slimc_lang::ir::Op::BatchNorm {
+                let row = |s: &str| {
+                    let t = &tensors.iter().find(|(n, _)| *n == format!("{}.{s}", l.name)).unwrap().1;
+                    let c = t.shape[1];
+                    Tensor::<Cpu, 1>::from_data(TensorData::new(t.data[k * c..(k + 1) * c].to_vec(), [c]), &device)
+                };
+                set.layers[id.index()] = Some((row("running_mean"), row("running_var")));
+            }
+        }
+        if k == 0 {
+            again.load_named(tensors.clone(), &back, &device).unwrap();
+        }
+        let ours = again.forward(x.clone(), &cfg, Mode::Eval(&set)).unwrap().logits;
+        let d = relative_diff(ours, expected[k].clone());
+        assert!(d < 1e-4, "switch {w}: slimc on the PyTorch state_dict differs by {d}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

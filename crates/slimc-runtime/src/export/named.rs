@@ -46,8 +46,9 @@ pub fn read_file(path: &Path) -> Result<Vec<(String, HostTensor)>, WeightsError>
 impl<B: Backend> SlimNet<B> {
     /// Replaces every parameter with the tensor of the same name in `tensors` (read from
     /// `path`, which errors name): each must be there, with the layer's full-width shape,
-    /// finite; a tensor of no layer is an error. Switchable BN's copies all take the one γ
-    /// and β given. Nothing changes unless every tensor fits.
+    /// finite; a tensor of no layer is an error. Switchable BN takes a γ and a β per switch
+    /// (`[switches, C]`, as an emitted module with `SWITCHES` holds them) or one `[C]` for
+    /// every switch. Nothing changes unless every tensor fits.
     pub fn load_named(
         &mut self,
         tensors: Vec<(String, HostTensor)>,
@@ -61,6 +62,9 @@ impl<B: Backend> SlimNet<B> {
         let mut layers = Vec::with_capacity(self.layers.len());
         for (id, l) in net.layers.iter() {
             let weights = l.op.weights(shapes[id.index()]);
+            let copies = self.layers[id.index()].affine().map_or(1, |a| a.gamma.len());
+            let per_switch =
+                copies > 1 && by_name.get(&format!("{}.weight", l.name)).is_some_and(|t| t.shape.len() == 2);
             let mut take = |suffix: &str, expected: Vec<usize>| -> Result<HostTensor, WeightsError> {
                 let name = format!("{}.{suffix}", l.name);
                 let Some(t) = by_name.remove(&name) else {
@@ -85,7 +89,6 @@ impl<B: Backend> SlimNet<B> {
                 }
                 Ok(t)
             };
-            let copies = self.layers[id.index()].affine().map_or(1, |a| a.gamma.len());
             let params = match weights {
                 Weights::None => LayerParams::None(std::marker::PhantomData),
                 Weights::Kernel { shape, bias } => {
@@ -104,13 +107,22 @@ impl<B: Backend> SlimNet<B> {
                         bias: bias.map(Param::from_tensor),
                     })
                 }
+                // Switchable BN: one row per switch, `[switches, C]`, or one `[C]` for all.
                 Weights::Affine { channels: c } => {
-                    let gamma = take("weight", vec![c])?;
-                    let beta = take("bias", vec![c])?;
+                    let rows = |t: HostTensor| -> Vec<HostTensor> {
+                        if t.shape.len() == 2 {
+                            t.data.chunks(c).map(|r| HostTensor { shape: vec![c], data: r.to_vec() }).collect()
+                        } else {
+                            vec![t; copies]
+                        }
+                    };
+                    let shape = if per_switch { vec![copies, c] } else { vec![c] };
+                    let gamma = rows(take("weight", shape.clone())?);
+                    let beta = rows(take("bias", shape.clone())?);
                     if l.op == Op::BatchNorm {
                         for stat in ["running_mean", "running_var", "num_batches_tracked"] {
                             if let Some(t) = by_name.remove(&format!("{}.{stat}", l.name)) {
-                                let expected = if stat == "num_batches_tracked" { vec![] } else { vec![c] };
+                                let expected = if stat == "num_batches_tracked" { vec![] } else { shape.clone() };
                                 if t.shape != expected {
                                     return Err(WeightsError::Shape {
                                         path: path.clone(),
@@ -124,8 +136,8 @@ impl<B: Backend> SlimNet<B> {
                         }
                     }
                     LayerParams::Affine(Affine {
-                        gamma: (0..copies).map(|_| Param::from_tensor(tensor(gamma.clone(), [c], device))).collect(),
-                        beta: (0..copies).map(|_| Param::from_tensor(tensor(beta.clone(), [c], device))).collect(),
+                        gamma: gamma.into_iter().map(|g| Param::from_tensor(tensor(g, [c], device))).collect(),
+                        beta: beta.into_iter().map(|b| Param::from_tensor(tensor(b, [c], device))).collect(),
                     })
                 }
                 Weights::Scale { channels: c } => {

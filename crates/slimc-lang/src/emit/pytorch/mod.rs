@@ -20,13 +20,15 @@ use crate::ir::{Activation, Groups, Interp, Network, Op, Rounding, SpaceEntry, W
 use layout::{atom, call, Py};
 use parts::Part;
 
-/// The Python source of `net` (compiled from `source_path`).
-pub fn emit(net: &Network, source_path: &str) -> Result<String, EmitError> {
+/// The Python source of `net` (compiled from `source_path`). `switches`: the widths of
+/// S-Nets' switchable BN (one set of BN parameters and statistics per width, as an
+/// `--scheme s` run trains them); empty for one shared BN.
+pub fn emit(net: &Network, source_path: &str, switches: &[f64]) -> Result<String, EmitError> {
     let dims_sorted = net.space.dims.windows(2).all(|w| w[0].section <= w[1].section);
     if !dims_sorted {
         return Err(EmitError::Unparsable("search dimensions are not in channel_space order".into()));
     }
-    let mut e = Emitter::new(net);
+    let mut e = Emitter::new(net, switches);
     e.file(source_path)
 }
 
@@ -227,6 +229,7 @@ impl Node {
 struct Emitter<'n> {
     net: &'n Network,
     tree: Tree<'n>,
+    switches: &'n [f64],
     parts: BTreeSet<Part>,
     /// Class definitions by their code, so that equal instances share one.
     variants: HashMap<String, String>,
@@ -242,7 +245,7 @@ struct Instance {
 }
 
 impl<'n> Emitter<'n> {
-    fn new(net: &'n Network) -> Emitter<'n> {
+    fn new(net: &'n Network, switches: &'n [f64]) -> Emitter<'n> {
         let taken = [
             "Scope",
             "SlimConv2d",
@@ -259,6 +262,7 @@ impl<'n> Emitter<'n> {
         Emitter {
             net,
             tree: Tree::new(net),
+            switches,
             parts: BTreeSet::new(),
             variants: HashMap::new(),
             classes: Vec::new(),
@@ -343,7 +347,11 @@ impl<'n> Emitter<'n> {
             }
             Op::BatchNorm => {
                 self.parts.insert(Part::BatchNorm);
-                call("SlimBatchNorm2d", vec![atom(self.count(scope, &l.width, slots))])
+                let mut args = vec![atom(self.count(scope, &l.width, slots))];
+                if self.switches.len() > 1 {
+                    args.push(atom(format!("switches={}", self.switches.len())));
+                }
+                call("SlimBatchNorm2d", args)
             }
             Op::LayerNorm { eps } => {
                 self.parts.insert(Part::LayerNorm);
@@ -595,6 +603,15 @@ impl<'n> Emitter<'n> {
             net.name,
         );
         let _ = write!(out, "INPUT = ({c}, {h}, {w})\nCLASSES = {classes_out}\n");
+        let switches: Vec<String> = self.switches.iter().map(|w| float(*w)).collect();
+        let switches = match switches.len() {
+            0 => "()".to_string(),
+            1 => format!("({},)", switches[0]),
+            _ => format!("({})", switches.join(", ")),
+        };
+        out += "# The widths of switchable BN (S-Nets): one set of BN parameters and statistics per\n\
+                # width, chosen by `width_mult`; empty: one BN for every width.\n";
+        out += &atom(switches).lines(0, "SWITCHES = ", "");
         out.push_str(&self.tables());
         out.push_str(&self.functions());
         let parts: Vec<&str> = std::iter::once(Part::Scope).chain(self.parts.iter().copied()).map(Part::code).collect();
@@ -808,6 +825,17 @@ def _flatten(ch):
     return [c for e in ch for c in (e if isinstance(e, (list, tuple)) else [e])]
 
 
+def _switch(w):
+    """The index of width `w` in `SWITCHES`."""
+    found = [i for i, s in enumerate(SWITCHES) if abs(s - w) < 1e-9]
+    if not found:
+        raise ValueError(f"width {w} is not one of the BN switches {SWITCHES}")
+    return found[0]
+
+
+BN_TENSORS = ("weight", "bias", "running_mean", "running_var")
+
+
 def _nest(flat):
     """One count per search dimension, nested as `CHANNEL_SPACE` is."""
     it = iter(flat)
@@ -852,14 +880,26 @@ const NETWORK_METHODS: &str = r#"    def decode_wm(self, wm):
                 slim[name].set_groups(_groups(groups, in_ch))
 
     def set_width_mult(self, w):
-        """Runs every search dimension at the multiplier `w`."""
+        """Runs every search dimension at the multiplier `w` (with switchable BN, one of
+        `SWITCHES`, whose BN it selects)."""
+        if SWITCHES:
+            for m in self.modules():
+                if hasattr(m, "switch"):
+                    m.switch = _switch(w)
         self.set_real_ch(self.decode_ch(self.decode_wm([w] * self.search_dim)))
         self.width_mult = self._applied_width_mult = w
 
-    def load_subnet(self, state_dict):
+    def load_subnet(self, state_dict, width_mult=None):
         """Copies a narrower subnet's tensors (`slimc export` at a width) into the leading
-        slices of the full-width ones; `load_state_dict` loads a full-width file."""
+        slices of the full-width ones; `load_state_dict` loads a full-width file. With
+        switchable BN, the BN tensors go to the switch of `width_mult`, the export's width."""
         own = self.state_dict()
+        if SWITCHES:
+            if width_mult is None:
+                raise ValueError("switchable BN: give the export's width as width_mult")
+            s = _switch(width_mult)
+            bn = [n for n, m in self.named_modules() if hasattr(m, "switch")]
+            own.update({f"{n}.{k}": own[f"{n}.{k}"][s] for n in bn for k in BN_TENSORS})
         missing = sorted(set(own) - set(state_dict))
         unknown = sorted(set(state_dict) - set(own))
         if missing or unknown:
@@ -882,7 +922,7 @@ mod tests {
 
     fn emitted(src: &str) -> String {
         let nets = crate::compile(src, "t.slim", &Default::default()).unwrap_or_else(|d| panic!("{}", d.render()));
-        emit(&nets[0], "t.slim").unwrap()
+        emit(&nets[0], "t.slim", &[]).unwrap()
     }
 
     #[test]

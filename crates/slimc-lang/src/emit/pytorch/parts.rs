@@ -155,27 +155,28 @@ const LINEAR: &str = r#"class SlimLinear(Slim):
 
 const BATCH_NORM: &str = r#"class SlimBatchNorm2d(Slim):
     """Batch norm (eps 1e-5) over the leading channels of its full-width parameters and
-    statistics: batch statistics in training, the stored ones in evaluation."""
+    statistics: batch statistics in training, the stored ones in evaluation. With
+    `switches` > 1 (S-Nets' switchable BN) each is `[switches, ch]`, and `switch` picks
+    the row in use."""
 
-    def __init__(self, ch):
+    def __init__(self, ch, switches=1):
         super().__init__(ch, ch)
         self.momentum = 0.1
-        self.weight = nn.Parameter(torch.ones(ch))
-        self.bias = nn.Parameter(torch.zeros(ch))
-        self.register_buffer("running_mean", torch.zeros(ch))
-        self.register_buffer("running_var", torch.ones(ch))
+        self.switch = 0
+        shape = (ch,) if switches == 1 else (switches, ch)
+        self.weight = nn.Parameter(torch.ones(shape))
+        self.bias = nn.Parameter(torch.zeros(shape))
+        self.register_buffer("running_mean", torch.zeros(shape))
+        self.register_buffer("running_var", torch.ones(shape))
 
     def forward(self, x):
         c = x.shape[1]
+        tensors = (self.running_mean, self.running_var, self.weight, self.bias)
+        if self.weight.dim() == 2:
+            tensors = tuple(t[self.switch] for t in tensors)
+        mean, var, weight, bias = (t[:c] for t in tensors)
         return F.batch_norm(
-            x,
-            self.running_mean[:c],
-            self.running_var[:c],
-            self.weight[:c],
-            self.bias[:c],
-            self.training,
-            self.momentum,
-            1e-5,
+            x, mean, var, weight, bias, self.training, self.momentum, 1e-5
         )
 "#;
 
