@@ -16,7 +16,6 @@ as slimc calibrates), prints one line per width, and saves the weights (the
 
 import argparse
 import gzip
-import importlib.util
 import json
 import math
 import random
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pytorch_check import load_module, network_class
 from safetensors.torch import save_file
 
 WIDTHS = (0.25, 0.5, 0.75, 1.0)
@@ -34,7 +34,8 @@ WIDTHS = (0.25, 0.5, 0.75, 1.0)
 
 def idx(path):
     """An IDX file (gzip): images as uint8 [N, 28, 28], labels as uint8 [N]."""
-    data = gzip.open(path).read()
+    with gzip.open(path) as f:
+        data = f.read()
     dims = data[3]
     shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
@@ -47,20 +48,13 @@ def load(data_dir):
     test_x = idx(d / "t10k-images-idx3-ubyte.gz").astype(np.float32) / 255.0
     test_y = idx(d / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
     mean, std = float(train_x.mean()), float(train_x.std())
-    norm = lambda x: torch.from_numpy((x - mean) / std)[:, None]  # noqa: E731
-    return norm(train_x), torch.from_numpy(train_y), norm(test_x), torch.from_numpy(test_y)
-
-
-def network(module_path):
-    spec = importlib.util.spec_from_file_location("emitted", module_path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    [cls] = [
-        c
-        for c in vars(module).values()
-        if isinstance(c, type) and c.__module__ == "emitted" and hasattr(c, "search_dim")
-    ]
-    return cls()
+    norm = lambda x: torch.from_numpy((x - mean) / std)[:, None]
+    return (
+        norm(train_x),
+        torch.from_numpy(train_y),
+        norm(test_x),
+        torch.from_numpy(test_y),
+    )
 
 
 def calibrate(model, x, batch, batches=10):
@@ -83,7 +77,9 @@ def accuracy(model, x, y, batch=500):
     correct = 0
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            correct += int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum())
+            correct += int(
+                (model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum()
+            )
     return correct / len(x)
 
 
@@ -100,11 +96,14 @@ def main():
     torch.manual_seed(a.seed)
     rng = random.Random(a.seed)
     train_x, train_y, test_x, test_y = load(a.data)
-    model = network(a.module)
+    model = network_class(load_module(a.module))()
     decay = [q for q in model.parameters() if q.dim() > 1]
     rest = [q for q in model.parameters() if q.dim() <= 1]
     opt = torch.optim.SGD(
-        [{"params": decay, "weight_decay": 5e-4}, {"params": rest, "weight_decay": 0.0}],
+        [
+            {"params": decay, "weight_decay": 5e-4},
+            {"params": rest, "weight_decay": 0.0},
+        ],
         lr=a.lr,
         momentum=0.9,
         nesterov=True,
@@ -132,7 +131,10 @@ def main():
         loss.backward()
         opt.step()
         if step % 50 == 0 or step == a.steps - 1:
-            print(f"step {step + 1}/{a.steps}: loss {first:.4f} ({time.time() - start:.0f} s)", flush=True)
+            print(
+                f"step {step + 1}/{a.steps}: loss {first:.4f} ({time.time() - start:.0f} s)",
+                flush=True,
+            )
     model.set_width_mult(1.0)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, a.out)
     results = {}

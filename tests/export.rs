@@ -18,15 +18,7 @@ use slimc_runtime::runtime::checkpoint::Meta;
 use slimc_runtime::runtime::device::Cpu;
 use slimc_runtime::runtime::{Mode, SlimNet, WidthConfig};
 
-use common::{condition_bn, onnx_check, relative_diff, require_onnxruntime, scratch, small};
-
-/// The input size each zoo model is tested at (ImageNet models at 32, CIFAR ones at 16).
-fn size(name: &str) -> i64 {
-    match name {
-        "resnet20" | "resnet32" | "resnet44" | "resnet56" | "wrn40_4" => 16,
-        _ => 32,
-    }
-}
+use common::{condition_bn, onnx_check, relative_diff, require_onnxruntime, scratch, small, test_size};
 
 /// A model with random weights and well-conditioned BN statistics, a non-uniform width
 /// configuration (every third dimension at full width, the rest at `w`), the slimmed
@@ -39,7 +31,7 @@ struct Case {
 
 fn case(name: &str, w: f64) -> Case {
     let device = Default::default();
-    let s = size(name);
+    let s = test_size(name);
     let net = small(name, s);
     let mut slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 11, &device);
     let mut stats = condition_bn(&mut slim, &device);

@@ -24,29 +24,13 @@ use rand::{Rng, SeedableRng};
 use rand_distr::StandardNormal;
 use serde_json::{json, Value};
 
-use slimc_runtime::export::{named, safetensors, Subnet};
+use slimc_runtime::export::{named, safetensors, HostTensor, Subnet};
 use slimc_runtime::runtime::device::Cpu;
-use slimc_runtime::runtime::{Mode, SlimNet, WidthConfig};
+use slimc_runtime::runtime::{BnSet, Mode, SlimNet, WidthConfig};
 use slimc_runtime::train::parallel::Replica;
 use slimc_runtime::train::{step, StepOptions};
 
-use common::{condition_bn, relative_diff, scratch, small};
-
-/// The input size each model is tested at (ImageNet models at 32, CIFAR ones at 16).
-fn size(name: &str) -> i64 {
-    match name {
-        "resnet20" | "resnet32" | "resnet44" | "resnet56" | "wrn40_4" => 16,
-        _ => 32,
-    }
-}
-
-fn source(name: &str) -> String {
-    if name == "edge_cases" {
-        "tests/edge_cases.slim".into()
-    } else {
-        format!("models/{name}.slim")
-    }
-}
+use common::{condition_bn, relative_diff, scratch, small, source, test_size, write_f32};
 
 fn require_torch() {
     let ok = Command::new("python3")
@@ -61,7 +45,7 @@ fn require_torch() {
 
 /// The `slimc` binary with `args` (the settings every model here is compiled with added).
 fn slimc(args: &[&str], name: &str) -> Output {
-    let s = size(name).to_string();
+    let s = test_size(name).to_string();
     let settings = ["--set", &format!("size={s}"), "--set", "classes=7"];
     Command::new(env!("CARGO_BIN_EXE_slimc")).args(args).args(settings).output().unwrap()
 }
@@ -76,16 +60,30 @@ fn ok(o: Output, what: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn write_f32(path: &Path, t: Vec<f32>) {
-    std::fs::write(path, t.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
-}
-
 /// Emits `name`'s PyTorch module into `dir` through the binary.
 fn emit(dir: &Path, name: &str) -> PathBuf {
     let module = dir.join(format!("{name}.py"));
     let src = source(name);
     ok(slimc(&["emit", &src, "--target", "pytorch", "-o", module.to_str().unwrap()], name), "slimc emit");
     module
+}
+
+/// The BN statistics a saved `state_dict` holds (`running_mean`, `running_var`; the row of
+/// switch `switch` of a switchable BN's `[S, C]`), as `slim`'s statistics set `key`.
+fn bn_stats(slim: &SlimNet<Cpu>, tensors: &[(String, HostTensor)], switch: usize, key: String) -> BnSet<Cpu> {
+    let mut set = slim.empty_stats(key);
+    for (id, l) in slim.net.layers.iter() {
+        if l.op == slimc_lang::ir::Op::BatchNorm {
+            let row = |s: &str| {
+                let t = &tensors.iter().find(|(n, _)| *n == format!("{}.{s}", l.name)).unwrap().1;
+                let c = *t.shape.last().unwrap();
+                HostTensor { shape: vec![c], data: t.data[switch * c..(switch + 1) * c].to_vec() }
+                    .to_tensor(&Default::default())
+            };
+            set.layers[id.index()] = Some((row("running_mean"), row("running_var")));
+        }
+    }
+    set
 }
 
 fn python(args: &[&str]) -> Output {
@@ -100,13 +98,13 @@ fn emitted_pytorch_module_of_every_zoo_model_computes_what_slimc_does() {
     let device = Default::default();
     for name in common::classifiers().chain(["edge_cases"]) {
         let module = emit(&dir, name);
-        let net = small(name, size(name));
+        let net = small(name, test_size(name));
         let mut slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 11, &device);
         let mut stats = condition_bn(&mut slim, &device);
-        let s = size(name) as usize;
+        let s = test_size(name) as usize;
         let input = Tensor::<Cpu, 4>::random([2, net.input[0] as usize, s, s], Distribution::Normal(0.0, 1.0), &device);
         let in_path = dir.join(format!("{name}.in.f32"));
-        write_f32(&in_path, input.to_data().convert::<f32>().to_vec().unwrap());
+        write_f32(&in_path, &input);
         let dims = net.space.search_dim();
         // Full width, a uniform width (through `width_mult`) and a non-uniform one.
         let cases: [(Vec<f64>, Option<f64>); 3] = [
@@ -123,7 +121,7 @@ fn emitted_pytorch_module_of_every_zoo_model_computes_what_slimc_does() {
             std::fs::write(&weights, safetensors::to_bytes(&Subnet::extract(&slim, &cfg, &stats).unwrap()).unwrap())
                 .unwrap();
             let out = dir.join(format!("{name}.{k}.out.f32"));
-            write_f32(&out, logits.to_data().convert::<f32>().to_vec().unwrap());
+            write_f32(&out, &logits);
             let wm_arg = wm.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
             let space: Value =
                 serde_json::from_str(&ok(slimc(&["space", &source(name), "--wm", &wm_arg, "--json"], name), "space"))
@@ -189,7 +187,7 @@ fn a_sandwich_step_in_pytorch_updates_the_weights_as_slimcs_does() {
     let end = dir.join("end.safetensors");
     std::fs::write(&end, safetensors::to_bytes(&Subnet::extract(&slim, &full, &stats).unwrap()).unwrap()).unwrap();
     let input = dir.join("input.f32");
-    write_f32(&input, x.to_data().convert::<f32>().to_vec().unwrap());
+    write_f32(&input, &x);
     let label_path = dir.join("labels.i64");
     std::fs::write(&label_path, labels.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
     let case = dir.join("step.json");
@@ -216,12 +214,12 @@ fn weights_saved_from_the_pytorch_module_load_into_slimc() {
     // that evaluation uses them).
     let weights = dir.join("torch.safetensors");
     let code = format!(
-        "import importlib.util, torch\n\
+        "import sys, torch\n\
          from safetensors.torch import save_file\n\
-         spec = importlib.util.spec_from_file_location('m', {module:?})\n\
-         m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n\
+         sys.path.insert(0, 'scripts')\n\
+         from pytorch_check import load_module, network_class\n\
          torch.manual_seed(3)\n\
-         net = [c for c in vars(m).values() if isinstance(c, type) and c.__module__ == 'm' and hasattr(c, 'search_dim')][0]()\n\
+         net = network_class(load_module({module:?}))()\n\
          for k, v in net.state_dict().items():\n    \
              if k.endswith('running_var'): v.uniform_(0.5, 2.0)\n    \
              elif v.dim() == 1 and k.endswith('.weight'): v.uniform_(0.5, 1.5)\n    \
@@ -240,25 +238,15 @@ fn weights_saved_from_the_pytorch_module_load_into_slimc() {
     let net = small(name, 32);
     let mut slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 0, &device);
     let tensors = named::read_file(&weights).unwrap();
+    let full = WidthConfig::new(net.full_width());
     // BN statistics are not parameters: slimc keeps them per width; here the PyTorch ones.
-    let mut stats = slim.empty_stats(String::new());
-    for (id, l) in net.layers.iter() {
-        if l.op == slimc_lang::ir::Op::BatchNorm {
-            let get = |s: &str| {
-                let t = &tensors.iter().find(|(n, _)| *n == format!("{}.{s}", l.name)).unwrap().1;
-                Tensor::<Cpu, 1>::from_data(TensorData::new(t.data.clone(), [t.data.len()]), &device)
-            };
-            stats.layers[id.index()] = Some((get("running_mean"), get("running_var")));
-        }
-    }
+    let stats = bn_stats(&slim, &tensors, 0, full.key());
     slim.load_named(tensors, &weights, &device).unwrap();
     let read = |p: &str| -> Vec<f32> {
         std::fs::read(dir.join(p)).unwrap().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
     };
     let x = Tensor::<Cpu, 4>::from_data(TensorData::new(read("x.f32"), [2, 3, 32, 32]), &device);
     let theirs = Tensor::<Cpu, 2>::from_data(TensorData::new(read("y.f32"), [2, 7]), &device);
-    let full = WidthConfig::new(net.full_width());
-    stats.key = full.key();
     let ours = slim.forward(x, &full, Mode::Eval(&stats)).unwrap().logits;
     let d = relative_diff(ours, theirs);
     assert!(d < 1e-4, "slimc on the PyTorch weights differs from PyTorch by {d} (relative)");
@@ -296,24 +284,25 @@ fn switchable_bn_crosses_both_ways() {
     let mut slim = SlimNet::<Cpu>::new(net.clone(), switches.clone(), 3, &device);
     let mut stats = condition_bn(&mut slim, &device);
     let x = Tensor::<Cpu, 4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
-    write_f32(&dir.join("x.f32"), x.to_data().convert::<f32>().to_vec().unwrap());
+    write_f32(&dir.join("x.f32"), &x);
     let mut expected = Vec::new();
     for (k, &w) in switches.iter().enumerate() {
         let cfg = slim.uniform(w).unwrap();
         stats.key = cfg.key();
         let logits = slim.forward(x.clone(), &cfg, Mode::Eval(&stats)).unwrap().logits;
-        write_f32(&dir.join(format!("y{k}.f32")), logits.to_data().convert::<f32>().to_vec().unwrap());
+        write_f32(&dir.join(format!("y{k}.f32")), &logits);
         let export = safetensors::to_bytes(&Subnet::extract(&slim, &cfg, &stats).unwrap()).unwrap();
         std::fs::write(dir.join(format!("w{k}.safetensors")), export).unwrap();
         expected.push(logits);
     }
     // Each switch's export into the module; logits at each switch; its state_dict saved.
     let code = format!(
-        "import importlib.util, numpy as np, torch\n\
+        "import sys, numpy as np, torch\n\
          from safetensors.torch import load_file, save_file\n\
-         spec = importlib.util.spec_from_file_location('m', {module:?})\n\
-         m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n\
-         net = m.MobilenetV2()\n\
+         sys.path.insert(0, 'scripts')\n\
+         from pytorch_check import load_module, network_class\n\
+         m = load_module({module:?})\n\
+         net = network_class(m)()\n\
          d = {dir:?}\n\
          for k, w in enumerate(m.SWITCHES):\n    \
              net.load_subnet(load_file(f'{{d}}/w{{k}}.safetensors'), width_mult=w)\n\
@@ -337,23 +326,12 @@ fn switchable_bn_crosses_both_ways() {
     let back = dir.join("back.safetensors");
     let tensors = named::read_file(&back).unwrap();
     let mut again = SlimNet::<Cpu>::new(net.clone(), switches.clone(), 0, &device);
+    let sets: Vec<_> =
+        (0..switches.len()).map(|k| bn_stats(&again, &tensors, k, again.uniform(switches[k]).unwrap().key())).collect();
+    again.load_named(tensors, &back, &device).unwrap();
     for (k, &w) in switches.iter().enumerate() {
         let cfg = again.uniform(w).unwrap();
-        let mut set = again.empty_stats(cfg.key());
-        for (id, l) in net.layers.iter() {
-            if l.op == slimc_lang::ir::Op::BatchNorm {
-                let row = |s: &str| {
-                    let t = &tensors.iter().find(|(n, _)| *n == format!("{}.{s}", l.name)).unwrap().1;
-                    let c = t.shape[1];
-                    Tensor::<Cpu, 1>::from_data(TensorData::new(t.data[k * c..(k + 1) * c].to_vec(), [c]), &device)
-                };
-                set.layers[id.index()] = Some((row("running_mean"), row("running_var")));
-            }
-        }
-        if k == 0 {
-            again.load_named(tensors.clone(), &back, &device).unwrap();
-        }
-        let ours = again.forward(x.clone(), &cfg, Mode::Eval(&set)).unwrap().logits;
+        let ours = again.forward(x.clone(), &cfg, Mode::Eval(&sets[k])).unwrap().logits;
         let d = relative_diff(ours, expected[k].clone());
         assert!(d < 1e-4, "switch {w}: slimc on the PyTorch state_dict differs by {d}");
     }

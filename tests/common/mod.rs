@@ -47,11 +47,27 @@ pub fn classifiers() -> impl Iterator<Item = &'static str> {
     ZOO.iter().copied().filter(|n| *n != "unet")
 }
 
+/// The `.slim` file of a zoo model, or of `edge_cases` (not a model: the corners of emit
+/// and export in one network).
+pub fn source(name: &str) -> String {
+    if name == "edge_cases" {
+        "tests/edge_cases.slim".to_string()
+    } else {
+        format!("models/{name}.slim")
+    }
+}
+
+/// The input size a model is tested at on the CPU: ImageNet models at 32, CIFAR ones at 16.
+pub fn test_size(name: &str) -> i64 {
+    match name {
+        "resnet20" | "resnet32" | "resnet44" | "resnet56" | "wrn40_4" => 16,
+        _ => 32,
+    }
+}
+
 /// A zoo model re-targeted to small inputs so that CPU tests stay fast.
 pub fn small(name: &str, size: i64) -> Arc<Network> {
-    // `edge_cases` is not a model: the corners of emit and export in one network.
-    let path = if name == "edge_cases" { "tests/edge_cases.slim".to_string() } else { format!("models/{name}.slim") };
-    let src = std::fs::read_to_string(path).unwrap();
+    let src = std::fs::read_to_string(source(name)).unwrap();
     let options = Options {
         settings: vec![("size".into(), ParamValue::Int(size)), ("classes".into(), ParamValue::Int(7))],
         ..Options::default()
@@ -134,14 +150,18 @@ pub fn require_onnxruntime() {
     assert!(ok, "python3 cannot import onnx, onnxruntime and numpy: python3 -m pip install onnx onnxruntime numpy");
 }
 
+/// A tensor's values as raw little-endian f32, the form the Python checks read.
+pub fn write_f32<B: Backend, const D: usize>(path: &Path, t: &Tensor<B, D>) {
+    let values: Vec<f32> = t.to_data().convert::<f32>().to_vec().unwrap();
+    std::fs::write(path, values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+}
+
 /// Runs `scripts/onnx_check.py` on `model` with a batch and the logits slimc computed for
 /// it (written beside the model as raw little-endian f32).
 pub fn onnx_check<B: Backend>(model: &Path, input: &Tensor<B, 4>, logits: &Tensor<B, 2>) -> Output {
-    let raw =
-        |path: &Path, t: Vec<f32>| std::fs::write(path, t.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
     let (x, y) = (model.with_extension("in.f32"), model.with_extension("out.f32"));
-    raw(&x, input.to_data().convert::<f32>().to_vec().unwrap()).unwrap();
-    raw(&y, logits.to_data().convert::<f32>().to_vec().unwrap()).unwrap();
+    write_f32(&x, input);
+    write_f32(&y, logits);
     Command::new("python3").arg("scripts/onnx_check.py").args([model, &x, &y]).output().unwrap()
 }
 

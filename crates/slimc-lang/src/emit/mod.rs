@@ -92,6 +92,29 @@ fn camel(s: &str) -> String {
         .collect()
 }
 
+/// The type name of a block kind's struct or class, `BasicA`, numbered (`BasicA2`) where
+/// the name is taken (another variant of the kind, or a name the file uses); recorded in `taken`.
+fn variant_name(taken: &mut BTreeSet<String>, kind: &str) -> String {
+    let base = camel(kind);
+    let mut name = base.clone();
+    let mut n = 1;
+    while taken.contains(&name) || name.is_empty() {
+        n += 1;
+        name = format!("{base}{n}");
+    }
+    taken.insert(name.clone());
+    name
+}
+
+/// The type name of the network, `Resnet20`, with `Net` appended while it is taken.
+fn network_name(taken: &BTreeSet<String>, network: &str) -> String {
+    let mut name = camel(network);
+    while taken.contains(&name) || name.is_empty() {
+        name.push_str("Net");
+    }
+    name
+}
+
 /// A snake_case identifier from a layer-name suffix: `main.conv1` → `main_conv1`.
 fn ident(s: &str) -> Ident {
     let name = s.replace(['.', '-'], "_");
@@ -422,14 +445,7 @@ impl<'n> Emitter<'n> {
         let ty = match self.variants.get(&signature) {
             Some(ty) => ty.clone(),
             None => {
-                let base = camel(kind);
-                let mut name = base.clone();
-                let mut n = 1;
-                while self.taken.contains(&name) {
-                    n += 1;
-                    name = format!("{base}{n}");
-                }
-                self.taken.insert(name.clone());
+                let name = variant_name(&mut self.taken, kind);
                 let ty = format_ident!("{}", name);
                 let doc = format!(" Block `{kind}` (first instance `{}`).", self.net.blocks[b].name);
                 let w = if slots.is_empty() { format_ident!("_w") } else { format_ident!("w") };
@@ -510,10 +526,7 @@ impl<'n> Emitter<'n> {
     fn file(&mut self) -> Result<TokenStream, EmitError> {
         let net = self.net;
         let (body, fields, _) = self.body(0)?;
-        let mut ty_name = camel(&net.name);
-        while self.taken.contains(&ty_name) {
-            ty_name.push_str("Net");
-        }
+        let ty_name = network_name(&self.taken, &net.name);
         let ty = format_ident!("{}", ty_name);
         let decls: Vec<TokenStream> = fields.iter().map(|(n, t, _)| quote!(pub #n: #t,)).collect();
         let inits: Vec<TokenStream> = fields.iter().map(|(n, _, i)| quote!(#n: #i,)).collect();

@@ -135,18 +135,18 @@ impl<B: Backend> FixedNet<B> {
         let folded: Vec<bool> = subnet.layers.iter().map(|p| *p == FixedParams::Folded).collect();
         let mut fixed = Self::skeleton(subnet.net.clone(), subnet.shapes.clone(), &folded, device);
         for (layer, p) in fixed.layers.iter_mut().zip(&subnet.layers) {
-            let param = |t: &HostTensor| Param::from_tensor(tensor::<B, 1>(t, device));
+            let param = |t: &HostTensor| Param::from_tensor(t.to_tensor::<B, 1>(device));
             match (p, layer) {
                 (FixedParams::Weighted { weight, bias }, FixedLayer::Conv(conv)) => {
-                    conv.weight = Param::from_tensor(tensor(weight, device));
+                    conv.weight = Param::from_tensor(weight.to_tensor(device));
                     conv.bias = bias.as_ref().map(param);
                 }
                 (FixedParams::Weighted { weight, bias }, FixedLayer::ConvTranspose(conv)) => {
-                    conv.weight = Param::from_tensor(tensor(weight, device));
+                    conv.weight = Param::from_tensor(weight.to_tensor(device));
                     conv.bias = bias.as_ref().map(param);
                 }
                 (FixedParams::Weighted { weight, bias }, FixedLayer::Linear(lin)) => {
-                    lin.weight = Param::from_tensor(tensor(weight, device));
+                    lin.weight = Param::from_tensor(weight.to_tensor(device));
                     lin.bias = bias.as_ref().map(param);
                 }
                 (FixedParams::Scale { gamma, beta }, FixedLayer::LayerNorm(ln)) => {
@@ -229,10 +229,6 @@ impl<B: Backend> FixedNet<B> {
         let [n, c, _, _] = out.dims();
         out.reshape([n, c])
     }
-}
-
-fn tensor<B: Backend, const D: usize>(t: &HostTensor, device: &B::Device) -> Tensor<B, D> {
-    Tensor::from_data(TensorData::new(t.data.clone(), t.shape.clone()), device)
 }
 
 /// `OUT.json` next to `OUT.mpk`.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use ::burn::module::Param;
 use ::burn::tensor::backend::Backend;
-use ::burn::tensor::Tensor;
+use ::burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::ir::{LayerShape, Network, Op, Weights};
@@ -41,6 +41,11 @@ impl HostTensor {
         let shape = t.dims().to_vec();
         let data = t.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default();
         HostTensor { shape, data }
+    }
+
+    /// The tensor on `device`, in its own shape.
+    pub fn to_tensor<B: Backend, const D: usize>(&self, device: &B::Device) -> Tensor<B, D> {
+        Tensor::from_data(TensorData::new(self.data.clone(), self.shape.clone()), device)
     }
 
     pub fn bytes(&self) -> Vec<u8> {

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Param;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
 
 use super::{safetensors, transpose, HostTensor};
 use crate::ir::{Op, Weights};
@@ -93,17 +92,17 @@ impl<B: Backend> SlimNet<B> {
                 Weights::None => LayerParams::None(std::marker::PhantomData),
                 Weights::Kernel { shape, bias } => {
                     let weight = take("weight", shape.to_vec())?;
-                    let bias = bias.map(|o| take("bias", vec![o]).map(|b| tensor(b, [o], device))).transpose()?;
+                    let bias = bias.map(|o| take("bias", vec![o]).map(|b| b.to_tensor(device))).transpose()?;
                     LayerParams::Kernel(Kernel {
-                        weight: Param::from_tensor(tensor(weight, shape, device)),
+                        weight: Param::from_tensor(weight.to_tensor(device)),
                         bias: bias.map(Param::from_tensor),
                     })
                 }
                 Weights::Matrix { shape: [i, o], bias } => {
                     let weight = transpose(&take("weight", vec![o, i])?);
-                    let bias = bias.map(|o| take("bias", vec![o]).map(|b| tensor(b, [o], device))).transpose()?;
+                    let bias = bias.map(|o| take("bias", vec![o]).map(|b| b.to_tensor(device))).transpose()?;
                     LayerParams::Matrix(Matrix {
-                        weight: Param::from_tensor(tensor(weight, [i, o], device)),
+                        weight: Param::from_tensor(weight.to_tensor(device)),
                         bias: bias.map(Param::from_tensor),
                     })
                 }
@@ -136,13 +135,13 @@ impl<B: Backend> SlimNet<B> {
                         }
                     }
                     LayerParams::Affine(Affine {
-                        gamma: gamma.into_iter().map(|g| Param::from_tensor(tensor(g, [c], device))).collect(),
-                        beta: beta.into_iter().map(|b| Param::from_tensor(tensor(b, [c], device))).collect(),
+                        gamma: gamma.iter().map(|g| Param::from_tensor(g.to_tensor(device))).collect(),
+                        beta: beta.iter().map(|b| Param::from_tensor(b.to_tensor(device))).collect(),
                     })
                 }
                 Weights::Scale { channels: c } => {
                     let gamma = take("weight", vec![c])?;
-                    LayerParams::Scale(Scale { gamma: Param::from_tensor(tensor(gamma, [c], device)) })
+                    LayerParams::Scale(Scale { gamma: Param::from_tensor(gamma.to_tensor(device)) })
                 }
             };
             layers.push(params);
@@ -153,8 +152,4 @@ impl<B: Backend> SlimNet<B> {
         self.layers = layers;
         Ok(())
     }
-}
-
-fn tensor<B: Backend, const D: usize>(t: HostTensor, shape: [usize; D], device: &B::Device) -> Tensor<B, D> {
-    Tensor::from_data(TensorData::new(t.data, shape), device)
 }

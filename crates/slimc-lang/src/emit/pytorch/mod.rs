@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use super::tree::{Item, Local, Tree};
-use super::EmitError;
+use super::{network_name, variant_name, EmitError};
 use crate::ir::{Activation, Groups, Interp, Network, Op, Rounding, SpaceEntry, Width};
 use layout::{atom, call, Py};
 use parts::Part;
@@ -145,17 +145,6 @@ fn access(name: &str) -> String {
     std::iter::once("self".to_string()).chain(name.split('.').map(step)).collect()
 }
 
-/// `basic_a` → `BasicA`.
-fn camel(s: &str) -> String {
-    s.split('_')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let mut c = p.chars();
-            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
-        })
-        .collect()
-}
-
 /// A Python float literal that reads back as the same f64.
 fn float(v: f64) -> String {
     let s = format!("{v:?}");
@@ -235,6 +224,8 @@ struct Emitter<'n> {
     variants: HashMap<String, String>,
     classes: Vec<String>,
     taken: BTreeSet<String>,
+    /// The dimensions' channels at full width (the network's own counts).
+    full: Vec<u32>,
 }
 
 /// A block instance's class and the full-width channel counts it is built with.
@@ -267,6 +258,7 @@ impl<'n> Emitter<'n> {
             variants: HashMap::new(),
             classes: Vec::new(),
             taken,
+            full: net.full_width(),
         }
     }
 
@@ -283,7 +275,7 @@ impl<'n> Emitter<'n> {
     /// (a new slot in `slots` when no earlier count had the same width expression).
     fn count(&self, scope: usize, w: &Width, slots: &mut Vec<Width>) -> String {
         if scope == 0 {
-            return w.eval(&self.net.full_width()).to_string();
+            return w.eval(&self.full).to_string();
         }
         let k = slots.iter().position(|s| s == w).unwrap_or_else(|| {
             slots.push(w.clone());
@@ -480,7 +472,7 @@ impl<'n> Emitter<'n> {
         let mut modules = Node::default();
         let mut slots = Vec::new();
         let mut lines = String::new();
-        let mut declared: HashMap<String, String> = HashMap::new();
+        let mut declared = BTreeSet::new();
         for item in &items {
             if let Item::Layer(i) = item {
                 if self.tree.passes_on(*i) {
@@ -510,11 +502,9 @@ impl<'n> Emitter<'n> {
                 }
             };
             let v = var(name);
-            if let Some(other) = declared.insert(v.clone(), name.to_string()) {
-                if other != name {
-                    let scope = if scope == 0 { &self.net.name } else { &self.tree.scopes[scope].prefix };
-                    return Err(EmitError::Clash { scope: scope.clone(), ident: v });
-                }
+            if !declared.insert(v.clone()) {
+                let scope = if scope == 0 { &self.net.name } else { &self.tree.scopes[scope].prefix };
+                return Err(EmitError::Clash { scope: scope.clone(), ident: v });
             }
             lines += &expr.lines(8, &format!("{v} = "), "");
         }
@@ -544,14 +534,7 @@ impl<'n> Emitter<'n> {
         let class = match self.variants.get(&signature) {
             Some(class) => class.clone(),
             None => {
-                let base = camel(&block.kind);
-                let mut name = base.clone();
-                let mut n = 1;
-                while self.taken.contains(&name) || name.is_empty() {
-                    n += 1;
-                    name = format!("{base}{n}");
-                }
-                self.taken.insert(name.clone());
+                let name = variant_name(&mut self.taken, &block.kind);
                 let doc = format!(
                     "    \"\"\"Block `{}` (first instance `{}`); `c`: its full-width channel counts.\"\"\"\n\n",
                     block.kind, block.name
@@ -567,10 +550,7 @@ impl<'n> Emitter<'n> {
     fn file(&mut self, source_path: &str) -> Result<String, EmitError> {
         let net = self.net;
         let (body, modules, _) = self.body(0)?;
-        let mut class = camel(&net.name);
-        while self.taken.contains(&class) || class.is_empty() {
-            class.push_str("Net");
-        }
+        let class = network_name(&self.taken, &net.name);
         let [c, h, w] = net.input;
         let [oh, ow] = net.layers[net.output].hw;
         let classes_out = net.layers[net.output].channels;
