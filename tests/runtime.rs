@@ -197,16 +197,20 @@ fn adaptive_avg_pool<B: Backend>(t: Tensor<B, 4>, [oh, ow]: [usize; 2]) -> Tenso
     Tensor::cat(rows, 2)
 }
 
-/// Upsampling along one axis from its definition: nearest reads source `floor(o / s)`;
-/// bilinear (half-pixel centres) mixes sources `floor(u)` and `floor(u) + 1` (the last
-/// clamped) at `u = max((o + 0.5) / s − 0.5, 0)`.
-fn upsample_axis<B: Backend>(t: Tensor<B, 4>, axis: usize, s: usize, mode: Interp) -> Tensor<B, 4> {
+/// Resampling one axis to `out` pixels from its definition, `r = in / out`: nearest reads
+/// source `min(floor(o · r), in − 1)` (r in f32, as PyTorch); bilinear (half-pixel centres)
+/// mixes sources `floor(u)` and `floor(u) + 1` (the last clamped) at
+/// `u = max((o + 0.5) · r − 0.5, 0)`.
+fn upsample_axis<B: Backend>(t: Tensor<B, 4>, axis: usize, out: usize, mode: Interp) -> Tensor<B, 4> {
     let n = t.dims()[axis];
-    let cols: Vec<Tensor<B, 4>> = (0..n * s)
+    let cols: Vec<Tensor<B, 4>> = (0..out)
         .map(|o| match mode {
-            Interp::Nearest => t.clone().narrow(axis, o / s, 1),
+            Interp::Nearest => {
+                let r = n as f32 / out as f32;
+                t.clone().narrow(axis, ((o as f32 * r).floor() as usize).min(n - 1), 1)
+            }
             Interp::Bilinear => {
-                let u = ((o as f64 + 0.5) / s as f64 - 0.5).max(0.0);
+                let u = ((o as f64 + 0.5) * n as f64 / out as f64 - 0.5).max(0.0);
                 let lo = (u.floor() as usize).min(n - 1);
                 let hi = (lo + 1).min(n - 1);
                 let f = u - lo as f64;
@@ -242,9 +246,11 @@ fn run_fixed<B: Backend>(net: &Network, plain: &[Plain<B>], shapes: &[LayerShape
                 t * gamma.clone().reshape([1, c, 1, 1]).expand([n, c, h, w])
             }
             (Op::AdaptiveAvgPool { out }, _) => adaptive_avg_pool(first.unwrap(), out.map(|v| v as usize)),
-            (Op::Upsample { scale, mode }, _) => {
-                let s = *scale as usize;
-                upsample_axis(upsample_axis(first.unwrap(), 2, s, *mode), 3, s, *mode)
+            (Op::Upsample { to, mode }, _) => {
+                let t = first.as_ref().unwrap();
+                let like = ins.get(1).map(|y| [y.dims()[2], y.dims()[3]]);
+                let [h, w] = to.output([t.dims()[2], t.dims()[3]], like);
+                upsample_axis(upsample_axis(first.unwrap(), 2, h, *mode), 3, w, *mode)
             }
             (Op::Flatten, _) => {
                 let t = first.unwrap();

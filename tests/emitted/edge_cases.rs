@@ -109,7 +109,7 @@ impl<B: Backend> EdgeCases<B> {
                     .with_dilation([2, 1]),
                 out_bn2: SlimBatchNorm::new(16, device),
             },
-            head_linear1: SlimLinear::new(144, 10, false, device),
+            head_linear1: SlimLinear::new(320, 10, false, device),
         }
     }
 
@@ -209,7 +209,8 @@ impl<B: Backend> EdgeCases<B> {
                 head_avgpool1,
                 [3, 3],
             );
-            let head_flatten1 = flatten(head_adaptive_avgpool1);
+            let head_upsample1 = upsample(head_adaptive_avgpool1, Some([5, 4]), 1, true);
+            let head_flatten1 = flatten(head_upsample1);
             let head_dropout1 = dropout(head_flatten1, 0.1);
             self.head_linear1.forward(head_dropout1, 10)
         };
@@ -284,10 +285,10 @@ pub struct Pyramid<B: Backend> {
 impl<B: Backend> Pyramid<B> {
     /// `w`: the output channels of this block's convs, linears and zero-pads, in order.
     pub fn forward(&self, x: Tensor<B, 4>, w: &[usize]) -> Tensor<B, 4> {
-        let low_upsample1 = upsample(x.clone(), 2, true);
+        let low_upsample1 = upsample(x.clone(), None, 2, true);
         let low_conv1 = self.low_conv1.forward(low_upsample1, w[0]);
         let low_layernorm1 = self.low_layernorm1.forward(low_conv1);
-        let near_upsample1 = upsample(x.clone(), 2, false);
+        let near_upsample1 = upsample(x.clone(), None, 2, false);
         let near_maxpool1 = burn::tensor::module::max_pool2d(
             near_upsample1,
             [2, 2],
@@ -305,10 +306,40 @@ impl<B: Backend> Pyramid<B> {
             [1, 1],
             false,
         );
+        let odd_maxpool1 = burn::tensor::module::max_pool2d(
+            x.clone(),
+            [3, 3],
+            [2, 2],
+            [0, 0],
+            [1, 1],
+            false,
+        );
+        let odd_upsample1 = upsample(
+            odd_maxpool1,
+            Some([x.clone().dims()[2], x.clone().dims()[3]]),
+            1,
+            true,
+        );
+        let far_avgpool1 = burn::tensor::module::avg_pool2d(
+            x.clone(),
+            [3, 3],
+            [2, 2],
+            [0, 0],
+            true,
+            false,
+        );
+        let far_upsample1 = upsample(
+            far_avgpool1,
+            Some([x.clone().dims()[2], x.clone().dims()[3]]),
+            1,
+            false,
+        );
         let sum_add1 = x + low_layernorm1;
         let sum_add2 = sum_add1 + near_maxpool1;
         let sum_add3 = sum_add2 + grow_maxpool1;
-        self.out_layer_scale1.forward(sum_add3)
+        let sum_add4 = sum_add3 + odd_upsample1;
+        let sum_add5 = sum_add4 + far_upsample1;
+        self.out_layer_scale1.forward(sum_add5)
     }
 }
 
@@ -721,20 +752,32 @@ fn flatten<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     x.reshape([n, c * h * w, 1, 1])
 }
 
-/// Upsampling by a whole `scale` as one matrix product per axis (which every
-/// backend differentiates): nearest copies input `floor(o / scale)`, bilinear
-/// mixes neighbours at half-pixel centres (PyTorch's `align_corners=False`).
-fn upsample<B: Backend>(x: Tensor<B, 4>, scale: usize, bilinear: bool) -> Tensor<B, 4> {
+/// Resampling to `size`, or by a whole `scale` without one, as one matrix
+/// product per axis (which every backend differentiates), with
+/// `r = in / out`: nearest copies input `min(floor(o · r), in − 1)` (in f32,
+/// as PyTorch), bilinear mixes neighbours at half-pixel centres (PyTorch's
+/// `align_corners=False`).
+fn upsample<B: Backend>(
+    x: Tensor<B, 4>,
+    size: Option<[usize; 2]>,
+    scale: usize,
+    bilinear: bool,
+) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();
-    let weights = |len: usize| {
-        let out = len * scale;
+    let [ho, wo] = size.unwrap_or([h * scale, w * scale]);
+    let weights = |len: usize, out: usize| {
         let mut m = vec![0f32; len * out];
         for o in 0..out {
             if !bilinear {
-                m[(o / scale) * out + o] = 1.0;
+                let src = if len == out {
+                    o
+                } else {
+                    (o as f32 * (len as f32 / out as f32)).floor() as usize
+                };
+                m[src.min(len - 1) * out + o] = 1.0;
                 continue;
             }
-            let u = ((o as f64 + 0.5) / scale as f64 - 0.5).max(0.0);
+            let u = ((o as f64 + 0.5) * (len as f64 / out as f64) - 0.5).max(0.0);
             let lo = (u.floor() as usize).min(len - 1);
             let hi = (lo + 1).min(len - 1);
             m[lo * out + o] += (1.0 - (u - lo as f64)) as f32;
@@ -745,11 +788,10 @@ fn upsample<B: Backend>(x: Tensor<B, 4>, scale: usize, bilinear: bool) -> Tensor
             2,
         >::from_data(burn::tensor::TensorData::new(m, [len, out]), &x.device())
     };
-    let (ws, hs) = (w * scale, h * scale);
-    let (mw, mh) = (weights(w), weights(h));
+    let (mw, mh) = (weights(w, wo), weights(h, ho));
     let rows = x.reshape([n * c * h, w]).matmul(mw);
-    let cols = rows.reshape([n, c, h, ws]).swap_dims(2, 3).reshape([n * c * ws, h]);
-    cols.matmul(mh).reshape([n, c, ws, hs]).swap_dims(2, 3)
+    let cols = rows.reshape([n, c, h, wo]).swap_dims(2, 3).reshape([n * c * wo, h]);
+    cols.matmul(mh).reshape([n, c, wo, ho]).swap_dims(2, 3)
 }
 
 /// Round half to even, as Python's `round`.

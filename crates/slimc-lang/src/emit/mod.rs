@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::ir::{Groups, Interp, LayerShape, Network, Op, Rounding, Weights, Width};
+use crate::ir::{Groups, Interp, LayerShape, Network, Op, Resize, Rounding, Weights, Width};
 use parts::{Helper, ParamKind};
 use tree::{Item, Local, Tree};
 
@@ -329,11 +329,21 @@ impl<'n> Emitter<'n> {
                 let out = pair(*out);
                 quote!(burn::tensor::module::adaptive_avg_pool2d(#x, #out))
             }
-            Op::Upsample { scale, mode } => {
+            Op::Upsample { to, mode } => {
                 let f = self.helper(Helper::Upsample);
-                let scale = lit(*scale);
                 let bilinear = *mode == Interp::Bilinear;
-                quote!(#f(#x, #scale, #bilinear))
+                let (size, scale) = match to {
+                    Resize::Scale(s) => (quote!(None), lit(*s)),
+                    Resize::Size(size) => {
+                        let size = pair(*size);
+                        (quote!(Some(#size)), lit(1u32))
+                    }
+                    Resize::Like => {
+                        let like = args.get(1).cloned().unwrap_or_default();
+                        (quote!(Some([#like.dims()[2], #like.dims()[3]])), lit(1u32))
+                    }
+                };
+                quote!(#f(#x, #size, #scale, #bilinear))
             }
             Op::Dropout { p } => {
                 let f = self.helper(Helper::Dropout);

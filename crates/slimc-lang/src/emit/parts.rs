@@ -137,21 +137,24 @@ impl Helper {
                 }
             },
             Helper::Upsample => quote! {
-                /// Upsampling by a whole `scale` as one matrix product per axis (which every
-                /// backend differentiates): nearest copies input `floor(o / scale)`, bilinear
-                /// mixes neighbours at half-pixel centres (PyTorch's `align_corners=False`).
-                fn upsample<B: Backend>(x: Tensor<B, 4>, scale: usize, bilinear: bool) -> Tensor<B, 4> {
+                /// Resampling to `size`, or by a whole `scale` without one, as one matrix
+                /// product per axis (which every backend differentiates), with
+                /// `r = in / out`: nearest copies input `min(floor(o · r), in − 1)` (in f32,
+                /// as PyTorch), bilinear mixes neighbours at half-pixel centres (PyTorch's
+                /// `align_corners=False`).
+                fn upsample<B: Backend>(x: Tensor<B, 4>, size: Option<[usize; 2]>, scale: usize, bilinear: bool) -> Tensor<B, 4> {
                     let [n, c, h, w] = x.dims();
-                    // weights(len)[i, o]: input i's share of output o.
-                    let weights = |len: usize| {
-                        let out = len * scale;
+                    let [ho, wo] = size.unwrap_or([h * scale, w * scale]);
+                    // weights(len, out)[i, o]: input i's share of output o.
+                    let weights = |len: usize, out: usize| {
                         let mut m = vec![0f32; len * out];
                         for o in 0..out {
                             if !bilinear {
-                                m[(o / scale) * out + o] = 1.0;
+                                let src = if len == out { o } else { (o as f32 * (len as f32 / out as f32)).floor() as usize };
+                                m[src.min(len - 1) * out + o] = 1.0;
                                 continue;
                             }
-                            let u = ((o as f64 + 0.5) / scale as f64 - 0.5).max(0.0);
+                            let u = ((o as f64 + 0.5) * (len as f64 / out as f64) - 0.5).max(0.0);
                             let lo = (u.floor() as usize).min(len - 1);
                             let hi = (lo + 1).min(len - 1);
                             m[lo * out + o] += (1.0 - (u - lo as f64)) as f32;
@@ -159,11 +162,10 @@ impl Helper {
                         }
                         Tensor::<B, 2>::from_data(burn::tensor::TensorData::new(m, [len, out]), &x.device())
                     };
-                    let (ws, hs) = (w * scale, h * scale);
-                    let (mw, mh) = (weights(w), weights(h));
+                    let (mw, mh) = (weights(w, wo), weights(h, ho));
                     let rows = x.reshape([n * c * h, w]).matmul(mw);
-                    let cols = rows.reshape([n, c, h, ws]).swap_dims(2, 3).reshape([n * c * ws, h]);
-                    cols.matmul(mh).reshape([n, c, ws, hs]).swap_dims(2, 3)
+                    let cols = rows.reshape([n, c, h, wo]).swap_dims(2, 3).reshape([n * c * wo, h]);
+                    cols.matmul(mh).reshape([n, c, wo, ho]).swap_dims(2, 3)
                 }
             },
             Helper::Round(r) => rounding(r),

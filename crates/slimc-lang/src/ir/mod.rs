@@ -131,6 +131,31 @@ pub enum Activation {
     Gelu,
 }
 
+/// The output size of an [`Op::Upsample`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resize {
+    /// `scale` times the input, per axis (`upsample(scale=2)`).
+    Scale(u32),
+    /// A fixed `[H, W]` (`upsample(size=(65, 65))`).
+    Size([u32; 2]),
+    /// The size of the layer's second input (`upsample(size=t)`, PyTorch's
+    /// `F.interpolate(x, size=t.shape[-2:])`), whatever the network's input size.
+    Like,
+}
+
+impl Resize {
+    /// The output size for an input of `input` pixels; `like` is the second input's size
+    /// (read only for [`Resize::Like`]).
+    pub fn output(self, input: [usize; 2], like: Option<[usize; 2]>) -> [usize; 2] {
+        match self {
+            Resize::Scale(s) => input.map(|v| v * s as usize),
+            Resize::Size(size) => size.map(|v| v as usize),
+            Resize::Like => like.unwrap_or(input),
+        }
+    }
+}
+
 /// How [`Op::Upsample`] fills the new pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -214,10 +239,13 @@ pub enum Op {
     /// A learnable per-channel multiplier `y[c] = γ[c] · x[c]` (ConvNeXt's layer scale),
     /// γ initialised to `init`; C parameters, no MACs.
     LayerScale { init: f64 },
-    /// Upsampling by a whole `scale`: nearest copies input pixel `floor(o / scale)`;
-    /// bilinear is PyTorch's `align_corners=False` (half-pixel centres, source coordinate
-    /// `(o + 0.5) / scale − 0.5` clamped at 0, edges repeated).
-    Upsample { scale: u32, mode: Interp },
+    /// Resampling to the size [`Resize`] gives (`Like` reads a second input, only for its
+    /// size), per axis with `r = in / out`: nearest copies input pixel
+    /// `min(floor(o · r), in − 1)` with `r` in f32 (PyTorch's `nearest`); bilinear is
+    /// PyTorch's `align_corners=False` (half-pixel centres: source coordinate
+    /// `(o + 0.5) · r − 0.5` clamped at 0, the neighbour past the last pixel repeated). No
+    /// antialiasing when `out < in`.
+    Upsample { to: Resize, mode: Interp },
     /// Inverted dropout with probability `p` in training; the identity in evaluation.
     Dropout { p: f64 },
     /// Stochastic depth: in training each sample's whole tensor is zeroed with probability

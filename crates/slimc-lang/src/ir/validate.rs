@@ -1,6 +1,6 @@
 //! Invariants of a [`Network`], checked on their own before any backend uses it.
 
-use super::{Network, Op, Width};
+use super::{Network, Op, Resize, Width};
 
 /// A broken invariant of the IR: a compiler bug, never a user's mistake.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -24,11 +24,13 @@ pub enum IrError {
 }
 
 /// How many inputs each op reads: `Input` none, the merges (`add`, `mul`, `concat`) two
-/// or more, every other op one. The backends index inputs on this.
+/// or more, an upsample to another tensor's size two (the second for its size), every
+/// other op one. The backends index inputs on this.
 fn arity(op: &Op) -> (usize, usize, &'static str) {
     match op {
         Op::Input => (0, 0, "none"),
         Op::Add | Op::Mul | Op::Concat => (2, usize::MAX, "two or more"),
+        Op::Upsample { to: Resize::Like, .. } => (2, 2, "two"),
         _ => (1, 1, "one"),
     }
 }

@@ -7,7 +7,7 @@ use super::error::{Operand, SemaError};
 use super::eval::{limits::*, Elab, Flow, Node};
 use super::value::*;
 use super::warning::Warning;
-use crate::ir::{Groups, Interp, Op, Rounding};
+use crate::ir::{Groups, Interp, Op, Resize, Rounding};
 use crate::syntax::ast::Span;
 
 /// Looks up an argument by parameter name.
@@ -222,7 +222,6 @@ impl<'a> Elab<'a, '_> {
                 self.pass(Op::LayerScale { init }, &t, span)
             }
             OpKind::Upsample => {
-                let Some(scale) = self.int_arg(args, "scale", 2, 1, 64) else { return Ok(Value::Poison) };
                 let mode = match arg(args, "mode") {
                     None | Some((_, Value::Rounding(Rounding::Nearest), _)) => Interp::Nearest,
                     Some((_, Value::Interp(mode), _)) => *mode,
@@ -233,11 +232,42 @@ impl<'a> Elab<'a, '_> {
                         return Ok(Value::Poison);
                     }
                 };
-                let (h, w) = (i64::from(t.h) * i64::from(scale), i64::from(t.w) * i64::from(scale));
-                if h.max(w) > MAX_SPATIAL {
-                    return Ok(self.limit("an upsampled size", h.max(w), format!("at most {MAX_SPATIAL}"), span));
+                let (to, size, like) = match (arg(args, "size"), arg(args, "scale")) {
+                    (Some(_), Some((_, _, at))) => {
+                        self.errors.push(SemaError::Misplaced {
+                            what: "both `scale` and `size` given".into(),
+                            span: *at,
+                            help: "give a whole `scale` (`upsample(scale=2)`) or the output's `size` (`upsample(size=(65, 65))`, or `upsample(size=x)` for tensor `x`'s size), not both".into(),
+                        });
+                        return Ok(Value::Poison);
+                    }
+                    // To another tensor's size, as `F.interpolate(x, size=y.shape[-2:])`.
+                    (Some((_, Value::Tensor(like), _)), None) => (Resize::Like, [like.h, like.w], Some(like.clone())),
+                    (Some(_), None) => {
+                        let Some(size) = self.pair_arg(args, "size", [1, 1], 1, MAX_SPATIAL) else {
+                            return Ok(Value::Poison);
+                        };
+                        (Resize::Size(size), size, None)
+                    }
+                    (None, _) => {
+                        let Some(scale) = self.int_arg(args, "scale", 2, 1, 64) else { return Ok(Value::Poison) };
+                        let (h, w) = (i64::from(t.h) * i64::from(scale), i64::from(t.w) * i64::from(scale));
+                        if h.max(w) > MAX_SPATIAL {
+                            return Ok(self.limit(
+                                "an upsampled size",
+                                h.max(w),
+                                format!("at most {MAX_SPATIAL}"),
+                                span,
+                            ));
+                        }
+                        (Resize::Scale(scale), [h as u32, w as u32], None)
+                    }
+                };
+                let op = Op::Upsample { to, mode };
+                match like {
+                    Some(like) => self.node(op, &[&t, &like], (t.term.clone(), t.c, t.origin), size, span, false),
+                    None => self.pass_hw(op, &t, size, span),
                 }
-                self.pass_hw(Op::Upsample { scale, mode }, &t, [h as u32, w as u32], span)
             }
             OpKind::Dropout | OpKind::DropPath => {
                 let p = match arg(args, "p") {
@@ -528,16 +558,14 @@ impl<'a> Elab<'a, '_> {
         let hw = operands.iter().map(|(t, _)| [t.h, t.w]).max().unwrap_or([first.h, first.w]);
         let broadcast_ok = |t: &Tensor| [t.h, t.w] == hw || (kind == OpKind::Mul && t.h == 1 && t.w == 1);
         if !operands.iter().all(|(t, _)| broadcast_ok(t)) {
-            let sizes: Vec<[u32; 2]> = operands.iter().map(|(t, _)| [t.h, t.w]).collect();
-            let upsampled = operands.iter().any(|(t, _)| {
-                self.nodes.iter().any(|n| n.span == t.size_origin && matches!(n.op, Op::Upsample { .. }))
-            });
+            let sizes: Vec<Sized> =
+                operands.iter().map(|(t, _)| Sized { hw: [t.h, t.w], resized: self.resized_by(t) }).collect();
             let operands = operands
                 .iter()
                 .map(|(t, s)| Operand { span: *s, value: format!("{}x{}", t.h, t.w), origin: t.size_origin })
                 .collect();
             let within = self.current_scope();
-            let help = spatial_help(&sizes, upsampled);
+            let help = spatial_help(&sizes);
             self.errors.push(SemaError::SpatialMismatch { op: name.into(), span, operands, within, help });
             return Ok(Value::Poison);
         }
@@ -569,15 +597,31 @@ impl<'a> Elab<'a, '_> {
         self.node(op, &tensors, (term, c, origin), hw, span, false)
     }
 
+    /// The op that last changed `t`'s spatial size, with the size it was given: walked back
+    /// along first inputs to where the size was set (`None` at the network's input).
+    fn resized_by(&self, t: &Tensor) -> Option<(Op, [u32; 2])> {
+        let mut n = t.node;
+        loop {
+            let node = &self.nodes[n];
+            let &i = node.inputs.first()?;
+            if self.nodes[i].hw != node.hw {
+                return Some((node.op.clone(), self.nodes[i].hw));
+            }
+            n = i;
+        }
+    }
+
     fn unify_error(&mut self, conflict: Conflict, name: &str, operands: &[(Tensor, Span)], span: Span) {
         match conflict {
             Conflict::Base { .. } => {
+                let operands_of = operands;
                 let operands = operands
                     .iter()
                     .map(|(t, s)| Operand { span: *s, value: format!("{} channels", t.c), origin: t.origin })
                     .collect();
                 let within = self.current_scope();
-                self.errors.push(SemaError::ChannelMismatch { op: name.into(), span, operands, within });
+                let help = channel_help(name, operands_of);
+                self.errors.push(SemaError::ChannelMismatch { op: name.into(), span, operands, within, help });
             }
             other => self.conflict(other, span, "", 0, 0, Span::default()),
         }
@@ -589,21 +633,124 @@ fn same_padding(k: [u32; 2], d: [u32; 2]) -> [u32; 2] {
     [0, 1].map(|i| (k[i] - 1) / 2 * d[i])
 }
 
-/// Why two feature maps that should meet have different sizes, judged from the sizes and
-/// whether one was last resized by an upsample: a decoder level whose encoder map had an
-/// odd size, one strided branch or a missing upsample (a whole factor), odd-size rounding
-/// (one pixel), or an unpadded window (a few pixels).
-fn spatial_help(sizes: &[[u32; 2]], upsampled: bool) -> String {
+/// How to make the operands of `op` agree on channels: a residual projects its shortcut;
+/// a product broadcasts a 1x1 gate over space and a 1-channel map over channels, nothing else.
+fn channel_help(op: &str, operands: &[(Tensor, Span)]) -> String {
+    if op != "mul" {
+        return "make both branches produce the same count, e.g. project the shortcut with `conv(c, k=1) -> bn`".into();
+    }
+    let gated = operands.iter().find(|(t, _)| t.h * t.w > 1).or(operands.first()).map_or(0, |(t, _)| t.c);
+    if operands.iter().any(|(t, _)| t.h == 1 && t.w == 1) {
+        format!(
+            "a gate scales each channel by its own value: it needs the gated map's {gated} channels (a 1x1 gate broadcasts over space, not over channels); end the gate with a conv to {gated} channels, e.g. `conv(in.c, k=1) -> sigmoid` when it gates `in`"
+        )
+    } else {
+        "`mul` multiplies channel by channel: give both operands the same count, or make one a 1-channel map (a spatial gate, which scales every channel)".into()
+    }
+}
+
+/// One operand of a spatial mismatch: its size, and the op that last changed it with the
+/// size that op was given.
+struct Sized {
+    hw: [u32; 2],
+    resized: Option<(Op, [u32; 2])>,
+}
+
+/// `padding=3`, or `padding=(3, 0)` when the axes differ.
+fn per_axis(name: &str, v: [u32; 2]) -> String {
+    if v[0] == v[1] {
+        format!("`{name}={}`", v[0])
+    } else {
+        format!("`{name}=({}, {})`", v[0], v[1])
+    }
+}
+
+/// Why two feature maps that should meet have different sizes. First from the op that
+/// resized one of them to a size the other lacks: a transposed conv's `output_padding`, a
+/// pool's `ceil_mode`, a stride-1 window's padding (per axis), an upsample of a level
+/// downsampled from an odd size (one pixel short or long). Then from the sizes alone: one
+/// strided branch or a missing upsample (a whole factor), odd-size rounding (one pixel), or
+/// an unpadded window (a few pixels).
+fn spatial_help(sizes: &[Sized]) -> String {
+    let target = |me: &Sized| sizes.iter().map(|s| s.hw).find(|hw| *hw != me.hw);
+    for me in sizes {
+        let (Some((op, input)), Some(want)) = (&me.resized, target(me)) else { continue };
+        let (have, input) = (me.hw, *input);
+        let off = |i: usize| i64::from(want[i]) - i64::from(have[i]);
+        match op {
+            Op::ConvTranspose { stride, output_padding, .. } => {
+                let fix = [0, 1].map(|i| i64::from(output_padding[i]) + off(i));
+                if fix.iter().zip(stride).all(|(&f, &s)| (0..i64::from(s)).contains(&f)) {
+                    let fix = fix.map(|f| f as u32);
+                    return format!(
+                        "a transposed conv gives (H - 1)·stride - 2·padding + k + output_padding pixels, {}x{} here; {} makes it {}x{}",
+                        have[0],
+                        have[1],
+                        per_axis("output_padding", fix),
+                        want[0],
+                        want[1]
+                    );
+                }
+            }
+            Op::MaxPool { kernel, stride, padding, ceil_mode }
+            | Op::AvgPool { kernel, stride, padding, ceil_mode, .. } => {
+                let other = [0, 1].map(|i| {
+                    let span = input[i] + 2 * padding[i] - kernel[i];
+                    if *ceil_mode {
+                        span / stride[i] + 1
+                    } else {
+                        span.div_ceil(stride[i]) + 1
+                    }
+                });
+                if other == want && other != have {
+                    return if *ceil_mode {
+                        format!(
+                            "`ceil_mode=true` rounds this pool's output up to {}x{}; without it the pool gives {}x{}",
+                            have[0], have[1], want[0], want[1]
+                        )
+                    } else {
+                        format!(
+                            "this pool rounds its output down to {}x{}; `ceil_mode=true` rounds it up to {}x{}",
+                            have[0], have[1], want[0], want[1]
+                        )
+                    };
+                }
+            }
+            Op::Upsample { .. } => {
+                if let Some(i) = (0..2).find(|&i| off(i).abs() == 1) {
+                    let (h, w) = (have[i], want[i]);
+                    return if h < w {
+                        format!(
+                            "an upsampled map is a whole multiple of its source, so a level pooled from an odd size ({w}) comes back one pixel short ({h}): upsample to the size of the map it meets, `upsample(size=x)` for that map `x`, or give the network an input size divisible by 2 for every downsampling (`--set size=...`)"
+                        )
+                    } else {
+                        format!(
+                            "an upsampled map is a whole multiple of its source, so a level downsampled from an odd size ({w}) by a layer that rounds up (padding or `ceil_mode`) comes back one pixel long ({h}): upsample to the size of the map it meets, `upsample(size=x)` for that map `x`, or give the network an input size divisible by 2 for every downsampling (`--set size=...`)"
+                        )
+                    };
+                }
+            }
+            Op::Conv { kernel, stride: [1, 1], dilation, .. } if want == input => {
+                let reach = [0, 1].map(|i| (kernel[i] - 1) * dilation[i]);
+                if reach.iter().all(|r| r % 2 == 0) {
+                    return format!(
+                        "this conv changes the map from {}x{} to {}x{}; {} keeps its size ((k - 1)/2 per axis at stride 1)",
+                        input[0],
+                        input[1],
+                        have[0],
+                        have[1],
+                        per_axis("padding", reach.map(|r| r / 2))
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
     let side = |i: usize| -> (u32, u32) {
-        let v: Vec<u32> = sizes.iter().map(|s| s[i]).collect();
+        let v: Vec<u32> = sizes.iter().map(|s| s.hw[i]).collect();
         (v.iter().copied().min().unwrap_or(0), v.iter().copied().max().unwrap_or(0))
     };
     let (small, big) = if side(0).0 != side(0).1 { side(0) } else { side(1) };
-    if upsampled && big - small == 1 {
-        return format!(
-            "an upsampled map is a whole multiple of its source, so a level pooled from an odd size ({big}) comes back one pixel short ({small}): give the network an input size divisible by 2 for every downsampling (`--set size=...`)"
-        );
-    }
     if let Some(f) = (2..=32).find(|&f| small > 0 && (big / f == small || big.div_ceil(f) == small)) {
         return format!(
             "one branch is strided by {f} and the other is not: give the shortcut the same stride, e.g. `subsample({f})` or `conv(c, k=1, stride={f})`; in a decoder, `upsample(scale={f})` the smaller map"

@@ -93,7 +93,7 @@ pub static SIGNATURES: &[Signature] = &[
     op("flatten", OpKind::Flatten, &[]),
     op("layernorm", OpKind::LayerNorm, &["eps"]),
     op("layer_scale", OpKind::LayerScale, &["init"]),
-    op("upsample", OpKind::Upsample, &["scale", "mode"]),
+    op("upsample", OpKind::Upsample, &["scale", "mode", "size"]),
     op("dropout", OpKind::Dropout, &["p"]),
     op("drop_path", OpKind::DropPath, &["p"]),
     op("identity", OpKind::Identity, &[]),

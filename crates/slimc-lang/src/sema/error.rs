@@ -45,6 +45,15 @@ pub enum SemaError {
     UnknownField {
         name: String,
         span: Span,
+        /// It follows a whole number (`1.e-6`): a number in scientific notation was meant.
+        exponent: bool,
+    },
+    /// A network section (`stem`, `stage`, `head`) read as if it were a tensor; `above`:
+    /// where that section is, when it comes before the use.
+    SectionAsTensor {
+        name: String,
+        span: Span,
+        above: Option<Span>,
     },
     ReservedName {
         name: String,
@@ -104,6 +113,8 @@ pub enum SemaError {
         span: Span,
         operands: Vec<Operand>,
         within: String,
+        /// How to make them agree, by op (a residual, a gate).
+        help: String,
     },
     SpatialMismatch {
         op: String,
@@ -188,6 +199,13 @@ pub enum SemaError {
         name: String,
         value: String,
     },
+    /// `error` arose while building the block instance that the call at `span` made:
+    /// `call` is that call as written with its arguments' values, `blk(c=16, r=1.2)`.
+    InCall {
+        error: Box<SemaError>,
+        call: String,
+        span: Span,
+    },
     /// One parameter given by position and again by name: `conv(16, 3, k=5)`.
     PositionalAndNamed {
         callee: String,
@@ -245,9 +263,24 @@ impl SemaError {
                     ps => d.note(format!("the parameters of `{callee}` are {}", ps.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "))),
                 }
             }
-            SemaError::UnknownField { name, span } => Diagnostic::new("E0106", format!("unknown tensor property `.{name}`"))
-                .primary(*span, "not a tensor property")
-                .help("a tensor has `.c` (channels at full width), `.h` (height) and `.w` (width)"),
+            SemaError::UnknownField { name, span, exponent } => {
+                let d = Diagnostic::new("E0106", format!("unknown tensor property `.{name}`")).primary(*span, "not a tensor property");
+                if *exponent {
+                    d.help("a number in scientific notation has digits after the point or none: write `1e-6` or `1.0e-6`, not `1.e-6`")
+                } else {
+                    d.help("a tensor has `.c` (channels at full width), `.h` (height) and `.w` (width)")
+                }
+            }
+            SemaError::SectionAsTensor { name, span, above } => {
+                let d = Diagnostic::new("E0103", format!("`{name}` is a section of the network, not a tensor"))
+                    .primary(*span, "a section cannot be read by name");
+                let d = match above {
+                    Some(at) => d.secondary(*at, format!("`{name}` is defined here, as a section")),
+                    None => d,
+                };
+                d.note("`stem`, each `stage` and `head` are layers applied in order: each one starts from the output of the one before, so it needs no name for its input")
+                    .help("to read a tensor twice (a skip connection, two branches), bind it inside a block (`x = in -> ...`, then `out = x + in`) and make the block a stage")
+            }
             SemaError::ReservedName { name, span } => Diagnostic::new("E0107", format!("`{name}` cannot be redefined"))
                 .primary(*span, format!("`{name}` is reserved"))
                 .help("`in` is always the block's input; choose another name"),
@@ -286,7 +319,7 @@ impl SemaError {
             SemaError::Limit { what, value, limit, span } => Diagnostic::new("E0117", format!("{what} out of range"))
                 .primary(*span, format!("{what} is {value}"))
                 .help(format!("slimc accepts {limit}")),
-            SemaError::ChannelMismatch { op, span, operands, within } => {
+            SemaError::ChannelMismatch { op, span, operands, within, help } => {
                 let counts: Vec<&str> = operands.iter().map(|o| o.value.as_str()).collect();
                 let mut d = Diagnostic::new("E0201", format!("channel mismatch in {op}: {}", counts.join(" vs ")))
                     .primary(*span, format!("{op} needs equal channel counts"));
@@ -303,8 +336,7 @@ impl SemaError {
                         d = d.secondary(o.origin, format!("{} set here", o.value));
                     }
                 }
-                d.note(format!("while building `{within}`"))
-                    .help("make both branches produce the same count, e.g. project the shortcut with `conv(c, k=1) -> bn`")
+                d.note(format!("while building `{within}`")).help(help.clone())
             }
             SemaError::SpatialMismatch { op, span, operands, within, help } => {
                 let sizes: Vec<&str> = operands.iter().map(|o| o.value.as_str()).collect();
@@ -349,13 +381,15 @@ impl SemaError {
                     .help("zeropad can only add channels; use a 1x1 conv shortcut to reduce them")
             }
             SemaError::RepeatNotWhole { value, span } => {
+                let value = super::value::number(*value);
                 Diagnostic::new("E0213", format!("a repeat count must be a whole number, found {value}"))
                     .primary(*span, format!("repeats the layer {value} times"))
                     .help("round it to the count you mean: `round(...)` (half to even) or `int(...)` (towards zero)")
             }
             SemaError::KernelTooLarge { span, kernel, dilation, size, padding, map: [h, w] } => {
                 let reach = dilation * (kernel - 1) + 1;
-                let map = if h == w { format!("a map of {size} pixels") } else { format!("the {size} pixels of that axis") };
+                let px = if *size == 1 { "pixel" } else { "pixels" };
+                let map = if h == w { format!("a map of {size} {px}") } else { format!("the {size} {px} of that axis") };
                 let (title, label) = if *dilation > 1 {
                     (
                         format!("kernel {kernel} with dilation {dilation} spans {reach} pixels, more than the {h}x{w} feature map"),
@@ -386,7 +420,7 @@ impl SemaError {
             SemaError::NeedsFlat { op, span, h, w } => Diagnostic::new("E0210", format!("{op} needs a 1x1 feature map, found {h}x{w}"))
                 .primary(*span, format!("input is {h}x{w}"))
                 .help(format!(
-                    "`flatten` it first to keep every position ({h}x{w} times the channels become the {op}'s inputs, as VGG's classifier), or `avgpool` it to 1x1 (global average pooling, far fewer weights)"
+                    "`flatten` it first to keep every position ({h}x{w} times the channels become the {op}'s inputs, as VGG's classifier), or `avgpool` it to 1x1 (global average pooling, far fewer weights); to apply it at every position (a per-position linear), use `conv(out, k=1)`"
                 )),
             SemaError::GroupWidthChange { span, input, output, input_origin } => {
                 Diagnostic::new("E0212", format!("group-width conv changes {input} channels to {output}"))
@@ -409,6 +443,7 @@ impl SemaError {
             SemaError::FromSetting { error, name, value } => error
                 .to_diagnostic()
                 .note(format!("`{name}` is {value} here because it was set outside the file, not by its default")),
+            SemaError::InCall { error, call, span } => error.to_diagnostic().secondary(*span, format!("in the block built by this call: `{call}`")),
             SemaError::PositionalAndNamed { callee, name, positional, named } => {
                 Diagnostic::new("E0119", format!("argument `{name}` of `{callee}` given both by position and by name"))
                     .primary(*named, "given by name here")

@@ -665,8 +665,17 @@ impl<'a, 'i> Elab<'a, 'i> {
         let mut env: Env<'a> = args.iter().cloned().collect();
         env.insert("in".to_string(), Value::Tensor(t));
         self.open_blocks.push(instance);
+        let first_error = self.errors.len();
         let result = self.statements(def, &mut env, &prefix);
         self.open_blocks.pop();
+        if self.errors.len() > first_error {
+            let shown: Vec<String> = args.iter().map(|(n, v)| format!("{n}={}", v.brief())).collect();
+            let call = format!("{}({})", def.name.name, shown.join(", "));
+            for e in &mut self.errors[first_error..] {
+                let error = Box::new(std::mem::replace(e, SemaError::EmptyStage { span }));
+                *e = SemaError::InCall { error, call: call.clone(), span };
+            }
+        }
         result?;
         Ok(match env.remove("out") {
             Some(Value::Tensor(t)) => {

@@ -5,6 +5,7 @@ use super::builtins::FnKind;
 use super::error::SemaError;
 use super::eval::{limits::MAX_CHANNELS, Elab};
 use super::value::*;
+use super::warning::Warning;
 use crate::ir::Rounding;
 use crate::syntax::ast::Span;
 
@@ -53,6 +54,17 @@ impl<'a> Elab<'a, '_> {
                         )
                     }
                 };
+                if rounding.is_none() {
+                    let exact = f64::from(t.c) * ratio;
+                    let (got, floor) = (self.rounding.apply(exact), Rounding::Floor.apply(exact));
+                    // Once per `ratio` written: the first instance that rounds differently.
+                    let seen =
+                        self.found.iter().any(|w| matches!(w, Warning::RatioRounding { span: s, .. } if *s == span));
+                    if got != floor && !seen {
+                        let policy = self.rounding;
+                        self.found.push(Warning::RatioRounding { span, of: t.c, ratio, policy, got, floor });
+                    }
+                }
                 Value::Width(WidthVal::Ratio { of: t.term, of_c: t.c, ratio, rounding })
             }
             FnKind::MakeDivisible => {

@@ -100,6 +100,8 @@ struct Scope<'i, 'a, 'e, 't, 'f> {
     /// Every name read.
     used: HashSet<String>,
     network: bool,
+    /// A network's sections (`stem`, `stage`, `head`) seen so far: where each first is.
+    sections: HashMap<String, Span>,
     record: Recorder<'t, 'f>,
     /// The name table's declaration of each name in scope.
     decls: HashMap<String, usize>,
@@ -107,7 +109,16 @@ struct Scope<'i, 'a, 'e, 't, 'f> {
 
 impl<'i, 'a, 'e, 't, 'f> Scope<'i, 'a, 'e, 't, 'f> {
     fn new(index: &'i Index<'a>, errors: &'e mut Vec<SemaError>, network: bool, record: Recorder<'t, 'f>) -> Self {
-        Scope { index, errors, names: HashMap::new(), used: HashSet::new(), network, record, decls: HashMap::new() }
+        Scope {
+            index,
+            errors,
+            names: HashMap::new(),
+            used: HashSet::new(),
+            network,
+            sections: HashMap::new(),
+            record,
+            decls: HashMap::new(),
+        }
     }
 
     /// Adds `name` to the name table (in the definition `at`) and to its scope.
@@ -166,6 +177,7 @@ impl<'i, 'a, 'e, 't, 'f> Scope<'i, 'a, 'e, 't, 'f> {
                     self.expr(value);
                     self.record_decl(name, DeclKind::Binding, name.span.to(value.span), at);
                     if self.network && NETWORK_SECTIONS.contains(&name.name.as_str()) {
+                        self.sections.entry(name.name.clone()).or_insert(name.span);
                         continue;
                     }
                     has_out |= name.name == "out";
@@ -198,11 +210,15 @@ impl<'i, 'a, 'e, 't, 'f> Scope<'i, 'a, 'e, 't, 'f> {
                 self.record_use(id);
                 self.used.insert(id.name.clone());
                 if self.unknown(&id.name) {
+                    if self.network && NETWORK_SECTIONS.contains(&id.name.as_str()) {
+                        let above = self.sections.get(&id.name).copied();
+                        self.errors.push(SemaError::SectionAsTensor { name: id.name.clone(), span: id.span, above });
+                        return;
+                    }
                     let mut pool: Vec<&str> = self.names.keys().map(String::as_str).collect();
                     pool.extend(CONSTANTS);
-                    if self.network && NETWORK_SECTIONS.contains(&id.name.as_str()) {
-                        pool.clear();
-                    }
+                    // `True`, `False`: Python's spelling of the literals.
+                    pool.extend(["true", "false"]);
                     let candidates = builtins::similar(&id.name, pool);
                     self.errors.push(SemaError::UnknownName { name: id.name.clone(), span: id.span, candidates });
                 }
@@ -235,7 +251,9 @@ impl<'i, 'a, 'e, 't, 'f> Scope<'i, 'a, 'e, 't, 'f> {
             ExprKind::Field(x, f) => {
                 self.expr(x);
                 if !FIELDS.contains(&f.name.as_str()) {
-                    self.errors.push(SemaError::UnknownField { name: f.name.clone(), span: f.span });
+                    // `1.e-6` reads as the field `e` of the integer 1, minus 6.
+                    let exponent = matches!(x.kind, ExprKind::Int(_)) && f.name.starts_with('e');
+                    self.errors.push(SemaError::UnknownField { name: f.name.clone(), span: f.span, exponent });
                 }
             }
             ExprKind::If { arms, otherwise } => {

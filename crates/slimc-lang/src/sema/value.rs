@@ -68,7 +68,7 @@ impl Value<'_> {
     pub fn describe(&self) -> String {
         match self {
             Value::Int(v) => format!("the integer {v}"),
-            Value::Float(v) => format!("the number {v}"),
+            Value::Float(v) => format!("the number {}", number(*v)),
             Value::Bool(v) => format!("the boolean {v}"),
             Value::Tensor(t) => format!("a tensor ({}x{}x{})", t.c, t.h, t.w),
             Value::Layer(_) => "a layer".to_string(),
@@ -77,6 +77,26 @@ impl Value<'_> {
             Value::Interp(_) => "an upsampling mode".to_string(),
             Value::Pair([a, b]) => format!("the pair ({a}, {b})"),
             Value::Poison => "an invalid value".to_string(),
+        }
+    }
+
+    /// The value as an argument in a call shown back to the user: `16`, `1.2`, `floor`.
+    pub fn brief(&self) -> String {
+        match self {
+            Value::Int(v) => v.to_string(),
+            Value::Float(v) => number(*v),
+            Value::Bool(v) => v.to_string(),
+            Value::Tensor(t) => format!("a {}x{}x{} tensor", t.c, t.h, t.w),
+            Value::Layer(_) => "a layer".to_string(),
+            Value::Width(WidthVal::Fixed(n)) => format!("fixed({n})"),
+            Value::Width(_) => "a width".to_string(),
+            Value::Rounding(Rounding::Floor) => "floor".to_string(),
+            Value::Rounding(Rounding::Nearest) => "nearest".to_string(),
+            Value::Rounding(Rounding::MakeDivisible(d)) => format!("make_divisible({d})"),
+            Value::Interp(Interp::Nearest) => "nearest".to_string(),
+            Value::Interp(Interp::Bilinear) => "bilinear".to_string(),
+            Value::Pair([a, b]) => format!("({a}, {b})"),
+            Value::Poison => "?".to_string(),
         }
     }
 
@@ -95,5 +115,14 @@ impl Value<'_> {
             Value::Float(v) => Some(*v),
             _ => None,
         }
+    }
+}
+
+/// A computed number as a person would write it: rounded to 10 significant digits, so
+/// `0.1 * 12` shows as `1.2`, not `1.2000000000000002`.
+pub fn number(v: f64) -> String {
+    match format!("{v:.9e}").parse::<f64>() {
+        Ok(r) if v.is_finite() => format!("{r}"),
+        _ => format!("{v}"),
     }
 }

@@ -4,6 +4,7 @@
 //! makes them errors).
 
 use crate::diagnostic::Diagnostic;
+use crate::ir::Rounding;
 use crate::syntax::ast::Span;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -18,6 +19,9 @@ pub enum Warning {
     UnusedParameter { block: String, name: String, span: Span },
     /// Pool padding above half the kernel: windows made only of padding (PyTorch refuses it).
     PoolPadding { op: &'static str, padding: u32, kernel: u32, span: Span },
+    /// `ratio(t, r)` without a rounding argument took the network's policy, which already
+    /// at full width gives another count (`got`) than flooring `of × ratio` (`floor`).
+    RatioRounding { span: Span, of: u32, ratio: f64, policy: Rounding, got: u32, floor: u32 },
 }
 
 impl Warning {
@@ -32,7 +36,7 @@ impl Warning {
                 Diagnostic::warning("W0301", format!("`{name}` is never used on the way to the output"))
                     .primary(*span, "no path to `out` reads this")
                     .note(format!("{what}, counted in MACs and params, and its widths searched"))
-                    .help("use it (e.g. `out = relu(main + skip)`) or delete it")
+                    .help(format!("read `{name}` in a later statement on the way to `out`, or delete it"))
             }
             Warning::FixedAbsorbs { fixed, fixed_origin, slimmable_origin } => Diagnostic::warning(
                 "W0302",
@@ -52,6 +56,18 @@ impl Warning {
                     .primary(*span, "some windows would hold only padding")
                     .note("PyTorch refuses this pooling (pad should be at most half of the kernel size)")
                     .help(format!("use padding at most {}", kernel / 2))
+            }
+            Warning::RatioRounding { span, of, ratio, policy, got, floor } => {
+                let policy = match policy {
+                    Rounding::Floor => "floor".to_string(),
+                    Rounding::Nearest => "nearest".to_string(),
+                    Rounding::MakeDivisible(d) => format!("make_divisible({d})"),
+                };
+                let exact = super::value::number(f64::from(*of) * ratio);
+                Diagnostic::warning("W0305", format!("`ratio` rounds with the network's `{policy}`: {got} channels at full width, not {floor}"))
+                    .primary(*span, format!("{of} × {} = {exact}, rounded by `{policy}` to {got}", super::value::number(*ratio)))
+                    .note("without a rounding argument, `ratio` uses the network's `rounding` at every width, full width included")
+                    .help(format!("say which is meant: `ratio(..., floor)` for {floor} channels (torchvision's squeeze-excite), or `ratio(..., {policy})` for {got}"))
             }
         }
     }

@@ -201,8 +201,12 @@ impl<B: Backend> FixedNet<B> {
                 | Op::AvgPool { .. }
                 | Op::GlobalAvgPool
                 | Op::AdaptiveAvgPool { .. }
-                | Op::Flatten
-                | Op::Upsample { .. } => pool::forward(ins.next().expect("input"), &l.op),
+                | Op::Flatten => pool::forward(ins.next().expect("input"), &l.op),
+                Op::Upsample { to, mode } => {
+                    let x = ins.next().expect("upsample input");
+                    let like = ins.next().map(|t| [t.dims()[2], t.dims()[3]]);
+                    pool::upsample(x, *to, *mode, like)
+                }
                 Op::LayerNorm { .. } => {
                     let FixedLayer::LayerNorm(ln) = p else { unreachable!("a layer norm's layer is {p:?}") };
                     let x = ins.next().expect("layer norm input").permute([0, 2, 3, 1]);

@@ -6,7 +6,7 @@ use prost::Message;
 
 use super::proto::*;
 use super::{FixedParams, HostTensor, Subnet};
-use crate::ir::{Activation, Interp, Layer, LayerShape, Op};
+use crate::ir::{Activation, Interp, Layer, LayerShape, Op, Resize};
 use crate::runtime::BN_EPS;
 
 /// The operator set written (BatchNormalization-15, HardSwish-14, Clip/Pad/Slice with
@@ -123,11 +123,30 @@ fn layer(g: &mut Graph, l: &Layer, input_hw: [u32; 2], s: LayerShape, p: &FixedP
             let gamma = g.init(&format!("{out}.weight"), &column);
             g.node("Mul", vec![x, gamma], &out, vec![])
         }
-        Op::Upsample { scale, mode } => {
-            let sc = *scale as f32;
-            // No region of interest (an empty name omits an optional input).
+        Op::Upsample { to, mode } => {
+            // No region of interest (an empty name omits an optional input); a whole scale
+            // as `scales`, else the output size as `sizes`, which in opset 17 names every
+            // axis: the input's N (dynamic) and C, then H and W, fixed or another tensor's.
             let roi = String::new();
-            let scales = g.floats(&format!("{out}.scales"), &[1.0, 1.0, sc, sc]);
+            let (scales, sizes) = match to {
+                Resize::Scale(s) => {
+                    (g.floats(&format!("{out}.scales"), &[1.0, 1.0, *s as f32, *s as f32]), String::new())
+                }
+                Resize::Size(_) | Resize::Like => {
+                    let nc =
+                        g.node("Shape", vec![x.clone()], &format!("{out}.nc"), vec![int("start", 0), int("end", 2)]);
+                    let hw = match to {
+                        Resize::Size(size) => g.int64s(&format!("{out}.hw"), &size.map(i64::from)),
+                        _ => g.node(
+                            "Shape",
+                            vec![ins[1].clone()],
+                            &format!("{out}.hw"),
+                            vec![int("start", 2), int("end", 4)],
+                        ),
+                    };
+                    (String::new(), g.node("Concat", vec![nc, hw], &format!("{out}.sizes"), vec![int("axis", 0)]))
+                }
+            };
             let attrs = match mode {
                 Interp::Nearest => vec![
                     string("mode", "nearest"),
@@ -138,7 +157,7 @@ fn layer(g: &mut Graph, l: &Layer, input_hw: [u32; 2], s: LayerShape, p: &FixedP
                     vec![string("mode", "linear"), string("coordinate_transformation_mode", "half_pixel")]
                 }
             };
-            g.node("Resize", vec![x, roi, scales], &out, attrs)
+            g.node("Resize", vec![x, roi, scales, sizes], &out, attrs)
         }
         Op::Dropout { .. } | Op::DropPath { .. } => x,
         Op::Add | Op::Mul => {

@@ -401,12 +401,13 @@ impl<B: SlimBackend> SlimNet<B> {
                 }
             }
             Op::Act(a) => activation::forward(x, *a),
-            Op::MaxPool { .. }
-            | Op::AvgPool { .. }
-            | Op::GlobalAvgPool
-            | Op::AdaptiveAvgPool { .. }
-            | Op::Flatten
-            | Op::Upsample { .. } => pool::forward(x, op),
+            Op::MaxPool { .. } | Op::AvgPool { .. } | Op::GlobalAvgPool | Op::AdaptiveAvgPool { .. } | Op::Flatten => {
+                pool::forward(x, op)
+            }
+            Op::Upsample { to, mode } => {
+                let like = inputs.first().map(|t| [t.dims()[2], t.dims()[3]]);
+                pool::upsample(x, *to, *mode, like)
+            }
             Op::LayerNorm { eps } => {
                 let (gamma, beta) = p.affine().expect("a layer norm has γ and β").at(0);
                 norm::layer_norm(x, gamma, beta, *eps)

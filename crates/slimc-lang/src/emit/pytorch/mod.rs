@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 
 use super::tree::{Item, Local, Tree};
 use super::{network_name, variant_name, EmitError};
-use crate::ir::{Activation, Groups, Interp, Network, Op, Rounding, SpaceEntry, Width};
+use crate::ir::{Activation, Groups, Interp, Network, Op, Resize, Rounding, SpaceEntry, Width};
 use layout::{atom, call, Py};
 use parts::Part;
 
@@ -426,8 +426,12 @@ impl<'n> Emitter<'n> {
             Op::GlobalAvgPool => call(format!("{x}.mean"), vec![atom("(2, 3)"), atom("keepdim=True")]),
             Op::AdaptiveAvgPool { out } => f("F.adaptive_avg_pool2d", vec![format!("({}, {})", out[0], out[1])]),
             Op::Flatten => atom(format!("{x}.flatten(1)[:, :, None, None]")),
-            Op::Upsample { scale, mode } => {
-                let mut rest = vec![format!("scale_factor={scale}")];
+            Op::Upsample { to, mode } => {
+                let mut rest = vec![match to {
+                    Resize::Scale(s) => format!("scale_factor={s}"),
+                    Resize::Size([h, w]) => format!("size=({h}, {w})"),
+                    Resize::Like => format!("size={}.shape[-2:]", args.get(1).map_or("", String::as_str)),
+                }];
                 match mode {
                     Interp::Nearest => rest.push("mode=\"nearest\"".into()),
                     Interp::Bilinear => {
