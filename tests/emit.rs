@@ -18,6 +18,14 @@ mod convnext_tiny;
 mod vgg16;
 #[allow(dead_code)]
 #[rustfmt::skip]
+#[path = "emitted/vit_b_16.rs"]
+mod vit_b_16;
+#[allow(dead_code)]
+#[rustfmt::skip]
+#[path = "emitted/deit_tiny.rs"]
+mod deit_tiny;
+#[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/efficientnet_b0.rs"]
 mod efficientnet_b0;
 #[allow(dead_code)]
@@ -159,9 +167,12 @@ macro_rules! compare {
         assert_eq!($module::INPUT, slim.net.input.map(|v| v as usize), "{name}");
         assert_eq!($module::CLASSES, slim.net.layers[slim.net.output].channels as usize, "{name}");
         let c = slim.net.input[0] as usize;
+        // Position embeddings hold for the compiled size; other networks run at 32x32.
+        let embeds = slim.net.layers.iter().any(|(_, l)| matches!(l.op, slimc_lang::ir::Op::PosEmbed { .. }));
+        let s = if embeds { slim.net.input[1] as usize } else { 32 };
         for cfg in cfgs {
             stats.key = cfg.key();
-            let x = Tensor::<Cpu, 4>::random([2, c, 32, 32], Distribution::Normal(0.0, 1.0), &Default::default());
+            let x = Tensor::<Cpu, 4>::random([2, c, s, s], Distribution::Normal(0.0, 1.0), &Default::default());
             let ours = slim.forward(x.clone(), &cfg, Mode::Eval(&stats)).unwrap().logits;
             let widths: Vec<usize> = cfg.dims.iter().map(|&d| d as usize).collect();
             let d = relative_diff(ours, emitted.forward(x, &widths));
@@ -245,13 +256,18 @@ fn emitted_grouped_and_shuffled_models_compute_the_runtime_logits() {
     compare!(shufflenet_v2, ShufflenetV2);
     compare!(regnetx_400mf, Regnetx400mf);
     compare!(regnety_400mf, Regnety400mf);
-    compare!(edge_cases, EdgeCases, bn norms up);
+    compare!(edge_cases, EdgeCases, bn norms up tables);
 }
 
 #[test]
 fn emitted_convnext_and_vgg_compute_the_runtime_logits() {
     compare!(convnext_tiny, ConvnextTiny, norms);
     compare!(vgg16, Vgg16, plain);
+}
+
+#[test]
+fn emitted_vision_transformer_computes_the_runtime_logits() {
+    compare!(deit_tiny, DeitTiny, ln tables);
 }
 
 #[test]

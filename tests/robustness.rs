@@ -32,8 +32,10 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn mutated_zoo_files_never_panic(which in 0..22usize, edits in prop::collection::vec(edit(), 1..6)) {
-        let zoo = zoo_sources();
+    fn mutated_zoo_files_never_panic(which in 0..64usize, edits in prop::collection::vec(edit(), 1..6)) {
+        // The zoo, and the corners of every op in one network.
+        let mut zoo = zoo_sources();
+        zoo.push(std::fs::read("tests/edge_cases.slim").unwrap());
         let src = &zoo[which % zoo.len()];
         run(&apply(src, &edits));
     }

@@ -46,6 +46,8 @@ enum Plain<B: Backend> {
     Norm(BatchNorm<B>),
     LayerNorm(LayerNorm<B>),
     Scale(Tensor<B, 1>),
+    /// A class token's or position embedding's active table `[C, P]`.
+    Table(Tensor<B, 2>),
     /// A transposed conv's active weight `[in, out, kh, kw]`, bias, stride, padding and output padding.
     ConvT(Tensor<B, 4>, Option<Tensor<B, 1>>, [usize; 6]),
     Other,
@@ -133,6 +135,11 @@ fn fixed_network<B: Backend>(
                     Plain::LayerNorm(ln)
                 }
                 Op::LayerScale { .. } => Plain::Scale(p.scale().unwrap().gamma.val().slice(0..o)),
+                Op::ClassToken | Op::PosEmbed { .. } => {
+                    let table = p.matrix().unwrap().weight.val();
+                    let positions = table.dims()[1];
+                    Plain::Table(table.slice([0..o, 0..positions]))
+                }
                 Op::ConvTranspose { kernel, stride, padding, output_padding, .. } => {
                     let [kh, kw] = kernel.map(|v| v as usize);
                     let kernel = p.kernel().unwrap();
@@ -221,6 +228,24 @@ fn upsample_axis<B: Backend>(t: Tensor<B, 4>, axis: usize, out: usize, mode: Int
     Tensor::cat(cols, axis)
 }
 
+/// Attention from the textbook formula, one head at a time: head `h` is channels
+/// `h·d .. (h+1)·d` of q, k and v; its output at token `i` is `Σ_j a_ij v_j` with
+/// `a_ij = exp(s_ij − max_j s) / Σ_j exp(s_ij − max_j s)` and `s_ij = q_i · k_j / √d`.
+fn attention_reference<B: Backend>(ins: &[Tensor<B, 4>], d: usize) -> Tensor<B, 4> {
+    let [n, c, h, w] = ins[0].dims();
+    let heads: Vec<Tensor<B, 4>> = (0..c / d)
+        .map(|head| {
+            let part = |t: &Tensor<B, 4>| t.clone().narrow(1, head * d, d).reshape([n, d, h * w]);
+            let (q, k, v) = (part(&ins[0]), part(&ins[1]), part(&ins[2]));
+            let scores = q.swap_dims(1, 2).matmul(k).div_scalar((d as f64).sqrt());
+            let e = (scores.clone() - scores.max_dim(2)).exp();
+            let a = e.clone() / e.sum_dim(2);
+            v.matmul(a.swap_dims(1, 2)).reshape([n, d, h, w])
+        })
+        .collect();
+    Tensor::cat(heads, 1)
+}
+
 /// Runs the reference network: plain layers, and the channel plumbing written again here.
 fn run_fixed<B: Backend>(net: &Network, plain: &[Plain<B>], shapes: &[LayerShape], x: Tensor<B, 4>) -> Tensor<B, 2> {
     let mut vals: Vec<Option<Tensor<B, 4>>> = vec![None; net.layers.len()];
@@ -246,6 +271,32 @@ fn run_fixed<B: Backend>(net: &Network, plain: &[Plain<B>], shapes: &[LayerShape
                 t * gamma.clone().reshape([1, c, 1, 1]).expand([n, c, h, w])
             }
             (Op::AdaptiveAvgPool { out }, _) => adaptive_avg_pool(first.unwrap(), out.map(|v| v as usize)),
+            (Op::Attend { head_dim }, _) => attention_reference(&ins, *head_dim as usize),
+            // Rows one after another; position `i` is row `i / W`, column `i % W`.
+            (Op::Tokens, _) => {
+                let t = first.unwrap();
+                let rows: Vec<Tensor<B, 4>> = (0..t.dims()[2]).map(|y| t.clone().narrow(2, y, 1)).collect();
+                Tensor::cat(rows, 3)
+            }
+            (Op::Token { index }, _) => {
+                let t = first.unwrap();
+                let (i, w) = (*index as usize, t.dims()[3]);
+                t.narrow(2, i / w, 1).narrow(3, i % w, 1)
+            }
+            (Op::ClassToken, Plain::Table(table)) => {
+                let t = first.unwrap();
+                let [n, c, _, _] = t.dims();
+                let token = table.clone().reshape([1, c, 1, 1]).repeat_dim(0, n);
+                Tensor::cat(vec![token, t], 3)
+            }
+            (Op::PosEmbed { .. }, Plain::Table(table)) => {
+                let t = first.unwrap();
+                let [n, c, h, w] = t.dims();
+                // Position y·W + x of the table is pixel (y, x).
+                let per_row: Vec<Tensor<B, 4>> =
+                    (0..h).map(|y| table.clone().narrow(1, y * w, w).reshape([1, c, 1, w])).collect();
+                t + Tensor::cat(per_row, 2).repeat_dim(0, n)
+            }
             (Op::Upsample { to, mode }, _) => {
                 let t = first.as_ref().unwrap();
                 let like = ins.get(1).map(|y| [y.dims()[2], y.dims()[3]]);
@@ -442,7 +493,11 @@ fn inactive_slices_of(name: &str, size: usize) {
         if let Some(m) = p.matrix() {
             let g = m.weight.val().grad(&grads).expect("linear weight has a gradient");
             let [i, o] = g.dims();
-            let (si, so) = (s.in_c as usize, s.out as usize);
+            // A token table `[C, P]` uses its leading channels at every position.
+            let (si, so) = match l.op {
+                Op::ClassToken | Op::PosEmbed { .. } => (s.out as usize, o),
+                _ => (s.in_c as usize, s.out as usize),
+            };
             if si < i {
                 let rows = g.clone().slice([si..i, 0..o]).abs().max().into_scalar();
                 assert_eq!(rows, 0.0, "{}: inactive input rows of [{i}, {o}]", l.name);
@@ -569,6 +624,7 @@ fn stored_tensors_are_the_ir_layout_at_full_width() {
                     vec![vec![channels]; 2 * copies]
                 }
                 Weights::Scale { channels } => vec![vec![channels]],
+                Weights::Table { shape } => vec![shape.to_vec()],
             };
             assert_eq!(stored[id.index()], want, "{name}: {}", l.name);
         }

@@ -60,6 +60,37 @@ fn every_zoo_model_checks_and_validates() {
     }
 }
 
+/// ViT-B/16 (torchvision) and DeiT-Ti (timm): exact parameters and conv + linear MACs at
+/// 224x224 (197 tokens: 196 patches and the class token; the q, k, v, output and MLP
+/// linears are per-position 1x1 convs), attention's two products counted apart (fvcore's
+/// 17.56G for ViT-B/16 is the sum). Heads slim whole: every block's q/k/v dimension is a
+/// multiple of the 64-wide head at every width.
+#[test]
+fn vit_and_deit_match_the_references_exactly() {
+    for (name, params, macs, attention, heads) in [
+        ("vit_b_16", 86_567_656, 16_848_500_736, 715_327_488, 12),
+        ("deit_tiny", 5_717_416, 1_074_851_328, 178_831_872, 3),
+    ] {
+        let net = load(name);
+        assert_eq!(full(&net), (params, macs), "{name}");
+        assert_eq!(slimc_lang::cost::attention_macs(&net, &net.full_width()), attention, "{name}");
+        let attends: Vec<_> = net.layers.iter().filter(|(_, l)| matches!(l.op, Op::Attend { .. })).collect();
+        assert_eq!(attends.len(), 12, "{name}");
+        // The embedding, then per block its heads and its MLP.
+        assert_eq!(net.space.search_dim(), 1 + 2 * 12, "{name}");
+        for (_, l) in attends {
+            let Width::Dim(d) = l.width else { panic!("{name}: {} is slimmable", l.name) };
+            assert_eq!(net.space.dims[d].base, heads * 64, "{name}");
+            assert_eq!(net.space.dims[d].divisor, 64, "{name}: whole heads");
+        }
+        // A third of the width keeps a third of the heads.
+        let dims = net.decode_uniform(1.0 / 3.0 + 1e-9, net.rounding).unwrap();
+        let shapes = net.layer_shapes(&dims);
+        let (id, _) = net.layers.iter().find(|(_, l)| matches!(l.op, Op::Attend { .. })).unwrap();
+        assert_eq!(shapes[id.index()].out, heads / 3 * 64, "{name}");
+    }
+}
+
 /// ConvNeXt-T and VGG-16: torchvision's exact parameters and conv+linear MACs at 224x224
 /// (ConvNeXt's per-position linears are 1x1 convs, its layer scales C parameters and no
 /// MACs; VGG's first classifier layer reads the flattened 7x7 map).

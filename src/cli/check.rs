@@ -87,9 +87,14 @@ pub fn run(a: &CheckArgs) -> Result<(), Failure> {
                 };
                 for net in &nets {
                     let (total, _) = cost::cost(net, &net.full_width());
+                    let attention = cost::attention_macs(net, &net.full_width());
                     if !a.json {
+                        let products = match attention {
+                            0 => String::new(),
+                            n => format!(" (+ {} in attention products)", human(n)),
+                        };
                         println!(
-                            "{shown}: {}: ok, {} search dimensions, {} layers, {} MACs, {} params at full width{note}",
+                            "{shown}: {}: ok, {} search dimensions, {} layers, {} MACs{products}, {} params at full width{note}",
                             net.name,
                             net.space.search_dim(),
                             net.compute_layers().count(),
@@ -97,7 +102,7 @@ pub fn run(a: &CheckArgs) -> Result<(), Failure> {
                             human(total.params)
                         );
                     }
-                    summaries.push(json!({"network": net.name, "search_dim": net.space.search_dim(), "macs": total.macs, "params": total.params}));
+                    summaries.push(json!({"network": net.name, "search_dim": net.space.search_dim(), "macs": total.macs, "attention_macs": attention, "params": total.params}));
                 }
                 docs.push(json!({"file": shown, "ok": true, "networks": summaries, "errors": [], "warnings": entries(&all, warning), "rendered": all.render()}));
             }

@@ -38,6 +38,8 @@ pub const ZOO: &[&str] = &[
     "regnety_400mf",
     "convnext_tiny",
     "vgg16",
+    "vit_b_16",
+    "deit_tiny",
     "unet",
 ];
 
@@ -169,8 +171,8 @@ pub fn onnx_check<B: Backend>(model: &Path, input: &Tensor<B, 4>, logits: &Tenso
 /// statistics of `stats`, copied by layer name through `layers_mut()`, on `slim`'s device.
 #[allow(unused_macros)]
 macro_rules! loaded {
-    // `$kinds`: which of batch norm (`bn`), layer norm with layer scale (`norms`) and
-    // transposed convs (`up`) the
+    // `$kinds`: which of batch norm (`bn`), layer norm with layer scale (`norms`), layer
+    // norm alone (`ln`), transposed convs (`up`) and token tables (`tables`) the
     // module has, beyond convs and linears (its `LayerMut` has only the variants it uses).
     ($module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr) => {
         loaded!($module, $ty, $b, $slim, $stats, bn)
@@ -191,12 +193,7 @@ macro_rules! loaded {
         )
     };
     (@ $module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr; $p:ident $i:ident $st:ident; norms $($kinds:ident)*; $($arms:tt)*) => {
-        loaded!(@ $module, $ty, $b, $slim, $stats; $p $i $st; $($kinds)*; $($arms)*
-            LayerMut::LayerNorm(n) => {
-                let (gamma, beta) = $p.affine().unwrap().at(0);
-                n.gamma = Param::from_tensor(gamma);
-                n.beta = Param::from_tensor(beta);
-            }
+        loaded!(@ $module, $ty, $b, $slim, $stats; $p $i $st; ln $($kinds)*; $($arms)*
             LayerMut::LayerScale(s) => s.gamma = Param::from_tensor($p.scale().unwrap().gamma.val()),
         )
     };
@@ -206,6 +203,20 @@ macro_rules! loaded {
                 c.weight = Param::from_tensor($p.kernel().unwrap().weight.val());
                 c.bias = $p.kernel().unwrap().bias.as_ref().map(|b| Param::from_tensor(b.val()));
             }
+        )
+    };
+    (@ $module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr; $p:ident $i:ident $st:ident; ln $($kinds:ident)*; $($arms:tt)*) => {
+        loaded!(@ $module, $ty, $b, $slim, $stats; $p $i $st; $($kinds)*; $($arms)*
+            LayerMut::LayerNorm(n) => {
+                let (gamma, beta) = $p.affine().unwrap().at(0);
+                n.gamma = Param::from_tensor(gamma);
+                n.beta = Param::from_tensor(beta);
+            }
+        )
+    };
+    (@ $module:ident, $ty:ident, $b:ty, $slim:expr, $stats:expr; $p:ident $i:ident $st:ident; tables $($kinds:ident)*; $($arms:tt)*) => {
+        loaded!(@ $module, $ty, $b, $slim, $stats; $p $i $st; $($kinds)*; $($arms)*
+            LayerMut::Table(t) => t.weight = Param::from_tensor($p.matrix().unwrap().weight.val()),
         )
     };
     // `plain`: convs and linears only.

@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 /// Channels of each search dimension at full width.
-pub const BASE_WIDTHS: [usize; 6] = [8, 8, 8, 16, 8, 16];
+pub const BASE_WIDTHS: [usize; 8] = [8, 8, 8, 16, 8, 16, 16, 16];
 
 /// The input the network was declared for: channels, height, width.
 pub const INPUT: [usize; 3] = [3, 16, 16];
@@ -24,6 +24,8 @@ pub struct EdgeCases<B: Backend> {
     pub stage1_3: Pyramid<B>,
     pub stage2_0: Cat<B>,
     pub stage2_1: Factorized<B>,
+    pub stage2_2: Attention<B>,
+    pub stage2_3: ClassGate<B>,
     pub head_linear1: SlimLinear<B>,
 }
 
@@ -109,6 +111,25 @@ impl<B: Backend> EdgeCases<B> {
                     .with_dilation([2, 1]),
                 out_bn2: SlimBatchNorm::new(16, device),
             },
+            stage2_2: Attention {
+                q_layernorm1: SlimLayerNorm::new(16, 0.00001, device),
+                q_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device),
+                k_layernorm1: SlimLayerNorm::new(16, 0.00001, device),
+                k_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device),
+                v_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device)
+                    .with_bias(device),
+                mix_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device)
+                    .with_bias(device),
+            },
+            stage2_3: ClassGate {
+                t_class_token1: SlimTable::new(16, 1, 0.0, device),
+                t_pos_embed1: SlimTable::new(16, 5, 0.02, device),
+                t_layernorm1: SlimLayerNorm::new(16, 0.00001, device),
+                q_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device),
+                k_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device),
+                v_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device),
+                cls_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device),
+            },
             head_linear1: SlimLinear::new(320, 10, false, device),
         }
     }
@@ -162,14 +183,26 @@ impl<B: Backend> EdgeCases<B> {
             self.stage2_1.out_conv1)), ("stage2.1.out.bn1", LayerMut::BatchNorm(& mut
             self.stage2_1.out_bn1)), ("stage2.1.out.conv2", LayerMut::Conv(& mut self
             .stage2_1.out_conv2)), ("stage2.1.out.bn2", LayerMut::BatchNorm(& mut self
-            .stage2_1.out_bn2)), ("head.linear1", LayerMut::Linear(& mut self
-            .head_linear1))
+            .stage2_1.out_bn2)), ("stage2.2.q.layernorm1", LayerMut::LayerNorm(& mut self
+            .stage2_2.q_layernorm1)), ("stage2.2.q.conv1", LayerMut::Conv(& mut self
+            .stage2_2.q_conv1)), ("stage2.2.k.layernorm1", LayerMut::LayerNorm(& mut self
+            .stage2_2.k_layernorm1)), ("stage2.2.k.conv1", LayerMut::Conv(& mut self
+            .stage2_2.k_conv1)), ("stage2.2.v.conv1", LayerMut::Conv(& mut self.stage2_2
+            .v_conv1)), ("stage2.2.mix.conv1", LayerMut::Conv(& mut self.stage2_2
+            .mix_conv1)), ("stage2.3.t.class_token1", LayerMut::Table(& mut self.stage2_3
+            .t_class_token1)), ("stage2.3.t.pos_embed1", LayerMut::Table(& mut self
+            .stage2_3.t_pos_embed1)), ("stage2.3.t.layernorm1", LayerMut::LayerNorm(& mut
+            self.stage2_3.t_layernorm1)), ("stage2.3.q.conv1", LayerMut::Conv(& mut self
+            .stage2_3.q_conv1)), ("stage2.3.k.conv1", LayerMut::Conv(& mut self.stage2_3
+            .k_conv1)), ("stage2.3.v.conv1", LayerMut::Conv(& mut self.stage2_3
+            .v_conv1)), ("stage2.3.cls.conv1", LayerMut::Conv(& mut self.stage2_3
+            .cls_conv1)), ("head.linear1", LayerMut::Linear(& mut self.head_linear1))
         ]
     }
 
     /// Logits of a batch at a width: `widths` holds the channels of each search dimension (`slimc space` lists them; [`BASE_WIDTHS`] is full width). On an autodiff backend (training) batch norm uses the batch's statistics and dropout is active; otherwise batch norm uses the stored statistics (`mean`, `var`), which should be calibrated at the width being run.
     pub fn forward(&self, x: Tensor<B, 4>, widths: &[usize]) -> Tensor<B, 2> {
-        assert_eq!(widths.len(), 6, "one channel count per search dimension");
+        assert_eq!(widths.len(), 8, "one channel count per search dimension");
         let d = widths;
         let out = {
             let stem_conv1 = self.stem_conv1.forward(x, d[0]);
@@ -197,8 +230,10 @@ impl<B: Backend> EdgeCases<B> {
                     &[d[4], d[0], nearest_width(0.5 * d[0] as f64).max(1), (d[4] + d[0])],
                 );
             let stage2_1 = self.stage2_1.forward(stage2_0, &[d[5], d[3]]);
+            let stage2_2 = self.stage2_2.forward(stage2_1, &[d[6], d[6], d[6], d[3]]);
+            let stage2_3 = self.stage2_3.forward(stage2_2, &[d[7], d[7], d[7], d[3]]);
             let head_avgpool1 = burn::tensor::module::avg_pool2d(
-                stage2_1,
+                stage2_3,
                 [2, 1],
                 [2, 1],
                 [0, 0],
@@ -227,6 +262,7 @@ pub enum LayerMut<'a, B: Backend> {
     BatchNorm(&'a mut SlimBatchNorm<B>),
     LayerNorm(&'a mut SlimLayerNorm<B>),
     LayerScale(&'a mut SlimLayerScale<B>),
+    Table(&'a mut SlimTable<B>),
 }
 
 /// Block `inner` (first instance `stage1.1.type.inner`).
@@ -419,6 +455,61 @@ impl<B: Backend> Factorized<B> {
         let out_conv2 = self.out_conv2.forward(out_bn1, w[1]);
         let out_bn2 = self.out_bn2.forward(out_conv2);
         relu(out_bn2)
+    }
+}
+
+/// Block `attention` (first instance `stage2.2`).
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    pub q_layernorm1: SlimLayerNorm<B>,
+    pub q_conv1: SlimConv2d<B>,
+    pub k_layernorm1: SlimLayerNorm<B>,
+    pub k_conv1: SlimConv2d<B>,
+    pub v_conv1: SlimConv2d<B>,
+    pub mix_conv1: SlimConv2d<B>,
+}
+
+impl<B: Backend> Attention<B> {
+    /// `w`: the output channels of this block's convs, linears and zero-pads, in order.
+    pub fn forward(&self, x: Tensor<B, 4>, w: &[usize]) -> Tensor<B, 4> {
+        let q_layernorm1 = self.q_layernorm1.forward(x.clone());
+        let q_conv1 = self.q_conv1.forward(q_layernorm1, w[0]);
+        let k_layernorm1 = self.k_layernorm1.forward(x.clone());
+        let k_conv1 = self.k_conv1.forward(k_layernorm1, w[1]);
+        let v_conv1 = self.v_conv1.forward(x.clone(), w[2]);
+        let mix_attend1 = attend(q_conv1, k_conv1, v_conv1, 4);
+        let mix_conv1 = self.mix_conv1.forward(mix_attend1, w[3]);
+        x + mix_conv1
+    }
+}
+
+/// Block `class_gate` (first instance `stage2.3`).
+#[derive(Module, Debug)]
+pub struct ClassGate<B: Backend> {
+    pub t_class_token1: SlimTable<B>,
+    pub t_pos_embed1: SlimTable<B>,
+    pub t_layernorm1: SlimLayerNorm<B>,
+    pub q_conv1: SlimConv2d<B>,
+    pub k_conv1: SlimConv2d<B>,
+    pub v_conv1: SlimConv2d<B>,
+    pub cls_conv1: SlimConv2d<B>,
+}
+
+impl<B: Backend> ClassGate<B> {
+    /// `w`: the output channels of this block's convs, linears and zero-pads, in order.
+    pub fn forward(&self, x: Tensor<B, 4>, w: &[usize]) -> Tensor<B, 4> {
+        let t_tokens1 = tokens(x.clone());
+        let t_class_token1 = self.t_class_token1.prepend(t_tokens1);
+        let t_pos_embed1 = self.t_pos_embed1.add(t_class_token1);
+        let t_layernorm1 = self.t_layernorm1.forward(t_pos_embed1);
+        let q_conv1 = self.q_conv1.forward(t_layernorm1.clone(), w[0]);
+        let k_conv1 = self.k_conv1.forward(t_layernorm1.clone(), w[1]);
+        let v_conv1 = self.v_conv1.forward(t_layernorm1, w[2]);
+        let cls_attend1 = attend(q_conv1, k_conv1, v_conv1, 8);
+        let cls_token1 = token(cls_attend1, 0);
+        let cls_conv1 = self.cls_conv1.forward(cls_token1, w[3]);
+        let cls_sigmoid1 = sigmoid(cls_conv1);
+        mul(x, cls_sigmoid1)
     }
 }
 
@@ -672,6 +763,50 @@ impl<B: Backend> SlimLayerScale<B> {
     }
 }
 
+/// A learned table `[C, P]`, one vector per position, used on its leading channels:
+/// a class token (`P = 1`, put before the row of tokens) or a position embedding
+/// (`P = H·W`, added to the map).
+#[derive(Module, Debug)]
+pub struct SlimTable<B: Backend> {
+    pub weight: Param<Tensor<B, 2>>,
+}
+
+impl<B: Backend> SlimTable<B> {
+    /// Zeros (a class token) when `std` is 0, else N(0, std²) (a position embedding).
+    pub fn new(c: usize, positions: usize, std: f64, device: &B::Device) -> Self {
+        let weight = if std == 0.0 {
+            Tensor::zeros([c, positions], device)
+        } else {
+            Tensor::random(
+                [c, positions],
+                burn::tensor::Distribution::Normal(0.0, std),
+                device,
+            )
+        };
+        SlimTable {
+            weight: Param::from_tensor(weight),
+        }
+    }
+
+    /// The class token before a row of tokens `[N, C, 1, L]` → `[N, C, 1, L + 1]`.
+    pub fn prepend(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [n, c, _, _] = x.dims();
+        let token = self
+            .weight
+            .val()
+            .slice([0..c, 0..1])
+            .reshape([1, c, 1, 1])
+            .expand([n, c, 1, 1]);
+        Tensor::cat(vec![token, x], 3)
+    }
+
+    /// The embedding added to the map, one vector per position.
+    pub fn add(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [_, c, h, w] = x.dims();
+        x + self.weight.val().slice([0..c, 0..h * w]).reshape([1, c, h, w])
+    }
+}
+
 /// max(x, 0)
 fn relu<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
     burn::tensor::activation::relu(x)
@@ -792,6 +927,38 @@ fn upsample<B: Backend>(
     let rows = x.reshape([n * c * h, w]).matmul(mw);
     let cols = rows.reshape([n, c, h, wo]).swap_dims(2, 3).reshape([n * c * wo, h]);
     cols.matmul(mh).reshape([n, c, wo, ho]).swap_dims(2, 3)
+}
+
+/// Multi-head attention over the positions: channels `h·d .. (h+1)·d` are
+/// head `h` (the active heads a prefix); per head `softmax(Q Kᵀ / √d) V`.
+fn attend<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    head_dim: usize,
+) -> Tensor<B, 4> {
+    let [n, c, h, w] = q.dims();
+    let shape = [n, c / head_dim, head_dim, h * w];
+    let (q, k, v) = (
+        q.reshape(shape).swap_dims(2, 3),
+        k.reshape(shape),
+        v.reshape(shape).swap_dims(2, 3),
+    );
+    let scores = q.matmul(k).mul_scalar(1.0 / (head_dim as f64).sqrt());
+    let weights = burn::tensor::activation::softmax(scores, 3);
+    weights.matmul(v).swap_dims(2, 3).reshape([n, c, h, w])
+}
+
+/// The map's positions as one row of tokens: `[N, C, H, W]` → `[N, C, 1, H·W]`.
+fn tokens<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c, 1, h * w])
+}
+
+/// Position `index` of the map (row by row) as a 1×1 map.
+fn token<B: Backend>(x: Tensor<B, 4>, index: usize) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c, h * w, 1]).narrow(2, index, 1)
 }
 
 /// Round half to even, as Python's `round`.

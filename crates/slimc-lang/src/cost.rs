@@ -1,8 +1,10 @@
 //! MACs and parameters at any width (docs/design.md §5): conv `out·oh·ow·(in/groups)·kh·kw`,
 //! transposed conv `in·out·kh·kw·ih·iw`,
 //! linear `in·out`; BN, layer norm, layer scale, activations, adds, multiplies, pooling and
-//! upsampling cost no MACs (torchvision's counting). Parameters are the weight slices in use
-//! plus biases plus the γ and β of BN and layer norm and the γ of layer scale.
+//! upsampling cost no MACs (torchvision's counting), and attention's two products are
+//! counted apart ([`attention_macs`]). Parameters are the weight slices in use
+//! plus biases plus the γ and β of BN and layer norm, the γ of layer scale, and class
+//! tokens and position embeddings.
 
 use serde::Serialize;
 
@@ -55,6 +57,11 @@ pub fn layer_cost(op: &Op, shape: LayerShape, hw: [u32; 2]) -> Cost {
         | Op::AdaptiveAvgPool { .. }
         | Op::Flatten
         | Op::Upsample { .. }
+        | Op::Attend { .. }
+        | Op::Tokens
+        | Op::ClassToken
+        | Op::PosEmbed { .. }
+        | Op::Token { .. }
         | Op::Dropout { .. }
         | Op::DropPath { .. }
         | Op::Add
@@ -70,6 +77,21 @@ pub fn layer_cost(op: &Op, shape: LayerShape, hw: [u32; 2]) -> Cost {
 
 fn area(a: [u32; 2]) -> u64 {
     u64::from(a[0]) * u64::from(a[1])
+}
+
+/// The products of every [`Op::Attend`] at `dims`: `Q Kᵀ` and `· V`, each `(H·W)²·C`
+/// multiply-accumulates at the active width `C`. Kept apart from [`Cost::macs`] (conv and
+/// linear only, the convention published counts use), as the models' papers report them.
+pub fn attention_macs(net: &Network, dims: &[u32]) -> u64 {
+    let shapes = net.layer_shapes(dims);
+    net.layers
+        .iter()
+        .filter(|(_, l)| matches!(l.op, Op::Attend { .. }))
+        .map(|(id, l)| {
+            let tokens = area(l.hw);
+            2u64.saturating_mul(tokens).saturating_mul(tokens).saturating_mul(u64::from(shapes[id.index()].out))
+        })
+        .fold(0u64, u64::saturating_add)
 }
 
 /// Whether a count saturated: [`Cost`]'s arithmetic stops at `u64::MAX` instead of

@@ -169,6 +169,7 @@ impl<'n> Emitter<'n> {
             "SlimBatchNorm",
             "SlimLayerNorm",
             "SlimLayerScale",
+            "SlimTable",
             "LayerMut",
             "Tensor",
             "Module",
@@ -345,6 +346,31 @@ impl<'n> Emitter<'n> {
                 };
                 quote!(#f(#x, #size, #scale, #bilinear))
             }
+            Op::Tokens => {
+                let f = self.helper(Helper::Tokens);
+                quote!(#f(#x))
+            }
+            Op::Token { index } => {
+                let f = self.helper(Helper::Token);
+                let index = lit(*index);
+                quote!(#f(#x, #index))
+            }
+            Op::ClassToken | Op::PosEmbed { .. } => {
+                let (positions, std, method) = match l.op {
+                    Op::PosEmbed { positions } => (positions, 0.02, quote!(add)),
+                    _ => (1, 0.0, quote!(prepend)),
+                };
+                let (c, positions, std) = (lit(s.out), lit(positions), Literal::f64_unsuffixed(std));
+                self.helpers.insert(Helper::Param(ParamKind::Table));
+                field = Some((quote!(SlimTable<B>), quote!(SlimTable::new(#c, #positions, #std, device))));
+                quote!(self.#var.#method(#x))
+            }
+            Op::Attend { head_dim } => {
+                let f = self.helper(Helper::Attend);
+                let (k, v) = (args.get(1).cloned().unwrap_or_default(), args.get(2).cloned().unwrap_or_default());
+                let d = lit(*head_dim);
+                quote!(#f(#x, #k, #v, #d))
+            }
             Op::Dropout { p } => {
                 let f = self.helper(Helper::Dropout);
                 let p = Literal::f64_unsuffixed(*p);
@@ -501,6 +527,7 @@ impl<'n> Emitter<'n> {
                 Op::BatchNorm => quote!(BatchNorm),
                 Op::LayerNorm { .. } => quote!(LayerNorm),
                 Op::LayerScale { .. } => quote!(LayerScale),
+                Op::ClassToken | Op::PosEmbed { .. } => quote!(Table),
                 // Every op without weights, listed so that a new op must be named here.
                 Op::Input
                 | Op::Act(_)
@@ -510,6 +537,9 @@ impl<'n> Emitter<'n> {
                 | Op::AdaptiveAvgPool { .. }
                 | Op::Flatten
                 | Op::Upsample { .. }
+                | Op::Attend { .. }
+                | Op::Tokens
+                | Op::Token { .. }
                 | Op::Dropout { .. }
                 | Op::DropPath { .. }
                 | Op::Add
@@ -553,6 +583,7 @@ impl<'n> Emitter<'n> {
             (ParamKind::BatchNorm, quote!(BatchNorm(&'a mut SlimBatchNorm<B>))),
             (ParamKind::LayerNorm, quote!(LayerNorm(&'a mut SlimLayerNorm<B>))),
             (ParamKind::LayerScale, quote!(LayerScale(&'a mut SlimLayerScale<B>))),
+            (ParamKind::Table, quote!(Table(&'a mut SlimTable<B>))),
         ];
         let variants = kinds.into_iter().filter(|(k, _)| self.helpers.contains(&Helper::Param(*k))).map(|(_, v)| v);
         let [c, h, w] = net.input.map(lit);

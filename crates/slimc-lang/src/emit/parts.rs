@@ -15,6 +15,7 @@ pub enum ParamKind {
     BatchNorm,
     LayerNorm,
     LayerScale,
+    Table,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -30,6 +31,9 @@ pub enum Helper {
     DropPath,
     Flatten,
     Upsample,
+    Attend,
+    Tokens,
+    Token,
     Round(Rounding),
 }
 
@@ -42,6 +46,7 @@ impl Helper {
             Helper::Param(ParamKind::BatchNorm) => format_ident!("SlimBatchNorm"),
             Helper::Param(ParamKind::LayerNorm) => format_ident!("SlimLayerNorm"),
             Helper::Param(ParamKind::LayerScale) => format_ident!("SlimLayerScale"),
+            Helper::Param(ParamKind::Table) => format_ident!("SlimTable"),
             Helper::Act(a) => format_ident!("{}", format!("{a:?}").to_lowercase()),
             Helper::Mul => format_ident!("mul"),
             Helper::Split => format_ident!("split"),
@@ -52,6 +57,9 @@ impl Helper {
             Helper::DropPath => format_ident!("drop_path"),
             Helper::Flatten => format_ident!("flatten"),
             Helper::Upsample => format_ident!("upsample"),
+            Helper::Attend => format_ident!("attend"),
+            Helper::Tokens => format_ident!("tokens"),
+            Helper::Token => format_ident!("token"),
             Helper::Round(Rounding::Floor) => format_ident!("floor_width"),
             Helper::Round(Rounding::Nearest) => format_ident!("nearest_width"),
             Helper::Round(Rounding::MakeDivisible(_)) => format_ident!("make_divisible"),
@@ -66,6 +74,7 @@ impl Helper {
             Helper::Param(ParamKind::BatchNorm) => batch_norm(),
             Helper::Param(ParamKind::LayerNorm) => layer_norm(),
             Helper::Param(ParamKind::LayerScale) => layer_scale(),
+            Helper::Param(ParamKind::Table) => table(),
             Helper::Act(a) => activation(a),
             Helper::Mul => quote! {
                 /// Elementwise product; a `[N, C, 1, 1]` gate (squeeze-excite) scales whole channel
@@ -166,6 +175,32 @@ impl Helper {
                     let rows = x.reshape([n * c * h, w]).matmul(mw);
                     let cols = rows.reshape([n, c, h, wo]).swap_dims(2, 3).reshape([n * c * wo, h]);
                     cols.matmul(mh).reshape([n, c, wo, ho]).swap_dims(2, 3)
+                }
+            },
+            Helper::Attend => quote! {
+                /// Multi-head attention over the positions: channels `h·d .. (h+1)·d` are
+                /// head `h` (the active heads a prefix); per head `softmax(Q Kᵀ / √d) V`.
+                fn attend<B: Backend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>, head_dim: usize) -> Tensor<B, 4> {
+                    let [n, c, h, w] = q.dims();
+                    let shape = [n, c / head_dim, head_dim, h * w];
+                    let (q, k, v) = (q.reshape(shape).swap_dims(2, 3), k.reshape(shape), v.reshape(shape).swap_dims(2, 3));
+                    let scores = q.matmul(k).mul_scalar(1.0 / (head_dim as f64).sqrt());
+                    let weights = burn::tensor::activation::softmax(scores, 3);
+                    weights.matmul(v).swap_dims(2, 3).reshape([n, c, h, w])
+                }
+            },
+            Helper::Tokens => quote! {
+                /// The map's positions as one row of tokens: `[N, C, H, W]` → `[N, C, 1, H·W]`.
+                fn tokens<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+                    let [n, c, h, w] = x.dims();
+                    x.reshape([n, c, 1, h * w])
+                }
+            },
+            Helper::Token => quote! {
+                /// Position `index` of the map (row by row) as a 1×1 map.
+                fn token<B: Backend>(x: Tensor<B, 4>, index: usize) -> Tensor<B, 4> {
+                    let [n, c, h, w] = x.dims();
+                    x.reshape([n, c, h * w, 1]).narrow(2, index, 1)
                 }
             },
             Helper::Round(r) => rounding(r),
@@ -416,6 +451,43 @@ fn layer_scale() -> TokenStream {
             pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
                 let c = x.dims()[1];
                 x * self.gamma.val().slice(0..c).reshape([1, c, 1, 1])
+            }
+        }
+    }
+}
+
+fn table() -> TokenStream {
+    quote! {
+        /// A learned table `[C, P]`, one vector per position, used on its leading channels:
+        /// a class token (`P = 1`, put before the row of tokens) or a position embedding
+        /// (`P = H·W`, added to the map).
+        #[derive(Module, Debug)]
+        pub struct SlimTable<B: Backend> {
+            pub weight: Param<Tensor<B, 2>>,
+        }
+
+        impl<B: Backend> SlimTable<B> {
+            /// Zeros (a class token) when `std` is 0, else N(0, std²) (a position embedding).
+            pub fn new(c: usize, positions: usize, std: f64, device: &B::Device) -> Self {
+                let weight = if std == 0.0 {
+                    Tensor::zeros([c, positions], device)
+                } else {
+                    Tensor::random([c, positions], burn::tensor::Distribution::Normal(0.0, std), device)
+                };
+                SlimTable { weight: Param::from_tensor(weight) }
+            }
+
+            /// The class token before a row of tokens `[N, C, 1, L]` → `[N, C, 1, L + 1]`.
+            pub fn prepend(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+                let [n, c, _, _] = x.dims();
+                let token = self.weight.val().slice([0..c, 0..1]).reshape([1, c, 1, 1]).expand([n, c, 1, 1]);
+                Tensor::cat(vec![token, x], 3)
+            }
+
+            /// The embedding added to the map, one vector per position.
+            pub fn add(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+                let [_, c, h, w] = x.dims();
+                x + self.weight.val().slice([0..c, 0..h * w]).reshape([1, c, h, w])
             }
         }
     }

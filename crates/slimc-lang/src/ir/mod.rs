@@ -246,6 +246,28 @@ pub enum Op {
     /// `(o + 0.5) · r − 0.5` clamped at 0, the neighbour past the last pixel repeated). No
     /// antialiasing when `out < in`.
     Upsample { to: Resize, mode: Interp },
+    /// Multi-head scaled dot-product attention over the map's positions (each of the H·W
+    /// pixels, row by row, is a token). Inputs q, k, v `[C, H, W]` with `C` a multiple of
+    /// `head_dim` at every width; channels `h·d .. (h+1)·d` are head `h`, so a narrower width
+    /// keeps a prefix of whole heads. Per head, with `Q, K, V` its `[HW, d]` rows:
+    /// `softmax(Q Kᵀ / √d) V` (softmax over the keys), written back to the head's channels.
+    /// Learns nothing; its two products (`2·(HW)²·C` MACs) are reported apart from the
+    /// conv and linear MACs ([`crate::cost::attention_macs`]).
+    Attend { head_dim: u32 },
+    /// The map's positions as one row of tokens: `[C, H, W] → [C, 1, H·W]`, row by row
+    /// (PyTorch's `x.flatten(2)`).
+    Tokens,
+    /// A learned token `[C]` put before a row of tokens: `[C, 1, L] → [C, 1, L + 1]` (ViT's
+    /// class token, initialised to zeros). Stored `[C, 1]`; a narrower width uses its
+    /// leading channels.
+    ClassToken,
+    /// A learned embedding `[C, H·W]` added to the map, one vector per position, row by row
+    /// (ViT's position embedding, initialised N(0, 0.02²)). `positions` is `H·W`; a
+    /// narrower width uses the leading channels.
+    PosEmbed { positions: u32 },
+    /// Position `index` of the map, row by row, as a 1×1 map: `[C, H, W] → [C, 1, 1]`
+    /// (`token(index=0)` reads ViT's class token).
+    Token { index: u32 },
     /// Inverted dropout with probability `p` in training; the identity in evaluation.
     Dropout { p: f64 },
     /// Stochastic depth: in training each sample's whole tensor is zeroed with probability
@@ -293,6 +315,11 @@ impl Op {
             Op::LayerNorm { .. } => "layernorm",
             Op::LayerScale { .. } => "layer_scale",
             Op::Upsample { .. } => "upsample",
+            Op::Attend { .. } => "attend",
+            Op::Tokens => "tokens",
+            Op::ClassToken => "class_token",
+            Op::PosEmbed { .. } => "pos_embed",
+            Op::Token { .. } => "token",
             Op::Dropout { .. } => "dropout",
             Op::DropPath { .. } => "drop_path",
             Op::Add => "add",

@@ -24,13 +24,14 @@ pub enum IrError {
 }
 
 /// How many inputs each op reads: `Input` none, the merges (`add`, `mul`, `concat`) two
-/// or more, an upsample to another tensor's size two (the second for its size), every
-/// other op one. The backends index inputs on this.
+/// or more, an upsample to another tensor's size two (the second for its size), attend
+/// three, every other op one. The backends index inputs on this.
 fn arity(op: &Op) -> (usize, usize, &'static str) {
     match op {
         Op::Input => (0, 0, "none"),
         Op::Add | Op::Mul | Op::Concat => (2, usize::MAX, "two or more"),
         Op::Upsample { to: Resize::Like, .. } => (2, 2, "two"),
+        Op::Attend { .. } => (3, 3, "three (q, k, v)"),
         _ => (1, 1, "one"),
     }
 }

@@ -21,6 +21,9 @@ pub enum Weights {
     Affine { channels: usize },
     /// A per-channel scale γ `[out]` (layer scale).
     Scale { channels: usize },
+    /// A learned table `[out, positions]`: one vector per position (a class token's one,
+    /// a position embedding's H·W).
+    Table { shape: [usize; 2] },
 }
 
 impl Weights {
@@ -34,6 +37,7 @@ impl Weights {
             Weights::Matrix { shape, bias } => n(&shape).saturating_add(bias.unwrap_or(0) as u64),
             Weights::Affine { channels } => 2 * channels as u64,
             Weights::Scale { channels } => channels as u64,
+            Weights::Table { shape } => n(&shape),
         }
     }
 }
@@ -56,6 +60,8 @@ impl Op {
             Op::Linear { bias: b } => Weights::Matrix { shape: [i, o], bias: bias(*b) },
             Op::BatchNorm | Op::LayerNorm { .. } => Weights::Affine { channels: o },
             Op::LayerScale { .. } => Weights::Scale { channels: o },
+            Op::ClassToken => Weights::Table { shape: [o, 1] },
+            Op::PosEmbed { positions } => Weights::Table { shape: [o, *positions as usize] },
             Op::Input
             | Op::Act(_)
             | Op::MaxPool { .. }
@@ -64,6 +70,9 @@ impl Op {
             | Op::AdaptiveAvgPool { .. }
             | Op::Flatten
             | Op::Upsample { .. }
+            | Op::Attend { .. }
+            | Op::Tokens
+            | Op::Token { .. }
             | Op::Dropout { .. }
             | Op::DropPath { .. }
             | Op::Add

@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use super::Analysis;
 use crate::cost::{self, human, Cost};
-use crate::ir::{dump, Block, LayerShape, Network, Width};
+use crate::ir::{dump, Block, LayerShape, Network, Op, Width};
 use crate::sema::names::DeclKind;
 use crate::syntax::ast::Span;
 
@@ -178,11 +178,16 @@ fn layers(a: &Analysis, span: Span, width: f64) -> String {
                 derived => dump::width(derived),
             };
             let [h, w] = l.hw;
+            // Attention slims by whole heads: show how many are active.
+            let heads = |c: u32| match l.op {
+                Op::Attend { head_dim } => format!(" ({} heads of {head_dim})", c / head_dim),
+                _ => String::new(),
+            };
             rows.push(format!(
                 "| `{}{}` | {} | {h}×{w} | {} | {} | {} |",
                 prefix(a, net),
                 l.name,
-                m.pair(|x| format!("{}→{}", x.0[i].in_c, x.0[i].out)),
+                m.pair(|x| format!("{}→{}{}", x.0[i].in_c, x.0[i].out, heads(x.0[i].out))),
                 dim,
                 m.pair(|x| human(x.1[i].macs)),
                 m.pair(|x| human(x.1[i].params)),

@@ -320,6 +320,34 @@ impl<'a> Elab<'a, '_> {
                 let hw = [t.h.div_ceil(stride), t.w.div_ceil(stride)];
                 self.pass_hw(Op::Subsample { stride }, &t, hw, span)
             }
+            OpKind::Tokens => {
+                let tokens = i64::from(t.h) * i64::from(t.w);
+                if tokens > MAX_SPATIAL {
+                    return Ok(self.limit("a row of tokens", tokens, format!("at most {MAX_SPATIAL}"), span));
+                }
+                self.pass_hw(Op::Tokens, &t, [1, tokens as u32], span)
+            }
+            OpKind::ClassToken => {
+                if t.h != 1 {
+                    self.errors.push(SemaError::NeedsTokens { op: "class_token".into(), span, h: t.h, w: t.w });
+                    return Ok(Value::Poison);
+                }
+                if i64::from(t.w) + 1 > MAX_SPATIAL {
+                    return Ok(self.limit(
+                        "a row of tokens",
+                        i64::from(t.w) + 1,
+                        format!("at most {MAX_SPATIAL}"),
+                        span,
+                    ));
+                }
+                self.pass_hw(Op::ClassToken, &t, [1, t.w + 1], span)
+            }
+            OpKind::PosEmbed => self.pass(Op::PosEmbed { positions: t.h * t.w }, &t, span),
+            OpKind::Token => {
+                let positions = i64::from(t.h) * i64::from(t.w);
+                let Some(index) = self.int_arg(args, "index", 0, 0, positions - 1) else { return Ok(Value::Poison) };
+                self.pass_hw(Op::Token { index }, &t, [1, 1], span)
+            }
             OpKind::ZeroPad => {
                 let Some((term, c, origin)) = self.width_arg(args, name, span) else { return Ok(Value::Poison) };
                 if c < t.c {
@@ -336,7 +364,7 @@ impl<'a> Elab<'a, '_> {
                 }
                 self.node(Op::ZeroPad, &[&t], (term, c, origin), [t.h, t.w], span, true)
             }
-            OpKind::Add | OpKind::Mul | OpKind::Concat => Ok(Value::Poison),
+            OpKind::Add | OpKind::Mul | OpKind::Concat | OpKind::Attend => Ok(Value::Poison),
         }
     }
 
@@ -551,6 +579,50 @@ impl<'a> Elab<'a, '_> {
         self.pass_hw(op, &t, hw, span)
     }
 
+    /// `attend(q, k, v, heads=H)`: multi-head attention over the positions. q, k and v have
+    /// one width, the same size, and `H` heads of a fixed width at full width; a narrower
+    /// width keeps whole heads (the width stays a multiple of the head width), so the
+    /// active heads are a prefix.
+    pub fn attend_op(&mut self, operands: &[(Tensor, Span)], args: &Bound<'a>, span: Span) -> Flow<Value<'a>> {
+        if operands.len() != 3 {
+            let what = if operands.len() < 3 { "the tensors q, k and v" } else { "exactly three tensors" };
+            return Ok(self.error(SemaError::MissingArgument { callee: "attend".into(), param: what.into(), span }));
+        }
+        if arg(args, "heads").is_none() {
+            return Ok(self.error(SemaError::MissingArgument { callee: "attend".into(), param: "heads".into(), span }));
+        }
+        let Some(heads) = self.int_arg(args, "heads", 1, 1, MAX_CHANNELS) else { return Ok(Value::Poison) };
+        let hw = [operands[0].0.h, operands[0].0.w];
+        if operands.iter().any(|(t, _)| [t.h, t.w] != hw) {
+            self.spatial_mismatch("attend", operands, span);
+            return Ok(Value::Poison);
+        }
+        let q = &operands[0].0;
+        for (t, _) in &operands[1..] {
+            if let Err(conflict) = self.ch.unify(&q.term, &t.term) {
+                self.unify_error(conflict, "attend", operands, span);
+                return Ok(Value::Poison);
+            }
+        }
+        let at = arg(args, "heads").map_or(span, |a| a.2);
+        if !q.c.is_multiple_of(heads) {
+            self.errors.push(SemaError::NotDivisible {
+                what: "heads".into(),
+                channels: q.c,
+                divisor: heads,
+                span: at,
+                origin: q.origin,
+            });
+            return Ok(Value::Poison);
+        }
+        let head_dim = q.c / heads;
+        if !self.divisible(&q.term, head_dim, "head width", q.c, span, q.origin) {
+            return Ok(Value::Poison);
+        }
+        let tensors: Vec<&Tensor> = operands.iter().map(|(t, _)| t).collect();
+        self.node(Op::Attend { head_dim }, &tensors, (q.term.clone(), q.c, q.origin), hw, span, false)
+    }
+
     /// add, mul and concat: several tensors into one.
     pub fn merge_op(&mut self, kind: OpKind, name: &str, operands: &[(Tensor, Span)], span: Span) -> Flow<Value<'a>> {
         let first = &operands[0].0;
@@ -558,15 +630,7 @@ impl<'a> Elab<'a, '_> {
         let hw = operands.iter().map(|(t, _)| [t.h, t.w]).max().unwrap_or([first.h, first.w]);
         let broadcast_ok = |t: &Tensor| [t.h, t.w] == hw || (kind == OpKind::Mul && t.h == 1 && t.w == 1);
         if !operands.iter().all(|(t, _)| broadcast_ok(t)) {
-            let sizes: Vec<Sized> =
-                operands.iter().map(|(t, _)| Sized { hw: [t.h, t.w], resized: self.resized_by(t) }).collect();
-            let operands = operands
-                .iter()
-                .map(|(t, s)| Operand { span: *s, value: format!("{}x{}", t.h, t.w), origin: t.size_origin })
-                .collect();
-            let within = self.current_scope();
-            let help = spatial_help(&sizes);
-            self.errors.push(SemaError::SpatialMismatch { op: name.into(), span, operands, within, help });
+            self.spatial_mismatch(name, operands, span);
             return Ok(Value::Poison);
         }
         let tensors: Vec<&Tensor> = operands.iter().map(|(t, _)| t).collect();
@@ -595,6 +659,19 @@ impl<'a> Elab<'a, '_> {
         };
         let origin = tensors.iter().find(|t| t.c == c).map_or(first.origin, |t| t.origin);
         self.node(op, &tensors, (term, c, origin), hw, span, false)
+    }
+
+    /// E0202 for operands of `op` that should have one size, with the likely cause.
+    fn spatial_mismatch(&mut self, op: &str, operands: &[(Tensor, Span)], span: Span) {
+        let sizes: Vec<Sized> =
+            operands.iter().map(|(t, _)| Sized { hw: [t.h, t.w], resized: self.resized_by(t) }).collect();
+        let operands = operands
+            .iter()
+            .map(|(t, s)| Operand { span: *s, value: format!("{}x{}", t.h, t.w), origin: t.size_origin })
+            .collect();
+        let within = self.current_scope();
+        let help = spatial_help(&sizes);
+        self.errors.push(SemaError::SpatialMismatch { op: op.into(), span, operands, within, help });
     }
 
     /// The op that last changed `t`'s spatial size, with the size it was given: walked back
@@ -636,6 +713,9 @@ fn same_padding(k: [u32; 2], d: [u32; 2]) -> [u32; 2] {
 /// How to make the operands of `op` agree on channels: a residual projects its shortcut;
 /// a product broadcasts a 1x1 gate over space and a 1-channel map over channels, nothing else.
 fn channel_help(op: &str, operands: &[(Tensor, Span)]) -> String {
+    if op == "attend" {
+        return "q, k and v need one width, heads × head width: project each from the same input with the same count, e.g. `conv(c, k=1)`".into();
+    }
     if op != "mul" {
         return "make both branches produce the same count, e.g. project the shortcut with `conv(c, k=1) -> bn`".into();
     }

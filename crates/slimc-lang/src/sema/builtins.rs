@@ -27,6 +27,11 @@ pub enum OpKind {
     Shuffle,
     Subsample,
     ZeroPad,
+    Attend,
+    Tokens,
+    ClassToken,
+    PosEmbed,
+    Token,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +61,8 @@ pub struct Signature {
     pub builtin: Builtin,
     /// Parameter names in positional order.
     pub params: &'static [&'static str],
-    /// Takes any number of tensors and nothing else (add, mul, concat).
+    /// Takes its tensors by position and its `params` by name only (add, mul and concat
+    /// take any number of tensors and nothing else; attend takes q, k, v and `heads`).
     pub variadic: bool,
 }
 
@@ -100,10 +106,15 @@ pub static SIGNATURES: &[Signature] = &[
     tensors("add", OpKind::Add),
     tensors("mul", OpKind::Mul),
     tensors("concat", OpKind::Concat),
+    Signature { name: "attend", builtin: Builtin::Op(OpKind::Attend), params: &["heads"], variadic: true },
     op("split", OpKind::Split, &["part", "parts"]),
     op("shuffle", OpKind::Shuffle, &["groups"]),
     op("subsample", OpKind::Subsample, &["stride"]),
     op("zeropad", OpKind::ZeroPad, &["out"]),
+    op("tokens", OpKind::Tokens, &[]),
+    op("class_token", OpKind::ClassToken, &[]),
+    op("pos_embed", OpKind::PosEmbed, &[]),
+    op("token", OpKind::Token, &["index"]),
     func("fixed", FnKind::Fixed, &["channels"]),
     func("ratio", FnKind::Ratio, &["of", "ratio", "rounding"]),
     func("make_divisible", FnKind::MakeDivisible, &["divisor"]),

@@ -180,6 +180,13 @@ pub enum SemaError {
     BadRounding {
         span: Span,
     },
+    /// An op on a row of tokens (`class_token`) applied to a map of several rows.
+    NeedsTokens {
+        op: String,
+        span: Span,
+        h: u32,
+        w: u32,
+    },
     GroupWidthChange {
         span: Span,
         input: u32,
@@ -422,6 +429,11 @@ impl SemaError {
                 .help(format!(
                     "`flatten` it first to keep every position ({h}x{w} times the channels become the {op}'s inputs, as VGG's classifier), or `avgpool` it to 1x1 (global average pooling, far fewer weights); to apply it at every position (a per-position linear), use `conv(out, k=1)`"
                 )),
+            SemaError::NeedsTokens { op, span, h, w } => {
+                Diagnostic::new("E0214", format!("{op} needs a row of tokens (a 1xL map), found {h}x{w}"))
+                    .primary(*span, format!("input is {h}x{w}"))
+                    .help(format!("`tokens` first turns the map into its {} positions as one row (`-> tokens -> {op}`)", h * w))
+            }
             SemaError::GroupWidthChange { span, input, output, input_origin } => {
                 Diagnostic::new("E0212", format!("group-width conv changes {input} channels to {output}"))
                     .primary(*span, "`group_width` needs as many output channels as input channels")

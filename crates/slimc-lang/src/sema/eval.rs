@@ -544,6 +544,13 @@ impl<'a, 'i> Elab<'a, 'i> {
                     other => return Ok(self.type_error("a tensor", &other, s, None)),
                 }
             }
+            if kind == OpKind::Attend {
+                let args: Bound<'a> = named
+                    .into_iter()
+                    .filter_map(|(n, v, s, _)| sig.params.iter().find(|p| **p == n).map(|p| (*p, v, s)))
+                    .collect();
+                return self.attend_op(&operands, &args, span);
+            }
             if operands.len() < 2 {
                 return Ok(self.error(SemaError::MissingArgument {
                     callee: sig.name.into(),

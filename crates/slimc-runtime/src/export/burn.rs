@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::{ExportError, FixedParams, HostTensor, Subnet, SubnetInfo};
 use crate::ir::{LayerId, LayerShape, Network, Op, ParamValue};
 use crate::runtime::checkpoint::{self, write_atomic};
-use crate::runtime::{activation, merge, pool, BN_EPS};
+use crate::runtime::{activation, attention, merge, pool, BN_EPS};
 
 /// One IR layer's parameters as a Burn layer.
 #[derive(Module, Debug)]
@@ -34,6 +34,8 @@ pub enum FixedLayer<B: Backend> {
     LayerNorm(LayerNorm<B>),
     /// A layer scale's γ.
     Scale(Param<Tensor<B, 1>>),
+    /// A class token's or position embedding's table `[C, P]`.
+    Table(Param<Tensor<B, 2>>),
 }
 
 /// A fixed-width network of plain Burn layers, run over the IR at fixed channels.
@@ -104,6 +106,10 @@ impl<B: Backend> FixedNet<B> {
                 }
                 Op::LayerNorm { eps } => FixedLayer::LayerNorm(LayerNormConfig::new(o).with_epsilon(*eps).init(device)),
                 Op::LayerScale { .. } => FixedLayer::Scale(Param::from_tensor(Tensor::ones([o], device))),
+                Op::ClassToken => FixedLayer::Table(Param::from_tensor(Tensor::zeros([o, 1], device))),
+                Op::PosEmbed { positions } => {
+                    FixedLayer::Table(Param::from_tensor(Tensor::zeros([o, *positions as usize], device)))
+                }
                 // A folded BN lives in its conv; every op without weights is listed, so that
                 // a new op must get its Burn module here.
                 Op::BatchNorm
@@ -115,6 +121,9 @@ impl<B: Backend> FixedNet<B> {
                 | Op::AdaptiveAvgPool { .. }
                 | Op::Flatten
                 | Op::Upsample { .. }
+                | Op::Attend { .. }
+                | Op::Tokens
+                | Op::Token { .. }
                 | Op::Dropout { .. }
                 | Op::DropPath { .. }
                 | Op::Add
@@ -154,6 +163,9 @@ impl<B: Backend> FixedNet<B> {
                     ln.beta = beta.as_ref().map(param);
                 }
                 (FixedParams::Scale { gamma, .. }, FixedLayer::Scale(scale)) => *scale = param(gamma),
+                (FixedParams::Weighted { weight, .. }, FixedLayer::Table(table)) => {
+                    *table = Param::from_tensor(weight.to_tensor(device));
+                }
                 (FixedParams::Bn(v), FixedLayer::BatchNorm(bn)) => {
                     let t = |d: &Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(d.clone(), [d.len()]), device);
                     bn.gamma = Param::from_tensor(t(&v.gamma));
@@ -193,7 +205,9 @@ impl<B: Backend> FixedNet<B> {
                         FixedLayer::BatchNorm(bn) => bn.forward(x),
                         // A BN folded into its conv.
                         FixedLayer::None(_) => x,
-                        FixedLayer::LayerNorm(_) | FixedLayer::Scale(_) => unreachable!("{:?} holds {p:?}", l.op),
+                        FixedLayer::LayerNorm(_) | FixedLayer::Scale(_) | FixedLayer::Table(_) => {
+                            unreachable!("{:?} holds {p:?}", l.op)
+                        }
                     }
                 }
                 Op::Act(a) => activation::forward(ins.next().expect("input"), *a),
@@ -202,6 +216,10 @@ impl<B: Backend> FixedNet<B> {
                 | Op::GlobalAvgPool
                 | Op::AdaptiveAvgPool { .. }
                 | Op::Flatten => pool::forward(ins.next().expect("input"), &l.op),
+                Op::Attend { head_dim } => {
+                    let (q, k, v) = (ins.next(), ins.next(), ins.next());
+                    attention::attend(q.expect("q"), k.expect("k"), v.expect("v"), *head_dim as usize)
+                }
                 Op::Upsample { to, mode } => {
                     let x = ins.next().expect("upsample input");
                     let like = ins.next().map(|t| [t.dims()[2], t.dims()[3]]);
@@ -218,6 +236,16 @@ impl<B: Backend> FixedNet<B> {
                     let c = x.dims()[1];
                     x * scale.val().reshape([1, c, 1, 1])
                 }
+                Op::ClassToken | Op::PosEmbed { .. } => {
+                    let FixedLayer::Table(table) = p else { unreachable!("a token table's layer is {p:?}") };
+                    let x = ins.next().expect("token input");
+                    match l.op {
+                        Op::ClassToken => attention::class_token(x, table.val()),
+                        _ => attention::pos_embed(x, table.val()),
+                    }
+                }
+                Op::Tokens => attention::tokens(ins.next().expect("input")),
+                Op::Token { index } => attention::token(ins.next().expect("input"), *index as usize),
                 Op::Dropout { .. } | Op::DropPath { .. } => ins.next().expect("input"),
                 Op::Add => ins.reduce(|a, b| a + b).expect("operands"),
                 Op::Mul => ins.reduce(merge::mul).expect("operands"),
@@ -325,7 +353,8 @@ impl<B: Backend> FixedNet<B> {
                 }
                 (FixedLayer::Linear(m), FixedLayerRecord::Linear(r)) => m.bias.is_some() == r.bias.is_some(),
                 (FixedLayer::BatchNorm(_), FixedLayerRecord::BatchNorm(_))
-                | (FixedLayer::Scale(_), FixedLayerRecord::Scale(_)) => true,
+                | (FixedLayer::Scale(_), FixedLayerRecord::Scale(_))
+                | (FixedLayer::Table(_), FixedLayerRecord::Table(_)) => true,
                 (FixedLayer::LayerNorm(m), FixedLayerRecord::LayerNorm(r)) => m.beta.is_some() == r.beta.is_some(),
                 _ => false,
             })
@@ -359,6 +388,7 @@ impl<B: Backend> FixedNet<B> {
                     push(ln.beta.as_ref().map(|b| b.dims().to_vec()));
                 }
                 FixedLayer::Scale(s) => push(Some(s.dims().to_vec())),
+                FixedLayer::Table(t) => push(Some(t.dims().to_vec())),
             }
         }
         out

@@ -69,7 +69,8 @@ pub enum FixedParams {
     #[default]
     None,
     /// A conv `[out, in / groups, kh, kw]`, transposed conv `[in, out, kh, kw]` or linear
-    /// `[in, out]` (Burn's layout), with its bias `[out]` if it has one.
+    /// `[in, out]` (Burn's layout), with its bias `[out]` if it has one; or a learned table
+    /// `[C, P]` (class token, position embedding), without.
     Weighted { weight: HostTensor, bias: Option<HostTensor> },
     /// The γ `[C]` of a layer norm (with its β) or of a layer scale (no β).
     Scale { gamma: HostTensor, beta: Option<HostTensor> },
@@ -197,6 +198,9 @@ impl Subnet {
                     weight: HostTensor::of(leading(k.weight.val(), shape)),
                     bias: k.bias.as_ref().map(slice),
                 },
+                (Weights::Table { shape }, LayerParams::Matrix(m)) => {
+                    FixedParams::Weighted { weight: HostTensor::of(leading(m.weight.val(), shape)), bias: None }
+                }
                 (Weights::Matrix { shape, .. }, LayerParams::Matrix(m)) => FixedParams::Weighted {
                     weight: HostTensor::of(leading(m.weight.val(), shape)),
                     bias: m.bias.as_ref().map(slice),

@@ -139,6 +139,11 @@ impl<B: Backend> SlimNet<B> {
                         beta: beta.iter().map(|b| Param::from_tensor(b.to_tensor(device))).collect(),
                     })
                 }
+                // As stored: `[C, positions]`.
+                Weights::Table { shape } => {
+                    let weight = take("weight", shape.to_vec())?;
+                    LayerParams::Matrix(Matrix { weight: Param::from_tensor(weight.to_tensor(device)), bias: None })
+                }
                 Weights::Scale { channels: c } => {
                     let gamma = take("weight", vec![c])?;
                     LayerParams::Scale(Scale { gamma: Param::from_tensor(gamma.to_tensor(device)) })

@@ -159,6 +159,61 @@ fn layer(g: &mut Graph, l: &Layer, input_hw: [u32; 2], s: LayerShape, p: &FixedP
             };
             g.node("Resize", vec![x, roi, scales, sizes], &out, attrs)
         }
+        Op::Tokens => {
+            let shape = g.int64s(&format!("{out}.shape"), &[0, 0, 1, -1]);
+            g.node("Reshape", vec![x, shape], &out, vec![])
+        }
+        Op::Token { index } => {
+            let row = g.int64s(&format!("{out}.positions"), &[0, 0, -1]);
+            let row = g.node("Reshape", vec![x, row], &format!("{out}.row"), vec![]);
+            let at = g.int64s(&format!("{out}.index"), &[i64::from(*index)]);
+            let picked = g.node("Gather", vec![row, at], &format!("{out}.picked"), vec![int("axis", 2)]);
+            let shape = g.int64s(&format!("{out}.shape"), &[0, 0, 1, 1]);
+            g.node("Reshape", vec![picked, shape], &out, vec![])
+        }
+        Op::ClassToken | Op::PosEmbed { .. } => {
+            let FixedParams::Weighted { weight, .. } = p else { unreachable!("a token table holds a weight") };
+            let [c, h, w] = [s.out as usize, l.hw[0] as usize, l.hw[1] as usize];
+            if l.op == Op::ClassToken {
+                // The token `[1, C, 1, 1]` repeated over the batch, then the row after it.
+                let token = HostTensor { shape: vec![1, c, 1, 1], data: weight.data.clone() };
+                let token = g.init(&format!("{out}.weight"), &token);
+                let n = g.node("Shape", vec![x.clone()], &format!("{out}.n"), vec![int("start", 0), int("end", 1)]);
+                let rest = g.int64s(&format!("{out}.c11"), &[c as i64, 1, 1]);
+                let shape = g.node("Concat", vec![n, rest], &format!("{out}.shape"), vec![int("axis", 0)]);
+                let tokens = g.node("Expand", vec![token, shape], &format!("{out}.tokens"), vec![]);
+                g.node("Concat", vec![tokens, x], &out, vec![int("axis", 3)])
+            } else {
+                let table = HostTensor { shape: vec![1, c, h, w], data: weight.data.clone() };
+                let table = g.init(&format!("{out}.weight"), &table);
+                g.node("Add", vec![x, table], &out, vec![])
+            }
+        }
+        Op::Attend { head_dim } => {
+            // [N, heads, d, HW] per input; q and v transposed to rows of tokens.
+            let d = i64::from(*head_dim);
+            let heads = i64::from(s.out) / d;
+            let shape = g.int64s(&format!("{out}.heads"), &[0, heads, d, -1]);
+            let perm = || ints("perm", vec![0, 1, 3, 2]);
+            let mut split = |t: &String, name: &str, transpose: bool| {
+                let r = g.node("Reshape", vec![t.clone(), shape.clone()], &format!("{out}.{name}"), vec![]);
+                if transpose {
+                    g.node("Transpose", vec![r], &format!("{out}.{name}t"), vec![perm()])
+                } else {
+                    r
+                }
+            };
+            let (q, k, v) = (split(&ins[0], "q", true), split(&ins[1], "k", false), split(&ins[2], "v", true));
+            let scores = g.node("MatMul", vec![q, k], &format!("{out}.scores"), vec![]);
+            let scale = g.scalar(&format!("{out}.scale"), 1.0 / (*head_dim as f32).sqrt());
+            let scaled = g.node("Mul", vec![scores, scale], &format!("{out}.scaled"), vec![]);
+            let weights = g.node("Softmax", vec![scaled], &format!("{out}.weights"), vec![int("axis", -1)]);
+            let y = g.node("MatMul", vec![weights, v], &format!("{out}.tokens"), vec![]);
+            let y = g.node("Transpose", vec![y], &format!("{out}.channels"), vec![perm()]);
+            let [h, w] = l.hw.map(i64::from);
+            let back = g.int64s(&format!("{out}.shape"), &[0, i64::from(s.out), h, w]);
+            g.node("Reshape", vec![y, back], &out, vec![])
+        }
         Op::Dropout { .. } | Op::DropPath { .. } => x,
         Op::Add | Op::Mul => {
             let op = if l.op == Op::Add { "Add" } else { "Mul" };

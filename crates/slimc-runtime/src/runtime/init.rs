@@ -1,7 +1,7 @@
 //! Parameter initialisation, as each op's reference does it: Kaiming-normal (fan-out,
 //! ReLU gain) for convs as torchvision's ResNets, PyTorch's default uniform
 //! `±1/sqrt(fan_in)` for linears, zero conv biases, BN and layer norm γ = 1 and β = 0, layer
-//! scale γ = its `init`.
+//! scale γ = its `init`, ViT's class token zeros and position embedding N(0, 0.02²).
 
 use burn::module::Param;
 use burn::tensor::backend::Backend;
@@ -66,6 +66,15 @@ pub fn layer<B: Backend>(
                 gamma: (0..copies).map(|_| Param::from_tensor(Tensor::ones([channels], device))).collect(),
                 beta: (0..copies).map(|_| zeros(channels)).collect(),
             })
+        }
+        // ViT's: a class token of zeros, a position embedding drawn N(0, 0.02²).
+        Weights::Table { shape } => {
+            let weight = if let Op::PosEmbed { .. } = op {
+                sample(shape, Normal::new(0.0, 0.02).expect("positive std"), &mut rng, device)
+            } else {
+                Tensor::zeros(shape, device)
+            };
+            LayerParams::Matrix(Matrix { weight: Param::from_tensor(weight), bias: None })
         }
         Weights::Scale { channels } => {
             let init = if let Op::LayerScale { init } = op { *init } else { 1.0 };

@@ -3,6 +3,7 @@
 //! kind has its own file; Burn choices live only here, never in sema or the IR.
 
 pub(crate) mod activation;
+pub(crate) mod attention;
 pub mod backend;
 pub mod checkpoint;
 mod conv;
@@ -57,6 +58,13 @@ pub enum RuntimeError {
     /// The input batch does not have the network's channel count.
     #[error("input batch is {got:?}, the network expects [N, {}, H, W]", expected[0])]
     InputShape { expected: [usize; 3], got: [usize; 4] },
+    /// A position embedding or token index met a map of another size than it was compiled
+    /// for (an input of another size than the network's).
+    #[error(
+        "layer {layer} holds positions for a {}x{} map but got {}x{}: this network takes {}x{} inputs (compile it for another size with `--set size=...`)",
+        expected[0], expected[1], got[0], got[1], input[0], input[1]
+    )]
+    Positions { layer: String, expected: [u32; 2], got: [usize; 2], input: [u32; 2] },
     /// Multipliers that do not decode.
     #[error(transparent)]
     Decode(#[from] crate::ir::DecodeError),
@@ -408,6 +416,26 @@ impl<B: SlimBackend> SlimNet<B> {
                 let like = inputs.first().map(|t| [t.dims()[2], t.dims()[3]]);
                 pool::upsample(x, *to, *mode, like)
             }
+            Op::Attend { head_dim } => {
+                let (k, v) = (inputs.remove(0), inputs.remove(0));
+                attention::attend(x, k, v, *head_dim as usize)
+            }
+            Op::Tokens => attention::tokens(x),
+            // A position embedding or a token index holds for the input size compiled for.
+            Op::Token { index } if (*index as usize) < x.dims()[2] * x.dims()[3] => {
+                attention::token(x, *index as usize)
+            }
+            Op::PosEmbed { positions } if (*positions as usize) == x.dims()[2] * x.dims()[3] => {
+                attention::pos_embed(x, p.matrix().expect("a position embedding's table").weight.val())
+            }
+            Op::Token { .. } | Op::PosEmbed { .. } => {
+                let [_, _, h, w] = x.dims();
+                let l = &self.net.layers[crate::ir::LayerId::new(i)];
+                let expected = self.net.layers[l.inputs[0]].hw;
+                let input = [self.net.input[1], self.net.input[2]];
+                return Err(RuntimeError::Positions { layer: l.name.clone(), expected, got: [h, w], input });
+            }
+            Op::ClassToken => attention::class_token(x, p.matrix().expect("a class token's table").weight.val()),
             Op::LayerNorm { eps } => {
                 let (gamma, beta) = p.affine().expect("a layer norm has γ and β").at(0);
                 norm::layer_norm(x, gamma, beta, *eps)

@@ -18,7 +18,8 @@ pub enum LayerParams<B: Backend> {
     None(PhantomData<B>),
     /// A conv's or a transposed conv's kernel and bias ([`Weights::Kernel`]).
     Kernel(Kernel<B>),
-    /// A linear map and its bias ([`Weights::Matrix`]).
+    /// A linear map and its bias ([`Weights::Matrix`]), or a learned table `[C, P]` without
+    /// one ([`Weights::Table`]: a class token, a position embedding).
     Matrix(Matrix<B>),
     /// Batch or layer norm ([`Weights::Affine`]).
     Affine(Affine<B>),
@@ -111,7 +112,7 @@ impl<B: Backend> LayerParams<B> {
             (self, weights),
             (LayerParams::None(_), Weights::None)
                 | (LayerParams::Kernel(_), Weights::Kernel { .. })
-                | (LayerParams::Matrix(_), Weights::Matrix { .. })
+                | (LayerParams::Matrix(_), Weights::Matrix { .. } | Weights::Table { .. })
                 | (LayerParams::Affine(_), Weights::Affine { .. })
                 | (LayerParams::Scale(_), Weights::Scale { .. })
         )

@@ -40,6 +40,10 @@ const RESERVED: &[&str] = &[
     "math",
 ];
 
+/// The names in [`RESERVED`] only because the generated code uses them as local names or
+/// imports: they can still be keyword arguments (`Scope(x=...)`).
+const LOCALS: &[&str] = &["x", "c", "F", "torch", "nn", "math"];
+
 /// Attributes of `nn.Module` and of the generated classes: a submodule with one of these
 /// names is reached as `self["name"]`, not `self.name`.
 const MODULE_ATTRS: &[&str] = &[
@@ -199,7 +203,7 @@ impl Node {
         for (name, node) in &self.children {
             let (prefix, suffix) = if positional {
                 (String::new(), ",")
-            } else if is_identifier(name) && !RESERVED.contains(&name.as_str()) {
+            } else if is_identifier(name) && (!RESERVED.contains(&name.as_str()) || LOCALS.contains(&name.as_str())) {
                 (format!("{name}="), ",")
             } else {
                 (format!("**{{{name:?}: "), "},")
@@ -245,6 +249,8 @@ impl<'n> Emitter<'n> {
             "SlimBatchNorm2d",
             "SlimLayerNorm2d",
             "SlimLayerScale",
+            "SlimClassToken",
+            "SlimPosEmbed",
             "ZeroPad",
             "Slim",
         ]
@@ -355,6 +361,14 @@ impl<'n> Emitter<'n> {
                 let c = self.count(scope, &l.width, slots);
                 call("SlimLayerScale", vec![atom(c), atom(format!("init={}", float(*init)))])
             }
+            Op::ClassToken => {
+                self.parts.insert(Part::ClassToken);
+                call("SlimClassToken", vec![atom(self.count(scope, &l.width, slots))])
+            }
+            Op::PosEmbed { positions } => {
+                self.parts.insert(Part::PosEmbed);
+                call("SlimPosEmbed", vec![atom(self.count(scope, &l.width, slots)), atom(positions.to_string())])
+            }
             Op::ZeroPad => {
                 self.parts.insert(Part::ZeroPad);
                 let (i_c, o_c) = (self.count(scope, &in_w, slots), self.count(scope, &l.width, slots));
@@ -369,6 +383,9 @@ impl<'n> Emitter<'n> {
             | Op::AdaptiveAvgPool { .. }
             | Op::Flatten
             | Op::Upsample { .. }
+            | Op::Attend { .. }
+            | Op::Tokens
+            | Op::Token { .. }
             | Op::Dropout { .. }
             | Op::DropPath { .. }
             | Op::Add
@@ -396,6 +413,8 @@ impl<'n> Emitter<'n> {
             | Op::BatchNorm
             | Op::LayerNorm { .. }
             | Op::LayerScale { .. }
+            | Op::ClassToken
+            | Op::PosEmbed { .. }
             | Op::ZeroPad => f(module, vec![]),
             Op::Act(a) => match a {
                 Activation::Relu => f("F.relu", vec![]),
@@ -442,6 +461,13 @@ impl<'n> Emitter<'n> {
                 f("F.interpolate", rest)
             }
             Op::Dropout { p } => f("F.dropout", vec![float(*p), "self.training".into()]),
+            Op::Tokens => atom(format!("{x}.flatten(2)[:, :, None, :]")),
+            Op::Token { index } => atom(format!("{x}.flatten(2)[:, :, {index}, None, None]")),
+            Op::Attend { head_dim } => {
+                self.parts.insert(Part::Attend);
+                let rest = args.iter().skip(1).cloned().chain([head_dim.to_string()]).collect();
+                f("_attend", rest)
+            }
             Op::DropPath { p } => {
                 self.parts.insert(Part::DropPath);
                 f("_drop_path", vec![float(*p), "self.training".into()])

@@ -17,6 +17,9 @@ pub enum Part {
     Split,
     Shuffle,
     DropPath,
+    Attend,
+    ClassToken,
+    PosEmbed,
 }
 
 impl Part {
@@ -30,6 +33,8 @@ impl Part {
                 | Part::BatchNorm
                 | Part::LayerNorm
                 | Part::LayerScale
+                | Part::ClassToken
+                | Part::PosEmbed
                 | Part::ZeroPad
         )
     }
@@ -48,6 +53,9 @@ impl Part {
             Part::Split => SPLIT,
             Part::Shuffle => SHUFFLE,
             Part::DropPath => DROP_PATH,
+            Part::Attend => ATTEND,
+            Part::ClassToken => CLASS_TOKEN,
+            Part::PosEmbed => POS_EMBED,
         }
     }
 }
@@ -207,6 +215,33 @@ const LAYER_SCALE: &str = r#"class SlimLayerScale(Slim):
         return x * self.weight[: x.shape[1], None, None]
 "#;
 
+const CLASS_TOKEN: &str = r#"class SlimClassToken(Slim):
+    """A learned token `[C, 1]` put before a row of tokens `[N, C, 1, L]` (ViT's class
+    token, zeros at first)."""
+
+    def __init__(self, ch):
+        super().__init__(ch, ch)
+        self.weight = nn.Parameter(torch.zeros(ch, 1))
+
+    def forward(self, x):
+        n, c = x.shape[:2]
+        token = self.weight[:c, :, None].expand(c, 1, 1)[None].expand(n, c, 1, 1)
+        return torch.cat([token, x], dim=3)
+"#;
+
+const POS_EMBED: &str = r#"class SlimPosEmbed(Slim):
+    """A learned embedding `[C, H*W]` added to the map, one vector per position, row by row
+    (ViT's position embedding, N(0, 0.02^2) at first)."""
+
+    def __init__(self, ch, positions):
+        super().__init__(ch, ch)
+        self.weight = nn.Parameter(torch.randn(ch, positions) * 0.02)
+
+    def forward(self, x):
+        _, c, h, w = x.shape
+        return x + self.weight[:c].reshape(1, c, h, w)
+"#;
+
 const ZERO_PAD: &str = r#"class ZeroPad(Slim):
     """Zero channels after the input's, up to `out_ch` (an option-A shortcut)."""
 
@@ -235,4 +270,14 @@ const DROP_PATH: &str = r#"def _drop_path(x, p, training):
         return x
     keep = (torch.rand(x.shape[0], 1, 1, 1, device=x.device) >= p).to(x.dtype)
     return x * keep / (1.0 - p)
+"#;
+
+const ATTEND: &str = r#"def _attend(q, k, v, head_dim):
+    """Multi-head attention over the positions: channels `h*d : (h+1)*d` are head `h` (the
+    active heads a prefix); per head softmax(Q K^T / sqrt(d)) V."""
+    n, c, h, w = q.shape
+    heads = c // head_dim
+    q, k, v = (t.reshape(n, heads, head_dim, h * w).transpose(2, 3) for t in (q, k, v))
+    y = F.scaled_dot_product_attention(q, k, v)
+    return y.transpose(2, 3).reshape(n, c, h, w)
 "#;
