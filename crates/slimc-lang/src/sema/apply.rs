@@ -588,9 +588,9 @@ impl<'a> Elab<'a, '_> {
             let what = if operands.len() < 3 { "the tensors q, k and v" } else { "exactly three tensors" };
             return Ok(self.error(SemaError::MissingArgument { callee: "attend".into(), param: what.into(), span }));
         }
-        if arg(args, "heads").is_none() {
+        let Some(&(_, _, at)) = arg(args, "heads") else {
             return Ok(self.error(SemaError::MissingArgument { callee: "attend".into(), param: "heads".into(), span }));
-        }
+        };
         let Some(heads) = self.int_arg(args, "heads", 1, 1, MAX_CHANNELS) else { return Ok(Value::Poison) };
         let hw = [operands[0].0.h, operands[0].0.w];
         if operands.iter().any(|(t, _)| [t.h, t.w] != hw) {
@@ -604,7 +604,6 @@ impl<'a> Elab<'a, '_> {
                 return Ok(Value::Poison);
             }
         }
-        let at = arg(args, "heads").map_or(span, |a| a.2);
         if !q.c.is_multiple_of(heads) {
             self.errors.push(SemaError::NotDivisible {
                 what: "heads".into(),

@@ -678,10 +678,9 @@ impl<'a, 'i> Elab<'a, 'i> {
         if self.errors.len() > first_error {
             let shown: Vec<String> = args.iter().map(|(n, v)| format!("{n}={}", v.brief())).collect();
             let call = format!("{}({})", def.name.name, shown.join(", "));
-            for e in &mut self.errors[first_error..] {
-                let error = Box::new(std::mem::replace(e, SemaError::EmptyStage { span }));
-                *e = SemaError::InCall { error, call: call.clone(), span };
-            }
+            let inner: Vec<SemaError> = self.errors.drain(first_error..).collect();
+            let wrapped = inner.into_iter().map(|e| SemaError::InCall { error: Box::new(e), call: call.clone(), span });
+            self.errors.extend(wrapped);
         }
         result?;
         Ok(match env.remove("out") {

@@ -58,11 +58,6 @@ impl Warning {
                     .help(format!("use padding at most {}", kernel / 2))
             }
             Warning::RatioRounding { span, of, ratio, policy, got, floor } => {
-                let policy = match policy {
-                    Rounding::Floor => "floor".to_string(),
-                    Rounding::Nearest => "nearest".to_string(),
-                    Rounding::MakeDivisible(d) => format!("make_divisible({d})"),
-                };
                 let exact = super::value::number(f64::from(*of) * ratio);
                 Diagnostic::warning("W0305", format!("`ratio` rounds with the network's `{policy}`: {got} channels at full width, not {floor}"))
                     .primary(*span, format!("{of} × {} = {exact}, rounded by `{policy}` to {got}", super::value::number(*ratio)))

@@ -225,7 +225,7 @@ const CLASS_TOKEN: &str = r#"class SlimClassToken(Slim):
 
     def forward(self, x):
         n, c = x.shape[:2]
-        token = self.weight[:c, :, None].expand(c, 1, 1)[None].expand(n, c, 1, 1)
+        token = self.weight[None, :c, :, None].expand(n, c, 1, 1)
         return torch.cat([token, x], dim=3)
 "#;
 
