@@ -10,21 +10,12 @@ cd "$(dirname "$0")/.."
 epochs=${1:-1}
 out=${2:-runs/schemes}
 plot=${3:-docs/schemes-fashion-mnist.svg}
-slimc=${SLIMC:-./target/release/slimc}
-[ -n "${SLIMC:-}" ] || cargo build --release --quiet
-mkdir -p "$out"
-train() { # NAME ARGS...: a run that exists is continued (a finished one is left as it is)
-    local name=$1; shift
-    if [ -d "$out/$name/checkpoint" ]; then
-        "$slimc" train --resume "$out/$name" --quiet
-    else
-        "$slimc" train models/resnet20.slim --epochs "$epochs" --seed 0 --out "$out/$name" --quiet "$@"
-    fi
-}
-train us --scheme us
-train joslim --scheme joslim
+. scripts/runs.sh
+model=models/resnet20.slim
+train "$model" us --scheme us
+train "$model" joslim --scheme joslim
 for w in 0.25 0.5 0.75 1.0; do
-    train "fixed-$w" --scheme fixed --width "$w"
+    train "$model" "fixed-$w" --scheme fixed --width "$w"
 done
 # AutoSlim with 4-channel steps and 4 validation batches per candidate (about 30 iterations
 # of 12 candidates on this network; the defaults take 3x longer).

@@ -3,7 +3,8 @@
 # per-width inference, run back to back with the same thread count, printed as one
 # Markdown table with the ratios slimc / PyTorch (the README's "Speed against PyTorch").
 #
-#   scripts/compare-torch.sh [--slimc BIN] [--python PY] [--threads N] [--steps S] [--rounds R] [--quick]
+#   scripts/compare-torch.sh [--slimc BIN] [--python PY] [--threads N] [--steps S] [--rounds R]
+#                            [--models LIST] [--quick]
 #
 # --slimc    a release build (default target/release/slimc)
 # --python   a python3 that imports torch (default target/torch-venv/bin/python3, made on
@@ -12,10 +13,12 @@
 # --steps    timed steps of each measurement (default 10, after two warm-up steps)
 # --rounds   alternate slimc and PyTorch R times per network and keep each one's best
 #            round (default 1)
+# --models   the networks, comma-separated (default resnet20,mobilenet_v2,vit_fmnist)
 # --quick    tiny batches and one step: checks that everything runs, measures nothing
 #
-# Rows: ResNet-20 (batch 128) and MobileNetV2 at 32x32 (batch 64), each the US-Nets
-# sandwich step (max, min, 2 random widths, inplace distillation, SGD Nesterov with weight
+# Rows: ResNet-20 (batch 128), MobileNetV2 at 32x32 (batch 64) and the ViT of
+# models/vit_fmnist.slim (28x28, batch 128; PyTorch's side runs tokens through F.linear
+# and scaled_dot_product_attention), each the US-Nets sandwich step (max, min, 2 random widths, inplace distillation, SGD Nesterov with weight
 # decay), inference at widths 1.0 / 0.5 / 0.25, and each process's peak resident memory
 # (GNU time's maximum RSS); then, when Fashion-MNIST is installed, slimc's data loader
 # alone (`slimc bench --data`). Before timing, the script checks that both sides build the
@@ -25,6 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 slimc=target/release/slimc python=target/torch-venv/bin/python3 threads=2 steps=10 rounds=1 quick=
+models=resnet20,mobilenet_v2,vit_fmnist
 while [ $# -gt 0 ]; do
     case "$1" in
         --slimc) slimc="$2"; shift 2 ;;
@@ -32,8 +36,9 @@ while [ $# -gt 0 ]; do
         --threads) threads="$2"; shift 2 ;;
         --steps) steps="$2"; shift 2 ;;
         --rounds) rounds="$2"; shift 2 ;;
+        --models) models="$2"; shift 2 ;;
         --quick) quick=1; shift ;;
-        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "compare-torch.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -108,8 +113,14 @@ compare() { # label, model, batch, slimc settings…
 }
 
 echo "slimc: $("$slimc" --version)  torch: $("$python" -c 'import torch; print(torch.__version__)')  threads: $threads  cores: $(nproc)" >&2
-compare "ResNet-20, batch 128" resnet20 128
-compare "MobileNetV2 32x32, batch 64" mobilenet_v2 64 --set size=32 --set classes=10
+for model in ${models//,/ }; do
+    case "$model" in
+        resnet20) compare "ResNet-20, batch 128" resnet20 128 ;;
+        mobilenet_v2) compare "MobileNetV2 32x32, batch 64" mobilenet_v2 64 --set size=32 --set classes=10 ;;
+        vit_fmnist) compare "ViT on 28x28, batch 128" vit_fmnist 128 ;;
+        *) echo "compare-torch.sh: no PyTorch reference for $model (resnet20, mobilenet_v2, vit_fmnist)" >&2; exit 2 ;;
+    esac
+done
 
 # The data pipeline next to training: slimc's loader alone on Fashion-MNIST, when installed.
 loader_row=

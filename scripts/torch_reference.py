@@ -12,11 +12,16 @@ scripts/gpu-check.sh on a GPU).
   resnet50 --scheme fixed  one width (default 1.0), plain cross-entropy, the same SGD.
   mobilenet_v2             torchvision's MobileNetV2 as models/mobilenet_v2.slim (32x32
                            input: --size); either scheme.
+  vit_fmnist               the small ViT of models/vit_fmnist.slim (28x28 grey input),
+                           written as PyTorch users write one: tokens [B, N, C],
+                           F.linear, F.layer_norm and F.scaled_dot_product_attention;
+                           either scheme.
 
 Channels at width w are floor(w * c) (at least 1) for the ResNets, slimc's `rounding
 floor`, and torchvision's _make_divisible(w * c, 8) for MobileNetV2, whose expansion
 widths are multiplied as dimensions of their own (make_divisible(w * t * c_in)) and
-whose last 1x1 conv (1280) is never slimmed, as in slimc. --infer-widths then times
+whose last 1x1 conv (1280) is never slimmed, as in slimc; the ViT keeps floor(w * 4)
+whole heads of 24 channels (at least one), and floors its embedding and MLP widths. --infer-widths then times
 inference (eval-mode BN with statistics of one batch, no autograd) at each width, as
 `slimc bench` does after training. --macs W prints the multiply-adds of width W and
 exits: scripts/compare-torch.sh checks them against `slimc cost` so that both sides run
@@ -100,9 +105,11 @@ class Linear:
         params["decay"].append(self.w)
         params["other"].append(self.b)
 
-    def __call__(self, x):
-        MACS[0] += x.shape[0] * self.w.shape[0] * x.shape[1]
-        return F.linear(x, self.w[:, : x.shape[1]], self.b)
+    def __call__(self, x, cout=None):
+        """The slice [:cout, :cin] (cout=None: every output), on [B, C] or tokens [B, N, C]."""
+        w = self.w[:cout, : x.shape[-1]]
+        MACS[0] += x.numel() // x.shape[-1] * w.shape[0] * w.shape[1]
+        return F.linear(x, w, self.b[:cout])
 
 
 class ResNet20:
@@ -210,6 +217,58 @@ class MobileNetV2:
         return self.fc(x)
 
 
+class ViT:
+    """models/vit_fmnist.slim: 4x4 patches (a conv of stride 4) with learned position
+    embeddings, blocks of pre-norm multi-head self-attention and a GELU MLP, each around a
+    residual, and a linear classifier on the mean token. Every weight is sliced to the
+    active widths: the embedding (the residual stream), whole heads, the MLP."""
+
+    def __init__(self, classes, device, embed=96, heads=4, mlp=192, depth=4, patch=4, size=28):
+        self.params = {"decay": [], "other": [], "bn": []}
+        p = self.params
+        self.embed, self.heads, self.mlp = embed, heads, mlp
+        self.patch = torch.empty(embed, 1, patch, patch, device=device)
+        torch.nn.init.kaiming_normal_(self.patch, mode="fan_out", nonlinearity="relu")
+        self.patch.requires_grad_()
+        self.patch_b = torch.zeros(embed, device=device, requires_grad=True)
+        self.pos = (0.02 * torch.randn(1, (size // patch) ** 2, embed, device=device)).requires_grad_()
+        p["decay"].append(self.patch)
+        p["other"] += [self.patch_b, self.pos]
+
+        def norm():
+            g = torch.ones(embed, device=device, requires_grad=True)
+            b = torch.zeros(embed, device=device, requires_grad=True)
+            p["other"] += [g, b]
+            return g, b
+
+        self.blocks = [(norm(), Linear(embed, embed, p, device), Linear(embed, embed, p, device),
+                        Linear(embed, embed, p, device), Linear(embed, embed, p, device), norm(),
+                        Linear(embed, mlp, p, device), Linear(mlp, embed, p, device)) for _ in range(depth)]
+        self.norm = norm()
+        self.fc = Linear(embed, classes, p, device)
+        self.training = True
+
+    def __call__(self, x, w):
+        c = channels(self.embed, w)
+        heads = channels(self.heads, w)
+        a, hidden = heads * (self.embed // self.heads), channels(self.mlp, w)
+        x = F.conv2d(x, self.patch[:c], self.patch_b[:c], stride=self.patch.shape[2])
+        b, _, h, ww = x.shape
+        MACS[0] += b * c * self.patch.shape[2] * self.patch.shape[3] * h * ww
+        x = x.flatten(2).transpose(1, 2) + self.pos[:, :, :c]
+
+        def ln(x, gb):
+            return F.layer_norm(x, (x.shape[-1],), gb[0][:c], gb[1][:c], 1e-5)
+
+        for n1, q, k, v, proj, n2, up, down in self.blocks:
+            y = ln(x, n1)
+            q_, k_, v_ = (f(y, a).unflatten(2, (heads, -1)).transpose(1, 2) for f in (q, k, v))
+            y = F.scaled_dot_product_attention(q_, k_, v_).transpose(1, 2).flatten(2)
+            x = x + proj(y, c)
+            x = x + down(F.gelu(up(ln(x, n2), hidden)), c)
+        return self.fc(ln(x, self.norm).mean(1))
+
+
 def set_mode(net, mode):
     for bn in net.params["bn"]:
         bn.mode = mode
@@ -218,11 +277,11 @@ def set_mode(net, mode):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", choices=["resnet20", "resnet50", "mobilenet_v2"])
+    ap.add_argument("model", choices=["resnet20", "resnet50", "mobilenet_v2", "vit_fmnist"])
     ap.add_argument("--scheme", choices=["us", "fixed"], default="us")
     ap.add_argument("--width", type=float, default=1.0, help="the width of --scheme fixed")
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--size", type=int, help="input size (default 32 for resnet20, 224 for resnet50)")
+    ap.add_argument("--size", type=int, help="input size (default 224 for resnet50, 28 for vit_fmnist, else 32)")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
@@ -235,18 +294,19 @@ def main():
     torch.manual_seed(0)
     random.seed(0)
     dev = torch.device(a.device)
-    classes, size = {"resnet20": (10, 32), "resnet50": (1000, 224), "mobilenet_v2": (10, 32)}[a.model]
-    classes, size = a.classes or classes, a.size or size
-    net = {"resnet20": ResNet20, "resnet50": ResNet50, "mobilenet_v2": MobileNetV2}[a.model](classes, dev)
+    classes, size, grey = {"resnet20": (10, 32, False), "resnet50": (1000, 224, False),
+                           "mobilenet_v2": (10, 32, False), "vit_fmnist": (10, 28, True)}[a.model]
+    classes, size, cin = a.classes or classes, a.size or size, 1 if grey else 3
+    net = {"resnet20": ResNet20, "resnet50": ResNet50, "mobilenet_v2": MobileNetV2, "vit_fmnist": lambda classes, dev: ViT(classes, dev, size=size)}[a.model](classes, dev)
     if a.macs is not None:
         with torch.no_grad():
-            net(torch.randn(2, 3, size, size, device=dev), a.macs)  # two images: BN needs more than one
+            net(torch.randn(2, cin, size, size, device=dev), a.macs)  # two images: BN needs more than one
         print(json.dumps({"model": a.model, "width": a.macs, "macs": MACS[0] // 2}))
         return
     opt = torch.optim.SGD([{"params": net.params["decay"], "weight_decay": 5e-5},
                            {"params": net.params["other"], "weight_decay": 0.0}],
                           lr=0.01, momentum=0.9, nesterov=True)
-    x = torch.randn(a.batch, 3, size, size, device=dev)
+    x = torch.randn(a.batch, cin, size, size, device=dev)
     y = torch.randint(0, classes, (a.batch,), device=dev)
 
     def step():

@@ -26,6 +26,14 @@ mod vit_b_16;
 mod deit_tiny;
 #[allow(dead_code)]
 #[rustfmt::skip]
+#[path = "emitted/vit_fmnist.rs"]
+mod vit_fmnist;
+#[allow(dead_code)]
+#[rustfmt::skip]
+#[path = "emitted/swin_t.rs"]
+mod swin_t;
+#[allow(dead_code)]
+#[rustfmt::skip]
 #[path = "emitted/efficientnet_b0.rs"]
 mod efficientnet_b0;
 #[allow(dead_code)]
@@ -167,9 +175,11 @@ macro_rules! compare {
         assert_eq!($module::INPUT, slim.net.input.map(|v| v as usize), "{name}");
         assert_eq!($module::CLASSES, slim.net.layers[slim.net.output].channels as usize, "{name}");
         let c = slim.net.input[0] as usize;
-        // Position embeddings hold for the compiled size; other networks run at 32x32.
-        let embeds = slim.net.layers.iter().any(|(_, l)| matches!(l.op, slimc_lang::ir::Op::PosEmbed { .. }));
-        let s = if embeds { slim.net.input[1] as usize } else { 32 };
+        // Position embeddings and windows hold for the compiled size; other networks run at 32x32.
+        let sized = slim.net.layers.iter().any(|(_, l)| {
+            matches!(l.op, slimc_lang::ir::Op::PosEmbed { .. } | slimc_lang::ir::Op::Attend { window: Some(_), .. })
+        });
+        let s = if sized { slim.net.input[1] as usize } else { 32 };
         for cfg in cfgs {
             stats.key = cfg.key();
             let x = Tensor::<Cpu, 4>::random([2, c, s, s], Distribution::Normal(0.0, 1.0), &Default::default());
@@ -268,6 +278,8 @@ fn emitted_convnext_and_vgg_compute_the_runtime_logits() {
 #[test]
 fn emitted_vision_transformer_computes_the_runtime_logits() {
     compare!(deit_tiny, DeitTiny, ln tables);
+    compare!(vit_fmnist, VitFmnist, ln tables);
+    compare!(swin_t, SwinT, ln tables);
 }
 
 #[test]

@@ -43,10 +43,11 @@ fn require_torch() {
     );
 }
 
-/// The `slimc` binary with `args` (the settings every model here is compiled with added).
+/// The `slimc` binary with `args` (the settings every model here is compiled with added,
+/// as `common::small` sets them).
 fn slimc(args: &[&str], name: &str) -> Output {
     let s = test_size(name).to_string();
-    let settings = ["--set", &format!("size={s}"), "--set", "classes=7"];
+    let settings = ["--set", &format!("size={s}"), "--set", "classes=7", "--set", "in_channels=3"];
     Command::new(env!("CARGO_BIN_EXE_slimc")).args(args).args(settings).output().unwrap()
 }
 

@@ -12,9 +12,9 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2dConfig, AvgPool2dConfig, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::backend::Backend;
-use burn::tensor::{activation, Distribution, ElementConversion, Tensor};
+use burn::tensor::{activation, Distribution, ElementConversion, Int, Tensor, TensorData};
 
-use slimc_lang::ir::{Activation, Interp, LayerShape, Network, Op, ParamValue};
+use slimc_lang::ir::{Activation, Heads, Interp, LayerShape, Network, Op, ParamValue, Window};
 use slimc_lang::Options;
 use slimc_runtime::runtime::device::{Cpu, CpuTrain};
 use slimc_runtime::runtime::{calibrate, BnSet, LayerParams, Mode, SlimNet, WidthConfig};
@@ -140,6 +140,12 @@ fn fixed_network<B: Backend>(
                     let positions = table.dims()[1];
                     Plain::Table(table.slice([0..o, 0..positions]))
                 }
+                // The relative position bias of the active heads.
+                Op::Attend { heads, window: Some(_), .. } => {
+                    let table = p.matrix().unwrap().weight.val();
+                    let positions = table.dims()[1];
+                    Plain::Table(table.slice([0..heads.split(o as u32).0 as usize, 0..positions]))
+                }
                 Op::ConvTranspose { kernel, stride, padding, output_padding, .. } => {
                     let [kh, kw] = kernel.map(|v| v as usize);
                     let kernel = p.kernel().unwrap();
@@ -228,22 +234,100 @@ fn upsample_axis<B: Backend>(t: Tensor<B, 4>, axis: usize, out: usize, mode: Int
     Tensor::cat(cols, axis)
 }
 
-/// Attention from the textbook formula, one head at a time: head `h` is channels
-/// `h·d .. (h+1)·d` of q, k and v; its output at token `i` is `Σ_j a_ij v_j` with
-/// `a_ij = exp(s_ij − max_j s) / Σ_j exp(s_ij − max_j s)` and `s_ij = q_i · k_j / √d`.
-fn attention_reference<B: Backend>(ins: &[Tensor<B, 4>], d: usize) -> Tensor<B, 4> {
+/// Attention as the textbook writes it, one window and one head at a time: each window's
+/// pixels gathered by their coordinates in the unrolled map (`(by·S + i + shift) mod H`),
+/// a head's channels picked by index (`h·d + j`, or `j·heads + h` with a fixed head
+/// count), the bias read from `table` at `(yp − yq + S − 1)·(2S − 1) + (xp − xq + S − 1)`,
+/// −100 between pixels from different regions of the rolled map, `exp(s − max) / Σ`,
+/// then every output put back at its pixel and channel.
+fn attention_reference<B: Backend>(
+    ins: &[Tensor<B, 4>],
+    (heads, share, window): (Heads, u32, Option<Window>),
+    table: Option<&Tensor<B, 2>>,
+) -> Tensor<B, 4> {
+    let device = ins[0].device();
     let [n, c, h, w] = ins[0].dims();
-    let heads: Vec<Tensor<B, 4>> = (0..c / d)
-        .map(|head| {
-            let part = |t: &Tensor<B, 4>| t.clone().narrow(1, head * d, d).reshape([n, d, h * w]);
-            let (q, k, v) = (part(&ins[0]), part(&ins[1]), part(&ins[2]));
-            let scores = q.swap_dims(1, 2).matmul(k).div_scalar((d as f64).sqrt());
+    let (nh, d) = heads.split(c as u32);
+    let (nh, d, share) = (nh as usize, d as usize, share as usize);
+    let by_count = matches!(heads, Heads::Count(_));
+    let (s, shift) = match window {
+        Some(win) => (
+            [win.size as usize; 2],
+            [0, 1].map(|i| if win.size as usize >= [h, w][i] { 0 } else { win.shift as usize }),
+        ),
+        None => ([h, w], [0, 0]),
+    };
+    let index = |v: Vec<usize>| {
+        let len = v.len();
+        Tensor::<B, 1, Int>::from_data(
+            TensorData::new(v.into_iter().map(|i| i as i64).collect::<Vec<_>>(), [len]),
+            &device,
+        )
+    };
+    let region = |v: usize, side: usize, t: usize, s: usize| {
+        if t == 0 || v < side - s {
+            0
+        } else if v < side - t {
+            1
+        } else {
+            2
+        }
+    };
+    let channels = |head: usize, of: usize| -> Vec<usize> {
+        (0..d).map(|j| if by_count { j * of + head } else { head * d + j }).collect()
+    };
+    let flat: Vec<Tensor<B, 3>> = ins.iter().map(|t| t.clone().reshape([n, t.dims()[1], h * w])).collect();
+    let mut order = Vec::new();
+    let mut outputs: Vec<Vec<Tensor<B, 3>>> = vec![Vec::new(); nh];
+    for (by, bx) in (0..h / s[0]).flat_map(|by| (0..w / s[1]).map(move |bx| (by, bx))) {
+        // Rolled coordinates (y', x') of the window's tokens, row by row.
+        let rolled: Vec<(usize, usize)> =
+            (0..s[0] * s[1]).map(|t| (by * s[0] + t / s[1], bx * s[1] + t % s[1])).collect();
+        let pixels: Vec<usize> = rolled.iter().map(|&(y, x)| ((y + shift[0]) % h) * w + (x + shift[1]) % w).collect();
+        order.extend(pixels.iter().copied());
+        let l = pixels.len();
+        let mut bias = vec![0.0f32; l * l];
+        for (p, &(yp, xp)) in rolled.iter().enumerate() {
+            for (q, &(yq, xq)) in rolled.iter().enumerate() {
+                let label = |y: usize, x: usize| 3 * region(y, h, shift[0], s[0]) + region(x, w, shift[1], s[1]);
+                if label(yp, xp) != label(yq, xq) {
+                    bias[p * l + q] = -100.0;
+                }
+            }
+        }
+        let mask = Tensor::<B, 2>::from_data(TensorData::new(bias, [l, l]), &device);
+        for (head, out) in outputs.iter_mut().enumerate() {
+            let pick = |t: &Tensor<B, 3>, head: usize, of: usize| {
+                t.clone().select(1, index(channels(head, of))).select(2, index(pixels.clone()))
+            };
+            let q = pick(&flat[0], head, nh);
+            let (k, v) = (pick(&flat[1], head / share, nh / share), pick(&flat[2], head / share, nh / share));
+            let mut scores = q.swap_dims(1, 2).matmul(k).div_scalar((d as f64).sqrt());
+            if let (Some(win), Some(table)) = (window, table) {
+                let z = win.size as usize;
+                let entries: Vec<usize> = (0..l * l)
+                    .map(|pq| {
+                        let ((yp, xp), (yq, xq)) = (rolled[pq / l], rolled[pq % l]);
+                        (yp + z - 1 - yq) * (2 * z - 1) + (xp + z - 1 - xq)
+                    })
+                    .collect();
+                let b = table.clone().narrow(0, head, 1).reshape([table.dims()[1]]).select(0, index(entries));
+                scores = scores + (b.reshape([l, l]) + mask.clone()).unsqueeze_dim(0);
+            }
             let e = (scores.clone() - scores.max_dim(2)).exp();
             let a = e.clone() / e.sum_dim(2);
-            v.matmul(a.swap_dims(1, 2)).reshape([n, d, h, w])
-        })
-        .collect();
-    Tensor::cat(heads, 1)
+            out.push(v.matmul(a.swap_dims(1, 2)));
+        }
+    }
+    // Heads side by side (head h's dimension j at h·d + j), windows one after another;
+    // then each channel and pixel taken from where it was computed.
+    let joined = Tensor::cat(outputs.into_iter().map(|o| Tensor::cat(o, 2)).collect(), 1);
+    let channel_from: Vec<usize> = (0..c).map(|ch| if by_count { (ch % nh) * d + ch / nh } else { ch }).collect();
+    let mut pixel_from = vec![0; h * w];
+    for (at, &p) in order.iter().enumerate() {
+        pixel_from[p] = at;
+    }
+    joined.select(1, index(channel_from)).select(2, index(pixel_from)).reshape([n, c, h, w])
 }
 
 /// Runs the reference network: plain layers, and the channel plumbing written again here.
@@ -271,7 +355,10 @@ fn run_fixed<B: Backend>(net: &Network, plain: &[Plain<B>], shapes: &[LayerShape
                 t * gamma.clone().reshape([1, c, 1, 1]).expand([n, c, h, w])
             }
             (Op::AdaptiveAvgPool { out }, _) => adaptive_avg_pool(first.unwrap(), out.map(|v| v as usize)),
-            (Op::Attend { head_dim }, _) => attention_reference(&ins, *head_dim as usize),
+            (Op::Attend { heads, share, window }, plain) => {
+                let table = if let Plain::Table(t) = plain { Some(t) } else { None };
+                attention_reference(&ins, (*heads, *share, *window), table)
+            }
             // Rows one after another; position `i` is row `i / W`, column `i % W`.
             (Op::Tokens, _) => {
                 let t = first.unwrap();
@@ -363,13 +450,13 @@ fn run_fixed<B: Backend>(net: &Network, plain: &[Plain<B>], shapes: &[LayerShape
                     (0..c).map(|j| t.clone().narrow(1, (j % g) * (c / g) + j / g, 1)).collect();
                 Tensor::cat(order, 1)
             }
-            (Op::Subsample { stride }, _) => {
+            (Op::Subsample { stride, offset }, _) => {
                 let t = first.unwrap();
                 let [_, _, h, w] = t.dims();
-                let s = *stride as usize;
-                let rows: Vec<Tensor<B, 4>> = (0..h).step_by(s).map(|r| t.clone().narrow(2, r, 1)).collect();
+                let (s, [oy, ox]) = (*stride as usize, offset.map(|o| o as usize));
+                let rows: Vec<Tensor<B, 4>> = (oy..h).step_by(s).map(|r| t.clone().narrow(2, r, 1)).collect();
                 let t = Tensor::cat(rows, 2);
-                let cols: Vec<Tensor<B, 4>> = (0..w).step_by(s).map(|c| t.clone().narrow(3, c, 1)).collect();
+                let cols: Vec<Tensor<B, 4>> = (ox..w).step_by(s).map(|c| t.clone().narrow(3, c, 1)).collect();
                 Tensor::cat(cols, 3)
             }
             (Op::ZeroPad, _) => {
@@ -496,6 +583,8 @@ fn inactive_slices_of(name: &str, size: usize) {
             // A token table `[C, P]` uses its leading channels at every position.
             let (si, so) = match l.op {
                 Op::ClassToken | Op::PosEmbed { .. } => (s.out as usize, o),
+                // A relative position bias `[heads, P]` uses its active heads' rows.
+                Op::Attend { heads, .. } => (heads.split(s.out).0 as usize, o),
                 _ => (s.in_c as usize, s.out as usize),
             };
             if si < i {
@@ -582,7 +671,7 @@ fn conv_gradients_equal_burns() {
 fn active_parameters_equal_cost() {
     let device = Default::default();
     for name in ZOO {
-        let net = small(name, 32);
+        let net = small(name, common::test_size(name));
         let slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 1, &device);
         for w in [1.0, 0.5, 0.3] {
             let cfg = slim.uniform(w).unwrap();
@@ -600,7 +689,7 @@ fn stored_tensors_are_the_ir_layout_at_full_width() {
     use slimc_lang::ir::Weights;
     let device = Default::default();
     for name in ZOO {
-        let net = small(name, 32);
+        let net = small(name, common::test_size(name));
         let switches = vec![0.5, 1.0];
         let slim = SlimNet::<Cpu>::new(net.clone(), switches.clone(), 1, &device);
         let shapes = net.layer_shapes(&net.full_width());

@@ -91,6 +91,76 @@ fn vit_and_deit_match_the_references_exactly() {
     }
 }
 
+/// Swin-T (torchvision): exact parameters (the relative position bias tables, 169 entries
+/// per head, included) and conv + linear MACs at 224x224; attention's products apart, each
+/// token attending to the 49 of its window: `2·H·W·49·C` per block (their sum with the
+/// MACs is the 4.49G of the paper's 4.5G FLOPs). Every block attends in 7x7 windows,
+/// shifted by 3 in every second one; its heads slim whole (32 wide) and its bias table
+/// keeps a row per active head.
+#[test]
+fn swin_matches_torchvision_exactly() {
+    use slimc_lang::ir::{Heads, Weights, Window};
+    let net = load("swin_t");
+    assert_eq!(full(&net), (28_288_354, 4_350_425_088));
+    let windows = 2 * 49 * (2 * 56 * 56 * 96 + 2 * 28 * 28 * 192 + 6 * 14 * 14 * 384 + 2 * 7 * 7 * 768);
+    assert_eq!(slimc_lang::cost::attention_macs(&net, &net.full_width()), windows);
+    let attends: Vec<_> = net.layers.iter().filter(|(_, l)| matches!(l.op, Op::Attend { .. })).collect();
+    assert_eq!(attends.len(), 12);
+    let half = net.layer_shapes(&net.decode_uniform(0.5, net.rounding).unwrap());
+    for (k, (id, l)) in attends.into_iter().enumerate() {
+        let Op::Attend { heads, share, window } = l.op else { unreachable!() };
+        assert_eq!((heads, share), (Heads::Width(32), 1), "{}", l.name);
+        assert_eq!(window, Some(Window { size: 7, shift: if k % 2 == 0 { 0 } else { 3 } }), "{}", l.name);
+        let Width::Dim(d) = l.width else { panic!("{} is slimmable", l.name) };
+        assert_eq!(net.space.dims[d].divisor, 32, "{}: whole heads", l.name);
+        let s = half[id.index()];
+        assert_eq!(l.op.weights(s), Weights::Table { shape: [(s.out / 32) as usize, 169] }, "{}", l.name);
+    }
+}
+
+/// Grouped-query attention: the key/value heads are the search dimension and the query
+/// heads follow, `heads / kv_heads` per key/value head, whole heads at every width. With
+/// `fixed_heads` the head count stays and every head narrows.
+#[test]
+fn grouped_query_and_fixed_head_attention_slim_as_declared() {
+    let src = "network toy(classes = 10, in_channels = 3, size = 16) {
+        input in_channels x size x size
+        stem  = conv(96, k=4, stride=4) -> layernorm
+        stage = gqa(96) -> narrow(96)
+        head  = avgpool -> linear(classes)
+    }
+    block gqa(c) {
+        q   = in -> conv(c, k=1)
+        k   = in -> conv(c / 4, k=1)
+        v   = in -> conv(c / 4, k=1)
+        out = in + attend(q, k, v, heads=8, kv_heads=2) -> conv(in.c, k=1)
+    }
+    block narrow(c) {
+        q   = in -> conv(c, k=1)
+        k   = in -> conv(c, k=1)
+        v   = in -> conv(c, k=1)
+        out = in + attend(q, k, v, heads=4, fixed_heads=true) -> conv(in.c, k=1)
+    }";
+    let net = compile(src, "toy.slim", &Options::default()).unwrap_or_else(|d| panic!("{}", d.render())).remove(0);
+    let attends: Vec<_> =
+        net.layers.iter().filter(|(_, l)| matches!(l.op, Op::Attend { .. })).map(|(id, _)| id).collect();
+    for w in [1.0, 0.75, 0.5, 0.3] {
+        let shapes = net.layer_shapes(&net.decode_uniform(w, net.rounding).unwrap());
+        let channels = |id: slimc_lang::ir::LayerId, input: usize| shapes[net.layers[id].inputs[input].index()].out;
+        // q has 4 times k's and v's channels, in whole heads of 12.
+        let (q, k, v) = (channels(attends[0], 0), channels(attends[0], 1), channels(attends[0], 2));
+        assert_eq!((q, v), (4 * k, k), "at {w}");
+        assert_eq!(k % 12, 0, "at {w}: whole key/value heads");
+        // 4 heads at every width.
+        let q = channels(attends[1], 0);
+        assert_eq!(q % 4, 0, "at {w}");
+        assert_eq!(slimc_lang::ir::Heads::Count(4).split(q), (4, q / 4));
+    }
+    // One search dimension for the key/value heads (q follows), one for the fixed-count heads.
+    let half = net.layer_shapes(&net.decode_uniform(0.5, net.rounding).unwrap());
+    assert_eq!(half[net.layers[attends[0]].inputs[1].index()].out, 12, "half of 2 key/value heads of 12");
+}
+
 /// ConvNeXt-T and VGG-16: torchvision's exact parameters and conv+linear MACs at 224x224
 /// (ConvNeXt's per-position linears are 1x1 convs, its layer scales C parameters and no
 /// MACs; VGG's first classifier layer reads the flattened 7x7 map).

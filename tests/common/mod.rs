@@ -40,6 +40,8 @@ pub const ZOO: &[&str] = &[
     "vgg16",
     "vit_b_16",
     "deit_tiny",
+    "vit_fmnist",
+    "swin_t",
     "unet",
 ];
 
@@ -63,6 +65,8 @@ pub fn source(name: &str) -> String {
 pub fn test_size(name: &str) -> i64 {
     match name {
         "resnet20" | "resnet32" | "resnet44" | "resnet56" | "wrn40_4" => 16,
+        // Its windows (7x7) need maps of 56, 28, 14 and 7 pixels.
+        "swin_t" => 224,
         _ => 32,
     }
 }
@@ -71,7 +75,11 @@ pub fn test_size(name: &str) -> i64 {
 pub fn small(name: &str, size: i64) -> Arc<Network> {
     let src = std::fs::read_to_string(source(name)).unwrap();
     let options = Options {
-        settings: vec![("size".into(), ParamValue::Int(size)), ("classes".into(), ParamValue::Int(7))],
+        settings: vec![
+            ("size".into(), ParamValue::Int(size)),
+            ("classes".into(), ParamValue::Int(7)),
+            ("in_channels".into(), ParamValue::Int(3)),
+        ],
         ..Options::default()
     };
     let mut nets = slimc_lang::compile(&src, name, &options).unwrap_or_else(|d| panic!("{}", d.render()));

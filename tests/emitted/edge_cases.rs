@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 /// Channels of each search dimension at full width.
-pub const BASE_WIDTHS: [usize; 8] = [8, 8, 8, 16, 8, 16, 16, 16];
+pub const BASE_WIDTHS: [usize; 11] = [8, 8, 8, 16, 8, 16, 16, 16, 16, 8, 16];
 
 /// The input the network was declared for: channels, height, width.
 pub const INPUT: [usize; 3] = [3, 16, 16];
@@ -26,6 +26,9 @@ pub struct EdgeCases<B: Backend> {
     pub stage2_1: Factorized<B>,
     pub stage2_2: Attention<B>,
     pub stage2_3: ClassGate<B>,
+    pub stage2_4: Window<B>,
+    pub stage2_5: NarrowHeads<B>,
+    pub stage2_6: Merge<B>,
     pub head_linear1: SlimLinear<B>,
 }
 
@@ -130,6 +133,28 @@ impl<B: Backend> EdgeCases<B> {
                 v_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device),
                 cls_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device),
             },
+            stage2_4: Window {
+                x_layernorm1: SlimLayerNorm::new(16, 0.00001, device),
+                q_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device)
+                    .with_bias(device),
+                k_conv1: SlimConv2d::new([8, 16, 1, 1], [0, 0], device)
+                    .with_bias(device),
+                v_conv1: SlimConv2d::new([8, 16, 1, 1], [0, 0], device)
+                    .with_bias(device),
+                out_attend1: SlimTable::new(4, 9, 0.02, device),
+                out_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device)
+                    .with_bias(device),
+            },
+            stage2_5: NarrowHeads {
+                q_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device),
+                k_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device),
+                v_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device),
+                out_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device),
+            },
+            stage2_6: Merge {
+                out_layernorm1: SlimLayerNorm::new(64, 0.00001, device),
+                out_conv1: SlimConv2d::new([16, 64, 1, 1], [0, 0], device),
+            },
             head_linear1: SlimLinear::new(320, 10, false, device),
         }
     }
@@ -196,13 +221,26 @@ impl<B: Backend> EdgeCases<B> {
             .stage2_3.q_conv1)), ("stage2.3.k.conv1", LayerMut::Conv(& mut self.stage2_3
             .k_conv1)), ("stage2.3.v.conv1", LayerMut::Conv(& mut self.stage2_3
             .v_conv1)), ("stage2.3.cls.conv1", LayerMut::Conv(& mut self.stage2_3
-            .cls_conv1)), ("head.linear1", LayerMut::Linear(& mut self.head_linear1))
+            .cls_conv1)), ("stage2.4.x.layernorm1", LayerMut::LayerNorm(& mut self
+            .stage2_4.x_layernorm1)), ("stage2.4.q.conv1", LayerMut::Conv(& mut self
+            .stage2_4.q_conv1)), ("stage2.4.k.conv1", LayerMut::Conv(& mut self.stage2_4
+            .k_conv1)), ("stage2.4.v.conv1", LayerMut::Conv(& mut self.stage2_4
+            .v_conv1)), ("stage2.4.out.attend1", LayerMut::Table(& mut self.stage2_4
+            .out_attend1)), ("stage2.4.out.conv1", LayerMut::Conv(& mut self.stage2_4
+            .out_conv1)), ("stage2.5.q.conv1", LayerMut::Conv(& mut self.stage2_5
+            .q_conv1)), ("stage2.5.k.conv1", LayerMut::Conv(& mut self.stage2_5
+            .k_conv1)), ("stage2.5.v.conv1", LayerMut::Conv(& mut self.stage2_5
+            .v_conv1)), ("stage2.5.out.conv1", LayerMut::Conv(& mut self.stage2_5
+            .out_conv1)), ("stage2.6.out.layernorm1", LayerMut::LayerNorm(& mut self
+            .stage2_6.out_layernorm1)), ("stage2.6.out.conv1", LayerMut::Conv(& mut self
+            .stage2_6.out_conv1)), ("head.linear1", LayerMut::Linear(& mut self
+            .head_linear1))
         ]
     }
 
     /// Logits of a batch at a width: `widths` holds the channels of each search dimension (`slimc space` lists them; [`BASE_WIDTHS`] is full width). On an autodiff backend (training) batch norm uses the batch's statistics and dropout is active; otherwise batch norm uses the stored statistics (`mean`, `var`), which should be calibrated at the width being run.
     pub fn forward(&self, x: Tensor<B, 4>, widths: &[usize]) -> Tensor<B, 2> {
-        assert_eq!(widths.len(), 8, "one channel count per search dimension");
+        assert_eq!(widths.len(), 11, "one channel count per search dimension");
         let d = widths;
         let out = {
             let stem_conv1 = self.stem_conv1.forward(x, d[0]);
@@ -229,11 +267,16 @@ impl<B: Backend> EdgeCases<B> {
                     stage1_3,
                     &[d[4], d[0], nearest_width(0.5 * d[0] as f64).max(1), (d[4] + d[0])],
                 );
-            let stage2_1 = self.stage2_1.forward(stage2_0, &[d[5], d[3]]);
-            let stage2_2 = self.stage2_2.forward(stage2_1, &[d[6], d[6], d[6], d[3]]);
-            let stage2_3 = self.stage2_3.forward(stage2_2, &[d[7], d[7], d[7], d[3]]);
+            let stage2_1 = self.stage2_1.forward(stage2_0, &[d[5], d[6]]);
+            let stage2_2 = self.stage2_2.forward(stage2_1, &[d[7], d[7], d[7], d[6]]);
+            let stage2_3 = self.stage2_3.forward(stage2_2, &[d[8], d[8], d[8], d[6]]);
+            let stage2_4 = self
+                .stage2_4
+                .forward(stage2_3, &[(d[9] + d[9]), d[9], d[9], d[6]]);
+            let stage2_5 = self.stage2_5.forward(stage2_4, &[d[10], d[10], d[10], d[6]]);
+            let stage2_6 = self.stage2_6.forward(stage2_5, &[d[3]]);
             let head_avgpool1 = burn::tensor::module::avg_pool2d(
-                stage2_3,
+                stage2_6,
                 [2, 1],
                 [2, 1],
                 [0, 0],
@@ -477,7 +520,7 @@ impl<B: Backend> Attention<B> {
         let k_layernorm1 = self.k_layernorm1.forward(x.clone());
         let k_conv1 = self.k_conv1.forward(k_layernorm1, w[1]);
         let v_conv1 = self.v_conv1.forward(x.clone(), w[2]);
-        let mix_attend1 = attend(q_conv1, k_conv1, v_conv1, 4);
+        let mix_attend1 = attend(q_conv1, k_conv1, v_conv1, (4, false, 1), None, None);
         let mix_conv1 = self.mix_conv1.forward(mix_attend1, w[3]);
         x + mix_conv1
     }
@@ -505,11 +548,96 @@ impl<B: Backend> ClassGate<B> {
         let q_conv1 = self.q_conv1.forward(t_layernorm1.clone(), w[0]);
         let k_conv1 = self.k_conv1.forward(t_layernorm1.clone(), w[1]);
         let v_conv1 = self.v_conv1.forward(t_layernorm1, w[2]);
-        let cls_attend1 = attend(q_conv1, k_conv1, v_conv1, 8);
+        let cls_attend1 = attend(q_conv1, k_conv1, v_conv1, (8, false, 1), None, None);
         let cls_token1 = token(cls_attend1, 0);
         let cls_conv1 = self.cls_conv1.forward(cls_token1, w[3]);
         let cls_sigmoid1 = sigmoid(cls_conv1);
         mul(x, cls_sigmoid1)
+    }
+}
+
+/// Block `window` (first instance `stage2.4`).
+#[derive(Module, Debug)]
+pub struct Window<B: Backend> {
+    pub x_layernorm1: SlimLayerNorm<B>,
+    pub q_conv1: SlimConv2d<B>,
+    pub k_conv1: SlimConv2d<B>,
+    pub v_conv1: SlimConv2d<B>,
+    pub out_attend1: SlimTable<B>,
+    pub out_conv1: SlimConv2d<B>,
+}
+
+impl<B: Backend> Window<B> {
+    /// `w`: the output channels of this block's convs, linears and zero-pads, in order.
+    pub fn forward(&self, x: Tensor<B, 4>, w: &[usize]) -> Tensor<B, 4> {
+        let x_upsample1 = upsample(x.clone(), None, 2, true);
+        let x_layernorm1 = self.x_layernorm1.forward(x_upsample1);
+        let q_conv1 = self.q_conv1.forward(x_layernorm1.clone(), w[0]);
+        let k_conv1 = self.k_conv1.forward(x_layernorm1.clone(), w[1]);
+        let v_conv1 = self.v_conv1.forward(x_layernorm1, w[2]);
+        let out_attend1 = attend(
+            q_conv1,
+            k_conv1,
+            v_conv1,
+            (4, false, 2),
+            Some((2, 1)),
+            Some(self.out_attend1.weight.val()),
+        );
+        let out_conv1 = self.out_conv1.forward(out_attend1, w[3]);
+        let out_avgpool1 = burn::tensor::module::avg_pool2d(
+            out_conv1,
+            [2, 2],
+            [2, 2],
+            [0, 0],
+            true,
+            false,
+        );
+        x + out_avgpool1
+    }
+}
+
+/// Block `narrow_heads` (first instance `stage2.5`).
+#[derive(Module, Debug)]
+pub struct NarrowHeads<B: Backend> {
+    pub q_conv1: SlimConv2d<B>,
+    pub k_conv1: SlimConv2d<B>,
+    pub v_conv1: SlimConv2d<B>,
+    pub out_conv1: SlimConv2d<B>,
+}
+
+impl<B: Backend> NarrowHeads<B> {
+    /// `w`: the output channels of this block's convs, linears and zero-pads, in order.
+    pub fn forward(&self, x: Tensor<B, 4>, w: &[usize]) -> Tensor<B, 4> {
+        let q_conv1 = self.q_conv1.forward(x.clone(), w[0]);
+        let k_conv1 = self.k_conv1.forward(x.clone(), w[1]);
+        let v_conv1 = self.v_conv1.forward(x.clone(), w[2]);
+        let out_attend1 = attend(q_conv1, k_conv1, v_conv1, (2, true, 1), None, None);
+        let out_conv1 = self.out_conv1.forward(out_attend1, w[3]);
+        x + out_conv1
+    }
+}
+
+/// Block `merge` (first instance `stage2.6`).
+#[derive(Module, Debug)]
+pub struct Merge<B: Backend> {
+    pub out_layernorm1: SlimLayerNorm<B>,
+    pub out_conv1: SlimConv2d<B>,
+}
+
+impl<B: Backend> Merge<B> {
+    /// `w`: the output channels of this block's convs, linears and zero-pads, in order.
+    pub fn forward(&self, x: Tensor<B, 4>, w: &[usize]) -> Tensor<B, 4> {
+        let x_upsample1 = upsample(x, None, 2, true);
+        let s_subsample1 = subsample(x_upsample1.clone(), 2, 0, 0);
+        let s_subsample2 = subsample(x_upsample1.clone(), 2, 1, 0);
+        let s_subsample3 = subsample(x_upsample1.clone(), 2, 0, 1);
+        let s_subsample4 = subsample(x_upsample1, 2, 1, 1);
+        let s_concat1 = Tensor::cat(
+            vec![s_subsample1, s_subsample2, s_subsample3, s_subsample4],
+            1,
+        );
+        let out_layernorm1 = self.out_layernorm1.forward(s_concat1);
+        self.out_conv1.forward(out_layernorm1, w[0])
     }
 }
 
@@ -856,6 +984,17 @@ fn shuffle<B: Backend>(x: Tensor<B, 4>, groups: usize) -> Tensor<B, 4> {
     x.reshape([n, groups, c / groups, h * w]).swap_dims(1, 2).reshape([n, c, h, w])
 }
 
+/// `x[:, :, oy::s, ox::s]` (an option-A shortcut at offset 0, a quarter of
+/// a space-to-depth otherwise).
+fn subsample<B: Backend>(
+    x: Tensor<B, 4>,
+    s: isize,
+    oy: isize,
+    ox: isize,
+) -> Tensor<B, 4> {
+    x.slice(burn::tensor::s![.., .., oy..; s, ox..; s])
+}
+
 /// Inverted dropout on an autodiff backend (training); the identity otherwise.
 fn dropout<B: Backend>(x: Tensor<B, 4>, p: f64) -> Tensor<B, 4> {
     if p <= 0.0 || !B::ad_enabled(&x.device()) {
@@ -929,24 +1068,107 @@ fn upsample<B: Backend>(
     cols.matmul(mh).reshape([n, c, wo, ho]).swap_dims(2, 3)
 }
 
-/// Multi-head attention over the positions: channels `h·d .. (h+1)·d` are
-/// head `h` (the active heads a prefix); per head `softmax(Q Kᵀ / √d) V`.
+/// Attention over the positions. `split`: `(d, false)`, heads of `d` channels
+/// (channels `h·d .. (h+1)·d` are head `h`, a narrower width keeps whole
+/// heads), or `(n, true)`, `n` heads (channel `j·n + h` is dimension `j` of
+/// head `h`); `share` query heads read each key/value head. Per head
+/// `softmax(Q Kᵀ / √d + B) V`. With `window = Some((size, shift))` (Swin),
+/// within `size × size` windows of the map rolled by `−shift`, `B` the
+/// relative position bias from `table` `[heads, (2·size − 1)²]` plus −100
+/// between tokens of a shifted window from different regions.
 fn attend<B: Backend>(
     q: Tensor<B, 4>,
     k: Tensor<B, 4>,
     v: Tensor<B, 4>,
-    head_dim: usize,
+    (split, by_count, share): (usize, bool, usize),
+    window: Option<(usize, usize)>,
+    table: Option<Tensor<B, 2>>,
 ) -> Tensor<B, 4> {
     let [n, c, h, w] = q.dims();
-    let shape = [n, c / head_dim, head_dim, h * w];
-    let (q, k, v) = (
-        q.reshape(shape).swap_dims(2, 3),
-        k.reshape(shape),
-        v.reshape(shape).swap_dims(2, 3),
+    let device = q.device();
+    let (nh, d) = if by_count { (split, c / split) } else { (c / split, split) };
+    let (size, shift) = match window {
+        Some((s, t)) => {
+            ([s, s], [if s >= h { 0 } else { t }, if s >= w { 0 } else { t }])
+        }
+        None => ([h, w], [0, 0]),
+    };
+    let grid = [h / size[0], w / size[1]];
+    let (batch, tokens) = (n * grid[0] * grid[1], size[0] * size[1]);
+    let cut = |x: Tensor<B, 4>, heads: usize| -> Tensor<B, 4> {
+        let c = x.dims()[1];
+        let x = x.roll(&[shift[0] as i64, shift[1] as i64], &[2, 3]);
+        let x: Tensor<B, 6> = x.reshape([n, c, grid[0], size[0], grid[1], size[1]]);
+        let x = x.permute([0, 2, 4, 1, 3, 5]).reshape([batch, c, tokens]);
+        if by_count {
+            x.reshape([batch, d, heads, tokens]).swap_dims(1, 2)
+        } else {
+            x.reshape([batch, heads, d, tokens])
+        }
+    };
+    let repeat = |x: Tensor<B, 4>| -> Tensor<B, 4> {
+        let x: Tensor<B, 5> = x.unsqueeze_dim(2);
+        x.expand([batch, nh / share, share, d, tokens]).reshape([batch, nh, d, tokens])
+    };
+    let q = cut(q.mul_scalar(1.0 / (d as f64).sqrt()), nh).swap_dims(2, 3);
+    let (k, v) = (
+        repeat(cut(k, nh / share)),
+        repeat(cut(v, nh / share)).swap_dims(2, 3),
     );
-    let scores = q.matmul(k).mul_scalar(1.0 / (head_dim as f64).sqrt());
-    let weights = burn::tensor::activation::softmax(scores, 3);
-    weights.matmul(v).swap_dims(2, 3).reshape([n, c, h, w])
+    let mut scores = q.matmul(k);
+    if let (Some((s, _)), Some(table)) = (window, table) {
+        let index: Vec<i64> = (0..tokens * tokens)
+            .map(|pq| {
+                let (p, q) = (pq / tokens, pq % tokens);
+                ((p / s + s - 1 - q / s) * (2 * s - 1) + (p % s + s - 1 - q % s)) as i64
+            })
+            .collect();
+        let index = Tensor::<
+            B,
+            1,
+            burn::tensor::Int,
+        >::from_data(burn::tensor::TensorData::new(index, [tokens * tokens]), &device);
+        scores = scores
+            + table.narrow(0, 0, nh).select(1, index).reshape([1, nh, tokens, tokens]);
+        if shift != [0, 0] {
+            let region = |v: usize, side: usize, t: usize| {
+                if t == 0 || v < side - s { 0 } else if v < side - t { 1 } else { 2 }
+            };
+            let mut mask = Vec::with_capacity(grid[0] * grid[1] * tokens * tokens);
+            for b in 0..grid[0] * grid[1] {
+                let label = |t: usize| {
+                    let (y, x) = ((b / grid[1]) * s + t / s, (b % grid[1]) * s + t % s);
+                    3 * region(y, h, shift[0]) + region(x, w, shift[1])
+                };
+                mask.extend(
+                    (0..tokens * tokens)
+                        .map(|pq| {
+                            if label(pq / tokens) == label(pq % tokens) {
+                                0.0f32
+                            } else {
+                                -100.0
+                            }
+                        }),
+                );
+            }
+            let windows = grid[0] * grid[1];
+            let mask = Tensor::<
+                B,
+                5,
+            >::from_data(
+                burn::tensor::TensorData::new(mask, [1, windows, 1, tokens, tokens]),
+                &device,
+            );
+            let grouped: Tensor<B, 5> = scores.reshape([n, windows, nh, tokens, tokens]);
+            scores = (grouped + mask).reshape([batch, nh, tokens, tokens]);
+        }
+    }
+
+    let y = burn::tensor::activation::softmax(scores, 3).matmul(v);
+    let y = if by_count { y.permute([0, 3, 1, 2]) } else { y.swap_dims(2, 3) };
+    let y: Tensor<B, 6> = y.reshape([n, grid[0], grid[1], c, size[0], size[1]]);
+    let y = y.permute([0, 3, 1, 4, 2, 5]).reshape([n, c, h, w]);
+    y.roll(&[-(shift[0] as i64), -(shift[1] as i64)], &[2, 3])
 }
 
 /// The map's positions as one row of tokens: `[N, C, H, W]` → `[N, C, 1, H·W]`.

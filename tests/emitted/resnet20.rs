@@ -214,7 +214,7 @@ impl<B: Backend> BasicA2<B> {
         let main_relu1 = relu(main_bn1);
         let main_conv2 = self.main_conv2.forward(main_relu1, w[1]);
         let main_bn2 = self.main_bn2.forward(main_conv2);
-        let skip_subsample1 = subsample(x, 2);
+        let skip_subsample1 = subsample(x, 2, 0, 0);
         let skip_zeropad1 = zeropad(skip_subsample1, w[2]);
         let out_add1 = main_bn2 + skip_zeropad1;
         relu(out_add1)
@@ -388,7 +388,13 @@ fn zeropad<B: Backend>(x: Tensor<B, 4>, out: usize) -> Tensor<B, 4> {
     Tensor::cat(vec![x, zeros], 1)
 }
 
-/// `x[:, :, ::s, ::s]` (an option-A shortcut).
-fn subsample<B: Backend>(x: Tensor<B, 4>, s: isize) -> Tensor<B, 4> {
-    x.slice(burn::tensor::s![.., .., ..; s, ..; s])
+/// `x[:, :, oy::s, ox::s]` (an option-A shortcut at offset 0, a quarter of
+/// a space-to-depth otherwise).
+fn subsample<B: Backend>(
+    x: Tensor<B, 4>,
+    s: isize,
+    oy: isize,
+    ox: isize,
+) -> Tensor<B, 4> {
+    x.slice(burn::tensor::s![.., .., oy..; s, ox..; s])
 }

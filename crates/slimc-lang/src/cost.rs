@@ -79,17 +79,21 @@ fn area(a: [u32; 2]) -> u64 {
     u64::from(a[0]) * u64::from(a[1])
 }
 
-/// The products of every [`Op::Attend`] at `dims`: `Q Kᵀ` and `· V`, each `(H·W)²·C`
-/// multiply-accumulates at the active width `C`. Kept apart from [`Cost::macs`] (conv and
-/// linear only, the convention published counts use), as the models' papers report them.
+/// The products of every [`Op::Attend`] at `dims`: `Q Kᵀ` and `· V`, each `H·W·L·C`
+/// multiply-accumulates at the active query width `C` (`L` tokens attended by each: `H·W`,
+/// or a window's). Kept apart from [`Cost::macs`] (conv and linear only, the convention
+/// published counts use), as the models' papers report them.
 pub fn attention_macs(net: &Network, dims: &[u32]) -> u64 {
     let shapes = net.layer_shapes(dims);
     net.layers
         .iter()
-        .filter(|(_, l)| matches!(l.op, Op::Attend { .. }))
-        .map(|(id, l)| {
-            let tokens = area(l.hw);
-            2u64.saturating_mul(tokens).saturating_mul(tokens).saturating_mul(u64::from(shapes[id.index()].out))
+        .filter_map(|(id, l)| match l.op {
+            Op::Attend { window, .. } => {
+                let attended = window.map_or(area(l.hw), |w| w.tokens() as u64);
+                let products = 2u64.saturating_mul(area(l.hw)).saturating_mul(attended);
+                Some(products.saturating_mul(u64::from(shapes[id.index()].out)))
+            }
+            _ => None,
         })
         .fold(0u64, u64::saturating_add)
 }

@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::ir::{Groups, Interp, LayerShape, Network, Op, Resize, Rounding, Weights, Width};
+use crate::ir::{Groups, Heads, Interp, LayerShape, Network, Op, Resize, Rounding, Weights, Width, Window};
 use parts::{Helper, ParamKind};
 use tree::{Item, Local, Tree};
 
@@ -365,11 +365,27 @@ impl<'n> Emitter<'n> {
                 field = Some((quote!(SlimTable<B>), quote!(SlimTable::new(#c, #positions, #std, device))));
                 quote!(self.#var.#method(#x))
             }
-            Op::Attend { head_dim } => {
+            Op::Attend { heads, share, window } => {
                 let f = self.helper(Helper::Attend);
                 let (k, v) = (args.get(1).cloned().unwrap_or_default(), args.get(2).cloned().unwrap_or_default());
-                let d = lit(*head_dim);
-                quote!(#f(#x, #k, #v, #d))
+                let (by_count, split) = match heads {
+                    Heads::Width(d) => (false, lit(*d)),
+                    Heads::Count(n) => (true, lit(*n)),
+                };
+                let share = lit(*share);
+                let (window, table) = match window {
+                    Some(win @ Window { size, shift }) => {
+                        let rows = lit(heads.split(s.out).0);
+                        let positions = lit(win.relative_positions() as u64);
+                        self.helpers.insert(Helper::Param(ParamKind::Table));
+                        let init = quote!(SlimTable::new(#rows, #positions, 0.02, device));
+                        field = Some((quote!(SlimTable<B>), init));
+                        let (size, shift) = (lit(*size), lit(*shift));
+                        (quote!(Some((#size, #shift))), quote!(Some(self.#var.weight.val())))
+                    }
+                    None => (quote!(None), quote!(None)),
+                };
+                quote!(#f(#x, #k, #v, (#split, #by_count, #share), #window, #table))
             }
             Op::Dropout { p } => {
                 let f = self.helper(Helper::Dropout);
@@ -435,10 +451,10 @@ impl<'n> Emitter<'n> {
                 let g = lit(*groups);
                 quote!(#f(#x, #g))
             }
-            Op::Subsample { stride } => {
+            Op::Subsample { stride, offset: [oy, ox] } => {
                 let f = self.helper(Helper::Subsample);
-                let st = lit(*stride);
-                quote!(#f(#x, #st))
+                let (st, oy, ox) = (lit(*stride), lit(*oy), lit(*ox));
+                quote!(#f(#x, #st, #oy, #ox))
             }
             Op::ZeroPad => {
                 let f = self.helper(Helper::ZeroPad);
@@ -527,7 +543,7 @@ impl<'n> Emitter<'n> {
                 Op::BatchNorm => quote!(BatchNorm),
                 Op::LayerNorm { .. } => quote!(LayerNorm),
                 Op::LayerScale { .. } => quote!(LayerScale),
-                Op::ClassToken | Op::PosEmbed { .. } => quote!(Table),
+                Op::ClassToken | Op::PosEmbed { .. } | Op::Attend { window: Some(_), .. } => quote!(Table),
                 // Every op without weights, listed so that a new op must be named here.
                 Op::Input
                 | Op::Act(_)
@@ -537,7 +553,7 @@ impl<'n> Emitter<'n> {
                 | Op::AdaptiveAvgPool { .. }
                 | Op::Flatten
                 | Op::Upsample { .. }
-                | Op::Attend { .. }
+                | Op::Attend { window: None, .. }
                 | Op::Tokens
                 | Op::Token { .. }
                 | Op::Dropout { .. }

@@ -111,9 +111,10 @@ impl Helper {
                 }
             },
             Helper::Subsample => quote! {
-                /// `x[:, :, ::s, ::s]` (an option-A shortcut).
-                fn subsample<B: Backend>(x: Tensor<B, 4>, s: isize) -> Tensor<B, 4> {
-                    x.slice(burn::tensor::s![.., .., ..;s, ..;s])
+                /// `x[:, :, oy::s, ox::s]` (an option-A shortcut at offset 0, a quarter of
+                /// a space-to-depth otherwise).
+                fn subsample<B: Backend>(x: Tensor<B, 4>, s: isize, oy: isize, ox: isize) -> Tensor<B, 4> {
+                    x.slice(burn::tensor::s![.., .., oy..;s, ox..;s])
                 }
             },
             Helper::Dropout => quote! {
@@ -178,15 +179,93 @@ impl Helper {
                 }
             },
             Helper::Attend => quote! {
-                /// Multi-head attention over the positions: channels `h·d .. (h+1)·d` are
-                /// head `h` (the active heads a prefix); per head `softmax(Q Kᵀ / √d) V`.
-                fn attend<B: Backend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>, head_dim: usize) -> Tensor<B, 4> {
+                /// Attention over the positions. `split`: `(d, false)`, heads of `d` channels
+                /// (channels `h·d .. (h+1)·d` are head `h`, a narrower width keeps whole
+                /// heads), or `(n, true)`, `n` heads (channel `j·n + h` is dimension `j` of
+                /// head `h`); `share` query heads read each key/value head. Per head
+                /// `softmax(Q Kᵀ / √d + B) V`. With `window = Some((size, shift))` (Swin),
+                /// within `size × size` windows of the map rolled by `−shift`, `B` the
+                /// relative position bias from `table` `[heads, (2·size − 1)²]` plus −100
+                /// between tokens of a shifted window from different regions.
+                fn attend<B: Backend>(
+                    q: Tensor<B, 4>,
+                    k: Tensor<B, 4>,
+                    v: Tensor<B, 4>,
+                    (split, by_count, share): (usize, bool, usize),
+                    window: Option<(usize, usize)>,
+                    table: Option<Tensor<B, 2>>,
+                ) -> Tensor<B, 4> {
                     let [n, c, h, w] = q.dims();
-                    let shape = [n, c / head_dim, head_dim, h * w];
-                    let (q, k, v) = (q.reshape(shape).swap_dims(2, 3), k.reshape(shape), v.reshape(shape).swap_dims(2, 3));
-                    let scores = q.matmul(k).mul_scalar(1.0 / (head_dim as f64).sqrt());
-                    let weights = burn::tensor::activation::softmax(scores, 3);
-                    weights.matmul(v).swap_dims(2, 3).reshape([n, c, h, w])
+                    let device = q.device();
+                    let (nh, d) = if by_count { (split, c / split) } else { (c / split, split) };
+                    // No shift on a side that one window covers.
+                    let (size, shift) = match window {
+                        Some((s, t)) => ([s, s], [if s >= h { 0 } else { t }, if s >= w { 0 } else { t }]),
+                        None => ([h, w], [0, 0]),
+                    };
+                    let grid = [h / size[0], w / size[1]];
+                    let (batch, tokens) = (n * grid[0] * grid[1], size[0] * size[1]);
+                    let cut = |x: Tensor<B, 4>, heads: usize| -> Tensor<B, 4> {
+                        let c = x.dims()[1];
+                        // Burn's roll by `s` reads `x[i + s]` (torch.roll's by `−s`).
+                        let x = x.roll(&[shift[0] as i64, shift[1] as i64], &[2, 3]);
+                        let x: Tensor<B, 6> = x.reshape([n, c, grid[0], size[0], grid[1], size[1]]);
+                        let x = x.permute([0, 2, 4, 1, 3, 5]).reshape([batch, c, tokens]);
+                        if by_count {
+                            x.reshape([batch, d, heads, tokens]).swap_dims(1, 2)
+                        } else {
+                            x.reshape([batch, heads, d, tokens])
+                        }
+                    };
+                    let repeat = |x: Tensor<B, 4>| -> Tensor<B, 4> {
+                        let x: Tensor<B, 5> = x.unsqueeze_dim(2);
+                        x.expand([batch, nh / share, share, d, tokens]).reshape([batch, nh, d, tokens])
+                    };
+                    let q = cut(q.mul_scalar(1.0 / (d as f64).sqrt()), nh).swap_dims(2, 3);
+                    let (k, v) = (repeat(cut(k, nh / share)), repeat(cut(v, nh / share)).swap_dims(2, 3));
+                    let mut scores = q.matmul(k);
+                    if let (Some((s, _)), Some(table)) = (window, table) {
+                        // Entry (yp − yq + s − 1)·(2s − 1) + (xp − xq + s − 1) of the table.
+                        let index: Vec<i64> = (0..tokens * tokens)
+                            .map(|pq| {
+                                let (p, q) = (pq / tokens, pq % tokens);
+                                ((p / s + s - 1 - q / s) * (2 * s - 1) + (p % s + s - 1 - q % s)) as i64
+                            })
+                            .collect();
+                        let index = Tensor::<B, 1, burn::tensor::Int>::from_data(
+                            burn::tensor::TensorData::new(index, [tokens * tokens]),
+                            &device,
+                        );
+                        scores = scores + table.narrow(0, 0, nh).select(1, index).reshape([1, nh, tokens, tokens]);
+                        if shift != [0, 0] {
+                            // Regions of the rolled map: cut at side − size and side − shift.
+                            let region = |v: usize, side: usize, t: usize| {
+                                if t == 0 || v < side - s { 0 } else if v < side - t { 1 } else { 2 }
+                            };
+                            let mut mask = Vec::with_capacity(grid[0] * grid[1] * tokens * tokens);
+                            for b in 0..grid[0] * grid[1] {
+                                let label = |t: usize| {
+                                    let (y, x) = ((b / grid[1]) * s + t / s, (b % grid[1]) * s + t % s);
+                                    3 * region(y, h, shift[0]) + region(x, w, shift[1])
+                                };
+                                mask.extend((0..tokens * tokens).map(|pq| {
+                                    if label(pq / tokens) == label(pq % tokens) { 0.0f32 } else { -100.0 }
+                                }));
+                            }
+                            let windows = grid[0] * grid[1];
+                            let mask = Tensor::<B, 5>::from_data(
+                                burn::tensor::TensorData::new(mask, [1, windows, 1, tokens, tokens]),
+                                &device,
+                            );
+                            let grouped: Tensor<B, 5> = scores.reshape([n, windows, nh, tokens, tokens]);
+                            scores = (grouped + mask).reshape([batch, nh, tokens, tokens]);
+                        }
+                    }
+                    let y = burn::tensor::activation::softmax(scores, 3).matmul(v);
+                    let y = if by_count { y.permute([0, 3, 1, 2]) } else { y.swap_dims(2, 3) };
+                    let y: Tensor<B, 6> = y.reshape([n, grid[0], grid[1], c, size[0], size[1]]);
+                    let y = y.permute([0, 3, 1, 4, 2, 5]).reshape([n, c, h, w]);
+                    y.roll(&[-(shift[0] as i64), -(shift[1] as i64)], &[2, 3])
                 }
             },
             Helper::Tokens => quote! {

@@ -4,6 +4,7 @@
 //! only this; it mirrors the language, not any framework.
 
 mod arena;
+pub mod attention;
 pub mod dump;
 mod graph;
 mod space;
@@ -11,6 +12,7 @@ mod validate;
 mod weights;
 
 pub use arena::{Arena, Handle};
+pub use attention::{Heads, Window};
 pub use graph::BnFold;
 pub use space::{ChannelsError, DecodeError, LayerShape, SpaceEntry};
 pub use validate::{validate, IrError};
@@ -247,13 +249,28 @@ pub enum Op {
     /// antialiasing when `out < in`.
     Upsample { to: Resize, mode: Interp },
     /// Multi-head scaled dot-product attention over the map's positions (each of the H·W
-    /// pixels, row by row, is a token). Inputs q, k, v `[C, H, W]` with `C` a multiple of
-    /// `head_dim` at every width; channels `h·d .. (h+1)·d` are head `h`, so a narrower width
-    /// keeps a prefix of whole heads. Per head, with `Q, K, V` its `[HW, d]` rows:
-    /// `softmax(Q Kᵀ / √d) V` (softmax over the keys), written back to the head's channels.
-    /// Learns nothing; its two products (`2·(HW)²·C` MACs) are reported apart from the
-    /// conv and linear MACs ([`crate::cost::attention_macs`]).
-    Attend { head_dim: u32 },
+    /// pixels, row by row, is a token). Inputs q `[C, H, W]`, k and v `[C / share, H, W]`.
+    /// [`Heads`] splits the channels into heads (`Width(d)`: head `h` is channels
+    /// `h·d .. (h+1)·d`, a narrower width keeps whole heads; `Count(n)`: channel `j·n + h`
+    /// is dimension `j` of head `h`, a narrower width narrows every head); k and v split
+    /// the same way into `heads / share` heads, and query head `h` reads key/value head
+    /// `h / share` (grouped-query attention; `share = 1` is multi-head attention). Per
+    /// head, with `Q, K, V` its `[L, d]` rows: `softmax(Q Kᵀ / √d + B) V` (softmax over
+    /// the keys), written back to the head's channels.
+    ///
+    /// With a [`Window`] (Swin), the map (H and W multiples of its size) is first rolled
+    /// by `−shift` rows and columns (`x'[y, x] = x[y + shift, x + shift]`, wrapping round;
+    /// no shift on a side one window covers), cut into `size × size` windows, row by row,
+    /// whose `L = size²` tokens attend among themselves; `B` is the learned relative
+    /// position bias, `table[h, index(p, q)]` ([`Window::relative_index`]), plus
+    /// [`attention::MASKED`] between tokens of a shifted window from different regions
+    /// ([`Window::mask`]); the result is rolled back. Without a window, `L = H·W` and `B = 0`.
+    ///
+    /// Learns the table `[heads, (2·size − 1)²]` (initialised N(0, 0.02²); a narrower
+    /// width of [`Heads::Width`] uses the leading heads' rows), nothing without a window.
+    /// Its two products (`2·H·W·L·C` MACs) are reported apart from the conv and linear
+    /// MACs ([`crate::cost::attention_macs`]).
+    Attend { heads: Heads, share: u32, window: Option<Window> },
     /// The map's positions as one row of tokens: `[C, H, W] → [C, 1, H·W]`, row by row
     /// (PyTorch's `x.flatten(2)`).
     Tokens,
@@ -284,8 +301,10 @@ pub enum Op {
     Split { part: u32, parts: u32 },
     /// Channel shuffle: view the channels as `[groups, C/groups]`, transpose, flatten.
     Shuffle { groups: u32 },
-    /// Spatial subsampling `x[:, :, ::s, ::s]` (option-A shortcut).
-    Subsample { stride: u32 },
+    /// Spatial subsampling from an offset `(oy, ox)` (each below the stride):
+    /// `x[:, :, oy::s, ox::s]`, `ceil((H − oy) / s)` rows. At offset 0 an option-A shortcut;
+    /// four offsets concatenated are Swin's patch merging (space-to-depth).
+    Subsample { stride: u32, offset: [u32; 2] },
     /// Zero channels appended after the input's up to the output width (option-A shortcut).
     ZeroPad,
 }
@@ -348,7 +367,7 @@ impl Op {
             | Op::ConvTranspose { stride, .. }
             | Op::MaxPool { stride, .. }
             | Op::AvgPool { stride, .. } => *stride,
-            Op::Subsample { stride } => [*stride, *stride],
+            Op::Subsample { stride, .. } => [*stride, *stride],
             _ => [1, 1],
         }
     }

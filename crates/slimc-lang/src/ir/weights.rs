@@ -21,8 +21,9 @@ pub enum Weights {
     Affine { channels: usize },
     /// A per-channel scale γ `[out]` (layer scale).
     Scale { channels: usize },
-    /// A learned table `[out, positions]`: one vector per position (a class token's one,
-    /// a position embedding's H·W).
+    /// A learned table `[rows, positions]`: one vector per position (a class token's one,
+    /// a position embedding's H·W, rows the channels; a window attention's relative
+    /// positions, rows the heads).
     Table { shape: [usize; 2] },
 }
 
@@ -62,6 +63,9 @@ impl Op {
             Op::LayerScale { .. } => Weights::Scale { channels: o },
             Op::ClassToken => Weights::Table { shape: [o, 1] },
             Op::PosEmbed { positions } => Weights::Table { shape: [o, *positions as usize] },
+            Op::Attend { heads, window: Some(w), .. } => {
+                Weights::Table { shape: [heads.split(s.out).0 as usize, w.relative_positions()] }
+            }
             Op::Input
             | Op::Act(_)
             | Op::MaxPool { .. }
@@ -70,7 +74,7 @@ impl Op {
             | Op::AdaptiveAvgPool { .. }
             | Op::Flatten
             | Op::Upsample { .. }
-            | Op::Attend { .. }
+            | Op::Attend { window: None, .. }
             | Op::Tokens
             | Op::Token { .. }
             | Op::Dropout { .. }

@@ -180,7 +180,11 @@ fn layers(a: &Analysis, span: Span, width: f64) -> String {
             let [h, w] = l.hw;
             // Attention slims by whole heads: show how many are active.
             let heads = |c: u32| match l.op {
-                Op::Attend { head_dim } => format!(" ({} heads of {head_dim})", c / head_dim),
+                Op::Attend { heads, share, .. } => {
+                    let (n, d) = heads.split(c);
+                    let shared = if share > 1 { format!(", {} key/value heads", n / share) } else { String::new() };
+                    format!(" ({n} heads of {d}{shared})")
+                }
                 _ => String::new(),
             };
             rows.push(format!(

@@ -7,7 +7,7 @@ use super::error::{Operand, SemaError};
 use super::eval::{limits::*, Elab, Flow, Node};
 use super::value::*;
 use super::warning::Warning;
-use crate::ir::{Groups, Interp, Op, Resize, Rounding};
+use crate::ir::{Groups, Heads, Interp, Op, Resize, Rounding, Window};
 use crate::syntax::ast::Span;
 
 /// Looks up an argument by parameter name.
@@ -317,8 +317,20 @@ impl<'a> Elab<'a, '_> {
             }
             OpKind::Subsample => {
                 let Some(stride) = self.int_arg(args, "stride", 2, 1, MAX_KERNEL) else { return Ok(Value::Poison) };
-                let hw = [t.h.div_ceil(stride), t.w.div_ceil(stride)];
-                self.pass_hw(Op::Subsample { stride }, &t, hw, span)
+                let top = i64::from(stride) - 1;
+                let Some(offset) = self.pair_arg(args, "offset", [0, 0], 0, top) else { return Ok(Value::Poison) };
+                // Every offset keeps at least one pixel only on a map at least stride wide.
+                if offset.iter().zip([t.h, t.w]).any(|(&o, side)| o >= side) {
+                    let at = arg(args, "offset").map_or(span, |a| a.2);
+                    return Ok(self.limit(
+                        "an offset",
+                        i64::from(offset[0].max(offset[1])),
+                        format!("below the map's size ({}x{})", t.h, t.w),
+                        at,
+                    ));
+                }
+                let hw = [(t.h - offset[0]).div_ceil(stride), (t.w - offset[1]).div_ceil(stride)];
+                self.pass_hw(Op::Subsample { stride, offset }, &t, hw, span)
             }
             OpKind::Tokens => {
                 let tokens = i64::from(t.h) * i64::from(t.w);
@@ -579,10 +591,13 @@ impl<'a> Elab<'a, '_> {
         self.pass_hw(op, &t, hw, span)
     }
 
-    /// `attend(q, k, v, heads=H)`: multi-head attention over the positions. q, k and v have
-    /// one width, the same size, and `H` heads of a fixed width at full width; a narrower
-    /// width keeps whole heads (the width stays a multiple of the head width), so the
-    /// active heads are a prefix.
+    /// `attend(q, k, v, heads=H, kv_heads=G, fixed_heads=false, window=S, shift=T)`:
+    /// attention over the positions ([`Op::Attend`]). k and v have one width, `G / H` of
+    /// q's (G divides H; by default G = H); q is `H / G` copies of k's width, so the key/
+    /// value heads are the search dimension and the query heads follow them. By default a
+    /// narrower width keeps whole heads (the head width stays fixed); with `fixed_heads`
+    /// it keeps the head count and narrows every head. With `window`, Swin's window
+    /// attention (shifted by `shift`) with its relative position bias.
     pub fn attend_op(&mut self, operands: &[(Tensor, Span)], args: &Bound<'a>, span: Span) -> Flow<Value<'a>> {
         if operands.len() != 3 {
             let what = if operands.len() < 3 { "the tensors q, k and v" } else { "exactly three tensors" };
@@ -592,14 +607,55 @@ impl<'a> Elab<'a, '_> {
             return Ok(self.error(SemaError::MissingArgument { callee: "attend".into(), param: "heads".into(), span }));
         };
         let Some(heads) = self.int_arg(args, "heads", 1, 1, MAX_CHANNELS) else { return Ok(Value::Poison) };
+        let Some(kv_heads) = self.int_arg(args, "kv_heads", i64::from(heads), 1, i64::from(heads)) else {
+            return Ok(Value::Poison);
+        };
+        if !heads.is_multiple_of(kv_heads) {
+            let at = arg(args, "kv_heads").map_or(span, |a| a.2);
+            return Ok(self.error(SemaError::KvHeads { span: at, heads, kv_heads }));
+        }
+        const FIXED: &str =
+            "`fixed_heads` is true (a narrower width narrows every head) or false (it keeps whole heads)";
+        let Some(fixed_heads) = self.bool_arg(args, "fixed_heads", false, FIXED) else { return Ok(Value::Poison) };
         let hw = [operands[0].0.h, operands[0].0.w];
         if operands.iter().any(|(t, _)| [t.h, t.w] != hw) {
             self.spatial_mismatch("attend", operands, span);
             return Ok(Value::Poison);
         }
-        let q = &operands[0].0;
-        for (t, _) in &operands[1..] {
-            if let Err(conflict) = self.ch.unify(&q.term, &t.term) {
+        let window = match arg(args, "window") {
+            None => {
+                if let Some(&(_, _, at)) = arg(args, "shift") {
+                    return Ok(self.error(SemaError::Misplaced {
+                        what: "`shift` without `window`".into(),
+                        span: at,
+                        help: "a shift moves Swin's windows: give the window too, e.g. `window=7, shift=3`".into(),
+                    }));
+                }
+                None
+            }
+            Some(&(_, _, at)) => {
+                let Some(size) = self.int_arg(args, "window", 7, 1, MAX_KERNEL) else { return Ok(Value::Poison) };
+                let Some(shift) = self.int_arg(args, "shift", 0, 0, i64::from(size) - 1) else {
+                    return Ok(Value::Poison);
+                };
+                if !hw[0].is_multiple_of(size) || !hw[1].is_multiple_of(size) {
+                    return Ok(self.error(SemaError::WindowSize { span: at, window: size, h: hw[0], w: hw[1] }));
+                }
+                Some(Window { size, shift })
+            }
+        };
+        let (q, k, v) = (&operands[0].0, &operands[1].0, &operands[2].0);
+        let share = heads / kv_heads;
+        if share > 1 && q.c.is_multiple_of(heads) {
+            let head_width = q.c / heads;
+            if let Some(&(ref t, operand)) = operands[1..].iter().find(|(t, _)| t.c != kv_heads * head_width) {
+                let channels = t.c;
+                return Ok(self.error(SemaError::KvWidth { span, operand, channels, heads, kv_heads, head_width }));
+            }
+        }
+        let copies = Term::Sum(vec![k.term.clone(); share as usize]);
+        for (a, b) in [(&k.term, &v.term), (&q.term, &copies)] {
+            if let Err(conflict) = self.ch.unify(a, b) {
                 self.unify_error(conflict, "attend", operands, span);
                 return Ok(Value::Poison);
             }
@@ -614,12 +670,19 @@ impl<'a> Elab<'a, '_> {
             });
             return Ok(Value::Poison);
         }
-        let head_dim = q.c / heads;
-        if !self.divisible(&q.term, head_dim, "head width", q.c, span, q.origin) {
+        // The key/value width carries the divisibility: whole key/value heads, or every
+        // key/value head one dimension more or less.
+        let (split, divisor, what) = if fixed_heads {
+            (Heads::Count(heads), kv_heads, "kv_heads")
+        } else {
+            (Heads::Width(q.c / heads), q.c / heads, "head width")
+        };
+        if !self.divisible(&k.term, divisor, what, k.c, span, k.origin) {
             return Ok(Value::Poison);
         }
         let tensors: Vec<&Tensor> = operands.iter().map(|(t, _)| t).collect();
-        self.node(Op::Attend { head_dim }, &tensors, (q.term.clone(), q.c, q.origin), hw, span, false)
+        let op = Op::Attend { heads: split, share, window };
+        self.node(op, &tensors, (q.term.clone(), q.c, q.origin), hw, span, false)
     }
 
     /// add, mul and concat: several tensors into one.

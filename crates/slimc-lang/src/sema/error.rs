@@ -181,6 +181,28 @@ pub enum SemaError {
         span: Span,
     },
     /// An op on a row of tokens (`class_token`) applied to a map of several rows.
+    /// Window attention on a map whose sides are not multiples of the window.
+    WindowSize {
+        span: Span,
+        window: u32,
+        h: u32,
+        w: u32,
+    },
+    /// Grouped-query attention whose k (or v) is not `kv_heads` × the head width.
+    KvWidth {
+        span: Span,
+        operand: Span,
+        channels: u32,
+        heads: u32,
+        kv_heads: u32,
+        head_width: u32,
+    },
+    /// `kv_heads` that does not divide `heads`.
+    KvHeads {
+        span: Span,
+        heads: u32,
+        kv_heads: u32,
+    },
     NeedsTokens {
         op: String,
         span: Span,
@@ -429,6 +451,31 @@ impl SemaError {
                 .help(format!(
                     "`flatten` it first to keep every position ({h}x{w} times the channels become the {op}'s inputs, as VGG's classifier), or `avgpool` it to 1x1 (global average pooling, far fewer weights); to apply it at every position (a per-position linear), use `conv(out, k=1)`"
                 )),
+            SemaError::WindowSize { span, window, h, w } => {
+                let fit = |v: u32| v.div_ceil(*window) * window;
+                Diagnostic::new("E0215", format!("window attention needs a map whose sides are multiples of the window {window}, found {h}x{w}"))
+                    .primary(*span, format!("{h}x{w} does not split into {window}x{window} windows"))
+                    .help(format!(
+                        "choose an input size for which this map's sides are multiples of {window} (it is {h}x{w}; the nearest larger that fits is {}x{}), or a window that divides both; slimc does not pad the map as torchvision does",
+                        fit(*h),
+                        fit(*w)
+                    ))
+            }
+            SemaError::KvWidth { span, operand, channels, heads, kv_heads, head_width } => {
+                let need = kv_heads * head_width;
+                Diagnostic::new(
+                    "E0201",
+                    format!("channel mismatch in attend: {kv_heads} key/value heads of {head_width} need {need} channels, found {channels}"),
+                )
+                .primary(*span, format!("{heads} query heads of {head_width} share {kv_heads} key/value heads"))
+                .secondary(*operand, format!("this has {channels} channels"))
+                .help(format!("with `kv_heads`, k and v are kv_heads × head width: project them with `conv({need}, k=1)`"))
+            }
+            SemaError::KvHeads { span, heads, kv_heads } => {
+                Diagnostic::new("E0216", format!("kv_heads {kv_heads} does not divide heads {heads}"))
+                    .primary(*span, format!("{heads} query heads cannot share {kv_heads} key/value heads evenly"))
+                    .help(format!("each key/value head serves heads / kv_heads query heads: use a divisor of {heads}"))
+            }
             SemaError::NeedsTokens { op, span, h, w } => {
                 Diagnostic::new("E0214", format!("{op} needs a row of tokens (a 1xL map), found {h}x{w}"))
                     .primary(*span, format!("input is {h}x{w}"))

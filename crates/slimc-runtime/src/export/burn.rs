@@ -110,6 +110,10 @@ impl<B: Backend> FixedNet<B> {
                 Op::PosEmbed { positions } => {
                     FixedLayer::Table(Param::from_tensor(Tensor::zeros([o, *positions as usize], device)))
                 }
+                Op::Attend { heads, window: Some(w), .. } => {
+                    let rows = heads.split(s.out).0 as usize;
+                    FixedLayer::Table(Param::from_tensor(Tensor::zeros([rows, w.relative_positions()], device)))
+                }
                 // A folded BN lives in its conv; every op without weights is listed, so that
                 // a new op must get its Burn module here.
                 Op::BatchNorm
@@ -121,7 +125,7 @@ impl<B: Backend> FixedNet<B> {
                 | Op::AdaptiveAvgPool { .. }
                 | Op::Flatten
                 | Op::Upsample { .. }
-                | Op::Attend { .. }
+                | Op::Attend { window: None, .. }
                 | Op::Tokens
                 | Op::Token { .. }
                 | Op::Dropout { .. }
@@ -216,9 +220,10 @@ impl<B: Backend> FixedNet<B> {
                 | Op::GlobalAvgPool
                 | Op::AdaptiveAvgPool { .. }
                 | Op::Flatten => pool::forward(ins.next().expect("input"), &l.op),
-                Op::Attend { head_dim } => {
+                Op::Attend { heads, share, window } => {
                     let (q, k, v) = (ins.next(), ins.next(), ins.next());
-                    attention::attend(q.expect("q"), k.expect("k"), v.expect("v"), *head_dim as usize)
+                    let table = if let FixedLayer::Table(table) = p { Some(table.val()) } else { None };
+                    attention::attend(q.expect("q"), k.expect("k"), v.expect("v"), (*heads, *share, *window), table)
                 }
                 Op::Upsample { to, mode } => {
                     let x = ins.next().expect("upsample input");
@@ -252,7 +257,7 @@ impl<B: Backend> FixedNet<B> {
                 Op::Concat => Tensor::cat(ins.collect(), 1),
                 Op::Split { part, parts } => merge::split(ins.next().expect("input"), *part, *parts),
                 Op::Shuffle { groups } => merge::shuffle(ins.next().expect("input"), *groups),
-                Op::Subsample { stride } => merge::subsample(ins.next().expect("input"), *stride),
+                Op::Subsample { stride, offset } => merge::subsample(ins.next().expect("input"), *stride, *offset),
                 Op::ZeroPad => merge::zeropad(ins.next().expect("input"), self.shapes[i].out as usize),
             };
             values[i] = Some(out);

@@ -6,7 +6,7 @@ use prost::Message;
 
 use super::proto::*;
 use super::{FixedParams, HostTensor, Subnet};
-use crate::ir::{Activation, Interp, Layer, LayerShape, Op, Resize};
+use crate::ir::{Activation, Heads, Interp, Layer, LayerShape, Op, Resize, Window};
 use crate::runtime::BN_EPS;
 
 /// The operator set written (BatchNormalization-15, HardSwish-14, Clip/Pad/Slice with
@@ -189,31 +189,7 @@ fn layer(g: &mut Graph, l: &Layer, input_hw: [u32; 2], s: LayerShape, p: &FixedP
                 g.node("Add", vec![x, table], &out, vec![])
             }
         }
-        Op::Attend { head_dim } => {
-            // [N, heads, d, HW] per input; q and v transposed to rows of tokens.
-            let d = i64::from(*head_dim);
-            let heads = i64::from(s.out) / d;
-            let shape = g.int64s(&format!("{out}.heads"), &[0, heads, d, -1]);
-            let perm = || ints("perm", vec![0, 1, 3, 2]);
-            let mut split = |t: &String, name: &str, transpose: bool| {
-                let r = g.node("Reshape", vec![t.clone(), shape.clone()], &format!("{out}.{name}"), vec![]);
-                if transpose {
-                    g.node("Transpose", vec![r], &format!("{out}.{name}t"), vec![perm()])
-                } else {
-                    r
-                }
-            };
-            let (q, k, v) = (split(&ins[0], "q", true), split(&ins[1], "k", false), split(&ins[2], "v", true));
-            let scores = g.node("MatMul", vec![q, k], &format!("{out}.scores"), vec![]);
-            let scale = g.scalar(&format!("{out}.scale"), 1.0 / (*head_dim as f32).sqrt());
-            let scaled = g.node("Mul", vec![scores, scale], &format!("{out}.scaled"), vec![]);
-            let weights = g.node("Softmax", vec![scaled], &format!("{out}.weights"), vec![int("axis", -1)]);
-            let y = g.node("MatMul", vec![weights, v], &format!("{out}.tokens"), vec![]);
-            let y = g.node("Transpose", vec![y], &format!("{out}.channels"), vec![perm()]);
-            let [h, w] = l.hw.map(i64::from);
-            let back = g.int64s(&format!("{out}.shape"), &[0, i64::from(s.out), h, w]);
-            g.node("Reshape", vec![y, back], &out, vec![])
-        }
+        Op::Attend { heads, share, window } => attend(g, &ins, &out, (l.hw, s.out), (*heads, *share, *window), p),
         Op::Dropout { .. } | Op::DropPath { .. } => x,
         Op::Add | Op::Mul => {
             let op = if l.op == Op::Add { "Add" } else { "Mul" };
@@ -242,9 +218,9 @@ fn layer(g: &mut Graph, l: &Layer, input_hw: [u32; 2], s: LayerShape, p: &FixedP
             let back = g.int64s(&format!("{out}.shape"), &[0, c, lh, lw]);
             g.node("Reshape", vec![y, back], &out, vec![])
         }
-        Op::Subsample { stride } => {
+        Op::Subsample { stride, offset } => {
             let st = i64::from(*stride);
-            let starts = g.int64s(&format!("{out}.starts"), &[0, 0]);
+            let starts = g.int64s(&format!("{out}.starts"), &offset.map(i64::from));
             let ends = g.int64s(&format!("{out}.ends"), &[i64::MAX, i64::MAX]);
             let axes = g.int64s(&format!("{out}.axes"), &[2, 3]);
             let steps = g.int64s(&format!("{out}.steps"), &[st, st]);
@@ -332,6 +308,132 @@ fn activation(g: &mut Graph, a: Activation, x: String, out: &str) -> String {
             g.node("Mul", vec![halved, gate], out, vec![])
         }
     }
+}
+
+/// [`Op::Attend`] on `[N, C, H, W]` inputs, as the runtime computes it: rolled (Slice and
+/// Concat per axis), cut into windows and heads (Reshape, Transpose), key/value heads
+/// repeated for their query heads (Expand), the relative position bias gathered from the
+/// table by a constant index, the shifted window's mask a constant, then back.
+fn attend(
+    g: &mut Graph,
+    ins: &[String],
+    out: &str,
+    ([h, w], c): ([u32; 2], u32),
+    (heads, share, window): (Heads, u32, Option<Window>),
+    p: &FixedParams,
+) -> String {
+    let (nh, d) = heads.split(c);
+    let (nh, d, share, c) = (i64::from(nh), i64::from(d), i64::from(share), i64::from(c));
+    let (h, w) = (h as usize, w as usize);
+    let (size, shift) = match window {
+        Some(win) => ([win.size as usize; 2], [win.shift_on(h), win.shift_on(w)]),
+        None => ([h, w], [0, 0]),
+    };
+    let [gh, gw] = [h / size[0], w / size[1]].map(|v| v as i64);
+    let tokens = (size[0] * size[1]) as i64;
+    let by_count = matches!(heads, Heads::Count(_));
+    // Rolls by `by[i]` pixels along axis 2 + i: `x[by:] ++ x[:by]`.
+    let roll = |g: &mut Graph, x: String, by: [usize; 2], name: &str| {
+        let mut x = x;
+        for (axis, (&by, side)) in by.iter().zip([h, w]).enumerate() {
+            if by == 0 {
+                continue;
+            }
+            let at = format!("{out}.{name}{axis}");
+            let axes = g.int64s(&format!("{at}.axes"), &[axis as i64 + 2]);
+            let (cut, end) =
+                (g.int64s(&format!("{at}.cut"), &[by as i64]), g.int64s(&format!("{at}.end"), &[side as i64]));
+            let zero = g.int64s(&format!("{at}.zero"), &[0]);
+            let tail = g.node("Slice", vec![x.clone(), cut.clone(), end, axes.clone()], &format!("{at}.tail"), vec![]);
+            let head = g.node("Slice", vec![x, zero, cut, axes], &format!("{at}.head"), vec![]);
+            x = g.node("Concat", vec![tail, head], &at, vec![int("axis", axis as i64 + 2)]);
+        }
+        x
+    };
+    // [N, C', H, W] → [N·windows, heads, d, L].
+    let split = |g: &mut Graph, x: &String, heads: i64, name: &str| {
+        let channels = heads * d;
+        let x = roll(g, x.clone(), shift, &format!("{name}.roll"));
+        let rows = if window.is_some() {
+            let cut =
+                g.int64s(&format!("{out}.{name}.cut_shape"), &[0, channels, gh, size[0] as i64, gw, size[1] as i64]);
+            let x = g.node("Reshape", vec![x, cut], &format!("{out}.{name}.cut"), vec![]);
+            let perm = ints("perm", vec![0, 2, 4, 1, 3, 5]);
+            g.node("Transpose", vec![x], &format!("{out}.{name}.windows"), vec![perm])
+        } else {
+            x
+        };
+        let (shape, perm) = if by_count { ([-1, d, heads, tokens], true) } else { ([-1, heads, d, tokens], false) };
+        let shape = g.int64s(&format!("{out}.{name}.heads"), &shape);
+        let x = g.node("Reshape", vec![rows, shape], &format!("{out}.{name}.split"), vec![]);
+        if perm {
+            g.node("Transpose", vec![x], &format!("{out}.{name}.bycount"), vec![ints("perm", vec![0, 2, 1, 3])])
+        } else {
+            x
+        }
+    };
+    let tokens_first = || ints("perm", vec![0, 1, 3, 2]);
+    let repeat = |g: &mut Graph, x: String, name: &str| {
+        if share == 1 {
+            return x;
+        }
+        let axes = g.int64s(&format!("{out}.{name}.axes"), &[2]);
+        let x = g.node("Unsqueeze", vec![x, axes], &format!("{out}.{name}.unsq"), vec![]);
+        let times = g.int64s(&format!("{out}.{name}.times"), &[1, 1, share, 1, 1]);
+        let x = g.node("Expand", vec![x, times], &format!("{out}.{name}.shared"), vec![]);
+        let shape = g.int64s(&format!("{out}.{name}.repeated"), &[0, nh, d, tokens]);
+        g.node("Reshape", vec![x, shape], &format!("{out}.{name}.rep"), vec![])
+    };
+    let scale = g.scalar(&format!("{out}.scale"), 1.0 / (d as f32).sqrt());
+    let q = g.node("Mul", vec![ins[0].clone(), scale], &format!("{out}.qs"), vec![]);
+    let q = split(g, &q, nh, "q");
+    let q = g.node("Transpose", vec![q], &format!("{out}.q.rows"), vec![tokens_first()]);
+    let k = split(g, &ins[1], nh / share, "k");
+    let k = repeat(g, k, "k");
+    let v = split(g, &ins[2], nh / share, "v");
+    let v = repeat(g, v, "v");
+    let v = g.node("Transpose", vec![v], &format!("{out}.v.rows"), vec![tokens_first()]);
+    let mut scores = g.node("MatMul", vec![q, k], &format!("{out}.scores"), vec![]);
+    if let (Some(win), FixedParams::Weighted { weight, .. }) = (window, p) {
+        let table = HostTensor { shape: vec![nh as usize, win.relative_positions()], data: weight.data.clone() };
+        let table = g.init(&format!("{out}.weight"), &table);
+        let index: Vec<i64> = win.relative_index().into_iter().map(|i| i as i64).collect();
+        let raw = index.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let index = g.constant(&format!("{out}.relative_index"), vec![tokens, tokens], data_type::INT64, raw);
+        let bias = g.node("Gather", vec![table, index], &format!("{out}.bias"), vec![int("axis", 1)]);
+        scores = g.node("Add", vec![scores, bias], &format!("{out}.biased"), vec![]);
+        if let Some(mask) = win.mask([h, w]) {
+            let raw = mask.iter().flat_map(|x| x.to_le_bytes()).collect();
+            let mask = g.constant(&format!("{out}.mask"), vec![1, gh * gw, 1, tokens, tokens], data_type::FLOAT, raw);
+            let grouped = g.int64s(&format!("{out}.grouped"), &[-1, gh * gw, nh, tokens, tokens]);
+            let s = g.node("Reshape", vec![scores, grouped], &format!("{out}.by_window"), vec![]);
+            let s = g.node("Add", vec![s, mask], &format!("{out}.masked"), vec![]);
+            let flat = g.int64s(&format!("{out}.ungrouped"), &[-1, nh, tokens, tokens]);
+            scores = g.node("Reshape", vec![s, flat], &format!("{out}.masked_scores"), vec![]);
+        }
+    }
+    let weights = g.node("Softmax", vec![scores], &format!("{out}.weights"), vec![int("axis", -1)]);
+    let y = g.node("MatMul", vec![weights, v], &format!("{out}.tokens"), vec![]);
+    // [N·windows, heads, L, d] → channels by head ([.., heads, d, L]) or by dimension.
+    let perm = if by_count { vec![0, 3, 1, 2] } else { vec![0, 1, 3, 2] };
+    let y = g.node("Transpose", vec![y], &format!("{out}.channels"), vec![ints("perm", perm)]);
+    let y = if window.is_some() {
+        let grid = g.int64s(&format!("{out}.grid"), &[-1, gh, gw, c, size[0] as i64, size[1] as i64]);
+        let y = g.node("Reshape", vec![y, grid], &format!("{out}.by_grid"), vec![]);
+        let perm = ints("perm", vec![0, 3, 1, 4, 2, 5]);
+        g.node("Transpose", vec![y], &format!("{out}.merged"), vec![perm])
+    } else {
+        y
+    };
+    let back = g.int64s(&format!("{out}.shape"), &[-1, c, h as i64, w as i64]);
+    if shift == [0, 0] {
+        return g.node("Reshape", vec![y, back], out, vec![]);
+    }
+    let y = g.node("Reshape", vec![y, back], &format!("{out}.shifted"), vec![]);
+    // Rolling back by `shift` is rolling on by `side − shift`.
+    let back_by = [0, 1].map(|i| if shift[i] == 0 { 0 } else { [h, w][i] - shift[i] });
+    let y = roll(g, y, back_by, "unroll");
+    g.node("Identity", vec![y], out, vec![])
 }
 
 /// Nodes and initializers being collected.

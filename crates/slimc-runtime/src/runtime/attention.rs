@@ -4,18 +4,87 @@
 
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor, TensorData};
 
-/// Multi-head scaled dot-product attention on `[N, C, H, W]` maps: channels
-/// `h·d .. (h+1)·d` are head `h` (at a narrower width the inputs hold a prefix of whole
-/// heads); per head `softmax(Q Kᵀ / √d) V` over the H·W tokens. Burn differentiates it.
-pub fn attend<B: Backend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>, head_dim: usize) -> Tensor<B, 4> {
+use crate::ir::{Heads, Window};
+
+/// Attention on `[N, C, H, W]` maps as [`crate::ir::Op::Attend`] specifies: heads split by `heads`,
+/// `share` query heads per key/value head, Swin's (shifted) windows with the relative
+/// position bias `table` (`[heads, (2·size − 1)²]`, its leading rows used) when `window`
+/// is given. Burn differentiates it.
+pub fn attend<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    (heads, share, window): (Heads, u32, Option<Window>),
+    table: Option<Tensor<B, 2>>,
+) -> Tensor<B, 4> {
     let [n, c, h, w] = q.dims();
-    // [N, heads, d, HW]: q and v as rows of tokens, k as columns.
-    let shape = [n, c / head_dim, head_dim, h * w];
-    let (q, k, v) = (q.reshape(shape).swap_dims(2, 3), k.reshape(shape), v.reshape(shape).swap_dims(2, 3));
-    let scores = q.matmul(k).mul_scalar(1.0 / (head_dim as f64).sqrt());
-    softmax(scores, 3).matmul(v).swap_dims(2, 3).reshape([n, c, h, w])
+    let (nh, d) = heads.split(c as u32);
+    let (nh, d, share) = (nh as usize, d as usize, share as usize);
+    let device = q.device();
+    let (size, shift) = match window {
+        Some(win) => ([win.size as usize; 2], [win.shift_on(h), win.shift_on(w)]),
+        None => ([h, w], [0, 0]),
+    };
+    let grid = [h / size[0], w / size[1]];
+    let (batch, tokens) = (n * grid[0] * grid[1], size[0] * size[1]);
+    let by_count = matches!(heads, Heads::Count(_));
+    // [N, C, H, W] → [N·windows, heads, d, L]: rolled, cut into windows, split into heads.
+    let split = |x: Tensor<B, 4>, heads: usize| -> Tensor<B, 4> {
+        let c = x.dims()[1];
+        // Burn's roll by `s` reads `x[i + s]` (torch.roll's by `−s`).
+        let x = if shift == [0, 0] { x } else { x.roll(&[shift[0] as i64, shift[1] as i64], &[2, 3]) };
+        let x = if window.is_some() {
+            let x: Tensor<B, 6> = x.reshape([n, c, grid[0], size[0], grid[1], size[1]]);
+            x.permute([0, 2, 4, 1, 3, 5]).reshape([batch, c, tokens])
+        } else {
+            x.reshape([batch, c, tokens])
+        };
+        if by_count {
+            x.reshape([batch, d, heads, tokens]).swap_dims(1, 2)
+        } else {
+            x.reshape([batch, heads, d, tokens])
+        }
+    };
+    // Key/value head g serves query heads g·share .. (g+1)·share.
+    let repeat = |x: Tensor<B, 4>| -> Tensor<B, 4> {
+        if share == 1 {
+            return x;
+        }
+        let x: Tensor<B, 5> = x.unsqueeze_dim(2);
+        x.expand([batch, nh / share, share, d, tokens]).reshape([batch, nh, d, tokens])
+    };
+    // The scale on q, the smaller tensor whenever there are more positions than channels.
+    let q = split(q.mul_scalar(1.0 / (d as f64).sqrt()), nh).swap_dims(2, 3);
+    let (k, v) = (repeat(split(k, nh / share)), repeat(split(v, nh / share)).swap_dims(2, 3));
+    let mut scores = q.matmul(k);
+    if let (Some(win), Some(table)) = (window, table) {
+        let index = win.relative_index().into_iter().map(|i| i as i64).collect::<Vec<_>>();
+        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [tokens * tokens]), &device);
+        let bias = table.narrow(0, 0, nh).select(1, index).reshape([1, nh, tokens, tokens]);
+        scores = scores + bias;
+        if let Some(mask) = win.mask([h, w]) {
+            let windows = grid[0] * grid[1];
+            let mask = Tensor::<B, 5>::from_data(TensorData::new(mask, [1, windows, 1, tokens, tokens]), &device);
+            let grouped: Tensor<B, 5> = scores.reshape([n, windows, nh, tokens, tokens]);
+            scores = (grouped + mask).reshape([batch, nh, tokens, tokens]);
+        }
+    }
+    // [N·windows, heads, L, d] back to [N, C, H, W].
+    let y = softmax(scores, 3).matmul(v);
+    let y = if by_count { y.permute([0, 3, 1, 2]) } else { y.swap_dims(2, 3) }.reshape([batch, c, tokens]);
+    let y = if window.is_some() {
+        let y: Tensor<B, 6> = y.reshape([n, grid[0], grid[1], c, size[0], size[1]]);
+        y.permute([0, 3, 1, 4, 2, 5]).reshape([n, c, h, w])
+    } else {
+        y.reshape([n, c, h, w])
+    };
+    if shift == [0, 0] {
+        y
+    } else {
+        y.roll(&[-(shift[0] as i64), -(shift[1] as i64)], &[2, 3])
+    }
 }
 
 /// `[N, C, H, W] → [N, C, 1, H·W]`.

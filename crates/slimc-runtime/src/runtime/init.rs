@@ -67,9 +67,10 @@ pub fn layer<B: Backend>(
                 beta: (0..copies).map(|_| zeros(channels)).collect(),
             })
         }
-        // ViT's: a class token of zeros, a position embedding drawn N(0, 0.02²).
+        // ViT's: a class token of zeros, a position embedding drawn N(0, 0.02²); Swin's
+        // relative position bias drawn N(0, 0.02²).
         Weights::Table { shape } => {
-            let weight = if let Op::PosEmbed { .. } = op {
+            let weight = if let Op::PosEmbed { .. } | Op::Attend { .. } = op {
                 sample(shape, Normal::new(0.0, 0.02).expect("positive std"), &mut rng, device)
             } else {
                 Tensor::zeros(shape, device)

@@ -25,9 +25,9 @@ pub fn shuffle<B: Backend>(x: Tensor<B, 4>, groups: u32) -> Tensor<B, 4> {
 }
 
 /// `x[:, :, ::s, ::s]`.
-pub fn subsample<B: Backend>(x: Tensor<B, 4>, stride: u32) -> Tensor<B, 4> {
-    let s = stride as isize;
-    x.slice(burn::tensor::s![.., .., ..;s, ..;s])
+pub fn subsample<B: Backend>(x: Tensor<B, 4>, stride: u32, [oy, ox]: [u32; 2]) -> Tensor<B, 4> {
+    let (s, oy, ox) = (stride as isize, oy as isize, ox as isize);
+    x.slice(burn::tensor::s![.., .., oy..;s, ox..;s])
 }
 
 /// Zero channels appended up to `out`.

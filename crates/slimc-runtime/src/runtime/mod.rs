@@ -416,9 +416,10 @@ impl<B: SlimBackend> SlimNet<B> {
                 let like = inputs.first().map(|t| [t.dims()[2], t.dims()[3]]);
                 pool::upsample(x, *to, *mode, like)
             }
-            Op::Attend { head_dim } => {
+            Op::Attend { heads, share, window } => {
                 let (k, v) = (inputs.remove(0), inputs.remove(0));
-                attention::attend(x, k, v, *head_dim as usize)
+                let table = p.matrix().map(|m| m.weight.val());
+                attention::attend(x, k, v, (*heads, *share, *window), table)
             }
             Op::Tokens => attention::tokens(x),
             // A position embedding or a token index holds for the input size compiled for.
@@ -454,7 +455,7 @@ impl<B: SlimBackend> SlimNet<B> {
             Op::Concat => merge::concat(x, inputs),
             Op::Split { part, parts } => merge::split(x, *part, *parts),
             Op::Shuffle { groups } => merge::shuffle(x, *groups),
-            Op::Subsample { stride } => merge::subsample(x, *stride),
+            Op::Subsample { stride, offset } => merge::subsample(x, *stride, *offset),
             Op::ZeroPad => merge::zeropad(x, shape.out as usize),
         })
     }

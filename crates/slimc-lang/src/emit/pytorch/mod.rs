@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 
 use super::tree::{Item, Local, Tree};
 use super::{network_name, variant_name, EmitError};
-use crate::ir::{Activation, Groups, Interp, Network, Op, Resize, Rounding, SpaceEntry, Width};
+use crate::ir::{Activation, Groups, Heads, Interp, Network, Op, Resize, Rounding, SpaceEntry, Width};
 use layout::{atom, call, Py};
 use parts::Part;
 
@@ -251,6 +251,7 @@ impl<'n> Emitter<'n> {
             "SlimLayerScale",
             "SlimClassToken",
             "SlimPosEmbed",
+            "SlimWindowAttention",
             "ZeroPad",
             "Slim",
         ]
@@ -369,6 +370,19 @@ impl<'n> Emitter<'n> {
                 self.parts.insert(Part::PosEmbed);
                 call("SlimPosEmbed", vec![atom(self.count(scope, &l.width, slots)), atom(positions.to_string())])
             }
+            Op::Attend { heads, share, window: Some(win) } => {
+                self.parts.insert(Part::Attend);
+                self.parts.insert(Part::WindowAttention);
+                let c = self.count(scope, &l.width, slots);
+                let (rows, split, by_count) = match heads {
+                    Heads::Width(d) => (format!("{c} // {d}"), d, "False"),
+                    Heads::Count(n) => (n.to_string(), n, "True"),
+                };
+                let args = [c, rows, win.size.to_string(), win.shift.to_string(), split.to_string()];
+                let mut args: Vec<Py> = args.into_iter().map(atom).collect();
+                args.extend([atom(format!("by_count={by_count}")), atom(format!("share={share}"))]);
+                call("SlimWindowAttention", args)
+            }
             Op::ZeroPad => {
                 self.parts.insert(Part::ZeroPad);
                 let (i_c, o_c) = (self.count(scope, &in_w, slots), self.count(scope, &l.width, slots));
@@ -383,7 +397,7 @@ impl<'n> Emitter<'n> {
             | Op::AdaptiveAvgPool { .. }
             | Op::Flatten
             | Op::Upsample { .. }
-            | Op::Attend { .. }
+            | Op::Attend { window: None, .. }
             | Op::Tokens
             | Op::Token { .. }
             | Op::Dropout { .. }
@@ -463,9 +477,17 @@ impl<'n> Emitter<'n> {
             Op::Dropout { p } => f("F.dropout", vec![float(*p), "self.training".into()]),
             Op::Tokens => atom(format!("{x}.flatten(2)[:, :, None, :]")),
             Op::Token { index } => atom(format!("{x}.flatten(2)[:, :, {index}, None, None]")),
-            Op::Attend { head_dim } => {
+            Op::Attend { window: Some(_), .. } => f(module, args.iter().skip(1).cloned().collect()),
+            Op::Attend { heads, share, window: None } => {
                 self.parts.insert(Part::Attend);
-                let rest = args.iter().skip(1).cloned().chain([head_dim.to_string()]).collect();
+                let mut rest: Vec<String> = args.iter().skip(1).cloned().collect();
+                match heads {
+                    Heads::Width(d) => rest.push(d.to_string()),
+                    Heads::Count(n) => rest.extend([n.to_string(), "by_count=True".into()]),
+                }
+                if *share > 1 {
+                    rest.push(format!("share={share}"));
+                }
                 f("_attend", rest)
             }
             Op::DropPath { p } => {
@@ -483,7 +505,8 @@ impl<'n> Emitter<'n> {
                 self.parts.insert(Part::Shuffle);
                 f("_shuffle", vec![groups.to_string()])
             }
-            Op::Subsample { stride } => atom(format!("{x}[:, :, ::{stride}, ::{stride}]")),
+            Op::Subsample { stride, offset: [0, 0] } => atom(format!("{x}[:, :, ::{stride}, ::{stride}]")),
+            Op::Subsample { stride, offset: [oy, ox] } => atom(format!("{x}[:, :, {oy}::{stride}, {ox}::{stride}]")),
         }
     }
 

@@ -20,6 +20,7 @@ pub enum Part {
     Attend,
     ClassToken,
     PosEmbed,
+    WindowAttention,
 }
 
 impl Part {
@@ -35,6 +36,7 @@ impl Part {
                 | Part::LayerScale
                 | Part::ClassToken
                 | Part::PosEmbed
+                | Part::WindowAttention
                 | Part::ZeroPad
         )
     }
@@ -56,6 +58,7 @@ impl Part {
             Part::Attend => ATTEND,
             Part::ClassToken => CLASS_TOKEN,
             Part::PosEmbed => POS_EMBED,
+            Part::WindowAttention => WINDOW_ATTENTION,
         }
     }
 }
@@ -272,12 +275,82 @@ const DROP_PATH: &str = r#"def _drop_path(x, p, training):
     return x * keep / (1.0 - p)
 "#;
 
-const ATTEND: &str = r#"def _attend(q, k, v, head_dim):
-    """Multi-head attention over the positions: channels `h*d : (h+1)*d` are head `h` (the
-    active heads a prefix); per head softmax(Q K^T / sqrt(d)) V."""
+const ATTEND: &str = r#"def _attend(q, k, v, split, by_count=False, share=1, window=None, table=None):
+    """Attention over the positions. Heads of `split` channels (channels `h*d : (h+1)*d` are
+    head `h`, a narrower width keeps whole heads), or with `by_count` `split` heads (channel
+    `j*n + h` is dimension `j` of head `h`); `share` query heads read each key/value head.
+    Per head softmax(Q K^T / sqrt(d) + B) V. With `window=(size, shift)` (Swin), within
+    `size x size` windows of the map rolled by `-shift`, `B` the relative position bias
+    from `table` `[heads, (2*size - 1)^2]` plus -100 between tokens of a shifted window
+    from different regions."""
     n, c, h, w = q.shape
-    heads = c // head_dim
-    q, k, v = (t.reshape(n, heads, head_dim, h * w).transpose(2, 3) for t in (q, k, v))
-    y = F.scaled_dot_product_attention(q, k, v)
-    return y.transpose(2, 3).reshape(n, c, h, w)
+    heads, d = (split, c // split) if by_count else (c // split, split)
+    size, shift = window if window is not None else (None, 0)
+    sh, sw = (size, size) if size else (h, w)
+    ty = 0 if size is None or size >= h else shift
+    tx = 0 if size is None or size >= w else shift
+    gh, gw = h // sh, w // sw
+
+    def cut(t):
+        cc = t.shape[1]
+        t = torch.roll(t, (-ty, -tx), (2, 3))
+        t = (
+            t.reshape(n, cc, gh, sh, gw, sw)
+            .permute(0, 2, 4, 1, 3, 5)
+            .reshape(n * gh * gw, cc, sh * sw)
+        )
+        if by_count:
+            t = t.reshape(t.shape[0], d, cc // d, sh * sw).transpose(1, 2)
+        else:
+            t = t.reshape(t.shape[0], cc // d, d, sh * sw)
+        return t.transpose(2, 3)
+
+    q, k, v = cut(q), cut(k), cut(v)
+    k, v = k.repeat_interleave(share, dim=1), v.repeat_interleave(share, dim=1)
+    bias = None
+    if table is not None:
+        pos = torch.arange(sh * sw, device=q.device)
+        ys, xs = pos // size, pos % size
+        index = (ys[:, None] - ys[None, :] + size - 1) * (2 * size - 1) + (
+            xs[:, None] - xs[None, :] + size - 1
+        )
+        bias = table[:heads, index][None]
+        if ty or tx:
+
+            def region(side, t):
+                r = torch.zeros(side, dtype=torch.long, device=q.device)
+                if t:
+                    r[side - size :] = 1
+                    r[side - t :] = 2
+                return r
+
+            label = 3 * region(h, ty)[:, None] + region(w, tx)[None, :]
+            label = (
+                label.reshape(gh, sh, gw, sw)
+                .permute(0, 2, 1, 3)
+                .reshape(gh * gw, sh * sw)
+            )
+            mask = (label[:, :, None] != label[:, None, :]).to(q.dtype) * -100.0
+            bias = (bias + mask[:, None]).repeat(n, 1, 1, 1)
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+    y = y.permute(0, 3, 1, 2) if by_count else y.transpose(2, 3)
+    y = y.reshape(n, gh, gw, c, sh, sw).permute(0, 3, 1, 4, 2, 5).reshape(n, c, h, w)
+    return torch.roll(y, (ty, tx), (2, 3))
+"#;
+
+const WINDOW_ATTENTION: &str = r#"class SlimWindowAttention(Slim):
+    """Swin's window attention (see `_attend`) with its learned relative position bias
+    table `[heads, (2*size - 1)^2]` (N(0, 0.02^2) at first); a narrower width of whole
+    heads uses the leading heads' rows."""
+
+    def __init__(self, ch, heads, size, shift, split, by_count=False, share=1):
+        super().__init__(ch, ch)
+        self.window = (size, shift)
+        self.split, self.by_count, self.share = split, by_count, share
+        self.weight = nn.Parameter(torch.randn(heads, (2 * size - 1) ** 2) * 0.02)
+
+    def forward(self, q, k, v):
+        return _attend(
+            q, k, v, self.split, self.by_count, self.share, self.window, self.weight
+        )
 "#;
