@@ -12,21 +12,12 @@ cd "$(dirname "$0")/.."
 epochs=${1:-3}
 out=${2:-runs/heads}
 plot=${3:-docs/vit-heads-fashion-mnist.svg}
-slimc=${SLIMC:-./target/release/slimc}
-[ -n "${SLIMC:-}" ] || cargo build --release --quiet
-mkdir -p "$out"
-train() { # NAME ARGS...: a run that exists is continued (a finished one is left as it is)
-    local name=$1; shift
-    if [ -d "$out/$name/checkpoint" ]; then
-        "$slimc" train --resume "$out/$name" --quiet
-    else
-        "$slimc" train models/vit_fmnist.slim --epochs "$epochs" --seed 0 --out "$out/$name" --quiet "$@"
-    fi
-}
+. scripts/runs.sh
+model=models/vit_fmnist.slim
 widths=(0.25 0.5 0.75 1.0)
-train us --scheme us
+train "$model" us --scheme us
 for w in "${widths[@]}"; do
-    train "fixed-$w" --scheme fixed --width "$w"
+    train "$model" "fixed-$w" --scheme fixed --width "$w"
 done
 "$slimc" eval "$out/us" --widths 0.25,0.5,0.75,1.0 \
     --baseline "$out/fixed-0.25" "$out/fixed-0.5" "$out/fixed-0.75" "$out/fixed-1.0" \
