@@ -55,6 +55,8 @@ enum Command {
     Pack(cli::pack::PackArgs),
     /// A fixed-width subnet as a standalone model: Burn record, safetensors or ONNX.
     Export(cli::export::ExportArgs),
+    /// An ONNX model (PyTorch's export) as a .slim file and its weights under the file's layer names.
+    Import(cli::import::ImportArgs),
     /// Source of the network for Burn (Rust) or PyTorch (Python): a class per block kind, any width
     Emit(cli::emit::EmitArgs),
     /// The language server for editors, over stdin/stdout (LSP).
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         Command::Export(args) => cli::export::run(&args),
         Command::Pack(args) => cli::pack::run(&args),
         Command::Emit(args) => cli::emit::run(&args),
+        Command::Import(args) => cli::import::run(&args),
         Command::Lsp(args) => cli::lsp::run(&args),
     };
     match result {

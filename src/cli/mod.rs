@@ -36,6 +36,7 @@ pub mod check;
 pub mod emit;
 pub mod eval;
 pub mod export;
+pub mod import;
 pub mod lsp;
 pub mod pack;
 pub mod plot;

@@ -19,5 +19,6 @@ pub mod data;
 pub mod export;
 pub mod format;
 pub mod hash;
+pub mod import;
 pub mod runtime;
 pub mod train;

@@ -8,7 +8,7 @@
 pub mod burn;
 pub mod named;
 pub mod onnx;
-mod proto;
+pub(crate) mod proto;
 pub mod safetensors;
 
 use std::sync::Arc;

@@ -14,7 +14,7 @@ use burn::tensor::backend::Backend;
 use super::{safetensors, transpose, HostTensor};
 use crate::ir::{Op, Weights};
 use crate::runtime::params::{Affine, Kernel, Matrix, Scale};
-use crate::runtime::{LayerParams, SlimNet};
+use crate::runtime::{BnSet, LayerParams, SlimNet};
 
 /// Why a weights file does not fit a network; each names the tensor.
 #[derive(Debug, thiserror::Error)]
@@ -156,5 +156,27 @@ impl<B: Backend> SlimNet<B> {
         }
         self.layers = layers;
         Ok(())
+    }
+}
+
+impl<B: Backend> SlimNet<B> {
+    /// The BN statistics `tensors` hold (every BN layer's `running_mean` and
+    /// `running_var`, `[C]`, at full width) as the statistics of the full-width
+    /// configuration: what a PyTorch model (or `slimc import`'s) evaluates with, before any
+    /// calibration. `None` when a BN layer lacks them or they are not `[C]`.
+    pub fn named_stats(&self, tensors: &[(String, HostTensor)], device: &B::Device) -> Option<BnSet<B>> {
+        let by_name: BTreeMap<&str, &HostTensor> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let full = self.net.full_width();
+        let mut set = self.empty_stats(crate::runtime::WidthConfig::new(full).key());
+        for (id, l) in self.net.layers.iter() {
+            if l.op != Op::BatchNorm {
+                continue;
+            }
+            let stat =
+                |s: &str| by_name.get(format!("{}.{s}", l.name).as_str()).filter(|t| t.shape == [l.channels as usize]);
+            let (mean, var) = (stat("running_mean")?, stat("running_var")?);
+            set.layers[id.index()] = Some((mean.to_tensor(device), var.to_tensor(device)));
+        }
+        Some(set)
     }
 }

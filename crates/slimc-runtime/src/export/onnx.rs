@@ -452,6 +452,7 @@ impl Graph {
             name: out.to_string(),
             op_type: op.to_string(),
             attribute,
+            ..Default::default()
         });
         out.to_string()
     }
@@ -462,13 +463,14 @@ impl Graph {
             data_type: data_type::FLOAT,
             name: name.to_string(),
             raw_data: t.bytes(),
+            ..Default::default()
         });
         name.to_string()
     }
 
     /// A constant initializer: `raw` little-endian values of `data_type` with shape `dims`.
     fn constant(&mut self, name: &str, dims: Vec<i64>, data_type: i32, raw_data: Vec<u8>) -> String {
-        self.inits.push(TensorProto { dims, data_type, name: name.to_string(), raw_data });
+        self.inits.push(TensorProto { dims, data_type, name: name.to_string(), raw_data, ..Default::default() });
         name.to_string()
     }
 

@@ -1,6 +1,7 @@
 //! The subset of ONNX's protobuf schema (`onnx/onnx.proto`, IR version 8) that slimc
-//! writes, as prost messages. Field numbers are onnx.proto's; fields slimc never sets are
-//! left out (protobuf readers skip absent fields).
+//! writes (`slimc export`) and reads (`slimc import`), as prost messages. Field numbers are
+//! onnx.proto's; fields slimc neither sets nor reads are left out (protobuf readers skip
+//! fields they do not know, prost included).
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ModelProto {
@@ -62,6 +63,8 @@ pub struct NodeProto {
     pub op_type: String,
     #[prost(message, repeated, tag = "5")]
     pub attribute: Vec<AttributeProto>,
+    #[prost(string, tag = "7")]
+    pub domain: String,
 }
 
 /// `AttributeProto.AttributeType`.
@@ -82,6 +85,10 @@ pub struct AttributeProto {
     pub i: i64,
     #[prost(bytes = "vec", tag = "4")]
     pub s: Vec<u8>,
+    #[prost(message, optional, tag = "5")]
+    pub t: Option<TensorProto>,
+    #[prost(float, repeated, tag = "7")]
+    pub floats: Vec<f32>,
     #[prost(int64, repeated, tag = "8")]
     pub ints: Vec<i64>,
     #[prost(int32, tag = "20")]
@@ -91,8 +98,12 @@ pub struct AttributeProto {
 /// `TensorProto.DataType`.
 pub mod data_type {
     pub const FLOAT: i32 = 1;
+    pub const INT32: i32 = 6;
     pub const INT64: i32 = 7;
 }
+
+/// `TensorProto.DataLocation`: `EXTERNAL` keeps the values in another file.
+pub const EXTERNAL: i32 = 1;
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TensorProto {
@@ -100,11 +111,23 @@ pub struct TensorProto {
     pub dims: Vec<i64>,
     #[prost(int32, tag = "2")]
     pub data_type: i32,
+    /// Values of a FLOAT tensor written without `raw_data`.
+    #[prost(float, repeated, tag = "4")]
+    pub float_data: Vec<f32>,
+    #[prost(int32, repeated, tag = "5")]
+    pub int32_data: Vec<i32>,
+    #[prost(int64, repeated, tag = "7")]
+    pub int64_data: Vec<i64>,
     #[prost(string, tag = "8")]
     pub name: String,
     /// Little-endian values.
     #[prost(bytes = "vec", tag = "9")]
     pub raw_data: Vec<u8>,
+    /// Where [`EXTERNAL`] values lie: `location` (a path beside the model), `offset`, `length`.
+    #[prost(message, repeated, tag = "13")]
+    pub external_data: Vec<StringStringEntryProto>,
+    #[prost(int32, tag = "14")]
+    pub data_location: i32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

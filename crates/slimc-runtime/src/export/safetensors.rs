@@ -10,14 +10,21 @@ use safetensors::tensor::{Dtype, TensorView};
 use super::{ExportError, HostTensor, Subnet};
 
 pub fn to_bytes(subnet: &Subnet) -> Result<Vec<u8>, ExportError> {
-    let tensors = subnet.named_tensors();
+    named_bytes(&subnet.named_tensors(), metadata(subnet))
+}
+
+/// A safetensors file of `tensors` (f32) with `metadata` in its header.
+pub fn named_bytes(
+    tensors: &[(String, HostTensor)],
+    metadata: HashMap<String, String>,
+) -> Result<Vec<u8>, ExportError> {
     let bytes: Vec<(String, Vec<u8>, Vec<usize>)> =
         tensors.iter().map(|(n, t)| (n.clone(), t.bytes(), t.shape.clone())).collect();
     let views = bytes
         .iter()
         .map(|(n, b, shape)| TensorView::new(Dtype::F32, shape.clone(), b).map(|v| (n.clone(), v)))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(safetensors::serialize(views, Some(metadata(subnet)))?)
+    Ok(safetensors::serialize(views, Some(metadata))?)
 }
 
 fn metadata(subnet: &Subnet) -> HashMap<String, String> {

@@ -1,0 +1,163 @@
+"""Exports the graphs `slimc import` is tested on (tests/import.rs) with PyTorch's own
+ONNX exporters, and commits them without their weights.
+
+Each model is exported twice: by the TorchScript exporter (`dynamo=False`, opset 17, BN
+folded into the convs as in eval mode) and by the default one (opset 20, weights in an
+external file). Then every float tensor's values (but scalars: a clip's bounds) are dropped and the tensor made external
+(`NAME.onnx.data`, offsets in order), so a graph is a few kilobytes; the test writes
+random values of the right shapes to that file before importing. Integer tensors (the
+shapes reshapes read) stay in the graph.
+
+Needs torch, torchvision and onnxscript (the default exporter):
+    PYTHONPATH=DIR python3 scripts/onnx_graphs.py [MODEL ...]
+"""
+
+import json
+import os
+import sys
+import warnings
+
+import onnx
+import torch
+import torch.nn.functional as F
+import torchvision
+from onnx import TensorProto, numpy_helper
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "onnx")
+
+TORCHVISION = [
+    "resnet18",
+    "resnet50",
+    "mobilenet_v2",
+    "mobilenet_v3_large",
+    "efficientnet_b0",
+    "regnet_x_400mf",
+    "shufflenet_v2_x1_0",
+    "densenet121",
+    "convnext_tiny",
+]
+
+
+class BasicA(torch.nn.Module):
+    """ResNet-20's basic block with an option-A shortcut (zero channels appended)."""
+
+    def __init__(self, cin, c, stride):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(cin, c, 3, stride, 1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(c)
+        self.conv2 = torch.nn.Conv2d(c, c, 3, 1, 1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(c)
+        self.stride, self.pad = stride, c - cin
+
+    def forward(self, x):
+        y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        skip = x
+        if self.stride != 1 or self.pad:
+            skip = F.pad(x[:, :, :: self.stride, :: self.stride], (0, 0, 0, 0, 0, self.pad))
+        return F.relu(y + skip)
+
+
+class ResNet20(torch.nn.Module):
+    """He et al. 2016, section 4.2: 16-32-64 channels, three blocks per stage."""
+
+    def __init__(self, classes=10, in_channels=3):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(16)
+        blocks, cin = [], 16
+        for c, stride in [(16, 1), (32, 2), (64, 2)]:
+            for i in range(3):
+                blocks.append(BasicA(cin, c, stride if i == 0 else 1))
+                cin = c
+        self.blocks = torch.nn.Sequential(*blocks)
+        self.fc = torch.nn.Linear(64, classes)
+
+    def forward(self, x):
+        x = self.blocks(F.relu(self.bn1(self.conv1(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+
+def model(name):
+    if name == "resnet20":
+        return ResNet20(), 32
+    return getattr(torchvision.models, name)(weights=None), 224
+
+
+def strip(path):
+    """Drops every float tensor's values; the tensor points into PATH.data instead.
+    Returns the data file's length. Shapes of intermediate values, documentation strings
+    and metadata go too (the importer reads none of them)."""
+    m = onnx.load(path, load_external_data=True)
+    del m.graph.value_info[:]
+    del m.metadata_props[:]
+    for n in m.graph.node:
+        n.doc_string = ""
+        del n.metadata_props[:]
+    location = os.path.basename(path) + ".data"
+    offset = 0
+    for t in m.graph.initializer:
+        values = numpy_helper.to_array(t)
+        if t.data_type != TensorProto.FLOAT or values.size <= 1:
+            continue
+        length = values.size * 4
+        t.ClearField("raw_data")
+        t.ClearField("float_data")
+        t.data_location = TensorProto.EXTERNAL
+        del t.external_data[:]
+        for k, v in [("location", location), ("offset", str(offset)), ("length", str(length))]:
+            e = t.external_data.add()
+            e.key, e.value = k, v
+        offset += length
+    if os.path.exists(path + ".data"):
+        os.remove(path + ".data")
+    onnx.save(m, path)
+    return offset
+
+
+def export(name):
+    net, size = model(name)
+    net.eval()
+    torch.manual_seed(0)
+    # BN as after training: at its initial values a folded BN leaves a zero bias, which the
+    # default exporter's optimiser drops, and the conv would no longer show it had a BN.
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0.0, 0.1)
+                m.running_mean.normal_(0.0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+        # Likewise a zero bias (a classifier's, a squeeze-excite's) would be dropped.
+        for p in net.parameters():
+            if not p.any():
+                p.normal_(0.0, 0.01)
+    x = torch.randn(1, 3, size, size)
+    names = {"input_names": ["input"], "output_names": ["logits"]}
+    ts = os.path.join(OUT, f"{name}.ts.onnx")
+    torch.onnx.export(net, (x,), ts, dynamo=False, opset_version=17, **names)
+    dy = os.path.join(OUT, f"{name}.dynamo.onnx")
+    torch.onnx.export(net, (x,), dy, external_data=True, **names)
+    # The PyTorch model's parameter count (BN's γ and β included): what the imported .slim
+    # must count at full width.
+    params = sum(p.numel() for p in net.parameters())
+    return {"params": params, "ts_data": strip(ts), "dynamo_data": strip(dy)}
+
+
+def main():
+    warnings.filterwarnings("ignore")
+    os.makedirs(OUT, exist_ok=True)
+    manifest_path = os.path.join(OUT, "manifest.json")
+    manifest = {}
+    if os.path.exists(manifest_path):
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+    for name in sys.argv[1:] or TORCHVISION + ["resnet20"]:
+        manifest[name] = export(name)
+        print(name, manifest[name])
+    with open(manifest_path, "w") as f:
+        json.dump(dict(sorted(manifest.items())), f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main()

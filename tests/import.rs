@@ -1,0 +1,241 @@
+//! `slimc import` on graphs PyTorch itself exported (tests/onnx, written by
+//! scripts/onnx_graphs.py from torchvision's models and a CIFAR ResNet-20, each through the
+//! TorchScript exporter, opset 17, and the default one, opset 20 with external data; their
+//! weights left out, so the tests write weights of the right shapes):
+//!
+//! - every graph imports to a `.slim` that checks clean, whose parameter count is the
+//!   PyTorch model's (recorded by the script in tests/onnx/manifest.json) and whose MACs
+//!   are the zoo file's where the zoo has the model; where the graph carries the zoo
+//!   file's whole design (ResNet-18, RegNetX-400MF, ResNet-20) the search space is the
+//!   zoo file's too; both exporters give the same file;
+//! - with random weights, the imported network's full-width logits equal onnxruntime's
+//!   on the original graph to 1e-4 (ignored test: needs onnxruntime, as `bash .ci/run`
+//!   installs it);
+//! - bad input (not ONNX, truncated, weights missing or short, an op slimc lacks, an output
+//!   in the way) is one message, exit 2, nothing written.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use burn::tensor::{Tensor, TensorData};
+
+use slimc_lang::ir::Network;
+use slimc_lang::Options;
+use slimc_runtime::import::{import, ImportError, ImportOptions};
+use slimc_runtime::runtime::device::Cpu;
+use slimc_runtime::runtime::{Mode, SlimNet, WidthConfig};
+
+use common::{require_onnxruntime, scratch};
+
+/// The graphs the importer reads, with the zoo file of the same network where there is one.
+const GRAPHS: &[(&str, Option<&str>)] = &[
+    ("resnet18", Some("resnet18")),
+    ("resnet50", Some("resnet50")),
+    ("mobilenet_v2", Some("mobilenet_v2")),
+    ("mobilenet_v3_large", Some("mobilenet_v3_large")),
+    ("efficientnet_b0", Some("efficientnet_b0")),
+    ("regnet_x_400mf", Some("regnetx_400mf")),
+    ("densenet121", None),
+    ("resnet20", Some("resnet20")),
+];
+
+/// Zoo files whose whole search-space design the graph carries: their search space is the
+/// imported one. (The others add choices no graph shows: ResNet-50's tied bottleneck
+/// widths, MobileNet's fixed last conv and stages split at width changes, squeeze-excite
+/// widths as a ratio of the block's.)
+const SAME_SPACE: &[&str] = &["resnet18", "regnet_x_400mf", "resnet20"];
+
+const EXPORTERS: &[&str] = &["ts", "dynamo"];
+
+fn manifest() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string("tests/onnx/manifest.json").unwrap()).unwrap()
+}
+
+/// The graph copied into `dir` beside a zero-filled (sparse) external data file of the
+/// length the manifest records.
+fn weightless(dir: &Path, model: &str, exporter: &str) -> PathBuf {
+    let file = format!("{model}.{exporter}.onnx");
+    let path = dir.join(&file);
+    std::fs::copy(Path::new("tests/onnx").join(&file), &path).unwrap();
+    let len = manifest()[model][format!("{exporter}_data")].as_u64().unwrap();
+    std::fs::File::create(dir.join(format!("{file}.data"))).unwrap().set_len(len).unwrap();
+    path
+}
+
+fn zoo(name: &str) -> Network {
+    let src = std::fs::read_to_string(format!("models/{name}.slim")).unwrap();
+    slimc_lang::compile(&src, name, &Options::default()).unwrap().remove(0)
+}
+
+fn counts(net: &Network) -> (u64, u64) {
+    let (c, _) = slimc_lang::cost::cost(net, &net.full_width());
+    (c.macs, c.params)
+}
+
+#[test]
+fn every_graph_imports_with_the_pytorch_models_counts() {
+    let dir = scratch("import-counts");
+    let manifest = manifest();
+    for &(model, zoo_name) in GRAPHS {
+        let mut sources = Vec::new();
+        for &exporter in EXPORTERS {
+            let path = weightless(&dir, model, exporter);
+            let imported =
+                import(&path, &ImportOptions::default()).unwrap_or_else(|e| panic!("{model}.{exporter}: {e}"));
+            let checked = slimc_lang::check(&imported.source, model, &Options::default());
+            assert!(checked.networks.is_ok(), "{model}.{exporter}: {}", checked.diagnostics(false).render());
+            assert!(checked.warnings.items.is_empty(), "{model}.{exporter}: {}", checked.warnings.render());
+            let (macs, params) = counts(&imported.network);
+            assert_eq!(params, manifest[model]["params"].as_u64().unwrap(), "{model}.{exporter}: parameters");
+            assert_eq!(macs, imported.graph_macs, "{model}.{exporter}: MACs");
+            if let Some(z) = zoo_name {
+                let zoo = zoo(z);
+                assert_eq!(
+                    (macs, params),
+                    counts(&zoo),
+                    "{model}.{exporter}: MACs and parameters against models/{z}.slim"
+                );
+                if SAME_SPACE.contains(&model) {
+                    let ours = &imported.network.space;
+                    assert_eq!(ours.search_dim(), zoo.space.search_dim(), "{model}: search_dim");
+                    assert_eq!(ours.channel_space(), zoo.space.channel_space(), "{model}: channel_space");
+                }
+            }
+            // Every learned tensor and BN statistic is named, once.
+            let mut names: Vec<&str> = imported.tensors.iter().map(|(n, _)| n.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            assert_eq!(names.len(), imported.tensors.len(), "{model}.{exporter}: a tensor named twice");
+            sources.push(imported.source.lines().skip(1).collect::<Vec<_>>().join("\n"));
+        }
+        assert_eq!(sources[0], sources[1], "{model}: the two exporters' graphs import differently");
+    }
+}
+
+#[test]
+fn resnet18_reads_as_written_by_hand() {
+    let dir = scratch("import-resnet18");
+    let imported = import(&weightless(&dir, "resnet18", "ts"), &ImportOptions::default()).unwrap();
+    insta::assert_snapshot!(imported.source.lines().skip(1).collect::<Vec<_>>().join("\n"));
+}
+
+/// Runs the imported network at full width on the batch onnxruntime ran, with the graph's
+/// BN statistics, and compares the logits.
+fn agrees_with_onnxruntime(model: &str, exporter: &str) {
+    let dir = scratch(&format!("import-ort-{model}-{exporter}"));
+    let graph = format!("tests/onnx/{model}.{exporter}.onnx");
+    let out = Command::new("python3").args(["scripts/onnx_random.py", &graph]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{model}.{exporter}: {}", String::from_utf8_lossy(&out.stderr));
+    let imported = import(&dir.join(format!("{model}.{exporter}.onnx")), &ImportOptions::default())
+        .unwrap_or_else(|e| panic!("{model}.{exporter}: {e}"));
+    let device = Default::default();
+    let net = Arc::new(imported.network.clone());
+    let mut slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 0, &device);
+    let stats = slim.named_stats(&imported.tensors, &device).expect("every BN has its statistics");
+    slim.load_named(imported.tensors.clone(), Path::new("imported"), &device).unwrap();
+    let read = |f: &str| -> Vec<f32> {
+        std::fs::read(dir.join(f))
+            .unwrap()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    let [c, h, w] = net.input.map(|v| v as usize);
+    let x = Tensor::<Cpu, 4>::from_data(TensorData::new(read("input.bin"), [1, c, h, w]), &device);
+    let cfg = WidthConfig::new(net.full_width());
+    let ours: Vec<f32> = slim.forward(x, &cfg, Mode::Eval(&stats)).unwrap().logits.into_data().to_vec().unwrap();
+    let theirs = read("logits.bin");
+    let d = common::rel(&theirs, &ours, 1.0);
+    assert!(d < 1e-4, "{model}.{exporter}: logits differ from onnxruntime's by {d} (relative)");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+#[ignore = "needs onnxruntime: python3 -m pip install onnx onnxruntime numpy"]
+fn imported_logits_equal_onnxruntime_on_the_exported_graph() {
+    require_onnxruntime();
+    for &(model, _) in GRAPHS {
+        for &exporter in EXPORTERS {
+            agrees_with_onnxruntime(model, exporter);
+        }
+    }
+}
+
+#[test]
+fn an_op_slimc_lacks_names_the_node_and_its_type() {
+    let dir = scratch("import-unsupported");
+    // ConvNeXt's blocks permute to channels-last around their layer norm.
+    let e = import(&weightless(&dir, "convnext_tiny", "ts"), &ImportOptions::default()).unwrap_err();
+    assert!(matches!(&e, ImportError::Unsupported { op, .. } if op == "Transpose"), "{e}");
+    assert!(e.to_string().contains("/features/features.0/features.0.1/Transpose"), "{e}");
+    // ShuffleNet's shuffles need the halves of a unit tied into one width.
+    let e = import(&weightless(&dir, "shufflenet_v2_x1_0", "dynamo"), &ImportOptions::default()).unwrap_err();
+    assert!(matches!(&e, ImportError::Unsupported { op, .. } if op == "Reshape"), "{e}");
+}
+
+fn slimc(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_slimc")).current_dir(dir).args(args).output().unwrap()
+}
+
+/// Exit 2, one `error:` line naming `what`, and no file written beside the model.
+fn refused(dir: &Path, args: &[&str], what: &str) {
+    let before: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let out = slimc(dir, args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(err.contains(what), "{args:?}: expected `{what}` in: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: one message: {err}");
+    let after: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(before, after, "{args:?}: wrote a file");
+}
+
+#[test]
+fn bad_input_is_one_message_and_nothing_written() {
+    let dir = scratch("import-bad");
+    let model = weightless(&dir, "resnet20", "ts");
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(dir.join("truncated.onnx"), &bytes[..bytes.len() / 2]).unwrap();
+    refused(&dir, &["import", "truncated.onnx"], "truncated.onnx is not an ONNX model");
+    std::fs::write(dir.join("text.onnx"), "network n() { }\n").unwrap();
+    refused(&dir, &["import", "text.onnx"], "text.onnx is not an ONNX model");
+    refused(&dir, &["import", "missing.onnx"], "cannot read missing.onnx");
+    // The weights file cut short, then gone.
+    let data = dir.join("resnet20.ts.onnx.data");
+    std::fs::File::options().write(true).open(&data).unwrap().set_len(1000).unwrap();
+    refused(&dir, &["import", "resnet20.ts.onnx"], "which has 1000");
+    std::fs::remove_file(&data).unwrap();
+    refused(&dir, &["import", "resnet20.ts.onnx"], "cannot read its external data");
+    // An op slimc lacks.
+    weightless(&dir, "convnext_tiny", "dynamo");
+    refused(&dir, &["import", "convnext_tiny.dynamo.onnx"], "(Transpose)");
+    // An output in the way is kept.
+    weightless(&dir, "resnet20", "ts");
+    std::fs::write(dir.join("mine.slim"), "# mine\n").unwrap();
+    refused(&dir, &["import", "resnet20.ts.onnx", "-o", "mine.slim"], "mine.slim exists");
+    assert_eq!(std::fs::read_to_string(dir.join("mine.slim")).unwrap(), "# mine\n");
+    refused(&dir, &["import", "resnet20.ts.onnx", "--name", "2x"], "--name 2x");
+}
+
+#[test]
+fn imported_files_check_and_load_as_init_weights() {
+    let dir = scratch("import-cli");
+    weightless(&dir, "resnet20", "dynamo");
+    let out = slimc(&dir, &["import", "resnet20.dynamo.onnx"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = slimc(&dir, &["check", "resnet20.slim"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The weights file loads into the written network by name.
+    let src = std::fs::read_to_string(dir.join("resnet20.slim")).unwrap();
+    let net = Arc::new(slimc_lang::compile(&src, "resnet20.slim", &Options::default()).unwrap().remove(0));
+    let device = Default::default();
+    let mut slim = SlimNet::<Cpu>::new(net, Vec::new(), 0, &device);
+    let path = dir.join("resnet20.safetensors");
+    let tensors = slimc_runtime::export::named::read_file(&path).unwrap();
+    slim.load_named(tensors, &path, &device).unwrap();
+    // A second import does not replace them; --force does.
+    assert_eq!(slimc(&dir, &["import", "resnet20.dynamo.onnx"]).status.code(), Some(2));
+    assert!(slimc(&dir, &["import", "resnet20.dynamo.onnx", "--force"]).status.success());
+}
