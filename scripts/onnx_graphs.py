@@ -77,9 +77,23 @@ class ResNet20(torch.nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class EluNet(torch.nn.Module):
+    """A net with an op slimc has no counterpart for (ELU): the importer must refuse it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = torch.nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(F.elu(self.conv(x)), 1), 1))
+
+
 def model(name):
     if name == "resnet20":
         return ResNet20(), 32
+    if name == "elu_net":
+        return EluNet(), 32
     return getattr(torchvision.models, name)(weights=None), 224
 
 
@@ -151,7 +165,7 @@ def main():
     if os.path.exists(manifest_path):
         with open(manifest_path) as f:
             manifest = json.load(f)
-    for name in sys.argv[1:] or TORCHVISION + ["resnet20"]:
+    for name in sys.argv[1:] or TORCHVISION + ["resnet20", "elu_net"]:
         manifest[name] = export(name)
         print(name, manifest[name])
     with open(manifest_path, "w") as f:

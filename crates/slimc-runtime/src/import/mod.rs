@@ -158,6 +158,8 @@ impl Graph {
 /// really have biases. A squeeze-excite's convs (on a 1×1 map) keep theirs.
 pub fn import(path: &Path, options: &ImportOptions) -> Result<Imported, ImportError> {
     let (graph, _) = onnx::read(path)?;
+    // A network normalised by layer norm (ConvNeXt) has no BN to re-insert.
+    let layer_norms = graph.nodes.iter().any(|n| matches!(n.op, Op::LayerNorm { .. }));
     let mut feeds_bn = vec![false; graph.nodes.len()];
     for n in &graph.nodes {
         if n.op == Op::BatchNorm {
@@ -170,6 +172,7 @@ pub fn import(path: &Path, options: &ImportOptions) -> Result<Imported, ImportEr
     let graph = graph.rebuild(|i, n| {
         let folded = matches!(n.op, Op::Conv { bias: true, .. })
             && !options.keep_conv_bias
+            && !layer_norms
             && !feeds_bn[i]
             && input_hw[i] != [1, 1];
         if !folded {
@@ -209,20 +212,7 @@ pub fn import(path: &Path, options: &ImportOptions) -> Result<Imported, ImportEr
         )
     });
     let source = write::slim(&graph, &name, path);
-    let network = compile(&source).map_err(|e| {
-        // A shuffle of concatenated branches compiles only with the branches tied into one
-        // width (models/shufflenet_v2.slim), which the graph does not say.
-        match graph.nodes.iter().find(|n| matches!(n.op, Op::Shuffle { .. })) {
-            Some(n) => ImportError::Unsupported {
-                node: n.onnx.clone(),
-                op: n.onnx_op.clone(),
-                reason: "a channel shuffle of concatenated branches needs the branches tied into one width \
-                         (`width NAME`, as in models/shufflenet_v2.slim), which slimc import does not derive yet"
-                    .into(),
-            },
-            None => e,
-        }
-    })?;
+    let network = compile(&source)?;
     let tensors = name_tensors(&graph, &network)?;
     let graph_macs = graph.macs();
     let (cost, _) = crate::cost::cost(&network, &network.full_width());
@@ -303,8 +293,14 @@ fn name_tensors(graph: &Graph, net: &Network) -> Result<Vec<(String, HostTensor)
                 v.extend(bias.map(|o| ("bias", vec![o])));
                 v
             }
+            // BN's statistics too; a layer norm has none.
             Weights::Affine { channels } => {
-                ["weight", "bias", "running_mean", "running_var"].map(|s| (s, vec![channels])).to_vec()
+                let names: &[&str] = if l.op == Op::BatchNorm {
+                    &["weight", "bias", "running_mean", "running_var"]
+                } else {
+                    &["weight", "bias"]
+                };
+                names.iter().map(|&s| (s, vec![channels])).collect()
             }
             Weights::Table { shape } => vec![("weight", shape.to_vec())],
             Weights::Scale { channels } => vec![("weight", vec![channels])],

@@ -3,7 +3,9 @@
 //! remaining node translated to the op of `ir` that computes it, with its weights in
 //! PyTorch's layout. Patterns spanning several ONNX nodes become one op: `x · sigmoid(x)`
 //! (swish), Reshape–Transpose–Reshape (channel shuffle), a row slice then a column slice
-//! (subsample), `Div`–`Erf`–`Add`–`Mul`–`Mul` (exact GELU).
+//! (subsample), `Div`–`Erf`–`Add`–`Mul`–`Mul` (exact GELU), and channels-last stretches
+//! (`Transpose` to `[N, H, W, C]`, LayerNormalization over C, MatMul + Add as a per-position
+//! linear, that is a 1×1 conv, and `Transpose` back: ConvNeXt's blocks).
 
 use std::collections::HashMap;
 use std::path::{Component, Path};
@@ -49,6 +51,8 @@ enum Value {
     Const(Const),
     /// The output of node `.0` of the graph: `[N, C, H, W]` (a `[N, F]` vector is a 1×1 map).
     Map(usize),
+    /// The same, channels last: `[N, H, W, C]` (ConvNeXt's layer norm and linears).
+    Last(usize),
     /// A map viewed as `[N, g, C/g, H, W]` (a channel shuffle's first reshape).
     Grouped {
         node: usize,
@@ -70,6 +74,7 @@ enum Value {
     Gelu {
         node: usize,
         step: u8,
+        last: bool,
     },
 }
 
@@ -158,6 +163,11 @@ pub(super) fn read(path: &Path) -> Result<(Graph, Vec<String>), ImportError> {
     };
     reader.graph.output = out;
     Ok((reader.graph, reader.warnings))
+}
+
+/// An f32 attribute as the decimal it was written as (`1e-6`, not 9.99999997e-7).
+fn decimal(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::from(v))
 }
 
 fn shape_text(dims: &[Option<i64>]) -> String {
@@ -400,7 +410,7 @@ impl Reader<'_> {
             "Mul" => self.mul(node)?,
             "Div" => self.div(node)?,
             "Erf" => match self.value(node, 0)? {
-                Some(&Value::Gelu { node: x, step: 1 }) => self.set(node, Value::Gelu { node: x, step: 2 }),
+                Some(&Value::Gelu { node: x, step: 1, last }) => self.set(node, Value::Gelu { node: x, step: 2, last }),
                 _ => {
                     return Err(
                         self.unsupported(node, "erf is read only as part of an exact GELU, x · (1 + erf(x / √2)) / 2")
@@ -452,6 +462,9 @@ impl Reader<'_> {
             "Flatten" | "Reshape" => self.reshape(node)?,
             "Transpose" => self.transpose(node)?,
             "Gemm" => self.gemm(node)?,
+            "MatMul" => self.matmul(node)?,
+            "LayerNormalization" => self.layer_norm(node)?,
+            "Gather" => self.gather(node)?,
             "Split" => self.split(node)?,
             "Slice" => self.slice(node)?,
             "Pad" => self.pad(node)?,
@@ -461,9 +474,83 @@ impl Reader<'_> {
     }
 
     fn act(&mut self, node: &NodeProto, a: Activation) -> Result<(), ImportError> {
-        let x = self.map(node, 0)?;
+        let (x, last) = self.any_map(node, 0)?;
         let (c, hw) = self.shape(x);
-        self.push(node, Op::Act(a), vec![x], c, hw);
+        self.push_in(node, Op::Act(a), vec![x], c, hw, last);
+        Ok(())
+    }
+
+    /// A map in either layout: its node and whether it is channels last.
+    fn any_map(&self, node: &NodeProto, i: usize) -> Result<(usize, bool), ImportError> {
+        match self.value(node, i)? {
+            Some(Value::Map(n)) => Ok((*n, false)),
+            Some(Value::Last(n)) => Ok((*n, true)),
+            _ => Err(self.unsupported(node, format!("input {} must be a feature map", i + 1))),
+        }
+    }
+
+    /// [`Reader::push`], the output in the layout `last` says.
+    fn push_in(&mut self, node: &NodeProto, op: Op, inputs: Vec<usize>, c: u32, hw: [u32; 2], last: bool) -> usize {
+        let id = self.push(node, op, inputs, c, hw);
+        if last {
+            self.set(node, Value::Last(id));
+        }
+        id
+    }
+
+    /// LayerNormalization over the channels of a channels-last map.
+    fn layer_norm(&mut self, node: &NodeProto) -> Result<(), ImportError> {
+        let x = match self.value(node, 0)? {
+            Some(Value::Last(x)) => *x,
+            _ => return Err(self.unsupported(node, "slimc's layernorm normalises the channels at each position: the map must be channels last ([N, H, W, C])")),
+        };
+        let axis = attr_int(node, "axis", -1);
+        if axis != -1 && axis != 3 {
+            return Err(
+                self.unsupported(node, format!("only the last axis (the channels) is normalised; this is axis {axis}"))
+            );
+        }
+        let (c, hw) = self.shape(x);
+        let gamma = self.konst(node, 1)?.ok_or_else(|| self.unsupported(node, "its scale is not a constant"))?;
+        let beta = self
+            .konst(node, 2)?
+            .map_or_else(|| HostTensor { shape: vec![c as usize], data: vec![0.0; c as usize] }, |b| b.host());
+        if gamma.dims != [c as usize] || beta.shape != [c as usize] {
+            return Err(self.unsupported(node, format!("its scale and bias are not [{c}]")));
+        }
+        let eps = decimal(attr_float(node, "epsilon", 1e-5));
+        let id = self.push_in(node, Op::LayerNorm { eps }, vec![x], c, hw, true);
+        self.graph.nodes[id].weights = vec![("weight", gamma.host()), ("bias", beta)];
+        Ok(())
+    }
+
+    /// `x W` on a channels-last map: a 1×1 conv (its bias from the `Add` after it).
+    fn matmul(&mut self, node: &NodeProto) -> Result<(), ImportError> {
+        let x = match self.value(node, 0)? {
+            Some(Value::Last(x)) => *x,
+            _ => {
+                return Err(self
+                    .unsupported(node, "a matrix product is read only on a channels-last map (a linear per position)"))
+            }
+        };
+        let w = self.konst(node, 1)?.ok_or_else(|| self.unsupported(node, "its second operand is not a constant"))?;
+        let (in_c, hw) = self.shape(x);
+        if w.dims.len() != 2 || w.dims[0] != in_c as usize {
+            return Err(self.unsupported(node, format!("its weight {:?} does not read {in_c} channels", w.dims)));
+        }
+        let t = crate::export::transpose(&w.host());
+        let out = t.shape[0];
+        let weight = HostTensor { shape: vec![out, in_c as usize, 1, 1], data: t.data };
+        let op = Op::Conv {
+            kernel: [1, 1],
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            groups: Groups::Count(1),
+            bias: false,
+        };
+        let id = self.push_in(node, op, vec![x], out as u32, hw, true);
+        self.graph.nodes[id].weights.push(("weight", weight));
         Ok(())
     }
 
@@ -592,11 +679,24 @@ impl Reader<'_> {
         let (a, b) = (self.value(node, 0)?.cloned(), self.value(node, 1)?.cloned());
         match (a, b) {
             // 1 + erf(x / √2).
-            (Some(Value::Gelu { node: x, step: 2 }), Some(Value::Const(c)))
-            | (Some(Value::Const(c)), Some(Value::Gelu { node: x, step: 2 }))
+            (Some(Value::Gelu { node: x, step: 2, last }), Some(Value::Const(c)))
+            | (Some(Value::Const(c)), Some(Value::Gelu { node: x, step: 2, last }))
                 if c.scalar() == Some(1.0) =>
             {
-                self.set(node, Value::Gelu { node: x, step: 3 });
+                self.set(node, Value::Gelu { node: x, step: 3, last });
+                Ok(())
+            }
+            // A per-position linear's bias.
+            (Some(Value::Last(x)), Some(Value::Const(b))) | (Some(Value::Const(b)), Some(Value::Last(x)))
+                if matches!(self.graph.nodes[x].op, Op::Conv { bias: false, .. })
+                    && b.data.len() == self.graph.nodes[x].channels as usize =>
+            {
+                let n = &mut self.graph.nodes[x];
+                if let Op::Conv { bias, .. } = &mut n.op {
+                    *bias = true;
+                }
+                n.weights.push(("bias", HostTensor { shape: vec![b.data.len()], data: b.host().data }));
+                self.set(node, Value::Last(x));
                 Ok(())
             }
             _ if node.input.len() >= 2 => {
@@ -626,19 +726,38 @@ impl Reader<'_> {
         let (a, b) = (self.value(node, 0)?.cloned(), self.value(node, 1)?.cloned());
         match (a, b) {
             // x · (1 + erf(x / √2)), then · 0.5.
-            (Some(Value::Map(x)), Some(Value::Gelu { node: y, step: 3 }))
-            | (Some(Value::Gelu { node: y, step: 3 }), Some(Value::Map(x)))
+            (Some(Value::Map(x) | Value::Last(x)), Some(Value::Gelu { node: y, step: 3, last }))
+            | (Some(Value::Gelu { node: y, step: 3, last }), Some(Value::Map(x) | Value::Last(x)))
                 if x == y =>
             {
-                self.set(node, Value::Gelu { node: x, step: 4 });
+                self.set(node, Value::Gelu { node: x, step: 4, last });
                 Ok(())
             }
-            (Some(Value::Gelu { node: x, step: 4 }), Some(Value::Const(c)))
-            | (Some(Value::Const(c)), Some(Value::Gelu { node: x, step: 4 }))
+            (Some(Value::Gelu { node: x, step: 4, last }), Some(Value::Const(c)))
+            | (Some(Value::Const(c)), Some(Value::Gelu { node: x, step: 4, last }))
                 if c.scalar() == Some(0.5) =>
             {
                 let (ch, hw) = self.shape(x);
-                self.push(node, Op::Act(Activation::Gelu), vec![x], ch, hw);
+                self.push_in(node, Op::Act(Activation::Gelu), vec![x], ch, hw, last);
+                Ok(())
+            }
+            // A learned per-channel scale (ConvNeXt's layer scale): [C, 1, 1] on a map, [C]
+            // on a channels-last one.
+            (Some(Value::Map(x) | Value::Last(x)), Some(Value::Const(g)))
+            | (Some(Value::Const(g)), Some(Value::Map(x) | Value::Last(x)))
+                if g.data.len() == self.graph.nodes[x].channels as usize && g.data.len() > 1 =>
+            {
+                let last = matches!(self.value(node, 0)?, Some(Value::Last(_)))
+                    || matches!(self.value(node, 1)?, Some(Value::Last(_)));
+                let per_channel = if last { g.dims.len() == 1 } else { g.dims.len() == 3 && g.dims[1..] == [1, 1] };
+                if !per_channel {
+                    return Err(self.unsupported(node, format!("a factor {:?} is not one per channel", g.dims)));
+                }
+                let (ch, hw) = self.shape(x);
+                let id = self.push_in(node, Op::LayerScale { init: 1e-6 }, vec![x], ch, hw, last);
+                self.graph.nodes[id]
+                    .weights
+                    .push(("weight", HostTensor { shape: vec![ch as usize], data: g.host().data }));
                 Ok(())
             }
             (Some(Value::Map(a)), Some(Value::Map(b))) => {
@@ -667,10 +786,11 @@ impl Reader<'_> {
 
     fn div(&mut self, node: &NodeProto) -> Result<(), ImportError> {
         match (self.value(node, 0)?.cloned(), self.konst(node, 1).ok().flatten()) {
-            (Some(Value::Map(x)), Some(c))
+            (Some(Value::Map(x) | Value::Last(x)), Some(c))
                 if c.scalar().is_some_and(|v| (v - std::f64::consts::SQRT_2).abs() < 1e-5) =>
             {
-                self.set(node, Value::Gelu { node: x, step: 1 });
+                let last = matches!(self.value(node, 0)?, Some(Value::Last(_)));
+                self.set(node, Value::Gelu { node: x, step: 1, last });
                 Ok(())
             }
             _ => {
@@ -740,6 +860,8 @@ impl Reader<'_> {
                 let (c, [h, w]) = self.shape(x);
                 let features = i64::from(c) * i64::from(h) * i64::from(w);
                 match target[..] {
+                    // A 1×1 map's values as one vector (batch 1): the map itself.
+                    [f] if (f == -1 || f == features) && [h, w] == [1, 1] => self.set(node, Value::Map(x)),
                     [_, f] if f == -1 || f == features => {
                         if [h, w] == [1, 1] {
                             self.set(node, Value::Map(x));
@@ -788,6 +910,14 @@ impl Reader<'_> {
                 self.set(node, Value::Swapped { node: x, groups });
                 Ok(())
             }
+            Some(Value::Map(x)) if perm == [0, 2, 3, 1] => {
+                self.set(node, Value::Last(x));
+                Ok(())
+            }
+            Some(Value::Last(x)) if perm == [0, 3, 1, 2] => {
+                self.set(node, Value::Map(x));
+                Ok(())
+            }
             _ => Err(self.unsupported(
                 node,
                 format!("a transpose {perm:?} of a feature map has no slimc op (only a channel shuffle's)"),
@@ -831,6 +961,21 @@ impl Reader<'_> {
             self.graph.nodes[id].weights.push(("bias", b));
         }
         Ok(())
+    }
+
+    /// Gathering every channel of a 1×1 map in order (the default exporter's `as_strided`
+    /// after a pooled mean): the map itself.
+    fn gather(&mut self, node: &NodeProto) -> Result<(), ImportError> {
+        let x = self.map(node, 0)?;
+        let idx = self.konst(node, 1)?.ok_or_else(|| self.unsupported(node, "its indices are not constant"))?;
+        let (c, hw) = self.shape(x);
+        let in_order = idx.ints().iter().enumerate().all(|(i, &v)| v == i as i64);
+        if hw == [1, 1] && idx.data.len() == c as usize && in_order && attr_int(node, "axis", 0) == 0 {
+            self.set(node, Value::Map(x));
+            Ok(())
+        } else {
+            Err(self.unsupported(node, "a gather from a feature map has no slimc op"))
+        }
     }
 
     fn split(&mut self, node: &NodeProto) -> Result<(), ImportError> {

@@ -116,14 +116,14 @@ fn call(op: &Op, out: String) -> Call {
         ),
         Op::ZeroPad => ("zeropad", vec![positional("c", out)]),
         Op::GlobalAvgPool => ("avgpool", vec![]),
+        Op::LayerNorm { eps } => ("layernorm", vec![slot("eps", "eps", format!("{eps:e}"), *eps == 1e-5)]),
+        Op::LayerScale { init } => ("layer_scale", vec![slot("init", "init", format!("{init:e}"), *init == 1e-6)]),
         Op::Input
         | Op::ConvTranspose { .. }
         | Op::BatchNorm
         | Op::Act(_)
         | Op::AdaptiveAvgPool { .. }
         | Op::Flatten
-        | Op::LayerNorm { .. }
-        | Op::LayerScale { .. }
         | Op::Upsample { .. }
         | Op::Attend { .. }
         | Op::Tokens
@@ -198,6 +198,7 @@ pub(super) fn slim(graph: &Graph, name: &str, path: &Path) -> String {
             consumers[j].push(i);
         }
     }
+    let (outs, widths) = tied_widths(graph);
     // Cut points: nothing before p is read after p.
     let mut cut = vec![false; n];
     let mut reach = 0;
@@ -232,18 +233,31 @@ pub(super) fn slim(graph: &Graph, name: &str, path: &Path) -> String {
         }
         start = p + 1;
     }
-    // A block's trailing activations (the ReLU after a residual sum) belong to it.
+    // A block's trailing activations (the ReLU after a residual sum) and shuffle belong to it.
     let mut merged: Vec<Item> = Vec::new();
     for it in items {
         if let (Item::Op(j), Some(Item::Block { last, .. })) = (&it, merged.last_mut()) {
-            if matches!(nodes[*j].op, Op::Act(_)) && nodes[*j].inputs == [*last] {
+            if matches!(nodes[*j].op, Op::Act(_) | Op::Shuffle { .. }) && nodes[*j].inputs == [*last] {
                 *last = *j;
                 continue;
             }
         }
         merged.push(it);
     }
-    let items = merged;
+    let mut items = merged;
+    // The ops after the last block (or the last BN no activation follows) and before the
+    // pooling are the head's: MobileNet's and ShuffleNet's last 1×1 conv, DenseNet's last BN.
+    let is_act = |it: Option<&Item>| matches!(it, Some(Item::Op(k)) if matches!(nodes[*k].op, Op::Act(_)));
+    let anchor = (0..items.len()).rev().find(|&k| match &items[k] {
+        Item::Block { .. } => true,
+        Item::Op(j) => nodes[*j].op == Op::BatchNorm && !is_act(items.get(k + 1)),
+    });
+    if let (Some(k), true) = (anchor, head <= out) {
+        if let Some(Item::Op(j)) = items.get(k + 1) {
+            head = *j;
+            items.truncate(k + 1);
+        }
+    }
     let item_hw = |it: &Item| -> ([u32; 2], [u32; 2]) {
         let (first, last) = match it {
             Item::Op(i) => (*i, *i),
@@ -257,7 +271,7 @@ pub(super) fn slim(graph: &Graph, name: &str, path: &Path) -> String {
     let mut bodies: Vec<Option<Body>> = Vec::new();
     for it in &items {
         bodies.push(match it {
-            Item::Block { first, last } => Some(body(graph, &consumers, *first, *last)),
+            Item::Block { first, last } => Some(body(graph, &outs, &consumers, *first, *last)),
             Item::Op(_) => None,
         });
     }
@@ -287,7 +301,7 @@ pub(super) fn slim(graph: &Graph, name: &str, path: &Path) -> String {
     }
     let text_of = |i: usize| -> String {
         match &items[i] {
-            Item::Op(j) => literal(&call(&nodes[*j].op, nodes[*j].channels.to_string())),
+            Item::Op(j) => literal(&call(&nodes[*j].op, outs[*j].clone())),
             Item::Block { .. } => call_text[i].clone().unwrap_or_default(),
         }
     };
@@ -365,6 +379,9 @@ pub(super) fn slim(graph: &Graph, name: &str, path: &Path) -> String {
     let _ = writeln!(s, "network {name}({params}) {{");
     let _ = writeln!(s, "    input {shape}");
     let _ = writeln!(s, "    rounding floor");
+    for (name, c) in &widths {
+        let _ = writeln!(s, "    width {name} = {c}");
+    }
     for (section, range) in sections {
         let mut parts: Vec<String> = Vec::new();
         let mut i = range.start;
@@ -386,7 +403,7 @@ pub(super) fn slim(graph: &Graph, name: &str, path: &Path) -> String {
     if head <= out {
         let parts: Vec<String> = (head..=out)
             .map(|j| {
-                let c = if j == out { "classes".to_string() } else { nodes[j].channels.to_string() };
+                let c = if j == out { "classes".to_string() } else { outs[j].clone() };
                 literal(&call(&nodes[j].op, c))
             })
             .collect();
@@ -435,7 +452,7 @@ fn block_name(k: usize) -> String {
 }
 
 /// The body of the segment `first..=last` (its input the node before `first`).
-fn body(graph: &Graph, consumers: &[Vec<usize>], first: usize, last: usize) -> Body {
+fn body(graph: &Graph, outs: &[String], consumers: &[Vec<usize>], first: usize, last: usize) -> Body {
     let nodes = &graph.nodes;
     let inside = |j: usize| (first..=last).contains(&j);
     let multi = |j: usize| matches!(nodes[j].op, Op::Add | Op::Mul | Op::Concat);
@@ -493,9 +510,11 @@ fn body(graph: &Graph, consumers: &[Vec<usize>], first: usize, last: usize) -> B
     let mut calls: Vec<Call> = Vec::new();
     let mut text = String::new();
     // The expression of node j: (text, whether it needs brackets to be chained on).
+    #[allow(clippy::too_many_arguments)]
     fn expr(
         j: usize,
         graph: &Graph,
+        outs: &[String],
         input: usize,
         bound: &[bool],
         names: &HashMap<usize, String>,
@@ -510,7 +529,7 @@ fn body(graph: &Graph, consumers: &[Vec<usize>], first: usize, last: usize) -> B
             return (names.get(&j).cloned().unwrap_or_default(), false);
         }
         let node = &nodes[j];
-        let operand = |i: usize, calls: &mut Vec<Call>| expr(i, graph, input, bound, names, calls, false).0;
+        let operand = |i: usize, calls: &mut Vec<Call>| expr(i, graph, outs, input, bound, names, calls, false).0;
         match node.op {
             Op::Add => {
                 let ops: Vec<String> = node.inputs.iter().map(|&i| operand(i, calls)).collect();
@@ -525,8 +544,8 @@ fn body(graph: &Graph, consumers: &[Vec<usize>], first: usize, last: usize) -> B
                 (format!("concat({})", ops.join(", ")), false)
             }
             _ => {
-                let (base, brackets) = expr(node.inputs[0], graph, input, bound, names, calls, false);
-                let c = call(&node.op, node.channels.to_string());
+                let (base, brackets) = expr(node.inputs[0], graph, outs, input, bound, names, calls, false);
+                let c = call(&node.op, outs[j].clone());
                 // `relu(main + skip)` rather than `(main + skip) -> relu`.
                 if brackets && c.slots.is_empty() {
                     return (format!("{}({base})", c.name), false);
@@ -540,7 +559,7 @@ fn body(graph: &Graph, consumers: &[Vec<usize>], first: usize, last: usize) -> B
     let width = (first..=last).filter(|&j| bound[j]).map(|j| names[&j].len()).max().unwrap_or(3).max(3);
     for j in first..=last {
         if bound[j] {
-            let (e, _) = expr(j, graph, input, &bound, &names, &mut calls, true);
+            let (e, _) = expr(j, graph, outs, input, &bound, &names, &mut calls, true);
             let _ = writeln!(text, "    {:<width$} = {e}", names[&j]);
         }
     }
@@ -640,4 +659,117 @@ fn block(name: &str, bodies: Vec<&Body>) -> (String, Vec<String>) {
         })
         .collect();
     (def, calls)
+}
+
+/// Each node's out-channel argument: its count, or the name of a width the graph ties it
+/// to; and those names with their counts, to declare (`width NAME = C`). A channel shuffle
+/// of concatenated branches (ShuffleNet) ties the convs that end the branches into one
+/// width, and a split of that shuffle's output carries the width on, to the next unit's
+/// branch: as `models/shufflenet_v2.slim` is written by hand.
+fn tied_widths(graph: &Graph) -> (Vec<String>, Vec<(String, u32)>) {
+    #[derive(Clone)]
+    enum Class {
+        None,
+        /// The width of this producer (a conv, linear or zero-pad).
+        Own(usize),
+        Concat(Vec<Class>),
+    }
+    let nodes = &graph.nodes;
+    let mut parent: Vec<usize> = (0..nodes.len()).collect();
+    fn find(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut class: Vec<Class> = Vec::with_capacity(nodes.len());
+    let mut tied = vec![false; nodes.len()];
+    for (i, n) in nodes.iter().enumerate() {
+        let input = |k: usize| n.inputs.get(k).map_or(Class::None, |&j| class[j].clone());
+        let c = match &n.op {
+            Op::Conv { groups: Groups::Depthwise, .. } => input(0),
+            Op::Conv { .. } | Op::ConvTranspose { .. } | Op::Linear { .. } | Op::ZeroPad => Class::Own(i),
+            Op::Input => Class::None,
+            Op::Concat => Class::Concat(n.inputs.iter().map(|&j| class[j].clone()).collect()),
+            Op::Split { part, parts } => match input(0) {
+                Class::Concat(v) if v.len() == *parts as usize => {
+                    let roots: Vec<Option<usize>> = v
+                        .iter()
+                        .map(|c| match c {
+                            Class::Own(p) => Some(find(&mut parent, *p)),
+                            _ => None,
+                        })
+                        .collect();
+                    if roots.iter().all(|r| r.is_some() && *r == roots[0]) {
+                        v[*part as usize].clone()
+                    } else {
+                        Class::None
+                    }
+                }
+                _ => Class::None,
+            },
+            Op::Shuffle { .. } => {
+                let c = input(0);
+                if let Class::Concat(v) = &c {
+                    let own: Vec<usize> = v
+                        .iter()
+                        .filter_map(|c| match c {
+                            Class::Own(p) => Some(*p),
+                            _ => None,
+                        })
+                        .collect();
+                    if own.len() == v.len() {
+                        for &p in &own {
+                            tied[p] = true;
+                            let (a, b) = (find(&mut parent, own[0]), find(&mut parent, p));
+                            parent[b] = a;
+                        }
+                    }
+                }
+                c
+            }
+            Op::BatchNorm
+            | Op::Act(_)
+            | Op::MaxPool { .. }
+            | Op::AvgPool { .. }
+            | Op::GlobalAvgPool
+            | Op::AdaptiveAvgPool { .. }
+            | Op::Flatten
+            | Op::LayerNorm { .. }
+            | Op::LayerScale { .. }
+            | Op::Upsample { .. }
+            | Op::Attend { .. }
+            | Op::Tokens
+            | Op::ClassToken
+            | Op::PosEmbed { .. }
+            | Op::Token { .. }
+            | Op::Dropout { .. }
+            | Op::DropPath { .. }
+            | Op::Add
+            | Op::Mul
+            | Op::Subsample { .. } => input(0),
+        };
+        class.push(c);
+    }
+    let mut names: HashMap<usize, String> = HashMap::new();
+    let mut widths = Vec::new();
+    let mut outs = Vec::with_capacity(nodes.len());
+    for (i, n) in nodes.iter().enumerate() {
+        if !tied[i] {
+            outs.push(n.channels.to_string());
+            continue;
+        }
+        let root = find(&mut parent, i);
+        let name = names
+            .entry(root)
+            .or_insert_with(|| {
+                let name = format!("w{}", widths.len() + 1);
+                widths.push((name.clone(), n.channels));
+                name
+            })
+            .clone();
+        outs.push(name);
+    }
+    (outs, widths)
 }
