@@ -242,3 +242,33 @@ fn imported_files_check_and_load_as_init_weights() {
     assert_eq!(slimc(&dir, &["import", "resnet20.dynamo.onnx"]).status.code(), Some(2));
     assert!(slimc(&dir, &["import", "resnet20.dynamo.onnx", "--force"]).status.success());
 }
+
+/// Seeded byte damage to a real graph: every damaged file imports or is refused with an
+/// error, never a panic.
+#[test]
+fn damaged_graphs_are_refused_never_a_panic() {
+    use rand::{Rng, SeedableRng};
+    let dir = scratch("import-damaged");
+    let model = weightless(&dir, "resnet20", "ts");
+    let bytes = std::fs::read(&model).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(31);
+    let mut refused = 0;
+    for i in 0..300 {
+        let mut b = bytes.clone();
+        for _ in 0..rng.random_range(1..8) {
+            let at = rng.random_range(0..b.len());
+            b[at] = rng.random();
+        }
+        std::fs::write(&model, &b).unwrap();
+        let r = std::panic::catch_unwind(|| import(&model, &ImportOptions::default()));
+        match r {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                refused += 1;
+                assert!(!e.to_string().is_empty(), "damage {i}: an empty message");
+            }
+            Err(_) => panic!("damage {i}: import panicked"),
+        }
+    }
+    assert!(refused > 0, "no damage was noticed: the test damages nothing");
+}

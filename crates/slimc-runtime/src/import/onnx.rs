@@ -21,6 +21,12 @@ use crate::ir::{Activation, Groups, Op};
 const MAX_MODEL_BYTES: u64 = 4 << 30;
 /// The most elements one constant may hold, and one external tensor.
 const MAX_ELEMENTS: usize = 1 << 31;
+/// The most elements a constant made by folding (`ConstantOfShape`) may hold: 16M.
+const MAX_FOLDED: usize = 1 << 24;
+/// The most nodes a graph may have (a network's limit in the language).
+const MAX_NODES: usize = 100_000;
+/// A map's channels, as the language allows them.
+const MAX_CHANNELS: u64 = 65_536;
 
 /// A constant: an initializer, a `Constant` node, or folded shape arithmetic. Values are
 /// f64 (integers up to 2⁵³ exact, which shapes never pass).
@@ -95,6 +101,9 @@ pub(super) fn read(path: &Path) -> Result<(Graph, Vec<String>), ImportError> {
     let graph = model.graph.ok_or_else(|| bad("it holds no graph".into()))?;
     if graph.node.is_empty() {
         return Err(bad("its graph has no nodes".into()));
+    }
+    if graph.node.len() > MAX_NODES {
+        return Err(bad(format!("its graph has {} nodes, more than the {MAX_NODES} slimc reads", graph.node.len())));
     }
     let opset =
         model.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(1, |o| o.version);
@@ -340,6 +349,15 @@ impl Reader<'_> {
         id
     }
 
+    /// A channel count the language allows (1..=65,536), or an error naming the node.
+    fn channels(&self, node: &NodeProto, c: u64) -> Result<u32, ImportError> {
+        if (1..=MAX_CHANNELS).contains(&c) {
+            Ok(c as u32)
+        } else {
+            Err(self.unsupported(node, format!("it makes {c} channels; slimc's maps have 1 to {MAX_CHANNELS}")))
+        }
+    }
+
     fn shape(&self, id: usize) -> (u32, [u32; 2]) {
         let n = &self.graph.nodes[id];
         (n.channels, n.hw)
@@ -433,7 +451,7 @@ impl Reader<'_> {
                 if ids.iter().any(|&i| self.shape(i).1 != hw) {
                     return Err(self.unsupported(node, "its inputs differ in height or width"));
                 }
-                let c = ids.iter().map(|&i| self.shape(i).0).sum();
+                let c = self.channels(node, ids.iter().map(|&i| u64::from(self.shape(i).0)).sum())?;
                 self.push(node, Op::Concat, ids, c, hw);
             }
             "MaxPool" | "AveragePool" => self.pool(node)?,
@@ -539,7 +557,7 @@ impl Reader<'_> {
             return Err(self.unsupported(node, format!("its weight {:?} does not read {in_c} channels", w.dims)));
         }
         let t = crate::export::transpose(&w.host());
-        let out = t.shape[0];
+        let out = self.channels(node, t.shape[0] as u64)? as usize;
         let weight = HostTensor { shape: vec![out, in_c as usize, 1, 1], data: t.data };
         let op = Op::Conv {
             kernel: [1, 1],
@@ -569,13 +587,16 @@ impl Reader<'_> {
                 _ => Err(self.unsupported(node, format!("its {name} {v:?} is not two numbers 1..1024"))),
             }
         };
+        if !w.dims[2..].iter().all(|&k| (1..=1024).contains(&k)) {
+            return Err(self.unsupported(node, format!("its kernel {:?} is not 1..1024 on each side", &w.dims[2..])));
+        }
         let kernel = [w.dims[2] as u32, w.dims[3] as u32];
         let stride = pair("strides", 1)?;
         let dilation = pair("dilations", 1)?;
         let padding = self.pads(node, kernel, stride, dilation)?;
         let groups = attr_int(node, "group", 1);
-        let out = w.dims[0] as u32;
-        if groups < 1 || in_c as i64 % groups != 0 || w.dims[1] as i64 * groups != i64::from(in_c) {
+        let out = self.channels(node, w.dims[0] as u64)?;
+        if groups < 1 || in_c as i64 % groups != 0 || (w.dims[1] as i64).checked_mul(groups) != Some(i64::from(in_c)) {
             return Err(self.unsupported(
                 node,
                 format!("its weight {:?} does not fit {in_c} input channels in {groups} groups", w.dims),
@@ -807,9 +828,15 @@ impl Reader<'_> {
         let [kh, kw] = k[..] else {
             return Err(self.unsupported(node, format!("its kernel {k:?} is not 2-D")));
         };
+        if !(1..=1024).contains(&kh) || !(1..=1024).contains(&kw) {
+            return Err(self.unsupported(node, format!("its kernel {k:?} is not 1..1024 on each side")));
+        }
         let kernel = [kh as u32, kw as u32];
         let s = attr_ints(node, "strides").unwrap_or_else(|| vec![1, 1]);
-        let stride = [s[0].max(1) as u32, s.get(1).copied().unwrap_or(s[0]).max(1) as u32];
+        let stride = match s[..] {
+            [a, b] if (1..=1024).contains(&a) && (1..=1024).contains(&b) => [a as u32, b as u32],
+            _ => return Err(self.unsupported(node, format!("its strides {s:?} are not two numbers 1..1024"))),
+        };
         if attr_ints(node, "dilations").is_some_and(|d| d.iter().any(|&v| v != 1)) {
             return Err(self.unsupported(node, "slimc's pools are not dilated"));
         }
@@ -866,11 +893,14 @@ impl Reader<'_> {
                         if [h, w] == [1, 1] {
                             self.set(node, Value::Map(x));
                         } else {
-                            self.push(node, Op::Flatten, vec![x], c * h * w, [1, 1]);
+                            let f = self.channels(node, features as u64)?;
+                            self.push(node, Op::Flatten, vec![x], f, [1, 1]);
                         }
                     }
                     [_, g, cg, th, tw]
-                        if g > 0 && i64::from(c) == g * cg && [th, tw] == [i64::from(h), i64::from(w)] =>
+                        if g > 0
+                            && g.checked_mul(cg) == Some(i64::from(c))
+                            && [th, tw] == [i64::from(h), i64::from(w)] =>
                     {
                         self.set(node, Value::Grouped { node: x, groups: g as u32 });
                     }
@@ -947,7 +977,7 @@ impl Reader<'_> {
         if weight.shape[1] != in_c as usize {
             return Err(self.unsupported(node, format!("its weight {:?} does not read {in_c} features", w.dims)));
         }
-        let out = weight.shape[0] as u32;
+        let out = self.channels(node, weight.shape[0] as u64)?;
         let bias = match b {
             Some(b) if b.data.len() == out as usize => {
                 Some(HostTensor { shape: vec![out as usize], data: b.host().data })
@@ -1016,6 +1046,9 @@ impl Reader<'_> {
         let ends = self.konst(node, 2)?.ok_or_else(|| self.unsupported(node, "its ends are not constant"))?.ints();
         let axes = self.konst(node, 3)?.map_or_else(|| (0..starts.len() as i64).collect(), |c| c.ints());
         let steps = self.konst(node, 4)?.map_or_else(|| vec![1; starts.len()], |c| c.ints());
+        if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+            return Err(self.unsupported(node, "its starts, ends, axes and steps differ in length"));
+        }
         let x = match v {
             Some(Value::Map(x)) | Some(Value::Rows { node: x, .. }) => x,
             _ => return Err(self.unsupported(node, "it slices something other than a feature map")),
@@ -1065,7 +1098,7 @@ impl Reader<'_> {
             (None, Some((s, oy)), None) if !matches!(v, Some(Value::Rows { .. })) => {
                 self.set(node, Value::Rows { node: x, stride: s, offset: oy });
             }
-            (None, Some((sy, oy)), Some((sx, ox))) if sy == sx && oy < sy && ox < sx => {
+            (None, Some((sy, oy)), Some((sx, ox))) if sy == sx && oy < sy && ox < sx && oy < h && ox < w => {
                 let out = |n: u32, o: u32| (n - o).div_ceil(sy);
                 self.push(node, Op::Subsample { stride: sy, offset: [oy, ox] }, vec![x], c, [out(h, oy), out(w, ox)]);
             }
@@ -1092,7 +1125,8 @@ impl Reader<'_> {
         let (c, hw) = self.shape(x);
         match pads[..] {
             [0, 0, 0, 0, 0, after, 0, 0] if mode == "constant" && value == 0.0 && after >= 0 => {
-                self.push(node, Op::ZeroPad, vec![x], c + after as u32, hw);
+                let out = self.channels(node, u64::from(c).saturating_add(after as u64))?;
+                self.push(node, Op::ZeroPad, vec![x], out, hw);
                 Ok(())
             }
             _ => Err(self.unsupported(
@@ -1243,19 +1277,9 @@ impl Reader<'_> {
                 }
                 let dims: Vec<usize> = keep.iter().map(Vec::len).collect();
                 let strides: Vec<usize> = (0..a.dims.len()).map(|i| a.dims[i + 1..].iter().product()).collect();
-                let total: usize = dims.iter().product();
-                let mut data = Vec::with_capacity(total);
-                let mut pos = vec![0usize; dims.len()];
-                for _ in 0..total {
-                    data.push(a.data[pos.iter().enumerate().map(|(i, &p)| keep[i][p] * strides[i]).sum::<usize>()]);
-                    for d in (0..dims.len()).rev() {
-                        pos[d] += 1;
-                        if pos[d] < dims[d] {
-                            break;
-                        }
-                        pos[d] = 0;
-                    }
-                }
+                let data = each_index(&dims, |pos| {
+                    a.data[pos.iter().enumerate().map(|(i, &p)| keep[i][p] * strides[i]).sum::<usize>()]
+                });
                 Const { dims, data, int: a.int }
             }
             "Reshape" => {
@@ -1302,19 +1326,9 @@ impl Reader<'_> {
                 }
                 let dims: Vec<usize> = perm.iter().map(|&p| a.dims[p]).collect();
                 let strides: Vec<usize> = (0..rank).map(|i| a.dims[i + 1..].iter().product()).collect();
-                let mut data = Vec::with_capacity(a.data.len());
-                let mut idx = vec![0usize; rank];
-                for _ in 0..a.data.len() {
-                    let src: usize = idx.iter().enumerate().map(|(i, &v)| v * strides[perm[i]]).sum();
-                    data.push(a.data[src]);
-                    for d in (0..rank).rev() {
-                        idx[d] += 1;
-                        if idx[d] < dims[d] {
-                            break;
-                        }
-                        idx[d] = 0;
-                    }
-                }
+                let data = each_index(&dims, |idx| {
+                    a.data[idx.iter().enumerate().map(|(i, &v)| v * strides[perm[i]]).sum::<usize>()]
+                });
                 Const { dims, data, int: a.int }
             }
             "ConstantOfShape" => {
@@ -1327,16 +1341,38 @@ impl Reader<'_> {
                     None => (0.0, false),
                 };
                 let dims: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
-                let n: usize = dims.iter().product();
-                if n > MAX_ELEMENTS {
-                    return Err(self.unsupported(node, "the constant is too large"));
-                }
+                let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|&n| n <= MAX_FOLDED);
+                let Some(n) = n else {
+                    return Err(self.unsupported(
+                        node,
+                        format!("a constant of {dims:?} is more than the {MAX_FOLDED} values slimc folds"),
+                    ));
+                };
                 Const { dims, data: vec![v; n], int }
             }
             _ => return Ok(None),
         };
         Ok(Some(out))
     }
+}
+
+/// `f` of every index of a row-major array of `dims`, in order (a constant's values
+/// gathered into a new shape).
+fn each_index<T>(dims: &[usize], mut f: impl FnMut(&[usize]) -> T) -> Vec<T> {
+    let total: usize = dims.iter().product();
+    let mut out = Vec::with_capacity(total);
+    let mut pos = vec![0usize; dims.len()];
+    for _ in 0..total {
+        out.push(f(&pos));
+        for d in (0..dims.len()).rev() {
+            pos[d] += 1;
+            if pos[d] < dims[d] {
+                break;
+            }
+            pos[d] = 0;
+        }
+    }
+    out
 }
 
 /// `f` elementwise over two constants of one shape, or one of them a single value.

@@ -509,57 +509,47 @@ fn body(graph: &Graph, outs: &[String], consumers: &[Vec<usize>], first: usize, 
     let input = first - 1;
     let mut calls: Vec<Call> = Vec::new();
     let mut text = String::new();
-    // The expression of node j: (text, whether it needs brackets to be chained on).
-    #[allow(clippy::too_many_arguments)]
-    fn expr(
-        j: usize,
-        graph: &Graph,
-        outs: &[String],
-        input: usize,
-        bound: &[bool],
-        names: &HashMap<usize, String>,
-        calls: &mut Vec<Call>,
-        top: bool,
-    ) -> (String, bool) {
-        let nodes = &graph.nodes;
-        if j == input {
-            return ("in".into(), false);
+    let reference = |i: usize| if i == input { "in".to_string() } else { names.get(&i).cloned().unwrap_or_default() };
+    // The right-hand side of bound node `j`: its chain of unbound single-input ops (a loop,
+    // not recursion: a chain may be long), on `in`, a bound name or a multi-input op, whose
+    // operands are always bound or `in`.
+    let rhs = |j: usize, calls: &mut Vec<Call>| -> String {
+        let mut chain = Vec::new();
+        let mut k = j;
+        while k != input && (k == j || !bound[k]) && !multi(k) {
+            chain.push(k);
+            k = nodes[k].inputs[0];
         }
-        if bound[j] && !top {
-            return (names.get(&j).cloned().unwrap_or_default(), false);
-        }
-        let node = &nodes[j];
-        let operand = |i: usize, calls: &mut Vec<Call>| expr(i, graph, outs, input, bound, names, calls, false).0;
-        match node.op {
-            Op::Add => {
-                let ops: Vec<String> = node.inputs.iter().map(|&i| operand(i, calls)).collect();
-                (ops.join(" + "), true)
+        let (mut text, mut brackets) = if k == input || (k != j && bound[k]) {
+            (reference(k), false)
+        } else {
+            let ops: Vec<String> = nodes[k].inputs.iter().map(|&i| reference(i)).collect();
+            match nodes[k].op {
+                Op::Add => (ops.join(" + "), true),
+                Op::Mul => (ops.join(" * "), true),
+                _ => (format!("concat({})", ops.join(", ")), false),
             }
-            Op::Mul => {
-                let ops: Vec<String> = node.inputs.iter().map(|&i| operand(i, calls)).collect();
-                (ops.join(" * "), true)
-            }
-            Op::Concat => {
-                let ops: Vec<String> = node.inputs.iter().map(|&i| operand(i, calls)).collect();
-                (format!("concat({})", ops.join(", ")), false)
-            }
-            _ => {
-                let (base, brackets) = expr(node.inputs[0], graph, outs, input, bound, names, calls, false);
-                let c = call(&node.op, outs[j].clone());
-                // `relu(main + skip)` rather than `(main + skip) -> relu`.
-                if brackets && c.slots.is_empty() {
-                    return (format!("{}({base})", c.name), false);
+        };
+        for &n in chain.iter().rev() {
+            let c = call(&nodes[n].op, outs[n].clone());
+            // `relu(main + skip)` rather than `(main + skip) -> relu`.
+            if brackets && c.slots.is_empty() {
+                text = format!("{}({text})", c.name);
+            } else {
+                if brackets {
+                    text = format!("({text})");
                 }
-                let base = if brackets { format!("({base})") } else { base };
                 calls.push(c);
-                (format!("{base} -> \u{1}{}\u{2}", calls.len() - 1), false)
+                text = format!("{text} -> \u{1}{}\u{2}", calls.len() - 1);
             }
+            brackets = false;
         }
-    }
+        text
+    };
     let width = (first..=last).filter(|&j| bound[j]).map(|j| names[&j].len()).max().unwrap_or(3).max(3);
     for j in first..=last {
         if bound[j] {
-            let (e, _) = expr(j, graph, outs, input, &bound, &names, &mut calls, true);
+            let e = rhs(j, &mut calls);
             let _ = writeln!(text, "    {:<width$} = {e}", names[&j]);
         }
     }
@@ -691,7 +681,16 @@ fn tied_widths(graph: &Graph) -> (Vec<String>, Vec<(String, u32)>) {
             Op::Conv { groups: Groups::Depthwise, .. } => input(0),
             Op::Conv { .. } | Op::ConvTranspose { .. } | Op::Linear { .. } | Op::ZeroPad => Class::Own(i),
             Op::Input => Class::None,
-            Op::Concat => Class::Concat(n.inputs.iter().map(|&j| class[j].clone()).collect()),
+            // One level: a concatenation of concatenations ties nothing.
+            Op::Concat => Class::Concat(
+                n.inputs
+                    .iter()
+                    .map(|&j| match class[j] {
+                        Class::Own(p) => Class::Own(p),
+                        Class::None | Class::Concat(_) => Class::None,
+                    })
+                    .collect(),
+            ),
             Op::Split { part, parts } => match input(0) {
                 Class::Concat(v) if v.len() == *parts as usize => {
                     let roots: Vec<Option<usize>> = v
