@@ -157,7 +157,7 @@ impl Graph {
 /// without bias and its BN had). `keep_conv_bias` turns this off for graphs whose convs
 /// really have biases. A squeeze-excite's convs (on a 1×1 map) keep theirs.
 pub fn import(path: &Path, options: &ImportOptions) -> Result<Imported, ImportError> {
-    let (graph, _) = onnx::read(path)?;
+    let graph = onnx::read(path)?;
     // A network normalised by layer norm (ConvNeXt) has no BN to re-insert.
     let layer_norms = graph.nodes.iter().any(|n| matches!(n.op, Op::LayerNorm { .. }));
     let mut feeds_bn = vec![false; graph.nodes.len()];

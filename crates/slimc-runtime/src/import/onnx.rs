@@ -85,7 +85,7 @@ enum Value {
 }
 
 /// Reads `path` (and its external data, beside it) into a graph.
-pub(super) fn read(path: &Path) -> Result<(Graph, Vec<String>), ImportError> {
+pub(super) fn read(path: &Path) -> Result<Graph, ImportError> {
     let bad = |reason: String| ImportError::NotOnnx { path: path.to_path_buf(), reason };
     let meta = std::fs::metadata(path).map_err(|error| ImportError::Read { path: path.to_path_buf(), error })?;
     if !meta.is_file() {
@@ -109,7 +109,7 @@ pub(super) fn read(path: &Path) -> Result<(Graph, Vec<String>), ImportError> {
         model.opset_import.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map_or(1, |o| o.version);
     let dir = path.parent().unwrap_or(Path::new("."));
 
-    let mut reader = Reader { path, dir, opset, values: HashMap::new(), graph: Graph::default(), warnings: Vec::new() };
+    let mut reader = Reader { path, dir, opset, values: HashMap::new(), graph: Graph::default() };
     for t in &graph.initializer {
         let c = reader.tensor(t, &t.name)?;
         reader.values.insert(t.name.clone(), Value::Const(c));
@@ -171,7 +171,7 @@ pub(super) fn read(path: &Path) -> Result<(Graph, Vec<String>), ImportError> {
         }
     };
     reader.graph.output = out;
-    Ok((reader.graph, reader.warnings))
+    Ok(reader.graph)
 }
 
 /// An f32 attribute as the decimal it was written as (`1e-6`, not 9.99999997e-7).
@@ -190,7 +190,6 @@ struct Reader<'a> {
     opset: i64,
     values: HashMap<String, Value>,
     graph: Graph,
-    warnings: Vec<String>,
 }
 
 fn attr<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
