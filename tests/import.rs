@@ -220,6 +220,8 @@ fn bad_input_is_one_message_and_nothing_written() {
     refused(&dir, &["import", "resnet20.ts.onnx", "-o", "mine.slim"], "mine.slim exists");
     assert_eq!(std::fs::read_to_string(dir.join("mine.slim")).unwrap(), "# mine\n");
     refused(&dir, &["import", "resnet20.ts.onnx", "--name", "2x"], "--name 2x");
+    // The weights' directory missing: not even the .slim is written.
+    refused(&dir, &["import", "resnet20.ts.onnx", "--weights", "no/such/w.safetensors"], "no/such is not a directory");
 }
 
 #[test]

@@ -57,7 +57,18 @@ pub fn run(a: &ImportArgs) -> Result<(), Failure> {
     if out == weights {
         return Err(Failure::Usage(format!("-o and --weights are both {}", out.display())));
     }
-    // Nothing is read or written until both outputs are known to be free.
+    // Nothing is read or written until both outputs can be written.
+    for p in [&out, &weights] {
+        if let Some(parent) = p.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !parent.is_dir() {
+                return Err(Failure::Usage(format!(
+                    "cannot write {}: {} is not a directory",
+                    p.display(),
+                    parent.display()
+                )));
+            }
+        }
+    }
     if !a.force {
         for p in [&out, &weights] {
             if p.exists() {
