@@ -19,7 +19,7 @@ mod write;
 use std::path::{Path, PathBuf};
 
 use crate::export::HostTensor;
-use crate::ir::{Network, Op, Weights};
+use crate::ir::{LayerShape, Network, Op, Weights};
 use crate::runtime::BN_EPS;
 
 /// Why a model could not be imported. Each names the file, and the ONNX node where one is
@@ -125,22 +125,19 @@ impl Graph {
         Graph { output: map[self.output], nodes }
     }
 
-    /// Convolution and linear multiply-adds at batch 1 (slimc's count).
+    /// Multiply-adds at batch 1: each node's op costed by the language's rule
+    /// ([`crate::cost::layer_cost`]) at the node's own channels and size.
     fn macs(&self) -> u64 {
         self.nodes
             .iter()
             .map(|n| {
-                let in_c = n.inputs.first().map_or(0, |&i| u64::from(self.nodes[i].channels));
-                let out = u64::from(n.channels);
-                let pixels = u64::from(n.hw[0]) * u64::from(n.hw[1]);
-                match &n.op {
-                    Op::Conv { kernel, groups, .. } => {
-                        let g = u64::from(groups.eval(in_c as u32));
-                        out * pixels * (in_c / g) * u64::from(kernel[0]) * u64::from(kernel[1])
-                    }
-                    Op::Linear { .. } => in_c * out,
-                    _ => 0,
-                }
+                let in_c = n.inputs.first().map_or(0, |&i| self.nodes[i].channels);
+                let groups = match n.op {
+                    Op::Conv { groups, .. } => groups.eval(in_c),
+                    _ => 1,
+                };
+                let shape = LayerShape { in_c, out: n.channels, groups };
+                crate::cost::layer_cost(&n.op, shape, n.hw).macs
             })
             .sum()
     }

@@ -572,7 +572,7 @@ fn block(name: &str, bodies: Vec<&Body>) -> (String, Vec<String>) {
     };
     // Parameters: slots that differ between instances; equal value rows of one kind share one.
     let mut params: Vec<(String, &'static str, Vec<String>)> = Vec::new();
-    let mut param_of: HashMap<(usize, usize), usize> = HashMap::new();
+    let mut param_of: HashMap<(usize, usize), String> = HashMap::new();
     for s in &slots {
         let v = values(s);
         if v.iter().all(|x| *x == v[0]) {
@@ -585,17 +585,10 @@ fn block(name: &str, bodies: Vec<&Body>) -> (String, Vec<String>) {
             params.push((pname, kind, v));
             params.len() - 1
         });
-        param_of.insert(*s, p);
+        param_of.insert(*s, params[p].0.clone());
     }
     // Out-channel counts by position, the rest with their most common value as default.
-    let mut order: Vec<usize> = (0..params.len()).collect();
-    order.sort_by_key(|&p| params[p].1 != "c");
-    let mut new_index = vec![0; params.len()];
-    for (new, &old) in order.iter().enumerate() {
-        new_index[old] = new;
-    }
-    let remap: HashMap<(usize, usize), usize> = param_of.iter().map(|(s, &p)| (*s, new_index[p])).collect();
-    let params: Vec<(String, &'static str, Vec<String>)> = order.iter().map(|&p| params[p].clone()).collect();
+    params.sort_by_key(|(_, k, _)| *k != "c");
     let defaults: Vec<Option<String>> = params
         .iter()
         .map(|(_, k, v)| {
@@ -614,8 +607,8 @@ fn block(name: &str, bodies: Vec<&Body>) -> (String, Vec<String>) {
     let mut text = first.text.clone();
     for (ci, c) in first.calls.iter().enumerate().rev() {
         let all_default = |si: usize| bodies.iter().all(|b| b.calls[ci].slots[si].default);
-        let r = render(c, |si, s| match remap.get(&(ci, si)) {
-            Some(&p) => Some(params[p].0.clone()),
+        let r = render(c, |si, s| match param_of.get(&(ci, si)) {
+            Some(name) => Some(name.clone()),
             None if all_default(si) => None,
             None => Some(s.value.clone()),
         });
