@@ -56,6 +56,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         options,
         holdout: Holdout::Images(64),
         out: Some(out.clone()),
+        // Measured on the training images (pretrained weights would give their own).
+        normalize: None,
     };
     let device = Default::default();
     let (run, dir) = Run::<CpuTrain>::create(net, &data, setup, &device)?;

@@ -13,7 +13,9 @@
 //!   on the original graph to 1e-4 (ignored test: needs onnxruntime, as `bash .ci/run`
 //!   installs it);
 //! - bad input (not ONNX, truncated, weights missing or short, an op slimc lacks, an output
-//!   in the way) is one message, exit 2, nothing written.
+//!   in the way) is one message, exit 2, nothing written;
+//! - channels ranked by importance (`--order l1|bn`) leave the full-width logits of nine
+//!   zoo networks unchanged.
 
 mod common;
 
@@ -273,4 +275,89 @@ fn damaged_graphs_are_refused_never_a_panic() {
         }
     }
     assert!(refused > 0, "no damage was noticed: the test damages nothing");
+}
+
+/// Ranking channels by importance (`--order`) permutes every tensor a search dimension
+/// reaches together: the full-width network computes the same logits with the reordered
+/// weights (and their BN statistics), something moves in every model, and ranking the
+/// reordered weights again moves nothing (each dimension's scores now descend). Covers
+/// option-A zero padding (ResNet-20), residual adds, depthwise convs, squeeze-excite gates,
+/// splits and shuffles (ShuffleNetV2), group convs (RegNetX), layer norm and layer scale
+/// (ConvNeXt), attention with a class token and a position embedding (ViT).
+#[test]
+fn importance_ordering_keeps_the_full_width_function() {
+    use slimc_runtime::export::Subnet;
+    use slimc_runtime::import::order::{reorder, Criterion};
+    let models = [
+        "resnet20",
+        "resnet18",
+        "mobilenet_v2",
+        "mobilenet_v3_large",
+        "efficientnet_b0",
+        "shufflenet_v2",
+        "regnetx_400mf",
+        "convnext_tiny",
+        "vit_fmnist",
+    ];
+    let device = Default::default();
+    for name in models {
+        let net = common::small(name, common::test_size(name));
+        let mut slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 3, &device);
+        let stats = common::condition_bn(&mut slim, &device);
+        let full = WidthConfig::new(net.full_width());
+        let tensors = Subnet::extract(&slim, &full, &stats).unwrap().named_tensors();
+        let [c, h, w] = net.input.map(|v| v as usize);
+        let x = Tensor::<Cpu, 4>::random([2, c, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let before: Vec<f32> =
+            slim.forward(x.clone(), &full, Mode::Eval(&stats)).unwrap().logits.into_data().to_vec().unwrap();
+        for criterion in [Criterion::L1, Criterion::Bn] {
+            let (moved, plan) = reorder(&net, tensors.clone(), criterion);
+            assert!(plan.dims.iter().any(Option::is_some), "{name} ({criterion}): no dimension was reordered");
+            // Only group convs, splits and attention keep dimensions in place.
+            if !["shufflenet_v2", "regnetx_400mf", "vit_fmnist"].contains(&name) {
+                assert!(plan.kept.is_empty(), "{name} ({criterion}): kept {:?}", plan.kept);
+            }
+            assert_ne!(moved, tensors, "{name} ({criterion}): no tensor moved");
+            let (again, replan) = reorder(&net, moved.clone(), criterion);
+            assert!(replan.dims.iter().all(Option::is_none), "{name} ({criterion}): ranking is not idempotent");
+            assert_eq!(again, moved);
+            let mut ordered = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 0, &device);
+            let ordered_stats = ordered.named_stats(&moved, &device).unwrap();
+            ordered.load_named(moved, Path::new("ordered"), &device).unwrap();
+            let after: Vec<f32> = ordered
+                .forward(x.clone(), &full, Mode::Eval(&ordered_stats))
+                .unwrap()
+                .logits
+                .into_data()
+                .to_vec()
+                .unwrap();
+            let d = common::rel(&before, &after, 1.0);
+            assert!(d < 1e-4, "{name} ({criterion}): reordered logits differ by {d} (relative)");
+        }
+    }
+}
+
+/// `--order` and `--normalize` are refused with one message when they cannot apply or do
+/// not parse, before any data is read.
+#[test]
+fn order_and_normalize_flags_are_checked() {
+    let dir = scratch("import-flags");
+    weightless(&dir, "resnet20", "ts");
+    assert!(slimc(&dir, &["import", "resnet20.ts.onnx"]).status.success());
+    let refusals: &[(&[&str], &str)] = &[
+        (&["eval", "resnet20.slim", "--order", "l1"], "--init"),
+        (&["eval", "resnet20.slim", "--init", "resnet20.safetensors", "--order", "l2"], "expected none, l1 or bn"),
+        (&["eval", "resnet20.slim", "--init", "resnet20.safetensors", "--normalize", "0.5"], "MEAN/STD"),
+        (&["eval", "resnet20.slim", "--init", "resnet20.safetensors", "--normalize", "0.5/0"], "MEAN/STD"),
+        (&["eval", "resnet20.slim", "--init", "resnet20.safetensors", "--normalize", "0.1,0.2/0.3"], "MEAN/STD"),
+        (&["train", "resnet20.slim", "--order", "bn"], "--init"),
+        (&["train", "resnet20.slim", "--normalize", "nan/1"], "MEAN/STD"),
+    ];
+    for (args, what) in refusals {
+        let out = slimc(&dir, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(what), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use slimc_lang::cost::human;
 use slimc_lang::{write_output, FileKind};
-use slimc_runtime::data::DataSpec;
+use slimc_runtime::data::{DataSpec, Normalize};
 use slimc_runtime::export::named;
 use slimc_runtime::runtime::checkpoint::Meta;
 use slimc_runtime::runtime::SlimBackend;
@@ -36,6 +36,15 @@ pub struct EvalArgs {
     /// With --init: which network of the file (needed when it holds several).
     #[arg(long, requires = "init")]
     network: Option<String>,
+    /// With --init: rank each search dimension's channels by importance first, so that a
+    /// narrower width keeps the most important ones: `l1` (filter L1 norms summed over
+    /// the dimension's layers), `bn` (BN |gamma|), or `none`. The full width is unchanged.
+    #[arg(long, requires = "init", default_value = "none", value_name = "none|l1|bn")]
+    order: super::Order,
+    /// With --init: the input normalisation the weights were trained with, MEAN/STD (one
+    /// value, or one per channel, comma-separated) [default: measured on the training images].
+    #[arg(long, requires = "init", value_parser = super::parse_normalize, value_name = "MEAN/STD")]
+    normalize: Option<Normalize>,
     #[command(flatten)]
     compile: CompileArgs,
     /// Widths: W1,W2,... or START:END:STEP (0.25:1.0:0.05).
@@ -217,7 +226,8 @@ fn from_weights<B: SlimBackend>(a: &EvalArgs, weights: &Path, dev: &B::Device) -
     let net = compile_one(&a.path, &bytes, a.network.as_deref(), &compile)?;
     let source = String::from_utf8_lossy(&bytes).into_owned();
     let meta = Meta::new(&a.path.display().to_string(), &source, &net, &compile, Vec::new());
-    eval::from_weights::<B>(net, meta, (weights, tensors), &data, dev).map_err(fail)
+    let tensors = super::ordered(&net, tensors, a.order);
+    eval::from_weights::<B>(net, meta, (weights, tensors), a.normalize.as_ref(), &data, dev).map_err(fail)
 }
 
 fn point(r: &Row) -> plot::Point {

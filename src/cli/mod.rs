@@ -51,6 +51,8 @@ use codespan_reporting::term::termcolor::{ColorChoice, StandardStream};
 
 use slimc_lang::ir::{Network, ParamValue, Rounding};
 use slimc_lang::{Diagnostics, Options};
+use slimc_runtime::export::HostTensor;
+use slimc_runtime::import::order::{reorder, Criterion};
 use slimc_runtime::runtime::device::DeviceSpec;
 use slimc_runtime::train::joslim::JoslimOptions;
 use slimc_runtime::train::scheme::{Scheme, DEFAULT_SWITCHES};
@@ -310,6 +312,56 @@ pub fn parse_calibrate(s: &str) -> Result<usize, String> {
             "expected a number of batches, at least 1 (a width's accuracy needs BN statistics calibrated at that width), got `{s}`"
         )),
     }
+}
+
+/// `--normalize MEAN/STD`: the input normalisation pretrained weights expect, one value
+/// for every channel or one per channel (`0.286/0.353`, `0.485,0.456,0.406/0.229,0.224,0.225`).
+pub fn parse_normalize(s: &str) -> Result<slimc_runtime::data::Normalize, String> {
+    let bad =
+        || format!("expected MEAN/STD (comma-separated per channel, each std above 0), e.g. 0.286/0.353, got `{s}`");
+    let list = |t: &str| -> Option<Vec<f32>> {
+        t.split(',').map(|v| v.trim().parse::<f32>().ok().filter(|v| v.is_finite())).collect()
+    };
+    let (mean, std) = s.split_once('/').ok_or_else(bad)?;
+    let (mean, std) = (list(mean).ok_or_else(bad)?, list(std).ok_or_else(bad)?);
+    if mean.len() != std.len() || std.iter().any(|&v| v <= 0.0) {
+        return Err(bad());
+    }
+    Ok(slimc_runtime::data::Normalize { mean, std })
+}
+
+/// `--order none|l1|bn`: how `--init`'s channels are ranked (`none` keeps them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Order(pub Option<Criterion>);
+
+impl std::str::FromStr for Order {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Order, String> {
+        match s {
+            "none" => Ok(Order(None)),
+            _ => s
+                .parse::<Criterion>()
+                .map(|c| Order(Some(c)))
+                .map_err(|_| format!("expected none, l1 or bn, got `{s}`")),
+        }
+    }
+}
+
+/// `--init`'s tensors for `net`, with each search dimension's channels ranked by `order`;
+/// says on stderr which dimensions were reordered and which kept their order, and why.
+pub fn ordered(net: &Network, tensors: Vec<(String, HostTensor)>, order: Order) -> Vec<(String, HostTensor)> {
+    let Order(Some(criterion)) = order else { return tensors };
+    let (tensors, plan) = reorder(net, tensors, criterion);
+    let moved = plan.dims.iter().filter(|d| d.is_some()).count();
+    eprintln!(
+        "channels ranked by {criterion}: {moved} of {} search dimensions reordered, {} kept in order",
+        plan.dims.len(),
+        plan.kept.len()
+    );
+    for (dim, why) in &plan.kept {
+        eprintln!("  dimension {dim} kept: {why}");
+    }
+    tensors
 }
 
 /// A source file's bytes, bounded in size (`slimc_lang::read_source`).

@@ -6,7 +6,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use slimc_runtime::data::{self, DataError, DataSpec, Holdout};
+use slimc_runtime::data::{self, DataError, DataSpec, Holdout, Normalize};
 use slimc_runtime::export::named;
 use slimc_runtime::runtime::SlimAutodiff;
 use slimc_runtime::train::joslim::{JoslimOptions, Objective};
@@ -21,6 +21,10 @@ use super::{
     compile_one, fail, on_devices, parse_data, parse_device, parse_devices, parse_width, read, CompileArgs, Device,
     Devices, Failure, LoaderArgs, SchemeArg, Widths,
 };
+
+/// The default peak learning rate from scratch, and from `--init` weights.
+const LR: f64 = 0.1;
+const FINE_TUNE_LR: f64 = 0.01;
 
 fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
     Endpoint::parse(s)
@@ -136,9 +140,10 @@ pub struct TrainArgs {
     epochs: Option<usize>,
     #[arg(long, default_value_t = 128)]
     batch: usize,
-    /// Peak learning rate (SGD, momentum 0.9, Nesterov).
-    #[arg(long, default_value_t = 0.1)]
-    lr: f64,
+    /// Peak learning rate (SGD, momentum 0.9, Nesterov) [default: 0.1 from scratch,
+    /// 0.01 with --init: fine-tuning starts near a good solution and would leave it at 0.1].
+    #[arg(long)]
+    lr: Option<f64>,
     /// L2 on conv and linear weights (not BN or biases).
     #[arg(long, default_value_t = 5e-4)]
     weight_decay: f64,
@@ -189,6 +194,16 @@ pub struct TrainArgs {
     /// `slimc export --format safetensors` holds them. BN statistics in it are not used.
     #[arg(long, value_name = "WEIGHTS")]
     init: Option<PathBuf>,
+    /// With --init: rank each search dimension's channels by importance first, so that a
+    /// narrower width starts from the most important ones: `l1` (filter L1 norms summed
+    /// over the dimension's layers), `bn` (BN |gamma|), or `none`. The full width is unchanged.
+    #[arg(long, requires = "init", default_value = "none", value_name = "none|l1|bn")]
+    order: super::Order,
+    /// The input normalisation, MEAN/STD (one value, or one per channel, comma-separated):
+    /// the one pretrained --init weights were trained with [default: measured on the
+    /// training images].
+    #[arg(long, value_parser = super::parse_normalize, value_name = "MEAN/STD")]
+    normalize: Option<Normalize>,
     /// The run directory (checkpoint/, metrics.jsonl); default runs/<network>-<scheme>.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -259,7 +274,7 @@ fn parse_options(a: &TrainArgs) -> Result<TrainOptions, Failure> {
         random: a.random,
         epochs,
         batch: a.batch,
-        lr: a.lr,
+        lr: a.lr.unwrap_or(if a.init.is_some() { FINE_TUNE_LR } else { LR }),
         momentum: 0.9,
         weight_decay: a.weight_decay,
         schedule,
@@ -558,7 +573,9 @@ fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, Pat
         options,
         holdout: a.val_fraction.map_or(Holdout::Images(a.val_images), Holdout::Fraction),
         out: a.out.clone(),
+        normalize: a.normalize.clone(),
     };
+    let init = init.map(|(path, tensors)| (path, super::ordered(&net, tensors, a.order)));
     let (mut run, dir) = Run::<B>::create(net, &data, setup, dev).map_err(train_failure)?;
     if let Some((path, tensors)) = init {
         run.model.load_named(tensors, path, dev).map_err(fail)?;

@@ -7,6 +7,7 @@ mod arena;
 pub mod attention;
 pub mod dump;
 mod graph;
+pub mod order;
 mod space;
 mod validate;
 mod weights;

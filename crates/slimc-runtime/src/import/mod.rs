@@ -14,6 +14,7 @@
 //! shape (the weights are named through that match), and its MACs must equal the graph's.
 
 mod onnx;
+pub mod order;
 mod write;
 
 use std::path::{Path, PathBuf};

@@ -46,6 +46,11 @@ pub enum TrainError {
     /// Weights given by name (`--init`) that do not fit the network.
     #[error(transparent)]
     Weights(#[from] crate::export::named::WeightsError),
+    /// `--normalize` with a number of values that is neither 1 nor the images' channels.
+    #[error(
+        "--normalize gives {got} values; the images have {channels} channels (give one value, or one per channel)"
+    )]
+    Normalize { channels: usize, got: usize },
     #[error("joslim: {0}")]
     Joslim(#[from] super::joslim::JoslimError),
     /// The loss became NaN or infinite; the last checkpoint is kept.

@@ -13,7 +13,7 @@ use super::TrainError;
 use crate::cost;
 use crate::data::DataSpec;
 use crate::ir::Network;
-use crate::runtime::{RuntimeError, SlimBackend, WidthConfig};
+use crate::runtime::{BnSet, RuntimeError, SlimBackend, WidthConfig};
 
 /// What to evaluate.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,7 +76,20 @@ fn measure<B: SlimBackend>(
 ) -> Result<Row, TrainError> {
     let norm = &l.state.normalize;
     let stats = calibration(&l.model, cfg, &l.calib, norm, opts.batch, opts.calibrate, dev)?;
-    let acc = accuracy(&l.model, cfg, &stats, &l.test, norm, opts.batch, dev)?;
+    row(l, series, width, cfg, &stats, opts, dev)
+}
+
+/// Test accuracy, MACs and parameters of `l` at `cfg` with BN statistics `stats`.
+fn row<B: SlimBackend>(
+    l: &Loaded<B>,
+    series: &str,
+    width: Option<f64>,
+    cfg: &WidthConfig,
+    stats: &BnSet<B>,
+    opts: EvalOptions,
+    dev: &B::Device,
+) -> Result<Row, TrainError> {
+    let acc = accuracy(&l.model, cfg, stats, &l.test, &l.state.normalize, opts.batch, dev)?;
     let net = &l.model.net;
     let (c, _) = cost::cost(net, &cfg.dims);
     Ok(Row {
@@ -210,7 +223,13 @@ pub fn report<B: SlimBackend>(run: &Loaded<B>, req: &Request, dev: &B::Device) -
     if req.pareto.is_some() && req.configs.is_some() {
         targets.extend(uniform(true));
     }
-    let mut rows = evaluate(run, &targets, req.opts, dev)?;
+    let mut rows = Vec::new();
+    // Weights trained elsewhere, as they were trained: full width, the file's statistics.
+    if let (Some(stored), None, None) = (&run.stored, &req.configs, &req.pareto) {
+        let full = WidthConfig::new(net.full_width());
+        rows.push(row(run, "stored BN statistics", Some(1.0), &full, stored, req.opts, dev)?);
+    }
+    rows.extend(evaluate(run, &targets, req.opts, dev)?);
     let pareto = match &req.pareto {
         Some(p) => {
             let pool: Vec<Target> = run

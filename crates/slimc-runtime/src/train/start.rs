@@ -73,6 +73,20 @@ pub struct Setup {
     pub holdout: Holdout,
     /// The run directory; by default `runs/NETWORK-SCHEME`.
     pub out: Option<PathBuf>,
+    /// The input normalisation the weights were trained with (`--normalize`), instead of
+    /// the one measured on the training images.
+    pub normalize: Option<Normalize>,
+}
+
+/// A given normalisation for images of `channels` channels: one value each for every
+/// channel, or one per channel.
+pub fn given_normalize(n: &Normalize, channels: usize) -> Result<Normalize, TrainError> {
+    let widen = |v: &Vec<f32>| match v.len() {
+        1 => Ok(vec![v[0]; channels]),
+        got if got == channels => Ok(v.clone()),
+        got => Err(TrainError::Normalize { channels, got }),
+    };
+    Ok(Normalize { mean: widen(&n.mean)?, std: widen(&n.std)? })
 }
 
 impl<B: SlimAutodiff> Run<B> {
@@ -87,7 +101,7 @@ impl<B: SlimAutodiff> Run<B> {
         setup: Setup,
         device: &B::Device,
     ) -> Result<(Run<B>, RunDir), TrainError> {
-        let Setup { source_path, source, compile, mut options, holdout, out } = setup;
+        let Setup { source_path, source, compile, mut options, holdout, out, normalize } = setup;
         // The data set's defaults, stored so that the run keeps them.
         let size = data.shape()[1];
         options.augment.get_or_insert_with(|| data.spec.augment(size));
@@ -101,7 +115,10 @@ impl<B: SlimAutodiff> Run<B> {
             return Err(TrainError::NoValidation);
         }
         let (train, _) = run::splits(data, &options);
-        let normalize = Normalize::measure(&train)?;
+        let normalize = match &normalize {
+            Some(n) => given_normalize(n, data.shape()[0])?,
+            None => Normalize::measure(&train)?,
+        };
         let dir = out.map_or_else(|| RunDir::default_for(&net.name, &options.scheme.run_name()), RunDir::new);
         if dir.holds_run() {
             return Err(TrainError::RunExists(dir.root().to_path_buf()));
