@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from pytorch_train import idx
+from pytorch_train import accuracy, idx, sgd
 from safetensors.torch import save_file
 from torch_resnet20 import ResNet20
 
@@ -55,17 +55,7 @@ def main():
     test_x = ((test_x - mean) / std)[:, None]
 
     model = ResNet20(classes=10, in_channels=1)
-    decay = [q for q in model.parameters() if q.dim() > 1]
-    rest = [q for q in model.parameters() if q.dim() <= 1]
-    opt = torch.optim.SGD(
-        [
-            {"params": decay, "weight_decay": 5e-4},
-            {"params": rest, "weight_decay": 0.0},
-        ],
-        lr=a.lr,
-        momentum=0.9,
-        nesterov=True,
-    )
+    opt = sgd(model, a.lr)
     per_epoch = len(train_x) // a.batch
     total, warm = a.epochs * per_epoch, 0.2 * per_epoch
     start = time.time()
@@ -92,13 +82,13 @@ def main():
             loss.backward()
             opt.step()
             step += 1
+        model.eval()
         top1 = accuracy(model, test_x, test_y)
         print(
             f"epoch {epoch + 1}/{a.epochs}: loss {loss.item():.4f}, test top-1 {100 * top1:.2f}% ({time.time() - start:.0f} s)",
             flush=True,
         )
     seconds = time.time() - start
-    model.eval()
     save_file(
         {k: v.contiguous() for k, v in model.state_dict().items()},
         str(out / "resnet20.safetensors"),
@@ -115,12 +105,8 @@ def main():
         output_names=["logits"],
         dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
     )
-    correct = int(
-        sum(
-            (model(test_x[i : i + 500]).argmax(1) == test_y[i : i + 500]).sum()
-            for i in range(0, len(test_x), 500)
-        )
-    )
+    # The last epoch's evaluation, in eval mode: the model exported and saved.
+    correct = round(top1 * len(test_x))
     doc = {
         "epochs": a.epochs,
         "seconds": round(seconds),
@@ -132,17 +118,6 @@ def main():
     (out / "pytorch.json").write_text(json.dumps(doc, indent=1) + "\n")
     print(json.dumps(doc))
     return 0
-
-
-def accuracy(model, x, y, batch=500):
-    model.eval()
-    with torch.no_grad():
-        correct = sum(
-            int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum())
-            for i in range(0, len(x), batch)
-        )
-    model.train()
-    return correct / len(x)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,21 @@ def calibrate(model, x, batch, batches=10):
     model.eval()
 
 
+def sgd(model, lr):
+    """SGD with Nesterov momentum 0.9, weight decay 5e-4 on conv and linear weights only."""
+    decay = [q for q in model.parameters() if q.dim() > 1]
+    rest = [q for q in model.parameters() if q.dim() <= 1]
+    return torch.optim.SGD(
+        [
+            {"params": decay, "weight_decay": 5e-4},
+            {"params": rest, "weight_decay": 0.0},
+        ],
+        lr=lr,
+        momentum=0.9,
+        nesterov=True,
+    )
+
+
 def accuracy(model, x, y, batch=500):
     correct = 0
     with torch.no_grad():
@@ -97,17 +112,7 @@ def main():
     rng = random.Random(a.seed)
     train_x, train_y, test_x, test_y = load(a.data)
     model = network_class(load_module(a.module))()
-    decay = [q for q in model.parameters() if q.dim() > 1]
-    rest = [q for q in model.parameters() if q.dim() <= 1]
-    opt = torch.optim.SGD(
-        [
-            {"params": decay, "weight_decay": 5e-4},
-            {"params": rest, "weight_decay": 0.0},
-        ],
-        lr=a.lr,
-        momentum=0.9,
-        nesterov=True,
-    )
+    opt = sgd(model, a.lr)
     order = torch.randperm(len(train_x))
     per_epoch = len(train_x) // a.batch
     start = time.time()

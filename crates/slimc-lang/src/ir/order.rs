@@ -11,7 +11,7 @@
 //! of differently ordered inputs) or a layer of a dimension would end up ordered unlike the
 //! dimension, the dimensions involved keep their order ([`Reordering::kept`]).
 
-use super::{Groups, LayerId, Network, Op, Width};
+use super::{Groups, Network, Op, Width};
 
 /// Why a layer keeps the dimensions it touches in their declared order.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -33,13 +33,6 @@ pub struct Reordering {
     pub layers: Vec<Vec<u32>>,
     /// The dimensions left in order, each with the first layer that forbade reordering it.
     pub kept: Vec<(usize, Kept)>,
-}
-
-impl Reordering {
-    /// Whether layer `id`'s output channels stay where they are.
-    pub fn is_identity(&self, id: LayerId) -> bool {
-        is_identity(&self.layers[id.index()])
-    }
 }
 
 fn identity(n: u32) -> Vec<u32> {
@@ -137,6 +130,7 @@ impl Network {
     /// Every layer's output order under the dimensions' `orders`, or the first layer that
     /// cannot carry them.
     fn carry(&self, orders: &[Option<Vec<u32>>]) -> Result<Vec<Vec<u32>>, Kept> {
+        let shapes = self.layer_shapes(&self.full_width());
         let mut out: Vec<Vec<u32>> = Vec::with_capacity(self.layers.len());
         for (id, l) in self.layers.iter() {
             let conflict = |why: &'static str| {
@@ -155,7 +149,7 @@ impl Network {
             let order = match &l.op {
                 Op::Input => identity(l.channels),
                 Op::Conv { groups: Groups::Depthwise, .. } => input(0).to_vec(),
-                Op::Conv { groups, .. } if self.grouped(*groups, l.inputs.first().copied()) => {
+                Op::Conv { .. } if shapes[id.index()].groups > 1 => {
                     if !is_identity(input(0)) || !is_identity(&mine()) {
                         return Err(conflict("a grouped conv keeps its channels in place"));
                     }
@@ -269,12 +263,6 @@ impl Network {
             }
             Width::Part { .. } | Width::Ratio { .. } => None,
         }
-    }
-
-    /// Whether a conv with `groups` on `input`'s full width has more than one group.
-    fn grouped(&self, groups: Groups, input: Option<LayerId>) -> bool {
-        let in_c = input.map_or(self.input[0], |i| self.layers[i].channels);
-        groups.eval(in_c) > 1
     }
 }
 

@@ -11,7 +11,7 @@ use std::str::FromStr;
 
 use crate::export::HostTensor;
 use crate::ir::order::Reordering;
-use crate::ir::{Groups, Network, Op, Width};
+use crate::ir::{Network, Op, Width};
 
 /// How a channel's importance is scored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +60,7 @@ pub fn reorder(
     let by_name: BTreeMap<String, HostTensor> = tensors.into_iter().collect();
     let scores = scores(net, &by_name, criterion);
     let plan = net.reorder(&scores);
+    let shapes = net.layer_shapes(&net.full_width());
     let layers: BTreeMap<&str, crate::ir::LayerId> = net.layers.iter().map(|(id, l)| (l.name.as_str(), id)).collect();
     let mut out = Vec::with_capacity(by_name.len());
     for (name, t) in by_name {
@@ -69,7 +70,7 @@ pub fn reorder(
             .and_then(|(id, l, suffix)| {
                 let output = &plan.layers[id.index()];
                 let input = l.inputs.first().map(|i| plan.layers[i.index()].as_slice());
-                permute_layer(net, &l.op, l.inputs.first().copied(), suffix, &t, output, input)
+                permute_layer(&l.op, shapes[id.index()].groups, suffix, &t, output, input)
             });
         out.push((name, moved.unwrap_or(t)));
     }
@@ -85,8 +86,7 @@ fn scores(net: &Network, tensors: &BTreeMap<String, HostTensor>, criterion: Crit
     for (_, l) in net.layers.iter() {
         let Width::Dim(d) = l.width else { continue };
         let c = dims[d].base as usize;
-        let weight = tensors.get(&format!("{}.weight", l.name));
-        let Some(w) = weight else { continue };
+        let Some(w) = tensors.get(&format!("{}.weight", l.name)) else { continue };
         match &l.op {
             // [out, in / groups, kh, kw] and PyTorch's linear [out, in]: a row per channel.
             Op::Conv { .. } | Op::Linear { .. } if w.shape.first() == Some(&c) => {
@@ -118,25 +118,21 @@ fn scores(net: &Network, tensors: &BTreeMap<String, HostTensor>, criterion: Crit
     }
 }
 
-/// Tensor `suffix` of a layer with `op`, its output channels ordered as `output` and its
-/// (first) input's as `input`; `None` when nothing moves or the shape is not the layer's.
+/// Tensor `suffix` of a layer with `op` (a conv with `groups` groups at full width), its
+/// output channels ordered as `output` and its (first) input's as `input`; `None` when
+/// nothing moves or the shape is not the layer's.
 fn permute_layer(
-    net: &Network,
     op: &Op,
-    first_input: Option<crate::ir::LayerId>,
+    groups: u32,
     suffix: &str,
     t: &HostTensor,
     output: &[u32],
     input: Option<&[u32]>,
 ) -> Option<HostTensor> {
     let input = input.unwrap_or(&[]);
-    let dense = |groups: Groups| {
-        let in_c = first_input.map_or(net.input[0], |i| net.layers[i].channels);
-        groups.eval(in_c) == 1
-    };
     // Axes of the tensor and the order each takes, outermost first.
     let axes: Vec<(usize, &[u32])> = match (op, suffix) {
-        (Op::Conv { groups, .. }, "weight") if dense(*groups) => vec![(0, output), (1, input)],
+        (Op::Conv { .. }, "weight") if groups == 1 => vec![(0, output), (1, input)],
         (Op::Conv { .. }, "weight") => vec![(0, output)],
         (Op::ConvTranspose { .. }, "weight") => vec![(0, input), (1, output)],
         (Op::Linear { .. }, "weight") => vec![(0, output), (1, input)],

@@ -63,10 +63,7 @@ pub fn from_weights<B: SlimBackend>(
     model.load_named(tensors, weights, dev)?;
     let options = TrainOptions::evaluating(data.spec.clone(), size);
     let (calib, val) = run::splits(data, &options);
-    let normalize = match normalize {
-        Some(n) => super::start::given_normalize(n, data.shape()[0])?,
-        None => Normalize::measure(&calib)?,
-    };
+    let normalize = super::start::normalization(normalize, &calib, data.shape()[0])?;
     let state = RunState { options, normalize, epoch: 0, batch: 0, step: 0, history: Vec::new(), joslim: None };
     let test = Split::all(data.test.clone());
     Ok(Loaded { model, state, meta, dir: weights.to_path_buf(), calib, val, test, stored })

@@ -9,7 +9,7 @@ use super::memory;
 use super::run::{self, Run, TrainOptions};
 use super::rundir::RunDir;
 use super::TrainError;
-use crate::data::{self, DataSpec, Dataset, Holdout, Normalize};
+use crate::data::{self, DataSpec, Dataset, Holdout, Normalize, Split};
 use crate::ir::{Network, ParamValue};
 use crate::runtime::checkpoint::Meta;
 use crate::runtime::{RuntimeError, SlimAutodiff, SlimNet};
@@ -78,9 +78,10 @@ pub struct Setup {
     pub normalize: Option<Normalize>,
 }
 
-/// A given normalisation for images of `channels` channels: one value each for every
-/// channel, or one per channel.
-pub fn given_normalize(n: &Normalize, channels: usize) -> Result<Normalize, TrainError> {
+/// The input normalisation of images of `channels` channels: the `given` one (one value
+/// each for every channel, or one per channel), or else the one measured on `split`.
+pub fn normalization(given: Option<&Normalize>, split: &Split, channels: usize) -> Result<Normalize, TrainError> {
+    let Some(n) = given else { return Ok(Normalize::measure(split)?) };
     let widen = |v: &Vec<f32>| match v.len() {
         1 => Ok(vec![v[0]; channels]),
         got if got == channels => Ok(v.clone()),
@@ -115,10 +116,7 @@ impl<B: SlimAutodiff> Run<B> {
             return Err(TrainError::NoValidation);
         }
         let (train, _) = run::splits(data, &options);
-        let normalize = match &normalize {
-            Some(n) => given_normalize(n, data.shape()[0])?,
-            None => Normalize::measure(&train)?,
-        };
+        let normalize = normalization(normalize.as_ref(), &train, data.shape()[0])?;
         let dir = out.map_or_else(|| RunDir::default_for(&net.name, &options.scheme.run_name()), RunDir::new);
         if dir.holds_run() {
             return Err(TrainError::RunExists(dir.root().to_path_buf()));
