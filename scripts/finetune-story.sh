@@ -2,7 +2,8 @@
 # Reproduces the README's fine-tuning story ("Bring your own model"): a ResNet-20 trained
 # in plain PyTorch at full width on Fashion-MNIST (scripts/pretrained_resnet20.py),
 # exported to ONNX and brought in with `slimc import`; then
-#   (a) the imported network's test top-1 with the file's BN statistics, next to PyTorch's;
+#   (a) the imported network's test top-1 with the file's BN statistics, next to PyTorch's,
+#       and that of PyTorch's state_dict loaded by structure into models/resnet20.slim;
 #   (b) zero-shot top-1 at widths 0.25..1.0 (BN calibrated per width), channels kept in
 #       their order and ranked by each importance criterion (--order l1, bn);
 #   (c) US fine-tuning from it for 1 and 2 epochs (the better criterion, the fine-tuning
@@ -31,6 +32,9 @@ norm=$("$py" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(str(d
     "$out/pretrained/pytorch.json")
 "$slimc" import "$out/pretrained/resnet20.onnx" -o "$out/resnet20.slim" --weights "$out/resnet20.safetensors" --force
 init=(--init "$out/resnet20.safetensors" --normalize "$norm")
+# PyTorch's own state_dict, under its module names, in the zoo's hand-written file.
+"$slimc" eval models/resnet20.slim --init "$out/pretrained/resnet20.safetensors" --normalize "$norm" \
+    --widths 1.0 --json >"$out/state-dict.json"
 for order in none l1 bn; do
     "$slimc" eval "$out/resnet20.slim" "${init[@]}" --order "$order" --widths 0.25:1.0:0.125 --json \
         >"$out/zero-shot-$order.json"

@@ -23,6 +23,7 @@ def main():
     torch = load(out / "pretrained" / "pytorch.json")
     zero = {o: rows(out / f"zero-shot-{o}.json") for o in ("none", "l1", "bn")}
     stored = rows(out / "zero-shot-none.json", "stored BN statistics")[1.0]
+    by_structure = rows(out / "state-dict.json", "stored BN statistics")[1.0]
     tuned = {e: rows(out / f"us-finetune-{e}.json") for e in (1, 2)}
     # The from-scratch runs are optional (FROM_SCRATCH_EPOCHS 0): their columns stay empty.
     scratch_path = out / "scratch.json"
@@ -34,7 +35,8 @@ def main():
     print(
         f"(a) PyTorch, {torch['epochs']} epochs at full width: test top-1 {100 * torch['test_top1']:.2f}% "
         f"({torch['test_correct']} of 10,000); imported into slimc, its BN statistics: "
-        f"{pct(stored)} ({round(stored['top1'] * 10000)} of 10,000)\n"
+        f"{pct(stored)} ({round(stored['top1'] * 10000)} of 10,000); its state_dict in models/resnet20.slim, "
+        f"matched by structure: {pct(by_structure)} ({round(by_structure['top1'] * 10000)} of 10,000)\n"
     )
     print(
         "| width | MACs | zero-shot, no order | zero-shot, l1 | zero-shot, bn "

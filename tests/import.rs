@@ -16,6 +16,10 @@
 //!   in the way) is one message, exit 2, nothing written;
 //! - channels ranked by importance (`--order l1|bn`) leave the full-width logits of nine
 //!   zoo networks unchanged.
+//! - a PyTorch `state_dict` under its own module names loads into a zoo file by structure:
+//!   twelve torchvision models compute torchvision's logits (ignored test: needs torch and
+//!   torchvision), a ResNet-20 named as scripts/torch_resnet20.py names it gives back the
+//!   network's own tensors, and a missing, extra or misshapen module is one message.
 
 mod common;
 
@@ -27,6 +31,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use slimc_lang::ir::Network;
 use slimc_lang::Options;
+use slimc_runtime::export::HostTensor;
 use slimc_runtime::import::{import, ImportError, ImportOptions};
 use slimc_runtime::runtime::device::Cpu;
 use slimc_runtime::runtime::{Mode, SlimNet, WidthConfig};
@@ -129,6 +134,11 @@ fn resnet18_reads_as_written_by_hand() {
 
 /// Runs the imported network at full width on the batch onnxruntime ran, with the graph's
 /// BN statistics, and compares the logits.
+/// A file of raw little-endian f32s (the reference scripts' input.bin and logits.bin).
+fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path).unwrap().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
 fn agrees_with_onnxruntime(model: &str, exporter: &str) {
     let dir = scratch(&format!("import-ort-{model}-{exporter}"));
     let graph = format!("tests/onnx/{model}.{exporter}.onnx");
@@ -141,13 +151,7 @@ fn agrees_with_onnxruntime(model: &str, exporter: &str) {
     let mut slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 0, &device);
     let stats = slim.named_stats(&imported.tensors, &device).expect("every BN has its statistics");
     slim.load_named(imported.tensors.clone(), Path::new("imported"), &device).unwrap();
-    let read = |f: &str| -> Vec<f32> {
-        std::fs::read(dir.join(f))
-            .unwrap()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
-    };
+    let read = |f: &str| read_f32(&dir.join(f));
     let [c, h, w] = net.input.map(|v| v as usize);
     let x = Tensor::<Cpu, 4>::from_data(TensorData::new(read("input.bin"), [1, c, h, w]), &device);
     let cfg = WidthConfig::new(net.full_width());
@@ -337,7 +341,7 @@ fn importance_ordering_keeps_the_full_width_function() {
     }
 }
 
-/// `--order` and `--normalize` are refused with one message when they cannot apply or do
+/// `--order`, `--normalize` and `--bn-eps` are refused with one message when they cannot apply or do
 /// not parse, before any data is read.
 #[test]
 fn order_and_normalize_flags_are_checked() {
@@ -352,6 +356,9 @@ fn order_and_normalize_flags_are_checked() {
         (&["eval", "resnet20.slim", "--init", "resnet20.safetensors", "--normalize", "0.1,0.2/0.3"], "MEAN/STD"),
         (&["train", "resnet20.slim", "--order", "bn"], "--init"),
         (&["train", "resnet20.slim", "--normalize", "nan/1"], "MEAN/STD"),
+        (&["eval", "resnet20.slim", "--bn-eps", "0.001"], "--init"),
+        (&["eval", "resnet20.slim", "--init", "resnet20.safetensors", "--bn-eps", "0"], "expected a positive number"),
+        (&["eval", "resnet20.slim", "--init", "resnet20.safetensors", "--bn-eps", "inf"], "expected a positive number"),
     ];
     for (args, what) in refusals {
         let out = slimc(&dir, args);
@@ -360,4 +367,163 @@ fn order_and_normalize_flags_are_checked() {
         assert!(err.contains(what), "{args:?}: {err}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// ResNet-20's weights under the names scripts/torch_resnet20.py's module gives them
+/// (`conv1`, `bn1`, `blocks.0.conv1` .. `blocks.8.bn2`, `fc`), which sort neither in the
+/// order the layers run nor in the zoo file's names (`blocks.10` would sort before
+/// `blocks.2`): matched to `models/resnet20.slim` by structure they are the network's own
+/// tensors; through the binary, a file with a module missing, one too many or a wrong
+/// shape is one message naming the tensor, exit 2, nothing written.
+#[test]
+fn a_pytorch_named_state_dict_loads_by_structure() {
+    use slimc_lang::ir::ParamValue;
+    use slimc_runtime::export::{safetensors, Subnet};
+    use slimc_runtime::import::state_dict::by_structure;
+    let options = Options {
+        settings: vec![
+            ("size".into(), ParamValue::Int(12)),
+            ("classes".into(), ParamValue::Int(10)),
+            ("in_channels".into(), ParamValue::Int(1)),
+        ],
+        ..Options::default()
+    };
+    let src = std::fs::read_to_string("models/resnet20.slim").unwrap();
+    let net = Arc::new(slimc_lang::compile(&src, "resnet20", &options).unwrap().remove(0));
+    let device = Default::default();
+    let mut slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 5, &device);
+    let stats = common::condition_bn(&mut slim, &device);
+    let ours = Subnet::extract(&slim, &WidthConfig::new(net.full_width()), &stats).unwrap().named_tensors();
+    let torch_name = |name: &str| -> String {
+        let name = name.strip_prefix("stem.").unwrap_or(name).replace("head.linear1", "fc");
+        match name.strip_prefix("stage") {
+            Some(rest) => {
+                let (stage, rest) = rest.split_once('.').unwrap();
+                let (block, rest) = rest.split_once(".main.").unwrap();
+                let index = 3 * (stage.parse::<usize>().unwrap() - 1) + block.parse::<usize>().unwrap();
+                format!("blocks.{index}.{rest}")
+            }
+            None => name,
+        }
+    };
+    let theirs: Vec<(String, HostTensor)> = ours.iter().map(|(n, t)| (torch_name(n), t.clone())).collect();
+    assert!(theirs.iter().any(|(n, _)| n == "blocks.8.bn2.running_var"));
+    let (matched, modules) = by_structure(&net, theirs.clone(), Path::new("theirs")).unwrap();
+    assert_eq!(modules, 39);
+    let mut sorted = ours.clone();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(matched, sorted, "matched by structure, the tensors are the network's own");
+    // The network's own names are taken as they are.
+    assert_eq!(by_structure(&net, ours.clone(), Path::new("ours")).unwrap().1, 0);
+
+    let dir = scratch("state-dict-cli");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = root.join("models/resnet20.slim");
+    let data = format!("mnist:{}", root.join("tests/fixtures/data").display());
+    let write = |file: &str, tensors: &[(String, HostTensor)]| {
+        std::fs::write(dir.join(file), safetensors::named_bytes(tensors, Default::default()).unwrap()).unwrap();
+    };
+    write("theirs.safetensors", &theirs);
+    let eval = |file: &str| -> Vec<String> {
+        ["eval", model.to_str().unwrap(), "--data", &data, "--widths", "1.0", "--init", file].map(String::from).to_vec()
+    };
+    let args = eval("theirs.safetensors");
+    let out = slimc(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("39 modules matched to the layers of `resnet20` by structure"), "{err}");
+
+    let without: Vec<_> = theirs.iter().filter(|(n, _)| !n.starts_with("blocks.4.bn2.")).cloned().collect();
+    write("missing.safetensors", &without);
+    let mut extra = theirs.clone();
+    extra.push(("extra.weight".into(), HostTensor { shape: vec![3], data: vec![1.0; 3] }));
+    write("extra.safetensors", &extra);
+    let mut narrow = theirs.clone();
+    let fc = narrow.iter_mut().find(|(n, _)| n == "fc.weight").unwrap();
+    fc.1 = HostTensor { shape: vec![10, 63], data: vec![0.0; 630] };
+    write("shape.safetensors", &narrow);
+    for (file, what) in [
+        // The last of the 32-channel BNs goes without.
+        ("missing.safetensors", "no tensor of the file fits `stage2.2.main.bn2.weight` [32]"),
+        ("extra.safetensors", "tensor `extra.weight` [3] fits no layer of `resnet20`"),
+        ("shape.safetensors", "the file's first unused `weight` of this kind is `fc.weight` [10, 63]"),
+    ] {
+        let args = eval(file);
+        refused(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>(), what);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A torchvision model's `state_dict` (its own module names, random weights and BN
+/// statistics; scripts/torchvision_state_dict.py) loaded into the zoo's hand-written file
+/// of the same network by structure computes torchvision's logits (1e-4), with
+/// MobileNetV3's BN epsilon (0.001) given as `slimc eval --bn-eps` gives it.
+#[test]
+#[ignore = "needs PyTorch and torchvision: python3 -m pip install torch torchvision safetensors"]
+fn torchvision_state_dicts_load_into_zoo_files_by_structure() {
+    use slimc_lang::ir::ParamValue;
+    use slimc_runtime::export::named;
+    use slimc_runtime::import::state_dict::{by_structure, shift_bn_eps};
+    let models = [
+        ("resnet18", "resnet18"),
+        ("resnet50", "resnet50"),
+        ("mobilenet_v2", "mobilenet_v2"),
+        ("mobilenet_v3_large", "mobilenet_v3_large"),
+        ("mobilenet_v3_small", "mobilenet_v3_small"),
+        ("efficientnet_b0", "efficientnet_b0"),
+        ("regnet_x_400mf", "regnetx_400mf"),
+        ("regnet_y_400mf", "regnety_400mf"),
+        ("shufflenet_v2_x1_0", "shufflenet_v2"),
+        ("convnext_tiny", "convnext_tiny"),
+        ("mnasnet1_0", "mnasnet"),
+        ("vgg16", "vgg16"),
+    ];
+    let size = 64;
+    let device = Default::default();
+    let mut failed = Vec::new();
+    for (torchvision, zoo) in models {
+        let dir = scratch(&format!("state-dict-{zoo}"));
+        let out = Command::new("python3")
+            .args(["scripts/torchvision_state_dict.py", torchvision])
+            .arg(&dir)
+            .arg(size.to_string())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{torchvision}: {}", String::from_utf8_lossy(&out.stderr));
+        let options = Options {
+            settings: vec![("size".into(), ParamValue::Int(size)), ("classes".into(), ParamValue::Int(1000))],
+            ..Options::default()
+        };
+        let src = std::fs::read_to_string(format!("models/{zoo}.slim")).unwrap();
+        let net =
+            Arc::new(slimc_lang::compile(&src, zoo, &options).unwrap_or_else(|d| panic!("{}", d.render())).remove(0));
+        let path = dir.join("state_dict.safetensors");
+        let tensors = named::read_file(&path).unwrap();
+        let (mut tensors, modules) = match by_structure(&net, tensors, &path) {
+            Ok(matched) => matched,
+            Err(e) => {
+                failed.push(format!("{zoo}: {e}"));
+                continue;
+            }
+        };
+        assert!(modules > 0, "{zoo}: the names were taken as the network's own");
+        if torchvision.starts_with("mobilenet_v3") {
+            shift_bn_eps(&net, &mut tensors, 1e-3, &path).unwrap();
+        }
+        let mut slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 0, &device);
+        let stats = slim.named_stats(&tensors, &device).expect("every BN has its statistics");
+        slim.load_named(tensors, &path, &device).unwrap_or_else(|e| panic!("{zoo}: {e}"));
+        let read = |f: &str| read_f32(&dir.join(f));
+        let s = size as usize;
+        let x = Tensor::<Cpu, 4>::from_data(TensorData::new(read("input.bin"), [1, 3, s, s]), &device);
+        let cfg = WidthConfig::new(net.full_width());
+        let ours: Vec<f32> = slim.forward(x, &cfg, Mode::Eval(&stats)).unwrap().logits.into_data().to_vec().unwrap();
+        let d = common::rel(&read("logits.bin"), &ours, 1.0);
+        if d < 1e-4 {
+            let _ = std::fs::remove_dir_all(&dir);
+        } else {
+            failed.push(format!("{zoo}: logits differ from torchvision's by {d} (relative)"));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }

@@ -10,6 +10,7 @@ use slimc_lang::cost::human;
 use slimc_lang::{write_output, FileKind};
 use slimc_runtime::data::{DataSpec, Normalize};
 use slimc_runtime::export::named;
+use slimc_runtime::import::state_dict;
 use slimc_runtime::runtime::checkpoint::Meta;
 use slimc_runtime::runtime::SlimBackend;
 use slimc_runtime::train::configs::ConfigRef;
@@ -28,9 +29,11 @@ pub struct EvalArgs {
     /// A run directory (from `slimc train --out`) or a checkpoint directory; with --init,
     /// the .slim file of the network the weights are for.
     path: PathBuf,
-    /// Evaluate these full-width weights (safetensors under slimc's layer names: an
-    /// emitted PyTorch module's `state_dict()`) in the network of the .slim file PATH, on
-    /// --data (default fashion-mnist); BN is calibrated per width as for a run.
+    /// Evaluate these full-width weights in the network of the .slim file PATH, on --data
+    /// (default fashion-mnist): safetensors under slimc's layer names (`slimc import`, an
+    /// emitted PyTorch module's `state_dict()`), or a PyTorch `state_dict` under its own
+    /// module names (torchvision's), matched to the layers by structure. The file's BN
+    /// statistics are reported first; then BN is calibrated per width as for a run.
     #[arg(long, value_name = "WEIGHTS")]
     init: Option<PathBuf>,
     /// With --init: which network of the file (needed when it holds several).
@@ -45,6 +48,11 @@ pub struct EvalArgs {
     /// value, or one per channel, comma-separated) [default: measured on the training images].
     #[arg(long, requires = "init", value_parser = super::parse_normalize, value_name = "MEAN/STD")]
     normalize: Option<Normalize>,
+    /// With --init: the BN epsilon the weights were trained with (torchvision's
+    /// MobileNetV3: 0.001); slimc's is 1e-5, so the file's BN variances are shifted by the
+    /// difference to compute the same function [default: 1e-5].
+    #[arg(long, requires = "init", value_parser = super::parse_bn_eps, value_name = "EPS")]
+    bn_eps: Option<f64>,
     #[command(flatten)]
     compile: CompileArgs,
     /// Widths: W1,W2,... or START:END:STEP (0.25:1.0:0.05).
@@ -226,6 +234,10 @@ fn from_weights<B: SlimBackend>(a: &EvalArgs, weights: &Path, dev: &B::Device) -
     let net = compile_one(&a.path, &bytes, a.network.as_deref(), &compile)?;
     let source = String::from_utf8_lossy(&bytes).into_owned();
     let meta = Meta::new(&a.path.display().to_string(), &source, &net, &compile, Vec::new());
+    let mut tensors = super::matched(&net, weights, tensors)?;
+    if let Some(eps) = a.bn_eps {
+        state_dict::shift_bn_eps(&net, &mut tensors, eps, weights).map_err(fail)?;
+    }
     let tensors = super::ordered(&net, tensors, a.order);
     eval::from_weights::<B>(net, meta, (weights, tensors), a.normalize.as_ref(), &data, dev).map_err(fail)
 }

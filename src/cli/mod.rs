@@ -53,6 +53,7 @@ use slimc_lang::ir::{Network, ParamValue, Rounding};
 use slimc_lang::{Diagnostics, Options};
 use slimc_runtime::export::HostTensor;
 use slimc_runtime::import::order::{reorder, Criterion};
+use slimc_runtime::import::state_dict;
 use slimc_runtime::runtime::device::DeviceSpec;
 use slimc_runtime::train::joslim::JoslimOptions;
 use slimc_runtime::train::scheme::{Scheme, DEFAULT_SWITCHES};
@@ -330,6 +331,14 @@ pub fn parse_normalize(s: &str) -> Result<slimc_runtime::data::Normalize, String
     Ok(slimc_runtime::data::Normalize { mean, std })
 }
 
+/// `--bn-eps EPS`: a BN epsilon, finite and positive.
+pub fn parse_bn_eps(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(eps) if eps.is_finite() && eps > 0.0 => Ok(eps),
+        _ => Err(format!("expected a positive number, got `{s}`")),
+    }
+}
+
 /// `--order none|l1|bn`: how `--init`'s channels are ranked (`none` keeps them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Order(pub Option<Criterion>);
@@ -345,6 +354,24 @@ impl std::str::FromStr for Order {
                 .map_err(|_| format!("expected none, l1 or bn, got `{s}`")),
         }
     }
+}
+
+/// `--init`'s tensors (read from `path`) under `net`'s layer names: a PyTorch `state_dict`
+/// with its own module names is matched to the layers by structure (said on stderr).
+pub fn matched(
+    net: &Network,
+    path: &Path,
+    tensors: Vec<(String, HostTensor)>,
+) -> Result<Vec<(String, HostTensor)>, Failure> {
+    let (tensors, modules) = state_dict::by_structure(net, tensors, path).map_err(fail)?;
+    if modules > 0 {
+        eprintln!(
+            "{}: {modules} modules matched to the layers of `{}` by structure (the names are not the network's)",
+            path.display(),
+            net.name
+        );
+    }
+    Ok(tensors)
 }
 
 /// `--init`'s tensors for `net`, with each search dimension's channels ranked by `order`;

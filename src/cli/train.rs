@@ -189,9 +189,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 300)]
     timeout: u64,
     /// Start from these full-width weights instead of a random initialisation: a
-    /// safetensors file under slimc's layer names, as an emitted PyTorch module's
-    /// `state_dict()` (`slimc emit --target pytorch`) or a full-width
-    /// `slimc export --format safetensors` holds them. BN statistics in it are not used.
+    /// safetensors file under slimc's layer names (`slimc import`, an emitted PyTorch
+    /// module's `state_dict()`, a full-width `slimc export --format safetensors`), or a
+    /// PyTorch `state_dict` under its own module names (torchvision's), matched to the
+    /// layers by structure. BN statistics in it are not used.
     #[arg(long, value_name = "WEIGHTS")]
     init: Option<PathBuf>,
     /// With --init: rank each search dimension's channels by importance first, so that a
@@ -575,7 +576,9 @@ fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, Pat
         out: a.out.clone(),
         normalize: a.normalize.clone(),
     };
-    let init = init.map(|(path, tensors)| (path, super::ordered(&net, tensors, a.order)));
+    let init = init
+        .map(|(path, tensors)| super::matched(&net, path, tensors).map(|t| (path, super::ordered(&net, t, a.order))))
+        .transpose()?;
     let (mut run, dir) = Run::<B>::create(net, &data, setup, dev).map_err(train_failure)?;
     if let Some((path, tensors)) = init {
         run.model.load_named(tensors, path, dev).map_err(fail)?;

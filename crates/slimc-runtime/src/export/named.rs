@@ -34,6 +34,43 @@ pub enum WeightsError {
     Unknown { path: PathBuf, name: String, network: String },
     #[error("{}: tensor `{name}` holds a value that is not finite", path.display())]
     NonFinite { path: PathBuf, name: String },
+    /// Matched by structure ([`crate::import::state_dict`]): no module of the file has the
+    /// shapes of this layer's tensors (or every such module went to an earlier layer).
+    #[error(
+        "{}: no tensor of the file fits `{name}` {shape:?} of `{network}` (its names are not the network's, so its modules were matched to the layers by shape, in the order their names count){nearest}",
+        path.display()
+    )]
+    Unmatched { path: PathBuf, name: String, shape: Vec<usize>, network: String, nearest: Box<str> },
+    /// A BN variance that is not positive once ε is slimc's
+    /// ([`crate::import::state_dict::shift_bn_eps`]).
+    #[error("{}: `{name}` holds a variance that with BN ε {eps} is not positive", path.display())]
+    Variance { path: PathBuf, name: String, eps: f64 },
+    /// Matched by structure: this tensor's module was left over.
+    #[error(
+        "{}: tensor `{name}` {shape:?} fits no layer of `{network}` (its names are not the network's, so its modules were matched to the layers by shape, in the order their names count)",
+        path.display()
+    )]
+    Unplaced { path: PathBuf, name: String, shape: Vec<usize>, network: String },
+}
+
+/// What a layer of `op` learns, as the tensors this layout names: each suffix (`weight`,
+/// `bias`, a BN's `running_mean` and `running_var`) with its shape for `weights` (the
+/// layer's [`Op::weights`]), a linear's weight `[out, in]`. What `slimc import` writes and
+/// a `state_dict` matched by structure must hold.
+pub fn tensor_shapes(op: &Op, weights: Weights) -> Vec<(&'static str, Vec<usize>)> {
+    let bias = |b: Option<usize>| b.map(|o| ("bias", vec![o]));
+    match weights {
+        Weights::None => Vec::new(),
+        Weights::Kernel { shape, bias: b } => [("weight", shape.to_vec())].into_iter().chain(bias(b)).collect(),
+        Weights::Matrix { shape: [i, o], bias: b } => [("weight", vec![o, i])].into_iter().chain(bias(b)).collect(),
+        // BN's statistics too; a layer norm has none.
+        Weights::Affine { channels: c } if *op == Op::BatchNorm => {
+            ["weight", "bias", "running_mean", "running_var"].into_iter().map(|r| (r, vec![c])).collect()
+        }
+        Weights::Affine { channels: c } => vec![("weight", vec![c]), ("bias", vec![c])],
+        Weights::Scale { channels: c } => vec![("weight", vec![c])],
+        Weights::Table { shape } => vec![("weight", shape.to_vec())],
+    }
 }
 
 /// Reads a safetensors file of f32 tensors.

@@ -43,11 +43,17 @@ fn metadata(subnet: &Subnet) -> HashMap<String, String> {
     m
 }
 
-/// Reads the tensors of a safetensors file back (for checks and tests).
+/// Reads the f32 tensors of a safetensors file, sorted by name. A BN's
+/// `num_batches_tracked` (an integer counter in a PyTorch `state_dict`) is skipped: it is
+/// no weight, and slimc keeps no such count.
 pub fn read(bytes: &[u8]) -> Result<Vec<(String, HostTensor)>, ExportError> {
     let st = safetensors::SafeTensors::deserialize(bytes)?;
     let mut out = Vec::new();
     for (name, view) in st.tensors() {
+        let counter = matches!(view.dtype(), Dtype::I64 | Dtype::I32 | Dtype::U64 | Dtype::U32);
+        if counter && name.ends_with("num_batches_tracked") {
+            continue;
+        }
         if view.dtype() != Dtype::F32 {
             return Err(ExportError::NotF32 { name, dtype: format!("{:?}", view.dtype()) });
         }

@@ -15,12 +15,14 @@
 
 mod onnx;
 pub mod order;
+pub mod state_dict;
 mod write;
 
 use std::path::{Path, PathBuf};
 
+use crate::export::named::tensor_shapes;
 use crate::export::HostTensor;
-use crate::ir::{LayerShape, Network, Op, Weights};
+use crate::ir::{LayerShape, Network, Op};
 use crate::runtime::BN_EPS;
 
 /// Why a model could not be imported. Each names the file, and the ONNX node where one is
@@ -279,30 +281,7 @@ fn name_tensors(graph: &Graph, net: &Network) -> Result<Vec<(String, HostTensor)
     for (i, n) in graph.nodes.iter().enumerate() {
         let l = layers[layer_of[i]];
         // What the layer learns at full width, as `slimc train --init` reads it.
-        let expected: Vec<(&str, Vec<usize>)> = match l.op.weights(shapes[layer_of[i]]) {
-            Weights::None => vec![],
-            Weights::Kernel { shape, bias } => {
-                let mut v = vec![("weight", shape.to_vec())];
-                v.extend(bias.map(|o| ("bias", vec![o])));
-                v
-            }
-            Weights::Matrix { shape: [i, o], bias } => {
-                let mut v = vec![("weight", vec![o, i])];
-                v.extend(bias.map(|o| ("bias", vec![o])));
-                v
-            }
-            // BN's statistics too; a layer norm has none.
-            Weights::Affine { channels } => {
-                let names: &[&str] = if l.op == Op::BatchNorm {
-                    &["weight", "bias", "running_mean", "running_var"]
-                } else {
-                    &["weight", "bias"]
-                };
-                names.iter().map(|&s| (s, vec![channels])).collect()
-            }
-            Weights::Table { shape } => vec![("weight", shape.to_vec())],
-            Weights::Scale { channels } => vec![("weight", vec![channels])],
-        };
+        let expected = tensor_shapes(&l.op, l.op.weights(shapes[layer_of[i]]));
         for (suffix, shape) in expected {
             let t = n
                 .weights
