@@ -47,6 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The data set's own: no augmentation for digits.
         augment: None,
         eval_resize: None,
+        teacher: None,
     };
     let out = std::env::temp_dir().join(format!("slimc-example-run-{}", std::process::id()));
     let setup = Setup {

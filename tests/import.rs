@@ -369,17 +369,11 @@ fn order_and_normalize_flags_are_checked() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// ResNet-20's weights under the names scripts/torch_resnet20.py's module gives them
-/// (`conv1`, `bn1`, `blocks.0.conv1` .. `blocks.8.bn2`, `fc`), which sort neither in the
-/// order the layers run nor in the zoo file's names (`blocks.10` would sort before
-/// `blocks.2`): matched to `models/resnet20.slim` by structure they are the network's own
-/// tensors; through the binary, a file with a module missing, one too many or a wrong
-/// shape is one message naming the tensor, exit 2, nothing written.
-#[test]
-fn a_pytorch_named_state_dict_loads_by_structure() {
+/// ResNet-20 for the committed data set (`tests/fixtures/data`: 1x12x12, 10 classes) and
+/// random full-width weights with BN statistics, under its layer names.
+fn fixture_resnet20() -> (Arc<Network>, Vec<(String, HostTensor)>) {
     use slimc_lang::ir::ParamValue;
-    use slimc_runtime::export::{safetensors, Subnet};
-    use slimc_runtime::import::state_dict::by_structure;
+    use slimc_runtime::export::Subnet;
     let options = Options {
         settings: vec![
             ("size".into(), ParamValue::Int(12)),
@@ -393,7 +387,21 @@ fn a_pytorch_named_state_dict_loads_by_structure() {
     let device = Default::default();
     let mut slim = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 5, &device);
     let stats = common::condition_bn(&mut slim, &device);
-    let ours = Subnet::extract(&slim, &WidthConfig::new(net.full_width()), &stats).unwrap().named_tensors();
+    let tensors = Subnet::extract(&slim, &WidthConfig::new(net.full_width()), &stats).unwrap().named_tensors();
+    (net, tensors)
+}
+
+/// ResNet-20's weights under the names scripts/torch_resnet20.py's module gives them
+/// (`conv1`, `bn1`, `blocks.0.conv1` .. `blocks.8.bn2`, `fc`), which sort neither in the
+/// order the layers run nor in the zoo file's names (`blocks.10` would sort before
+/// `blocks.2`): matched to `models/resnet20.slim` by structure they are the network's own
+/// tensors; through the binary, a file with a module missing, one too many or a wrong
+/// shape is one message naming the tensor, exit 2, nothing written.
+#[test]
+fn a_pytorch_named_state_dict_loads_by_structure() {
+    use slimc_runtime::export::safetensors;
+    use slimc_runtime::import::state_dict::by_structure;
+    let (net, ours) = fixture_resnet20();
     let torch_name = |name: &str| -> String {
         let name = name.strip_prefix("stem.").unwrap_or(name).replace("head.linear1", "fc");
         match name.strip_prefix("stage") {
@@ -526,4 +534,69 @@ fn torchvision_state_dicts_load_into_zoo_files_by_structure() {
         }
     }
     assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// `slimc train --teacher`: a US run distils from a frozen teacher (full-width weights with
+/// BN statistics), stores it and loads it again on `--resume`; a scheme that does not
+/// distil, weights without BN statistics and a missing file are each one message, exit 2,
+/// no run written; a teacher gone by the time of `--resume` is an error naming it.
+#[test]
+fn a_frozen_teacher_trains_resumes_and_is_checked() {
+    use slimc_runtime::export::safetensors;
+    let (_, tensors) = fixture_resnet20();
+    let dir = scratch("teacher-cli");
+    let write = |file: &str, tensors: &[(String, HostTensor)]| {
+        std::fs::write(dir.join(file), safetensors::named_bytes(tensors, Default::default()).unwrap()).unwrap();
+    };
+    write("teacher.safetensors", &tensors);
+    let bare: Vec<_> = tensors.iter().filter(|(n, _)| !n.contains("running_")).cloned().collect();
+    write("bare.safetensors", &bare);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let model = root.join("models/resnet20.slim").display().to_string();
+    let data = format!("mnist:{}", root.join("tests/fixtures/data").display());
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            &model,
+            "--data",
+            &data,
+            "--val-images",
+            "64",
+            "--batch",
+            "32",
+            "--calibrate",
+            "1",
+            "--max-steps",
+            "2",
+            "--quiet",
+        ];
+        args.extend(extra);
+        slimc(&dir, &args)
+    };
+    let out = train(&["--init", "teacher.safetensors", "--teacher", "teacher.safetensors", "--out", "run"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("distilling from the teacher"), "{err}");
+    let out = slimc(&dir, &["train", "--resume", "run", "--max-steps", "3", "--quiet"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    for (extra, what) in [
+        (
+            &["--teacher", "teacher.safetensors", "--scheme", "fixed", "--width", "0.5", "--out", "a"][..],
+            "--teacher needs a scheme",
+        ),
+        (&["--teacher", "bare.safetensors", "--out", "b"][..], "a teacher needs every BN's running_mean"),
+        (&["--teacher", "missing.safetensors", "--out", "c"][..], "missing.safetensors"),
+    ] {
+        let out = train(extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(what), "{extra:?}: expected `{what}` in: {err}");
+        assert!(!dir.join(extra[extra.len() - 1]).exists(), "{extra:?}: a run was written");
+    }
+    std::fs::remove_file(dir.join("teacher.safetensors")).unwrap();
+    let out = slimc(&dir, &["train", "--resume", "run", "--max-steps", "4", "--quiet"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("teacher.safetensors"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1202,3 +1202,49 @@ fn a_network_too_large_for_memory_is_refused_before_allocation() {
     assert!(!Path::new(&out).exists(), "nothing written");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--teacher`: given a frozen teacher's class probabilities, the largest width learns
+/// from the labels and every other width from them: the gradient is that of the sum
+/// built by hand from the public losses; without them (inplace distillation) the step
+/// differs.
+#[test]
+fn a_teachers_targets_replace_the_largest_widths_softmax() {
+    use slimc_runtime::export::Subnet;
+    use slimc_runtime::runtime::{Mode, WidthConfig};
+    use slimc_runtime::train::teacher::Teacher;
+    use slimc_runtime::train::{cross_entropy, gradients_from, soft_cross_entropy};
+    let device = Default::default();
+    let net = common::small("resnet20", 16);
+    // The teacher: weights of its own, with BN statistics.
+    let mut other = SlimNet::<Cpu>::new(net.clone(), Vec::new(), 9, &device);
+    let stats = common::condition_bn(&mut other, &device);
+    let full = WidthConfig::new(net.full_width());
+    let tensors = Subnet::extract(&other, &full, &stats).unwrap().named_tensors();
+    let teacher = Teacher::<Cpu>::new(net.clone(), tensors.clone(), Path::new("teacher"), &device).unwrap();
+    // Without BN statistics there is nothing to evaluate the teacher with.
+    let bare: Vec<_> = tensors.into_iter().filter(|(n, _)| !n.ends_with("running_var")).collect();
+    assert!(Teacher::<Cpu>::new(net.clone(), bare, Path::new("bare"), &device).is_err());
+
+    let model = SlimNet::<CpuTrain>::new(net.clone(), Vec::new(), 3, &device);
+    let x = Tensor::<CpuTrain, 4>::random([6, 3, 16, 16], Distribution::Normal(0.0, 1.0), &device);
+    let y = Tensor::<CpuTrain, 1, Int>::from_data(TensorData::new((0..6i64).collect::<Vec<_>>(), [6]), &device);
+    let widths = Sandwich::default().widths(&model, &mut StdRng::seed_from_u64(5)).unwrap();
+    let opts = StepOptions { distill: true, lr: 0.1, weight_decay: 5e-4, label_smoothing: 0.1 };
+    let targets = Tensor::<CpuTrain, 2>::from_inner(teacher.targets(x.clone().inner()).unwrap());
+    // `gradients` takes the graph locks itself; only the loss built here runs `alone`.
+    let (g, _) = gradients_from(&model, x.clone(), y.clone(), &widths, &opts, Some(targets.clone())).unwrap().unwrap();
+    let (own, _) = gradients(&model, x.clone(), y.clone(), &widths, &opts).unwrap().unwrap();
+    let hand = common::alone(|| {
+        let logits = |w: &WidthConfig| model.forward(x.clone(), w, Mode::Train).unwrap().logits;
+        let mut loss = cross_entropy(logits(&widths[0]), y.clone(), 0.1);
+        for w in &widths[1..] {
+            loss = loss + soft_cross_entropy(logits(w), targets.clone());
+        }
+        GradientsParams::from_grads(loss.backward(), &model)
+    });
+    let (taught, by_hand, inplace) = (grads_of(&model, &g), grads_of(&model, &hand), grads_of(&model, &own));
+    let d = common::rel(&by_hand, &taught, 1e-6);
+    assert!(d < 1e-5, "the teacher's step differs from the loss built by hand by {d}");
+    let d = common::rel(&inplace, &taught, 1e-6);
+    assert!(d > 1e-3, "the teacher's targets changed nothing ({d})");
+}

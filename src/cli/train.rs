@@ -1,6 +1,7 @@
 //! `slimc train FILE [options]` and `slimc train --resume RUN`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, ValueEnum};
@@ -13,6 +14,7 @@ use slimc_runtime::train::joslim::{JoslimOptions, Objective};
 use slimc_runtime::train::run::{self, EpochMetrics, Progress, Run, Schedule, TrainOptions};
 use slimc_runtime::train::rundir::RunDir;
 use slimc_runtime::train::start;
+use slimc_runtime::train::teacher::Teacher;
 use slimc_runtime::train::{Sampling, TrainError};
 
 use slimc_runtime::train::parallel::{self, Cluster, Endpoint, Nodes, ParallelError};
@@ -205,6 +207,12 @@ pub struct TrainArgs {
     /// training images].
     #[arg(long, value_parser = super::parse_normalize, value_name = "MEAN/STD")]
     normalize: Option<Normalize>,
+    /// Distil from a frozen teacher: the network at full width with these weights (any file
+    /// --init takes, with BN statistics: a pretrained network's state_dict, an import's),
+    /// evaluated on every batch; the narrower widths learn from its softmax instead of the
+    /// largest width's. The US and Joslim schemes; --resume loads it again.
+    #[arg(long, value_name = "WEIGHTS")]
+    teacher: Option<PathBuf>,
     /// The run directory (checkpoint/, metrics.jsonl); default runs/<network>-<scheme>.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -289,6 +297,12 @@ fn parse_options(a: &TrainArgs) -> Result<TrainOptions, Failure> {
         // Set once the data set's image size is known (`augment`).
         augment: None,
         eval_resize: a.eval_resize,
+        // Absolute, so that `--resume` finds it from any directory.
+        teacher: a
+            .teacher
+            .as_ref()
+            .map(|p| std::path::absolute(p).map_err(|e| Failure::Usage(format!("--teacher {}: {e}", p.display()))))
+            .transpose()?,
     };
     // The library's validation, the one a resumed run's stored options pass too; each
     // field is the flag of the same name.
@@ -579,7 +593,19 @@ fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, Pat
     let init = init
         .map(|(path, tensors)| super::matched(&net, path, tensors).map(|t| (path, super::ordered(&net, t, a.order))))
         .transpose()?;
+    // The teacher's weights, read and matched before the run exists.
+    let teacher = match &a.teacher {
+        Some(path) => {
+            let tensors = super::matched(&net, path, named::read_file(path).map_err(fail)?)?;
+            Some(Teacher::new(Arc::new(net.clone()), tensors, path, dev).map_err(fail)?)
+        }
+        None => None,
+    };
     let (mut run, dir) = Run::<B>::create(net, &data, setup, dev).map_err(train_failure)?;
+    if let Some(teacher) = teacher {
+        run = run.with_teacher(teacher);
+        eprintln!("distilling from the teacher in {}", a.teacher.as_ref().expect("loaded from it").display());
+    }
     if let Some((path, tensors)) = init {
         run.model.load_named(tensors, path, dev).map_err(fail)?;
         eprintln!("starting from the weights in {}", path.display());

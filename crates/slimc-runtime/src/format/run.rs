@@ -55,6 +55,9 @@ pub struct Options {
     /// started before it was stored, which resized to the input size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_resize: Option<usize>,
+    /// The frozen teacher's weights (`--teacher`), an absolute path; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<std::path::PathBuf>,
 }
 
 /// A training augmentation.

@@ -46,6 +46,12 @@ pub enum TrainError {
     /// Weights given by name (`--init`) that do not fit the network.
     #[error(transparent)]
     Weights(#[from] crate::export::named::WeightsError),
+    /// `--teacher` weights without BN running statistics to evaluate with.
+    #[error(
+        "{}: a teacher needs every BN's running_mean and running_var (a state_dict, an import's or a full-width export's weights hold them)",
+        path.display()
+    )]
+    TeacherStats { path: PathBuf },
     /// `--normalize` with a number of values that is neither 1 nor the images' channels.
     #[error(
         "--normalize gives {got} values; the images have {channels} channels (give one value, or one per channel)"

@@ -21,6 +21,7 @@ pub mod scheme;
 pub mod search;
 pub mod start;
 mod stored;
+pub mod teacher;
 
 pub use error::{OptionError, SearchFileError, TrainError};
 
@@ -148,8 +149,25 @@ where
     B: SlimAutodiff,
     O: Optimizer<SlimNet<B>, B>,
 {
+    step_from(model, optim, (x, y, None), widths, opts, replica)
+}
+
+/// [`step`] with a teacher's class probabilities on the batch for the distilled widths
+/// ([`gradients_from`]).
+pub fn step_from<B, O>(
+    model: SlimNet<B>,
+    optim: &mut O,
+    (x, y, targets): (Tensor<B, 4>, Tensor<B, 1, Int>, Option<Tensor<B, 2>>),
+    widths: &[WidthConfig],
+    opts: &StepOptions,
+    replica: &parallel::Replica,
+) -> Result<(SlimNet<B>, StepLoss<B::InnerBackend>), TrainError>
+where
+    B: SlimAutodiff,
+    O: Optimizer<SlimNet<B>, B>,
+{
     let device = x.device();
-    match gradients(&model, x, y, widths, opts)? {
+    match gradients_from(&model, x, y, widths, opts, targets)? {
         Some((grads, loss)) => {
             let (grads, loss) = replica.average(&model, grads, loss)?;
             Ok((apply(model, optim, grads, opts), StepLoss(loss)))
@@ -178,6 +196,20 @@ pub fn gradients<B: SlimAutodiff>(
     widths: &[WidthConfig],
     opts: &StepOptions,
 ) -> Result<Option<StepGradients<B>>, RuntimeError> {
+    gradients_from(model, x, y, widths, opts, None)
+}
+
+/// [`gradients`], the distilled widths learning from `targets` (a frozen teacher's class
+/// probabilities on the batch, [`teacher::Teacher::targets`]) instead of the first width's
+/// softmax; `None`: the first width's.
+pub fn gradients_from<B: SlimAutodiff>(
+    model: &SlimNet<B>,
+    x: Tensor<B, 4>,
+    y: Tensor<B, 1, Int>,
+    widths: &[WidthConfig],
+    opts: &StepOptions,
+    targets: Option<Tensor<B, 2>>,
+) -> Result<Option<StepGradients<B>>, RuntimeError> {
     let Some((first, rest)) = widths.split_first() else {
         return Ok(None);
     };
@@ -196,7 +228,7 @@ pub fn gradients<B: SlimAutodiff>(
     };
     let top = top?;
     let loss = cross_entropy(top.clone(), y.clone(), opts.label_smoothing);
-    let soft = softmax(top.detach(), 1);
+    let soft = targets.unwrap_or_else(|| softmax(top.detach(), 1));
     let others = others?
         .into_iter()
         .map(|logits| match opts.distill {

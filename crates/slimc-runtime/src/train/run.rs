@@ -10,13 +10,15 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{Optimizer, SgdConfig};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
 
 use super::joslim::{JoslimOptions, JoslimState};
 use super::parallel::{self, Cluster, ParallelError, Replica};
 use super::rundir::RunDir;
 use super::scheme::Scheme;
+use super::teacher::Teacher;
 use super::OptionError;
-use super::{cross_entropy, measure, step, tensors, Sampling, Sandwich, StepLoss, StepOptions, TrainError};
+use super::{cross_entropy, measure, step_from, tensors, Sampling, Sandwich, StepLoss, StepOptions, TrainError};
 use crate::data::{self, DataSpec, Dataset, Normalize, Plan, Split};
 use crate::runtime::checkpoint::{self, CheckpointError, Meta};
 use crate::runtime::{Mode, RuntimeError, SlimAutodiff, SlimBackend, SlimNet, WidthConfig};
@@ -59,6 +61,10 @@ pub struct TrainOptions {
     /// Photographs: the shorter side evaluation resizes to before its centre crop; `None`
     /// in runs started before it was stored: the input size.
     pub eval_resize: Option<usize>,
+    /// The distilled widths learn from a frozen teacher with these full-width weights
+    /// (`--teacher`, [`super::teacher::Teacher`]) instead of the largest width; an absolute
+    /// path, which `--resume` loads the teacher from again.
+    pub teacher: Option<PathBuf>,
 }
 
 /// The most random widths a sandwich step trains besides the largest and the smallest
@@ -100,6 +106,12 @@ impl TrainOptions {
         check(self.eval_resize.is_none_or(|r| (1..=1 << 16).contains(&r)), "eval_resize", || {
             "must be a positive number of pixels".into()
         })?;
+        if let Some(teacher) = &self.teacher {
+            check(self.scheme.distills(), "teacher", || {
+                "needs a scheme whose narrower widths distil (us or joslim); this one's learn from the labels".into()
+            })?;
+            check(teacher.is_absolute(), "teacher", || format!("must be an absolute path, got {}", teacher.display()))?;
+        }
         self.scheme.validate()
     }
 
@@ -129,6 +141,7 @@ impl TrainOptions {
             data,
             augment: Some(data::Augment::NONE),
             eval_resize,
+            teacher: None,
         }
     }
 
@@ -278,6 +291,8 @@ pub struct Run<B: SlimAutodiff> {
     pub meta: Meta,
     pub state: RunState,
     optim: Sgd<B>,
+    /// The frozen teacher of [`TrainOptions::teacher`] ([`Run::with_teacher`]).
+    teacher: Option<Teacher<B::InnerBackend>>,
 }
 
 /// What every epoch of a run uses, fixed before its first step ([`Run::train`]).
@@ -310,14 +325,23 @@ impl<B: SlimAutodiff> Run<B> {
         let optim = optimizer::<B>(&opts);
         let state =
             RunState { options: opts, normalize, epoch: 0, batch: 0, step: 0, history: Vec::new(), joslim: None };
-        Run { model, meta, state, optim }
+        Run { model, meta, state, optim, teacher: None }
+    }
+
+    /// The run with its teacher (a new run's with [`TrainOptions::teacher`]: `--resume`
+    /// loads it again from there).
+    pub fn with_teacher(mut self, teacher: Teacher<B::InnerBackend>) -> Run<B> {
+        self.teacher = Some(teacher);
+        self
     }
 
     /// A replica of a fresh run on `device`: the same weights (new autodiff leaves), state
-    /// and options, and a fresh optimizer (a fresh run's has no state yet).
+    /// and options, its own copy of the teacher, and a fresh optimizer (a fresh run's has
+    /// no state yet).
     pub fn fork(&self, device: &B::Device) -> Run<B> {
         let model = self.model.clone().fork(device);
-        Run::start(model, self.meta.clone(), self.state.options.clone(), self.state.normalize.clone())
+        let run = Run::start(model, self.meta.clone(), self.state.options.clone(), self.state.normalize.clone());
+        Run { teacher: self.teacher.as_ref().map(|t| t.fork(device)), ..run }
     }
 
     /// Reopens the run in `run_dir` where its last checkpoint left it.
@@ -330,7 +354,15 @@ impl<B: SlimAutodiff> Run<B> {
             .load(path.clone(), device)
             .map_err(|e| CheckpointError::Corrupt { path: path.with_extension("mpk"), reason: e.to_string() })?;
         let optim = optimizer::<B>(&state.options).load_record(record);
-        Ok(Run { model, meta, state, optim })
+        let teacher = match &state.options.teacher {
+            Some(path) => {
+                let tensors = crate::export::named::read_file(path)?;
+                let (tensors, _) = crate::import::state_dict::by_structure(&model.net, tensors, path)?;
+                Some(Teacher::new(model.net.clone(), tensors, path, device)?)
+            }
+            None => None,
+        };
+        Ok(Run { model, meta, state, optim, teacher })
     }
 
     /// Trains until the last epoch or `max_steps`, checkpointing into `run_dir`. With
@@ -501,7 +533,12 @@ impl<B: SlimAutodiff> Run<B> {
             )?;
             B::seed(device, opts.seed.wrapping_add(self.state.step as u64));
             let (x, y) = tensors::<B>(&batch, plan.shape, device);
-            let (model, loss) = step(self.model, &mut self.optim, x, y, &widths, &step_opts(lr), replica)?;
+            let targets = match &self.teacher {
+                Some(t) => Some(Tensor::from_inner(t.targets(x.clone().inner())?)),
+                None => None,
+            };
+            let (model, loss) =
+                step_from(self.model, &mut self.optim, (x, y, targets), &widths, &step_opts(lr), replica)?;
             self.model = model;
             if let Some(previous) = pending.replace((loss, self.state.step, lr)) {
                 account(previous, last_n)?;

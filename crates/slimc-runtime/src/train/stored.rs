@@ -78,6 +78,7 @@ impl From<&TrainOptions> for doc::Options {
             data,
             augment,
             eval_resize,
+            teacher,
         } = o;
         doc::Options {
             scheme: match scheme {
@@ -136,6 +137,7 @@ impl From<&TrainOptions> for doc::Options {
                 }
             }),
             eval_resize: *eval_resize,
+            teacher: teacher.clone(),
         }
     }
 }
@@ -162,6 +164,7 @@ impl From<doc::Options> for TrainOptions {
             data,
             augment,
             eval_resize,
+            teacher,
         } = o;
         TrainOptions {
             scheme: match scheme {
@@ -220,6 +223,7 @@ impl From<doc::Options> for TrainOptions {
                 }
             }),
             eval_resize,
+            teacher,
         }
     }
 }

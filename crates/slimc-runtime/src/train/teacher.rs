@@ -1,0 +1,56 @@
+//! A frozen teacher (`slimc train --teacher WEIGHTS`): the network at full width with
+//! pretrained weights and their own BN statistics, evaluated on each batch; the widths a
+//! step distils learn from its softmax instead of the largest width's.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use burn::tensor::activation::softmax;
+use burn::tensor::Tensor;
+
+use super::TrainError;
+use crate::export::HostTensor;
+use crate::ir::Network;
+use crate::runtime::{BnSet, Mode, RuntimeError, SlimBackend, SlimNet, WidthConfig};
+
+/// The teacher on one device, and the tensors it was built from (a replica on another
+/// device builds its own from them).
+pub struct Teacher<B: SlimBackend> {
+    model: SlimNet<B>,
+    stats: BnSet<B>,
+    full: WidthConfig,
+    tensors: Arc<Vec<(String, HostTensor)>>,
+}
+
+impl<B: SlimBackend> Teacher<B> {
+    /// The teacher of `net` with `tensors` (under its layer names, read from `path`): every
+    /// weight as [`SlimNet::load_named`] checks it, and every BN's running statistics,
+    /// which it evaluates with ([`TrainError::TeacherStats`] without them).
+    pub fn new(
+        net: Arc<Network>,
+        tensors: Vec<(String, HostTensor)>,
+        path: &Path,
+        device: &B::Device,
+    ) -> Result<Teacher<B>, TrainError> {
+        let mut model = SlimNet::<B>::new(net.clone(), Vec::new(), 0, device);
+        let stats =
+            model.named_stats(&tensors, device).ok_or_else(|| TrainError::TeacherStats { path: path.to_path_buf() })?;
+        model.load_named(tensors.clone(), path, device)?;
+        let full = WidthConfig::new(net.full_width());
+        Ok(Teacher { model, stats, full, tensors: Arc::new(tensors) })
+    }
+
+    /// The same teacher on `device`.
+    pub fn fork(&self, device: &B::Device) -> Teacher<B> {
+        let mut model = SlimNet::<B>::new(self.model.net.clone(), Vec::new(), 0, device);
+        let stats = model.named_stats(&self.tensors, device).expect("checked when the teacher was made");
+        model.load_named((*self.tensors).clone(), Path::new("teacher"), device).expect("checked when made");
+        Teacher { model, stats, full: self.full.clone(), tensors: self.tensors.clone() }
+    }
+
+    /// The teacher's class probabilities on a batch (no gradient flows back through them).
+    pub fn targets(&self, x: Tensor<B, 4>) -> Result<Tensor<B, 2>, RuntimeError> {
+        let logits = self.model.forward(x, &self.full, Mode::Eval(&self.stats))?.logits;
+        Ok(softmax(logits, 1))
+    }
+}
