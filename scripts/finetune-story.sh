@@ -7,8 +7,11 @@
 #   (b) zero-shot top-1 at widths 0.25..1.0 (BN calibrated per width), channels kept in
 #       their order and ranked by each importance criterion (--order l1, bn);
 #   (c) US fine-tuning from it for 1 and 2 epochs (the better criterion, the fine-tuning
-#       learning rate 0.01), next to fixed-width networks trained separately and a US
-#       network from scratch, each for FROM_SCRATCH_EPOCHS epochs (0: left out).
+#       learning rate 0.01), next to a US network from scratch at the same total budget
+#       (PRETRAIN_EPOCHS + 2 epochs), and to fixed-width networks trained separately and a
+#       US network from scratch, each for FROM_SCRATCH_EPOCHS epochs (0: left out);
+#   (d) 1 epoch of US fine-tuning distilled from the frozen pretrained network
+#       (--teacher) instead of from the largest width.
 # Prints one Markdown table per part and draws docs/finetune-resnet20-fashion-mnist.svg.
 # Usage: scripts/finetune-story.sh [PRETRAIN_EPOCHS] [FROM_SCRATCH_EPOCHS] [OUT]
 #        Runs that exist are kept (a finished one as it is); delete OUT to start over.
@@ -51,6 +54,13 @@ for e in 1 2; do
     epochs=$e train "$out/resnet20.slim" "us-finetune-$e" --scheme us "${init[@]}" --order "$best"
     "$slimc" eval "$out/us-finetune-$e" --widths 0.25:1.0:0.125 --json >"$out/us-finetune-$e.json"
 done
+epochs=1 train "$out/resnet20.slim" us-finetune-1-teacher --scheme us "${init[@]}" --order "$best" \
+    --teacher "$out/resnet20.safetensors"
+"$slimc" eval "$out/us-finetune-1-teacher" --widths 0.25:1.0:0.125 --json >"$out/us-finetune-1-teacher.json"
+# The same total budget: as many epochs as pretraining and 2 epochs of fine-tuning took.
+budget=$((pretrain + 2))
+epochs=$budget train models/resnet20.slim "us-scratch-$budget" --scheme us
+"$slimc" eval "$out/us-scratch-$budget" --widths 0.25:1.0:0.125 --json >"$out/us-scratch-budget.json"
 # FROM_SCRATCH_EPOCHS 0 leaves the from-scratch runs out (scripts/curve.sh makes the same
 # ones, 2 epochs by default).
 if [ "$scratch" -gt 0 ]; then
@@ -61,4 +71,4 @@ if [ "$scratch" -gt 0 ]; then
     "$slimc" eval "$out/us-scratch" --widths 0.25:1.0:0.125 \
         --baseline "$out/fixed-0.25" "$out/fixed-0.5" "$out/fixed-0.75" "$out/fixed-1.0" --json >"$out/scratch.json"
 fi
-"$py" scripts/finetune_story.py "$out" "$best" "$plot"
+"$py" scripts/finetune_story.py "$out" "$best" "$plot" "$budget"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tables and plot of scripts/finetune-story.sh from the JSON its runs wrote.
 
-usage: finetune_story.py OUT BEST_CRITERION PLOT.svg
+usage: finetune_story.py OUT BEST_CRITERION PLOT.svg BUDGET_EPOCHS
 """
 
 import json
@@ -19,12 +19,21 @@ def rows(path, series="slimmable"):
 
 
 def main():
-    out, best, plot = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+    out, best, plot, budget = (
+        Path(sys.argv[1]),
+        sys.argv[2],
+        Path(sys.argv[3]),
+        sys.argv[4],
+    )
     torch = load(out / "pretrained" / "pytorch.json")
     zero = {o: rows(out / f"zero-shot-{o}.json") for o in ("none", "l1", "bn")}
     stored = rows(out / "zero-shot-none.json", "stored BN statistics")[1.0]
     by_structure = rows(out / "state-dict.json", "stored BN statistics")[1.0]
     tuned = {e: rows(out / f"us-finetune-{e}.json") for e in (1, 2)}
+    # Runs not made yet leave their columns empty.
+    optional = lambda name: rows(out / name) if (out / name).exists() else {}
+    teacher = optional("us-finetune-1-teacher.json")
+    equal = optional("us-scratch-budget.json")
     # The from-scratch runs are optional (FROM_SCRATCH_EPOCHS 0): their columns stay empty.
     scratch_path = out / "scratch.json"
     scratch_doc = load(scratch_path)["results"] if scratch_path.exists() else []
@@ -40,15 +49,17 @@ def main():
     )
     print(
         "| width | MACs | zero-shot, no order | zero-shot, l1 | zero-shot, bn "
-        f"| US fine-tuned 1 epoch ({best}) | 2 epochs | US from scratch | fixed width, from scratch | 2 epochs - fixed |"
+        f"| US fine-tuned 1 epoch ({best}) | 1 epoch, --teacher | 2 epochs "
+        f"| US from scratch, {budget} epochs (same budget) | US from scratch | fixed width, from scratch | 2 epochs - fixed |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for w in sorted(zero["none"]):
         f = fixed.get(w)
         gap = f"{100 * (tuned[2][w]['top1'] - f['top1']):+.2f}" if f else ""
         print(
             f"| {w} | {zero['none'][w]['macs'] / 1e6:.2f}M | {pct(zero['none'][w])} | {pct(zero['l1'][w])} "
-            f"| {pct(zero['bn'][w])} | {pct(tuned[1].get(w))} | {pct(tuned[2].get(w))} | {pct(scratch.get(w))} "
+            f"| {pct(zero['bn'][w])} | {pct(tuned[1].get(w))} | {pct(teacher.get(w))} | {pct(tuned[2].get(w))} "
+            f"| {pct(equal.get(w))} | {pct(scratch.get(w))} "
             f"| {pct(f)} | {gap} |"
         )
 
@@ -56,8 +67,10 @@ def main():
         (f"zero-shot ({best} order)", zero[best], "#999999", True),
         ("zero-shot (no order)", zero["none"], "#cccccc", True),
         ("US fine-tuned 1 epoch", tuned[1], "#6baed6", True),
+        ("1 epoch, --teacher", teacher, "#9e9ac8", True),
         ("US fine-tuned 2 epochs", tuned[2], "#08519c", True),
-        ("US from scratch", scratch, "#fd8d3c", True),
+        (f"US from scratch, {budget} epochs", equal, "#e6550d", True),
+        ("US from scratch", scratch, "#fdae6b", True),
         ("fixed width, from scratch", fixed, "#31a354", False),
     ]
     svg(plot, [s for s in series if s[1]])

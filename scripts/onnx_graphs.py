@@ -51,11 +51,37 @@ class EluNet(torch.nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(F.elu(self.conv(x)), 1), 1))
 
 
+class SplitNet(torch.nn.Module):
+    """Channels taken by position, which only holds at one count: an unequal split and a
+    trim of a concatenation (GhostNet's `x[:, :oup]`). The importer makes the maps they read
+    fixed, with a warning; the stem and the last conv still slim."""
+
+    def __init__(self):
+        super().__init__()
+        conv = lambda i, o, k=1, g=1: torch.nn.Conv2d(i, o, k, padding=k // 2, groups=g, bias=False)
+        bn = torch.nn.BatchNorm2d
+        self.stem, self.bn0 = conv(3, 16, 3), bn(16)
+        self.expand, self.bn1 = conv(16, 24), bn(24)
+        self.a, self.bn_a = conv(8, 8, 3), bn(8)
+        self.b, self.bn_b = conv(16, 16, 3, 16), bn(16)
+        self.last, self.bn2 = conv(20, 32), bn(32)
+        self.fc = torch.nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = F.relu(self.bn0(self.stem(x)))
+        a, b = torch.split(F.relu(self.bn1(self.expand(x))), [8, 16], dim=1)
+        y = torch.cat([F.relu(self.bn_a(self.a(a))), F.relu(self.bn_b(self.b(b)))], 1)[:, :20]
+        y = F.relu(self.bn2(self.last(y)))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1))
+
+
 def model(name):
     if name == "resnet20":
         return ResNet20(), 32
     if name == "elu_net":
         return EluNet(), 32
+    if name == "split_net":
+        return SplitNet(), 32
     return getattr(torchvision.models, name)(weights=None), 224
 
 
@@ -127,7 +153,7 @@ def main():
     if os.path.exists(manifest_path):
         with open(manifest_path) as f:
             manifest = json.load(f)
-    for name in sys.argv[1:] or TORCHVISION + ["resnet20", "elu_net"]:
+    for name in sys.argv[1:] or TORCHVISION + ["resnet20", "elu_net", "split_net"]:
         manifest[name] = export(name)
         print(name, manifest[name])
     with open(manifest_path, "w") as f:

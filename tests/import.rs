@@ -12,6 +12,8 @@
 //! - with random weights, the imported network's full-width logits equal onnxruntime's
 //!   on the original graph to 1e-4 (ignored test: needs onnxruntime, as `bash .ci/run`
 //!   installs it);
+//! - channels taken by position (an unequal Split, a trim: scripts/onnx_graphs.py's
+//!   SplitNet) pin the maps they read, with one warning naming each node;
 //! - bad input (not ONNX, truncated, weights missing or short, an op slimc lacks, an output
 //!   in the way) is one message, exit 2, nothing written;
 //! - channels ranked by importance (`--order l1|bn`) leave the full-width logits of nine
@@ -50,6 +52,7 @@ const GRAPHS: &[(&str, Option<&str>)] = &[
     ("densenet121", None),
     ("convnext_tiny", Some("convnext_tiny")),
     ("resnet20", Some("resnet20")),
+    ("split_net", None),
 ];
 
 /// Zoo files whose whole search-space design the graph carries: their search space is the
@@ -183,6 +186,40 @@ fn an_op_slimc_lacks_names_the_node_and_its_type() {
     }
     let e = import(&weightless(&dir, "elu_net", "ts"), &ImportOptions::default()).unwrap_err();
     assert_eq!(e.to_string(), "node `/Elu` (Elu): slimc has no op for it");
+}
+
+/// An unequal Split and a trim of a concatenation (`[:, :20]` of 24) take channels by
+/// position: each becomes a `slice`, the maps they read are fixed (written `fixed(24)`
+/// where declared), one warning names each node, and the stem and the last conv still slim.
+#[test]
+fn channels_taken_by_position_pin_the_maps_they_read() {
+    let dir = scratch("import-pinned");
+    for exporter in EXPORTERS {
+        let imported = import(&weightless(&dir, "split_net", exporter), &ImportOptions::default()).unwrap();
+        let pinned: Vec<(&str, &[[u32; 2]])> =
+            imported.pinned.iter().map(|p| (p.op.as_str(), p.ranges.as_slice())).collect();
+        assert_eq!(
+            pinned,
+            [("Split", &[[0, 8], [8, 24]][..]), ("Slice", &[[0, 20]][..])],
+            "{exporter}: {:?}",
+            imported.pinned
+        );
+        assert!(imported.source.contains("conv(fixed(24))"), "{exporter}:\n{}", imported.source);
+        assert_eq!(imported.source.matches("slice(").count(), 3, "{exporter}:\n{}", imported.source);
+        let bases: Vec<u32> = imported.network.space.dims.iter().map(|d| d.base).collect();
+        assert_eq!(bases, [16, 32], "{exporter}: the stem and the last conv slim:\n{}", imported.source);
+    }
+    let out = slimc(&dir, &["import", "split_net.ts.onnx"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: node `/Split` (Split) takes channels 0..8, 8..24 of 24, not equal parts: the map it reads keeps its 24 channels at every width (fixed)"),
+        "{err}"
+    );
+    assert!(err.contains("warning: node `/Slice` (Slice) takes channels 0..20 of 24"), "{err}");
+    let out = slimc(&dir, &["check", "split_net.slim"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("warning"), "{err}");
 }
 
 fn slimc(dir: &Path, args: &[&str]) -> std::process::Output {

@@ -441,6 +441,11 @@ fn run_fixed<B: Backend>(net: &Network, plain: &[Plain<B>], shapes: &[LayerShape
                 let start = *part as usize * k;
                 t.slice([0..n, start..start + k, 0..h, 0..w])
             }
+            (Op::Slice { start, end }, _) => {
+                let t = first.unwrap();
+                let [n, _, h, w] = t.dims();
+                t.slice([0..n, *start as usize..*end as usize, 0..h, 0..w])
+            }
             (Op::Shuffle { groups }, _) => {
                 // Gather channels explicitly: output channel j reads input (j % g)·(C/g) + j / g.
                 let t = first.unwrap();

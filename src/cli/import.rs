@@ -104,6 +104,9 @@ pub fn run(a: &ImportArgs) -> Result<(), Failure> {
             imported.bn_inserted
         );
     }
+    for p in &imported.pinned {
+        eprintln!("warning: {p}");
+    }
     eprintln!("wrote {}: {} tensors under the layer names", weights.display(), imported.tensors.len());
     eprintln!(
         "next: slimc eval {} --init {} --data DATA (every width, BN calibrated per width), or slimc train {} --init {} --data DATA",

@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 /// Channels of each search dimension at full width.
-pub const BASE_WIDTHS: [usize; 11] = [8, 8, 8, 16, 8, 16, 16, 16, 16, 8, 16];
+pub const BASE_WIDTHS: [usize; 12] = [8, 8, 8, 16, 8, 16, 16, 16, 16, 8, 16, 16];
 
 /// The input the network was declared for: channels, height, width.
 pub const INPUT: [usize; 3] = [3, 16, 16];
@@ -28,7 +28,8 @@ pub struct EdgeCases<B: Backend> {
     pub stage2_3: ClassGate<B>,
     pub stage2_4: Window<B>,
     pub stage2_5: NarrowHeads<B>,
-    pub stage2_6: Merge<B>,
+    pub stage2_6: Trim<B>,
+    pub stage2_7: Merge<B>,
     pub head_linear1: SlimLinear<B>,
 }
 
@@ -151,7 +152,14 @@ impl<B: Backend> EdgeCases<B> {
                 v_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device),
                 out_conv1: SlimConv2d::new([16, 16, 1, 1], [0, 0], device),
             },
-            stage2_6: Merge {
+            stage2_6: Trim {
+                x_conv1: SlimConv2d::new([12, 16, 1, 1], [0, 0], device),
+                x_bn1: SlimBatchNorm::new(12, device),
+                b_dwconv1: SlimConv2d::new([8, 1, 3, 3], [1, 1], device)
+                    .with_group_width(1),
+                out_conv1: SlimConv2d::new([16, 10, 1, 1], [0, 0], device),
+            },
+            stage2_7: Merge {
                 out_layernorm1: SlimLayerNorm::new(64, 0.00001, device),
                 out_conv1: SlimConv2d::new([16, 64, 1, 1], [0, 0], device),
             },
@@ -231,16 +239,20 @@ impl<B: Backend> EdgeCases<B> {
             .q_conv1)), ("stage2.5.k.conv1", LayerMut::Conv(& mut self.stage2_5
             .k_conv1)), ("stage2.5.v.conv1", LayerMut::Conv(& mut self.stage2_5
             .v_conv1)), ("stage2.5.out.conv1", LayerMut::Conv(& mut self.stage2_5
-            .out_conv1)), ("stage2.6.out.layernorm1", LayerMut::LayerNorm(& mut self
-            .stage2_6.out_layernorm1)), ("stage2.6.out.conv1", LayerMut::Conv(& mut self
-            .stage2_6.out_conv1)), ("head.linear1", LayerMut::Linear(& mut self
+            .out_conv1)), ("stage2.6.x.conv1", LayerMut::Conv(& mut self.stage2_6
+            .x_conv1)), ("stage2.6.x.bn1", LayerMut::BatchNorm(& mut self.stage2_6
+            .x_bn1)), ("stage2.6.b.dwconv1", LayerMut::Conv(& mut self.stage2_6
+            .b_dwconv1)), ("stage2.6.out.conv1", LayerMut::Conv(& mut self.stage2_6
+            .out_conv1)), ("stage2.7.out.layernorm1", LayerMut::LayerNorm(& mut self
+            .stage2_7.out_layernorm1)), ("stage2.7.out.conv1", LayerMut::Conv(& mut self
+            .stage2_7.out_conv1)), ("head.linear1", LayerMut::Linear(& mut self
             .head_linear1))
         ]
     }
 
     /// Logits of a batch at a width: `widths` holds the channels of each search dimension (`slimc space` lists them; [`BASE_WIDTHS`] is full width). On an autodiff backend (training) batch norm uses the batch's statistics and dropout is active; otherwise batch norm uses the stored statistics (`mean`, `var`), which should be calibrated at the width being run.
     pub fn forward(&self, x: Tensor<B, 4>, widths: &[usize]) -> Tensor<B, 2> {
-        assert_eq!(widths.len(), 11, "one channel count per search dimension");
+        assert_eq!(widths.len(), 12, "one channel count per search dimension");
         let d = widths;
         let out = {
             let stem_conv1 = self.stem_conv1.forward(x, d[0]);
@@ -274,9 +286,10 @@ impl<B: Backend> EdgeCases<B> {
                 .stage2_4
                 .forward(stage2_3, &[(d[9] + d[9]), d[9], d[9], d[6]]);
             let stage2_5 = self.stage2_5.forward(stage2_4, &[d[10], d[10], d[10], d[6]]);
-            let stage2_6 = self.stage2_6.forward(stage2_5, &[d[3]]);
+            let stage2_6 = self.stage2_6.forward(stage2_5, &[12, 8, d[11]]);
+            let stage2_7 = self.stage2_7.forward(stage2_6, &[d[3]]);
             let head_avgpool1 = burn::tensor::module::avg_pool2d(
-                stage2_6,
+                stage2_7,
                 [2, 1],
                 [2, 1],
                 [0, 0],
@@ -617,7 +630,31 @@ impl<B: Backend> NarrowHeads<B> {
     }
 }
 
-/// Block `merge` (first instance `stage2.6`).
+/// Block `trim` (first instance `stage2.6`).
+#[derive(Module, Debug)]
+pub struct Trim<B: Backend> {
+    pub x_conv1: SlimConv2d<B>,
+    pub x_bn1: SlimBatchNorm<B>,
+    pub b_dwconv1: SlimConv2d<B>,
+    pub out_conv1: SlimConv2d<B>,
+}
+
+impl<B: Backend> Trim<B> {
+    /// `w`: the output channels of this block's convs, linears and zero-pads, in order.
+    pub fn forward(&self, x: Tensor<B, 4>, w: &[usize]) -> Tensor<B, 4> {
+        let x_conv1 = self.x_conv1.forward(x, w[0]);
+        let x_bn1 = self.x_bn1.forward(x_conv1);
+        let a_slice1 = x_bn1.clone().narrow(1, 0, 4);
+        let a_relu1 = relu(a_slice1);
+        let b_slice1 = x_bn1.narrow(1, 4, 8);
+        let b_dwconv1 = self.b_dwconv1.forward(b_slice1, w[1]);
+        let out_concat1 = Tensor::cat(vec![a_relu1, b_dwconv1], 1);
+        let out_slice1 = out_concat1.narrow(1, 1, 10);
+        self.out_conv1.forward(out_slice1, w[2])
+    }
+}
+
+/// Block `merge` (first instance `stage2.7`).
 #[derive(Module, Debug)]
 pub struct Merge<B: Backend> {
     pub out_layernorm1: SlimLayerNorm<B>,

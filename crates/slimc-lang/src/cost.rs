@@ -68,6 +68,7 @@ pub fn layer_cost(op: &Op, shape: LayerShape, hw: [u32; 2]) -> Cost {
         | Op::Mul
         | Op::Concat
         | Op::Split { .. }
+        | Op::Slice { .. }
         | Op::Shuffle { .. }
         | Op::Subsample { .. }
         | Op::ZeroPad => 0,

@@ -9,7 +9,7 @@ syn keyword slimcConditional if else
 syn keyword slimcBoolean true false
 syn keyword slimcConstant floor nearest bilinear
 syn keyword slimcSection stem stage head in out
-syn keyword slimcOp conv dwconv conv_transpose linear bn relu relu6 hswish swish sigmoid hsigmoid gelu maxpool avgpool flatten layernorm layer_scale upsample dropout drop_path identity add mul concat split shuffle subsample zeropad attend tokens class_token pos_embed token
+syn keyword slimcOp conv dwconv conv_transpose linear bn relu relu6 hswish swish sigmoid hsigmoid gelu maxpool avgpool flatten layernorm layer_scale upsample dropout drop_path identity add mul concat split slice shuffle subsample zeropad attend tokens class_token pos_embed token
 syn keyword slimcFunction fixed ratio make_divisible min max int round
 syn match slimcNumber "\<\d\+\(\.\d\+\)\?\([eE][+-]\?\d\+\)\?\>"
 syn match slimcArrow "->"

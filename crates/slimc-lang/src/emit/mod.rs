@@ -446,6 +446,10 @@ impl<'n> Emitter<'n> {
                 let (a, b) = (lit(*part), lit(*parts));
                 quote!(#f(#x, #a, #b))
             }
+            Op::Slice { start, end } => {
+                let (s, n) = (lit(*start), lit(end - start));
+                quote!(#x.narrow(1, #s, #n))
+            }
             Op::Shuffle { groups } => {
                 let f = self.helper(Helper::Shuffle);
                 let g = lit(*groups);
@@ -562,6 +566,7 @@ impl<'n> Emitter<'n> {
                 | Op::Mul
                 | Op::Concat
                 | Op::Split { .. }
+                | Op::Slice { .. }
                 | Op::Shuffle { .. }
                 | Op::Subsample { .. }
                 | Op::ZeroPad => continue,

@@ -300,6 +300,10 @@ pub enum Op {
     Concat,
     /// Channels `[part·C/parts, (part+1)·C/parts)` of the input (`C` its width).
     Split { part: u32, parts: u32 },
+    /// Channels `[start, end)` of the input. The input keeps its full-width count at every
+    /// width (a slice pins it: the language makes its width fixed) and so does the output,
+    /// `end − start` channels: an unequal split, or a trim (GhostNet's `x[:, :oup]`).
+    Slice { start: u32, end: u32 },
     /// Channel shuffle: view the channels as `[groups, C/groups]`, transpose, flatten.
     Shuffle { groups: u32 },
     /// Spatial subsampling from an offset `(oy, ox)` (each below the stride):
@@ -346,6 +350,7 @@ impl Op {
             Op::Mul => "mul",
             Op::Concat => "concat",
             Op::Split { .. } => "split",
+            Op::Slice { .. } => "slice",
             Op::Shuffle { .. } => "shuffle",
             Op::Subsample { .. } => "subsample",
             Op::ZeroPad => "zeropad",

@@ -210,6 +210,14 @@ impl Network {
                     }
                     piece.iter().map(|&c| c - start).collect()
                 }
+                // Its input is fixed, so in its declared order; the check stays for safety.
+                Op::Slice { start, end } => {
+                    let piece = input(0).get(*start as usize..*end as usize).unwrap_or(&[]);
+                    if piece.iter().any(|&c| c < *start || c >= *end) {
+                        return Err(conflict("a slice would take channels from outside it"));
+                    }
+                    piece.iter().map(|&c| c - start).collect()
+                }
                 Op::Shuffle { groups } => {
                     let (g, n) = (*groups.max(&1), input(0).len() as u32);
                     let per = n / g;

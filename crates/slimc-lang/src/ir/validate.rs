@@ -19,6 +19,8 @@ pub enum IrError {
     BlockOutside(String),
     #[error("layer {0} belongs to an unknown block instance")]
     UnknownBlock(String),
+    #[error("layer {0} slices channels outside its input, or a width that slims")]
+    Slice(String),
     #[error("the network output is slimmable")]
     SlimmableOutput,
 }
@@ -39,7 +41,8 @@ fn arity(op: &Op) -> (usize, usize, &'static str) {
 /// Returns the first broken invariant, if any: inputs point backwards and match the op's
 /// arity, widths name existing dimensions, full width reproduces every layer's declared
 /// count, each dimension's base is a multiple of its divisor, block instances point
-/// inside the network, and the output is never slimmed.
+/// inside the network, a slice reads channels of a fixed input and is fixed, and the
+/// output is never slimmed.
 pub fn validate(net: &Network) -> Result<(), IrError> {
     let full = net.full_width();
     for (id, l) in net.layers.iter() {
@@ -59,6 +62,17 @@ pub fn validate(net: &Network) -> Result<(), IrError> {
         let at_full = l.width.eval(&full);
         if at_full != l.channels {
             return Err(IrError::FullWidth { layer: l.name.clone(), at_full, declared: l.channels });
+        }
+        if let Op::Slice { start, end } = l.op {
+            let fixed = |w: &Width| {
+                let mut ds = Vec::new();
+                w.dims(&mut ds);
+                ds.is_empty()
+            };
+            let input = &net.layers[l.inputs[0]];
+            if start >= end || end > input.channels || !fixed(&l.width) || !fixed(&input.width) {
+                return Err(IrError::Slice(l.name.clone()));
+            }
         }
     }
     for (dim, d) in net.space.dims.iter().enumerate() {

@@ -83,6 +83,7 @@ impl Op {
             | Op::Mul
             | Op::Concat
             | Op::Split { .. }
+            | Op::Slice { .. }
             | Op::Shuffle { .. }
             | Op::Subsample { .. }
             | Op::ZeroPad => Weights::None,

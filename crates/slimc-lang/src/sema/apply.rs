@@ -308,6 +308,21 @@ impl<'a> Elab<'a, '_> {
                 };
                 self.node(Op::Split { part, parts }, &[&t], (term, t.c / parts, t.origin), [t.h, t.w], span, false)
             }
+            // Channels [start, end) of a width that no longer slims: the input is pinned at
+            // its full-width count (W0302 when it was slimmable), the output is fixed.
+            OpKind::Slice => {
+                let c = i64::from(t.c);
+                let Some(start) = self.int_arg(args, "start", 0, 0, c - 1) else { return Ok(Value::Poison) };
+                let Some(end) = self.int_arg(args, "end", c, i64::from(start) + 1, c) else {
+                    return Ok(Value::Poison);
+                };
+                if let Err(conflict) = self.ch.pin(&t.term, span) {
+                    self.conflict(conflict, span, "slice", t.c, 1, t.origin);
+                    return Ok(Value::Poison);
+                }
+                let term = Term::G(self.ch.fresh(end - start, true, span));
+                self.node(Op::Slice { start, end }, &[&t], (term, end - start, span), [t.h, t.w], span, false)
+            }
             OpKind::Shuffle => {
                 let Some(groups) = self.int_arg(args, "groups", 2, 1, 1024) else { return Ok(Value::Poison) };
                 if !self.divisible(&t.term, groups, "shuffle groups", t.c, span, t.origin) {

@@ -64,6 +64,8 @@ pub struct Channels {
     at_least: Vec<(GroupId, Term, Span)>,
     /// `(count, fixed origin, slimmable origin)`: a free group merged into a fixed one.
     absorbed: Vec<(u32, Span, Span)>,
+    /// The same, for a free group a slice pinned (`fixed origin` is the slice).
+    pinned: Vec<(u32, Span, Span)>,
 }
 
 /// Normalisation depth guard: derived definitions nest at most this deep.
@@ -128,6 +130,11 @@ impl Channels {
     /// slimmable origin)`.
     pub fn absorbed(&self) -> &[(u32, Span, Span)] {
         &self.absorbed
+    }
+
+    /// Every time a slice pinned a slimmable group: `(count, slice, slimmable origin)`.
+    pub fn pinned(&self) -> &[(u32, Span, Span)] {
+        &self.pinned
     }
 
     /// Drops the absorptions recorded after the first `n`.
@@ -202,6 +209,26 @@ impl Channels {
             Term::G(g) => self.is_fixed(*g),
             Term::Sum(items) => items.iter().all(|i| self.is_constant(i)),
             Term::Part(t, _) | Term::Ratio(t, _, _) => self.is_constant(t),
+        }
+    }
+
+    /// Makes every group `t` is made of fixed (a `slice` reads its input at one count): each
+    /// free group is merged into a fixed one declared at `span` and recorded as pinned
+    /// (warning W0306 names both).
+    pub fn pin(&mut self, t: &Term, span: Span) -> Result<(), Conflict> {
+        match self.normalize(t)? {
+            Term::G(g) if self.is_fixed(g) => Ok(()),
+            Term::G(g) => {
+                let base = self.base_of(g);
+                let fixed = self.fresh(base, true, span);
+                let before = self.absorbed.len();
+                self.unify(&Term::G(g), &Term::G(fixed))?;
+                let pinned: Vec<_> = self.absorbed.drain(before..).collect();
+                self.pinned.extend(pinned);
+                Ok(())
+            }
+            Term::Sum(items) => items.iter().try_for_each(|i| self.pin(i, span)),
+            Term::Part(inner, _) | Term::Ratio(inner, _, _) => self.pin(&inner, span),
         }
     }
 

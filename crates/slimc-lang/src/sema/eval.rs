@@ -166,6 +166,9 @@ impl<'a, 'i> Elab<'a, 'i> {
         for &(fixed, fixed_origin, slimmable_origin) in self.ch.absorbed() {
             out.push(Warning::FixedAbsorbs { fixed, fixed_origin, slimmable_origin });
         }
+        for &(channels, slice, slimmable_origin) in self.ch.pinned() {
+            out.push(Warning::SlicePins { channels, slice, slimmable_origin });
+        }
         out
     }
 

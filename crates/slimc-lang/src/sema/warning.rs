@@ -15,6 +15,8 @@ pub enum Warning {
     /// A residual or product tied a slimmable width to a `fixed(...)` one, so the slimmable
     /// one stopped slimming.
     FixedAbsorbs { fixed: u32, fixed_origin: Span, slimmable_origin: Span },
+    /// A `slice` read a slimmable width, which now keeps its full-width count.
+    SlicePins { channels: u32, slice: Span, slimmable_origin: Span },
     /// A block parameter its body never reads.
     UnusedParameter { block: String, name: String, span: Span },
     /// Pool padding above half the kernel: windows made only of padding (PyTorch refuses it).
@@ -46,6 +48,14 @@ impl Warning {
             .secondary(*fixed_origin, format!("fixed at {fixed} here"))
             .note("every layer sharing these channels (a residual chain, a whole stage) is now unslimmable")
             .help("drop `fixed(...)`, or write `fixed(...)` on the other side too to say it is meant"),
+            Warning::SlicePins { channels, slice, slimmable_origin } => Diagnostic::warning(
+                "W0306",
+                format!("a slice pins a slimmable width at {channels} channels: it no longer slims"),
+            )
+            .primary(*slimmable_origin, format!("written as slimmable, but always {channels} channels"))
+            .secondary(*slice, "a slice takes fixed channels of it here")
+            .note("slimc slims equal parts only (`split`); every layer sharing these channels is now unslimmable")
+            .help(format!("write `fixed({channels})` where the width is declared to say it is meant, or `split(part, parts)` if the parts are equal")),
             Warning::UnusedParameter { block, name, span } => {
                 Diagnostic::warning("W0303", format!("parameter `{name}` of block `{block}` is never used"))
                     .primary(*span, "never read in the block")

@@ -134,6 +134,7 @@ impl<B: Backend> FixedNet<B> {
                 | Op::Mul
                 | Op::Concat
                 | Op::Split { .. }
+                | Op::Slice { .. }
                 | Op::Shuffle { .. }
                 | Op::Subsample { .. }
                 | Op::ZeroPad => FixedLayer::None(PhantomData),
@@ -256,6 +257,7 @@ impl<B: Backend> FixedNet<B> {
                 Op::Mul => ins.reduce(merge::mul).expect("operands"),
                 Op::Concat => Tensor::cat(ins.collect(), 1),
                 Op::Split { part, parts } => merge::split(ins.next().expect("input"), *part, *parts),
+                Op::Slice { start, end } => merge::slice(ins.next().expect("input"), *start, *end),
                 Op::Shuffle { groups } => merge::shuffle(ins.next().expect("input"), *groups),
                 Op::Subsample { stride, offset } => merge::subsample(ins.next().expect("input"), *stride, *offset),
                 Op::ZeroPad => merge::zeropad(ins.next().expect("input"), self.shapes[i].out as usize),

@@ -209,6 +209,12 @@ fn layer(g: &mut Graph, l: &Layer, input_hw: [u32; 2], s: LayerShape, p: &FixedP
             let axes = g.int64s(&format!("{out}.axes"), &[1]);
             g.node("Slice", vec![x, starts, ends, axes], &out, vec![])
         }
+        Op::Slice { start, end } => {
+            let starts = g.int64s(&format!("{out}.starts"), &[i64::from(*start)]);
+            let ends = g.int64s(&format!("{out}.ends"), &[i64::from(*end)]);
+            let axes = g.int64s(&format!("{out}.axes"), &[1]);
+            g.node("Slice", vec![x, starts, ends, axes], &out, vec![])
+        }
         Op::Shuffle { groups } => {
             let (gr, c) = (i64::from(*groups), i64::from(s.in_c));
             let [lh, lw] = l.hw.map(i64::from);

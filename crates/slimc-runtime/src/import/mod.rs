@@ -42,6 +42,37 @@ pub enum ImportError {
     Internal { reason: String },
 }
 
+/// A node slimc computes only at its full-width channels: an ONNX Split into unequal
+/// parts or a Slice of channels that is not one of equal parts becomes a `slice`, which
+/// pins the map it reads. Those channels keep their count at every width, and so does
+/// every width tied to them (a residual, a concatenation's parts); `slimc check` on the
+/// written file shows each as warning W0306.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pinned {
+    /// The ONNX node's name and op type.
+    pub node: String,
+    pub op: String,
+    /// The channels of the map it reads.
+    pub channels: u32,
+    /// The channel ranges `[start, end)` it takes.
+    pub ranges: Vec<[u32; 2]>,
+}
+
+impl std::fmt::Display for Pinned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ranges: Vec<String> = self.ranges.iter().map(|[a, b]| format!("{a}..{b}")).collect();
+        write!(
+            f,
+            "node `{}` ({}) takes channels {} of {}, not equal parts: the map it reads keeps its {} channels at every width (fixed), as does every width tied to it",
+            self.node,
+            self.op,
+            ranges.join(", "),
+            self.channels,
+            self.channels
+        )
+    }
+}
+
 /// How to import.
 #[derive(Clone, Debug, Default)]
 pub struct ImportOptions {
@@ -66,6 +97,8 @@ pub struct Imported {
     /// Multiply-adds of the ONNX graph (convs and linears, batch 1), equal to the
     /// network's at full width.
     pub graph_macs: u64,
+    /// Nodes that pinned a width: the import's warnings.
+    pub pinned: Vec<Pinned>,
 }
 
 /// One node of the graph being imported: an `ir` op on the outputs of earlier nodes.
@@ -93,6 +126,8 @@ impl Node {
 pub(crate) struct Graph {
     nodes: Vec<Node>,
     output: usize,
+    /// Slices that pinned the map they read (warnings).
+    pinned: Vec<Pinned>,
 }
 
 impl Graph {
@@ -125,7 +160,7 @@ impl Graph {
             }
             map[i] = nodes.len() - 1;
         }
-        Graph { output: map[self.output], nodes }
+        Graph { output: map[self.output], nodes, pinned: self.pinned }
     }
 
     /// Multiply-adds at batch 1: each node's op costed by the language's rule
@@ -221,7 +256,7 @@ pub fn import(path: &Path, options: &ImportOptions) -> Result<Imported, ImportEr
             reason: format!("counts {} MACs where the graph has {graph_macs}", cost.macs),
         });
     }
-    Ok(Imported { source, network, tensors, bn_inserted: inserted, graph_macs })
+    Ok(Imported { source, network, tensors, bn_inserted: inserted, graph_macs, pinned: graph.pinned })
 }
 
 /// `stem` as a `.slim` identifier: lowercase letters, digits and `_`, not starting with a digit.

@@ -12,7 +12,7 @@ use std::path::{Component, Path};
 
 use prost::Message;
 
-use super::{Graph, ImportError, Node};
+use super::{Graph, ImportError, Node, Pinned};
 use crate::export::proto::{attribute_type, data_type, AttributeProto, ModelProto, NodeProto, TensorProto, EXTERNAL};
 use crate::export::HostTensor;
 use crate::ir::{Activation, Groups, Op};
@@ -1019,21 +1019,40 @@ impl Reader<'_> {
             Some(s) => s,
             None => self.konst(node, 1)?.map(|c| c.ints()).unwrap_or_default(),
         };
-        if parts == 0 || c % parts != 0 || !(sizes.is_empty() || sizes.iter().all(|&s| s == i64::from(c / parts))) {
-            return Err(self
-                .unsupported(node, format!("slimc splits channels into equal parts; this splits {c} into {sizes:?}")));
+        let equal = sizes.is_empty() || sizes.iter().all(|&s| s == i64::from(c / parts));
+        if parts == 0 || sizes.is_empty() && c % parts != 0 {
+            return Err(self.unsupported(node, format!("{c} channels do not split into {parts} equal parts")));
         }
+        if !equal
+            && (sizes.len() != parts as usize
+                || sizes.iter().any(|&s| s < 1)
+                || sizes.iter().sum::<i64>() != i64::from(c))
+        {
+            return Err(
+                self.unsupported(node, format!("its sizes {sizes:?} do not split {c} channels into {parts} parts"))
+            );
+        }
+        let mut start = 0;
         for (part, out) in node.output.iter().enumerate() {
+            // Equal parts slim; unequal ones are fixed slices, which pin the map they read.
+            let (op, n) = if equal {
+                (Op::Split { part: part as u32, parts }, c / parts)
+            } else {
+                let n = sizes[part] as u32;
+                (Op::Slice { start, end: start + n }, n)
+            };
+            start += n;
             let id = self.graph.nodes.len();
-            self.graph.nodes.push(Node::new(
-                Op::Split { part: part as u32, parts },
-                vec![x],
-                c / parts,
-                hw,
-                &node_name(node),
-                &node.op_type,
-            ));
+            self.graph.nodes.push(Node::new(op, vec![x], n, hw, &node_name(node), &node.op_type));
             self.values.insert(out.clone(), Value::Map(id));
+        }
+        if !equal {
+            let ends = sizes.iter().scan(0, |end, &s| {
+                *end += s as u32;
+                Some(*end)
+            });
+            let ranges = std::iter::once(0).chain(ends.clone()).zip(ends).map(|(a, b)| [a, b]).collect();
+            self.graph.pinned.push(Pinned { node: node_name(node), op: node.op_type.clone(), channels: c, ranges });
         }
         Ok(())
     }
@@ -1088,11 +1107,24 @@ impl Reader<'_> {
         match (chans, rows, cols) {
             (Some((s, e, 1)), None, None) => {
                 let len = e - s;
-                if len <= 0 || i64::from(c) % len != 0 || s % len != 0 {
-                    return Err(self.unsupported(node, format!("channels {s}..{e} of {c} are not one of equal parts")));
+                if len <= 0 {
+                    return Err(self.unsupported(node, format!("channels {s}..{e} of {c} are none")));
                 }
-                let parts = (i64::from(c) / len) as u32;
-                self.push(node, Op::Split { part: (s / len) as u32, parts }, vec![x], len as u32, [h, w]);
+                if i64::from(c) % len == 0 && s % len == 0 {
+                    let parts = (i64::from(c) / len) as u32;
+                    self.push(node, Op::Split { part: (s / len) as u32, parts }, vec![x], len as u32, [h, w]);
+                } else {
+                    // Not one of equal parts: a fixed slice, which pins the map it reads.
+                    let (start, end) = (s as u32, e as u32);
+                    self.push(node, Op::Slice { start, end }, vec![x], end - start, [h, w]);
+                    let pinned = Pinned {
+                        node: node_name(node),
+                        op: node.op_type.clone(),
+                        channels: c,
+                        ranges: vec![[start, end]],
+                    };
+                    self.graph.pinned.push(pinned);
+                }
             }
             (None, Some((s, oy)), None) if !matches!(v, Some(Value::Rows { .. })) => {
                 self.set(node, Value::Rows { node: x, stride: s, offset: oy });

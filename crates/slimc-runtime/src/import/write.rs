@@ -106,6 +106,10 @@ fn call(op: &Op, out: String) -> Call {
             "split",
             vec![positional("part", part.to_string()), slot("parts", "parts", parts.to_string(), *parts == 2)],
         ),
+        Op::Slice { start, end } => (
+            "slice",
+            vec![slot("start", "start", start.to_string(), *start == 0), slot("end", "end", end.to_string(), false)],
+        ),
         Op::Shuffle { groups } => ("shuffle", vec![slot("groups", "groups", groups.to_string(), *groups == 2)]),
         Op::Subsample { stride, offset } => (
             "subsample",
@@ -701,6 +705,8 @@ fn tied_widths(graph: &Graph) -> (Vec<String>, Vec<(String, u32)>) {
                 }
                 _ => Class::None,
             },
+            // Fixed channels: a slice ties nothing.
+            Op::Slice { .. } => Class::None,
             Op::Shuffle { .. } => {
                 let c = input(0);
                 if let Class::Concat(v) = &c {
@@ -746,10 +752,25 @@ fn tied_widths(graph: &Graph) -> (Vec<String>, Vec<(String, u32)>) {
     }
     let mut names: HashMap<usize, String> = HashMap::new();
     let mut widths = Vec::new();
+    // The producers of a map a slice reads are written `fixed(C)`: the slice pins them,
+    // and the file says so where the width is declared.
+    let mut pinned = vec![false; nodes.len()];
+    for n in nodes {
+        let (Op::Slice { .. }, Some(&j)) = (&n.op, n.inputs.first()) else { continue };
+        let producers = match &class[j] {
+            Class::Concat(v) => v.as_slice(),
+            c => std::slice::from_ref(c),
+        };
+        for c in producers {
+            if let Class::Own(p) = c {
+                pinned[*p] = true;
+            }
+        }
+    }
     let mut outs = Vec::with_capacity(nodes.len());
     for (i, n) in nodes.iter().enumerate() {
         if !tied[i] {
-            outs.push(n.channels.to_string());
+            outs.push(if pinned[i] { format!("fixed({})", n.channels) } else { n.channels.to_string() });
             continue;
         }
         let root = find(&mut parent, i);

@@ -17,6 +17,11 @@ pub fn split<B: Backend>(x: Tensor<B, 4>, part: u32, parts: u32) -> Tensor<B, 4>
     x.narrow(1, part as usize * c, c)
 }
 
+/// Channels `[start, end)` (a fixed input: see [`crate::ir::Op::Slice`]).
+pub fn slice<B: Backend>(x: Tensor<B, 4>, start: u32, end: u32) -> Tensor<B, 4> {
+    x.narrow(1, start as usize, (end - start) as usize)
+}
+
 /// ShuffleNet's channel shuffle: `[N, g, C/g, H, W]` transposed to `[N, C/g, g, H, W]`.
 pub fn shuffle<B: Backend>(x: Tensor<B, 4>, groups: u32) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();

@@ -454,6 +454,7 @@ impl<B: SlimBackend> SlimNet<B> {
             Op::Mul => inputs.into_iter().fold(x, merge::mul),
             Op::Concat => merge::concat(x, inputs),
             Op::Split { part, parts } => merge::split(x, *part, *parts),
+            Op::Slice { start, end } => merge::slice(x, *start, *end),
             Op::Shuffle { groups } => merge::shuffle(x, *groups),
             Op::Subsample { stride, offset } => merge::subsample(x, *stride, *offset),
             Op::ZeroPad => merge::zeropad(x, shape.out as usize),

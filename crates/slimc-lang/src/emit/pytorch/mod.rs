@@ -406,6 +406,7 @@ impl<'n> Emitter<'n> {
             | Op::Mul
             | Op::Concat
             | Op::Split { .. }
+            | Op::Slice { .. }
             | Op::Shuffle { .. }
             | Op::Subsample { .. } => return None,
         };
@@ -501,6 +502,7 @@ impl<'n> Emitter<'n> {
                 self.parts.insert(Part::Split);
                 f("_split", vec![part.to_string(), parts.to_string()])
             }
+            Op::Slice { start, end } => atom(format!("{x}[:, {start}:{end}]")),
             Op::Shuffle { groups } => {
                 self.parts.insert(Part::Shuffle);
                 f("_shuffle", vec![groups.to_string()])
