@@ -16,6 +16,10 @@ use crate::ir::{Op, Weights};
 use crate::runtime::params::{Affine, Kernel, Matrix, Scale};
 use crate::runtime::{BnSet, LayerParams, SlimNet};
 
+/// Why a file's tensors were matched by structure, which a mismatch's message says.
+const BY_STRUCTURE: &str =
+    "(its names are not the network's, so its modules were matched to the layers by shape, in the order their names count)";
+
 /// Why a weights file does not fit a network; each names the tensor.
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
@@ -36,20 +40,14 @@ pub enum WeightsError {
     NonFinite { path: PathBuf, name: String },
     /// Matched by structure ([`crate::import::state_dict`]): no module of the file has the
     /// shapes of this layer's tensors (or every such module went to an earlier layer).
-    #[error(
-        "{}: no tensor of the file fits `{name}` {shape:?} of `{network}` (its names are not the network's, so its modules were matched to the layers by shape, in the order their names count){nearest}",
-        path.display()
-    )]
+    #[error("{}: no tensor of the file fits `{name}` {shape:?} of `{network}` {BY_STRUCTURE}{nearest}", path.display())]
     Unmatched { path: PathBuf, name: String, shape: Vec<usize>, network: String, nearest: Box<str> },
     /// A BN variance that is not positive once ε is slimc's
     /// ([`crate::import::state_dict::shift_bn_eps`]).
     #[error("{}: `{name}` holds a variance that with BN ε {eps} is not positive", path.display())]
     Variance { path: PathBuf, name: String, eps: f64 },
     /// Matched by structure: this tensor's module was left over.
-    #[error(
-        "{}: tensor `{name}` {shape:?} fits no layer of `{network}` (its names are not the network's, so its modules were matched to the layers by shape, in the order their names count)",
-        path.display()
-    )]
+    #[error("{}: tensor `{name}` {shape:?} fits no layer of `{network}` {BY_STRUCTURE}", path.display())]
     Unplaced { path: PathBuf, name: String, shape: Vec<usize>, network: String },
 }
 
@@ -101,9 +99,19 @@ impl<B: Backend> SlimNet<B> {
             let copies = self.layers[id.index()].affine().map_or(1, |a| a.gamma.len());
             let per_switch =
                 copies > 1 && by_name.get(&format!("{}.weight", l.name)).is_some_and(|t| t.shape.len() == 2);
-            let mut take = |suffix: &str, expected: Vec<usize>| -> Result<HostTensor, WeightsError> {
+            // The layer's tensors in `tensor_shapes`' order; BN statistics are optional
+            // (slimc calibrates its own) but checked when there.
+            let mut got = Vec::new();
+            for (suffix, mut expected) in tensor_shapes(&l.op, weights) {
+                if per_switch && matches!(weights, Weights::Affine { .. }) {
+                    expected.insert(0, copies);
+                }
                 let name = format!("{}.{suffix}", l.name);
+                let stat = suffix.starts_with("running_");
                 let Some(t) = by_name.remove(&name) else {
+                    if stat {
+                        continue;
+                    }
                     return Err(WeightsError::Missing {
                         path: path.clone(),
                         name,
@@ -120,70 +128,44 @@ impl<B: Backend> SlimNet<B> {
                         expected,
                     });
                 }
-                if !t.data.iter().all(|v| v.is_finite()) {
+                if !stat && !t.data.iter().all(|v| v.is_finite()) {
                     return Err(WeightsError::NonFinite { path: path.clone(), name });
                 }
-                Ok(t)
-            };
+                if !stat {
+                    got.push(t);
+                }
+            }
+            let mut got = got.into_iter();
+            let mut next = || got.next().expect("tensor_shapes names every tensor the layer learns");
             let params = match weights {
                 Weights::None => LayerParams::None(std::marker::PhantomData),
-                Weights::Kernel { shape, bias } => {
-                    let weight = take("weight", shape.to_vec())?;
-                    let bias = bias.map(|o| take("bias", vec![o]).map(|b| b.to_tensor(device))).transpose()?;
-                    LayerParams::Kernel(Kernel {
-                        weight: Param::from_tensor(weight.to_tensor(device)),
-                        bias: bias.map(Param::from_tensor),
-                    })
-                }
-                Weights::Matrix { shape: [i, o], bias } => {
-                    let weight = transpose(&take("weight", vec![o, i])?);
-                    let bias = bias.map(|o| take("bias", vec![o]).map(|b| b.to_tensor(device))).transpose()?;
-                    LayerParams::Matrix(Matrix {
-                        weight: Param::from_tensor(weight.to_tensor(device)),
-                        bias: bias.map(Param::from_tensor),
-                    })
-                }
+                Weights::Kernel { bias, .. } => LayerParams::Kernel(Kernel {
+                    weight: Param::from_tensor(next().to_tensor(device)),
+                    bias: bias.map(|_| Param::from_tensor(next().to_tensor(device))),
+                }),
+                // PyTorch's `[out, in]`, stored `[in, out]`.
+                Weights::Matrix { bias, .. } => LayerParams::Matrix(Matrix {
+                    weight: Param::from_tensor(transpose(&next()).to_tensor(device)),
+                    bias: bias.map(|_| Param::from_tensor(next().to_tensor(device))),
+                }),
                 // Switchable BN: one row per switch, `[switches, C]`, or one `[C]` for all.
                 Weights::Affine { channels: c } => {
-                    let rows = |t: HostTensor| -> Vec<HostTensor> {
-                        if t.shape.len() == 2 {
+                    let rows = |t: HostTensor| -> Vec<Param<_>> {
+                        let rows = if t.shape.len() == 2 {
                             t.data.chunks(c).map(|r| HostTensor { shape: vec![c], data: r.to_vec() }).collect()
                         } else {
                             vec![t; copies]
-                        }
+                        };
+                        rows.iter().map(|r| Param::from_tensor(r.to_tensor(device))).collect()
                     };
-                    let shape = if per_switch { vec![copies, c] } else { vec![c] };
-                    let gamma = rows(take("weight", shape.clone())?);
-                    let beta = rows(take("bias", shape.clone())?);
-                    if l.op == Op::BatchNorm {
-                        for stat in ["running_mean", "running_var", "num_batches_tracked"] {
-                            if let Some(t) = by_name.remove(&format!("{}.{stat}", l.name)) {
-                                let expected = if stat == "num_batches_tracked" { vec![] } else { shape.clone() };
-                                if t.shape != expected {
-                                    return Err(WeightsError::Shape {
-                                        path: path.clone(),
-                                        name: format!("{}.{stat}", l.name),
-                                        layer: l.name.clone(),
-                                        got: t.shape,
-                                        expected,
-                                    });
-                                }
-                            }
-                        }
-                    }
-                    LayerParams::Affine(Affine {
-                        gamma: gamma.iter().map(|g| Param::from_tensor(g.to_tensor(device))).collect(),
-                        beta: beta.iter().map(|b| Param::from_tensor(b.to_tensor(device))).collect(),
-                    })
+                    LayerParams::Affine(Affine { gamma: rows(next()), beta: rows(next()) })
                 }
                 // As stored: `[C, positions]`.
-                Weights::Table { shape } => {
-                    let weight = take("weight", shape.to_vec())?;
-                    LayerParams::Matrix(Matrix { weight: Param::from_tensor(weight.to_tensor(device)), bias: None })
+                Weights::Table { .. } => {
+                    LayerParams::Matrix(Matrix { weight: Param::from_tensor(next().to_tensor(device)), bias: None })
                 }
-                Weights::Scale { channels: c } => {
-                    let gamma = take("weight", vec![c])?;
-                    LayerParams::Scale(Scale { gamma: Param::from_tensor(gamma.to_tensor(device)) })
+                Weights::Scale { .. } => {
+                    LayerParams::Scale(Scale { gamma: Param::from_tensor(next().to_tensor(device)) })
                 }
             };
             layers.push(params);

@@ -47,11 +47,8 @@ pub fn by_structure(
     path: &Path,
 ) -> Result<(Vec<(String, HostTensor)>, usize), WeightsError> {
     let layers = wanted(net);
-    let own: BTreeSet<String> = layers
-        .iter()
-        .flat_map(|(layer, want)| want.iter().map(move |(role, _)| format!("{layer}.{role}")))
-        .chain(layers.iter().map(|(layer, _)| format!("{layer}.num_batches_tracked")))
-        .collect();
+    let own: BTreeSet<String> =
+        layers.iter().flat_map(|(layer, want)| want.iter().map(move |(role, _)| format!("{layer}.{role}"))).collect();
     if tensors.is_empty() || tensors.iter().any(|(name, _)| own.contains(name)) {
         return Ok((tensors, 0));
     }
