@@ -1231,6 +1231,11 @@ fn a_teachers_targets_replace_the_largest_widths_softmax() {
     let widths = Sandwich::default().widths(&model, &mut StdRng::seed_from_u64(5)).unwrap();
     let opts = StepOptions { distill: true, lr: 0.1, weight_decay: 5e-4, label_smoothing: 0.1 };
     let targets = Tensor::<CpuTrain, 2>::from_inner(teacher.targets(x.clone().inner()).unwrap());
+    // A data-parallel replica's copy of the teacher gives the same targets.
+    let forked = teacher.fork(&device).targets(x.clone().inner()).unwrap();
+    let (a, b): (Vec<f32>, Vec<f32>) =
+        (targets.clone().inner().into_data().to_vec().unwrap(), forked.into_data().to_vec().unwrap());
+    assert_eq!(a, b, "a forked teacher's targets");
     // `gradients` takes the graph locks itself; only the loss built here runs `alone`.
     let (g, _) = gradients_from(&model, x.clone(), y.clone(), &widths, &opts, Some(targets.clone())).unwrap().unwrap();
     let (own, _) = gradients(&model, x.clone(), y.clone(), &widths, &opts).unwrap().unwrap();

@@ -43,6 +43,13 @@ fn is_identity(order: &[u32]) -> bool {
     order.iter().enumerate().all(|(i, &v)| i == v as usize)
 }
 
+/// Channels `[start, end)` of an input in order `input`, renumbered from 0; `None` when
+/// the order brought channels from outside the range into it (a split's part, a slice).
+fn piece(input: &[u32], start: u32, end: u32) -> Option<Vec<u32>> {
+    let piece = input.get(start as usize..end as usize).unwrap_or(&[]);
+    piece.iter().all(|&c| (start..end).contains(&c)).then(|| piece.iter().map(|&c| c - start).collect())
+}
+
 impl Network {
     /// Orders each search dimension's channels by `scores` (per dimension, one score per
     /// full-width channel; higher first, ties in declared order) where the network lets
@@ -203,21 +210,12 @@ impl Network {
                 }
                 Op::Split { part, parts } => {
                     let n = input(0).len() as u32 / (*parts).max(1);
-                    let start = part * n;
-                    let piece = input(0).get(start as usize..(start + n) as usize).unwrap_or(&[]);
-                    if piece.iter().any(|&c| c < start || c >= start + n) {
-                        return Err(conflict("a split's part would take channels of another part"));
-                    }
-                    piece.iter().map(|&c| c - start).collect()
+                    piece(input(0), part * n, part * n + n)
+                        .ok_or_else(|| conflict("a split's part would take channels of another part"))?
                 }
-                // Its input is fixed, so in its declared order; the check stays for safety.
-                Op::Slice { start, end } => {
-                    let piece = input(0).get(*start as usize..*end as usize).unwrap_or(&[]);
-                    if piece.iter().any(|&c| c < *start || c >= *end) {
-                        return Err(conflict("a slice would take channels from outside it"));
-                    }
-                    piece.iter().map(|&c| c - start).collect()
-                }
+                // Its input is fixed, so in its declared order; checked all the same.
+                Op::Slice { start, end } => piece(input(0), *start, *end)
+                    .ok_or_else(|| conflict("a slice would take channels from outside it"))?,
                 Op::Shuffle { groups } => {
                     let (g, n) = (*groups.max(&1), input(0).len() as u32);
                     let per = n / g;

@@ -64,13 +64,10 @@ pub fn validate(net: &Network) -> Result<(), IrError> {
             return Err(IrError::FullWidth { layer: l.name.clone(), at_full, declared: l.channels });
         }
         if let Op::Slice { start, end } = l.op {
-            let fixed = |w: &Width| {
-                let mut ds = Vec::new();
-                w.dims(&mut ds);
-                ds.is_empty()
-            };
+            // `ds`: the slice's own dimensions; its input's must be none either.
             let input = &net.layers[l.inputs[0]];
-            if start >= end || end > input.channels || !fixed(&l.width) || !fixed(&input.width) {
+            input.width.dims(&mut ds);
+            if start >= end || end > input.channels || !ds.is_empty() {
                 return Err(IrError::Slice(l.name.clone()));
             }
         }

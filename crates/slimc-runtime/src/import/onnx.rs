@@ -1019,10 +1019,10 @@ impl Reader<'_> {
             Some(s) => s,
             None => self.konst(node, 1)?.map(|c| c.ints()).unwrap_or_default(),
         };
-        let equal = sizes.is_empty() || sizes.iter().all(|&s| s == i64::from(c / parts));
         if parts == 0 || sizes.is_empty() && c % parts != 0 {
             return Err(self.unsupported(node, format!("{c} channels do not split into {parts} equal parts")));
         }
+        let equal = c % parts == 0 && (sizes.is_empty() || sizes.iter().all(|&s| s == i64::from(c / parts)));
         if !equal
             && (sizes.len() != parts as usize
                 || sizes.iter().any(|&s| s < 1)
@@ -1032,13 +1032,14 @@ impl Reader<'_> {
                 self.unsupported(node, format!("its sizes {sizes:?} do not split {c} channels into {parts} parts"))
             );
         }
-        let mut start = 0;
+        let (mut start, mut ranges) = (0, Vec::new());
         for (part, out) in node.output.iter().enumerate() {
             // Equal parts slim; unequal ones are fixed slices, which pin the map they read.
             let (op, n) = if equal {
                 (Op::Split { part: part as u32, parts }, c / parts)
             } else {
                 let n = sizes[part] as u32;
+                ranges.push([start, start + n]);
                 (Op::Slice { start, end: start + n }, n)
             };
             start += n;
@@ -1047,11 +1048,6 @@ impl Reader<'_> {
             self.values.insert(out.clone(), Value::Map(id));
         }
         if !equal {
-            let ends = sizes.iter().scan(0, |end, &s| {
-                *end += s as u32;
-                Some(*end)
-            });
-            let ranges = std::iter::once(0).chain(ends.clone()).zip(ends).map(|(a, b)| [a, b]).collect();
             self.graph.pinned.push(Pinned { node: node_name(node), op: node.op_type.clone(), channels: c, ranges });
         }
         Ok(())

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use burn::module::Module;
 use burn::tensor::activation::softmax;
 use burn::tensor::Tensor;
 
@@ -13,13 +14,11 @@ use crate::export::HostTensor;
 use crate::ir::Network;
 use crate::runtime::{BnSet, Mode, RuntimeError, SlimBackend, SlimNet, WidthConfig};
 
-/// The teacher on one device, and the tensors it was built from (a replica on another
-/// device builds its own from them).
+/// The teacher on one device.
 pub struct Teacher<B: SlimBackend> {
     model: SlimNet<B>,
     stats: BnSet<B>,
     full: WidthConfig,
-    tensors: Arc<Vec<(String, HostTensor)>>,
 }
 
 impl<B: SlimBackend> Teacher<B> {
@@ -35,17 +34,18 @@ impl<B: SlimBackend> Teacher<B> {
         let mut model = SlimNet::<B>::new(net.clone(), Vec::new(), 0, device);
         let stats =
             model.named_stats(&tensors, device).ok_or_else(|| TrainError::TeacherStats { path: path.to_path_buf() })?;
-        model.load_named(tensors.clone(), path, device)?;
+        model.load_named(tensors, path, device)?;
         let full = WidthConfig::new(net.full_width());
-        Ok(Teacher { model, stats, full, tensors: Arc::new(tensors) })
+        Ok(Teacher { model, stats, full })
     }
 
     /// The same teacher on `device`.
     pub fn fork(&self, device: &B::Device) -> Teacher<B> {
-        let mut model = SlimNet::<B>::new(self.model.net.clone(), Vec::new(), 0, device);
-        let stats = model.named_stats(&self.tensors, device).expect("checked when the teacher was made");
-        model.load_named((*self.tensors).clone(), Path::new("teacher"), device).expect("checked when made");
-        Teacher { model, stats, full: self.full.clone(), tensors: self.tensors.clone() }
+        Teacher {
+            model: self.model.clone().fork(device),
+            stats: BnSet::from_host(&self.stats.to_host(), device),
+            full: self.full.clone(),
+        }
     }
 
     /// The teacher's class probabilities on a batch (no gradient flows back through them).
