@@ -364,6 +364,13 @@ pub fn matched(
     tensors: Vec<(String, HostTensor)>,
 ) -> Result<Vec<(String, HostTensor)>, Failure> {
     let (tensors, modules) = state_dict::by_structure(net, tensors, path).map_err(fail)?;
+    say_matched(net, path, modules);
+    Ok(tensors)
+}
+
+/// Says on stderr how many modules of the weights in `path` were matched to `net`'s
+/// layers by structure (nothing when the file used the layers' names).
+pub fn say_matched(net: &Network, path: &Path, modules: usize) {
     if modules > 0 {
         eprintln!(
             "{}: {modules} modules matched to the layers of `{}` by structure (the names are not the network's)",
@@ -371,7 +378,6 @@ pub fn matched(
             net.name
         );
     }
-    Ok(tensors)
 }
 
 /// `--init`'s tensors for `net`, with each search dimension's channels ranked by `order`;

@@ -596,8 +596,9 @@ fn fresh<B: SlimAutodiff>(a: &TrainArgs, dev: &B::Device) -> Result<(Run<B>, Pat
     // The teacher's weights, read and matched before the run exists.
     let teacher = match &a.teacher {
         Some(path) => {
-            let tensors = super::matched(&net, path, named::read_file(path).map_err(fail)?)?;
-            Some(Teacher::new(Arc::new(net.clone()), tensors, path, dev).map_err(fail)?)
+            let (teacher, modules) = Teacher::load(Arc::new(net.clone()), path, dev).map_err(fail)?;
+            super::say_matched(&net, path, modules);
+            Some(teacher)
         }
         None => None,
     };

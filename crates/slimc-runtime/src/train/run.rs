@@ -355,11 +355,7 @@ impl<B: SlimAutodiff> Run<B> {
             .map_err(|e| CheckpointError::Corrupt { path: path.with_extension("mpk"), reason: e.to_string() })?;
         let optim = optimizer::<B>(&state.options).load_record(record);
         let teacher = match &state.options.teacher {
-            Some(path) => {
-                let tensors = crate::export::named::read_file(path)?;
-                let (tensors, _) = crate::import::state_dict::by_structure(&model.net, tensors, path)?;
-                Some(Teacher::new(model.net.clone(), tensors, path, device)?)
-            }
+            Some(path) => Some(Teacher::load(model.net.clone(), path, device)?.0),
             None => None,
         };
         Ok(Run { model, meta, state, optim, teacher })

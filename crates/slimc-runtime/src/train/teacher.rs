@@ -39,6 +39,15 @@ impl<B: SlimBackend> Teacher<B> {
         Ok(Teacher { model, stats, full })
     }
 
+    /// The teacher of `net` from the weights file at `path` (any file `--init` takes: a
+    /// PyTorch `state_dict` under its own module names is matched to the layers by
+    /// structure), with the number of modules so matched (0 when the names are `net`'s).
+    pub fn load(net: Arc<Network>, path: &Path, device: &B::Device) -> Result<(Teacher<B>, usize), TrainError> {
+        let tensors = crate::export::named::read_file(path)?;
+        let (tensors, modules) = crate::import::state_dict::by_structure(&net, tensors, path)?;
+        Ok((Teacher::new(net, tensors, path, device)?, modules))
+    }
+
     /// The same teacher on `device`.
     pub fn fork(&self, device: &B::Device) -> Teacher<B> {
         Teacher {
