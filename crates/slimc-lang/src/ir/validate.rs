@@ -64,7 +64,7 @@ pub fn validate(net: &Network) -> Result<(), IrError> {
             return Err(IrError::FullWidth { layer: l.name.clone(), at_full, declared: l.channels });
         }
         if let Op::Slice { start, end } = l.op {
-            // `ds`: the slice's own dimensions; its input's must be none either.
+            // `ds` holds the slice's own dimensions; with its input's added it must be empty.
             let input = &net.layers[l.inputs[0]];
             input.width.dims(&mut ds);
             if start >= end || end > input.channels || !ds.is_empty() {

@@ -309,7 +309,7 @@ impl<'a> Elab<'a, '_> {
                 self.node(Op::Split { part, parts }, &[&t], (term, t.c / parts, t.origin), [t.h, t.w], span, false)
             }
             // Channels [start, end) of a width that no longer slims: the input is pinned at
-            // its full-width count (W0302 when it was slimmable), the output is fixed.
+            // its full-width count (W0306 when it was slimmable), the output is fixed.
             OpKind::Slice => {
                 let c = i64::from(t.c);
                 let Some(start) = self.int_arg(args, "start", 0, 0, c - 1) else { return Ok(Value::Poison) };

@@ -202,19 +202,10 @@ fn layer(g: &mut Graph, l: &Layer, input_hw: [u32; 2], s: LayerShape, p: &FixedP
         }
         Op::Concat => g.node("Concat", ins, &out, vec![int("axis", 1)]),
         Op::Split { part, parts } => {
-            let c = i64::from(s.in_c / parts);
-            let start = i64::from(*part) * c;
-            let starts = g.int64s(&format!("{out}.starts"), &[start]);
-            let ends = g.int64s(&format!("{out}.ends"), &[start + c]);
-            let axes = g.int64s(&format!("{out}.axes"), &[1]);
-            g.node("Slice", vec![x, starts, ends, axes], &out, vec![])
+            let c = s.in_c / parts;
+            g.channels(x, &out, part * c, part * c + c)
         }
-        Op::Slice { start, end } => {
-            let starts = g.int64s(&format!("{out}.starts"), &[i64::from(*start)]);
-            let ends = g.int64s(&format!("{out}.ends"), &[i64::from(*end)]);
-            let axes = g.int64s(&format!("{out}.axes"), &[1]);
-            g.node("Slice", vec![x, starts, ends, axes], &out, vec![])
-        }
+        Op::Slice { start, end } => g.channels(x, &out, *start, *end),
         Op::Shuffle { groups } => {
             let (gr, c) = (i64::from(*groups), i64::from(s.in_c));
             let [lh, lw] = l.hw.map(i64::from);
@@ -487,6 +478,14 @@ impl Graph {
     fn floats(&mut self, name: &str, v: &[f32]) -> String {
         let raw = v.iter().flat_map(|x| x.to_le_bytes()).collect();
         self.constant(name, vec![v.len() as i64], data_type::FLOAT, raw)
+    }
+
+    /// Channels `[start, end)` of `x`: a Slice on axis 1 named `out`.
+    fn channels(&mut self, x: String, out: &str, start: u32, end: u32) -> String {
+        let starts = self.int64s(&format!("{out}.starts"), &[i64::from(start)]);
+        let ends = self.int64s(&format!("{out}.ends"), &[i64::from(end)]);
+        let axes = self.int64s(&format!("{out}.axes"), &[1]);
+        self.node("Slice", vec![x, starts, ends, axes], out, vec![])
     }
 
     fn int64s(&mut self, name: &str, v: &[i64]) -> String {

@@ -348,6 +348,12 @@ impl Reader<'_> {
         id
     }
 
+    /// `node` took channel ranges of a map of `channels` that are not equal parts: a
+    /// warning of the import ([`Pinned`]).
+    fn pinned(&mut self, node: &NodeProto, channels: u32, ranges: Vec<[u32; 2]>) {
+        self.graph.pinned.push(Pinned { node: node_name(node), op: node.op_type.clone(), channels, ranges });
+    }
+
     /// A channel count the language allows (1..=65,536), or an error naming the node.
     fn channels(&self, node: &NodeProto, c: u64) -> Result<u32, ImportError> {
         if (1..=MAX_CHANNELS).contains(&c) {
@@ -1048,7 +1054,7 @@ impl Reader<'_> {
             self.values.insert(out.clone(), Value::Map(id));
         }
         if !equal {
-            self.graph.pinned.push(Pinned { node: node_name(node), op: node.op_type.clone(), channels: c, ranges });
+            self.pinned(node, c, ranges);
         }
         Ok(())
     }
@@ -1113,13 +1119,7 @@ impl Reader<'_> {
                     // Not one of equal parts: a fixed slice, which pins the map it reads.
                     let (start, end) = (s as u32, e as u32);
                     self.push(node, Op::Slice { start, end }, vec![x], end - start, [h, w]);
-                    let pinned = Pinned {
-                        node: node_name(node),
-                        op: node.op_type.clone(),
-                        channels: c,
-                        ranges: vec![[start, end]],
-                    };
-                    self.graph.pinned.push(pinned);
+                    self.pinned(node, c, vec![[start, end]]);
                 }
             }
             (None, Some((s, oy)), None) if !matches!(v, Some(Value::Rows { .. })) => {
